@@ -1,0 +1,1 @@
+"""openmarkets: the OpenMarkets liquidity stream client."""
