@@ -16,8 +16,8 @@ from typing import Final
 
 __all__ = [
     "COUNT_SCALE",
-    "PRICE_SCALE",
     "ONE_DOLLAR_TICKS",
+    "PRICE_SCALE",
     "cents_to_ticks",
     "contracts_to_units",
     "count_units",
@@ -42,7 +42,7 @@ def _parse_scaled(text: str, decimals: int, what: str) -> int:
     negative = s.startswith("-")
     if negative or s.startswith("+"):
         s = s[1:]
-    whole, dot, frac = s.partition(".")
+    whole, _dot, frac = s.partition(".")
     if not whole and not frac:
         raise ValueError(f"{what} {text[:40]!r} is not a decimal number")
     if len(frac) > decimals:

@@ -97,7 +97,9 @@ class KalshiConfig:
     @classmethod
     def production(cls, **options: Any) -> KalshiConfig:
         """The live exchange."""
-        return cls(rest_url=f"https://{PRODUCTION_HOST}{REST_PATH}", ws_url=f"wss://{PRODUCTION_HOST}{WS_PATH}", **options)
+        return cls(
+            rest_url=f"https://{PRODUCTION_HOST}{REST_PATH}", ws_url=f"wss://{PRODUCTION_HOST}{WS_PATH}", **options
+        )
 
     @classmethod
     def demo(cls, **options: Any) -> KalshiConfig:
