@@ -1,0 +1,75 @@
+"""Base class of every generated REST model, and the description of one REST operation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Literal
+
+import msgspec
+
+__all__ = ["Model", "Operation"]
+
+
+class Model(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A REST request or response body.
+
+    Decoding is tolerant: unknown fields are ignored and missing optional fields default to
+    ``None``. Money stays exact: ``*_dollars`` and ``*_fp`` fields are the wire strings, and
+    :meth:`decimal` turns one into a :class:`~decimal.Decimal`. Optional fields left at ``None``
+    are not sent.
+    """
+
+    def decimal(self, name: str) -> Decimal | None:
+        """The value of field ``name`` as a Decimal (``None`` when the field is null).
+
+        Args:
+            name: a field such as ``"yes_bid_dollars"`` or ``"count_fp"``.
+
+        Raises:
+            AttributeError: the model has no field ``name``.
+            ValueError: the field holds something that is not a decimal number.
+        """
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"{type(self).__name__}.{name} is not a number: {value!r}")
+        try:
+            return Decimal(value)
+        except InvalidOperation as exc:
+            raise ValueError(f"{type(self).__name__}.{name} is not a decimal number: {value!r}") from exc
+
+
+Lane = Literal["read", "write"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Operation:
+    """One operation of openapi.yaml, as the client needs it at run time.
+
+    Attributes:
+        operation_id: the spec's operationId, e.g. ``"GetMarkets"``.
+        method: HTTP method in upper case.
+        path: path template below the API prefix, e.g. ``"/markets/{ticker}"``.
+        tag: the spec tag the operation is grouped under.
+        requires_auth: the spec's ``security`` demands a signed request.
+        deprecated: the spec marks the operation deprecated.
+        lane: the rate-limit bucket the request draws from (GET reads, everything else writes).
+        cost: tokens one request costs (or one item of a batch, see ``cost_per_item``).
+        cost_per_item: name of the body list whose length multiplies ``cost`` (batch calls).
+        note: what the spec says to use instead of a deprecated operation.
+    """
+
+    operation_id: str
+    method: str
+    path: str
+    tag: str
+    requires_auth: bool
+    deprecated: bool = False
+    lane: Lane = "read"
+    cost: int = 10
+    cost_per_item: str | None = None
+    note: str = ""

@@ -1,0 +1,396 @@
+"""Bounded per-subscription message queues and what they do when the consumer falls behind.
+
+:class:`MessageQueue` sits between the receive loop (producer) and one subscription's iterator (consumer). It is
+on the hot path, so it is built from a :class:`collections.deque` and at most one future per waiting side: a
+message put while the consumer is busy costs an append and no allocation; a future is created only when the
+consumer (or a BLOCK producer) actually has to wait.
+
+Overflow strategies (:class:`OverflowStrategy`), applied when ``maxsize`` messages are pending:
+
+* ``DROP_OLDEST``: evict the oldest pending message, keep the new one (latest-wins channels such as ticker).
+* ``ERROR``: refuse the new message with :class:`~kalshi.errors.KalshiBackpressureError`.
+* ``CONFLATE``: every message has a key (``conflate_key``, e.g. its market ticker). A new message replaces the
+  pending one with the same key *in place*, at any fill level, keeping that key's position in the queue; the
+  consumer sees the newest value per key and the queue never holds more messages than there are keys. When the
+  queue is full of distinct keys, the oldest is evicted as in ``DROP_OLDEST``.
+* ``BLOCK``: nothing is ever lost. ``put_nowait`` always accepts (so a synchronous frame callback can hand over
+  what it already holds) and the producer must then honour :attr:`MessageQueue.is_full` by pausing its source
+  and awaiting :meth:`MessageQueue.wait_for_space`; ``await put()`` does that itself. Used for sequenced
+  channels, where a missing message would corrupt the book. The overshoot past ``maxsize`` is bounded by what
+  the producer had in hand when it saw ``is_full``.
+
+Closing is graceful: after :meth:`MessageQueue.close` the pending messages are still delivered, then iteration
+stops. :meth:`MessageQueue.fail` does the same but ends the iteration by raising the given exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Any, Final, Generic, NoReturn, TypeVar
+
+from kalshi.errors import KalshiBackpressureError, KalshiConfigError, KalshiError
+
+__all__ = ["MessageQueue", "OverflowStrategy", "QueueClosed"]
+
+T = TypeVar("T")
+
+DEFAULT_MAXSIZE: Final = 1000
+
+
+class OverflowStrategy(enum.Enum):
+    """What a full :class:`MessageQueue` does with a new message."""
+
+    DROP_OLDEST = "drop_oldest"
+    """Evict the oldest pending message (ring buffer)."""
+    ERROR = "error"
+    """Raise :class:`~kalshi.errors.KalshiBackpressureError` from the producer."""
+    CONFLATE = "conflate"
+    """Replace the pending message with the same key; evict the oldest when all keys differ."""
+    BLOCK = "block"
+    """Never drop: the producer pauses until the consumer has drained half the queue."""
+
+
+def _no_key(item: object) -> Hashable:
+    raise AssertionError("conflate_key called outside CONFLATE")
+
+
+class QueueClosed(KalshiError):
+    """``get()`` was called on a closed queue with nothing left to deliver."""
+
+
+class MessageQueue(Generic[T]):
+    """A bounded async queue with an overflow strategy; also an async iterator over its messages.
+
+    One consumer is the intended use, but several concurrent consumers are safe (each message goes to one).
+
+    Example::
+
+        queue: MessageQueue[TickerMessage] = MessageQueue(maxsize=1000)
+        queue.put_nowait(msg)          # producer (sync, e.g. from a frame callback)
+        async for msg in queue:        # consumer; ends after close() once drained
+            ...
+    """
+
+    __slots__ = (
+        "_closed",
+        "_failure",
+        "_getter",
+        "_index",
+        "_items",
+        "_key",
+        "_low_water",
+        "_maxsize",
+        "_overflow",
+        "_putter",
+        "conflated",
+        "delivered",
+        "dropped",
+    )
+
+    def __init__(
+        self,
+        maxsize: int = DEFAULT_MAXSIZE,
+        overflow: OverflowStrategy = OverflowStrategy.DROP_OLDEST,
+        conflate_key: Callable[[T], Hashable] | None = None,
+    ) -> None:
+        """Create an empty queue.
+
+        Args:
+            maxsize: Most messages held before the overflow strategy applies (>= 1).
+            overflow: What to do when full, see :class:`OverflowStrategy`.
+            conflate_key: Key of a message for ``CONFLATE`` (required there, refused otherwise).
+
+        Raises:
+            KalshiConfigError: ``maxsize`` < 1, an unknown strategy, or ``conflate_key`` missing for CONFLATE
+                or given for another strategy.
+        """
+        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
+            raise KalshiConfigError(f"maxsize must be an int >= 1, got {maxsize!r}")
+        if not isinstance(overflow, OverflowStrategy):
+            raise KalshiConfigError(f"overflow must be an OverflowStrategy, got {overflow!r}")
+        if overflow is OverflowStrategy.CONFLATE and conflate_key is None:
+            raise KalshiConfigError("OverflowStrategy.CONFLATE needs conflate_key=, e.g. lambda m: m.msg.market_ticker")
+        if overflow is not OverflowStrategy.CONFLATE and conflate_key is not None:
+            raise KalshiConfigError("conflate_key is only used with OverflowStrategy.CONFLATE")
+        self._maxsize = maxsize
+        self._overflow = overflow
+        self._key: Callable[[T], Hashable] = conflate_key if conflate_key is not None else _no_key
+        # CONFLATE keeps keys in _items and the newest message per key in _index, so a replacement is a dict
+        # store that leaves the key's queue position alone. Other strategies keep messages in _items.
+        self._items: deque[Any] = deque()
+        self._index: dict[Hashable, T] | None = {} if conflate_key is not None else None
+        # A paused BLOCK producer resumes at half capacity, not at the first free slot, so it resumes for a
+        # batch instead of flapping pause/resume on every message.
+        self._low_water = maxsize // 2
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._failure: BaseException | None = None
+        self.dropped = 0
+        """Messages lost: evicted, refused under ERROR, or put after close."""
+        self.conflated = 0
+        """Messages superseded in place by a newer one with the same key (CONFLATE)."""
+        self.delivered = 0
+        """Messages handed to a consumer."""
+
+    # -- introspection -------------------------------------------------------------------------------------
+
+    @property
+    def maxsize(self) -> int:
+        """The capacity at which the overflow strategy applies."""
+        return self._maxsize
+
+    @property
+    def overflow(self) -> OverflowStrategy:
+        """The overflow strategy."""
+        return self._overflow
+
+    @property
+    def is_full(self) -> bool:
+        """True when ``maxsize`` or more messages are pending (BLOCK producers must pause)."""
+        return len(self._items) >= self._maxsize
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` or :meth:`fail` (pending messages may still be delivered)."""
+        return self._closed
+
+    def qsize(self) -> int:
+        """Number of pending messages."""
+        return len(self._items)
+
+    def empty(self) -> bool:
+        """True when no message is pending."""
+        return not self._items
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (
+            f"MessageQueue({state}, {len(self._items)}/{self._maxsize}, {self._overflow.name}, "
+            f"delivered={self.delivered}, dropped={self.dropped}, conflated={self.conflated})"
+        )
+
+    # -- producer ------------------------------------------------------------------------------------------
+
+    def put_nowait(self, item: T) -> bool:
+        """Add a message without waiting, applying the overflow strategy if full.
+
+        Args:
+            item: The message.
+
+        Returns:
+            False if a message was lost (the oldest evicted, or ``item`` itself because the queue is closed);
+            True otherwise, including when CONFLATE replaced a pending message with the same key (counted in
+            :attr:`conflated`). Under BLOCK it always accepts: check :attr:`is_full` afterwards.
+
+        Raises:
+            KalshiBackpressureError: Under ERROR when the queue is full (``item`` is not added).
+        """
+        if self._closed:
+            self.dropped += 1
+            return False
+        items = self._items
+        kept = True
+        index = self._index
+        if index is not None:
+            key = self._key(item)
+            if key in index:
+                index[key] = item
+                self.conflated += 1
+                return True
+            if len(items) >= self._maxsize:
+                del index[items.popleft()]
+                self.dropped += 1
+                kept = False
+            items.append(key)
+            index[key] = item
+        else:
+            if len(items) >= self._maxsize:
+                overflow = self._overflow
+                if overflow is OverflowStrategy.DROP_OLDEST:
+                    items.popleft()
+                    self.dropped += 1
+                    kept = False
+                elif overflow is OverflowStrategy.ERROR:
+                    self.dropped += 1
+                    raise KalshiBackpressureError(
+                        f"message queue full ({self._maxsize} pending): the consumer is too slow; consume faster, "
+                        "raise maxsize, or choose another OverflowStrategy"
+                    )
+                # BLOCK: accept past maxsize; the producer pauses its source when it sees is_full.
+            items.append(item)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+        return kept
+
+    async def put(self, item: T) -> bool:
+        """Add a message; under BLOCK, first wait while the queue is full.
+
+        Args:
+            item: The message.
+
+        Returns:
+            As :meth:`put_nowait`.
+
+        Raises:
+            KalshiBackpressureError: Under ERROR when the queue is full.
+        """
+        if self._overflow is OverflowStrategy.BLOCK:
+            while len(self._items) >= self._maxsize and not self._closed:
+                await self.wait_for_space()
+        return self.put_nowait(item)
+
+    async def wait_for_space(self) -> None:
+        """Wait until a full queue has drained to half its capacity, or is closed.
+
+        Returns at once if the queue is not full. Cancelling the wait leaves nothing behind.
+        """
+        if len(self._items) < self._maxsize or self._closed:
+            return
+        while len(self._items) > self._low_water and not self._closed:
+            putter = self._putter
+            if putter is None:
+                putter = self._putter = asyncio.get_running_loop().create_future()
+            await self._await_shared(putter, is_getter=False)
+
+    # -- consumer ------------------------------------------------------------------------------------------
+
+    def get_nowait(self) -> T:
+        """Take the oldest pending message without waiting.
+
+        Returns:
+            The message.
+
+        Raises:
+            asyncio.QueueEmpty: Nothing is pending and the queue is open.
+            QueueClosed: Nothing is pending and the queue was closed.
+            BaseException: The exception given to :meth:`fail`, once nothing is pending.
+        """
+        if self._items:
+            return self._pop()
+        if self._closed:
+            self._raise_closed()
+        raise asyncio.QueueEmpty
+
+    async def get(self) -> T:
+        """Take the oldest pending message, waiting for one if needed.
+
+        Returns:
+            The message.
+
+        Raises:
+            QueueClosed: The queue was closed and everything was delivered.
+            BaseException: The exception given to :meth:`fail`, once everything was delivered.
+        """
+        while not self._items:
+            if self._closed:
+                self._raise_closed()
+            await self._wait_for_item()
+        return self._pop()
+
+    def __aiter__(self) -> MessageQueue[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        items = self._items
+        while not items:
+            if self._closed:
+                if self._failure is not None:
+                    raise self._failure
+                raise StopAsyncIteration
+            await self._wait_for_item()
+        # _pop() inlined: this runs once per message.
+        head = items.popleft()
+        index = self._index
+        item: T = head if index is None else index.pop(head)
+        self.delivered += 1
+        if self._putter is not None and len(items) <= self._low_water:
+            self._wake_putter()
+        return item
+
+    # -- shutdown ------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop accepting messages; consumers get the pending ones, then the iteration ends.
+
+        Wakes a waiting consumer and a waiting BLOCK producer. Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_getter()
+        self._wake_putter()
+
+    def fail(self, exc: BaseException) -> None:
+        """Close with a terminal error: after the pending messages, consumers get ``exc`` raised.
+
+        Ignored if the queue is already closed (the first ending wins).
+
+        Args:
+            exc: The exception to raise from the iterator and from ``get()``.
+        """
+        if self._closed:
+            return
+        self._failure = exc
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _pop(self) -> T:
+        items = self._items
+        head = items.popleft()
+        index = self._index
+        item: T = head if index is None else index.pop(head)
+        self.delivered += 1
+        if self._putter is not None and len(items) <= self._low_water:
+            self._wake_putter()
+        return item
+
+    def _raise_closed(self) -> NoReturn:
+        if self._failure is not None:
+            raise self._failure
+        raise QueueClosed("the message queue is closed and fully delivered")
+
+    def _wake_getter(self) -> None:
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    def _wake_putter(self) -> None:
+        putter = self._putter
+        if putter is not None:
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
+
+    async def _wait_for_item(self) -> None:
+        getter = self._getter
+        if getter is None:
+            getter = self._getter = asyncio.get_running_loop().create_future()
+        await self._await_shared(getter, is_getter=True)
+
+    async def _await_shared(self, future: asyncio.Future[None], *, is_getter: bool) -> None:
+        """Await a future shared by every waiter on one side, surviving another waiter's cancellation."""
+        try:
+            await future
+        except asyncio.CancelledError:
+            # Cancelling a task cancels the future it awaits, which is shared: drop it so the next waiter makes
+            # a fresh one, and leave no pending future behind.
+            if is_getter:
+                if self._getter is future:
+                    self._getter = None
+            elif self._putter is future:
+                self._putter = None
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            # This task was not cancelled: the shared future was cancelled on behalf of another waiter.
+            # Return; the caller re-checks its condition and waits again if needed.
