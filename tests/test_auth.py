@@ -124,9 +124,7 @@ def test_ed25519_headers_verify(ed_key: ed25519.Ed25519PrivateKey) -> None:
         ("http://127.0.0.1:8000", "/"),
     ],
 )
-def test_query_string_and_origin_are_not_signed(
-    ed_key: ed25519.Ed25519PrivateKey, path: str, signed_path: str
-) -> None:
+def test_query_string_and_origin_are_not_signed(ed_key: ed25519.Ed25519PrivateKey, path: str, signed_path: str) -> None:
     auth = KalshiAuth(KEY_ID, ed_key, clock=fixed_clock())
     signature = base64.b64decode(auth.headers("get", path)[HEADER_SIGNATURE])
     ed_key.public_key().verify(signature, f"{TS}GET{signed_path}".encode())
@@ -432,9 +430,7 @@ def test_from_env_reads_a_given_mapping(ed_key: object) -> None:
         ({"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY": "garbage"}, "not PEM"),
     ],
 )
-def test_from_env_errors_name_what_to_set(
-    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
-) -> None:
+def test_from_env_errors_name_what_to_set(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str) -> None:
     clear_env(monkeypatch)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

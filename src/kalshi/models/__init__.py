@@ -1,1 +1,5 @@
-"""kalshi.models"""
+"""Shared and public models of kalshi-kit."""
+
+from kalshi.models.markets import Orderbook, PriceLevel, Side
+
+__all__ = ["Orderbook", "PriceLevel", "Side"]

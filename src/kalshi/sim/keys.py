@@ -87,7 +87,7 @@ class KeyRegistry:
     rejected as a replay, as a strict exchange would.
     """
 
-    __slots__ = ("_expiry", "_keys", "_max_remembered", "_seen", "reject_replays", "window_ms")
+    __slots__ = ("_accepted", "_expiry", "_keys", "_max_remembered", "_seen", "reject_replays", "window_ms")
 
     def __init__(
         self,
@@ -115,8 +115,10 @@ class KeyRegistry:
         self._max_remembered = max_remembered
         self._keys: dict[str, PublicKey] = {}
         self._seen: set[bytes] = set()
-        # (timestamp_ms, signature) min-heap: signatures leave memory in timestamp order.
-        self._expiry: list[tuple[int, bytes]] = []
+        # (timestamp_ms, acceptance number, signature) min-heap: signatures leave memory in timestamp order,
+        # first accepted first among equal timestamps.
+        self._expiry: list[tuple[int, int, bytes]] = []
+        self._accepted = 0
 
     def register(self, key_id: str, public_pem: str | bytes) -> None:
         """Accept requests signed by ``public_pem``'s private key under ``key_id`` (replacing any earlier key).
@@ -251,15 +253,16 @@ class KeyRegistry:
         expiry = self._expiry
         horizon = now_ms - self.window_ms
         while expiry and expiry[0][0] < horizon:
-            _, old = heapq.heappop(expiry)
+            _, _, old = heapq.heappop(expiry)
             self._seen.discard(old)
 
     def _remember(self, ts: int, raw: bytes) -> None:
         if len(self._expiry) >= self._max_remembered:
-            _, old = heapq.heappop(self._expiry)
+            _, _, old = heapq.heappop(self._expiry)
             self._seen.discard(old)
         self._seen.add(raw)
-        heapq.heappush(self._expiry, (ts, raw))
+        self._accepted += 1
+        heapq.heappush(self._expiry, (ts, self._accepted, raw))
 
 
 def _pick_headers(headers: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:

@@ -255,7 +255,7 @@ class MessageQueue(Generic[T]):
             return
         while len(self._items) > self._low_water and not self._closed:
             putter = self._putter
-            if putter is None:
+            if putter is None or putter.done():
                 putter = self._putter = asyncio.get_running_loop().create_future()
             await self._await_shared(putter, is_getter=False)
 
@@ -373,7 +373,8 @@ class MessageQueue(Generic[T]):
 
     async def _wait_for_item(self) -> None:
         getter = self._getter
-        if getter is None:
+        # A done future here was cancelled without passing our handler; awaiting it again would spin.
+        if getter is None or getter.done():
             getter = self._getter = asyncio.get_running_loop().create_future()
         await self._await_shared(getter, is_getter=True)
 

@@ -52,11 +52,11 @@ CmdId = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT64)]
 Timestamp = int | str
 
 
-class Payload(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    """Base of every ``msg`` body. Unknown wire fields are ignored."""
+class Payload(msgspec.Struct, frozen=True, gc=False, kw_only=True, omit_defaults=True):
+    """Base of every ``msg`` body. Unknown wire fields are ignored; encoding omits absent (None) fields."""
 
 
-class Message(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True):
+class Message(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=True, omit_defaults=True):
     """Base of every server message: the envelope ``type``, ``id``, ``sid``, ``seq`` and a ``msg`` body.
 
     ``type`` is the msgspec tag (a class attribute, e.g. ``TickerMessage.type == "ticker"``). ``id`` echoes a
@@ -69,7 +69,7 @@ class Message(msgspec.Struct, tag_field="type", frozen=True, gc=False, kw_only=T
     seq: Seq | None = None
 
 
-class DataMessage(Message, frozen=True, gc=False, kw_only=True):
+class DataMessage(Message, frozen=True, kw_only=True):
     """A channel message: always bound to a subscription (``sid`` required)."""
 
     sid: Sid

@@ -37,27 +37,56 @@ _MAX_TICKS: Final = ONE_DOLLAR_TICKS
 
 Levels = list[tuple[int, int]]
 
+# Plain dict caches in front of the parsers: a dict subscript is about half the cost of an lru_cache call, and
+# a level's hot loop does two per level. Only validated values enter, so a hit needs no range check. Bounded by
+# clearing (prices repeat from a few thousand strings; counts are more varied).
+_PRICE_CACHE: dict[str, int] = {}
+_COUNT_CACHE: dict[str, int] = {}  # level sizes: non-negative only
+_DELTA_CACHE: dict[str, int] = {}  # signed deltas
+_CACHE_LIMIT: Final = 200_000
+
+
+def _parse_price(text: str) -> int:
+    ticks = _price_ticks(text)
+    if not 0 <= ticks <= _MAX_TICKS:
+        raise ValueError(f"price {text[:40]!r} is outside $0-$1")
+    if len(_PRICE_CACHE) >= _CACHE_LIMIT:
+        _PRICE_CACHE.clear()
+    _PRICE_CACHE[text] = ticks
+    return ticks
+
+
+def _parse_count(text: str, *, signed: bool) -> int:
+    units = count_units(text)
+    if units < 0 and not signed:
+        raise ValueError(f"count {text[:40]!r} is negative")
+    cache = _DELTA_CACHE if signed else _COUNT_CACHE
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[text] = units
+    return units
+
 
 def _levels_fp(levels: list[tuple[str, str]]) -> Levels:
-    out: Levels = []
-    append = out.append
-    for price, count in levels:
-        ticks = _price_ticks(price)
-        units = count_units(count)
-        if not 0 <= ticks <= _MAX_TICKS or units < 0:
-            raise ValueError(f"level {price!r} x {count!r} out of range")
-        append((ticks, units))
-    return out
+    prices = _PRICE_CACHE
+    counts = _COUNT_CACHE
+    try:
+        return [(prices[price], counts[count]) for price, count in levels]
+    except KeyError:
+        pass
+    return [(_PRICE_CACHE.get(p) or _parse_price(p), _parse_count(c, signed=False)) for p, c in levels]
 
 
 def _levels_dollars(levels: list[tuple[str, int | str]]) -> Levels:
     out: Levels = []
     for price, count in levels:
-        ticks = _price_ticks(price)
-        units = contracts_to_units(count) if isinstance(count, int) else count_units(count)
-        if not 0 <= ticks <= _MAX_TICKS or units < 0:
-            raise ValueError(f"level {price!r} x {count!r} out of range")
-        out.append((ticks, units))
+        if isinstance(count, int):
+            if count < 0:
+                raise ValueError(f"count {count} is negative")
+            units = contracts_to_units(count)
+        else:
+            units = _parse_count(count, signed=False)
+        out.append((_parse_price(price), units))
     return out
 
 
@@ -71,7 +100,7 @@ def _levels_cents(levels: list[tuple[int, int]]) -> Levels:
     return out
 
 
-class OrderbookSnapshotPayload(Payload):
+class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
     """Full aggregated book of one market.
 
     Current protocol: ``yes_dollars_fp``/``no_dollars_fp`` as ``[["0.0800", "300.00"], ...]`` (a side is absent
@@ -120,7 +149,7 @@ class OrderbookSnapshotPayload(Payload):
         return []
 
 
-class OrderbookDeltaPayload(Payload):
+class OrderbookDeltaPayload(Payload, frozen=True, kw_only=True):
     """A change of one price level: ``delta_fp`` contracts at ``price_dollars`` on ``side``.
 
     Legacy integer ``price`` (cents) and ``delta`` (contracts) are stored as ``price_cents`` and
@@ -146,18 +175,21 @@ class OrderbookDeltaPayload(Payload):
         Raises:
             KalshiProtocolError: no price field, or not an exact price in $0-$1.
         """
-        try:
-            if self.price_dollars is not None:
-                ticks = _price_ticks(self.price_dollars)
-            elif self.price_cents is not None:
-                ticks = cents_to_ticks(self.price_cents)
-            else:
-                raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r} carries no price")
-        except ValueError as exc:
-            raise KalshiProtocolError(f"orderbook_delta price {self.price_dollars!r:.60}: {exc}") from exc
-        if not 0 <= ticks <= _MAX_TICKS:
-            raise KalshiProtocolError(f"orderbook_delta price {ticks} ticks is outside $0-$1")
-        return ticks
+        text = self.price_dollars
+        if text is not None:
+            ticks = _PRICE_CACHE.get(text)
+            if ticks is not None:
+                return ticks
+            try:
+                return _parse_price(text)
+            except ValueError as exc:
+                raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r}: {exc}") from exc
+        if self.price_cents is not None:
+            ticks = cents_to_ticks(self.price_cents)
+            if 0 <= ticks <= _MAX_TICKS:
+                return ticks
+            raise KalshiProtocolError(f"orderbook_delta price {self.price_cents} cents is outside $0-$1")
+        raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r} carries no price")
 
     def delta_units(self) -> int:
         """The signed size change in count units (0.01 contract): ``delta_fp`` preferred, else legacy contracts.
@@ -165,11 +197,15 @@ class OrderbookDeltaPayload(Payload):
         Raises:
             KalshiProtocolError: no delta field, or not an exact count.
         """
-        try:
-            if self.delta_fp is not None:
-                return count_units(self.delta_fp)
-        except ValueError as exc:
-            raise KalshiProtocolError(f"orderbook_delta delta {self.delta_fp!r:.60}: {exc}") from exc
+        text = self.delta_fp
+        if text is not None:
+            units = _DELTA_CACHE.get(text)
+            if units is not None:
+                return units
+            try:
+                return _parse_count(text, signed=True)
+            except ValueError as exc:
+                raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r}: {exc}") from exc
         if self.delta_contracts is not None:
             return contracts_to_units(self.delta_contracts)
         raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r} carries no delta")
@@ -190,7 +226,7 @@ class OrderbookDeltaPayload(Payload):
         return timestamp_ms(self.ts_ms, self.ts)
 
 
-class OrderbookSnapshotMessage(DataMessage, tag="orderbook_snapshot"):
+class OrderbookSnapshotMessage(DataMessage, tag="orderbook_snapshot", frozen=True, kw_only=True):
     """``orderbook_snapshot``: the full book of one market; restarts the market's state (``id`` set when it
     answers a ``get_snapshot`` command)."""
 
@@ -198,7 +234,7 @@ class OrderbookSnapshotMessage(DataMessage, tag="orderbook_snapshot"):
     msg: OrderbookSnapshotPayload
 
 
-class OrderbookDeltaMessage(DataMessage, tag="orderbook_delta"):
+class OrderbookDeltaMessage(DataMessage, tag="orderbook_delta", frozen=True, kw_only=True):
     """``orderbook_delta``: one level change, to apply in ``seq`` order after the snapshot."""
 
     type = "orderbook_delta"

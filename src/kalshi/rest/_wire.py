@@ -1,0 +1,197 @@
+"""What goes on the wire and comes back: paths, queries, bodies, decoding, and error bodies.
+
+Pure functions shared by the async client and its generated sync twin.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from kalshi.errors import KalshiAPIError, KalshiError, KalshiProtocolError, api_error_for_status
+
+__all__ = [
+    "AsyncSleep",
+    "KalshiPaginationError",
+    "RequestSigner",
+    "Sleep",
+    "decode_body",
+    "encode_body",
+    "encode_query",
+    "error_for_response",
+    "error_in_success_body",
+    "parse_retry_after",
+    "render_path",
+]
+
+T = TypeVar("T")
+
+AsyncSleep = Callable[[float], Awaitable[None]]
+Sleep = Callable[[float], None]
+Clock = Callable[[], float]
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")  # Decimal fields are spec `number`s
+_SNIPPET = 200
+
+
+class KalshiPaginationError(KalshiError):
+    """The server sent a cursor it had sent before: following it would loop forever."""
+
+
+class RequestSigner(Protocol):
+    """What the client needs from :class:`kalshi.auth.KalshiAuth`."""
+
+    def headers(self, method: str, path: str) -> dict[str, str]:
+        """The ``KALSHI-ACCESS-*`` headers for ``method`` on ``path`` (no query string)."""
+        ...
+
+
+def render_path(template: str, params: Mapping[str, object] | None) -> str:
+    """Fill ``{name}`` placeholders with percent-encoded values.
+
+    Raises:
+        KeyError: a placeholder has no value.
+    """
+    if not params:
+        return template
+    return template.format_map({k: quote(str(v), safe="") for k, v in params.items()})
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        # Floats never carry money here; refuse non-finite values rather than send "nan".
+        raise ValueError(f"query value {value!r} is not finite")
+    return str(value)
+
+
+def encode_query(query: Mapping[str, object] | None) -> httpx.QueryParams:
+    """Query pairs: ``None`` dropped, booleans as ``true``/``false``, sequences repeated (form, explode)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in (query or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            pairs.extend((name, _query_value(v)) for v in value)
+        else:
+            pairs.append((name, _query_value(value)))
+    return httpx.QueryParams(tuple(pairs))
+
+
+def encode_body(body: object) -> bytes:
+    """JSON bytes of a model (optional fields left at None are omitted) or a plain mapping."""
+    return _ENCODER.encode(body)
+
+
+_DECODERS: dict[object, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(model: object) -> msgspec.json.Decoder[Any]:
+    decoder = _DECODERS.get(model)
+    if decoder is None:
+        decoder = _DECODERS[model] = msgspec.json.Decoder(model)
+    return decoder
+
+
+def decode_body(content: bytes, model: type[T], *, what: str) -> T:
+    """Decode a response body into ``model``.
+
+    Raises:
+        KalshiProtocolError: the body is not JSON of the expected shape.
+    """
+    try:
+        result: T = _decoder(model).decode(content or b"{}")
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise KalshiProtocolError(f"{what}: could not decode the response as {model.__name__}: {exc}") from exc
+    return result
+
+
+class _ErrorProbe(msgspec.Struct):
+    error: Any = None
+    code: Any = None
+    message: Any = None
+
+
+def _code_message(data: object) -> tuple[str | None, str | None]:
+    """``(code, message)`` from ``{"error": {...}}``, ``{"error": "..."}`` or ``{"code", "message"}``."""
+    if not isinstance(data, dict):
+        return None, None
+    inner = data.get("error")
+    if isinstance(inner, dict):
+        data = inner
+    elif isinstance(inner, str):
+        return None, inner
+    code = data.get("code")
+    message = data.get("message") or data.get("details")
+    return (str(code) if code is not None else None), (str(message) if message is not None else None)
+
+
+def error_for_response(status: int, content: bytes, retry_after: str | None) -> KalshiAPIError:
+    """The KalshiAPIError subclass for a non-2xx response, with the body's code and message."""
+    body: object
+    try:
+        body = msgspec.json.decode(content) if content else None
+    except msgspec.DecodeError:
+        body = content[:_SNIPPET].decode("utf-8", "replace")
+    code, message = _code_message(body)
+    if message is None:
+        message = body if isinstance(body, str) and body else "no error message in the response"
+    return api_error_for_status(status, code, message, body=body, retry_after=parse_retry_after(retry_after))
+
+
+def error_in_success_body(status: int, content: bytes, fields: frozenset[str]) -> KalshiAPIError | None:
+    """An error object inside a 2xx body (the exchange has answered so), unless the model owns those fields.
+
+    Args:
+        status: the HTTP status, kept on the error.
+        content: the body.
+        fields: the wire field names of the expected response model.
+    """
+    # Cheap scan first: most bodies mention neither key, and then nothing is parsed twice.
+    if b'"error"' not in content and b'"message"' not in content:
+        return None
+    try:
+        probe = msgspec.json.decode(content, type=_ErrorProbe)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    wrapped = isinstance(probe.error, dict | str) and "error" not in fields
+    bare = (
+        isinstance(probe.code, str)
+        and isinstance(probe.message, str)
+        and "code" not in fields
+        and "message" not in fields
+    )
+    if not (wrapped or bare):
+        return None
+    body = msgspec.json.decode(content)
+    code, message = _code_message(body)
+    return api_error_for_status(status, code, message or "error object in a successful response", body=body)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date); None if absent or bad."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(Decimal(text))
+    except ArithmeticError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)

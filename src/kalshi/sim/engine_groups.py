@@ -1,0 +1,137 @@
+"""Order groups: a contracts limit per rolling 15 s window; hitting it cancels the group's orders."""
+
+from __future__ import annotations
+
+from kalshi.sim.engine_core import EngineCore, GroupRecord
+from kalshi.sim.engine_events import GroupEventType, OrderGroupEvent
+from kalshi.sim.engine_types import EngineError, OrderGroupView
+
+__all__ = ["GroupsMixin"]
+
+
+class GroupsMixin(EngineCore):
+    """Order-group management. Methods are documented on :class:`kalshi.sim.engine.Engine`."""
+
+    def _own_group(self, account: str, group_id: str) -> GroupRecord:
+        group = self._groups.get(group_id)
+        if group is None or group.account != account:
+            raise EngineError("order_group_not_found", f"no order group {group_id!r} for this account", status=404)
+        return group
+
+    def _group_view(self, group: GroupRecord) -> OrderGroupView:
+        return OrderGroupView(
+            order_group_id=group.group_id,
+            account=group.account,
+            contracts_limit_units=group.limit,
+            is_triggered=group.triggered,
+            matched_in_window_units=group.matched(self._now),
+            order_ids=tuple(group.order_ids),
+        )
+
+    def _group_event(self, group: GroupRecord, event_type: GroupEventType, limit: int | None = None) -> None:
+        self._outbox.append(
+            OrderGroupEvent(
+                account=group.account,
+                order_group_id=group.group_id,
+                event_type=event_type,
+                contracts_limit_units=limit,
+                ts_ms=self._now,
+            )
+        )
+
+    @staticmethod
+    def _check_limit(contracts_limit_units: int) -> None:
+        if not isinstance(contracts_limit_units, int) or contracts_limit_units <= 0:
+            raise EngineError("invalid_parameters", "contracts_limit must be a positive count")
+
+    def create_order_group(self, account: str, contracts_limit_units: int) -> OrderGroupView:
+        """Create an order group matching at most ``contracts_limit_units`` per rolling 15 s.
+
+        Raises:
+            EngineError: ``account_not_found``, ``invalid_parameters``.
+        """
+        self._begin()
+        try:
+            self._account(account)
+            self._check_limit(contracts_limit_units)
+            group = GroupRecord(group_id=self._ids.new(), account=account, limit=contracts_limit_units)
+            self._groups[group.group_id] = group
+            self._group_event(group, "created", contracts_limit_units)
+            return self._group_view(group)
+        finally:
+            self._end()
+
+    def order_group(self, account: str, group_id: str) -> OrderGroupView:
+        """One order group of ``account``.
+
+        Raises:
+            EngineError: ``order_group_not_found``.
+        """
+        return self._group_view(self._own_group(account, group_id))
+
+    def order_groups(self, account: str) -> list[OrderGroupView]:
+        """Every order group of ``account``, oldest first."""
+        return [self._group_view(g) for g in self._groups.values() if g.account == account]
+
+    def update_order_group_limit(self, account: str, group_id: str, contracts_limit_units: int) -> OrderGroupView:
+        """Change the limit; if the window already holds that much the group triggers at once.
+
+        Raises:
+            EngineError: ``order_group_not_found``, ``invalid_parameters``.
+        """
+        now = self._begin()
+        try:
+            group = self._own_group(account, group_id)
+            self._check_limit(contracts_limit_units)
+            group.limit = contracts_limit_units
+            self._group_event(group, "limit_updated", contracts_limit_units)
+            if not group.triggered and group.matched(now) >= group.limit:
+                self._trigger_group(group)
+            return self._group_view(group)
+        finally:
+            self._end()
+
+    def reset_order_group(self, account: str, group_id: str) -> OrderGroupView:
+        """Zero the matched counter and accept orders again after a trigger.
+
+        Raises:
+            EngineError: ``order_group_not_found``.
+        """
+        self._begin()
+        try:
+            group = self._own_group(account, group_id)
+            group.window.clear()
+            group.triggered = False
+            self._group_event(group, "reset")
+            return self._group_view(group)
+        finally:
+            self._end()
+
+    def trigger_order_group(self, account: str, group_id: str) -> OrderGroupView:
+        """Trigger by hand: cancel the group's orders and refuse new ones until reset.
+
+        Raises:
+            EngineError: ``order_group_not_found``.
+        """
+        self._begin()
+        try:
+            group = self._own_group(account, group_id)
+            self._trigger_group(group)
+            return self._group_view(group)
+        finally:
+            self._end()
+
+    def delete_order_group(self, account: str, group_id: str) -> None:
+        """Cancel the group's orders and delete it.
+
+        Raises:
+            EngineError: ``order_group_not_found``.
+        """
+        self._begin()
+        try:
+            group = self._own_group(account, group_id)
+            self._cancel_group_orders(group)
+            del self._groups[group_id]
+            self._group_event(group, "deleted")
+        finally:
+            self._end()

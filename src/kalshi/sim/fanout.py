@@ -1,0 +1,449 @@
+"""Fan-out: engine events to subscriptions, one encoded payload per event, the envelope spliced per subscriber.
+
+Sans-I/O. An :class:`Outbox` is one connection's ordered queue of frames (the server's writer drains it); a
+:class:`Subscription` is one ``sid`` of one connection; the :class:`Hub` indexes subscriptions by channel, market
+and account so that publishing an event touches only the subscriptions that want it.
+
+The payload (the JSON of ``msg``) is encoded once per event by :mod:`kalshi.sim.feeds`. Each subscriber gets
+``{"type":..,"sid":..,"seq":..,"msg":<payload>}`` built by bytes formatting, so the per-subscriber cost is one
+small ``%`` operation. ``seq`` is per subscription and only on sequenced channels.
+
+When an outbox is full the subscription that overflowed gets error 25 and ends, as on the exchange.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from kalshi.sim.faults import FaultController
+
+__all__ = [
+    "ALL_CHANNELS",
+    "INDEX_CHANNELS",
+    "MARKET_FILTER_CHANNELS",
+    "PRIVATE_CHANNELS",
+    "SEQUENCED_CHANNELS",
+    "Hub",
+    "Outbox",
+    "Subscription",
+    "SubscriptionOwner",
+]
+
+# Spec order (asyncapi.yaml subscribeCommandPayload.params.channels.enum).
+ALL_CHANNELS: Final = (
+    "orderbook_delta",
+    "ticker",
+    "trade",
+    "fill",
+    "market_positions",
+    "market_lifecycle_v2",
+    "multivariate_market_lifecycle",
+    "communications",
+    "order_group_updates",
+    "user_orders",
+    "cfbenchmarks_value",
+    "cfbenchmarks_value_5hz",
+    "pyth_value",
+)
+PRIVATE_CHANNELS: Final = frozenset(
+    {"fill", "user_orders", "market_positions", "order_group_updates", "communications"}
+)
+# ticker, fill, market_positions and user_orders carry no seq; everything else does.
+SEQUENCED_CHANNELS: Final = frozenset(ALL_CHANNELS) - {"ticker", "fill", "market_positions", "user_orders"}
+# Channels whose subscriptions may name markets (orderbook_delta must).
+MARKET_FILTER_CHANNELS: Final = frozenset(
+    {"orderbook_delta", "ticker", "trade", "fill", "market_positions", "user_orders"}
+)
+# Public channels indexed by market for fast lookup.
+_BY_MARKET: Final = frozenset({"orderbook_delta", "ticker", "trade"})
+INDEX_CHANNELS: Final = frozenset({"cfbenchmarks_value", "cfbenchmarks_value_5hz", "pyth_value"})
+ALL_MARKER: Final = "all"
+
+
+class SubscriptionOwner(Protocol):
+    """Who ends a subscription when the hub cannot deliver to it (the connection's session)."""
+
+    def terminate(self, sub: Subscription, code: int) -> None: ...
+
+
+class Outbox:
+    """The ordered frames waiting to be written to one connection.
+
+    ``push`` refuses a data frame once ``limit`` frames are queued (the caller then ends the subscription with
+    error 25); ``push_control`` always accepts, so acks and errors are never lost to backpressure.
+    """
+
+    __slots__ = ("_held", "_wakeup", "account", "closed", "conn_id", "frames", "limit", "pushed")
+
+    def __init__(
+        self,
+        conn_id: int,
+        *,
+        account: str | None = None,
+        limit: int = 100_000,
+        wakeup: Callable[[], None] | None = None,
+    ) -> None:
+        """Create an empty outbox.
+
+        Args:
+            conn_id: The connection's id (fault targeting, logs).
+            account: The authenticated account, or None on an open connection.
+            limit: Most data frames queued before a subscription overflows.
+            wakeup: Called when the queue turns non-empty (the writer's event).
+        """
+        self.conn_id = conn_id
+        self.account = account
+        self.limit = limit
+        self.frames: deque[bytes] = deque()
+        self._wakeup = wakeup
+        self._held: bytes | None = None
+        self.closed = False
+        self.pushed = 0
+
+    def set_wakeup(self, wakeup: Callable[[], None] | None) -> None:
+        """Install the callback run when frames arrive in an empty queue."""
+        self._wakeup = wakeup
+
+    def push(self, frame: bytes) -> bool:
+        """Queue a data frame; False when the queue is full (nothing queued)."""
+        if self.closed:
+            return True
+        frames = self.frames
+        if len(frames) >= self.limit:
+            return False
+        frames.append(frame)
+        self.pushed += 1
+        if self._held is not None:
+            frames.append(self._held)
+            self._held = None
+        if self._wakeup is not None and len(frames) <= 2:
+            self._wakeup()
+        return True
+
+    def push_control(self, frame: bytes) -> None:
+        """Queue a command response or error regardless of the limit."""
+        if self.closed:
+            return
+        self.frames.append(frame)
+        self.pushed += 1
+        if self._held is not None:
+            self.frames.append(self._held)
+            self._held = None
+        if self._wakeup is not None:
+            self._wakeup()
+
+    def hold(self, frame: bytes) -> None:
+        """Keep a frame back until the next one is queued (the reorder fault)."""
+        if self._held is not None:
+            self.frames.append(self._held)
+        self._held = frame
+
+    def release_held(self) -> None:
+        """Queue a frame kept back by :meth:`hold` (no later frame came)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self.push_control(held)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing held back."""
+        return not self.frames and self._held is None
+
+
+class Subscription:
+    """One ``sid`` on one connection, with its filters and its seq counter."""
+
+    __slots__ = (
+        "account",
+        "all_indices",
+        "by_market_id",
+        "channel",
+        "conn_id",
+        "indices",
+        "outbox",
+        "owner",
+        "seq",
+        "sequenced",
+        "shard_factor",
+        "shard_key",
+        "sid",
+        "skip_ticker_ack",
+        "tickers",
+        "use_yes_price",
+        "user_filter_self",
+    )
+
+    def __init__(
+        self,
+        sid: int,
+        channel: str,
+        outbox: Outbox,
+        owner: SubscriptionOwner,
+        *,
+        tickers: set[str] | None = None,
+        by_market_id: bool = False,
+        use_yes_price: bool = False,
+        skip_ticker_ack: bool = False,
+        user_filter_self: bool = False,
+        shard_factor: int | None = None,
+        shard_key: int | None = None,
+        indices: set[str] | None = None,
+        all_indices: bool = False,
+    ) -> None:
+        self.sid = sid
+        self.channel = channel
+        self.outbox = outbox
+        self.owner = owner
+        self.conn_id = outbox.conn_id
+        self.account = outbox.account
+        self.sequenced = channel in SEQUENCED_CHANNELS
+        self.seq = 0
+        # None: every market (no filter). A set, possibly empty: only these markets.
+        self.tickers = tickers
+        self.by_market_id = by_market_id
+        self.use_yes_price = use_yes_price
+        self.skip_ticker_ack = skip_ticker_ack
+        self.user_filter_self = user_filter_self
+        self.shard_factor = shard_factor
+        self.shard_key = shard_key
+        self.indices: set[str] = indices if indices is not None else set()
+        self.all_indices = all_indices
+
+    def next_seq(self) -> int:
+        """Use up one seq number (data frames of sequenced channels, and ok/unsubscribed/error)."""
+        self.seq += 1
+        return self.seq
+
+    def wants_index(self, index_id: str) -> bool:
+        return self.all_indices or index_id in self.indices
+
+    def wants_market(self, ticker: str) -> bool:
+        tickers = self.tickers
+        return tickers is None or ticker in tickers
+
+    def __repr__(self) -> str:
+        return f"Subscription(sid={self.sid}, channel={self.channel!r}, conn={self.conn_id})"
+
+
+VariantFn = Callable[[bool, bool], bytes]
+
+
+class Hub:
+    """Every live subscription of every connection, indexed for publishing.
+
+    Index tuples are rebuilt when subscriptions change (rare) so publishing (frequent) iterates a stable
+    snapshot even when a delivery ends a subscription.
+    """
+
+    def __init__(self, faults: FaultController | None = None) -> None:
+        self.faults = faults
+        self._by_market: dict[str, dict[str, tuple[Subscription, ...]]] = {ch: {} for ch in _BY_MARKET}
+        self._broadcast: dict[str, tuple[Subscription, ...]] = {ch: () for ch in ALL_CHANNELS}
+        self._private: dict[str, dict[str, tuple[Subscription, ...]]] = {ch: {} for ch in PRIVATE_CHANNELS}
+        # Markets with at least one orderbook_delta subscriber (feeds skip encoding the others' deltas).
+        self.book_tickers: dict[str, tuple[Subscription, ...]] = self._by_market["orderbook_delta"]
+        self.delivered = 0
+
+    # -- membership -------------------------------------------------------------------------------------------
+
+    def add(self, sub: Subscription) -> None:
+        """Start delivering to ``sub``."""
+        channel = sub.channel
+        if channel in _BY_MARKET and sub.tickers is not None:
+            self._add_markets(sub, sub.tickers)
+        elif channel in PRIVATE_CHANNELS and channel != "communications":
+            accounts = self._private[channel]
+            key = sub.account or ""
+            accounts[key] = (*accounts.get(key, ()), sub)
+        else:
+            self._broadcast[channel] = (*self._broadcast[channel], sub)
+
+    def remove(self, sub: Subscription) -> None:
+        """Stop delivering to ``sub`` (idempotent)."""
+        channel = sub.channel
+        if channel in _BY_MARKET and sub.tickers is not None:
+            self._remove_markets(sub, sub.tickers)
+        elif channel in PRIVATE_CHANNELS and channel != "communications":
+            accounts = self._private[channel]
+            key = sub.account or ""
+            left = tuple(s for s in accounts.get(key, ()) if s is not sub)
+            if left:
+                accounts[key] = left
+            else:
+                accounts.pop(key, None)
+        else:
+            self._broadcast[channel] = tuple(s for s in self._broadcast[channel] if s is not sub)
+
+    def update_markets(self, sub: Subscription, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Apply add_markets/delete_markets to a market-filtered subscription (``sub.tickers`` already updated)."""
+        if sub.channel in _BY_MARKET:
+            self._add_markets(sub, added)
+            self._remove_markets(sub, removed)
+
+    def _add_markets(self, sub: Subscription, tickers: Iterable[str]) -> None:
+        index = self._by_market[sub.channel]
+        for ticker in sorted(tickers):
+            subs = index.get(ticker, ())
+            if sub not in subs:
+                index[ticker] = (*subs, sub)
+
+    def _remove_markets(self, sub: Subscription, tickers: Iterable[str]) -> None:
+        index = self._by_market[sub.channel]
+        for ticker in tickers:
+            left = tuple(s for s in index.get(ticker, ()) if s is not sub)
+            if left:
+                index[ticker] = left
+            else:
+                index.pop(ticker, None)
+
+    def subscriber_count(self, channel: str) -> int:
+        """Live subscriptions on a channel (for tests and stats)."""
+        seen: set[int] = set()
+        if channel in _BY_MARKET:
+            for subs in self._by_market[channel].values():
+                seen.update(id(s) for s in subs)
+        if channel in self._private:
+            for subs in self._private[channel].values():
+                seen.update(id(s) for s in subs)
+        seen.update(id(s) for s in self._broadcast[channel])
+        return len(seen)
+
+    def has_market_subscribers(self, channel: str, ticker: str) -> bool:
+        """Whether anyone would receive a ``channel`` event of ``ticker`` (lets feeds skip encoding)."""
+        return bool(self._broadcast[channel]) or ticker in self._by_market.get(channel, {})
+
+    # -- delivery ---------------------------------------------------------------------------------------------
+
+    def deliver(self, sub: Subscription, typ: bytes, payload: bytes) -> None:
+        """Frame ``payload`` for one subscription and queue it (error 25 and the end of ``sub`` when full)."""
+        faults = self.faults
+        if faults is not None and faults.frame_faults_enabled:
+            self._deliver_with_faults(sub, typ, payload, faults)
+            return
+        if sub.sequenced:
+            seq = sub.seq + 1
+            sub.seq = seq
+            frame = b'{"type":"%b","sid":%d,"seq":%d,"msg":%b}' % (typ, sub.sid, seq, payload)
+        else:
+            frame = b'{"type":"%b","sid":%d,"msg":%b}' % (typ, sub.sid, payload)
+        self.delivered += 1
+        if not sub.outbox.push(frame):
+            sub.owner.terminate(sub, 25)
+
+    def _deliver_with_faults(self, sub: Subscription, typ: bytes, payload: bytes, faults: FaultController) -> None:
+        kind = faults.next_frame_fault(sub.conn_id, sub.sequenced)
+        if kind == "overflow":
+            sub.owner.terminate(sub, 25)
+            return
+        if sub.sequenced:
+            seq = sub.seq + 1
+            if kind == "skip_seq":
+                seq += 1
+            sub.seq = seq
+            frame = b'{"type":"%b","sid":%d,"seq":%d,"msg":%b}' % (typ, sub.sid, seq, payload)
+        else:
+            frame = b'{"type":"%b","sid":%d,"msg":%b}' % (typ, sub.sid, payload)
+        self.delivered += 1
+        outbox = sub.outbox
+        if kind == "reorder":
+            outbox.hold(frame)
+            return
+        if kind == "malformed":
+            # Truncated JSON: what a broken proxy or a cut frame looks like.
+            outbox.push_control(frame[: max(1, len(frame) // 2)])
+        if not outbox.push(frame):
+            sub.owner.terminate(sub, 25)
+            return
+        if kind == "dup":
+            outbox.push_control(frame)
+
+    def publish_market(self, channel: str, typ: bytes, ticker: str, payload: bytes) -> None:
+        """A public per-market event (ticker, trade) to the market's and the unfiltered subscribers."""
+        deliver = self.deliver
+        for sub in self._by_market[channel].get(ticker, ()):
+            deliver(sub, typ, payload)
+        for sub in self._broadcast[channel]:
+            deliver(sub, typ, payload)
+
+    def publish_book(
+        self,
+        typ: bytes,
+        ticker: str,
+        payload: bytes,
+        variant: VariantFn | None = None,
+        account: str | None = None,
+    ) -> None:
+        """An orderbook_delta of one market.
+
+        Args:
+            typ: ``b"orderbook_delta"``.
+            ticker: The market.
+            payload: The default encoding (no-side in no-leg prices, no client_order_id).
+            variant: ``variant(use_yes_price, own)`` gives the encoding for a subscriber that asked for yes-leg
+                prices and/or caused the change; None when every variant equals ``payload``.
+            account: The account whose order caused the change (it alone sees client_order_id).
+        """
+        subs = self._by_market["orderbook_delta"].get(ticker)
+        if not subs:
+            return
+        deliver = self.deliver
+        for sub in subs:
+            if variant is not None:
+                own = account is not None and sub.account == account
+                if own or sub.use_yes_price:
+                    deliver(sub, typ, variant(sub.use_yes_price, own))
+                    continue
+            deliver(sub, typ, payload)
+
+    def publish_broadcast(self, channel: str, typ: bytes, payload: bytes) -> None:
+        """An event every subscriber of ``channel`` receives (lifecycle channels)."""
+        deliver = self.deliver
+        for sub in self._broadcast[channel]:
+            deliver(sub, typ, payload)
+
+    def publish_index(self, channel: str, typ: bytes, index_id: str, payload: bytes) -> None:
+        """A cfbenchmarks or pyth value to the subscriptions tracking ``index_id``."""
+        deliver = self.deliver
+        for sub in self._broadcast[channel]:
+            if sub.all_indices or index_id in sub.indices:
+                deliver(sub, typ, payload)
+
+    def publish_private(self, channel: str, typ: bytes, account: str, ticker: str | None, payload: bytes) -> None:
+        """An account's fill, user_order, market_position or order-group event to that account's subscriptions."""
+        deliver = self.deliver
+        for sub in self._private[channel].get(account, ()):
+            if ticker is None or sub.tickers is None or ticker in sub.tickers:
+                deliver(sub, typ, payload)
+
+    def publish_communications(
+        self,
+        typ: bytes,
+        payload: bytes,
+        *,
+        audience: frozenset[str] | None,
+        rfq_creator: str | None,
+        shard: int,
+    ) -> None:
+        """An RFQ or quote event.
+
+        Args:
+            typ: Message type (rfq_created, quote_created, ...).
+            payload: Encoded ``msg``.
+            audience: Accounts allowed to see it (quote events: quote and RFQ creators); None for everyone
+                (RFQ events).
+            rfq_creator: The RFQ's creator, for ``user_filter: "self"``.
+            shard: A stable hash of the RFQ id, reduced modulo each subscription's ``shard_factor``.
+        """
+        deliver = self.deliver
+        for sub in self._broadcast["communications"]:
+            if audience is not None:
+                if sub.account not in audience:
+                    continue
+            elif sub.user_filter_self and sub.account != rfq_creator:
+                continue
+            if sub.shard_factor is not None and shard % sub.shard_factor != (sub.shard_key or 0):
+                continue
+            deliver(sub, typ, payload)

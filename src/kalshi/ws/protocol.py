@@ -1,0 +1,631 @@
+"""Sans-I/O Kalshi WebSocket session: commands out, frames in, typed results back. No asyncio, no sockets.
+
+The asyncio client is thin glue around :class:`ClientProtocol`::
+
+    proto = ClientProtocol()
+    cmd_id = proto.send_subscribe(["orderbook_delta"], market_tickers=["FED-23DEC-T3.00"])
+    for frame in proto.data_to_send():
+        transport.send(frame)                    # the I/O layer's job
+    ...
+    result = proto.receive_frame(frame_bytes)    # for every text frame received
+    if isinstance(result, ProtocolEvent):
+        ...                                      # command responses, gaps, errors
+    else:
+        dispatch(result)                         # a decoded message, in order
+
+What :meth:`ClientProtocol.receive_frame` returns:
+
+* An in-order data message: the decoded message object itself (no wrapper, this is the hot path).
+  :class:`~kalshi.ws.models.UnknownMessage` for a well-formed frame of a type this version does not know.
+* :class:`CommandResponse` for ``subscribed``/``unsubscribed``/``ok``/``list_subscriptions`` and for ``error``
+  answering a command id; :class:`ServerError` for an ``error`` without an id (e.g. code 25 on a sid).
+* :class:`GapDetected` when ``seq`` skipped numbers; :class:`DuplicateDropped` when ``seq`` is not new;
+  :class:`AwaitingSnapshotDropped` for a delta on a sid waiting for a snapshot.
+* :class:`ProtocolErrorEvent` for anything malformed. ``receive_frame`` never raises for bad input, and a bad
+  frame never touches the subscription or sequence state.
+
+Sequencing (per ``sid``; ``seq`` belongs to the subscription, not the market):
+
+* The first numbered message of a sid sets the base; then each data message must be ``last + 1``.
+* ``ok``/``unsubscribed``/``error`` carrying ``sid`` and ``seq`` use up numbers too: an in-order one advances
+  the tracker; an out-of-order one is still delivered and leaves the tracker alone, so the next data message
+  reports the gap.
+* ``seq > last + 1``: :class:`GapDetected` carrying the message, which is *not* delivered as a message (for an
+  order book it must not be applied; for latest-wins channels the caller may use ``GapDetected.message``). The
+  tracker re-bases at the received seq, so the stream continues; the caller repairs the state, for a book by
+  calling :meth:`ClientProtocol.reset_sequence` and sending ``get_snapshot`` (:meth:`send_get_snapshot`).
+* ``seq <= last``: :class:`DuplicateDropped`.
+* ``orderbook_snapshot`` restarts its market: it re-bases the tracker at its seq, in order, after a server
+  restart of the numbering (a lower seq), or after a forward jump when the sid has only ever carried that one
+  market. A forward jump on a sid that carries other markets too is a :class:`GapDetected` (the lost numbers may
+  have been deltas of the other markets).
+* After :meth:`ClientProtocol.reset_sequence` the sid waits for a snapshot: deltas are dropped
+  (:class:`AwaitingSnapshotDropped`) and the next snapshot is accepted at any seq. The protocol knows sids, not
+  which markets of a sid were repaired: the book must drop deltas of markets that have no snapshot yet.
+
+Subscriptions: ``subscribed`` registers ``sid -> channel``; ``unsubscribed`` and the terminal errors 10 and 25
+remove the sid and its tracker. Responses are matched to the commands sent by ``id``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+import msgspec
+
+from kalshi.errors import KalshiCommandError, KalshiProtocolError, KalshiSequenceGapError, KalshiSubscriptionError
+from kalshi.ws.models import (
+    COMMAND_ENCODER,
+    MESSAGE_DECODER,
+    AnyMessage,
+    ClientCommand,
+    ErrorMessage,
+    ListSubscriptionsCommand,
+    ListSubscriptionsMessage,
+    OkMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    SubscribeCommand,
+    SubscribedMessage,
+    SubscribeParams,
+    TickerMessage,
+    UnsubscribeCommand,
+    UnsubscribedMessage,
+    UnsubscribeParams,
+    UpdateSubscriptionCommand,
+    UpdateSubscriptionParams,
+    decode_fallback,
+)
+from kalshi.ws.models import (
+    MESSAGE_TYPES as _MESSAGE_TYPES,
+)
+from kalshi.ws.models import (
+    SEQUENCED_TYPES as _SEQUENCED_TYPES,
+)
+
+__all__ = [
+    "AwaitingSnapshotDropped",
+    "ClientProtocol",
+    "CommandResponse",
+    "DuplicateDropped",
+    "GapDetected",
+    "ProtocolErrorEvent",
+    "ProtocolEvent",
+    "ProtocolStats",
+    "ReceiveResult",
+    "ServerError",
+]
+
+logger = logging.getLogger(__name__)
+
+_PREVIEW_CHARS: Final = 200
+ResponseMessage = SubscribedMessage | UnsubscribedMessage | OkMessage | ListSubscriptionsMessage | ErrorMessage
+
+# Data classes that take the fast sequenced path (the snapshot has its own path, deltas are checked first).
+_SEQUENCED_DATA: Final = frozenset(
+    cls for kind, cls in _MESSAGE_TYPES.items() if kind in _SEQUENCED_TYPES and kind != "orderbook_snapshot"
+)
+_RESPONSE_CLASSES: Final = (SubscribedMessage, UnsubscribedMessage, OkMessage, ListSubscriptionsMessage, ErrorMessage)
+_DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError, TypeError)
+
+
+class ProtocolEvent:
+    """Base of everything :meth:`ClientProtocol.receive_frame` returns that is not a server message."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResponse(ProtocolEvent):
+    """The server answered a command: ``subscribed``, ``unsubscribed``, ``ok``, ``list_subscriptions`` or
+    ``error``. ``command`` is the command sent with ``cmd_id`` (None when unknown or already finished);
+    ``final`` is True when no further response to it is expected (subscribe gets one per channel)."""
+
+    cmd_id: int | None
+    message: ResponseMessage
+    command: ClientCommand | None = None
+    final: bool = True
+
+    @property
+    def error(self) -> KalshiCommandError | None:
+        """The command's failure as an exception, or None when it succeeded."""
+        if isinstance(self.message, ErrorMessage):
+            return self.message.to_error()
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerError(ProtocolEvent):
+    """An ``error`` not answering a command (e.g. code 25, buffer overflow, on a sid)."""
+
+    message: ErrorMessage
+
+    @property
+    def sid(self) -> int | None:
+        return self.message.sid
+
+    @property
+    def code(self) -> int:
+        return self.message.msg.code
+
+    @property
+    def terminal(self) -> bool:
+        """The server ended the subscription (codes 10 and 25): the protocol has forgotten the sid."""
+        return self.message.terminal
+
+    def to_error(self) -> KalshiCommandError:
+        """The matching exception."""
+        return self.message.to_error()
+
+
+@dataclass(frozen=True, slots=True)
+class GapDetected(ProtocolEvent):
+    """``seq`` skipped numbers on ``sid``: state derived from the sid is stale. ``message`` (the one that
+    revealed the gap) was not delivered."""
+
+    sid: int
+    expected: int
+    received: int
+    message: AnyMessage
+    channel: str | None = None
+
+    def to_error(self) -> KalshiSequenceGapError:
+        """The matching exception, for callers that raise on gaps."""
+        return KalshiSequenceGapError(self.sid, self.expected, self.received)
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateDropped(ProtocolEvent):
+    """A data message whose ``seq`` was not new was dropped."""
+
+    sid: int
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingSnapshotDropped(ProtocolEvent):
+    """A delta arrived on a sid waiting for a snapshot (after :meth:`ClientProtocol.reset_sequence`); dropped."""
+
+    sid: int
+    seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolErrorEvent(ProtocolEvent):
+    """A frame could not be used. ``raw_preview`` is its first 200 characters, escaped for logs. ``sid``/``seq``
+    are set when the envelope was readable (the message's seq was not counted, so the sid also reports a gap)."""
+
+    error: KalshiProtocolError
+    raw_preview: str
+    sid: int | None = None
+    seq: int | None = None
+
+
+ReceiveResult = AnyMessage | ProtocolEvent
+"""What :meth:`ClientProtocol.receive_frame` returns."""
+
+
+@dataclass(slots=True)
+class ProtocolStats:
+    """Counters of the rare outcomes (the hot path counts nothing)."""
+
+    gaps: int = 0
+    duplicates: int = 0
+    awaiting_snapshot_drops: int = 0
+    protocol_errors: int = 0
+    unknown_messages: int = 0
+    server_errors: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: ClientCommand
+    remaining: int
+
+
+def _preview(data: object) -> str:
+    if isinstance(data, str):
+        head = data[:_PREVIEW_CHARS]
+    elif isinstance(data, bytes | bytearray | memoryview):
+        head = bytes(data[:_PREVIEW_CHARS]).decode("utf-8", "replace")
+    else:
+        head = f"<{type(data).__name__}>"
+    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in head)
+    return safe[:_PREVIEW_CHARS]
+
+
+class ClientProtocol:
+    """One WebSocket session's protocol state, without I/O.
+
+    Args:
+        validate_book: check every orderbook delta's price/delta and every snapshot's levels before
+            delivering them (a bad one becomes a ProtocolErrorEvent and, its seq uncounted, a gap), so the
+            order book can trust what it receives.
+        first_command_id: the first command id to allocate (ids then increase for the object's lifetime,
+            across :meth:`reset`).
+    """
+
+    __slots__ = (
+        "_awaiting",
+        "_book_markets",
+        "_channels",
+        "_decode",
+        "_last",
+        "_next_id",
+        "_outbox",
+        "_pending",
+        "_validate",
+        "stats",
+    )
+
+    def __init__(self, *, validate_book: bool = True, first_command_id: int = 1) -> None:
+        if first_command_id < 1:
+            raise ValueError("command ids start at 1 (0 means 'no id' to the server)")
+        self._decode = MESSAGE_DECODER.decode
+        self._validate = validate_book
+        self._next_id = first_command_id
+        self._outbox: list[bytes] = []
+        self._pending: dict[int, _Pending] = {}
+        self._channels: dict[int, str] = {}
+        self._last: dict[int, int] = {}
+        self._awaiting: set[int] = set()
+        self._book_markets: dict[int, set[str]] = {}
+        self.stats = ProtocolStats()
+
+    # ------------------------------------------------------------------ outgoing
+
+    def send_subscribe(
+        self,
+        channels: Sequence[str],
+        *,
+        market_ticker: str | None = None,
+        market_tickers: Sequence[str] | None = None,
+        market_id: str | None = None,
+        market_ids: Sequence[str] | None = None,
+        send_initial_snapshot: bool | None = None,
+        skip_ticker_ack: bool | None = None,
+        use_yes_price: bool | None = None,
+        user_filter: str | None = None,
+        shard_factor: int | None = None,
+        shard_key: int | None = None,
+        index_ids: Sequence[str] | None = None,
+        underlying_tickers: Sequence[str] | None = None,
+    ) -> int:
+        """Queue a ``subscribe`` command; parameters left None are not sent.
+
+        Returns:
+            The command id; the server answers with one ``subscribed`` (or ``error``) per channel.
+
+        Raises:
+            KalshiSubscriptionError: no channel given.
+        """
+        names = [channels] if isinstance(channels, str) else list(channels)
+        if not names:
+            raise KalshiSubscriptionError("subscribe needs at least one channel")
+        params = SubscribeParams(
+            channels=names,
+            market_ticker=market_ticker,
+            market_tickers=_opt_list(market_tickers),
+            market_id=market_id,
+            market_ids=_opt_list(market_ids),
+            send_initial_snapshot=send_initial_snapshot,
+            skip_ticker_ack=skip_ticker_ack,
+            use_yes_price=use_yes_price,
+            user_filter=user_filter,
+            shard_factor=shard_factor,
+            shard_key=shard_key,
+            index_ids=_opt_list(index_ids),
+            underlying_tickers=_opt_list(underlying_tickers),
+        )
+        return self.send_command(SubscribeCommand(params=params))
+
+    def send_unsubscribe(self, sids: Sequence[int]) -> int:
+        """Queue an ``unsubscribe`` of ``sids``.
+
+        Raises:
+            KalshiSubscriptionError: no sid given.
+        """
+        if not sids:
+            raise KalshiSubscriptionError("unsubscribe needs at least one sid")
+        return self.send_command(UnsubscribeCommand(params=UnsubscribeParams(sids=list(sids))))
+
+    def send_update_subscription(
+        self,
+        sid: int,
+        action: str,
+        *,
+        market_ticker: str | None = None,
+        market_tickers: Sequence[str] | None = None,
+        market_id: str | None = None,
+        market_ids: Sequence[str] | None = None,
+        send_initial_snapshot: bool | None = None,
+        index_ids: Sequence[str] | None = None,
+        underlying_tickers: Sequence[str] | None = None,
+    ) -> int:
+        """Queue an ``update_subscription`` of ``sid`` with ``action`` (see ``UPDATE_ACTIONS``).
+
+        Raises:
+            KalshiSubscriptionError: ``action`` is empty.
+        """
+        if not action:
+            raise KalshiSubscriptionError("update_subscription needs an action")
+        params = UpdateSubscriptionParams(
+            action=action,
+            sid=sid,
+            market_ticker=market_ticker,
+            market_tickers=_opt_list(market_tickers),
+            market_id=market_id,
+            market_ids=_opt_list(market_ids),
+            send_initial_snapshot=send_initial_snapshot,
+            index_ids=_opt_list(index_ids),
+            underlying_tickers=_opt_list(underlying_tickers),
+        )
+        return self.send_command(UpdateSubscriptionCommand(params=params))
+
+    def send_get_snapshot(self, sid: int, market_tickers: Sequence[str]) -> int:
+        """Queue ``update_subscription`` ``get_snapshot``: fresh ``orderbook_snapshot`` messages for the markets.
+
+        Raises:
+            KalshiSubscriptionError: no market given.
+        """
+        if not market_tickers:
+            raise KalshiSubscriptionError("get_snapshot needs at least one market ticker")
+        return self.send_update_subscription(sid, "get_snapshot", market_tickers=market_tickers)
+
+    def send_list_subscriptions(self) -> int:
+        """Queue ``list_subscriptions``."""
+        return self.send_command(ListSubscriptionsCommand())
+
+    def send_command(self, command: ClientCommand) -> int:
+        """Queue any command under a freshly allocated id (the command's own ``id`` is replaced).
+
+        Returns:
+            The id the server will echo in its response(s).
+        """
+        cmd_id = self._next_id
+        self._next_id = cmd_id + 1
+        command = msgspec.structs.replace(command, id=cmd_id)
+        self._outbox.append(COMMAND_ENCODER.encode(command))
+        expected = 1
+        if isinstance(command, SubscribeCommand):
+            expected = len(command.params.channels)
+        elif isinstance(command, UnsubscribeCommand):
+            expected = len(command.params.sids)
+        self._pending[cmd_id] = _Pending(command, max(expected, 1))
+        return cmd_id
+
+    def data_to_send(self) -> list[bytes]:
+        """Take the encoded commands queued since the last call (text frames, in order)."""
+        out = self._outbox
+        self._outbox = []
+        return out
+
+    # ------------------------------------------------------------------ incoming
+
+    def receive_frame(self, data: bytes | str) -> ReceiveResult:
+        """Process one text frame from the server. Never raises for malformed input.
+
+        Returns:
+            The decoded message when it is an in-order (or unnumbered) data message, else a ProtocolEvent.
+        """
+        try:
+            message = self._decode(data)
+        except _DECODE_ERRORS as exc:
+            return self._undecodable(data, exc)
+        if isinstance(message, OrderbookDeltaMessage):
+            if self._validate:
+                payload = message.msg
+                try:
+                    payload.price_ticks()
+                    payload.delta_units()
+                except KalshiProtocolError as exc:
+                    return self._invalid(data, exc, message.sid, message.seq)
+            seq = message.seq
+            if seq is None:
+                return message
+            sid = message.sid
+            last_seqs = self._last
+            last = last_seqs.get(sid)
+            if last is not None and seq == last + 1:
+                last_seqs[sid] = seq
+                return message
+            return self._out_of_order(message, sid, seq, last)
+        if isinstance(message, TickerMessage):
+            return message
+        if message.__class__ in _SEQUENCED_DATA:
+            number = message.seq
+            owner = message.sid
+            if number is None or owner is None:
+                return message
+            last_seqs = self._last
+            previous = last_seqs.get(owner)
+            if previous is not None and number == previous + 1:
+                last_seqs[owner] = number
+                return message
+            return self._out_of_order(message, owner, number, previous)
+        if isinstance(message, OrderbookSnapshotMessage):
+            return self._snapshot(data, message)
+        if isinstance(message, _RESPONSE_CLASSES):
+            return self._response(message)
+        return message  # fill, market_position, user_order: no seq
+
+    def _undecodable(self, data: bytes | str, exc: BaseException) -> ReceiveResult:
+        if isinstance(exc, msgspec.ValidationError):
+            try:
+                unknown = decode_fallback(data, exc)
+            except KalshiProtocolError as bad:
+                return self._invalid(data, bad, None, None)
+            self.stats.unknown_messages += 1
+            self._consume(unknown.sid, unknown.seq)
+            return unknown
+        text = str(exc)[:_PREVIEW_CHARS]
+        error = KalshiProtocolError(f"malformed frame: {text}")
+        error.__cause__ = exc
+        return self._invalid(data, error, None, None)
+
+    def _invalid(
+        self, data: object, error: KalshiProtocolError, sid: int | None, seq: int | None
+    ) -> ProtocolErrorEvent:
+        self.stats.protocol_errors += 1
+        preview = _preview(data)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("dropped malformed frame: %s; %s", error, preview)
+        return ProtocolErrorEvent(error, preview, sid, seq)
+
+    def _out_of_order(self, message: AnyMessage, sid: int, seq: int, last: int | None) -> ReceiveResult:
+        if sid in self._awaiting:
+            if message.__class__ is OrderbookDeltaMessage:
+                self.stats.awaiting_snapshot_drops += 1
+                return AwaitingSnapshotDropped(sid, seq)
+            # Not an order book sid: any message is a valid restart point after reset_sequence.
+            self._awaiting.discard(sid)
+            self._last[sid] = seq
+            return message
+        if last is None:
+            self._last[sid] = seq
+            return message
+        if seq <= last:
+            self.stats.duplicates += 1
+            return DuplicateDropped(sid, seq)
+        self._last[sid] = seq
+        self.stats.gaps += 1
+        return GapDetected(sid, last + 1, seq, message, self._channels.get(sid))
+
+    def _snapshot(self, data: bytes | str, message: OrderbookSnapshotMessage) -> ReceiveResult:
+        sid = message.sid
+        seq = message.seq
+        if self._validate:
+            try:
+                message.msg.levels_ticks()
+            except KalshiProtocolError as exc:
+                return self._invalid(data, exc, sid, seq)
+        ticker = message.msg.market_ticker
+        markets = self._book_markets.get(sid)
+        if markets is None:
+            markets = self._book_markets[sid] = set()
+        last = self._last.get(sid)
+        awaiting = sid in self._awaiting
+        self._awaiting.discard(sid)
+        if seq is None:
+            markets.add(ticker)
+            return message
+        self._last[sid] = seq
+        if last is not None and seq > last + 1 and not awaiting and not markets <= {ticker}:
+            # Numbers were lost, possibly deltas of the sid's other markets: this snapshot cannot cover them.
+            markets.add(ticker)
+            self.stats.gaps += 1
+            return GapDetected(sid, last + 1, seq, message, self._channels.get(sid))
+        markets.add(ticker)
+        return message
+
+    def _consume(self, sid: int | None, seq: int | None) -> None:
+        if sid is None or seq is None or sid in self._awaiting:
+            return
+        last = self._last.get(sid)
+        if last is None or seq == last + 1:
+            self._last[sid] = seq
+        # Otherwise leave the tracker: a duplicate changes nothing, and a jump shows up as a gap on the
+        # next data message (control responses are always delivered).
+
+    def _response(self, message: ResponseMessage) -> ProtocolEvent:
+        self._consume(message.sid, message.seq)
+        if isinstance(message, SubscribedMessage):
+            sid = message.msg.sid
+            self._drop_sid_state(sid)
+            self._channels[sid] = message.msg.channel
+        elif isinstance(message, UnsubscribedMessage):
+            if message.sid is not None:
+                self.forget_sid(message.sid)
+        elif isinstance(message, ErrorMessage):
+            if message.sid is not None and message.terminal:
+                self.forget_sid(message.sid)
+            if not message.id:
+                self.stats.server_errors += 1
+                return ServerError(message)
+        cmd_id = message.id or None
+        if cmd_id is None:
+            return CommandResponse(None, message)
+        pending = self._pending.get(cmd_id)
+        if pending is None:
+            return CommandResponse(cmd_id, message)
+        pending.remaining -= 1
+        final = pending.remaining <= 0 or isinstance(message, ErrorMessage)
+        if final:
+            del self._pending[cmd_id]
+        return CommandResponse(cmd_id, message, pending.command, final)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def subscriptions(self) -> Mapping[int, str]:
+        """Live ``sid -> channel`` (read-only view)."""
+        return MappingProxyType(self._channels)
+
+    @property
+    def pending_commands(self) -> Mapping[int, ClientCommand]:
+        """Commands sent and not fully answered, by id."""
+        return {cmd_id: p.command for cmd_id, p in self._pending.items()}
+
+    @property
+    def next_command_id(self) -> int:
+        """The id the next command will get."""
+        return self._next_id
+
+    def channel_for(self, sid: int) -> str | None:
+        """The channel of a subscription, if ``subscribed`` was seen for it."""
+        return self._channels.get(sid)
+
+    def last_seq(self, sid: int) -> int | None:
+        """The last counted ``seq`` of a sid (None before the first, or while awaiting a snapshot)."""
+        return self._last.get(sid)
+
+    def is_awaiting_snapshot(self, sid: int) -> bool:
+        """True between :meth:`reset_sequence` and the sid's next snapshot."""
+        return sid in self._awaiting
+
+    def reset_sequence(self, sid: int) -> None:
+        """Re-base a sid: its next snapshot is accepted at any seq, deltas before it are dropped.
+
+        Call it when requesting snapshots to repair a gap. On a sid without snapshots (e.g. trade), the next
+        message of any kind is the new base.
+        """
+        self._last.pop(sid, None)
+        self._book_markets.pop(sid, None)
+        self._awaiting.add(sid)
+
+    def forget_sid(self, sid: int) -> None:
+        """Drop everything known about a sid (its channel and sequence state)."""
+        self._channels.pop(sid, None)
+        self._drop_sid_state(sid)
+
+    def forget_command(self, cmd_id: int) -> ClientCommand | None:
+        """Stop waiting for responses to a command (e.g. after a timeout); returns it if it was pending."""
+        pending = self._pending.pop(cmd_id, None)
+        return pending.command if pending else None
+
+    def reset(self) -> None:
+        """Forget the session (for a reconnect): sids, trackers, pending commands and unsent frames.
+
+        Command ids keep increasing, so a late response of the old session cannot match a new command.
+        """
+        self._outbox.clear()
+        self._pending.clear()
+        self._channels.clear()
+        self._last.clear()
+        self._awaiting.clear()
+        self._book_markets.clear()
+
+    def _drop_sid_state(self, sid: int) -> None:
+        self._last.pop(sid, None)
+        self._awaiting.discard(sid)
+        self._book_markets.pop(sid, None)
+
+
+def _opt_list(values: Sequence[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    return [values] if isinstance(values, str) else list(values)
