@@ -13,12 +13,14 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
 from asyncapi_schema import validate_message
 from kalshi.auth import KalshiAuth
+from kalshi.models.markets import Orderbook
 
 WS_PATH = "/trade-api/ws/v2"
 
@@ -40,6 +42,7 @@ class SimClient:
     frames: asyncio.Queue[Received | None] = field(default_factory=asyncio.Queue)
     log: list[Received] = field(default_factory=list)
     pings: list[bytes] = field(default_factory=list)
+    pongs: list[bytes] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
     _next_id: int = 1
@@ -82,6 +85,8 @@ class SimClient:
                     self._on_text(msg.data)
                 elif msg.type is aiohttp.WSMsgType.PING:
                     self.pings.append(msg.data)
+                elif msg.type is aiohttp.WSMsgType.PONG:
+                    self.pongs.append(msg.data)
                 elif msg.type in (
                     aiohttp.WSMsgType.CLOSE,
                     aiohttp.WSMsgType.CLOSED,
@@ -207,6 +212,89 @@ class SimClient:
         return out
 
 
+async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``predicate`` until it holds (fails after ``within`` seconds)."""
+    for _ in range(int(within / 0.005)):
+        if predicate():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached in time")
+
+
 def data_of(items: list[Received]) -> list[dict[str, Any]]:
     """The decoded messages of a list of frames (unparsable ones skipped)."""
     return [i.data for i in items if i.data is not None]
+
+
+def ticks(text: str) -> int:
+    """``"0.5600"`` -> 5600, parsed here with Decimal (independent of the library's parser)."""
+    value = Decimal(text) * 10_000
+    assert value == value.to_integral_value(), text
+    return int(value)
+
+
+def units(text: str) -> int:
+    """``"12.50"`` -> 1250."""
+    value = Decimal(text) * 100
+    assert value == value.to_integral_value(), text
+    return int(value)
+
+
+class BookReplica:
+    """Order books rebuilt from orderbook_snapshot/orderbook_delta messages with plain dicts.
+
+    NO levels are kept in NO prices; with ``use_yes_price`` the wire's YES-leg prices are converted back.
+    """
+
+    def __init__(self, *, use_yes_price: bool = False) -> None:
+        self.use_yes_price = use_yes_price
+        self.books: dict[str, dict[str, dict[int, int]]] = {}
+        self.clocks: dict[str, int] = {}
+
+    def _no_price(self, price: int, side: str) -> int:
+        return 10_000 - price if side == "no" and self.use_yes_price else price
+
+    def apply(self, message: dict[str, Any]) -> None:
+        if message["type"] not in ("orderbook_snapshot", "orderbook_delta"):
+            return
+        msg = message["msg"]
+        ticker = msg["market_ticker"]
+        if message["type"] == "orderbook_snapshot":
+            book: dict[str, dict[int, int]] = {"yes": {}, "no": {}}
+            for side, key in (("yes", "yes_dollars_fp"), ("no", "no_dollars_fp")):
+                for price, size in msg.get(key, []):
+                    book[side][self._no_price(ticks(price), side)] = units(size)
+            self.books[ticker] = book
+        elif message["type"] == "orderbook_delta":
+            side = msg["side"]
+            level = self.books[ticker][side]
+            price = self._no_price(ticks(msg["price_dollars"]), side)
+            new = level.get(price, 0) + units(msg["delta_fp"])
+            assert new >= 0, f"negative level {ticker} {side} {price}: {new}"
+            if new:
+                level[price] = new
+            else:
+                level.pop(price, None)
+        if "clock" in msg:
+            assert msg["clock"] >= self.clocks.get(ticker, 0), "book clock went backwards"
+            self.clocks[ticker] = msg["clock"]
+
+    def apply_all(self, messages: list[dict[str, Any]]) -> None:
+        for m in messages:
+            self.apply(m)
+
+    def orderbook(self, ticker: str) -> Orderbook:
+        book = self.books[ticker]
+        return Orderbook.from_levels(ticker, book["yes"].items(), book["no"].items())
+
+
+def check_seq(messages: list[dict[str, Any]], sequenced: set[int]) -> dict[int, int]:
+    """Assert seq runs 1, 2, 3... without gaps on each sid in ``sequenced``; returns the last seq per sid."""
+    last: dict[int, int] = {}
+    for m in messages:
+        sid = m.get("sid")
+        if sid in sequenced and "seq" in m:
+            expected = last.get(sid, 0) + 1
+            assert m["seq"] == expected, f"sid {sid}: seq {m['seq']} after {expected - 1} in {m}"
+            last[sid] = m["seq"]
+    return last

@@ -172,6 +172,13 @@ def test_repr_is_short() -> None:
     assert repr(Orderbook.from_levels("E")) == "Orderbook('E', yes=[], no=[], seq=None, version=0)"
 
 
+def test_rich_repr_shows_levels_not_internals() -> None:
+    from rich.pretty import pretty_repr
+
+    text = pretty_repr(sample())
+    assert "Decimal('0.5612')" in text and "_Ladder" not in text and "_yes_side" not in text
+
+
 def test_pickle_round_trip() -> None:
     book = sample()
     again = pickle.loads(pickle.dumps(book))

@@ -35,8 +35,9 @@ from kalshi.ws.connection import (
     ConnectionState,
     backoff_delay,
     is_permanent_close,
+    parse_retry_after,
 )
-from kalshi.ws.transport import Connection, _parse_retry_after, open_connection
+from kalshi.ws.transport import Connection, open_connection
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 WAIT = 10.0  # upper bound for awaiting an event; tests finish far sooner
@@ -185,8 +186,10 @@ def test_backoff_delay_rejects_nonsense() -> None:
 
 @pytest.mark.parametrize(
     ("code", "permanent"),
-    [(None, False), (1000, False), (1001, False), (1006, False), (1011, False), (1012, False), (1013, False)]
-    + [(4000, False), (4999, False), (1002, True), (1003, True), (1007, True), (1008, True), (3000, True)],
+    [
+        *[(code, False) for code in (None, 1000, 1001, 1006, 1011, 1012, 1013, 4000, 4999)],
+        *[(code, True) for code in (1002, 1003, 1007, 1008, 1010, 3000, 3003)],
+    ],
 )
 def test_is_permanent_close(code: int | None, permanent: bool) -> None:
     assert is_permanent_close(code) is permanent
@@ -202,15 +205,20 @@ def test_close_info_reconnectable() -> None:
 
 def test_retry_after_parses_seconds_and_http_dates() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert _parse_retry_after("7") == 7.0
-    assert _parse_retry_after(" 1.5 ") == 1.5
-    assert _parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
-    assert _parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90.0
+    assert parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0.0
     for bad in (None, "", "soon", "-3", "nan", "inf"):
-        assert _parse_retry_after(bad) is None
+        assert parse_retry_after(bad) is None
 
 
 # -- delivery -------------------------------------------------------------------------------------
+
+
+def numbered(i: int) -> str:
+    """Sizes 10-310 bytes: frames over 125 bytes take the transport's fast path, smaller ones the typed one."""
+    return f'{{"seq":{i},"pad":"{"x" * (i % 301)}"}}'
 
 
 async def test_frames_arrive_complete_and_in_order(aio_server: Callable[..., Awaitable[str]]) -> None:
@@ -222,7 +230,7 @@ async def test_frames_arrive_complete_and_in_order(aio_server: Callable[..., Awa
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         for i in range(count):
-            await ws.send_str(f'{{"seq":{i}}}')
+            await ws.send_str(numbered(i))
         await ws.close(code=1000, message=b"bye")
         return ws
 
@@ -230,7 +238,7 @@ async def test_frames_arrive_complete_and_in_order(aio_server: Callable[..., Awa
     sink = Sink()
     conn = await connect(url, sink, headers={"KALSHI-ACCESS-KEY": "key-id"})
     info = await sink.wait_close()
-    assert sink.frames == [f'{{"seq":{i}}}'.encode() for i in range(count)]
+    assert sink.frames == [numbered(i).encode() for i in range(count)]
     assert seen_headers["KALSHI-ACCESS-KEY"] == "key-id"
     assert info == CloseInfo(1000, "bye", None, False)
     assert info.reconnectable
@@ -342,7 +350,7 @@ async def test_pause_suspends_the_heartbeat_deadline(aio_server: Callable[..., A
 
 
 async def test_pause_stops_delivery_until_resume(aio_server: Callable[..., Awaitable[str]]) -> None:
-    count = 2_000
+    count = 600  # about 100 kB: fits in socket buffers, so the server finishes while we are paused
     all_sent = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
@@ -350,7 +358,7 @@ async def test_pause_stops_delivery_until_resume(aio_server: Callable[..., Await
         await ws.prepare(request)
         await ws.receive()  # "go"
         for i in range(count):
-            await ws.send_str(str(i))
+            await ws.send_str(numbered(i))
         all_sent.set()
         async for _ in ws:
             pass
@@ -379,12 +387,12 @@ async def test_pause_stops_delivery_until_resume(aio_server: Callable[..., Await
     async with asyncio.timeout(WAIT):
         await all_sent.wait()
     await asyncio.sleep(0.2)  # give the loop every chance to (wrongly) read and deliver
-    assert sink.frames == [b"0"]
+    assert sink.frames == [numbered(0).encode()]
     assert conn.paused
     conn.resume_reading()
     async with asyncio.timeout(WAIT):
         await sink.complete.wait()
-    assert sink.frames == [str(i).encode() for i in range(count)]
+    assert sink.frames == [numbered(i).encode() for i in range(count)]
     await conn.close()
 
 
@@ -436,7 +444,7 @@ async def test_connect_timeout_raises_and_leaves_nothing_behind() -> None:
     server = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     before = asyncio.all_tasks()
-    with pytest.raises(KalshiConnectionError, match="within 0.2 s"):
+    with pytest.raises(KalshiConnectionError, match=r"within 0\.2 s"):
         await connect(f"ws://127.0.0.1:{port}/ws", Sink(), connect_timeout=0.2)
     assert asyncio.all_tasks() <= before
     for writer in accepted:
@@ -455,6 +463,7 @@ async def test_not_a_websocket_url_is_a_config_error() -> None:
 
 async def test_close_completes_the_handshake_and_leaves_no_tasks(aio_server: Callable[..., Awaitable[str]]) -> None:
     server_saw: list[int | None] = []
+    server_done = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -462,6 +471,7 @@ async def test_close_completes_the_handshake_and_leaves_no_tasks(aio_server: Cal
         async for _ in ws:
             pass
         server_saw.append(ws.close_code)
+        server_done.set()
         return ws
 
     url = await aio_server(handler)
@@ -476,10 +486,19 @@ async def test_close_completes_the_handshake_and_leaves_no_tasks(aio_server: Cal
     with pytest.raises(KalshiConnectionError):
         conn.send(b"{}")
     async with asyncio.timeout(WAIT):
-        while not server_saw:
-            await asyncio.sleep(0.01)
+        await server_done.wait()
     assert server_saw == [4001]
     assert asyncio.all_tasks() <= before | {asyncio.current_task()}
+
+
+async def test_close_gives_up_on_a_server_that_never_answers(picows_server: Callable[..., Awaitable[str]]) -> None:
+    deaf = WSListener()  # the base listener ignores every frame, CLOSE included
+    url = await picows_server(lambda: deaf)
+    sink = Sink()
+    conn = await connect(url, sink, close_timeout=0.2)
+    info = await conn.close()
+    assert info == CloseInfo(None, REASON_CLIENT_CLOSE, None, True)
+    assert sink.closes == [info]
 
 
 async def test_close_rejects_unsendable_codes(aio_server: Callable[..., Awaitable[str]]) -> None:
@@ -608,9 +627,7 @@ def server_tls(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
     folder: Path = tmp_path_factory.mktemp("tls")
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(folder / "cert.pem", folder / "key.pem")

@@ -62,7 +62,7 @@ _Yaml12Loader.add_implicit_resolver(
 
 def _load_spec(path: Path) -> dict[str, Any]:
     with path.open() as fh:
-        loaded: dict[str, Any] = yaml.load(fh, _Yaml12Loader)  # noqa: S506 - SafeLoader subclass
+        loaded: dict[str, Any] = yaml.load(fh, _Yaml12Loader)  # a SafeLoader subclass
     return loaded
 
 

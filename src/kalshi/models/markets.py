@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 import msgspec
@@ -55,6 +56,13 @@ def _price_decimal(ticks: int) -> Decimal:
         if -ONE_DOLLAR_TICKS < ticks < ONE_DOLLAR_TICKS:
             _PRICE_DECIMALS[ticks] = value
     return value
+
+
+@lru_cache(maxsize=16_384)
+def _level(price: int, size: int) -> PriceLevel:
+    # Consecutive views of a ladder share nearly all levels: memoising the Decimal pairs makes
+    # reading a whole ladder ~0.1 us per level instead of ~0.8 us. PriceLevel is immutable.
+    return PriceLevel(_price_decimal(price), units_to_decimal(size))
 
 
 def _side_levels(levels: Iterable[TickLevel], *, invert: bool, side: str) -> dict[int, int]:
@@ -132,7 +140,7 @@ class _Ladder:
             best = self.best()
             if best is None:
                 return None
-            level = self._bid_level = PriceLevel(_price_decimal(best[0]), units_to_decimal(best[1]))
+            level = self._bid_level = _level(best[0], best[1])
         return level
 
     def ask_level(self) -> PriceLevel | None:
@@ -142,21 +150,22 @@ class _Ladder:
             best = self.best()
             if best is None:
                 return None
-            level = self._ask_level = PriceLevel(_price_decimal(ONE_DOLLAR_TICKS - best[0]), units_to_decimal(best[1]))
+            level = self._ask_level = _level(ONE_DOLLAR_TICKS - best[0], best[1])
         return level
 
     def price_levels(self) -> tuple[PriceLevel, ...]:
         out = self._price_levels
         if out is None:
-            out = self._price_levels = tuple(
-                PriceLevel(_price_decimal(price), units_to_decimal(size)) for price, size in self.ticks()
-            )
+            out = self._price_levels = tuple([_level(price, size) for price, size in self.ticks()])
         return out
 
     def units(self, levels: int | None) -> int:
         if levels is None:
             return sum(self._levels.values())
         return sum(size for _price, size in self.ticks()[:levels])
+
+    def __repr__(self) -> str:
+        return f"_Ladder({len(self._levels)} levels)"
 
 
 class Orderbook(msgspec.Struct, frozen=True, eq=False, gc=False):
@@ -401,6 +410,17 @@ class Orderbook(msgspec.Struct, frozen=True, eq=False, gc=False):
 
     def __hash__(self) -> int:
         return hash((self.market_ticker, self.yes_ticks, self.no_ticks))
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's default would show the private ladder objects; show the levels instead.
+        return [
+            ("market_ticker", self.market_ticker),
+            ("yes", self.yes),
+            ("no", self.no),
+            ("seq", self.seq),
+            ("clock", self.clock),
+            ("version", self.version),
+        ]
 
     def __repr__(self) -> str:
         def top(ladder: _Ladder) -> str:

@@ -24,7 +24,7 @@ class GroupsMixin(EngineCore):
             account=group.account,
             contracts_limit_units=group.limit,
             is_triggered=group.triggered,
-            matched_in_window_units=group.matched(self._now),
+            matched_in_window_units=group.matched(max(self._now, self._clock_ms())),
             order_ids=tuple(group.order_ids),
         )
 

@@ -79,12 +79,25 @@ class IndexFeeds:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._history: dict[str, deque[tuple[int, Decimal]]] = {}
+        self._last_source: dict[str, int] = {}
+
+    def _source_ts(self, key: str, source_ts_ms: int) -> int:
+        """Keep each feed's source timestamps strictly increasing (the exchange drops stale upstream ticks)."""
+        last = self._last_source.get(key)
+        if last is not None and source_ts_ms <= last:
+            source_ts_ms = last + 1
+        self._last_source[key] = source_ts_ms
+        return source_ts_ms
 
     def publish_index(
         self, index_id: str, value: Decimal, source_ts_ms: int, received_at: int, *, per_second: bool = True
     ) -> None:
-        """A CF Benchmarks tick: to ``cfbenchmarks_value_5hz`` for the 5 Hz set and, when ``per_second``
-        (one tick in five of those), to ``cfbenchmarks_value`` with its averages."""
+        """Publish a CF Benchmarks tick.
+
+        It goes to ``cfbenchmarks_value_5hz`` for the 5 Hz coin set and, when ``per_second`` (one tick in five),
+        to ``cfbenchmarks_value`` with its averages.
+        """
+        source_ts_ms = self._source_ts(index_id, source_ts_ms)
         history = self._history.setdefault(index_id, deque())
         while history and history[0][0] < source_ts_ms - 60_000:
             history.popleft()
@@ -131,6 +144,7 @@ class IndexFeeds:
 
     def publish_pyth(self, underlying: str, value: Decimal, source_ts_ms: int, received_at: int) -> None:
         """A Pyth price of one underlying ticker."""
+        source_ts_ms = self._source_ts(f"pyth:{underlying}", source_ts_ms)
         payload = _encode(
             {
                 "underlying_ticker": underlying,

@@ -84,13 +84,16 @@ class MarketUniverse:
     _serial: int = 0
 
     @classmethod
-    def generate(cls, seed: int, n_markets: int, *, now_ms: int = 0, engine: Engine | None = None) -> MarketUniverse:
+    def generate(
+        cls, seed: int, n_markets: int, *, now_ms: int | None = None, engine: Engine | None = None
+    ) -> MarketUniverse:
         """Generate ``n_markets`` markets (about one in eight multivariate once there are 4+).
 
         Args:
             seed: the only source of randomness.
             n_markets: how many markets; at least 1.
-            now_ms: markets open an hour before and close days after this time.
+            now_ms: markets open an hour before and close days after this time (default: the engine's
+                clock, or 0 without an engine).
             engine: if given, the universe is installed in it (:meth:`install`).
 
         Raises:
@@ -99,6 +102,8 @@ class MarketUniverse:
         if n_markets < 1:
             raise ValueError("n_markets must be at least 1")
         rng = random.Random(seed)
+        if now_ms is None:
+            now_ms = engine.now_ms if engine is not None else 0
         universe = cls(seed=seed, now_ms=now_ms)
         n_mve = n_markets // 8 if n_markets >= 4 else 0
         while len(universe.markets) < n_markets - n_mve:

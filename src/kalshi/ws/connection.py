@@ -15,8 +15,11 @@ Reconnect policy in one place:
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Final
 
@@ -31,6 +34,7 @@ __all__ = [
     "ConnectionState",
     "backoff_delay",
     "is_permanent_close",
+    "parse_retry_after",
 ]
 
 
@@ -137,3 +141,31 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     if rng is None:
         return random.uniform(0.0, ceiling)
     return rng.uniform(0.0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    Args:
+        value: the header value, or None when the header is absent.
+        now: the current time for HTTP dates (tests pin it); the wall clock when None.
+
+    Returns:
+        Non-negative seconds (a date in the past gives 0.0), or None when absent or unparsable.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds

@@ -86,6 +86,7 @@ from kalshi.ws.models import (
 from kalshi.ws.models import (
     SEQUENCED_TYPES as _SEQUENCED_TYPES,
 )
+from kalshi.ws.models.book import _DELTA_CACHE, _PRICE_CACHE
 
 __all__ = [
     "AwaitingSnapshotDropped",
@@ -416,27 +417,32 @@ class ClientProtocol:
             message = self._decode(data)
         except _DECODE_ERRORS as exc:
             return self._undecodable(data, exc)
-        if isinstance(message, OrderbookDeltaMessage):
+        # Identity checks on the class: a failing isinstance() on a Struct class costs ~10x more.
+        cls = message.__class__
+        if cls is OrderbookDeltaMessage:
+            delta: OrderbookDeltaMessage = message  # type: ignore[assignment]  # narrowed by the class check
             if self._validate:
-                payload = message.msg
-                try:
-                    payload.price_ticks()
-                    payload.delta_units()
-                except KalshiProtocolError as exc:
-                    return self._invalid(data, exc, message.sid, message.seq)
-            seq = message.seq
+                payload = delta.msg
+                # Strings already in the parse caches were validated; only new ones are parsed here.
+                if payload.price_dollars not in _PRICE_CACHE or payload.delta_fp not in _DELTA_CACHE:
+                    try:
+                        payload.price_ticks()
+                        payload.delta_units()
+                    except KalshiProtocolError as exc:
+                        return self._invalid(data, exc, delta.sid, delta.seq)
+            seq = delta.seq
             if seq is None:
-                return message
-            sid = message.sid
+                return delta
+            sid = delta.sid
             last_seqs = self._last
             last = last_seqs.get(sid)
             if last is not None and seq == last + 1:
                 last_seqs[sid] = seq
-                return message
-            return self._out_of_order(message, sid, seq, last)
-        if isinstance(message, TickerMessage):
+                return delta
+            return self._out_of_order(delta, sid, seq, last)
+        if cls is TickerMessage:
             return message
-        if message.__class__ in _SEQUENCED_DATA:
+        if cls in _SEQUENCED_DATA:
             number = message.seq
             owner = message.sid
             if number is None or owner is None:
@@ -447,8 +453,8 @@ class ClientProtocol:
                 last_seqs[owner] = number
                 return message
             return self._out_of_order(message, owner, number, previous)
-        if isinstance(message, OrderbookSnapshotMessage):
-            return self._snapshot(data, message)
+        if cls is OrderbookSnapshotMessage:
+            return self._snapshot(data, message)  # type: ignore[arg-type]  # narrowed by the class check
         if isinstance(message, _RESPONSE_CLASSES):
             return self._response(message)
         return message  # fill, market_position, user_order: no seq

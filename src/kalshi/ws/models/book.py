@@ -74,7 +74,16 @@ def _levels_fp(levels: list[tuple[str, str]]) -> Levels:
         return [(prices[price], counts[count]) for price, count in levels]
     except KeyError:
         pass
-    return [(_PRICE_CACHE.get(p) or _parse_price(p), _parse_count(c, signed=False)) for p, c in levels]
+    out: Levels = []
+    for price, count in levels:
+        ticks = prices.get(price)
+        if ticks is None:
+            ticks = _parse_price(price)
+        units = counts.get(count)
+        if units is None:
+            units = _parse_count(count, signed=False)
+        out.append((ticks, units))
+    return out
 
 
 def _levels_dollars(levels: list[tuple[str, int | str]]) -> Levels:

@@ -1,0 +1,145 @@
+"""Running the simulator as a program: ``kalshi sim`` (typer, elsewhere) and ``python -m kalshi.sim``.
+
+:func:`run_sim` takes plain arguments (no argument parser here) so any command-line front end can call it;
+:func:`serve` is its asyncio core, usable from programs that already run a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kalshi.sim.faults import parse_fault_spec
+from kalshi.sim.keys import PRIVATE_KEY_SUFFIX, PUBLIC_KEY_SUFFIX, write_demo_key
+from kalshi.sim.server import Simulator
+
+__all__ = ["DEMO_KEY_ID", "SimOptions", "prepare_demo_key", "run_sim", "serve"]
+
+DEMO_KEY_ID = "sim-demo-key"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimOptions:
+    """Options of ``kalshi sim`` (the defaults are the command's)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    seed: int = 0
+    markets: int = 8
+    rate: float = 20.0
+    faults: str | None = None
+    open_access: bool = False
+    write_demo_key: Path | None = None
+    key_dir: Path | None = None
+
+
+def prepare_demo_key(directory: Path) -> tuple[Path, Path]:
+    """Write the demo key pair into ``directory`` unless it is already there.
+
+    Returns:
+        ``(private_key_path, public_key_path)``.
+
+    Raises:
+        KalshiAuthError: The files cannot be written.
+    """
+    private = directory / f"{DEMO_KEY_ID}{PRIVATE_KEY_SUFFIX}"
+    public = directory / f"{DEMO_KEY_ID}{PUBLIC_KEY_SUFFIX}"
+    if private.exists() and public.exists():
+        return private, public
+    return write_demo_key(directory, DEMO_KEY_ID, overwrite=True)
+
+
+async def serve(
+    options: SimOptions,
+    *,
+    echo: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+    started: Callable[[Simulator], None] | None = None,
+) -> None:
+    """Run a simulator until ``stop`` is set (or forever), printing how to connect.
+
+    Raises:
+        FaultSpecError: ``options.faults`` does not parse.
+        KalshiAuthError: The key directory or demo key cannot be used.
+        OSError: The port cannot be bound.
+    """
+    spec = parse_fault_spec(options.faults)
+    key_dir = options.key_dir
+    demo: tuple[Path, Path] | None = None
+    if options.write_demo_key is not None:
+        demo = prepare_demo_key(options.write_demo_key)
+        key_dir = key_dir or options.write_demo_key
+    sim = Simulator(
+        seed=options.seed,
+        markets=options.markets,
+        rate=options.rate,
+        open_access=options.open_access,
+        faults=spec,
+        host=options.host,
+        port=options.port,
+        key_dir=key_dir,
+    )
+    async with sim:
+        echo(f"Kalshi simulator on {sim.url}  (WebSocket {sim.ws_url})")
+        echo(f"  {len(sim.tickers)} markets, seed {options.seed}, {options.rate:g} actions/s")
+        if demo is not None:
+            echo(f"  demo key: id {DEMO_KEY_ID!r}, private key {demo[0]}")
+            echo(f"  sign with: KalshiAuth.from_key_path({DEMO_KEY_ID!r}, {str(demo[0])!r})")
+        if options.open_access:
+            echo("  open access: unsigned connections accepted (public channels only)")
+        if not spec.empty:
+            echo(f"  faults: {options.faults}")
+        if started is not None:
+            started(sim)
+        waiter = stop or asyncio.Event()
+        await waiter.wait()
+
+
+def run_sim(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    seed: int = 0,
+    markets: int = 8,
+    rate: float = 20.0,
+    faults: str | None = None,
+    open_: bool = False,
+    write_demo_key: str | Path | None = None,
+    key_dir: str | Path | None = None,
+    *,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Run the simulator in the foreground until Ctrl-C.
+
+    Args:
+        host: Interface to bind (loopback).
+        port: TCP port (0 picks one).
+        seed: Seeds markets, activity and faults.
+        markets: Number of markets.
+        rate: Engine actions per second.
+        faults: Fault spec string (see :mod:`kalshi.sim.faults`).
+        open_: Accept unsigned connections (``--open``).
+        write_demo_key: Write (or reuse) a demo key pair in this directory and accept it.
+        key_dir: Accept every ``<key_id>.pub.pem`` of this directory.
+        echo: Where the startup lines go.
+
+    Raises:
+        FaultSpecError: ``faults`` does not parse.
+        KalshiAuthError: The key directory or demo key cannot be used.
+        OSError: The port cannot be bound.
+    """
+    options = SimOptions(
+        host=host,
+        port=port,
+        seed=seed,
+        markets=markets,
+        rate=rate,
+        faults=faults,
+        open_access=open_,
+        write_demo_key=Path(write_demo_key).expanduser() if write_demo_key is not None else None,
+        key_dir=Path(key_dir).expanduser() if key_dir is not None else None,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(options, echo=echo))

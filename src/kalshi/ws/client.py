@@ -1,0 +1,1085 @@
+"""KalshiWebSocket: the asyncio streaming client (public API of seed 000).
+
+Layers: :mod:`kalshi.ws.transport` (picows: frames, pings, pause/resume) feeds every frame synchronously into
+:meth:`KalshiWebSocket._on_frame`, which runs the sans-I/O :class:`~kalshi.ws.protocol.ClientProtocol` and fans
+messages out to per-subscription bounded queues, order books and callback queues. No task per frame. One kept
+supervisor task owns reconnecting; one task per callback channel runs user callbacks; one task delivers hooks.
+
+Loss policy: sequenced channels (orderbook_delta, order_group_updates, ...) default to
+``OverflowStrategy.BLOCK``: when their consumer falls behind, the client stops reading the socket (TCP
+backpressure) instead of dropping. Latest-wins channels default to CONFLATE (ticker) or DROP_OLDEST, and every
+drop is counted on the subscription (``sub.dropped`` / ``sub.conflated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+from kalshi.auth import KalshiAuth
+from kalshi.config import KalshiConfig
+from kalshi.errors import (
+    KalshiBackpressureError,
+    KalshiCommandError,
+    KalshiConnectionError,
+    KalshiError,
+    KalshiHandshakeError,
+    KalshiSubscriptionError,
+)
+from kalshi.models.markets import Orderbook
+from kalshi.ws.backpressure import OverflowStrategy
+from kalshi.ws.connection import CloseInfo, ConnectionState, backoff_delay
+from kalshi.ws.hooks import HookRunner
+from kalshi.ws.models import (
+    CfbenchmarksValue5HzMessage,
+    CfbenchmarksValueMessage,
+    CommunicationsMessage,
+    ErrorMessage,
+    ErrorPayload,
+    FillMessage,
+    MarketLifecycleMessage,
+    MarketPositionsMessage,
+    MultivariateLifecycleMessage,
+    MultivariateMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    OrderGroupMessage,
+    PythValueMessage,
+    TickerMessage,
+    TradeMessage,
+    UserOrdersMessage,
+)
+from kalshi.ws.orderbook import BookError, DeltaResult
+from kalshi.ws.protocol import (
+    AwaitingSnapshotDropped,
+    ClientProtocol,
+    CommandResponse,
+    DuplicateDropped,
+    GapDetected,
+    ProtocolErrorEvent,
+    ProtocolEvent,
+    ServerError,
+)
+from kalshi.ws.subscription import Chunk, SubscribeRequest, Subscription, new_queue
+from kalshi.ws.transport import Connection, open_connection
+
+__all__ = ["DEFAULT_MARKETS_PER_SUBSCRIPTION", "FORWARDED_PARAMS", "KalshiWebSocket"]
+
+logger = logging.getLogger(__name__)
+
+StateCallback = Callable[[ConnectionState, ConnectionState], Awaitable[None]]
+ErrorCallback = Callable[[ErrorMessage], Awaitable[None]]
+MessageCallback = Callable[[Any], Awaitable[None]]
+
+# Params of the spec's subscribe command; the generic subscribe() forwards only these.
+FORWARDED_PARAMS: Final = frozenset(
+    {
+        "market_ticker",
+        "market_tickers",
+        "market_id",
+        "market_ids",
+        "shard_factor",
+        "shard_key",
+        "send_initial_snapshot",
+        "skip_ticker_ack",
+        "use_yes_price",
+        "user_filter",
+        "index_ids",
+        "underlying_tickers",
+    }
+)
+DEFAULT_MARKETS_PER_SUBSCRIPTION: Final = 500
+_SEQUENCED_DEFAULT_BLOCK: Final = frozenset(
+    {"orderbook_delta", "order_group_updates", "trade", "market_lifecycle_v2", "multivariate_market_lifecycle"}
+)
+_CONFLATE_DEFAULT: Final = frozenset({"ticker"})
+_DEFAULT_MAXSIZE: Final = 1000
+_BOOK_MAXSIZE: Final = 100
+# Synthesized on_error codes (outside the server's 1-28): the client's own findings.
+CLIENT_ERROR_PROTOCOL: Final = 1001
+CLIENT_ERROR_GAP: Final = 1002
+CLIENT_ERROR_CALLBACK: Final = 1003
+CLIENT_ERROR_RESUBSCRIBE: Final = 1004
+
+
+class KalshiWebSocket:
+    """WebSocket client for real-time Kalshi market data.
+
+    Usage::
+
+        ws = KalshiWebSocket(auth=auth, config=config)
+        async with ws.connect() as session:
+            async for msg in session.subscribe_ticker(tickers=["ECON-GDP-25Q1"]):
+                print(msg.msg.yes_bid)
+
+    Args:
+        auth: signs the upgrade (required by the exchange for every connection); None for an open simulator.
+        config: where to connect and the retry/heartbeat settings.
+        heartbeat_timeout: seconds without any frame after our ping before the link is declared dead.
+        on_state_change: ``async (old, new)`` called on every ConnectionState transition.
+        on_error: ``async (ErrorMessage)`` for server errors and synthesized client errors (codes >= 1000).
+        markets_per_subscription: most markets per server subscription; larger requests are split.
+        rng: random source for backoff jitter (tests pass a seeded one).
+    """
+
+    def __init__(
+        self,
+        auth: KalshiAuth | None = None,
+        config: KalshiConfig | None = None,
+        heartbeat_timeout: float = 30.0,
+        on_state_change: StateCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        *,
+        markets_per_subscription: int = DEFAULT_MARKETS_PER_SUBSCRIPTION,
+        command_timeout: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if markets_per_subscription < 1:
+            raise ValueError("markets_per_subscription must be >= 1")
+        self._auth = auth
+        self._config = config or KalshiConfig.production()
+        self._heartbeat_timeout = heartbeat_timeout
+        self._on_state_change = on_state_change
+        self._on_error = on_error
+        self._chunk_size = markets_per_subscription
+        self._command_timeout = command_timeout or self._config.timeout
+        self._rng = rng or random.Random()
+        self._callbacks: dict[str, list[MessageCallback]] = {}
+        self._state = ConnectionState.DISCONNECTED
+        self._proto = ClientProtocol()
+        self._conn: Connection | None = None
+        self._subs: dict[int, Subscription[Any]] = {}
+        self._routes: dict[int, tuple[Subscription[Any], Chunk]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[list[Any]], list[Any]]] = {}
+        self._next_client_id = 1
+        self._ever_subscribed = False
+        self._closing = False
+        self._lost: asyncio.Event | None = None
+        self._done: asyncio.Event | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._hooks: HookRunner | None = None
+        self._resume_task: asyncio.Task[None] | None = None
+        self._book_waiters: dict[str, list[asyncio.Future[Orderbook]]] = {}
+        self._terminal_error: BaseException | None = None
+        self._last_close: CloseInfo | None = None
+        self.reconnects = 0
+        self.frames_received = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"KalshiWebSocket(url={self._config.ws_url!r}, state={self._state.value}, subscriptions={len(self._subs)})"
+        )
+
+    # ------------------------------------------------------------------ public: lifecycle
+
+    @property
+    def state(self) -> ConnectionState:
+        """The current connection state."""
+        return self._state
+
+    @property
+    def config(self) -> KalshiConfig:
+        return self._config
+
+    @property
+    def subscriptions(self) -> list[Subscription[Any]]:
+        """Every live logical subscription."""
+        return list(self._subs.values())
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[KalshiWebSocket]:
+        """Open the socket and start receiving; the block's exit ends every iterator and closes with 1000.
+
+        Raises:
+            KalshiHandshakeError: the server refused the upgrade with 401/403 (no retry), or kept refusing.
+            KalshiConnectionError: the server could not be reached within ``ws_max_retries`` attempts.
+        """
+        if self._supervisor is not None:
+            raise KalshiConnectionError("this KalshiWebSocket is already connected; use one connect() at a time")
+        self._closing = False
+        self._terminal_error = None
+        self._proto = ClientProtocol(first_command_id=self._proto.next_command_id)
+        self._hooks = HookRunner(self._on_error, self._on_state_change)
+        self._hooks.start()
+        for channel, callbacks in self._callbacks.items():
+            self._hooks.ensure_channel(channel, callbacks)
+        self._lost = asyncio.Event()
+        self._done = asyncio.Event()
+        try:
+            await self._open_with_retries(first=True)
+            self._supervisor = asyncio.create_task(self._supervise(), name="kalshi-ws-supervisor")
+            yield self
+        finally:
+            await self._shutdown()
+
+    async def run_forever(self) -> None:
+        """Block until the session ends (the connect() block exits or reconnecting gives up).
+
+        Raises:
+            KalshiSubscriptionError: nothing was subscribed in this session: a callback alone receives nothing.
+        """
+        if not self._ever_subscribed:
+            raise KalshiSubscriptionError(
+                "run_forever() needs at least one subscribe_*() call first: @ws.on() only routes messages, "
+                "the server sends frames only for channels you subscribe to"
+            )
+        if self._done is None:
+            raise KalshiConnectionError("not connected: use `async with ws.connect() as session:` first")
+        await self._done.wait()
+        if self._terminal_error is not None:
+            raise self._terminal_error
+
+    def on(self, channel: str) -> Callable[[MessageCallback], MessageCallback]:
+        """Decorator: call ``async fn(message)`` for every message of ``channel`` (beside any iterators).
+
+        Works before and after connect(). Callbacks run in order, one channel at a time, off the receive path.
+        """
+
+        def register(callback: MessageCallback) -> MessageCallback:
+            self._callbacks.setdefault(channel, []).append(callback)
+            if any(sub.channel == channel for sub in self._subs.values()):
+                logger.warning("channel %r has both an iterator and a callback: both receive every message", channel)
+            if self._hooks is not None:
+                self._hooks.ensure_channel(channel, self._callbacks[channel])
+            return callback
+
+        return register
+
+    # ------------------------------------------------------------------ public: subscribing
+
+    def subscribe(
+        self,
+        channel: str,
+        params: Mapping[str, Any] | None = None,
+        overflow: OverflowStrategy | None = None,
+        maxsize: int = _DEFAULT_MAXSIZE,
+    ) -> SubscribeRequest[Any]:
+        """Subscribe to any channel (forward compatible). Only the spec's params are forwarded.
+
+        Unknown param keys are dropped with a warning. Known channels yield typed messages; unknown ones yield
+        :class:`~kalshi.ws.models.UnknownMessage` whose ``raw`` is the dict.
+        """
+        clean: dict[str, Any] = {}
+        for key, value in (params or {}).items():
+            if key in FORWARDED_PARAMS:
+                clean[key] = value
+            else:
+                logger.warning("subscribe(%r): param %r is not part of the protocol and was not sent", channel, key)
+        return self._request(channel, clean, overflow, maxsize)
+
+    def subscribe_ticker(
+        self,
+        tickers: Sequence[str] | None = None,
+        *,
+        market_ids: Sequence[str] | None = None,
+        skip_ticker_ack: bool | None = None,
+        overflow: OverflowStrategy | None = None,
+        maxsize: int = _DEFAULT_MAXSIZE,
+    ) -> SubscribeRequest[TickerMessage]:
+        """Ticker updates (all markets when ``tickers`` is None). Default CONFLATE: latest per market wins."""
+        params = _market_params(tickers, market_ids)
+        if skip_ticker_ack is not None:
+            params["skip_ticker_ack"] = skip_ticker_ack
+        return self._request("ticker", params, overflow, maxsize)
+
+    def subscribe_trade(
+        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[TradeMessage]:
+        """Public trades (all markets when ``tickers`` is None)."""
+        return self._request("trade", _market_params(tickers, None), overflow, maxsize)
+
+    def subscribe_orderbook_delta(
+        self,
+        tickers: Sequence[str],
+        *,
+        send_initial_snapshot: bool = True,
+        use_yes_price: bool | None = None,
+        overflow: OverflowStrategy | None = None,
+        maxsize: int = _DEFAULT_MAXSIZE,
+    ) -> SubscribeRequest[OrderbookSnapshotMessage | OrderbookDeltaMessage]:
+        """Raw snapshot and delta messages. The client also keeps the books (see :attr:`books`)."""
+        if not tickers:
+            raise KalshiSubscriptionError("orderbook_delta needs market tickers (error 14 otherwise)")
+        params = _market_params(tickers, None)
+        params["send_initial_snapshot"] = send_initial_snapshot
+        if use_yes_price is not None:
+            params["use_yes_price"] = use_yes_price
+        return self._request("orderbook_delta", params, overflow, maxsize, book_mode="raw")
+
+    def subscribe_market_lifecycle(
+        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[MarketLifecycleMessage]:
+        """market_lifecycle_v2 (also carries event_lifecycle and event_fee_update)."""
+        return self._request("market_lifecycle_v2", _market_params(tickers, None), overflow, maxsize)
+
+    def subscribe_multivariate(
+        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[MultivariateMessage]:
+        """The retired ``multivariate`` channel (kept for old code; the exchange answers error 8 today)."""
+        warnings.warn(
+            "the 'multivariate' channel was retired in 2026-08; use subscribe_multivariate_lifecycle()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._request("multivariate", {}, overflow, maxsize)
+
+    def subscribe_multivariate_lifecycle(
+        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[MultivariateLifecycleMessage]:
+        """multivariate_market_lifecycle."""
+        return self._request("multivariate_market_lifecycle", {}, overflow, maxsize)
+
+    def subscribe_fill(
+        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[FillMessage]:
+        """Your fills (private)."""
+        return self._request("fill", _market_params(tickers, None), overflow, maxsize)
+
+    def subscribe_user_orders(
+        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[UserOrdersMessage]:
+        """Your order updates (private; wire type ``user_order``)."""
+        return self._request("user_orders", _market_params(tickers, None), overflow, maxsize)
+
+    def subscribe_market_positions(
+        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[MarketPositionsMessage]:
+        """Your positions (private; wire type ``market_position``)."""
+        return self._request("market_positions", _market_params(tickers, None), overflow, maxsize)
+
+    def subscribe_order_group(
+        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[OrderGroupMessage]:
+        """Your order group updates (private, sequenced)."""
+        return self._request("order_group_updates", {}, overflow, maxsize)
+
+    def subscribe_communications(
+        self,
+        *,
+        shard_factor: int | None = None,
+        shard_key: int | None = None,
+        overflow: OverflowStrategy | None = None,
+        maxsize: int = 1000,
+    ) -> SubscribeRequest[CommunicationsMessage]:
+        """RFQs and quotes (private)."""
+        params: dict[str, Any] = {}
+        if shard_factor is not None:
+            params["shard_factor"] = shard_factor
+        if shard_key is not None:
+            params["shard_key"] = shard_key
+        return self._request("communications", params, overflow, maxsize)
+
+    def subscribe_cfbenchmarks_value(
+        self, index_ids: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[CfbenchmarksValueMessage]:
+        """CF Benchmarks index values."""
+        return self._request("cfbenchmarks_value", {"index_ids": list(index_ids)}, overflow, maxsize)
+
+    def subscribe_cfbenchmarks_value_5hz(
+        self, index_ids: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[CfbenchmarksValue5HzMessage]:
+        """CF Benchmarks index values at 5 Hz."""
+        return self._request("cfbenchmarks_value_5hz", {"index_ids": list(index_ids)}, overflow, maxsize)
+
+    def subscribe_pyth_value(
+        self, underlying_tickers: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
+    ) -> SubscribeRequest[PythValueMessage]:
+        """Pyth prices of underlyings."""
+        return self._request("pyth_value", {"underlying_tickers": list(underlying_tickers)}, overflow, maxsize)
+
+    def orderbook(self, tickers: str | Sequence[str], *, maxsize: int = _BOOK_MAXSIZE) -> SubscribeRequest[Orderbook]:
+        """Yield an immutable :class:`Orderbook` after every applied snapshot or delta.
+
+        Views are conflated per market when the consumer is slow (each view is the whole book, so nothing is
+        lost by skipping an intermediate one). A book being repaired after a gap is not yielded until rebuilt.
+        """
+        names = [tickers] if isinstance(tickers, str) else list(tickers)
+        if not names:
+            raise KalshiSubscriptionError("orderbook() needs at least one market ticker")
+        params: dict[str, Any] = {"market_tickers": names, "send_initial_snapshot": True}
+        return self._request("orderbook_delta", params, OverflowStrategy.CONFLATE, maxsize, book_mode="views")
+
+    async def list_subscriptions(self) -> list[tuple[str, int]]:
+        """Ask the server which subscriptions are live: ``[(channel, sid), ...]``.
+
+        Raises:
+            KalshiSubscriptionError: the server answered with an error or did not answer in time.
+        """
+        responses = await self._command(self._proto.send_list_subscriptions())
+        infos = getattr(responses[-1], "subscriptions", None) or []
+        return [(info.channel, info.sid) for info in infos]
+
+    # ------------------------------------------------------------------ public: books
+
+    @property
+    def books(self) -> Mapping[str, Orderbook]:
+        """Maintained books of every orderbook subscription, by ticker (stale or unbuilt books are absent).
+
+        Reading is cheap: an unchanged book returns the same cached view object.
+        """
+        out: dict[str, Orderbook] = {}
+        for sub in self._subs.values():
+            if sub.books is None:
+                continue
+            for ticker, state in sub.books.books.items():
+                if ticker not in out and state.has_snapshot and not state.stale:
+                    out[ticker] = state.view()
+        return out
+
+    async def wait_for_book(self, ticker: str, *, after_version: int | None = None) -> Orderbook:
+        """Wait for the next update of a maintained book (or return it at once if newer than ``after_version``)."""
+        if after_version is not None:
+            current = self.books.get(ticker)
+            if current is not None and current.version > after_version:
+                return current
+        future: asyncio.Future[Orderbook] = asyncio.get_running_loop().create_future()
+        self._book_waiters.setdefault(ticker, []).append(future)
+        try:
+            return await future
+        finally:
+            waiters = self._book_waiters.get(ticker)
+            if waiters and future in waiters:
+                waiters.remove(future)
+                if not waiters:
+                    del self._book_waiters[ticker]
+
+    # ------------------------------------------------------------------ subscribing internals
+
+    def _request(
+        self,
+        channel: str,
+        params: dict[str, Any],
+        overflow: OverflowStrategy | None,
+        maxsize: int,
+        *,
+        book_mode: str | None = None,
+    ) -> SubscribeRequest[Any]:
+        async def start() -> Subscription[Any]:
+            return await self._create(channel, params, overflow, maxsize, book_mode)
+
+        return SubscribeRequest(start)
+
+    async def _create(
+        self,
+        channel: str,
+        params: dict[str, Any],
+        overflow: OverflowStrategy | None,
+        maxsize: int,
+        book_mode: str | None,
+    ) -> Subscription[Any]:
+        if self._conn is None or self._closing:
+            raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
+        if book_mode is None and channel == "orderbook_delta":
+            book_mode = "raw"
+        strategy = overflow or _default_overflow(channel)
+        queue = new_queue(maxsize, strategy)
+        markets = _take_markets(params)
+        client_id = self._next_client_id
+        self._next_client_id += 1
+        sub: Subscription[Any] = Subscription(self, client_id, channel, params, markets, queue, book_mode=book_mode)
+        if markets is None:
+            sub.chunks = [Chunk(None)]
+        else:
+            size = self._chunk_size
+            sub.chunks = [Chunk(markets[i : i + size]) for i in range(0, len(markets), size)] or [Chunk([])]
+        self._subs[client_id] = sub
+        if self._callbacks.get(channel):
+            logger.warning("channel %r has both an iterator and a callback: both receive every message", channel)
+        try:
+            for chunk in list(sub.chunks):
+                await self._issue_chunk(sub, chunk)
+        except BaseException:
+            await self._discard(sub)
+            raise
+        sub.active = True
+        self._ever_subscribed = True
+        return sub
+
+    async def _issue_chunk(self, sub: Subscription[Any], chunk: Chunk) -> None:
+        """Send subscribe for one chunk; on error 26 split it in halves and retry."""
+        params = dict(sub.params)
+        if chunk.markets is not None:
+            params["market_tickers"] = chunk.markets
+        if sub.books is not None:
+            params["send_initial_snapshot"] = True
+        try:
+            responses = await self._command(self._proto.send_subscribe([sub.channel], **params))
+        except KalshiCommandError as exc:
+            if exc.code == 26 and chunk.markets is not None and len(chunk.markets) > 1:
+                half = len(chunk.markets) // 2
+                first, second = Chunk(chunk.markets[:half]), Chunk(chunk.markets[half:])
+                index = sub.chunks.index(chunk)
+                sub.chunks[index : index + 1] = [first, second]
+                self._chunk_size = max(1, min(self._chunk_size, half))
+                await self._issue_chunk(sub, first)
+                await self._issue_chunk(sub, second)
+                return
+            raise
+        sid = getattr(responses[-1].msg, "sid", None)
+        if not isinstance(sid, int):
+            raise KalshiSubscriptionError(f"subscribe to {sub.channel!r} got no sid in {responses[-1]!r}")
+        chunk.sid = sid
+        self._routes[sid] = (sub, chunk)
+
+    async def _command(self, cmd_id: int) -> list[Any]:
+        """Flush queued commands and wait for the final response to ``cmd_id``.
+
+        Raises:
+            KalshiCommandError: the server answered ``error``.
+            KalshiSubscriptionError: no answer within the command timeout, or the connection is down.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._pending[cmd_id] = (future, [])
+        try:
+            self._flush()
+            async with asyncio.timeout(self._command_timeout):
+                return await future
+        except TimeoutError:
+            self._proto.forget_command(cmd_id)
+            raise KalshiSubscriptionError(
+                f"no answer to command {cmd_id} within {self._command_timeout} s; the connection may be stalled"
+            ) from None
+        finally:
+            self._pending.pop(cmd_id, None)
+
+    def _flush(self) -> None:
+        frames = self._proto.data_to_send()
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise KalshiSubscriptionError("the connection is down; the command will be re-sent after reconnecting")
+        for frame in frames:
+            conn.send(frame)
+
+    async def _add_markets(self, sub: Subscription[Any], tickers: list[str]) -> None:
+        self._check_live(sub)
+        known = set(sub.markets)
+        new = [t for t in dict.fromkeys(tickers) if t not in known]
+        if not new:
+            return
+        if sub.chunks and sub.chunks[0].markets is None:
+            raise KalshiSubscriptionError("this subscription takes every market already; nothing to add")
+        while new:
+            last = sub.chunks[-1] if sub.chunks else None
+            room = self._chunk_size - len(last.markets or []) if last is not None else 0
+            if last is not None and last.sid is not None and room > 0:
+                part, new = new[:room], new[room:]
+                try:
+                    await self._command(
+                        self._proto.send_update_subscription(last.sid, "add_markets", market_tickers=part)
+                    )
+                except KalshiCommandError as exc:
+                    if exc.code != 26:
+                        raise
+                    self._chunk_size = max(1, len(last.markets or []))
+                    new = part + new
+                    continue
+                assert last.markets is not None
+                last.markets.extend(part)
+            else:
+                part, new = new[: self._chunk_size], new[self._chunk_size :]
+                chunk = Chunk(part)
+                sub.chunks.append(chunk)
+                await self._issue_chunk(sub, chunk)
+
+    async def _remove_markets(self, sub: Subscription[Any], tickers: list[str]) -> None:
+        self._check_live(sub)
+        drop = set(tickers)
+        for chunk in list(sub.chunks):
+            if chunk.markets is None or chunk.sid is None:
+                continue
+            mine = [t for t in chunk.markets if t in drop]
+            if not mine:
+                continue
+            if len(mine) == len(chunk.markets):
+                await self._command(self._proto.send_unsubscribe([chunk.sid]))
+                self._routes.pop(chunk.sid, None)
+                sub.chunks.remove(chunk)
+            else:
+                await self._command(
+                    self._proto.send_update_subscription(chunk.sid, "delete_markets", market_tickers=mine)
+                )
+                chunk.markets = [t for t in chunk.markets if t not in drop]
+            if sub.books is not None:
+                for ticker in mine:
+                    sub.books.remove(ticker)
+
+    async def _request_snapshot(self, sub: Subscription[Any], tickers: list[str] | None) -> None:
+        self._check_live(sub)
+        if sub.channel != "orderbook_delta":
+            raise KalshiSubscriptionError("request_snapshot() is for orderbook_delta subscriptions")
+        wanted = None if tickers is None else set(tickers)
+        for chunk in sub.chunks:
+            if chunk.sid is None or not chunk.markets:
+                continue
+            markets = [t for t in chunk.markets if wanted is None or t in wanted]
+            if markets:
+                await self._command(self._proto.send_get_snapshot(chunk.sid, markets))
+
+    async def _unsubscribe(self, sub: Subscription[Any]) -> None:
+        if sub.client_id not in self._subs:
+            return
+        sids = sub.sids
+        try:
+            if sids and self._conn is not None and not self._conn.closed:
+                await self._command(self._proto.send_unsubscribe(sids))
+        finally:
+            await self._discard(sub)
+
+    async def _discard(self, sub: Subscription[Any]) -> None:
+        self._subs.pop(sub.client_id, None)
+        for chunk in sub.chunks:
+            if chunk.sid is not None:
+                self._routes.pop(chunk.sid, None)
+        sub.active = False
+        sub.queue.close()
+
+    def _check_live(self, sub: Subscription[Any]) -> None:
+        if sub.client_id not in self._subs:
+            raise KalshiSubscriptionError("this subscription was unsubscribed or its session closed")
+
+    # ------------------------------------------------------------------ receive path (hot)
+
+    def _on_frame(self, data: bytes) -> None:
+        self.frames_received += 1
+        result = self._proto.receive_frame(data)
+        if isinstance(result, ProtocolEvent):
+            if not isinstance(result, DuplicateDropped | AwaitingSnapshotDropped):
+                self._on_event(result)
+            return
+        route = self._routes.get(result.sid) if result.sid is not None else None
+        if route is None:
+            # A data message for a sid we no longer route (e.g. late after unsubscribe): callbacks only.
+            self._callback(result)
+            return
+        cls = result.__class__
+        if cls is OrderbookDeltaMessage or cls is OrderbookSnapshotMessage:
+            self._on_book_message(route[0], route[1], result)
+        else:
+            self._deliver(route[0], result)
+
+    def _deliver(self, sub: Subscription[Any], message: Any) -> None:
+        sub.stats.delivered_frames += 1
+        queue = sub.queue
+        try:
+            queue.put_nowait(message)
+        except KalshiBackpressureError as exc:
+            self._fatal(exc)
+            return
+        if queue.is_full and queue.overflow is OverflowStrategy.BLOCK:
+            if sub.consumed:
+                self._pause_for(sub)
+            else:
+                # Nobody iterates this subscription (callback-style use): never stall the socket for it.
+                queue.get_nowait()
+                queue.dropped += 1
+                if not sub.warned_unconsumed:
+                    sub.warned_unconsumed = True
+                    logger.warning(
+                        "subscription %s (%s) is not being iterated and its queue is full: its iterator now "
+                        "drops the oldest messages (callbacks still get every one)",
+                        sub.client_id,
+                        sub.channel,
+                    )
+        if self._callbacks:
+            self._callback(message)
+
+    def _callback(self, message: Any) -> None:
+        hooks = self._hooks
+        if hooks is None or not self._callbacks:
+            return
+        channel = _channel_of(message)
+        if channel in self._callbacks and hooks.dispatch(channel, message) and self._conn is not None:
+            self._conn.pause_reading()
+            self._schedule_resume(hooks.wait_for_callback_space(channel))
+
+    def _on_book_message(self, sub: Subscription[Any], chunk: Chunk, message: Any) -> None:
+        books = sub.books
+        assert books is not None
+        ticker = message.msg.market_ticker
+        if message.__class__ is OrderbookSnapshotMessage:
+            try:
+                state = books.apply_snapshot_message(message)
+            except BookError as exc:
+                self._client_error(CLIENT_ERROR_PROTOCOL, f"bad snapshot for {ticker}: {exc}", sub)
+                return
+        else:
+            result = books.apply_delta_message(message)
+            if result is not DeltaResult.APPLIED:
+                if result is DeltaResult.DUPLICATE:
+                    return
+                sub.stats.stale_drops += 1
+                broken = books.get(ticker)
+                if result is DeltaResult.NO_SNAPSHOT and broken is not None and broken.stale:
+                    return  # repair in flight: its snapshot will rebuild the book
+                # An inapplicable delta means our book disagrees with the exchange: repair it.
+                self._client_error(CLIENT_ERROR_GAP, f"delta on {ticker} not applicable ({result.name})", sub)
+                books.mark_stale(ticker)
+                self._repair(sub, chunk, [ticker])
+                return
+            found = books.get(ticker)
+            assert found is not None
+            state = found
+        if sub.book_mode == "raw":
+            self._deliver(sub, message)
+        else:
+            view = state.view()
+            sub.stats.delivered_frames += 1
+            sub.queue.put_nowait(view)
+            if self._callbacks:
+                self._callback(message)
+        waiters = self._book_waiters.get(ticker)
+        if waiters:
+            view = state.view()
+            for future in waiters:
+                if not future.done():
+                    future.set_result(view)
+            waiters.clear()
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, CommandResponse):
+            cmd_id = event.cmd_id
+            entry = self._pending.get(cmd_id) if cmd_id is not None else None
+            message = event.message
+            if entry is None:
+                if isinstance(message, ErrorMessage):
+                    self._emit_error(message)
+                return
+            future, collected = entry
+            collected.append(message)
+            if future.done():
+                return
+            if isinstance(message, ErrorMessage):
+                future.set_exception(message.to_error())
+            elif event.final:
+                future.set_result(collected)
+        elif isinstance(event, ServerError):
+            self._on_server_error(event)
+        elif isinstance(event, GapDetected):
+            self._on_gap(event)
+        elif isinstance(event, ProtocolErrorEvent):
+            self._client_error(CLIENT_ERROR_PROTOCOL, str(event.error), None)
+
+    def _on_gap(self, gap: GapDetected) -> None:
+        route = self._routes.get(gap.sid)
+        if route is None:
+            return
+        sub, chunk = route
+        sub.stats.gaps += 1
+        logger.info("seq gap on sid %s (%s): expected %s, got %s", gap.sid, sub.channel, gap.expected, gap.received)
+        if sub.books is not None:
+            if chunk.markets:
+                for ticker in chunk.markets:
+                    sub.books.mark_stale(ticker)
+                self._repair(sub, chunk, list(chunk.markets))
+            return
+        # Latest-wins or event channels cannot be replayed over the WebSocket: deliver, count and tell.
+        self._client_error(CLIENT_ERROR_GAP, f"{gap.expected - gap.received} message(s) lost on {sub.channel}", sub)
+        self._deliver(sub, gap.message)
+
+    def _repair(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str]) -> None:
+        if chunk.sid is None or self._conn is None or self._conn.closed:
+            return  # the reconnect path re-bootstraps every book
+        self._proto.reset_sequence(chunk.sid)
+        sub.stats.repairs += 1
+        if self._hooks is not None:
+            self._hooks.spawn(self._repair_async(sub, chunk, tickers))
+
+    async def _repair_async(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str]) -> None:
+        sid = chunk.sid
+        if sid is None:
+            return
+        try:
+            await self._command(self._proto.send_get_snapshot(sid, tickers))
+        except KalshiError as exc:
+            logger.warning("get_snapshot on sid %s failed (%s); resubscribing the chunk", sid, exc)
+            with contextlib.suppress(KalshiError):
+                await self._command(self._proto.send_unsubscribe([sid]))
+            self._routes.pop(sid, None)
+            chunk.sid = None
+            try:
+                await self._issue_chunk(sub, chunk)
+                sub.stats.resubscribes += 1
+            except KalshiError as again:
+                self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"could not repair {sub.channel}: {again}", sub)
+
+    def _on_server_error(self, event: ServerError) -> None:
+        message = event.message
+        self._emit_error(message)
+        sid = event.sid
+        if sid is None or not event.terminal:
+            return
+        route = self._routes.pop(sid, None)
+        if route is None:
+            return
+        sub, chunk = route
+        chunk.sid = None
+        if sub.books is not None and chunk.markets:
+            for ticker in chunk.markets:
+                sub.books.mark_stale(ticker)
+        logger.warning("server ended sid %s (%s) with error %s; resubscribing", sid, sub.channel, event.code)
+        if self._hooks is not None:
+            self._hooks.spawn(self._resubscribe_chunk(sub, chunk))
+
+    async def _resubscribe_chunk(self, sub: Subscription[Any], chunk: Chunk) -> None:
+        try:
+            await self._issue_chunk(sub, chunk)
+            sub.stats.resubscribes += 1
+        except KalshiError as exc:
+            self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"could not resubscribe {sub.channel}: {exc}", sub)
+
+    # ------------------------------------------------------------------ backpressure
+
+    def _pause_for(self, sub: Subscription[Any]) -> None:
+        conn = self._conn
+        if conn is None or conn.paused:
+            return
+        conn.pause_reading()
+        self._schedule_resume(sub.queue.wait_for_space())
+
+    def _schedule_resume(self, space: Awaitable[None]) -> None:
+        async def resume_when_drained() -> None:
+            await space
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                conn.resume_reading()
+
+        if self._hooks is not None:
+            self._resume_task = self._hooks.spawn(resume_when_drained())
+
+    # ------------------------------------------------------------------ errors and state
+
+    def _emit_error(self, message: ErrorMessage) -> None:
+        if self._hooks is not None:
+            self._hooks.error(message)
+
+    def _client_error(self, code: int, text: str, sub: Subscription[Any] | None) -> None:
+        sid = sub.sids[0] if sub and sub.sids else None
+        message = ErrorMessage(msg=ErrorPayload(code=code, msg=text), sid=sid)
+        logger.warning("%s", text)
+        self._emit_error(message)
+
+    def _set_state(self, new: ConnectionState) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        logger.info("connection state %s -> %s", old.value, new.value)
+        if self._hooks is not None:
+            self._hooks.state(old, new)
+
+    def _fatal(self, exc: BaseException) -> None:
+        """Seed 000: an ERROR-strategy overflow ends the session: every iterator stops, state CLOSED."""
+        logger.error("fatal: %s", exc)
+        self._terminal_error = exc
+        self._client_error(CLIENT_ERROR_CALLBACK, str(exc), None)
+        self._closing = True
+        for sub in list(self._subs.values()):
+            sub.queue.close()
+        if self._lost is not None:
+            self._lost.set()
+
+    # ------------------------------------------------------------------ connection management
+
+    def _headers(self) -> dict[str, str]:
+        if self._auth is None:
+            return {}
+        return self._auth.headers("GET", self._config.ws_path)
+
+    def _on_close(self, info: CloseInfo) -> None:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("connection closed: code=%s reason=%s", info.code, info.reason)
+        self._last_close = info
+        for future, _ in self._pending.values():
+            if not future.done():
+                future.set_exception(KalshiSubscriptionError("the connection closed before the server answered"))
+        if self._lost is not None:
+            self._lost.set()
+
+    async def _open_once(self) -> None:
+        self._set_state(ConnectionState.CONNECTING)
+        self._proto.reset()
+        self._routes.clear()
+        self._lost = asyncio.Event()
+        self._conn = await open_connection(
+            self._config.ws_url,
+            headers=self._headers(),  # re-signed on every attempt
+            on_frame=self._on_frame,
+            on_close=self._on_close,
+            connect_timeout=self._config.connect_timeout,
+            heartbeat_interval=self._config.heartbeat_interval,
+            heartbeat_timeout=self._heartbeat_timeout,
+            verify_tls=self._config.verify_tls,
+        )
+        self._set_state(ConnectionState.CONNECTED)
+
+    async def _open_with_retries(self, *, first: bool) -> None:
+        attempts = self._config.ws_max_retries
+        last_error: KalshiError | None = None
+        for attempt in range(attempts + 1):
+            if attempt or not first:
+                delay = backoff_delay(attempt, self._config.retry_base_delay, self._config.retry_max_delay, self._rng)
+                if isinstance(last_error, KalshiHandshakeError) and last_error.retry_after:
+                    delay = max(delay, min(last_error.retry_after, self._config.retry_max_delay))
+                await asyncio.sleep(delay)
+            try:
+                await self._open_once()
+                return
+            except KalshiHandshakeError as exc:
+                if exc.is_permanent:
+                    self._set_state(ConnectionState.CLOSED)
+                    raise
+                last_error = exc
+            except KalshiConnectionError as exc:
+                last_error = exc
+            logger.warning("connect attempt %d/%d failed: %s", attempt + 1, attempts + 1, last_error)
+            self._set_state(ConnectionState.RECONNECTING if not first or attempt else ConnectionState.CONNECTING)
+        self._set_state(ConnectionState.CLOSED)
+        assert last_error is not None
+        raise last_error
+
+    async def _supervise(self) -> None:
+        """Own the connection: wait for it to drop, reconnect with full jitter, resubscribe everything."""
+        try:
+            while not self._closing:
+                lost = self._lost
+                assert lost is not None
+                if not lost.is_set():
+                    self._set_state(ConnectionState.STREAMING)
+                await lost.wait()
+                if self._closing:
+                    break
+                info = self._last_close
+                if info is not None and not info.reconnectable:
+                    self._terminal_error = KalshiConnectionError(
+                        f"server closed the connection for good (code {info.code}: {info.reason})"
+                    )
+                    break
+                self._set_state(ConnectionState.RECONNECTING)
+                self._release_backpressure()
+                try:
+                    await self._open_with_retries(first=False)
+                except KalshiError as exc:
+                    self._terminal_error = exc
+                    self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"reconnecting gave up: {exc}", None)
+                    break
+                self.reconnects += 1
+                await self._resubscribe_all()
+        finally:
+            self._set_state(ConnectionState.CLOSED)
+            for sub in list(self._subs.values()):
+                sub.queue.close()
+            if self._done is not None:
+                self._done.set()
+
+    def _release_backpressure(self) -> None:
+        task = self._resume_task
+        if task is not None and not task.done():
+            task.cancel()
+        self._resume_task = None
+
+    async def _resubscribe_all(self) -> None:
+        for sub in list(self._subs.values()):
+            if sub.books is not None:
+                sub.books.mark_all_stale()
+            for chunk in list(sub.chunks):
+                chunk.sid = None
+                try:
+                    await self._issue_chunk(sub, chunk)
+                except KalshiCommandError as exc:
+                    # Isolated: this subscription ends, the others continue.
+                    self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"resubscribe of {sub.channel} failed: {exc}", sub)
+                    await self._discard(sub)
+                    break
+                except KalshiSubscriptionError:
+                    return  # the new connection dropped too: the supervisor loop goes round again
+            sub.stats.resubscribes += 1
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        for sub in list(self._subs.values()):
+            sub.queue.close()
+        self._subs.clear()
+        self._routes.clear()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(KalshiError, OSError):
+                await conn.close(1000, "")
+        if self._lost is not None:
+            self._lost.set()
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
+        self._release_backpressure()
+        if self._hooks is not None:
+            await self._hooks.stop()
+            self._hooks = None
+        for waiters in self._book_waiters.values():
+            for future in waiters:
+                future.cancel()
+        self._book_waiters.clear()
+        self._set_state(ConnectionState.CLOSED)
+        if self._done is not None:
+            self._done.set()
+
+
+def _market_params(tickers: Sequence[str] | None, market_ids: Sequence[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if tickers is not None:
+        if isinstance(tickers, str):
+            tickers = [tickers]
+        params["market_tickers"] = list(tickers)
+    if market_ids is not None:
+        params["market_ids"] = list(market_ids)
+    return params
+
+
+def _take_markets(params: dict[str, Any]) -> list[str] | None:
+    """Pull the market filter out of params (the chunks carry it); None means the whole feed."""
+    markets: list[str] = []
+    single = params.pop("market_ticker", None)
+    if single:
+        markets.append(single)
+    many = params.pop("market_tickers", None)
+    if many:
+        markets.extend([many] if isinstance(many, str) else many)
+    if not markets:
+        return None
+    return list(dict.fromkeys(markets))
+
+
+def _default_overflow(channel: str) -> OverflowStrategy:
+    if channel in _SEQUENCED_DEFAULT_BLOCK:
+        return OverflowStrategy.BLOCK
+    if channel in _CONFLATE_DEFAULT:
+        return OverflowStrategy.CONFLATE
+    return OverflowStrategy.DROP_OLDEST
+
+
+_TYPE_TO_CHANNEL: Final = {
+    "orderbook_snapshot": "orderbook_delta",
+    "orderbook_delta": "orderbook_delta",
+    "user_order": "user_orders",
+    "market_position": "market_positions",
+    "event_lifecycle": "market_lifecycle_v2",
+    "event_fee_update": "market_lifecycle_v2",
+    "multivariate_lookup": "multivariate",
+    "rfq_created": "communications",
+    "rfq_deleted": "communications",
+    "quote_created": "communications",
+    "quote_accepted": "communications",
+    "quote_executed": "communications",
+}
+
+
+def _channel_of(message: Any) -> str:
+    kind: str = getattr(message, "type", "")
+    return _TYPE_TO_CHANNEL.get(kind, kind)

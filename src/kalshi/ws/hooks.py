@@ -1,0 +1,136 @@
+"""Runs user code (callbacks, on_error, on_state_change) off the receive path, in order, with kept tasks.
+
+The receive path is synchronous and must never await user code: it only enqueues. Each callback channel has
+one bounded queue and one task, so callbacks of a channel see messages in order; when a callback queue is full
+the client pauses socket reads until it drains (nothing is dropped). Hooks (errors, state changes) share one
+queue and one task. Every task is kept and cancelled on :meth:`HookRunner.stop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
+
+from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
+from kalshi.ws.connection import ConnectionState
+from kalshi.ws.models import ErrorMessage
+
+__all__ = ["HookRunner"]
+
+logger = logging.getLogger(__name__)
+
+_CALLBACK_QUEUE: Final = 10_000
+_HOOK_QUEUE: Final = 10_000
+
+MessageCallback = Callable[[Any], Awaitable[None]]
+
+
+class HookRunner:
+    """Owns the tasks that run user code for one session."""
+
+    def __init__(
+        self,
+        on_error: Callable[[ErrorMessage], Awaitable[None]] | None,
+        on_state_change: Callable[[ConnectionState, ConnectionState], Awaitable[None]] | None,
+    ) -> None:
+        self._on_error = on_error
+        self._on_state_change = on_state_change
+        self._hooks: MessageQueue[tuple[str, Any]] = MessageQueue(_HOOK_QUEUE, OverflowStrategy.DROP_OLDEST)
+        self._channels: dict[str, MessageQueue[Any]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._drainers: set[asyncio.Task[Any]] = set()  # hook and callback runners: allowed to finish their queue
+        self.callback_errors = 0
+
+    def start(self) -> None:
+        if self._on_error is not None or self._on_state_change is not None:
+            self._drainers.add(self.spawn(self._run_hooks()))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a helper coroutine as a kept task (cancelled by :meth:`stop`)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    # ------------------------------------------------------------------ hooks
+
+    def error(self, message: ErrorMessage) -> None:
+        if self._on_error is not None:
+            self._hooks.put_nowait(("error", message))
+
+    def state(self, old: ConnectionState, new: ConnectionState) -> None:
+        if self._on_state_change is not None:
+            self._hooks.put_nowait(("state", (old, new)))
+
+    async def _run_hooks(self) -> None:
+        async for kind, payload in self._hooks:
+            try:
+                if kind == "error" and self._on_error is not None:
+                    await self._on_error(payload)
+                elif kind == "state" and self._on_state_change is not None:
+                    await self._on_state_change(*payload)
+            except Exception:
+                self.callback_errors += 1
+                logger.exception("%s hook raised; the session continues", kind)
+
+    # ------------------------------------------------------------------ channel callbacks
+
+    def ensure_channel(self, channel: str, callbacks: list[MessageCallback]) -> None:
+        if channel in self._channels:
+            return
+        queue: MessageQueue[Any] = MessageQueue(_CALLBACK_QUEUE, OverflowStrategy.BLOCK)
+        self._channels[channel] = queue
+        self._drainers.add(self.spawn(self._run_channel(channel, queue, callbacks)))
+
+    def dispatch(self, channel: str, message: Any) -> bool:
+        """Queue a message for the channel's callbacks. Returns True when the caller should pause reading."""
+        queue = self._channels.get(channel)
+        if queue is None:
+            return False
+        queue.put_nowait(message)
+        return queue.is_full
+
+    async def wait_for_callback_space(self, channel: str) -> None:
+        queue = self._channels.get(channel)
+        if queue is not None:
+            with contextlib.suppress(QueueClosed):
+                await queue.wait_for_space()
+
+    async def _run_channel(self, channel: str, queue: MessageQueue[Any], callbacks: list[MessageCallback]) -> None:
+        async for message in queue:
+            for callback in list(callbacks):
+                try:
+                    await callback(message)
+                except Exception:
+                    self.callback_errors += 1
+                    logger.exception("callback for %r raised; the session continues", channel)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def stop(self) -> None:
+        """Let queued hooks run briefly, then cancel every task and wait for them."""
+        self._hooks.close()
+        for queue in self._channels.values():
+            queue.close()
+        helpers = [task for task in self._tasks if task not in self._drainers]
+        for task in helpers:
+            task.cancel()
+        drainers = [task for task in self._drainers if not task.done()]
+        pending: set[asyncio.Task[Any]] = set()
+        if drainers:
+            _, pending = await asyncio.wait(drainers, timeout=0.5)
+            for task in pending:
+                task.cancel()
+        remaining = [*helpers, *pending]
+        if remaining:
+            await asyncio.wait(remaining)
+        self._tasks.clear()
+        self._drainers.clear()

@@ -1,0 +1,213 @@
+"""Logical subscriptions: what the user holds while server sids come and go.
+
+A :class:`Subscription` has a durable client id. Underneath it are one or more *chunks*, each one server
+subscription (``sid``) over a slice of the markets, because the exchange caps markets per subscription (error 26).
+On reconnect every chunk is re-issued and gets a new sid; the user's iterator never notices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
+from kalshi.ws.orderbook import OrderbookManager
+
+if TYPE_CHECKING:
+    from kalshi.ws.client import KalshiWebSocket
+
+__all__ = ["Chunk", "SubscribeRequest", "Subscription", "SubscriptionStats"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SubscriptionStats:
+    """What happened to one logical subscription; every figure is cumulative over reconnects."""
+
+    __slots__ = ("delivered_frames", "gaps", "repairs", "resubscribes", "stale_drops")
+
+    def __init__(self) -> None:
+        self.delivered_frames = 0
+        self.gaps = 0
+        self.repairs = 0
+        self.resubscribes = 0
+        self.stale_drops = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Chunk:
+    """One server subscription under a logical one: its markets and, while connected, its sid."""
+
+    __slots__ = ("markets", "sid")
+
+    def __init__(self, markets: list[str] | None) -> None:
+        self.markets = markets  # None: the channel's whole feed (no market filter)
+        self.sid: int | None = None
+
+    def __repr__(self) -> str:
+        count = "all" if self.markets is None else len(self.markets)
+        return f"Chunk(sid={self.sid}, markets={count})"
+
+
+class Subscription(Generic[T]):
+    """A live subscription: an async iterator of messages that survives reconnects.
+
+    Iterate it with ``async for``; it ends when the session closes or :meth:`unsubscribe` is called. It also
+    edits its markets in place (``update_subscription``) and asks for fresh order book snapshots.
+    """
+
+    def __init__(
+        self,
+        client: KalshiWebSocket,
+        client_id: int,
+        channel: str,
+        params: dict[str, Any],
+        markets: list[str] | None,
+        queue: MessageQueue[T],
+        *,
+        book_mode: str | None = None,
+    ) -> None:
+        self._client = client
+        self.client_id = client_id
+        self.channel = channel
+        self.params = params
+        self.queue = queue
+        self.chunks: list[Chunk] = []
+        self.initial_markets = markets
+        self.stats = SubscriptionStats()
+        # "raw": yield snapshot/delta messages; "views": yield Orderbook views; None: not a book channel.
+        self.book_mode = book_mode
+        self.books: OrderbookManager | None = (
+            OrderbookManager(yes_price_terms=bool(params.get("use_yes_price"))) if book_mode else None
+        )
+        self.active = False
+        self.consumed = False  # set on first iteration: only a consumer that reads may pause the socket
+        self.warned_unconsumed = False
+
+    # ------------------------------------------------------------------ iteration
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        self.consumed = True
+        try:
+            return await self.queue.__anext__()
+        except QueueClosed:
+            raise StopAsyncIteration from None
+
+    def __repr__(self) -> str:
+        return (
+            f"Subscription(id={self.client_id}, channel={self.channel!r}, markets={len(self.markets)}, "
+            f"sids={self.sids}, queued={self.queue.qsize()})"
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def markets(self) -> list[str]:
+        """Every market this subscription covers (empty when it takes the channel's whole feed)."""
+        out: list[str] = []
+        for chunk in self.chunks:
+            if chunk.markets:
+                out.extend(chunk.markets)
+        return out
+
+    @property
+    def sids(self) -> list[int]:
+        """The server sids currently serving this subscription (they change on reconnect)."""
+        return [chunk.sid for chunk in self.chunks if chunk.sid is not None]
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped by the overflow strategy (DROP_OLDEST) so far."""
+        return self.queue.dropped
+
+    @property
+    def conflated(self) -> int:
+        """Messages replaced by a newer one for the same market (CONFLATE) so far."""
+        return self.queue.conflated
+
+    # ------------------------------------------------------------------ commands
+
+    async def add_markets(self, tickers: Sequence[str]) -> None:
+        """Add markets (``update_subscription`` ``add_markets``), splitting under the per-subscription limit.
+
+        Raises:
+            KalshiSubscriptionError: the subscription is closed, or the server refused.
+        """
+        await self._client._add_markets(self, list(tickers))
+
+    async def remove_markets(self, tickers: Sequence[str]) -> None:
+        """Remove markets (``update_subscription`` ``delete_markets``).
+
+        Raises:
+            KalshiSubscriptionError: the subscription is closed, or the server refused.
+        """
+        await self._client._remove_markets(self, list(tickers))
+
+    async def request_snapshot(self, tickers: Sequence[str] | None = None) -> None:
+        """Ask for fresh order book snapshots (``get_snapshot``) of some or all markets.
+
+        Raises:
+            KalshiSubscriptionError: not an orderbook_delta subscription, or the server refused.
+        """
+        await self._client._request_snapshot(self, None if tickers is None else list(tickers))
+
+    async def unsubscribe(self) -> None:
+        """End the subscription on the server; the iterator finishes after the queued messages."""
+        await self._client._unsubscribe(self)
+
+
+class SubscribeRequest(Generic[T]):
+    """What ``subscribe_*`` returns: await it for the :class:`Subscription`, or iterate it directly.
+
+    Both forms of seed 000 work: ``stream = await session.subscribe_ticker(...)`` and
+    ``async for msg in session.subscribe_ticker(...)``.
+    """
+
+    __slots__ = ("_factory", "_subscription")
+
+    def __init__(self, factory: Callable[[], Awaitable[Subscription[T]]]) -> None:
+        self._factory: Callable[[], Awaitable[Subscription[T]]] | None = factory
+        self._subscription: Subscription[T] | None = None
+
+    async def _start(self) -> Subscription[T]:
+        if self._subscription is None:
+            factory = self._factory
+            if factory is None:
+                raise RuntimeError("subscription request already in progress")
+            self._factory = None
+            self._subscription = await factory()
+        return self._subscription
+
+    def __await__(self) -> Generator[Any, None, Subscription[T]]:
+        return self._start().__await__()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        subscription = await self._start()
+        return await subscription.__anext__()
+
+
+def market_key(message: Any) -> Hashable:
+    """Conflation key: the market a message is about (messages without one never conflate together)."""
+    payload = getattr(message, "msg", None)
+    ticker = getattr(payload, "market_ticker", None)
+    if ticker is None:
+        ticker = getattr(message, "market_ticker", None)  # Orderbook views
+    return ticker if ticker is not None else id(message)
+
+
+def new_queue(maxsize: int, overflow: OverflowStrategy) -> MessageQueue[Any]:
+    if maxsize < 1:
+        raise ValueError("maxsize must be >= 1")
+    key = market_key if overflow is OverflowStrategy.CONFLATE else None
+    return MessageQueue(maxsize=maxsize, overflow=overflow, conflate_key=key)
