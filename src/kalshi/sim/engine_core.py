@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import heapq
 import random
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from kalshi._fixed import PRICE_SCALE
 from kalshi.sim.engine_book import OrderBook, OrderRecord
@@ -84,6 +83,10 @@ def required_reserve(
     return need
 
 
+_UUID_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID_SET: Final = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
 class _Ids:
     """Deterministic UUID4-shaped ids: the same seed and call sequence give the same ids."""
 
@@ -93,7 +96,10 @@ class _Ids:
         self._rng = random.Random(seed)
 
     def new(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        # Same text as str(uuid.UUID(int=bits, version=4)), without building a UUID object.
+        bits = self._rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(slots=True, eq=False)
@@ -103,6 +109,7 @@ class MarketState:
     spec: MarketSpec
     market_id: str
     ranges: tuple[PriceRange, ...]
+    prices: frozenset[int]  # every tradeable YES price of the grid
     status: MarketStatus
     created_ms: int
     updated_ms: int

@@ -16,6 +16,7 @@ from kalshi.sim.engine_types import (
     MarketSpec,
     MarketView,
     SettlementView,
+    valid_prices,
 )
 
 __all__ = ["LifecycleMixin"]
@@ -134,6 +135,7 @@ class LifecycleMixin(EngineCore):
                 spec=spec,
                 market_id=spec.market_id or self._ids.new(),
                 ranges=ranges,
+                prices=frozenset(valid_prices(ranges)),
                 status="initialized",
                 created_ms=now,
                 updated_ms=now,

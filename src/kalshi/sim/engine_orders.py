@@ -17,7 +17,6 @@ from kalshi.sim.engine_types import (
     OrderView,
     SelfTradePrevention,
     TimeInForce,
-    is_valid_price,
 )
 
 __all__ = ["KEEP", "AmendResult", "CancelResult", "OrderResult", "OrdersMixin"]
@@ -115,7 +114,7 @@ class OrdersMixin(EngineCore):
     # ------------------------------------------------------------------------------------ validation
 
     def _check_price(self, m: MarketState, price: int) -> None:
-        if not isinstance(price, int) or not is_valid_price(m.ranges, price):
+        if price not in m.prices or not isinstance(price, int):
             raise EngineError(
                 "invalid_price",
                 f"price {price!r} ticks is not on {m.spec.ticker}'s {m.spec.price_level_structure} grid; "

@@ -112,14 +112,16 @@ class Outbox:
         if self.closed:
             return True
         frames = self.frames
-        if len(frames) >= self.limit:
+        queued = len(frames)
+        if queued >= self.limit:
             return False
         frames.append(frame)
         self.pushed += 1
         if self._held is not None:
             frames.append(self._held)
             self._held = None
-        if self._wakeup is not None and len(frames) <= 2:
+        # The writer waits only on an empty queue, so only that transition needs a wake-up.
+        if not queued and self._wakeup is not None:
             self._wakeup()
         return True
 
@@ -127,19 +129,26 @@ class Outbox:
         """Queue a command response or error regardless of the limit."""
         if self.closed:
             return
-        self.frames.append(frame)
+        frames = self.frames
+        queued = len(frames)
+        frames.append(frame)
         self.pushed += 1
         if self._held is not None:
-            self.frames.append(self._held)
+            frames.append(self._held)
             self._held = None
-        if self._wakeup is not None:
+        if not queued and self._wakeup is not None:
             self._wakeup()
 
     def hold(self, frame: bytes) -> None:
         """Keep a frame back until the next one is queued (the reorder fault)."""
-        if self._held is not None:
-            self.frames.append(self._held)
-        self._held = frame
+        previous, self._held = self._held, frame
+        if previous is not None:
+            # Two reorders in a row: the first held frame goes out now, the new one waits.
+            queued = len(self.frames)
+            self.frames.append(previous)
+            self.pushed += 1
+            if not queued and self._wakeup is not None:
+                self._wakeup()
 
     def release_held(self) -> None:
         """Queue a frame kept back by :meth:`hold` (no later frame came)."""

@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 import random
-import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -34,26 +34,15 @@ from kalshi.errors import (
 )
 from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import OverflowStrategy
+from kalshi.ws.channels import FORWARDED_PARAMS, ChannelSubscriptions
 from kalshi.ws.connection import CloseInfo, ConnectionState, backoff_delay
 from kalshi.ws.hooks import HookRunner
 from kalshi.ws.models import (
-    CfbenchmarksValue5HzMessage,
-    CfbenchmarksValueMessage,
-    CommunicationsMessage,
     ErrorMessage,
     ErrorPayload,
-    FillMessage,
-    MarketLifecycleMessage,
-    MarketPositionsMessage,
-    MultivariateLifecycleMessage,
-    MultivariateMessage,
     OrderbookDeltaMessage,
     OrderbookSnapshotMessage,
-    OrderGroupMessage,
-    PythValueMessage,
-    TickerMessage,
-    TradeMessage,
-    UserOrdersMessage,
+    SubscribedMessage,
 )
 from kalshi.ws.orderbook import BookError, DeltaResult
 from kalshi.ws.protocol import (
@@ -66,7 +55,15 @@ from kalshi.ws.protocol import (
     ProtocolEvent,
     ServerError,
 )
-from kalshi.ws.subscription import Chunk, SubscribeRequest, Subscription, new_queue
+from kalshi.ws.subscription import (
+    Chunk,
+    SubscribeRequest,
+    Subscription,
+    channel_of,
+    default_overflow,
+    new_queue,
+    take_markets,
+)
 from kalshi.ws.transport import Connection, open_connection
 
 __all__ = ["DEFAULT_MARKETS_PER_SUBSCRIPTION", "FORWARDED_PARAMS", "KalshiWebSocket"]
@@ -77,28 +74,8 @@ StateCallback = Callable[[ConnectionState, ConnectionState], Awaitable[None]]
 ErrorCallback = Callable[[ErrorMessage], Awaitable[None]]
 MessageCallback = Callable[[Any], Awaitable[None]]
 
-# Params of the spec's subscribe command; the generic subscribe() forwards only these.
-FORWARDED_PARAMS: Final = frozenset(
-    {
-        "market_ticker",
-        "market_tickers",
-        "market_id",
-        "market_ids",
-        "shard_factor",
-        "shard_key",
-        "send_initial_snapshot",
-        "skip_ticker_ack",
-        "use_yes_price",
-        "user_filter",
-        "index_ids",
-        "underlying_tickers",
-    }
-)
 DEFAULT_MARKETS_PER_SUBSCRIPTION: Final = 500
-_SEQUENCED_DEFAULT_BLOCK: Final = frozenset(
-    {"orderbook_delta", "order_group_updates", "trade", "market_lifecycle_v2", "multivariate_market_lifecycle"}
-)
-_CONFLATE_DEFAULT: Final = frozenset({"ticker"})
+
 _DEFAULT_MAXSIZE: Final = 1000
 _BOOK_MAXSIZE: Final = 100
 # Synthesized on_error codes (outside the server's 1-28): the client's own findings.
@@ -108,7 +85,7 @@ CLIENT_ERROR_CALLBACK: Final = 1003
 CLIENT_ERROR_RESUBSCRIBE: Final = 1004
 
 
-class KalshiWebSocket:
+class KalshiWebSocket(ChannelSubscriptions):
     """WebSocket client for real-time Kalshi market data.
 
     Usage::
@@ -126,6 +103,8 @@ class KalshiWebSocket:
         on_error: ``async (ErrorMessage)`` for server errors and synthesized client errors (codes >= 1000).
         markets_per_subscription: most markets per server subscription; larger requests are split.
         rng: random source for backoff jitter (tests pass a seeded one).
+        on_raw_frame: ``fn(frame_bytes, receive_time_ns)`` called synchronously for every frame before decoding
+            (recorders use it; keep it fast and non-blocking).
     """
 
     def __init__(
@@ -139,6 +118,7 @@ class KalshiWebSocket:
         markets_per_subscription: int = DEFAULT_MARKETS_PER_SUBSCRIPTION,
         command_timeout: float | None = None,
         rng: random.Random | None = None,
+        on_raw_frame: Callable[[bytes, int], None] | None = None,
     ) -> None:
         if markets_per_subscription < 1:
             raise ValueError("markets_per_subscription must be >= 1")
@@ -150,6 +130,7 @@ class KalshiWebSocket:
         self._chunk_size = markets_per_subscription
         self._command_timeout = command_timeout or self._config.timeout
         self._rng = rng or random.Random()
+        self._raw_tap = on_raw_frame
         self._callbacks: dict[str, list[MessageCallback]] = {}
         self._state = ConnectionState.DISCONNECTED
         self._proto = ClientProtocol()
@@ -157,6 +138,9 @@ class KalshiWebSocket:
         self._subs: dict[int, Subscription[Any]] = {}
         self._routes: dict[int, tuple[Subscription[Any], Chunk]] = {}
         self._pending: dict[int, tuple[asyncio.Future[list[Any]], list[Any]]] = {}
+        # Subscribe commands in flight -> the chunk to bind. The route must exist before the next frame is
+        # processed: snapshots follow `subscribed` in the same read, before the awaiting coroutine resumes.
+        self._binding: dict[int, tuple[Subscription[Any], Chunk]] = {}
         self._next_client_id = 1
         self._ever_subscribed = False
         self._closing = False
@@ -251,160 +235,6 @@ class KalshiWebSocket:
 
         return register
 
-    # ------------------------------------------------------------------ public: subscribing
-
-    def subscribe(
-        self,
-        channel: str,
-        params: Mapping[str, Any] | None = None,
-        overflow: OverflowStrategy | None = None,
-        maxsize: int = _DEFAULT_MAXSIZE,
-    ) -> SubscribeRequest[Any]:
-        """Subscribe to any channel (forward compatible). Only the spec's params are forwarded.
-
-        Unknown param keys are dropped with a warning. Known channels yield typed messages; unknown ones yield
-        :class:`~kalshi.ws.models.UnknownMessage` whose ``raw`` is the dict.
-        """
-        clean: dict[str, Any] = {}
-        for key, value in (params or {}).items():
-            if key in FORWARDED_PARAMS:
-                clean[key] = value
-            else:
-                logger.warning("subscribe(%r): param %r is not part of the protocol and was not sent", channel, key)
-        return self._request(channel, clean, overflow, maxsize)
-
-    def subscribe_ticker(
-        self,
-        tickers: Sequence[str] | None = None,
-        *,
-        market_ids: Sequence[str] | None = None,
-        skip_ticker_ack: bool | None = None,
-        overflow: OverflowStrategy | None = None,
-        maxsize: int = _DEFAULT_MAXSIZE,
-    ) -> SubscribeRequest[TickerMessage]:
-        """Ticker updates (all markets when ``tickers`` is None). Default CONFLATE: latest per market wins."""
-        params = _market_params(tickers, market_ids)
-        if skip_ticker_ack is not None:
-            params["skip_ticker_ack"] = skip_ticker_ack
-        return self._request("ticker", params, overflow, maxsize)
-
-    def subscribe_trade(
-        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[TradeMessage]:
-        """Public trades (all markets when ``tickers`` is None)."""
-        return self._request("trade", _market_params(tickers, None), overflow, maxsize)
-
-    def subscribe_orderbook_delta(
-        self,
-        tickers: Sequence[str],
-        *,
-        send_initial_snapshot: bool = True,
-        use_yes_price: bool | None = None,
-        overflow: OverflowStrategy | None = None,
-        maxsize: int = _DEFAULT_MAXSIZE,
-    ) -> SubscribeRequest[OrderbookSnapshotMessage | OrderbookDeltaMessage]:
-        """Raw snapshot and delta messages. The client also keeps the books (see :attr:`books`)."""
-        if not tickers:
-            raise KalshiSubscriptionError("orderbook_delta needs market tickers (error 14 otherwise)")
-        params = _market_params(tickers, None)
-        params["send_initial_snapshot"] = send_initial_snapshot
-        if use_yes_price is not None:
-            params["use_yes_price"] = use_yes_price
-        return self._request("orderbook_delta", params, overflow, maxsize, book_mode="raw")
-
-    def subscribe_market_lifecycle(
-        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[MarketLifecycleMessage]:
-        """market_lifecycle_v2 (also carries event_lifecycle and event_fee_update)."""
-        return self._request("market_lifecycle_v2", _market_params(tickers, None), overflow, maxsize)
-
-    def subscribe_multivariate(
-        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[MultivariateMessage]:
-        """The retired ``multivariate`` channel (kept for old code; the exchange answers error 8 today)."""
-        warnings.warn(
-            "the 'multivariate' channel was retired in 2026-08; use subscribe_multivariate_lifecycle()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self._request("multivariate", {}, overflow, maxsize)
-
-    def subscribe_multivariate_lifecycle(
-        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[MultivariateLifecycleMessage]:
-        """multivariate_market_lifecycle."""
-        return self._request("multivariate_market_lifecycle", {}, overflow, maxsize)
-
-    def subscribe_fill(
-        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[FillMessage]:
-        """Your fills (private)."""
-        return self._request("fill", _market_params(tickers, None), overflow, maxsize)
-
-    def subscribe_user_orders(
-        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[UserOrdersMessage]:
-        """Your order updates (private; wire type ``user_order``)."""
-        return self._request("user_orders", _market_params(tickers, None), overflow, maxsize)
-
-    def subscribe_market_positions(
-        self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[MarketPositionsMessage]:
-        """Your positions (private; wire type ``market_position``)."""
-        return self._request("market_positions", _market_params(tickers, None), overflow, maxsize)
-
-    def subscribe_order_group(
-        self, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[OrderGroupMessage]:
-        """Your order group updates (private, sequenced)."""
-        return self._request("order_group_updates", {}, overflow, maxsize)
-
-    def subscribe_communications(
-        self,
-        *,
-        shard_factor: int | None = None,
-        shard_key: int | None = None,
-        overflow: OverflowStrategy | None = None,
-        maxsize: int = 1000,
-    ) -> SubscribeRequest[CommunicationsMessage]:
-        """RFQs and quotes (private)."""
-        params: dict[str, Any] = {}
-        if shard_factor is not None:
-            params["shard_factor"] = shard_factor
-        if shard_key is not None:
-            params["shard_key"] = shard_key
-        return self._request("communications", params, overflow, maxsize)
-
-    def subscribe_cfbenchmarks_value(
-        self, index_ids: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[CfbenchmarksValueMessage]:
-        """CF Benchmarks index values."""
-        return self._request("cfbenchmarks_value", {"index_ids": list(index_ids)}, overflow, maxsize)
-
-    def subscribe_cfbenchmarks_value_5hz(
-        self, index_ids: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[CfbenchmarksValue5HzMessage]:
-        """CF Benchmarks index values at 5 Hz."""
-        return self._request("cfbenchmarks_value_5hz", {"index_ids": list(index_ids)}, overflow, maxsize)
-
-    def subscribe_pyth_value(
-        self, underlying_tickers: Sequence[str], *, overflow: OverflowStrategy | None = None, maxsize: int = 1000
-    ) -> SubscribeRequest[PythValueMessage]:
-        """Pyth prices of underlyings."""
-        return self._request("pyth_value", {"underlying_tickers": list(underlying_tickers)}, overflow, maxsize)
-
-    def orderbook(self, tickers: str | Sequence[str], *, maxsize: int = _BOOK_MAXSIZE) -> SubscribeRequest[Orderbook]:
-        """Yield an immutable :class:`Orderbook` after every applied snapshot or delta.
-
-        Views are conflated per market when the consumer is slow (each view is the whole book, so nothing is
-        lost by skipping an intermediate one). A book being repaired after a gap is not yielded until rebuilt.
-        """
-        names = [tickers] if isinstance(tickers, str) else list(tickers)
-        if not names:
-            raise KalshiSubscriptionError("orderbook() needs at least one market ticker")
-        params: dict[str, Any] = {"market_tickers": names, "send_initial_snapshot": True}
-        return self._request("orderbook_delta", params, OverflowStrategy.CONFLATE, maxsize, book_mode="views")
-
     async def list_subscriptions(self) -> list[tuple[str, int]]:
         """Ask the server which subscriptions are live: ``[(channel, sid), ...]``.
 
@@ -477,9 +307,9 @@ class KalshiWebSocket:
             raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
         if book_mode is None and channel == "orderbook_delta":
             book_mode = "raw"
-        strategy = overflow or _default_overflow(channel)
+        strategy = overflow or default_overflow(channel)
         queue = new_queue(maxsize, strategy)
-        markets = _take_markets(params)
+        markets = take_markets(params)
         client_id = self._next_client_id
         self._next_client_id += 1
         sub: Subscription[Any] = Subscription(self, client_id, channel, params, markets, queue, book_mode=book_mode)
@@ -508,8 +338,10 @@ class KalshiWebSocket:
             params["market_tickers"] = chunk.markets
         if sub.books is not None:
             params["send_initial_snapshot"] = True
+        cmd_id = self._proto.send_subscribe([sub.channel], **params)
+        self._binding[cmd_id] = (sub, chunk)
         try:
-            responses = await self._command(self._proto.send_subscribe([sub.channel], **params))
+            responses = await self._command(cmd_id)
         except KalshiCommandError as exc:
             if exc.code == 26 and chunk.markets is not None and len(chunk.markets) > 1:
                 half = len(chunk.markets) // 2
@@ -521,11 +353,10 @@ class KalshiWebSocket:
                 await self._issue_chunk(sub, second)
                 return
             raise
-        sid = getattr(responses[-1].msg, "sid", None)
-        if not isinstance(sid, int):
+        finally:
+            self._binding.pop(cmd_id, None)
+        if chunk.sid is None:
             raise KalshiSubscriptionError(f"subscribe to {sub.channel!r} got no sid in {responses[-1]!r}")
-        chunk.sid = sid
-        self._routes[sid] = (sub, chunk)
 
     async def _command(self, cmd_id: int) -> list[Any]:
         """Flush queued commands and wait for the final response to ``cmd_id``.
@@ -648,6 +479,8 @@ class KalshiWebSocket:
 
     def _on_frame(self, data: bytes) -> None:
         self.frames_received += 1
+        if self._raw_tap is not None:
+            self._raw_tap(data, time.time_ns())
         result = self._proto.receive_frame(data)
         if isinstance(result, ProtocolEvent):
             if not isinstance(result, DuplicateDropped | AwaitingSnapshotDropped):
@@ -694,7 +527,7 @@ class KalshiWebSocket:
         hooks = self._hooks
         if hooks is None or not self._callbacks:
             return
-        channel = _channel_of(message)
+        channel = channel_of(message)
         if channel in self._callbacks and hooks.dispatch(channel, message) and self._conn is not None:
             self._conn.pause_reading()
             self._schedule_resume(hooks.wait_for_callback_space(channel))
@@ -753,6 +586,11 @@ class KalshiWebSocket:
                 return
             future, collected = entry
             collected.append(message)
+            if isinstance(message, SubscribedMessage):
+                binding = self._binding.get(cmd_id) if cmd_id is not None else None
+                if binding is not None:
+                    binding[1].sid = message.msg.sid
+                    self._routes[message.msg.sid] = binding
             if future.done():
                 return
             if isinstance(message, ErrorMessage):
@@ -793,11 +631,13 @@ class KalshiWebSocket:
 
     async def _repair_async(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str]) -> None:
         sid = chunk.sid
-        if sid is None:
+        if sid is None or self._closing:
             return
         try:
             await self._command(self._proto.send_get_snapshot(sid, tickers))
         except KalshiError as exc:
+            if self._closing or self._conn is None or self._conn.closed:
+                return  # reconnecting (or closing) re-bootstraps every book anyway
             logger.warning("get_snapshot on sid %s failed (%s); resubscribing the chunk", sid, exc)
             with contextlib.suppress(KalshiError):
                 await self._command(self._proto.send_unsubscribe([sid]))
@@ -1029,57 +869,3 @@ class KalshiWebSocket:
         self._set_state(ConnectionState.CLOSED)
         if self._done is not None:
             self._done.set()
-
-
-def _market_params(tickers: Sequence[str] | None, market_ids: Sequence[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if tickers is not None:
-        if isinstance(tickers, str):
-            tickers = [tickers]
-        params["market_tickers"] = list(tickers)
-    if market_ids is not None:
-        params["market_ids"] = list(market_ids)
-    return params
-
-
-def _take_markets(params: dict[str, Any]) -> list[str] | None:
-    """Pull the market filter out of params (the chunks carry it); None means the whole feed."""
-    markets: list[str] = []
-    single = params.pop("market_ticker", None)
-    if single:
-        markets.append(single)
-    many = params.pop("market_tickers", None)
-    if many:
-        markets.extend([many] if isinstance(many, str) else many)
-    if not markets:
-        return None
-    return list(dict.fromkeys(markets))
-
-
-def _default_overflow(channel: str) -> OverflowStrategy:
-    if channel in _SEQUENCED_DEFAULT_BLOCK:
-        return OverflowStrategy.BLOCK
-    if channel in _CONFLATE_DEFAULT:
-        return OverflowStrategy.CONFLATE
-    return OverflowStrategy.DROP_OLDEST
-
-
-_TYPE_TO_CHANNEL: Final = {
-    "orderbook_snapshot": "orderbook_delta",
-    "orderbook_delta": "orderbook_delta",
-    "user_order": "user_orders",
-    "market_position": "market_positions",
-    "event_lifecycle": "market_lifecycle_v2",
-    "event_fee_update": "market_lifecycle_v2",
-    "multivariate_lookup": "multivariate",
-    "rfq_created": "communications",
-    "rfq_deleted": "communications",
-    "quote_created": "communications",
-    "quote_accepted": "communications",
-    "quote_executed": "communications",
-}
-
-
-def _channel_of(message: Any) -> str:
-    kind: str = getattr(message, "type", "")
-    return _TYPE_TO_CHANNEL.get(kind, kind)

@@ -86,7 +86,7 @@ from kalshi.ws.models import (
 from kalshi.ws.models import (
     SEQUENCED_TYPES as _SEQUENCED_TYPES,
 )
-from kalshi.ws.models.book import _DELTA_CACHE, _PRICE_CACHE
+from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
 
 __all__ = [
     "AwaitingSnapshotDropped",
@@ -424,7 +424,7 @@ class ClientProtocol:
             if self._validate:
                 payload = delta.msg
                 # Strings already in the parse caches were validated; only new ones are parsed here.
-                if payload.price_dollars not in _PRICE_CACHE or payload.delta_fp not in _DELTA_CACHE:
+                if payload.price_dollars not in PRICE_CACHE or payload.delta_fp not in DELTA_CACHE:
                     try:
                         payload.price_ticks()
                         payload.delta_units()

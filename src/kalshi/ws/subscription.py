@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
 from kalshi.ws.orderbook import OrderbookManager
@@ -22,6 +22,11 @@ __all__ = ["Chunk", "SubscribeRequest", "Subscription", "SubscriptionStats"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_SEQUENCED_DEFAULT_BLOCK: Final = frozenset(
+    {"orderbook_delta", "order_group_updates", "trade", "market_lifecycle_v2", "multivariate_market_lifecycle"}
+)
+_CONFLATE_DEFAULT: Final = frozenset({"ticker"})
 
 
 class SubscriptionStats:
@@ -211,3 +216,46 @@ def new_queue(maxsize: int, overflow: OverflowStrategy) -> MessageQueue[Any]:
         raise ValueError("maxsize must be >= 1")
     key = market_key if overflow is OverflowStrategy.CONFLATE else None
     return MessageQueue(maxsize=maxsize, overflow=overflow, conflate_key=key)
+
+
+def take_markets(params: dict[str, Any]) -> list[str] | None:
+    """Pull the market filter out of params (the chunks carry it); None means the whole feed."""
+    markets: list[str] = []
+    single = params.pop("market_ticker", None)
+    if single:
+        markets.append(single)
+    many = params.pop("market_tickers", None)
+    if many:
+        markets.extend([many] if isinstance(many, str) else many)
+    if not markets:
+        return None
+    return list(dict.fromkeys(markets))
+
+
+def default_overflow(channel: str) -> OverflowStrategy:
+    if channel in _SEQUENCED_DEFAULT_BLOCK:
+        return OverflowStrategy.BLOCK
+    if channel in _CONFLATE_DEFAULT:
+        return OverflowStrategy.CONFLATE
+    return OverflowStrategy.DROP_OLDEST
+
+
+_TYPE_TO_CHANNEL: Final = {
+    "orderbook_snapshot": "orderbook_delta",
+    "orderbook_delta": "orderbook_delta",
+    "user_order": "user_orders",
+    "market_position": "market_positions",
+    "event_lifecycle": "market_lifecycle_v2",
+    "event_fee_update": "market_lifecycle_v2",
+    "multivariate_lookup": "multivariate",
+    "rfq_created": "communications",
+    "rfq_deleted": "communications",
+    "quote_created": "communications",
+    "quote_accepted": "communications",
+    "quote_executed": "communications",
+}
+
+
+def channel_of(message: Any) -> str:
+    kind: str = getattr(message, "type", "")
+    return _TYPE_TO_CHANNEL.get(kind, kind)

@@ -12,8 +12,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from kalshi._fixed import ONE_DOLLAR_TICKS, cents_to_ticks, contracts_to_units, count_units
-from kalshi._fixed import price_ticks as _price_ticks
+from kalshi._fixed import ONE_DOLLAR_TICKS, cents_to_ticks, contracts_to_units
 from kalshi.errors import KalshiProtocolError
 from kalshi.ws.models._base import (
     DataMessage,
@@ -22,6 +21,16 @@ from kalshi.ws.models._base import (
     count_or_none,
     price_or_none,
     timestamp_ms,
+)
+from kalshi.ws.models._numbers import (
+    DELTA_CACHE,
+    PRICE_CACHE,
+    Levels,
+    levels_cents,
+    levels_dollars,
+    levels_fp,
+    parse_count,
+    parse_price,
 )
 
 __all__ = [
@@ -35,78 +44,11 @@ __all__ = [
 BookSide = Literal["yes", "no"]
 _MAX_TICKS: Final = ONE_DOLLAR_TICKS
 
-Levels = list[tuple[int, int]]
-
-# Plain dict caches in front of the parsers: a dict subscript is about half the cost of an lru_cache call, and
-# a level's hot loop does two per level. Only validated values enter, so a hit needs no range check. Bounded by
-# clearing (prices repeat from a few thousand strings; counts are more varied).
-_PRICE_CACHE: dict[str, int] = {}
-_COUNT_CACHE: dict[str, int] = {}  # level sizes: non-negative only
-_DELTA_CACHE: dict[str, int] = {}  # signed deltas
-_CACHE_LIMIT: Final = 200_000
-
-
-def _parse_price(text: str) -> int:
-    ticks = _price_ticks(text)
-    if not 0 <= ticks <= _MAX_TICKS:
-        raise ValueError(f"price {text[:40]!r} is outside $0-$1")
-    if len(_PRICE_CACHE) >= _CACHE_LIMIT:
-        _PRICE_CACHE.clear()
-    _PRICE_CACHE[text] = ticks
-    return ticks
-
-
-def _parse_count(text: str, *, signed: bool) -> int:
-    units = count_units(text)
-    if units < 0 and not signed:
-        raise ValueError(f"count {text[:40]!r} is negative")
-    cache = _DELTA_CACHE if signed else _COUNT_CACHE
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[text] = units
-    return units
-
-
-def _levels_fp(levels: list[tuple[str, str]]) -> Levels:
-    prices = _PRICE_CACHE
-    counts = _COUNT_CACHE
-    try:
-        return [(prices[price], counts[count]) for price, count in levels]
-    except KeyError:
-        pass
-    out: Levels = []
-    for price, count in levels:
-        ticks = prices.get(price)
-        if ticks is None:
-            ticks = _parse_price(price)
-        units = counts.get(count)
-        if units is None:
-            units = _parse_count(count, signed=False)
-        out.append((ticks, units))
-    return out
-
-
-def _levels_dollars(levels: list[tuple[str, int | str]]) -> Levels:
-    out: Levels = []
-    for price, count in levels:
-        if isinstance(count, int):
-            if count < 0:
-                raise ValueError(f"count {count} is negative")
-            units = contracts_to_units(count)
-        else:
-            units = _parse_count(count, signed=False)
-        out.append((_parse_price(price), units))
-    return out
-
-
-def _levels_cents(levels: list[tuple[int, int]]) -> Levels:
-    out: Levels = []
-    for cents, count in levels:
-        ticks = cents_to_ticks(cents)
-        if not 0 <= ticks <= _MAX_TICKS or count < 0:
-            raise ValueError(f"level {cents!r} x {count!r} out of range")
-        out.append((ticks, contracts_to_units(count)))
-    return out
+# levels_ticks() results of the last snapshots, by payload identity (the memo holds the payload, so the id
+# cannot be reused while the entry lives): the protocol validates a snapshot and the book converts the same
+# payload moments later; the second call then costs two list copies instead of a full conversion.
+_LEVELS_MEMO: dict[int, tuple[OrderbookSnapshotPayload, Levels, Levels]] = {}
+_LEVELS_MEMO_SIZE: Final = 64
 
 
 class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
@@ -135,13 +77,18 @@ class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
         Raises:
             KalshiProtocolError: a level is not an exact price/count, or is outside $0-$1 or negative.
         """
+        memo = _LEVELS_MEMO.get(id(self))
+        if memo is not None and memo[0] is self:
+            return list(memo[1]), list(memo[2])
         try:
-            return (
-                self._side(self.yes_dollars_fp, self.yes_dollars, self.yes_cents),
-                self._side(self.no_dollars_fp, self.no_dollars, self.no_cents),
-            )
+            yes = self._side(self.yes_dollars_fp, self.yes_dollars, self.yes_cents)
+            no = self._side(self.no_dollars_fp, self.no_dollars, self.no_cents)
         except ValueError as exc:
             raise KalshiProtocolError(f"orderbook_snapshot for {self.market_ticker[:60]!r}: {exc}") from exc
+        if len(_LEVELS_MEMO) >= _LEVELS_MEMO_SIZE:
+            del _LEVELS_MEMO[next(iter(_LEVELS_MEMO))]
+        _LEVELS_MEMO[id(self)] = (self, yes, no)
+        return list(yes), list(no)
 
     @staticmethod
     def _side(
@@ -150,11 +97,11 @@ class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
         cents: list[tuple[int, int]] | None,
     ) -> Levels:
         if fixed is not None:
-            return _levels_fp(fixed)
+            return levels_fp(fixed)
         if dollars is not None:
-            return _levels_dollars(dollars)
+            return levels_dollars(dollars)
         if cents is not None:
-            return _levels_cents(cents)
+            return levels_cents(cents)
         return []
 
 
@@ -186,11 +133,11 @@ class OrderbookDeltaPayload(Payload, frozen=True, kw_only=True):
         """
         text = self.price_dollars
         if text is not None:
-            ticks = _PRICE_CACHE.get(text)
+            ticks = PRICE_CACHE.get(text)
             if ticks is not None:
                 return ticks
             try:
-                return _parse_price(text)
+                return parse_price(text)
             except ValueError as exc:
                 raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r}: {exc}") from exc
         if self.price_cents is not None:
@@ -208,11 +155,11 @@ class OrderbookDeltaPayload(Payload, frozen=True, kw_only=True):
         """
         text = self.delta_fp
         if text is not None:
-            units = _DELTA_CACHE.get(text)
+            units = DELTA_CACHE.get(text)
             if units is not None:
                 return units
             try:
-                return _parse_count(text, signed=True)
+                return parse_count(text, signed=True)
             except ValueError as exc:
                 raise KalshiProtocolError(f"orderbook_delta for {self.market_ticker[:60]!r}: {exc}") from exc
         if self.delta_contracts is not None:
