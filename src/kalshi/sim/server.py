@@ -473,6 +473,10 @@ class Simulator:
         """Ids of the open connections, oldest first."""
         return sorted(c for c, conn in self._connections.items() if not conn.closed)
 
+    def connections(self) -> list[SimConnection]:
+        """The open connections, oldest first."""
+        return [self._connections[c] for c in self.connection_ids()]
+
     def connection(self, conn_id: int) -> SimConnection:
         """One open connection.
 

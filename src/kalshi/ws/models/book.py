@@ -50,29 +50,68 @@ _MAX_TICKS: Final = ONE_DOLLAR_TICKS
 _LEVELS_MEMO: dict[int, tuple[OrderbookSnapshotPayload, Levels, Levels]] = {}
 _LEVELS_MEMO_SIZE: Final = 64
 
+_NO_RAW: Final = msgspec.Raw()
+_FP_LEVELS_DECODER: Final[msgspec.json.Decoder[list[tuple[str, str]] | None]] = msgspec.json.Decoder(
+    list[tuple[str, str]] | None
+)
+
+
+def _decode_levels(raw: msgspec.Raw, market_ticker: str) -> list[tuple[str, str]] | None:
+    if not raw:
+        return None
+    try:
+        return _FP_LEVELS_DECODER.decode(raw)
+    except (msgspec.MsgspecError, RecursionError) as exc:
+        text = str(exc)[:200]
+        raise KalshiProtocolError(f"orderbook_snapshot for {market_ticker[:60]!r}: bad levels: {text}") from exc
+
 
 class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
     """Full aggregated book of one market.
 
     Current protocol: ``yes_dollars_fp``/``no_dollars_fp`` as ``[["0.0800", "300.00"], ...]`` (a side is absent
-    when empty). Legacy: ``yes_dollars``/``no_dollars`` as ``[["0.08", 300], ...]`` and ``yes``/``no`` as
-    ``[[8, 300], ...]`` (cents, contracts), stored as ``yes_cents``/``no_cents``.
+    when empty). They are kept undecoded (``msgspec.Raw`` in ``yes_dollars_fp_raw``/``no_dollars_fp_raw``): a
+    90-level snapshot then decodes ~10x faster, and consumers that never read the levels (recorders, relays)
+    never pay for them. The ``yes_dollars_fp``/``no_dollars_fp`` properties decode on each access;
+    :meth:`levels_ticks` converts straight to ticks. Legacy: ``yes_dollars``/``no_dollars`` as
+    ``[["0.08", 300], ...]`` and ``yes``/``no`` as ``[[8, 300], ...]`` (cents, contracts), stored as
+    ``yes_cents``/``no_cents``.
     """
 
     market_ticker: str
     market_id: str | None = None
-    yes_dollars_fp: list[tuple[str, str]] | None = None
-    no_dollars_fp: list[tuple[str, str]] | None = None
+    yes_dollars_fp_raw: msgspec.Raw = msgspec.field(default=_NO_RAW, name="yes_dollars_fp")
+    no_dollars_fp_raw: msgspec.Raw = msgspec.field(default=_NO_RAW, name="no_dollars_fp")
     yes_dollars: list[tuple[str, int | str]] | None = None
     no_dollars: list[tuple[str, int | str]] | None = None
     yes_cents: list[tuple[int, int]] | None = msgspec.field(default=None, name="yes")
     no_cents: list[tuple[int, int]] | None = msgspec.field(default=None, name="no")
     clock: int | None = None
 
+    @property
+    def yes_dollars_fp(self) -> list[tuple[str, str]] | None:
+        """YES levels as wire strings ``[(price_dollars, count_fp), ...]``, or None when absent.
+
+        Raises:
+            KalshiProtocolError: the levels are not a list of string pairs.
+        """
+        return _decode_levels(self.yes_dollars_fp_raw, self.market_ticker)
+
+    @property
+    def no_dollars_fp(self) -> list[tuple[str, str]] | None:
+        """NO levels as wire strings, or None when absent.
+
+        Raises:
+            KalshiProtocolError: the levels are not a list of string pairs.
+        """
+        return _decode_levels(self.no_dollars_fp_raw, self.market_ticker)
+
     def levels_ticks(self) -> tuple[Levels, Levels]:
         """Both sides as ``(price_ticks, count_units)`` pairs, in wire order: ``(yes_levels, no_levels)``.
 
         Each side prefers ``*_dollars_fp``, then legacy ``*_dollars``, then legacy cents; an absent side is empty.
+        The result of the last few snapshots is memoised, so converting a payload twice (protocol validation,
+        then the book) costs one conversion. The lists returned are the caller's own.
 
         Raises:
             KalshiProtocolError: a level is not an exact price/count, or is outside $0-$1 or negative.
@@ -80,9 +119,11 @@ class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
         memo = _LEVELS_MEMO.get(id(self))
         if memo is not None and memo[0] is self:
             return list(memo[1]), list(memo[2])
+        yes_fp = _decode_levels(self.yes_dollars_fp_raw, self.market_ticker)
+        no_fp = _decode_levels(self.no_dollars_fp_raw, self.market_ticker)
         try:
-            yes = self._side(self.yes_dollars_fp, self.yes_dollars, self.yes_cents)
-            no = self._side(self.no_dollars_fp, self.no_dollars, self.no_cents)
+            yes = self._side(yes_fp, self.yes_dollars, self.yes_cents)
+            no = self._side(no_fp, self.no_dollars, self.no_cents)
         except ValueError as exc:
             raise KalshiProtocolError(f"orderbook_snapshot for {self.market_ticker[:60]!r}: {exc}") from exc
         if len(_LEVELS_MEMO) >= _LEVELS_MEMO_SIZE:
