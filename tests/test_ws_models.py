@@ -310,11 +310,31 @@ def test_snapshot_bad_levels_raise_protocol_error(levels: str) -> None:
         snap.msg.levels_ticks()
 
 
-def test_snapshot_level_must_be_a_pair() -> None:
+@pytest.mark.parametrize("levels", ['[["0.5000"]]', '[["0.5000", 3]]', '{"a": 1}', '"x"', "[[[1]]]"])
+def test_snapshot_level_structure_is_checked_on_access(levels: str) -> None:
+    # Levels stay undecoded (msgspec.Raw) until read: the structure is checked then.
+    frame = f'{{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{{"market_ticker":"A","no_dollars_fp":{levels}}}}}'
+    snap = decode_message(frame)
     with pytest.raises(KalshiProtocolError):
-        decode_message(
-            b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"A","yes_dollars_fp":[["0.5"]]}}'
-        )
+        snap.msg.levels_ticks()
+    with pytest.raises(KalshiProtocolError):
+        _ = snap.msg.no_dollars_fp
+    assert snap.msg.yes_dollars_fp is None
+
+
+def test_snapshot_levels_decode_on_access_and_null_means_absent() -> None:
+    snap = _fixture("orderbook_snapshot")
+    assert snap.msg.yes_dollars_fp == [("0.0800", "300.00"), ("0.2200", "333.00")]
+    null = decode_message(b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"A","yes_dollars_fp":null}}')
+    assert null.msg.yes_dollars_fp is None and null.msg.levels_ticks() == ([], [])
+
+
+def test_levels_ticks_returns_fresh_lists() -> None:
+    snap = _fixture("orderbook_snapshot")
+    first, _ = snap.msg.levels_ticks()
+    first.clear()
+    again, _ = snap.msg.levels_ticks()
+    assert again == [(800, 30000), (2200, 33300)]
 
 
 def test_delta_current_and_legacy_ticks() -> None:

@@ -76,7 +76,7 @@ class Outbox:
     error 25); ``push_control`` always accepts, so acks and errors are never lost to backpressure.
     """
 
-    __slots__ = ("_held", "_wakeup", "account", "closed", "conn_id", "frames", "limit", "pushed")
+    __slots__ = ("_held", "_wakeup", "account", "closed", "conn_id", "frames", "limit")
 
     def __init__(
         self,
@@ -101,7 +101,6 @@ class Outbox:
         self._wakeup = wakeup
         self._held: bytes | None = None
         self.closed = False
-        self.pushed = 0
 
     def set_wakeup(self, wakeup: Callable[[], None] | None) -> None:
         """Install the callback run when frames arrive in an empty queue."""
@@ -116,7 +115,6 @@ class Outbox:
         if queued >= self.limit:
             return False
         frames.append(frame)
-        self.pushed += 1
         if self._held is not None:
             frames.append(self._held)
             self._held = None
@@ -132,7 +130,6 @@ class Outbox:
         frames = self.frames
         queued = len(frames)
         frames.append(frame)
-        self.pushed += 1
         if self._held is not None:
             frames.append(self._held)
             self._held = None
@@ -146,8 +143,7 @@ class Outbox:
             # Two reorders in a row: the first held frame goes out now, the new one waits.
             queued = len(self.frames)
             self.frames.append(previous)
-            self.pushed += 1
-            if not queued and self._wakeup is not None:
+                if not queued and self._wakeup is not None:
                 self._wakeup()
 
     def release_held(self) -> None:
@@ -180,6 +176,7 @@ class Subscription:
         "shard_key",
         "sid",
         "skip_ticker_ack",
+        "templates",
         "tickers",
         "use_yes_price",
         "user_filter_self",
@@ -220,6 +217,19 @@ class Subscription:
         self.shard_key = shard_key
         self.indices: set[str] = indices if indices is not None else set()
         self.all_indices = all_indices
+        # Per message type, the envelope with this sid baked in: only seq and msg are formatted per frame.
+        self.templates: dict[bytes, bytes] = {}
+
+    def template(self, typ: bytes) -> bytes:
+        """The envelope of a ``typ`` data frame: ``%d`` for seq (sequenced channels only) and ``%b`` for msg."""
+        tmpl = self.templates.get(typ)
+        if tmpl is None:
+            if self.sequenced:
+                tmpl = b'{"type":"%b","sid":%d,"seq":%%d,"msg":%%b}' % (typ, self.sid)
+            else:
+                tmpl = b'{"type":"%b","sid":%d,"msg":%%b}' % (typ, self.sid)
+            self.templates[typ] = tmpl
+        return tmpl
 
     def next_seq(self) -> int:
         """Use up one seq number (data frames of sequenced channels, and ok/unsubscribed/error)."""
@@ -332,29 +342,46 @@ class Hub:
         if faults is not None and faults.frame_faults_enabled:
             self._deliver_with_faults(sub, typ, payload, faults)
             return
-        if sub.sequenced:
-            seq = sub.seq + 1
-            sub.seq = seq
-            frame = b'{"type":"%b","sid":%d,"seq":%d,"msg":%b}' % (typ, sub.sid, seq, payload)
-        else:
-            frame = b'{"type":"%b","sid":%d,"msg":%b}' % (typ, sub.sid, payload)
-        self.delivered += 1
-        if not sub.outbox.push(frame):
-            sub.owner.terminate(sub, 25)
+        self._fanout((sub,), typ, payload)
+
+    def _fanout(self, subs: Iterable[Subscription], typ: bytes, payload: bytes) -> None:
+        """The hot loop: one payload to many subscriptions (no faults active)."""
+        n = 0
+        for sub in subs:
+            tmpl = sub.templates.get(typ) or sub.template(typ)
+            if sub.sequenced:
+                seq = sub.seq + 1
+                sub.seq = seq
+                frame = tmpl % (seq, payload)
+            else:
+                frame = tmpl % payload
+            n += 1
+            outbox = sub.outbox
+            frames = outbox.frames
+            queued = len(frames)
+            # Inlined Outbox.push for the common case (open, nothing held back, room left).
+            if queued < outbox.limit and outbox._held is None and not outbox.closed:
+                frames.append(frame)
+                if not queued and outbox._wakeup is not None:
+                    outbox._wakeup()
+            elif not outbox.push(frame):
+                sub.owner.terminate(sub, 25)
+        self.delivered += n
 
     def _deliver_with_faults(self, sub: Subscription, typ: bytes, payload: bytes, faults: FaultController) -> None:
         kind = faults.next_frame_fault(sub.conn_id, sub.sequenced)
         if kind == "overflow":
             sub.owner.terminate(sub, 25)
             return
+        tmpl = sub.template(typ)
         if sub.sequenced:
             seq = sub.seq + 1
             if kind == "skip_seq":
                 seq += 1
             sub.seq = seq
-            frame = b'{"type":"%b","sid":%d,"seq":%d,"msg":%b}' % (typ, sub.sid, seq, payload)
+            frame = tmpl % (seq, payload)
         else:
-            frame = b'{"type":"%b","sid":%d,"msg":%b}' % (typ, sub.sid, payload)
+            frame = tmpl % payload
         self.delivered += 1
         outbox = sub.outbox
         if kind == "reorder":
@@ -369,13 +396,25 @@ class Hub:
         if kind == "dup":
             outbox.push_control(frame)
 
+    def _faulty(self) -> bool:
+        faults = self.faults
+        return faults is not None and faults.frame_faults_enabled
+
     def publish_market(self, channel: str, typ: bytes, ticker: str, payload: bytes) -> None:
         """A public per-market event (ticker, trade) to the market's and the unfiltered subscribers."""
-        deliver = self.deliver
-        for sub in self._by_market[channel].get(ticker, ()):
-            deliver(sub, typ, payload)
-        for sub in self._broadcast[channel]:
-            deliver(sub, typ, payload)
+        by_market = self._by_market[channel].get(ticker, ())
+        broadcast = self._broadcast[channel]
+        subs = by_market + broadcast if by_market and broadcast else by_market or broadcast
+        self._publish(subs, typ, payload)
+
+    def _publish(self, subs: tuple[Subscription, ...], typ: bytes, payload: bytes) -> None:
+        if not subs:
+            return
+        if self._faulty():
+            for sub in subs:
+                self.deliver(sub, typ, payload)
+        else:
+            self._fanout(subs, typ, payload)
 
     def publish_book(
         self,
@@ -395,37 +434,36 @@ class Hub:
                 prices and/or caused the change; None when every variant equals ``payload``.
             account: The account whose order caused the change (it alone sees client_order_id).
         """
-        subs = self._by_market["orderbook_delta"].get(ticker)
+        subs = self.book_tickers.get(ticker)
         if not subs:
             return
-        deliver = self.deliver
+        if variant is None:
+            self._publish(subs, typ, payload)
+            return
         for sub in subs:
-            if variant is not None:
-                own = account is not None and sub.account == account
-                if own or sub.use_yes_price:
-                    deliver(sub, typ, variant(sub.use_yes_price, own))
-                    continue
-            deliver(sub, typ, payload)
+            own = account is not None and sub.account == account
+            body = variant(sub.use_yes_price, own) if own or sub.use_yes_price else payload
+            self.deliver(sub, typ, body)
 
     def publish_broadcast(self, channel: str, typ: bytes, payload: bytes) -> None:
         """An event every subscriber of ``channel`` receives (lifecycle channels)."""
-        deliver = self.deliver
-        for sub in self._broadcast[channel]:
-            deliver(sub, typ, payload)
+        self._publish(self._broadcast[channel], typ, payload)
 
     def publish_index(self, channel: str, typ: bytes, index_id: str, payload: bytes) -> None:
         """A cfbenchmarks or pyth value to the subscriptions tracking ``index_id``."""
-        deliver = self.deliver
-        for sub in self._broadcast[channel]:
-            if sub.all_indices or index_id in sub.indices:
-                deliver(sub, typ, payload)
+        subs = tuple(s for s in self._broadcast[channel] if s.all_indices or index_id in s.indices)
+        self._publish(subs, typ, payload)
+
+    def has_private_subscribers(self, channel: str, account: str) -> bool:
+        """Whether ``account`` has a subscription on a private ``channel`` (lets feeds skip encoding)."""
+        return account in self._private[channel]
 
     def publish_private(self, channel: str, typ: bytes, account: str, ticker: str | None, payload: bytes) -> None:
         """An account's fill, user_order, market_position or order-group event to that account's subscriptions."""
-        deliver = self.deliver
-        for sub in self._private[channel].get(account, ()):
-            if ticker is None or sub.tickers is None or ticker in sub.tickers:
-                deliver(sub, typ, payload)
+        subs = self._private[channel].get(account, ())
+        if ticker is not None:
+            subs = tuple(s for s in subs if s.tickers is None or ticker in s.tickers)
+        self._publish(subs, typ, payload)
 
     def publish_communications(
         self,
@@ -446,7 +484,7 @@ class Hub:
             rfq_creator: The RFQ's creator, for ``user_filter: "self"``.
             shard: A stable hash of the RFQ id, reduced modulo each subscription's ``shard_factor``.
         """
-        deliver = self.deliver
+        chosen = []
         for sub in self._broadcast["communications"]:
             if audience is not None:
                 if sub.account not in audience:
@@ -455,4 +493,5 @@ class Hub:
                 continue
             if sub.shard_factor is not None and shard % sub.shard_factor != (sub.shard_key or 0):
                 continue
-            deliver(sub, typ, payload)
+            chosen.append(sub)
+        self._publish(tuple(chosen), typ, payload)

@@ -1,0 +1,303 @@
+"""A live portfolio: REST snapshot at start, WebSocket updates after, REST reconciliation after every disruption.
+
+The architecture of seed 002. Private WebSocket channels (``fill``, ``user_orders``, ``market_positions``) carry no
+``seq``: a message lost while a connection was down cannot be detected from the stream. So after every reconnect
+(and on request) the portfolio re-reads positions and resting orders over REST, replaces its state, and reports
+each difference it corrected as a :class:`Correction`.
+
+Usage::
+
+    async with AsyncKalshiClient(config, auth=auth) as rest, ws.connect() as session:
+        async with Portfolio(rest, session) as portfolio:
+            ...
+            portfolio.positions["KXFED-25DEC-T4.00"].position   # Decimal contracts, + YES / - NO
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Final
+
+from kalshi.errors import KalshiError
+from kalshi.ws.client import KalshiWebSocket
+from kalshi.ws.models import FillMessage, MarketPositionsMessage, UserOrdersMessage
+from kalshi.ws.subscription import Subscription
+
+__all__ = ["Correction", "OrderState", "Portfolio", "PositionState"]
+
+logger = logging.getLogger(__name__)
+
+_ZERO: Final = Decimal(0)
+_DONE_STATUSES: Final = frozenset({"canceled", "cancelled", "executed", "expired"})
+_RECONNECT_POLL_SECONDS: Final = 0.05
+_FILL_MEMORY: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """One market's position. ``position`` > 0 is YES contracts, < 0 NO contracts."""
+
+    ticker: str
+    position: Decimal
+    realized_pnl: Decimal = _ZERO
+    fees_paid: Decimal = _ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """One resting order as the portfolio knows it."""
+
+    order_id: str
+    ticker: str
+    status: str
+    remaining: Decimal
+    yes_price: Decimal | None = None
+    book_side: str | None = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """A difference between local state and the exchange's, found and fixed by reconciliation."""
+
+    kind: str  # "position", "order_missing", "order_gone", "order_changed"
+    key: str
+    local: object
+    remote: object
+
+
+class Portfolio:
+    """Positions, resting orders and balance, kept live from the WebSocket and reconciled over REST.
+
+    Args:
+        rest: an ``AsyncKalshiClient`` with auth.
+        ws: a connected ``KalshiWebSocket`` session (with auth: private channels).
+        on_correction: ``async fn(list[Correction])`` called after each reconciliation that changed something.
+    """
+
+    def __init__(
+        self,
+        rest: Any,
+        ws: KalshiWebSocket,
+        *,
+        on_correction: Callable[[list[Correction]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._rest = rest
+        self._ws = ws
+        self._on_correction = on_correction
+        self.positions: dict[str, PositionState] = {}
+        self.orders: dict[str, OrderState] = {}
+        self.balance: Decimal | None = None
+        self.fills_seen = 0
+        self.reconciliations = 0
+        self.corrections: list[Correction] = []
+        self._fill_ids: dict[tuple[str, str], None] = {}
+        self._subs: list[Subscription[Any]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reconcile_lock = asyncio.Lock()
+        self._seen_reconnects = 0
+        self._changed = asyncio.Condition()
+
+    async def __aenter__(self) -> Portfolio:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Subscribe first, then take the REST snapshot, so no update falls between the two.
+
+        Raises:
+            KalshiError: subscribing or the REST snapshot failed.
+        """
+        fills = await self._ws.subscribe_fill(maxsize=10_000)
+        orders = await self._ws.subscribe_user_orders(maxsize=10_000)
+        positions = await self._ws.subscribe_market_positions(maxsize=10_000)
+        self._subs = [fills, orders, positions]
+        self._seen_reconnects = self._ws.reconnects
+        await self.reconcile(report=False)
+        self._tasks = [
+            asyncio.create_task(self._consume(fills, self._apply_fill), name="portfolio-fills"),
+            asyncio.create_task(self._consume(orders, self._apply_order), name="portfolio-orders"),
+            asyncio.create_task(self._consume(positions, self._apply_position), name="portfolio-positions"),
+            asyncio.create_task(self._watch_reconnects(), name="portfolio-reconnects"),
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the portfolio's tasks and unsubscribe (if the session is still open)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for sub in self._subs:
+            with contextlib.suppress(KalshiError):
+                await sub.unsubscribe()
+        self._subs = []
+
+    # ------------------------------------------------------------------ WebSocket updates
+
+    async def _consume(self, sub: Subscription[Any], apply: Callable[[Any], None]) -> None:
+        async for message in sub:
+            apply(message)
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _apply_fill(self, message: FillMessage) -> None:
+        body = message.msg
+        key = (body.trade_id or "", body.order_id or "")
+        if key in self._fill_ids:
+            return  # delivered twice (e.g. around a reconnect): count it once
+        self._fill_ids[key] = None
+        if len(self._fill_ids) > _FILL_MEMORY:
+            self._fill_ids.pop(next(iter(self._fill_ids)))
+        self.fills_seen += 1
+        post = body.post_position
+        if post is not None:
+            current = self.positions.get(body.market_ticker)
+            base = current or PositionState(body.market_ticker, _ZERO)
+            if post == 0:
+                self.positions.pop(body.market_ticker, None)
+            else:
+                self.positions[body.market_ticker] = replace(base, position=post)
+
+    def _apply_order(self, message: UserOrdersMessage) -> None:
+        body = message.msg
+        status = (body.status or "").lower()
+        remaining = body.remaining_count
+        if status in _DONE_STATUSES or (remaining is not None and remaining == 0):
+            self.orders.pop(body.order_id, None)
+            return
+        self.orders[body.order_id] = OrderState(
+            order_id=body.order_id,
+            ticker=body.market_ticker,
+            status=status or "resting",
+            remaining=remaining if remaining is not None else _ZERO,
+            yes_price=body.yes_price,
+            book_side=body.book_side,
+            client_order_id=body.client_order_id,
+        )
+
+    def _apply_position(self, message: MarketPositionsMessage) -> None:
+        body = message.msg
+        position = body.position
+        if position is None:
+            return
+        if position == 0:
+            self.positions.pop(body.market_ticker, None)
+            return
+        self.positions[body.market_ticker] = PositionState(
+            ticker=body.market_ticker,
+            position=position,
+            realized_pnl=body.realized_pnl or _ZERO,
+            fees_paid=body.fees_paid or _ZERO,
+        )
+
+    async def wait_for_change(self) -> None:
+        """Wait until the next WebSocket update is applied (wrap in ``asyncio.timeout`` to bound it)."""
+        async with self._changed:
+            await self._changed.wait()
+
+    # ------------------------------------------------------------------ reconciliation
+
+    async def _watch_reconnects(self) -> None:
+        # fill/user_orders/market_positions have no seq: a reconnect is the only sign that updates were lost.
+        while True:
+            await asyncio.sleep(_RECONNECT_POLL_SECONDS)
+            if self._ws.reconnects != self._seen_reconnects:
+                self._seen_reconnects = self._ws.reconnects
+                try:
+                    await self.reconcile()
+                except KalshiError as exc:
+                    logger.warning("reconciliation after reconnect failed (%s); retrying on the next poll", exc)
+                    self._seen_reconnects -= 1
+
+    async def reconcile(self, *, report: bool = True) -> list[Correction]:
+        """Re-read balance, positions and resting orders over REST; replace local state; return the differences.
+
+        Raises:
+            KalshiError: a REST call failed (local state is left as it was).
+        """
+        async with self._reconcile_lock:
+            balance = await self._rest.portfolio.balance()
+            remote_positions = await self._fetch_positions()
+            remote_orders = await self._fetch_orders()
+            corrections: list[Correction] = []
+            if report:
+                corrections = _diff(self.positions, remote_positions, self.orders, remote_orders)
+            self.positions = remote_positions
+            self.orders = remote_orders
+            self.balance = Decimal(balance.balance_dollars)
+            self.reconciliations += 1
+            if corrections:
+                self.corrections.extend(corrections)
+                for correction in corrections:
+                    logger.info("reconciled %s %s: local %s -> exchange %s", *_fields(correction))
+                if self._on_correction is not None:
+                    await self._on_correction(corrections)
+            return corrections
+
+    async def _fetch_positions(self) -> dict[str, PositionState]:
+        out: dict[str, PositionState] = {}
+        async for item in self._rest.portfolio.iter_get_positions(limit=1000):
+            position = Decimal(item.position_fp)
+            if position == 0:
+                continue  # flat: absent, like a market never traded
+            out[item.ticker] = PositionState(
+                ticker=item.ticker,
+                position=position,
+                realized_pnl=Decimal(item.realized_pnl_dollars),
+                fees_paid=Decimal(item.fees_paid_dollars),
+            )
+        return out
+
+    async def _fetch_orders(self) -> dict[str, OrderState]:
+        out: dict[str, OrderState] = {}
+        async for order in self._rest.orders.iter_get_orders(status="resting", limit=1000):
+            out[order.order_id] = OrderState(
+                order_id=order.order_id,
+                ticker=order.ticker,
+                status=str(order.status),
+                remaining=Decimal(order.remaining_count_fp),
+                yes_price=Decimal(order.yes_price_dollars),
+                book_side=str(order.book_side),
+                client_order_id=order.client_order_id,
+            )
+        return out
+
+
+def _diff(
+    local_positions: dict[str, PositionState],
+    remote_positions: dict[str, PositionState],
+    local_orders: dict[str, OrderState],
+    remote_orders: dict[str, OrderState],
+) -> list[Correction]:
+    out: list[Correction] = []
+    for ticker in sorted(set(local_positions) | set(remote_positions)):
+        mine = local_positions.get(ticker)
+        theirs = remote_positions.get(ticker)
+        mine_pos = mine.position if mine else _ZERO
+        theirs_pos = theirs.position if theirs else _ZERO
+        if mine_pos != theirs_pos:
+            out.append(Correction("position", ticker, mine_pos, theirs_pos))
+    for order_id in sorted(set(local_orders) | set(remote_orders)):
+        mine_order = local_orders.get(order_id)
+        theirs_order = remote_orders.get(order_id)
+        if mine_order is None:
+            out.append(Correction("order_missing", order_id, None, theirs_order))
+        elif theirs_order is None:
+            out.append(Correction("order_gone", order_id, mine_order, None))
+        elif mine_order.remaining != theirs_order.remaining:
+            out.append(Correction("order_changed", order_id, mine_order.remaining, theirs_order.remaining))
+    return out
+
+
+def _fields(correction: Correction) -> tuple[str, str, object, object]:
+    return correction.kind, correction.key, correction.local, correction.remote
