@@ -31,7 +31,7 @@ async def consume(url: str, subscribe: dict[str, Any], expect: int, seconds: flo
 
     done = asyncio.get_running_loop().create_future()
 
-    class Counter(WSListener):  # type: ignore[misc]
+    class Counter(WSListener):
         def __init__(self) -> None:
             self.frames = 0
             self.bytes = 0
@@ -94,7 +94,9 @@ async def run_mode(mode: str, frames: int, seconds: float) -> dict[str, float]:
             str(limit),
             stdout=asyncio.subprocess.PIPE,
         )
-        while sim.hub.subscriber_count("orderbook_delta") == 0:
+        while True:  # until the consumer has subscribed
+            if sim.hub.subscriber_count("orderbook_delta"):
+                break
             await asyncio.sleep(0.01)
         started = time.perf_counter()
         actions = 0

@@ -14,7 +14,7 @@ import pytest
 
 from kalshi.sim import FaultController, FaultSpecError, Simulator, parse_fault_spec
 from kalshi.sim.faults import Refusal, parse_duration, parse_probability
-from simclient import BookReplica, SimClient, data_of, eventually
+from simclient import BookReplica, SimClient, check_seq, data_of, eventually
 
 FIXED_CLOCK = 1_700_000_000_000
 
@@ -253,6 +253,8 @@ async def test_slow_consumer_overflows_its_outbox(kalshi_sim_factory: Callable[.
             messages = await settled(sim, client)
             errors = [m for m in messages if m["type"] == "error"]
             assert [(e["msg"]["code"], e["sid"]) for e in errors] == [(25, sid)]
+            # No gap before the error: the frame that did not fit gave its seq to the error.
+            check_seq([f.data for f in client.log if f.data is not None], {sid})
             assert (await client.request("list_subscriptions"))[-1]["msg"] == []
 
 

@@ -5,14 +5,18 @@ Every message the test client receives is validated against asyncapi.yaml (tests
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
+from asyncapi_schema import validate_message
 from kalshi.sim import Simulator
 from kalshi.sim.engine import MarketSpec
+from kalshi.sim.fanout import Hub, Outbox
+from kalshi.sim.ws_session import WsSession
 from simclient import BookReplica, SimClient, check_seq, data_of, ticks, units
 
 FIXED_CLOCK = 1_700_000_000_000
@@ -66,7 +70,11 @@ async def test_snapshot_and_deltas_rebuild_the_true_book(
         messages = await settle(sim, client)
         replica.apply_all(messages)
         for ticker in tickers:
-            assert replica.orderbook(ticker) == sim.book(ticker)
+            book = replica.orderbook(ticker)
+            assert book == sim.book(ticker)
+            best_yes, best_no = book.best_bid_ticks("yes"), book.best_bid_ticks("no")
+            if best_yes and best_no:
+                assert best_yes[0] + best_no[0] < 10_000, "crossed book after matching"
     assert sim.book(tickers[0]).yes_ticks or sim.book(tickers[0]).no_ticks, "activity should rest some orders"
 
 
@@ -631,3 +639,55 @@ async def test_every_message_type_is_emitted_and_valid(sim: Simulator) -> None:
 
     # event_fee_update is the only message the engine has no cause for.
     assert message_types() - seen == {"event_fee_update"}
+
+
+# -- the sans-I/O session alone -----------------------------------------------------------------------------
+
+
+class _Directory:
+    """A two-market directory for driving WsSession without sockets."""
+
+    def __init__(self) -> None:
+        self.ids = {"A-1": "00000000-0000-4000-8000-000000000001", "B-2": "00000000-0000-4000-8000-000000000002"}
+
+    def market_id(self, ticker: str) -> str | None:
+        return self.ids.get(ticker)
+
+    def ticker_of(self, market_id: str) -> str | None:
+        return next((t for t, i in self.ids.items() if i == market_id), None)
+
+    def all_tickers(self) -> list[str]:
+        return list(self.ids)
+
+    def snapshot_payload(self, ticker: str, *, use_yes_price: bool) -> bytes:
+        return json.dumps({"market_ticker": ticker, "market_id": self.ids[ticker], "clock": 0}).encode()
+
+    def ticker_payload(self, ticker: str) -> bytes:
+        return b"{}"
+
+    def available_indices(self, channel: str) -> list[str]:
+        return ["BRTI"]
+
+
+def test_session_without_sockets() -> None:
+    outbox = Outbox(1, account="acct", limit=2)
+    hub = Hub()
+    session = WsSession(outbox, hub, _Directory(), authenticated=True, clock=lambda: 0.0)
+    session.receive(
+        b'{"id": 3, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_tickers": ["A-1", "B-2"]}}'
+    )
+    frames = [json.loads(f) for f in outbox.frames]
+    assert [f["type"] for f in frames] == ["subscribed", "orderbook_snapshot", "orderbook_snapshot"]
+    assert [f.get("seq") for f in frames] == [None, 1, 2]
+    for f in frames:
+        validate_message(f)
+    outbox.frames.clear()
+    for _ in range(3):  # the third delta overflows the 2-frame outbox: error 25 ends the subscription
+        hub.publish_book(b"orderbook_delta", "A-1", b'{"market_ticker":"A-1"}')
+    kinds = [json.loads(f)["type"] for f in outbox.frames]
+    assert kinds == ["orderbook_delta", "orderbook_delta", "error"]
+    error = json.loads(outbox.frames[-1])
+    assert error["msg"]["code"] == 25 and error["sid"] == 1 and error["seq"] == 5
+    assert session.subscriptions == {} and hub.subscriber_count("orderbook_delta") == 0
+    session.close()
+    assert outbox.closed

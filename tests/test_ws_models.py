@@ -325,7 +325,9 @@ def test_snapshot_level_structure_is_checked_on_access(levels: str) -> None:
 def test_snapshot_levels_decode_on_access_and_null_means_absent() -> None:
     snap = _fixture("orderbook_snapshot")
     assert snap.msg.yes_dollars_fp == [("0.0800", "300.00"), ("0.2200", "333.00")]
-    null = decode_message(b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"A","yes_dollars_fp":null}}')
+    null = decode_message(
+        b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"A","yes_dollars_fp":null}}'
+    )
     assert null.msg.yes_dollars_fp is None and null.msg.levels_ticks() == ([], [])
 
 
@@ -592,3 +594,16 @@ def test_messages_are_immutable() -> None:
 def test_one_shared_decoder() -> None:
     assert isinstance(m.MESSAGE_DECODER, msgspec.json.Decoder)
     assert m.MESSAGE_DECODER is MESSAGE_DECODER
+
+
+def test_levels_memo_eviction_keeps_results_right() -> None:
+    snaps = [
+        decode_message(
+            f'{{"type":"orderbook_snapshot","sid":1,"seq":{i},"msg":{{"market_ticker":"M{i}","yes_dollars_fp":[["0.{i:04d}","{i}.00"]]}}}}'
+        )
+        for i in range(1, 101)
+    ]
+    first = [s.msg.levels_ticks() for s in snaps]
+    again = [s.msg.levels_ticks() for s in reversed(snaps)][::-1]
+    assert first == again
+    assert first[41] == ([(42, 4200)], [])

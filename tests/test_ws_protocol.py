@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from kalshi.errors import KalshiCommandError, KalshiProtocolError, KalshiSequenceGapError, KalshiSubscriptionError
 from kalshi.ws.models import (
+    CfbenchmarksIndexListMessage,
+    CfbenchmarksValueMessage,
     ErrorMessage,
     FillMessage,
     OkMessage,
@@ -78,8 +80,8 @@ def trade(sid: int, seq: int | None) -> bytes:
     return frame(env)
 
 
-def book_session(sid: int = 5) -> ClientProtocol:
-    proto = ClientProtocol()
+def book_session(sid: int = 5, *, validate_book: bool = True) -> ClientProtocol:
+    proto = ClientProtocol(validate_book=validate_book)
     cmd = proto.send_subscribe(["orderbook_delta"], market_tickers=["M1", "M2"])
     proto.data_to_send()
     assert isinstance(proto.receive_frame(subscribed(cmd, sid, "orderbook_delta")), CommandResponse)
@@ -268,6 +270,34 @@ def test_unsubscribed_forgets_the_sid() -> None:
     resp = proto.receive_frame(frame({"type": "unsubscribed", "id": cmd, "sid": 5, "seq": 2}))
     assert isinstance(resp, CommandResponse) and resp.final
     assert proto.subscriptions == {} and proto.last_seq(5) is None
+
+
+def test_list_reply_is_data_and_ends_its_command() -> None:
+    proto = ClientProtocol()
+    proto.receive_frame(subscribed(None, 1, "cfbenchmarks_value"))
+    cmd = proto.send_update_subscription(1, "indexlist")
+    reply = proto.receive_frame(
+        frame({"type": "cfbenchmarks_value_indexlist", "id": cmd, "sid": 1, "seq": 1, "msg": {"index_ids": ["BRTI"]}})
+    )
+    assert isinstance(reply, CfbenchmarksIndexListMessage) and reply.msg.index_ids == ["BRTI"]
+    assert proto.pending_commands == {} and proto.last_seq(1) == 1
+    value = (FIXTURES / "cfbenchmarks_value.json").read_bytes().replace(b'"seq": 42', b'"seq": 2')
+    assert isinstance(proto.receive_frame(value), CfbenchmarksValueMessage)
+    gap = proto.receive_frame(
+        frame({"type": "cfbenchmarks_value_indexlist", "sid": 1, "seq": 9, "msg": {"index_ids": []}})
+    )
+    assert isinstance(gap, GapDetected)
+
+
+def test_get_snapshot_reply_with_id_is_delivered_as_data() -> None:
+    proto = book_session()
+    cmd = proto.send_get_snapshot(5, ["M1"])
+    snap = json.loads(snapshot(5, 2))
+    snap["id"] = cmd
+    result = proto.receive_frame(frame(snap))
+    assert isinstance(result, OrderbookSnapshotMessage) and result.id == cmd
+    ok = proto.receive_frame(frame({"type": "ok", "id": cmd, "sid": 5, "seq": 3}))
+    assert isinstance(ok, CommandResponse) and ok.final and ok.command is not None
 
 
 def test_forget_command() -> None:
@@ -572,9 +602,9 @@ def test_fuzz_random_bytes_never_raise(data: bytes) -> None:
 
 
 @FUZZ
-@given(known_types, st.dictionaries(envelope_keys, json_values, max_size=6), json_values)
-def test_fuzz_typed_envelopes_never_raise(kind: str, envelope: dict[str, Any], body: Any) -> None:
-    proto = book_session()
+@given(known_types, st.dictionaries(envelope_keys, json_values, max_size=6), json_values, st.booleans())
+def test_fuzz_typed_envelopes_never_raise(kind: str, envelope: dict[str, Any], body: Any, validate: bool) -> None:
+    proto = book_session(validate_book=validate)
     envelope = {**envelope, "type": kind, "msg": body}
     before = state(proto)
     result = proto.receive_frame(json.dumps(envelope).encode())
@@ -583,9 +613,9 @@ def test_fuzz_typed_envelopes_never_raise(kind: str, envelope: dict[str, Any], b
 
 
 @FUZZ
-@given(st.sampled_from(VALID_FRAMES), st.data())
-def test_fuzz_mutated_valid_frames_never_raise(original: bytes, data: st.DataObject) -> None:
-    proto = book_session()
+@given(st.sampled_from(VALID_FRAMES), st.data(), st.booleans())
+def test_fuzz_mutated_valid_frames_never_raise(original: bytes, data: st.DataObject, validate: bool) -> None:
+    proto = book_session(validate_book=validate)
     buf = bytearray(original)
     for _ in range(data.draw(st.integers(1, 4))):
         index = data.draw(st.integers(0, len(buf) - 1))
@@ -612,3 +642,45 @@ def test_fuzz_sequence_tracking_matches_a_reference_model(seqs: list[int]) -> No
             assert isinstance(result, GapDetected) and (result.expected, result.received) == (last + 1, seq)
             last = seq
         assert proto.last_seq(8) == last
+
+
+number_text = st.one_of(
+    st.text(alphabet="0123456789.-+e_ \u0661", max_size=12),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+)
+
+
+@FUZZ
+@given(number_text, number_text, number_text, st.sampled_from(["yes", "no"]))
+def test_fuzz_book_numbers_with_validation(price: str, size: str, level: str, side: str) -> None:
+    proto = book_session(validate_book=True)
+    result = proto.receive_frame(
+        frame(
+            {
+                "type": "orderbook_delta",
+                "sid": 5,
+                "seq": 2,
+                "msg": {"market_ticker": "M1", "side": side, "price_dollars": price, "delta_fp": size},
+            }
+        )
+    )
+    if isinstance(result, OrderbookDeltaMessage):
+        assert 0 <= result.msg.price_ticks() <= 10_000
+        assert isinstance(result.msg.delta_units(), int)
+    else:
+        assert isinstance(result, ProtocolErrorEvent) and proto.last_seq(5) == 1
+    snap = proto.receive_frame(
+        frame(
+            {
+                "type": "orderbook_snapshot",
+                "sid": 5,
+                "seq": 3,
+                "msg": {"market_ticker": "M1", "yes_dollars_fp": [[price, level]], "no_dollars_fp": [[level, size]]},
+            }
+        )
+    )
+    if isinstance(snap, OrderbookSnapshotMessage):
+        yes, no = snap.msg.levels_ticks()
+        assert all(0 <= p <= 10_000 and u >= 0 for p, u in yes + no)
+    else:
+        assert isinstance(snap, ProtocolErrorEvent | GapDetected)

@@ -5,6 +5,7 @@ The names below are the curated public surface; a test locks ``__all__``.
 
 from __future__ import annotations
 
+from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.errors import (
     KalshiAPIError,
@@ -18,13 +19,21 @@ from kalshi.errors import (
     KalshiSequenceGapError,
     KalshiSubscriptionError,
 )
+from kalshi.models.markets import Orderbook
+from kalshi.portfolio import Portfolio
+from kalshi.rest import AsyncKalshiClient, KalshiClient
+from kalshi.ws import ConnectionState, KalshiWebSocket, OverflowStrategy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncKalshiClient",
+    "ConnectionState",
     "KalshiAPIError",
+    "KalshiAuth",
     "KalshiAuthError",
     "KalshiBackpressureError",
+    "KalshiClient",
     "KalshiCommandError",
     "KalshiConfig",
     "KalshiConfigError",
@@ -33,5 +42,9 @@ __all__ = [
     "KalshiRateLimitError",
     "KalshiSequenceGapError",
     "KalshiSubscriptionError",
+    "KalshiWebSocket",
+    "Orderbook",
+    "OverflowStrategy",
+    "Portfolio",
     "__version__",
 ]

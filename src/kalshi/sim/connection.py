@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -35,7 +36,6 @@ __all__ = ["SimConnection", "frame_header"]
 log = logging.getLogger(__name__)
 
 _BATCH_FRAMES: Final = 4096
-_BATCH_BYTES: Final = 1 << 20
 _PING_BODY: Final = b"heartbeat"
 
 
@@ -48,7 +48,17 @@ def frame_header(length: int) -> bytes:
     return b"\x81\x7f" + length.to_bytes(8, "big")
 
 
-_SMALL_HEADERS: Final = tuple(bytes((0x81, n)) for n in range(126))
+# Headers of every frame length below 4 KiB, built once (most messages are 100-400 bytes).
+_HEADERS: Final = tuple(frame_header(n) for n in range(4096))
+_N_HEADERS: Final = len(_HEADERS)
+
+
+def _frames_to_bytes(batch: list[bytes]) -> bytes:
+    """Concatenate text frames, each behind its header."""
+    headers = _HEADERS
+    limit = _N_HEADERS
+    parts = [headers[n] if n < limit else frame_header(n) for n in map(len, batch)]
+    return b"".join(itertools.chain.from_iterable(zip(parts, batch, strict=True)))
 
 
 class SimConnection:
@@ -180,7 +190,7 @@ class SimConnection:
         frames = self.outbox.frames
         wake = self._wake
         transport = self._transport
-        headers = _SMALL_HEADERS
+        popleft = frames.popleft
         try:
             while True:
                 stall = self._stalled_until - time.monotonic()
@@ -193,24 +203,14 @@ class SimConnection:
                     await wake.wait()
                     continue
                 self._writing = True
-                limit = _BATCH_FRAMES
+                n = min(len(frames), _BATCH_FRAMES)
                 if self._drop_after is not None:
-                    limit = min(limit, self._drop_after)
-                parts: list[bytes] = []
-                size = 0
-                n = 0
-                while frames and n < limit and size < _BATCH_BYTES:
-                    frame = frames.popleft()
-                    length = len(frame)
-                    parts.append(headers[length] if length < 126 else frame_header(length))
-                    parts.append(frame)
-                    size += length
-                    n += 1
-                if n:
-                    if transport.is_closing():
-                        return
-                    transport.write(b"".join(parts))
-                    self.frames_written += n
+                    n = min(n, self._drop_after)
+                batch = [popleft() for _ in range(n)]
+                if transport.is_closing():
+                    return
+                transport.write(_frames_to_bytes(batch))
+                self.frames_written += n
                 if self._drop_after is not None:
                     self._drop_after -= n
                     if self._drop_after <= 0:

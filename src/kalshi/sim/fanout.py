@@ -143,7 +143,7 @@ class Outbox:
             # Two reorders in a row: the first held frame goes out now, the new one waits.
             queued = len(self.frames)
             self.frames.append(previous)
-                if not queued and self._wakeup is not None:
+            if not queued and self._wakeup is not None:
                 self._wakeup()
 
     def release_held(self) -> None:
@@ -365,6 +365,8 @@ class Hub:
                 if not queued and outbox._wakeup is not None:
                     outbox._wakeup()
             elif not outbox.push(frame):
+                if sub.sequenced:
+                    sub.seq -= 1  # the frame was never sent: the error takes its seq
                 sub.owner.terminate(sub, 25)
         self.delivered += n
 
@@ -391,14 +393,12 @@ class Hub:
             # Truncated JSON: what a broken proxy or a cut frame looks like.
             outbox.push_control(frame[: max(1, len(frame) // 2)])
         if not outbox.push(frame):
+            if sub.sequenced:
+                sub.seq -= 1
             sub.owner.terminate(sub, 25)
             return
         if kind == "dup":
             outbox.push_control(frame)
-
-    def _faulty(self) -> bool:
-        faults = self.faults
-        return faults is not None and faults.frame_faults_enabled
 
     def publish_market(self, channel: str, typ: bytes, ticker: str, payload: bytes) -> None:
         """A public per-market event (ticker, trade) to the market's and the unfiltered subscribers."""
@@ -410,7 +410,8 @@ class Hub:
     def _publish(self, subs: tuple[Subscription, ...], typ: bytes, payload: bytes) -> None:
         if not subs:
             return
-        if self._faulty():
+        faults = self.faults
+        if faults is not None and faults.frame_faults_enabled:
             for sub in subs:
                 self.deliver(sub, typ, payload)
         else:

@@ -14,6 +14,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any, Final, Protocol
 
 import msgspec
@@ -54,6 +55,7 @@ class FeedSource(Protocol):
     def communications_id(self, account: str) -> str: ...
 
 
+@lru_cache(maxsize=4096)
 def user_id(account: str) -> str:
     """The stable user UUID shown for an account (``user_order.user_id``, ``market_position.user_id``)."""
     return str(uuid.uuid5(_USER_NS, account))
@@ -255,6 +257,8 @@ class Feeds:
             self.hub.publish_market("ticker", b"ticker", ev.state.ticker, self.encode_ticker(ev.state))
 
     def _fill(self, ev: FillEvent) -> None:
+        if not self.hub.has_private_subscribers("fill", ev.account):
+            return
         outcome = ev.outcome_side
         msg: dict[str, Any] = {
             "trade_id": ev.trade_id,
@@ -282,6 +286,8 @@ class Feeds:
 
     def _order(self, ev: OrderUpdate) -> None:
         o = ev.order
+        if not self.hub.has_private_subscribers("user_orders", o.account):
+            return
         outcome = o.outcome_side
         msg: dict[str, Any] = {
             "order_id": o.order_id,
@@ -319,6 +325,8 @@ class Feeds:
 
     def _position(self, ev: PositionUpdate) -> None:
         p = ev.position
+        if not self.hub.has_private_subscribers("market_positions", p.account):
+            return
         payload = _plain_encode(
             {
                 "user_id": user_id(p.account),
@@ -334,6 +342,8 @@ class Feeds:
         self.hub.publish_private("market_positions", b"market_position", p.account, p.ticker, payload)
 
     def _order_group(self, ev: OrderGroupEvent) -> None:
+        if not self.hub.has_private_subscribers("order_group_updates", ev.account):
+            return
         msg: dict[str, Any] = {"event_type": ev.event_type, "order_group_id": ev.order_group_id}
         if ev.contracts_limit_units is not None:
             msg["contracts_limit_fp"] = format_count(ev.contracts_limit_units)

@@ -70,7 +70,9 @@ async def firehose(
     connections = sim.connections
     sent = 0
     while sent < frames:
-        while any(len(c.outbox.frames) > max_queued for c in connections()):
+        while True:  # backpressure: let the writers catch up
+            if all(len(c.outbox.frames) <= max_queued for c in connections()):
+                break
             await asyncio.sleep(0.0005)
         n = min(batch, frames - sent)
         for i in range(sent, sent + n):

@@ -35,7 +35,7 @@ from kalshi.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, KalshiAu
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.models.markets import Orderbook
 from kalshi.sim.connection import SimConnection
-from kalshi.sim.engine import MICROS_PER_DOLLAR, Engine, OrderResult
+from kalshi.sim.engine import MICROS_PER_DOLLAR, BookSide, Engine, OrderResult
 from kalshi.sim.fanout import Hub, Outbox, Subscription
 from kalshi.sim.faults import FaultController, FaultSpec
 from kalshi.sim.feeds import Feeds
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_BALANCE_MICROS: Final = 100_000 * MICROS_PER_DOLLAR
-_MAX_ACTIONS_PER_TICK: Final = 2000
+_MAX_ACTIONS_PER_TICK: Final = 200  # bounds how long one tick holds the event loop
 _CFB_INTERVAL: Final = 1.0
 _CFB_5HZ_INTERVAL: Final = 0.2
 
@@ -87,6 +87,9 @@ class Simulator:
         balance_micros: Starting cash of accounts opened for keys.
         lifecycle: Let the activity also move close dates, determine and settle markets and list new ones.
         lifecycle_every: Activity steps between two lifecycle actions.
+
+    Raises:
+        ValueError: ``rate`` is negative or not finite, or ``ping_interval`` is negative.
     """
 
     def __init__(
@@ -330,7 +333,7 @@ class Simulator:
             self.flush()
 
     def place_order(
-        self, account: str, ticker: str, side: str, price_ticks: int, count_units: int, **options: Any
+        self, account: str, ticker: str, side: BookSide, price_ticks: int, count_units: int, **options: Any
     ) -> OrderResult:
         """Place an order for ``account`` (``side`` ``"bid"``/``"ask"``, YES price ticks, count units).
 
@@ -340,7 +343,7 @@ class Simulator:
         Raises:
             EngineError: The engine refused the order.
         """
-        return self.do(lambda e: e.place_order(account, ticker, side, price_ticks, count_units, **options))  # type: ignore[arg-type]  # side is checked by the engine
+        return self.do(lambda e: e.place_order(account, ticker, side, price_ticks, count_units, **options))
 
     def cancel_order(self, account: str, order_id: str) -> object:
         """Cancel one of ``account``'s orders.
@@ -424,6 +427,8 @@ class Simulator:
     def _indices_if_due(self, now: float) -> None:
         if now >= self._next_5hz:
             self._next_5hz = now + _CFB_5HZ_INTERVAL
+            # Order expiries and scheduled market opens/closes happen on time even in a quiet market.
+            self.do(lambda e: e.advance_time())
             full = now >= self._next_cfb
             if full:
                 self._next_cfb = now + _CFB_INTERVAL

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
@@ -30,12 +30,14 @@ from kalshi.errors import (
     KalshiConnectionError,
     KalshiError,
     KalshiHandshakeError,
+    KalshiProtocolError,
     KalshiSubscriptionError,
 )
 from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.channels import FORWARDED_PARAMS, ChannelSubscriptions
 from kalshi.ws.connection import CloseInfo, ConnectionState, backoff_delay
+from kalshi.ws.flow import FlowControl
 from kalshi.ws.hooks import HookRunner
 from kalshi.ws.models import (
     ErrorMessage,
@@ -56,6 +58,7 @@ from kalshi.ws.protocol import (
     ServerError,
 )
 from kalshi.ws.subscription import (
+    BooksView,
     Chunk,
     SubscribeRequest,
     Subscription,
@@ -98,7 +101,8 @@ class KalshiWebSocket(ChannelSubscriptions):
     Args:
         auth: signs the upgrade (required by the exchange for every connection); None for an open simulator.
         config: where to connect and the retry/heartbeat settings.
-        heartbeat_timeout: seconds without any frame after our ping before the link is declared dead.
+        heartbeat_timeout: seconds without any frame after our ping before the link is declared dead
+            (default ``config.heartbeat_timeout``).
         on_state_change: ``async (old, new)`` called on every ConnectionState transition.
         on_error: ``async (ErrorMessage)`` for server errors and synthesized client errors (codes >= 1000).
         markets_per_subscription: most markets per server subscription; larger requests are split.
@@ -111,7 +115,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         self,
         auth: KalshiAuth | None = None,
         config: KalshiConfig | None = None,
-        heartbeat_timeout: float = 30.0,
+        heartbeat_timeout: float | None = None,
         on_state_change: StateCallback | None = None,
         on_error: ErrorCallback | None = None,
         *,
@@ -124,7 +128,7 @@ class KalshiWebSocket(ChannelSubscriptions):
             raise ValueError("markets_per_subscription must be >= 1")
         self._auth = auth
         self._config = config or KalshiConfig.production()
-        self._heartbeat_timeout = heartbeat_timeout
+        self._heartbeat_timeout = heartbeat_timeout or self._config.heartbeat_timeout
         self._on_state_change = on_state_change
         self._on_error = on_error
         self._chunk_size = markets_per_subscription
@@ -141,6 +145,9 @@ class KalshiWebSocket(ChannelSubscriptions):
         # Subscribe commands in flight -> the chunk to bind. The route must exist before the next frame is
         # processed: snapshots follow `subscribed` in the same read, before the awaiting coroutine resumes.
         self._binding: dict[int, tuple[Subscription[Any], Chunk]] = {}
+        # get_snapshot commands in flight -> markets still to come: the server answers with one snapshot per
+        # market carrying the command id, and nothing else.
+        self._snapshot_waits: dict[int, set[str]] = {}
         self._next_client_id = 1
         self._ever_subscribed = False
         self._closing = False
@@ -148,8 +155,9 @@ class KalshiWebSocket(ChannelSubscriptions):
         self._done: asyncio.Event | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._hooks: HookRunner | None = None
-        self._resume_task: asyncio.Task[None] | None = None
+        self._flow = FlowControl(self._spawn, lambda: bool(self._pending))
         self._book_waiters: dict[str, list[asyncio.Future[Orderbook]]] = {}
+        self._books_view = BooksView(self._subs)
         self._terminal_error: BaseException | None = None
         self._last_close: CloseInfo | None = None
         self.reconnects = 0
@@ -251,16 +259,10 @@ class KalshiWebSocket(ChannelSubscriptions):
     def books(self) -> Mapping[str, Orderbook]:
         """Maintained books of every orderbook subscription, by ticker (stale or unbuilt books are absent).
 
-        Reading is cheap: an unchanged book returns the same cached view object.
+        A live read-only mapping, not a copy: ``session.books[ticker]`` costs a lookup, and an unchanged book
+        returns the same cached view object.
         """
-        out: dict[str, Orderbook] = {}
-        for sub in self._subs.values():
-            if sub.books is None:
-                continue
-            for ticker, state in sub.books.books.items():
-                if ticker not in out and state.has_snapshot and not state.stale:
-                    out[ticker] = state.view()
-        return out
+        return self._books_view
 
     async def wait_for_book(self, ticker: str, *, after_version: int | None = None) -> Orderbook:
         """Wait for the next update of a maintained book (or return it at once if newer than ``after_version``)."""
@@ -368,6 +370,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._pending[cmd_id] = (future, [])
+        self._flow.unpause()  # the answer arrives on the socket: it must be read
         try:
             self._flush()
             async with asyncio.timeout(self._command_timeout):
@@ -379,6 +382,27 @@ class KalshiWebSocket(ChannelSubscriptions):
             ) from None
         finally:
             self._pending.pop(cmd_id, None)
+            if not self._pending:
+                self._reapply_backpressure()
+
+    async def _get_snapshot(self, sid: int, tickers: list[str]) -> None:
+        """Send get_snapshot and wait until a snapshot of every market arrived (or an error)."""
+        cmd_id = self._proto.send_get_snapshot(sid, tickers)
+        self._snapshot_waits[cmd_id] = set(tickers)
+        try:
+            await self._command(cmd_id)
+        finally:
+            self._snapshot_waits.pop(cmd_id, None)
+            self._proto.forget_command(cmd_id)
+
+    def _snapshot_answered(self, cmd_id: int, ticker: str) -> None:
+        remaining = self._snapshot_waits.get(cmd_id)
+        if remaining is None:
+            return
+        remaining.discard(ticker)
+        entry = self._pending.get(cmd_id)
+        if not remaining and entry is not None and not entry[0].done():
+            entry[0].set_result(entry[1])
 
     def _flush(self) -> None:
         frames = self._proto.data_to_send()
@@ -451,7 +475,7 @@ class KalshiWebSocket(ChannelSubscriptions):
                 continue
             markets = [t for t in chunk.markets if wanted is None or t in wanted]
             if markets:
-                await self._command(self._proto.send_get_snapshot(chunk.sid, markets))
+                await self._get_snapshot(chunk.sid, markets)
 
     async def _unsubscribe(self, sub: Subscription[Any]) -> None:
         if sub.client_id not in self._subs:
@@ -506,10 +530,11 @@ class KalshiWebSocket(ChannelSubscriptions):
             self._fatal(exc)
             return
         if queue.is_full and queue.overflow is OverflowStrategy.BLOCK:
-            if sub.consumed:
-                self._pause_for(sub)
+            if self._blocks(sub):
+                self._flow.pause(queue.wait_for_space)
             else:
-                # Nobody iterates this subscription (callback-style use): never stall the socket for it.
+                # Callback-style use (seed 000): the subscription was made only to start the feed and nobody
+                # iterates it. Never stall the socket for it; its callbacks still get every message.
                 queue.get_nowait()
                 queue.dropped += 1
                 if not sub.warned_unconsumed:
@@ -528,22 +553,33 @@ class KalshiWebSocket(ChannelSubscriptions):
         if hooks is None or not self._callbacks:
             return
         channel = channel_of(message)
-        if channel in self._callbacks and hooks.dispatch(channel, message) and self._conn is not None:
-            self._conn.pause_reading()
-            self._schedule_resume(hooks.wait_for_callback_space(channel))
+        if channel in self._callbacks and hooks.dispatch(channel, message):
+            self._flow.pause(lambda: hooks.wait_for_callback_space(channel))
 
     def _on_book_message(self, sub: Subscription[Any], chunk: Chunk, message: Any) -> None:
         books = sub.books
         assert books is not None
         ticker = message.msg.market_ticker
         if message.__class__ is OrderbookSnapshotMessage:
+            if message.id and self._snapshot_waits:
+                self._snapshot_answered(message.id, ticker)
             try:
                 state = books.apply_snapshot_message(message)
-            except BookError as exc:
+            except (BookError, KalshiProtocolError) as exc:
                 self._client_error(CLIENT_ERROR_PROTOCOL, f"bad snapshot for {ticker}: {exc}", sub)
+                books.mark_stale(ticker)
+                if not message.id:  # ask again, but never in a loop of bad answers to our own request
+                    self._repair(sub, chunk, [ticker])
                 return
         else:
-            result = books.apply_delta_message(message)
+            try:
+                result = books.apply_delta_message(message)
+            except KalshiProtocolError as exc:
+                # Its seq was counted, so no gap will show: the book misses this change, repair it.
+                self._client_error(CLIENT_ERROR_PROTOCOL, f"bad delta for {ticker}: {exc}", sub)
+                books.mark_stale(ticker)
+                self._repair(sub, chunk, [ticker])
+                return
             if result is not DeltaResult.APPLIED:
                 if result is DeltaResult.DUPLICATE:
                     return
@@ -615,16 +651,22 @@ class KalshiWebSocket(ChannelSubscriptions):
             if chunk.markets:
                 for ticker in chunk.markets:
                     sub.books.mark_stale(ticker)
-                self._repair(sub, chunk, list(chunk.markets))
+                self._repair(sub, chunk, list(chunk.markets), whole_sid=True)
             return
         # Latest-wins or event channels cannot be replayed over the WebSocket: deliver, count and tell.
-        self._client_error(CLIENT_ERROR_GAP, f"{gap.expected - gap.received} message(s) lost on {sub.channel}", sub)
+        self._client_error(CLIENT_ERROR_GAP, f"{gap.received - gap.expected} message(s) lost on {sub.channel}", sub)
         self._deliver(sub, gap.message)
 
-    def _repair(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str]) -> None:
+    def _repair(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str], *, whole_sid: bool = False) -> None:
+        """Re-snapshot stale markets. ``whole_sid`` (a seq gap: every market of the sid is stale) also re-bases
+        the sid's sequence; a single bad market must not do that, or the healthy markets would lose deltas."""
         if chunk.sid is None or self._conn is None or self._conn.closed:
             return  # the reconnect path re-bootstraps every book
-        self._proto.reset_sequence(chunk.sid)
+        tickers = [t for t in tickers if chunk.markets is None or t in chunk.markets]
+        if not tickers:
+            return
+        if whole_sid:
+            self._proto.reset_sequence(chunk.sid)
         sub.stats.repairs += 1
         if self._hooks is not None:
             self._hooks.spawn(self._repair_async(sub, chunk, tickers))
@@ -634,7 +676,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         if sid is None or self._closing:
             return
         try:
-            await self._command(self._proto.send_get_snapshot(sid, tickers))
+            await self._get_snapshot(sid, tickers)
         except KalshiError as exc:
             if self._closing or self._conn is None or self._conn.closed:
                 return  # reconnecting (or closing) re-bootstraps every book anyway
@@ -676,22 +718,27 @@ class KalshiWebSocket(ChannelSubscriptions):
 
     # ------------------------------------------------------------------ backpressure
 
-    def _pause_for(self, sub: Subscription[Any]) -> None:
-        conn = self._conn
-        if conn is None or conn.paused:
-            return
-        conn.pause_reading()
-        self._schedule_resume(sub.queue.wait_for_space())
+    def _blocks(self, sub: Subscription[Any]) -> bool:
+        """Whether a full BLOCK queue of ``sub`` should pause reading (see _deliver)."""
+        return sub.consumed or not self._callbacks.get(sub.channel)
 
-    def _schedule_resume(self, space: Awaitable[None]) -> None:
-        async def resume_when_drained() -> None:
-            await space
-            conn = self._conn
-            if conn is not None and not conn.closed:
-                conn.resume_reading()
+    def _reapply_backpressure(self) -> None:
+        """After the last command was answered: pause again if a queue overshot meanwhile."""
+        for sub in self._subs.values():
+            queue = sub.queue
+            if queue.overflow is OverflowStrategy.BLOCK and queue.is_full and self._blocks(sub):
+                self._flow.pause(queue.wait_for_space)
+                return
+        hooks = self._hooks
+        channel = hooks.full_channel() if hooks is not None else None
+        if hooks is not None and channel is not None:
+            self._flow.pause(lambda: hooks.wait_for_callback_space(channel))
 
-        if self._hooks is not None:
-            self._resume_task = self._hooks.spawn(resume_when_drained())
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        if self._hooks is None:
+            coro.close()
+            raise KalshiConnectionError("not connected")
+        return self._hooks.spawn(coro)
 
     # ------------------------------------------------------------------ errors and state
 
@@ -757,6 +804,7 @@ class KalshiWebSocket(ChannelSubscriptions):
             heartbeat_timeout=self._heartbeat_timeout,
             verify_tls=self._config.verify_tls,
         )
+        self._flow.conn = self._conn
         self._set_state(ConnectionState.CONNECTED)
 
     async def _open_with_retries(self, *, first: bool) -> None:
@@ -802,7 +850,7 @@ class KalshiWebSocket(ChannelSubscriptions):
                     )
                     break
                 self._set_state(ConnectionState.RECONNECTING)
-                self._release_backpressure()
+                self._flow.unpause()
                 try:
                     await self._open_with_retries(first=False)
                 except KalshiError as exc:
@@ -811,18 +859,17 @@ class KalshiWebSocket(ChannelSubscriptions):
                     break
                 self.reconnects += 1
                 await self._resubscribe_all()
+            conn = self._conn
+            if conn is not None and not conn.closed:
+                # Fatal teardown (or a permanent close): nothing reads the socket any more, close it now.
+                with contextlib.suppress(KalshiError, OSError):
+                    await conn.close(1000, "")
         finally:
             self._set_state(ConnectionState.CLOSED)
             for sub in list(self._subs.values()):
                 sub.queue.close()
             if self._done is not None:
                 self._done.set()
-
-    def _release_backpressure(self) -> None:
-        task = self._resume_task
-        if task is not None and not task.done():
-            task.cancel()
-        self._resume_task = None
 
     async def _resubscribe_all(self) -> None:
         for sub in list(self._subs.values()):
@@ -858,13 +905,14 @@ class KalshiWebSocket(ChannelSubscriptions):
             supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await supervisor
-        self._release_backpressure()
+        self._flow.unpause()
         if self._hooks is not None:
             await self._hooks.stop()
             self._hooks = None
         for waiters in self._book_waiters.values():
             for future in waiters:
-                future.cancel()
+                if not future.done():
+                    future.set_exception(KalshiConnectionError("the session closed while waiting for a book"))
         self._book_waiters.clear()
         self._set_state(ConnectionState.CLOSED)
         if self._done is not None:

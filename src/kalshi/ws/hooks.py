@@ -98,6 +98,13 @@ class HookRunner:
         queue.put_nowait(message)
         return queue.is_full
 
+    def full_channel(self) -> str | None:
+        """A channel whose callback queue is full (reading must stay paused for it), if any."""
+        for channel, queue in self._channels.items():
+            if queue.is_full:
+                return channel
+        return None
+
     async def wait_for_callback_space(self, channel: str) -> None:
         queue = self._channels.get(channel)
         if queue is not None:

@@ -5,46 +5,39 @@ The asyncio client is thin glue around :class:`ClientProtocol`::
     proto = ClientProtocol()
     cmd_id = proto.send_subscribe(["orderbook_delta"], market_tickers=["FED-23DEC-T3.00"])
     for frame in proto.data_to_send():
-        transport.send(frame)                    # the I/O layer's job
-    ...
-    result = proto.receive_frame(frame_bytes)    # for every text frame received
+        transport.send(frame)                     # the I/O layer's job
+    result = proto.receive_frame(frame_bytes)     # for every text frame received
     if isinstance(result, ProtocolEvent):
-        ...                                      # command responses, gaps, errors
+        ...                                       # command responses, gaps, errors
     else:
-        dispatch(result)                         # a decoded message, in order
+        dispatch(result)                          # a decoded message, in order
 
-What :meth:`ClientProtocol.receive_frame` returns:
+:meth:`ClientProtocol.receive_frame` returns an in-order data message itself (no wrapper: the hot path; an
+:class:`~kalshi.ws.models.UnknownMessage` for a well-formed frame of an unknown type), or a small event:
+:class:`CommandResponse` (``subscribed``/``unsubscribed``/``ok``/``list_subscriptions``, and ``error`` answering a
+command id), :class:`ServerError` (``error`` without an id, e.g. code 25 on a sid), :class:`GapDetected`,
+:class:`DuplicateDropped`, :class:`AwaitingSnapshotDropped` or :class:`ProtocolErrorEvent` (anything malformed,
+including, with ``validate_book``, an inexact book number). It never raises for bad input, and a bad frame never
+touches the subscription or sequence state.
 
-* An in-order data message: the decoded message object itself (no wrapper, this is the hot path).
-  :class:`~kalshi.ws.models.UnknownMessage` for a well-formed frame of a type this version does not know.
-* :class:`CommandResponse` for ``subscribed``/``unsubscribed``/``ok``/``list_subscriptions`` and for ``error``
-  answering a command id; :class:`ServerError` for an ``error`` without an id (e.g. code 25 on a sid).
-* :class:`GapDetected` when ``seq`` skipped numbers; :class:`DuplicateDropped` when ``seq`` is not new;
-  :class:`AwaitingSnapshotDropped` for a delta on a sid waiting for a snapshot.
-* :class:`ProtocolErrorEvent` for anything malformed. ``receive_frame`` never raises for bad input, and a bad
-  frame never touches the subscription or sequence state.
-
-Sequencing (per ``sid``; ``seq`` belongs to the subscription, not the market):
+Sequencing is per ``sid`` (``seq`` belongs to the subscription, not the market):
 
 * The first numbered message of a sid sets the base; then each data message must be ``last + 1``.
-* ``ok``/``unsubscribed``/``error`` carrying ``sid`` and ``seq`` use up numbers too: an in-order one advances
-  the tracker; an out-of-order one is still delivered and leaves the tracker alone, so the next data message
-  reports the gap.
-* ``seq > last + 1``: :class:`GapDetected` carrying the message, which is *not* delivered as a message (for an
-  order book it must not be applied; for latest-wins channels the caller may use ``GapDetected.message``). The
-  tracker re-bases at the received seq, so the stream continues; the caller repairs the state, for a book by
-  calling :meth:`ClientProtocol.reset_sequence` and sending ``get_snapshot`` (:meth:`send_get_snapshot`).
-* ``seq <= last``: :class:`DuplicateDropped`.
-* ``orderbook_snapshot`` restarts its market: it re-bases the tracker at its seq, in order, after a server
-  restart of the numbering (a lower seq), or after a forward jump when the sid has only ever carried that one
-  market. A forward jump on a sid that carries other markets too is a :class:`GapDetected` (the lost numbers may
-  have been deltas of the other markets).
-* After :meth:`ClientProtocol.reset_sequence` the sid waits for a snapshot: deltas are dropped
-  (:class:`AwaitingSnapshotDropped`) and the next snapshot is accepted at any seq. The protocol knows sids, not
-  which markets of a sid were repaired: the book must drop deltas of markets that have no snapshot yet.
+  ``ok``/``unsubscribed``/``error`` with ``sid`` and ``seq`` use up numbers too: in order they advance the tracker;
+  out of order they are still delivered and leave it alone, so the next data message reports the gap.
+* ``seq > last + 1``: :class:`GapDetected` carries the message, which is not delivered (a book must not apply it;
+  latest-wins channels may use ``GapDetected.message``). The tracker re-bases at the received seq so the stream
+  continues; the caller repairs, for a book with :meth:`ClientProtocol.reset_sequence` + :meth:`send_get_snapshot`.
+  ``seq <= last``: :class:`DuplicateDropped`.
+* ``orderbook_snapshot`` restarts its market and re-bases the tracker: in order, after a server restart of the
+  numbering (lower seq), or after a forward jump on a sid that only ever carried that market. A forward jump on a
+  sid carrying other markets is a :class:`GapDetected` (the lost numbers may be their deltas).
+* After :meth:`ClientProtocol.reset_sequence` deltas are dropped (:class:`AwaitingSnapshotDropped`) until a
+  snapshot, accepted at any seq. The protocol knows sids, not which markets were repaired: the book drops deltas
+  of markets without a snapshot.
 
-Subscriptions: ``subscribed`` registers ``sid -> channel``; ``unsubscribed`` and the terminal errors 10 and 25
-remove the sid and its tracker. Responses are matched to the commands sent by ``id``.
+``subscribed`` registers ``sid -> channel``; ``unsubscribed`` and the terminal errors 10 and 25 remove the sid and its
+tracker. Responses are matched to the commands sent by ``id``.
 """
 
 from __future__ import annotations
@@ -61,7 +54,11 @@ from kalshi.errors import KalshiCommandError, KalshiProtocolError, KalshiSequenc
 from kalshi.ws.models import (
     COMMAND_ENCODER,
     MESSAGE_DECODER,
+    MESSAGE_TYPES,
+    SEQUENCED_TYPES,
     AnyMessage,
+    Cfbenchmarks5HzIndexListMessage,
+    CfbenchmarksIndexListMessage,
     ClientCommand,
     ErrorMessage,
     ListSubscriptionsCommand,
@@ -69,6 +66,7 @@ from kalshi.ws.models import (
     OkMessage,
     OrderbookDeltaMessage,
     OrderbookSnapshotMessage,
+    PythUnderlyingListMessage,
     SubscribeCommand,
     SubscribedMessage,
     SubscribeParams,
@@ -79,12 +77,6 @@ from kalshi.ws.models import (
     UpdateSubscriptionCommand,
     UpdateSubscriptionParams,
     decode_fallback,
-)
-from kalshi.ws.models import (
-    MESSAGE_TYPES as _MESSAGE_TYPES,
-)
-from kalshi.ws.models import (
-    SEQUENCED_TYPES as _SEQUENCED_TYPES,
 )
 from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
 
@@ -106,9 +98,13 @@ logger = logging.getLogger(__name__)
 _PREVIEW_CHARS: Final = 200
 ResponseMessage = SubscribedMessage | UnsubscribedMessage | OkMessage | ListSubscriptionsMessage | ErrorMessage
 
+# Replies to update_subscription list actions: data messages that also answer a command.
+_LIST_REPLIES: Final = frozenset(
+    {CfbenchmarksIndexListMessage, Cfbenchmarks5HzIndexListMessage, PythUnderlyingListMessage}
+)
 # Data classes that take the fast sequenced path (the snapshot has its own path, deltas are checked first).
 _SEQUENCED_DATA: Final = frozenset(
-    cls for kind, cls in _MESSAGE_TYPES.items() if kind in _SEQUENCED_TYPES and kind != "orderbook_snapshot"
+    cls for kind, cls in MESSAGE_TYPES.items() if kind in SEQUENCED_TYPES and kind != "orderbook_snapshot"
 )
 _RESPONSE_CLASSES: Final = (SubscribedMessage, UnsubscribedMessage, OkMessage, ListSubscriptionsMessage, ErrorMessage)
 _DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError, TypeError)
@@ -243,11 +239,11 @@ class ClientProtocol:
     """One WebSocket session's protocol state, without I/O.
 
     Args:
-        validate_book: check every orderbook delta's price/delta and every snapshot's levels before
-            delivering them (a bad one becomes a ProtocolErrorEvent and, its seq uncounted, a gap), so the
-            order book can trust what it receives.
-        first_command_id: the first command id to allocate (ids then increase for the object's lifetime,
-            across :meth:`reset`).
+        validate_book: convert each delta's and snapshot's numbers before delivering it, so a bad one becomes
+            a ProtocolErrorEvent (its seq uncounted: a gap follows) instead of an exception in the book. It costs
+            a book consumer nothing (the snapshot conversion is memoised and the book's own lookups get cheaper);
+            consumers that keep no book (recorders, relays) may turn it off to skip converting snapshots.
+        first_command_id: the first id to allocate; ids keep increasing across :meth:`reset`.
     """
 
     __slots__ = (
@@ -277,8 +273,7 @@ class ClientProtocol:
         self._book_markets: dict[int, set[str]] = {}
         self.stats = ProtocolStats()
 
-    # ------------------------------------------------------------------ outgoing
-
+    # -- outgoing
     def send_subscribe(
         self,
         channels: Sequence[str],
@@ -405,8 +400,7 @@ class ClientProtocol:
         self._outbox = []
         return out
 
-    # ------------------------------------------------------------------ incoming
-
+    # -- incoming
     def receive_frame(self, data: bytes | str) -> ReceiveResult:
         """Process one text frame from the server. Never raises for malformed input.
 
@@ -443,6 +437,9 @@ class ClientProtocol:
         if cls is TickerMessage:
             return message
         if cls in _SEQUENCED_DATA:
+            if message.id and cls in _LIST_REPLIES:
+                # The reply to an indexlist/underlying_list action ends that command; it is delivered as data.
+                self._pending.pop(message.id, None)
             number = message.seq
             owner = message.sid
             if number is None or owner is None:
@@ -564,8 +561,7 @@ class ClientProtocol:
             del self._pending[cmd_id]
         return CommandResponse(cmd_id, message, pending.command, final)
 
-    # ------------------------------------------------------------------ state
-
+    # -- state
     @property
     def subscriptions(self) -> Mapping[int, str]:
         """Live ``sid -> channel`` (read-only view)."""

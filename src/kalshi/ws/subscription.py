@@ -8,16 +8,17 @@ On reconnect every chunk is re-issued and gets a new sid; the user's iterator ne
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
-from kalshi.ws.orderbook import OrderbookManager
+from kalshi.ws.orderbook import OrderbookManager, OrderbookState
 
 if TYPE_CHECKING:
     from kalshi.ws.client import KalshiWebSocket
 
-__all__ = ["Chunk", "SubscribeRequest", "Subscription", "SubscriptionStats"]
+__all__ = ["BooksView", "Chunk", "SubscribeRequest", "Subscription", "SubscriptionStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +201,43 @@ class SubscribeRequest(Generic[T]):
     async def __anext__(self) -> T:
         subscription = await self._start()
         return await subscription.__anext__()
+
+
+class BooksView(Mapping[str, Orderbook]):
+    """Read-only live mapping ``ticker -> Orderbook`` over every book-keeping subscription (``session.books``).
+
+    Only books with a current snapshot appear (a book being repaired after a gap is absent until rebuilt).
+    """
+
+    __slots__ = ("_subs",)
+
+    def __init__(self, subs: Mapping[int, Subscription[Any]]) -> None:
+        self._subs = subs
+
+    def _ready(self) -> Iterator[tuple[str, OrderbookState]]:
+        for sub in self._subs.values():
+            if sub.books is not None:
+                for ticker, state in sub.books.books.items():
+                    if state.has_snapshot:
+                        yield ticker, state
+
+    def __getitem__(self, ticker: str) -> Orderbook:
+        for sub in self._subs.values():
+            books = sub.books
+            if books is not None:
+                state = books.get(ticker)
+                if state is not None and state.has_snapshot:
+                    return state.view()
+        raise KeyError(ticker)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(ticker for ticker, _ in self._ready()))
+
+    def __len__(self) -> int:
+        return len({ticker for ticker, _ in self._ready()})
+
+    def __repr__(self) -> str:
+        return f"BooksView({len(self)} books)"
 
 
 def market_key(message: Any) -> Hashable:

@@ -7,6 +7,7 @@ contract) through :meth:`OrderbookSnapshotPayload.levels_ticks`, :meth:`Orderboo
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -47,7 +48,7 @@ _MAX_TICKS: Final = ONE_DOLLAR_TICKS
 # levels_ticks() results of the last snapshots, by payload identity (the memo holds the payload, so the id
 # cannot be reused while the entry lives): the protocol validates a snapshot and the book converts the same
 # payload moments later; the second call then costs two list copies instead of a full conversion.
-_LEVELS_MEMO: dict[int, tuple[OrderbookSnapshotPayload, Levels, Levels]] = {}
+_LEVELS_MEMO: OrderedDict[int, tuple[OrderbookSnapshotPayload, Levels, Levels]] = OrderedDict()
 _LEVELS_MEMO_SIZE: Final = 64
 
 _NO_RAW: Final = msgspec.Raw()
@@ -127,7 +128,7 @@ class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
         except ValueError as exc:
             raise KalshiProtocolError(f"orderbook_snapshot for {self.market_ticker[:60]!r}: {exc}") from exc
         if len(_LEVELS_MEMO) >= _LEVELS_MEMO_SIZE:
-            del _LEVELS_MEMO[next(iter(_LEVELS_MEMO))]
+            _LEVELS_MEMO.popitem(last=False)
         _LEVELS_MEMO[id(self)] = (self, yes, no)
         return list(yes), list(no)
 

@@ -1,0 +1,327 @@
+"""KalshiWebSocket order books against the simulator: market-limit splitting, subscription edits, and repair of
+gaps, losses, duplicates, reorders, server errors and bad frames, always checked against ``sim.book()``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from kalshi.models.markets import Orderbook
+from kalshi.sim import Simulator
+from kalshi.ws import KalshiWebSocket
+from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage
+from kalshi.ws.orderbook import DeltaResult, OrderbookManager
+from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, settle
+
+Levels = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
+
+
+@pytest.fixture
+async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
+    async with kalshi_sim_factory(
+        seed=11, markets=16, lifecycle=False, open_access=True, max_markets_per_subscription=5
+    ) as s:
+        yield s
+
+
+def levels(book: Orderbook) -> Levels:
+    return book.yes_ticks, book.no_ticks
+
+
+class History:
+    """Every state each market's book passes through on the wire, replayed from a second, fault-free connection
+    (opened first, so targeted faults can skip it): a client's view must always be one of them."""
+
+    def __init__(self, sim: Simulator, tickers: list[str]) -> None:
+        self.sim = sim
+        self.tickers = tickers
+        self._stack = contextlib.AsyncExitStack()
+        self._drain: Drain[OrderbookSnapshotMessage | OrderbookDeltaMessage] | None = None
+
+    async def __aenter__(self) -> History:
+        ws = KalshiWebSocket(auth=None, config=fast_config(self.sim))
+        self.session = await self._stack.enter_async_context(ws.connect())
+        self.connection_id = self.sim.connection_ids()[-1]
+        self._drain = Drain(await self.session.subscribe_orderbook_delta(self.tickers, maxsize=100_000))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def step(self, actions: int) -> None:
+        for i in range(0, actions, 5):
+            self.sim.step(5)
+            await asyncio.sleep(0)  # let the clients read while the market moves
+
+    async def settle(self) -> None:
+        assert self._drain is not None
+        await settle(self.sim, self.session, self._drain)
+
+    def never_seen(self, views: list[Orderbook]) -> list[Orderbook]:
+        assert self._drain is not None
+        states: dict[str, set[Levels]] = {t: set() for t in self.tickers}
+        replica = OrderbookManager()
+        for message in self._drain.items:
+            if isinstance(message, OrderbookSnapshotMessage):
+                book = replica.apply_snapshot_message(message)
+            else:
+                assert replica.apply_delta_message(message) is DeltaResult.APPLIED
+                book = replica.books[message.msg.market_ticker]
+            states[book.market_ticker].add(levels(book.view()))
+        return [v for v in views if levels(v) not in states[v.market_ticker]]
+
+
+def lose_frames(ws: KalshiWebSocket, every: int, kind: bytes = b'"type":"orderbook_delta"') -> list[bytes]:
+    """Make the link lossy before connecting: every ``every``-th frame of ``kind`` never reaches the client."""
+    lost: list[bytes] = []
+    deliver = ws._on_frame
+    seen = 0
+
+    def on_frame(data: bytes) -> None:
+        nonlocal seen
+        if kind in data:
+            seen += 1
+            if seen % every == 0:
+                lost.append(data)
+                return
+        deliver(data)
+
+    ws._on_frame = on_frame  # type: ignore[method-assign]
+    return lost
+
+
+# -- thousands of markets: splitting under the per-subscription limit ------------------------------------------
+
+
+@pytest.mark.parametrize("declared_limit", [None, 5])
+async def test_one_logical_subscription_over_many_server_sids(sim: Simulator, declared_limit: int | None) -> None:
+    tickers = sim.tickers[:12]
+    options = {} if declared_limit is None else {"markets_per_subscription": declared_limit}
+    ws = KalshiWebSocket(auth=None, config=fast_config(sim), **options)
+    async with ws.connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers)
+        assert len(stream.sids) >= 3 and sorted(stream.markets) == sorted(tickers)
+        assert all(len(chunk.markets or []) <= 5 for chunk in stream.chunks)
+        listed = await session.list_subscriptions()
+        assert sorted(sid for _, sid in listed) == sorted(stream.sids)
+        drain = Drain(stream)
+        sim.step(400)
+        await settle(sim, session, drain)
+        snapshots = [m.msg.market_ticker for m in drain.items if isinstance(m, OrderbookSnapshotMessage)]
+        assert sorted(snapshots) == sorted(tickers)
+        assert {m.sid for m in drain.items} == set(stream.sids)
+        assert mismatched_books(sim, session.books, tickers) == []
+        assert stream.stats.gaps == 0
+
+
+async def test_add_remove_markets_and_request_snapshot(sim: Simulator) -> None:
+    tickers = sim.tickers
+    async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers[:7])
+        drain = Drain(stream)
+        await stream.add_markets(tickers[7:14])
+        assert sorted(stream.markets) == sorted(tickers[:14])
+        assert all(len(chunk.markets or []) <= 5 for chunk in stream.chunks)
+        sim.step(300)
+        await settle(sim, session, drain)
+        assert mismatched_books(sim, session.books, tickers[:14]) == []
+
+        gone = [tickers[0], tickers[8], tickers[9]]
+        await stream.remove_markets(gone)
+        assert sorted(stream.markets) == sorted(set(tickers[:14]) - set(gone))
+        assert not set(gone) & set(session.books)
+        before = len(drain.items)
+        sim.step(300)
+        await settle(sim, session, drain)
+        later = drain.items[before:]
+        assert not {m.msg.market_ticker for m in later} & set(gone)
+        kept = stream.markets
+        assert mismatched_books(sim, session.books, kept) == []
+        listed = await session.list_subscriptions()
+        assert sorted(sid for _, sid in listed) == sorted(stream.sids)
+
+        before = len(drain.items)
+        await stream.request_snapshot([kept[0], kept[-1]])
+        await settle(sim, session, drain)
+        fresh = [m.msg.market_ticker for m in drain.items[before:] if isinstance(m, OrderbookSnapshotMessage)]
+        assert sorted(fresh) == sorted([kept[0], kept[-1]])
+        before = len(drain.items)
+        await stream.request_snapshot()
+        await settle(sim, session, drain)
+        fresh = [m.msg.market_ticker for m in drain.items[before:] if isinstance(m, OrderbookSnapshotMessage)]
+        assert sorted(fresh) == sorted(kept)
+        assert mismatched_books(sim, session.books, kept) == []
+
+
+# -- gaps, losses, duplicates and reorders --------------------------------------------------------------------
+
+
+async def test_lost_deltas_are_repaired_and_never_exposed(sim: Simulator) -> None:
+    tickers = sim.tickers[:8]
+    recorder = Recorder()
+    ws = KalshiWebSocket(auth=None, config=fast_config(sim), on_error=recorder.on_error)
+    lost = lose_frames(ws, every=40)
+    async with History(sim, tickers) as history, ws.connect() as session:
+        raw = await session.subscribe_orderbook_delta(tickers[:4])
+        views = await session.orderbook(tickers)
+        raw_drain, view_drain = Drain(raw), Drain(views)
+        for _ in range(3):
+            await history.step(400)
+            await history.settle()
+            await settle(sim, session, raw_drain, view_drain)
+            assert mismatched_books(sim, session.books, tickers) == []
+            assert mismatched_books(sim, latest_views(view_drain.items), tickers) == []
+    assert len(lost) >= 10
+    assert views.stats.gaps + raw.stats.gaps >= len(lost) - 2  # the last loss may go unnoticed until a next frame
+    assert views.stats.repairs >= 1 and raw.stats.repairs >= 1
+    assert views.stats.resubscribes == raw.stats.resubscribes == 0  # repaired by get_snapshot alone
+    assert history.never_seen(view_drain.items) == []
+    assert 1002 not in recorder.codes()  # book gaps are repaired silently (seed 000)
+
+
+async def test_injected_gaps_duplicates_and_reorders(sim: Simulator) -> None:
+    tickers = sim.tickers[:10]
+    async with History(sim, tickers) as history:
+        async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+            victim = sim.connection_ids()[-1]
+            views = await session.orderbook(tickers)
+            raw = await session.subscribe_orderbook_delta(tickers[::2])
+            view_drain, raw_drain = Drain(views), Drain(raw)
+            for round_ in range(4):
+                sim.faults.skip_seq(2, connection=victim)
+                sim.faults.duplicate(3, connection=victim)
+                sim.faults.reorder(3, connection=victim)
+                await history.step(100)
+                sim.faults.reorder(1, connection=victim)
+                sim.faults.skip_seq(1, connection=victim)
+                await history.step(300)
+                await history.settle()
+                await settle(sim, session, view_drain, raw_drain)
+                assert mismatched_books(sim, session.books, tickers) == [], round_
+                assert mismatched_books(sim, latest_views(view_drain.items), tickers) == []
+        counts = sim.faults.counts
+    assert counts["skip_seq"] == 12 and counts["dup"] == 12 and counts["reorder"] == 16
+    assert views.stats.gaps + raw.stats.gaps >= counts["skip_seq"]
+    assert views.stats.resubscribes == raw.stats.resubscribes == 0
+    assert history.never_seen(view_drain.items) == []
+    # A raw iterator never yields a duplicate, and its deltas are in order per sid.
+    last: dict[int, int] = {}
+    for message in raw_drain.items:
+        assert message.seq is not None and message.sid is not None
+        assert message.seq > last.get(message.sid, 0)
+        last[message.sid] = message.seq
+
+
+async def test_one_shot_faults_leave_other_markets_alone(sim: Simulator) -> None:
+    tickers = sim.tickers[:10]
+    async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers)
+        drain = Drain(stream)
+        sim.step(200)
+        await settle(sim, session, drain)
+        snapshots_before = sum(isinstance(m, OrderbookSnapshotMessage) for m in drain.items)
+        sim.faults.skip_seq(1)
+        sim.faults.duplicate(3)
+        sim.faults.reorder(2)
+        sim.step(300)
+        await settle(sim, session, drain)
+        assert mismatched_books(sim, session.books, tickers) == []
+    snapshots_after = sum(isinstance(m, OrderbookSnapshotMessage) for m in drain.items)
+    # The gap was repaired with get_snapshot for the gapped sid's markets only (at most 5 of 10 markets).
+    assert stream.stats.gaps >= 1 and stream.stats.repairs >= 1
+    assert 1 <= snapshots_after - snapshots_before <= 5 * stream.stats.repairs
+    assert stream.stats.resubscribes == 0
+
+
+# -- server errors and bad input ------------------------------------------------------------------------------
+
+
+async def test_error_25_resubscribes_and_rebuilds(sim: Simulator) -> None:
+    tickers = sim.tickers[:4]
+    recorder = Recorder()
+    ws = KalshiWebSocket(auth=None, config=fast_config(sim), on_error=recorder.on_error)
+    async with ws.connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers)
+        ticks = await session.subscribe_ticker(tickers=tickers)
+        drain, tick_drain = Drain(stream), Drain(ticks)
+        sim.step(200)
+        await settle(sim, session, drain, tick_drain)
+        old_sids = list(stream.sids)
+        assert sim.faults.overflow(connection=sim.connection_ids()[0], sid=old_sids[0])
+        assert sim.faults.overflow(connection=sim.connection_ids()[0], sid=ticks.sids[0])
+        await recorder.wait_error(25)
+        async with asyncio.timeout(5):
+            while stream.stats.resubscribes < 1 or ticks.stats.resubscribes < 1:
+                await asyncio.sleep(0.005)
+        assert stream.sids != old_sids and set(stream.sids).isdisjoint({old_sids[0]})
+        sim.step(200)
+        await settle(sim, session, drain, tick_drain)
+        assert mismatched_books(sim, session.books, tickers) == []
+        listed = await session.list_subscriptions()
+        assert sorted(sid for _, sid in listed) == sorted([*stream.sids, *ticks.sids])
+        before = len(tick_drain.items)
+        sim.step(200)
+        await settle(sim, session, tick_drain)
+        assert len(tick_drain.items) > before  # the ticker stream flows again too
+    assert recorder.codes().count(25) == 2
+    assert not drain.finished.is_set() or drain.error is None
+
+
+async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Simulator) -> None:
+    tickers = sim.tickers[:3]
+    recorder = Recorder()
+    ws = KalshiWebSocket(auth=None, config=fast_config(sim), on_error=recorder.on_error)
+    async with ws.connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers)
+        drain = Drain(stream)
+        sim.step(100)
+        await settle(sim, session, drain)
+        sim.faults.malformed(3)
+        sim.step(200)
+        await settle(sim, session, drain)
+        assert mismatched_books(sim, session.books, tickers) == []
+        # Wrong field types and unknown types on a live sid: typed errors, no crash, the stream goes on.
+        sid = stream.sids[0]
+        session._on_frame(b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":7}}' % sid)
+        session._on_frame(b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s",' % (sid, tickers[0].encode())
+                          + b'"price_dollars":"0.5","delta_fp":"abc","side":"yes"}}')
+        session._on_frame(b"\xff\xfe not even utf-8")
+        session._on_frame(b"[1, 2, 3]")
+        # A well-formed delta that cannot apply (the level would go negative): that market alone is repaired,
+        # and the deltas of the sid's other markets that arrive meanwhile are still applied.
+        repairs = stream.stats.repairs
+        session._on_frame(
+            b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s","price_dollars":"0.9999",' % (sid, tickers[1].encode())
+            + b'"delta_fp":"-99999.00","side":"no"}}'
+        )
+        assert tickers[1] not in session.books  # stale: never exposed while being repaired
+        before = len(drain.items)
+        sim.step(200)
+        await settle(sim, session, drain)
+        assert len(drain.items) > before
+        assert stream.stats.repairs == repairs + 1
+        assert mismatched_books(sim, session.books, tickers) == []
+        async with asyncio.timeout(5):
+            while recorder.codes().count(1001) < 7:
+                await asyncio.sleep(0.005)
+    protocol_errors = [e for e in recorder.errors if e.msg.code == 1001]
+    assert len(protocol_errors) == 7
+    assert recorder.codes().count(1002) == 1
+    assert all(e.msg.msg for e in protocol_errors)
+    assert session.state.value == "closed"
+
+
+async def test_raw_stream_starts_with_a_snapshot(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        stream = await session.subscribe_orderbook_delta([ticker], send_initial_snapshot=False)
+        drain = Drain(stream)
+        sim.step(100)
+        await settle(sim, session, drain)
+        # The client always asks for the initial snapshot: it maintains the books.
+        assert isinstance(drain.items[0], OrderbookSnapshotMessage)
+        assert all(isinstance(m, OrderbookDeltaMessage) for m in drain.items[1:])
+        assert session.books[ticker] == sim.book(ticker)
