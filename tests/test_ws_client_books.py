@@ -14,7 +14,7 @@ from kalshi.sim import Simulator
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
-from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, settle
+from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, settle, until
 
 Levels = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
@@ -52,7 +52,7 @@ class History:
         await self._stack.aclose()
 
     async def step(self, actions: int) -> None:
-        for i in range(0, actions, 5):
+        for _ in range(0, actions, 5):
             self.sim.step(5)
             await asyncio.sleep(0)  # let the clients read while the market moves
 
@@ -253,9 +253,7 @@ async def test_error_25_resubscribes_and_rebuilds(sim: Simulator) -> None:
         assert sim.faults.overflow(connection=sim.connection_ids()[0], sid=old_sids[0])
         assert sim.faults.overflow(connection=sim.connection_ids()[0], sid=ticks.sids[0])
         await recorder.wait_error(25)
-        async with asyncio.timeout(5):
-            while stream.stats.resubscribes < 1 or ticks.stats.resubscribes < 1:
-                await asyncio.sleep(0.005)
+        await until(lambda: stream.stats.resubscribes >= 1 and ticks.stats.resubscribes >= 1)
         assert stream.sids != old_sids and set(stream.sids).isdisjoint({old_sids[0]})
         sim.step(200)
         await settle(sim, session, drain, tick_drain)
@@ -286,15 +284,18 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
         # Wrong field types and unknown types on a live sid: typed errors, no crash, the stream goes on.
         sid = stream.sids[0]
         session._on_frame(b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":7}}' % sid)
-        session._on_frame(b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s",' % (sid, tickers[0].encode())
-                          + b'"price_dollars":"0.5","delta_fp":"abc","side":"yes"}}')
+        session._on_frame(
+            b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s",' % (sid, tickers[0].encode())
+            + b'"price_dollars":"0.5","delta_fp":"abc","side":"yes"}}'
+        )
         session._on_frame(b"\xff\xfe not even utf-8")
         session._on_frame(b"[1, 2, 3]")
         # A well-formed delta that cannot apply (the level would go negative): that market alone is repaired,
         # and the deltas of the sid's other markets that arrive meanwhile are still applied.
         repairs = stream.stats.repairs
         session._on_frame(
-            b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s","price_dollars":"0.9999",' % (sid, tickers[1].encode())
+            b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s","price_dollars":"0.9999",'
+            % (sid, tickers[1].encode())
             + b'"delta_fp":"-99999.00","side":"no"}}'
         )
         assert tickers[1] not in session.books  # stale: never exposed while being repaired
@@ -304,9 +305,7 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
         assert len(drain.items) > before
         assert stream.stats.repairs == repairs + 1
         assert mismatched_books(sim, session.books, tickers) == []
-        async with asyncio.timeout(5):
-            while recorder.codes().count(1001) < 7:
-                await asyncio.sleep(0.005)
+        await until(lambda: recorder.codes().count(1001) >= 7)
     protocol_errors = [e for e in recorder.errors if e.msg.code == 1001]
     assert len(protocol_errors) == 7
     assert recorder.codes().count(1002) == 1

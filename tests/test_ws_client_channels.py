@@ -32,7 +32,7 @@ from kalshi.ws.models import (
     UnknownMessage,
     UserOrdersMessage,
 )
-from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, session_for, settle
+from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, session_for, settle, until
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ async def test_market_and_multivariate_lifecycle(sim: Simulator) -> None:
     events = [(type(m), getattr(m.msg, "event_type", None)) for m in lifecycle.items]
     assert (MarketLifecycleMessage, "deactivated") in events and (MarketLifecycleMessage, "determined") in events
     assert (EventLifecycleMessage, None) in events
-    assert [m.msg.market_ticker for m in lifecycle.items if isinstance(m, MarketLifecycleMessage)][0] == plain
+    assert next(m.msg.market_ticker for m in lifecycle.items if isinstance(m, MarketLifecycleMessage)) == plain
     assert any(isinstance(m, MultivariateLifecycleMessage) and m.msg.market_ticker == combo for m in multivariate.items)
 
 
@@ -187,7 +187,7 @@ async def test_order_group_updates_are_sequenced(sim: Simulator) -> None:
 
 
 async def test_communications_rfq_and_quote(sim: Simulator) -> None:
-    maker_auth, maker = sim.create_account_auth()
+    _, maker = sim.create_account_auth()
     ticker = sim.tickers[0]
     async with session_for(sim) as (session, taker):
         assert taker is not None
@@ -265,9 +265,7 @@ async def test_callbacks_registered_before_connect_with_run_forever(sim: Simulat
         sim.step(300)
         await sim.quiesce()
         await session.list_subscriptions()
-        async with asyncio.timeout(5):
-            while not seen:
-                await asyncio.sleep(0.005)
+        await until(lambda: bool(seen))
         assert not runner.done()
         runner.cancel()
     assert all(isinstance(m, TickerMessage) and m.msg.market_ticker == ticker for m in seen)
@@ -288,9 +286,7 @@ async def test_callbacks_fan_out_beside_iterators(sim: Simulator, caplog: pytest
         drain = Drain(stream)
         sim.step(300)
         await settle(sim, session, drain)
-        async with asyncio.timeout(5):
-            while len(by_callback) < len(drain.items):
-                await asyncio.sleep(0.005)
+        await until(lambda: len(by_callback) >= len(drain.items))
     assert drain.items and [m.seq for m in by_callback] == [m.seq for m in drain.items]
 
 
@@ -320,9 +316,8 @@ async def test_subscribe_outside_a_session_is_refused(sim: Simulator) -> None:
     with pytest.raises(KalshiSubscriptionError, match="connect"):
         await ws.subscribe_ticker(tickers=[sim.tickers[0]])
     with pytest.raises(KalshiConnectionError):
-        async with ws.connect():
-            async with ws.connect():
-                pass
+        async with ws.connect(), ws.connect():
+            pass
 
 
 async def test_generic_subscribe_forwards_only_documented_params(

@@ -15,7 +15,7 @@ from kalshi.errors import KalshiConnectionError, KalshiHandshakeError
 from kalshi.sim import Simulator
 from kalshi.ws import ConnectionState, KalshiWebSocket
 from kalshi.ws.models import OrderbookSnapshotMessage, TickerMessage
-from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, settle
+from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, settle, until
 
 S = ConnectionState
 
@@ -26,10 +26,8 @@ async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Sim
         yield s
 
 
-async def wait_reconnected(session: KalshiWebSocket, count: int, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while session.reconnects < count or session.state is not S.STREAMING:
-            await asyncio.sleep(0.005)
+async def wait_reconnected(session: KalshiWebSocket, count: int) -> None:
+    await until(lambda: session.reconnects >= count and session.state is S.STREAMING)
 
 
 # -- reconnect ------------------------------------------------------------------------------------------------
@@ -115,7 +113,10 @@ async def test_giving_up_after_ws_max_retries_ends_every_iterator(sim: Simulator
     config = fast_config(sim, ws_max_retries=4)
     ws = KalshiWebSocket(auth=None, config=config, on_state_change=recorder.on_state_change)
     async with ws.connect() as session:
-        drains = [Drain(await session.subscribe_ticker(tickers=sim.tickers[:2])), Drain(await session.subscribe_trade())]
+        drains = [
+            Drain(await session.subscribe_ticker(tickers=sim.tickers[:2])),
+            Drain(await session.subscribe_trade()),
+        ]
         runner = asyncio.create_task(session.run_forever())
         sim.faults.refuse_handshakes(503, 30.0, now=time.monotonic())
         sim.faults.drop(sim.connection_ids()[0])
@@ -169,14 +170,12 @@ async def test_a_stalled_link_is_detected_by_heartbeat(sim: Simulator) -> None:
 
 
 async def test_server_pings_are_answered(kalshi_sim_factory: Callable[..., Simulator]) -> None:
-    async with kalshi_sim_factory(seed=2, markets=2, open_access=True, ping_interval=0.05, ping_timeout=0.2) as sim:
-        async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
-            await session.subscribe_ticker(tickers=sim.tickers)
-            connection = sim.connections()[0]
-            async with asyncio.timeout(5):
-                while connection.pongs_received < 5:
-                    await asyncio.sleep(0.01)
-            assert session.reconnects == 0 and not connection.closed
+    sim = kalshi_sim_factory(seed=2, markets=2, open_access=True, ping_interval=0.05, ping_timeout=0.2)
+    async with sim, KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        await session.subscribe_ticker(tickers=sim.tickers)
+        connection = sim.connections()[0]
+        await until(lambda: connection.pongs_received >= 5)
+        assert session.reconnects == 0 and not connection.closed
 
 
 # -- shutdown -------------------------------------------------------------------------------------------------
@@ -202,9 +201,7 @@ async def test_shutdown_leaves_no_pending_task(kalshi_sim_factory: Callable[...,
             views = await session.orderbook(sim.tickers[0])
             waiter = asyncio.create_task(session.wait_for_book("NOT-A-MARKET"))
             sim.step(500)
-            async with asyncio.timeout(5):
-                while not (seen and session._flow.paused):
-                    await asyncio.sleep(0.005)
+            await until(lambda: bool(seen) and session._flow.paused)
         assert session.state is S.CLOSED
         with pytest.raises(KalshiConnectionError, match="closed"):
             await waiter

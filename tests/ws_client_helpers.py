@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 from kalshi.config import KalshiConfig
@@ -27,6 +28,15 @@ FAST_RETRIES: dict[str, Any] = {
     "timeout": 5.0,
     "connect_timeout": 2.0,
 }
+
+
+async def until(condition: Callable[[], bool], limit: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fails the test (TimeoutError) after ``limit`` seconds."""
+    async with asyncio.timeout(limit):
+        for _ in itertools.count():
+            if condition():
+                return
+            await asyncio.sleep(0.002)
 
 
 def fast_config(sim: Simulator, **options: Any) -> KalshiConfig:
@@ -51,24 +61,20 @@ class Drain(Generic[T]):
                 self.items.append(item)
                 if self.delay:
                     await asyncio.sleep(self.delay)
-        except Exception as exc:  # noqa: BLE001 - kept for the test to assert on
+        except Exception as exc:  # kept for the test to assert on
             self.error = exc
         finally:
             self.finished.set()
 
-    async def wait_for(self, count: int, timeout: float = 5.0) -> list[T]:
-        """Wait until at least ``count`` items arrived (fails the test after ``timeout``)."""
-        async with asyncio.timeout(timeout):
-            while len(self.items) < count:
-                await asyncio.sleep(0.002)
+    async def wait_for(self, count: int) -> list[T]:
+        """Wait until at least ``count`` items arrived."""
+        await until(lambda: len(self.items) >= count)
         return self.items
 
-    async def idle(self, timeout: float = 5.0) -> None:
+    async def idle(self) -> None:
         """Wait until the subscription's queue is empty and the consumer took the last item."""
-        async with asyncio.timeout(timeout):
-            while self.stream.queue.qsize() and not self.finished.is_set():
-                await asyncio.sleep(0.002)
-            await asyncio.sleep(0)
+        await until(lambda: not self.stream.queue.qsize() or self.finished.is_set())
+        await asyncio.sleep(0)
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -92,7 +98,8 @@ def mismatched_books(sim: Simulator, books: dict[str, Orderbook] | Any, tickers:
     bad = []
     for ticker in tickers:
         book = books.get(ticker)
-        if book is None or not book == sim.book(ticker):
+        same = book is not None and book == sim.book(ticker)
+        if not same:
             bad.append(ticker)
     return bad
 
@@ -127,14 +134,14 @@ class Recorder:
     def codes(self) -> list[int]:
         return [err.msg.code for err in self.errors]
 
-    async def wait_state(self, state: ConnectionState, *, count: int = 1, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_state(self, state: ConnectionState, *, count: int = 1) -> None:
+        async with asyncio.timeout(5.0):
             while self.states.count(state) < count:
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_error(self, code: int, timeout: float = 5.0) -> ErrorMessage:
-        async with asyncio.timeout(timeout):
+    async def wait_error(self, code: int) -> ErrorMessage:
+        async with asyncio.timeout(5.0):
             while True:
                 for err in self.errors:
                     if err.msg.code == code:

@@ -1,9 +1,11 @@
 """Keeping the API key out of URLs shown to people, logs and exceptions.
 
 The key travels as the ``api_key`` query parameter, so the connection URL is a secret. Everything this package
-prints uses :func:`redact_url`. One lower layer can log the raw upgrade request: picows writes it to the
-``picows.client`` logger at its level 9 (below DEBUG). :func:`install_log_filter` adds a filter there that
-rewrites ``api_key=...`` to ``api_key=***`` before any handler sees the record.
+prints uses :func:`redact_url`. One lower layer can log the raw upgrade request: picows writes it at its level 9
+(below DEBUG) to a per-connection child of the ``picows.client`` logger. Filters do not apply to records that
+propagate from a child, so :func:`install_log_filter` raises ``picows.client`` to DEBUG when it is set lower (or
+not set): picows then skips that trace (it checks the level when a connection starts). A filter also rewrites
+``api_key=...`` in records logged on ``picows.client`` itself.
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ def redact_url(url: str) -> str:
     if not parts.query:
         return url
     query = [
-        (name, REDACTED if name == _PARAM else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        (name, REDACTED if name == _PARAM else value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
     ]
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
@@ -61,11 +62,15 @@ class _RedactingFilter(logging.Filter):
 
 
 _FILTER: Final = _RedactingFilter()
-_FILTERED_LOGGERS: Final = ("picows.client", "picows")
+_PICOWS_CLIENT: Final = "picows.client"
+_FILTERED_LOGGERS: Final = (_PICOWS_CLIENT, "picows")
 
 
 def install_log_filter() -> None:
-    """Redact ``api_key=`` values in records of the loggers that may see the raw URL. Idempotent."""
+    """Keep the raw upgrade request (URL and key) out of picows' logs; redact ``api_key=`` values. Idempotent."""
+    client = logging.getLogger(_PICOWS_CLIENT)
+    if client.level < logging.DEBUG:  # NOTSET included: the level-9 trace would follow the root's level
+        client.setLevel(logging.DEBUG)
     for name in _FILTERED_LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

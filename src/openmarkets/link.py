@@ -161,6 +161,10 @@ class Link:
         """Wait until connected with every subscription of ``desired`` restored."""
         await self._ready.wait()
 
+    def release_waiters(self) -> None:
+        """Wake :meth:`wait_ready` callers for good (the stream ended; they check why)."""
+        self._ready.set()
+
     def set_streaming(self) -> None:
         """Called by the owner once the subscriptions are in place."""
         if self.connected:
@@ -325,7 +329,9 @@ class Link:
 
     # ------------------------------------------------------------------ commands
 
-    async def command(self, action: str, channel: str, contest_ids: list[str]) -> SubscribedMessage | UnsubscribedMessage:
+    async def command(
+        self, action: str, channel: str, contest_ids: list[str]
+    ) -> SubscribedMessage | UnsubscribedMessage:
         """Send subscribe/unsubscribe and wait for its confirmation.
 
         Raises:
@@ -364,6 +370,7 @@ class Link:
     def _send(self, data: bytes) -> None:
         conn = self._conn
         if conn is None or conn.closed:
+            self._ready.clear()  # closing: not ready, even before the transport reports the close
             raise OpenMarketsConnectionError(f"connection {self.number} is down; it is being re-established")
         try:
             conn.send(data)
@@ -424,6 +431,7 @@ class Link:
         if conn is not None:
             with contextlib.suppress(KalshiError, OSError):
                 await conn.close(_CLOSE_NORMAL, "")
+        self._ready.set()  # wake sync() callers: they find the stream closed
         self._set_state(ConnectionState.CLOSED)
 
     def _set_state(self, new: ConnectionState) -> None:
@@ -448,4 +456,3 @@ def _handshake_error(exc: KalshiHandshakeError, where: str) -> OpenMarketsConnec
             retry_after=exc.retry_after,
         )
     return OpenMarketsConnectionError(f"{where} refused the WebSocket upgrade with HTTP {status}")
-

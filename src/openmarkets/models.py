@@ -138,7 +138,7 @@ class _Envelope(msgspec.Struct):
     type: str | None = None
 
 
-_DECODER: Final = msgspec.json.Decoder(Message)
+_DECODER: Final[msgspec.json.Decoder[Message]] = msgspec.json.Decoder(Message)
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _SNAPSHOT: Final = msgspec.json.Decoder(LiquiditySnapshot)
 _KNOWN_TYPES: Final = frozenset(

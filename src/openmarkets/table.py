@@ -17,6 +17,7 @@ the buffer is dropped and a new generation begins: the next snapshot covers what
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Final
@@ -173,10 +174,7 @@ class ContestTable:
         if generation != self.generation or not self.refreshing:
             return False
         fresh: dict[str, LiquidityEntry] = {}
-        for entry in snapshot:
-            if entry.available != _ZERO:
-                fresh[entry.liquidity_hash] = entry
-        for entry in self._buffer:
+        for entry in itertools.chain(snapshot, self._buffer):
             if entry.available == _ZERO:
                 fresh.pop(entry.liquidity_hash, None)
             else:

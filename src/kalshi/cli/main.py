@@ -1,20 +1,144 @@
-"""Entry point of the ``kalshi`` command."""
+"""Entry point of the ``kalshi`` command (console script ``kalshi = "kalshi.cli.main:main"``).
+
+Each command lives in its own module; this one assembles the typer app, adds ``kalshi sim`` and the global
+options, and turns typer's exits into a return status for :func:`main`.
+"""
 
 from __future__ import annotations
 
-import sys
+from typing import Annotated, Final
+
+import typer
 
 from kalshi import __version__
+from kalshi.cli.book import book_command
+from kalshi.cli.common import EXIT_FAILURE, EXIT_USAGE, configure_logging, fail
+from kalshi.cli.demo import demo_command
+from kalshi.cli.markets import markets_command
+from kalshi.cli.record import record_command
+from kalshi.cli.replay import replay_command
+from kalshi.cli.stream import stream_command
+from kalshi.errors import KalshiError
 
-SUBCOMMANDS = ("demo", "sim", "book", "stream", "markets", "record", "replay")
+__all__ = ["app", "main"]
+
+_EXAMPLES: Final = {
+    "demo": ["kalshi demo", "kalshi demo --duration 10 --markets 8 --seed 7"],
+    "book": [
+        "kalshi book KXFED-25DEC-T4.00 --env demo",
+        "kalshi book KXINXD-S0001-T5450 --url http://127.0.0.1:8765 --json --count 5",
+    ],
+    "stream": [
+        "kalshi stream ticker --env demo",
+        "kalshi stream trade --json | jq -r .msg.yes_price_dollars",
+        "kalshi stream orderbook_delta -m KXINXD-S0001-T5450 --url http://127.0.0.1:8765 --count 20",
+    ],
+    "markets": ["kalshi markets --status open --series KXFED", "kalshi markets --json --limit 500 | jq -r .ticker"],
+    "sim": [
+        "kalshi sim --open",
+        "kalshi sim --port 9000 --faults drop_every=10s,skip_seq=1/5000 --write-demo-key ./keys",
+    ],
+    "record": [
+        "kalshi record -c ticker,trade --env demo --out rec/",
+        "kalshi record -c orderbook_delta -m KXFED-25DEC-T4.00 --out rec/ --duration 3600",
+        "duckdb -c \"SELECT type, count(*) FROM 'rec/*.parquet' WHERE kind='frame' GROUP BY type\"",
+    ],
+    "replay": ["kalshi replay rec/ --speed 10", "kalshi replay rec/ --as-fast-as-possible --port 9000"],
+}
+
+
+def _epilog(name: str) -> str:
+    # A fenced block: markdown mode would otherwise join the lines and eat the `*` of SQL globs.
+    lines = "\n".join(f"$ {line}" for line in _EXAMPLES[name])
+    return f"**Examples**\n\n```\n{lines}\n```"
+
+
+app = typer.Typer(
+    name="kalshi",
+    help=(
+        "kalshi-kit: live order books, streams, recording and replay for the Kalshi exchange, "
+        "and a local simulator.\n\nStart with **kalshi demo**: no account needed."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,  # locals may hold key material
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kalshi-kit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs on stderr (-vv: debug).")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Global options."""
+    configure_logging(verbose)
+
+
+def sim_command(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = 8765,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds markets, activity and faults.")] = 0,
+    markets: Annotated[int, typer.Option("--markets", help="Number of markets.")] = 8,
+    rate: Annotated[float, typer.Option("--rate", help="Simulated actions per second.")] = 20.0,
+    faults: Annotated[
+        str | None, typer.Option("--faults", help="Fault spec, e.g. drop_every=3s,skip_seq=1/5000,refuse=401:2s.")
+    ] = None,
+    open_access: Annotated[bool, typer.Option("--open", help="Accept unsigned connections (public channels).")] = False,
+    write_demo_key: Annotated[
+        str | None, typer.Option("--write-demo-key", metavar="DIR", help="Write (or reuse) a demo key pair in DIR.")
+    ] = None,
+    key_dir: Annotated[
+        str | None, typer.Option("--key-dir", metavar="DIR", help="Accept every <key_id>.pub.pem of DIR.")
+    ] = None,
+) -> None:
+    """Run a local Kalshi exchange (REST + WebSocket on one port) until Ctrl-C.
+
+    Connect the other commands to it with --url http://HOST:PORT (or --env local for the default port).
+    """
+    from kalshi.sim.cli import run_sim
+    from kalshi.sim.faults import FaultSpecError
+
+    try:
+        run_sim(host, port, seed, markets, rate, faults, open_access, write_demo_key, key_dir, echo=typer.echo)
+    except FaultSpecError as exc:
+        fail(f"--faults: {exc}", EXIT_USAGE)
+    except KalshiError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", EXIT_FAILURE)
+
+
+for _name, _command in (
+    ("demo", demo_command),
+    ("book", book_command),
+    ("stream", stream_command),
+    ("markets", markets_command),
+    ("sim", sim_command),
+    ("record", record_command),
+    ("replay", replay_command),
+):
+    app.command(_name, epilog=_epilog(_name))(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    sys.stdout.write(f"kalshi-kit {__version__}\nsubcommands: {', '.join(SUBCOMMANDS)}\n")
-    if args and args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help"):
-        sys.stderr.write(f"unknown subcommand {args[0]!r}\n")
-        return 2
+    """Run the ``kalshi`` command with ``argv`` (default: the process arguments); returns the exit status."""
+    try:
+        app(args=argv, prog_name="kalshi")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) else EXIT_FAILURE
     return 0
 
 

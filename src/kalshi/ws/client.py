@@ -767,6 +767,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         self._terminal_error = exc
         self._client_error(CLIENT_ERROR_CALLBACK, str(exc), None)
         self._closing = True
+        self._flow.stop_reading()
         for sub in list(self._subs.values()):
             sub.queue.close()
         if self._lost is not None:

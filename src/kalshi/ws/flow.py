@@ -58,6 +58,15 @@ class FlowControl:
         if conn is self.conn and not conn.closed:
             conn.resume_reading()
 
+    def stop_reading(self) -> None:
+        """Pause for good (fatal teardown): nothing may be processed any more; the connection is closing."""
+        task, self._resume_task = self._resume_task, None
+        if task is not None and not task.done():
+            task.cancel()
+        conn = self.conn
+        if conn is not None and not conn.paused and not conn.closed:
+            conn.pause_reading()
+
     def unpause(self) -> None:
         """Read again now (a command is about to be sent, or the connection is being replaced)."""
         task, self._resume_task = self._resume_task, None

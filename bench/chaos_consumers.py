@@ -1,0 +1,424 @@
+"""The chaos run's consumers: client sessions that restart like an application would, the fill ledger with its
+REST reconciliation, and the order flow.
+
+A :class:`Consumer` is one :class:`~kalshi.ws.KalshiWebSocket` used the way an application uses it: subscribe,
+read every stream in its own task, and when the session ends for good (a 401 while reconnecting, retries
+exhausted) open a new one. Everything it counts survives those restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Final
+
+from kalshi.auth import KalshiAuth
+from kalshi.config import KalshiConfig
+from kalshi.errors import KalshiAPIError, KalshiConnectionError, KalshiError
+from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
+from kalshi.ws.models import ErrorMessage, FillMessage
+
+from bench.chaos_remote import RemoteSim
+
+__all__ = ["Consumer", "FillLedger", "OrderFlow", "SubscriptionTotals"]
+
+log = logging.getLogger("bench.chaos")
+
+FillKey = tuple[str, str]  # (trade_id, order_id): one account's side of one trade
+_RESTART_PAUSE: Final = 0.2
+_RESTART_GIVE_UP: Final = 60.0
+
+
+class SubscriptionTotals:
+    """Figures summed over every subscription of every session of a consumer."""
+
+    def __init__(self) -> None:
+        self.gaps = 0
+        self.repairs = 0
+        self.resubscribes = 0
+        self.stale_drops = 0
+        self.dropped_block = 0  # must stay 0: BLOCK subscriptions never drop
+        self.dropped_lossy = 0  # DROP_OLDEST/CONFLATE channels may drop by design (counted, not an error)
+        self.delivered = 0
+
+    def add(self, subs: list[Subscription[Any]]) -> None:
+        for sub in subs:
+            stats = sub.stats
+            self.gaps += stats.gaps
+            self.repairs += stats.repairs
+            self.resubscribes += stats.resubscribes
+            self.stale_drops += stats.stale_drops
+            self.delivered += stats.delivered_frames
+            if sub.queue.overflow.name == "BLOCK":
+                self.dropped_block += sub.dropped
+            else:
+                self.dropped_lossy += sub.dropped
+
+
+class FillLedger:
+    """Every fill delivered over the WebSocket (deduplicated by trade and order id) and every fill recovered by
+    reconciliation over REST after a disruption."""
+
+    def __init__(self) -> None:
+        self.ws: dict[FillKey, int] = {}
+        self.duplicate_frames = 0
+        self.recovered: set[FillKey] = set()
+        self.reconciliations = 0
+        self.source = "REST GET /portfolio/fills"
+
+    def on_fill(self, message: FillMessage) -> None:
+        body = message.msg
+        key = (body.trade_id or "", body.order_id or "")
+        seen = self.ws.get(key, 0)
+        if seen:
+            self.duplicate_frames += 1  # the application deduplicates: a fill counts once
+        self.ws[key] = seen + 1
+
+    def verdict(self, produced: list[FillKey]) -> dict[str, int]:
+        """Compare with the simulator's ledger: delivered once, recovered, lost, unknown."""
+        expected = set(produced)
+        delivered = sum(1 for key in expected if self.ws.get(key, 0) > 0)
+        recovered = sum(1 for key in expected if not self.ws.get(key, 0) and key in self.recovered)
+        lost = len(expected) - delivered - recovered
+        unknown = sum(1 for key in self.ws if key not in expected)
+        return {"produced": len(expected), "delivered": delivered, "recovered": recovered, "lost": lost,
+                "unknown": unknown}
+
+
+class Consumer:
+    """One application session (restarted when it ends for good) with its streams and counters.
+
+    Args:
+        name: Label for logs and the table.
+        config: Client configuration.
+        auth: Signing key (None: public channels only).
+        tickers: Markets to keep books for.
+        rng: Seeded randomness (jitter, slow-consumer pauses).
+        private: Also subscribe fill, user_orders and market_positions.
+        slow: Consume the raw orderbook_delta stream (BLOCK) with random pauses: TCP backpressure.
+        heartbeat_timeout: Client heartbeat deadline.
+        on_fill: Called for every fill message.
+        on_disruption: Called when private streams may have missed messages (reconnect, restart, error 25).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: KalshiConfig,
+        auth: KalshiAuth | None,
+        tickers: list[str],
+        rng: random.Random,
+        *,
+        private: bool,
+        slow: bool,
+        heartbeat_timeout: float,
+        on_fill: Callable[[FillMessage], None] | None = None,
+        on_disruption: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.auth = auth
+        self.tickers = tickers
+        self.rng = rng
+        self.private = private
+        self.slow = slow
+        self.heartbeat_timeout = heartbeat_timeout
+        self.on_fill = on_fill
+        self.on_disruption = on_disruption
+        self.session: KalshiWebSocket | None = None
+        self.subs: list[Subscription[Any]] = []
+        self.totals = SubscriptionTotals()
+        self.frames = 0
+        self.reconnects = 0
+        self.restarts = 0
+        self.restart_reasons: Counter[str] = Counter()
+        self.error_codes: Counter[int] = Counter()
+        self.slow_pauses = 0
+        self.unexpected: list[str] = []
+        self._stop = asyncio.Event()
+        self._drains: list[asyncio.Task[None]] = []
+
+    # -- status -----------------------------------------------------------------------------------------------
+
+    @property
+    def live_frames(self) -> int:
+        return self.frames + (self.session.frames_received if self.session is not None else 0)
+
+    @property
+    def live_reconnects(self) -> int:
+        return self.reconnects + (self.session.reconnects if self.session is not None else 0)
+
+    def live_totals(self) -> SubscriptionTotals:
+        totals = SubscriptionTotals()
+        for name in vars(totals):
+            setattr(totals, name, getattr(self.totals, name))
+        totals.add(self.subs)
+        return totals
+
+    def ready(self) -> bool:
+        """Streaming, and every subscription is bound to a server sid."""
+        session = self.session
+        if session is None or session.state is not ConnectionState.STREAMING or len(self.subs) != self._expected:
+            return False
+        return all(len(sub.sids) == len(sub.chunks) and sub.active for sub in session.subscriptions)
+
+    @property
+    def _expected(self) -> int:
+        return 4 if self.private else 3
+
+    def books(self) -> Any:
+        return self.session.books if self.session is not None else {}
+
+    def fill_queue_empty(self) -> bool:
+        return all(sub.queue.qsize() == 0 for sub in self.subs)
+
+    # -- running ----------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Keep a session open until :meth:`stop`; a session that ends for good is replaced."""
+        first = True
+        ended_at = time.monotonic()
+        while not self._stop.is_set():
+            ws = KalshiWebSocket(
+                auth=self.auth,
+                config=self.config,
+                heartbeat_timeout=self.heartbeat_timeout,
+                on_state_change=self._on_state,
+                on_error=self._on_error,
+                rng=random.Random(self.rng.random()),
+            )
+            try:
+                await self._one_session(ws)
+            except KalshiConnectionError as exc:
+                # The session ended for good (401/403 while reconnecting, retries exhausted), or a restart
+                # attempt was refused: open a new one, as an application would.
+                reason = f"{type(exc).__name__}" + (f" {exc.status}" if hasattr(exc, "status") else "")
+                if first and self.session is not ws:
+                    raise  # never connected at all: the setup is wrong, not the network
+                if self.session is ws:
+                    self.restarts += 1
+                    self.restart_reasons[reason] += 1
+                    ended_at = time.monotonic()
+                    log.info("%s: session ended (%s); restarting", self.name, exc)
+                elif time.monotonic() - ended_at > _RESTART_GIVE_UP:
+                    raise
+                await asyncio.sleep(_RESTART_PAUSE)
+            finally:
+                self._retire(ws)
+            first = False
+
+    def _retire(self, ws: KalshiWebSocket) -> None:
+        if self.session is ws:
+            self.frames += ws.frames_received
+            self.reconnects += ws.reconnects
+            self.totals.add(self.subs)
+            self.session = None
+            self.subs = []
+
+    async def _one_session(self, ws: KalshiWebSocket) -> None:
+        async with ws.connect() as session:
+            self.session = session
+            subs: list[Subscription[Any]] = []
+            if self.private:
+                subs.append(await session.orderbook(self.tickers))
+                subs.append(await session.subscribe_fill(maxsize=10_000))
+                subs.append(await session.subscribe_user_orders(maxsize=10_000))
+                subs.append(await session.subscribe_market_positions(maxsize=10_000))
+            else:
+                subs.append(await session.subscribe_orderbook_delta(self.tickers))
+                subs.append(await session.subscribe_ticker())
+                subs.append(await session.subscribe_trade())
+            self.subs = subs
+            self._drains = [asyncio.create_task(self._drain(sub, slow=self.slow and i == 0)) for i, sub in
+                            enumerate(subs)]
+            if self.on_disruption is not None:
+                self.on_disruption()  # a fresh session: anything before it may be missing
+            ended = asyncio.create_task(session.run_forever())
+            stopper = asyncio.create_task(self._stop.wait())
+            try:
+                await asyncio.wait({ended, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (ended, stopper):
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stopper
+                drains, self._drains = self._drains, []
+                for task in drains:
+                    task.cancel()
+                for task in drains:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if ended.done() and not ended.cancelled():
+                ended.result()  # re-raises why the session ended
+            with contextlib.suppress(asyncio.CancelledError):
+                await ended
+
+    async def _drain(self, sub: Subscription[Any], *, slow: bool) -> None:
+        rng = self.rng
+        next_pause = time.monotonic() + rng.uniform(3.0, 8.0)
+        is_fill = sub.channel == "fill"
+        async for message in sub:
+            if is_fill and self.on_fill is not None:
+                self.on_fill(message)
+            if slow and time.monotonic() >= next_pause:
+                # A slow consumer: stop reading for a while; the BLOCK queue fills and the socket pauses.
+                self.slow_pauses += 1
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+                next_pause = time.monotonic() + rng.uniform(3.0, 8.0)
+
+    async def _on_state(self, old: ConnectionState, new: ConnectionState) -> None:
+        if new is ConnectionState.STREAMING and old is not ConnectionState.DISCONNECTED and self.on_disruption:
+            self.on_disruption()
+
+    async def _on_error(self, err: ErrorMessage) -> None:
+        self.error_codes[err.msg.code] += 1
+        if err.msg.code == 25 and self.on_disruption is not None:
+            self.on_disruption()
+
+
+class Reconciler:
+    """After each disruption of the private streams, fetch the account's fills over REST (or, when the simulator
+    does not serve that endpoint yet, from its ledger) and record those the WebSocket did not deliver."""
+
+    def __init__(self, ledger: FillLedger, fetch: Callable[[int], Any], ready: Callable[[], bool]) -> None:
+        self.ledger = ledger
+        self._fetch = fetch
+        self._ready = ready
+        self._dirty = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._since_s = int(time.time()) - 5
+        self.failures = 0
+
+    def disrupted(self) -> None:
+        self._dirty.set()
+        self._idle.clear()
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until no reconciliation is due or running; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            # Reconcile once the streams are back: fills after that point arrive over the WebSocket.
+            while not self._ready():
+                await asyncio.sleep(0.02)
+            self._dirty.clear()
+            started = int(time.time())
+            try:
+                keys: list[FillKey] = await self._fetch(self._since_s)
+            except (KalshiError, OSError) as exc:
+                self.failures += 1
+                log.warning("reconciliation failed (%s); retrying", exc)
+                self._dirty.set()
+                await asyncio.sleep(0.2)
+                continue
+            self._since_s = started - 5
+            self.ledger.reconciliations += 1
+            for key in keys:
+                if key not in self.ledger.ws:
+                    self.ledger.recovered.add(key)
+            if not self._dirty.is_set():
+                self._idle.set()
+
+
+class OrderFlow:
+    """Places orders for the account near the touch (resting and immediate-or-cancel), over REST when the
+    simulator serves ``POST /portfolio/events/orders``, otherwise through the simulator process."""
+
+    def __init__(self, remote: RemoteSim, rest: Any, account: str, books: Callable[[], Any], tickers: list[str],
+                 rng: random.Random, rate: float) -> None:
+        self.remote = remote
+        self.rest = rest
+        self.account = account
+        self.books = books
+        self.tickers = tickers
+        self.rng = rng
+        self.rate = rate
+        self.placed = 0
+        self.refused = 0
+        self.via = "REST POST /portfolio/events/orders"
+        self.paused = asyncio.Event()
+        self.running = asyncio.Event()
+        self.running.set()
+
+    async def run(self) -> None:
+        rng = self.rng
+        while True:
+            if not self.running.is_set():
+                self.paused.set()
+                await self.running.wait()
+                self.paused.clear()
+            await asyncio.sleep(rng.expovariate(self.rate))
+            ticker = rng.choice(self.tickers)
+            book = self.books().get(ticker)
+            if book is None:
+                continue
+            side = rng.choice(("bid", "ask"))
+            immediate = rng.random() < 0.3
+            price = _order_price(book, side, immediate)
+            if price is None:
+                continue
+            units = 100 * rng.randint(1, 5)
+            tif = "immediate_or_cancel" if immediate else "good_till_canceled"
+            try:
+                await self._place(ticker, side, price, units, tif)
+                self.placed += 1
+            except (KalshiError, RuntimeError) as exc:
+                self.refused += 1
+                log.debug("order refused: %s", exc)
+
+    async def pause(self) -> None:
+        """Stop placing orders (returns once the loop is idle)."""
+        self.running.clear()
+        await self.paused.wait()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    async def _place(self, ticker: str, side: str, price: int, units: int, tif: str) -> None:
+        if self.rest is not None:
+            from kalshi._fixed import format_count, format_price
+
+            try:
+                await self.rest.orders.create_order_v2(
+                    ticker=ticker, side=side, count=format_count(units), price=format_price(price),
+                    time_in_force=tif, self_trade_prevention_type="taker_at_cross",
+                )
+                return
+            except KalshiAPIError as exc:
+                if getattr(exc, "status", None) != 404:
+                    raise
+                self.rest = None
+                self.via = "simulator process (sim.place_order): the simulator serves no REST order endpoint yet"
+        await self.remote.call("place_order", account=self.account, ticker=ticker, side=side, price_ticks=price,
+                               count_units=units, time_in_force=tif)
+
+
+def _order_price(book: Any, side: str, immediate: bool) -> int | None:
+    """Join the touch (resting) or take it (immediate); YES price ticks."""
+    yes = book.best_bid_ticks("yes")
+    no = book.best_bid_ticks("no")
+    best_bid = yes[0] if yes else None
+    best_ask = 10_000 - no[0] if no else None
+    if side == "bid":
+        price = best_ask if immediate else best_bid
+    else:
+        price = best_bid if immediate else best_ask
+    if price is None or not 1 <= price <= 9_999:
+        return None
+    return price

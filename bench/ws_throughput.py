@@ -1,0 +1,345 @@
+"""Issue 4 benchmark: the streaming client against a firehose server in another process.
+
+The server (bench/firehose.py, picows) answers the subscribe commands and pours the realistic mix: 70%
+``orderbook_delta``, 28% ``ticker``, 2% ``orderbook_snapshot`` of 20-90 levels, 40 markets on 4 book sids and one
+ticker sid, current fixed-point fields, seq continuous per sid. Every client subscribes the same way (4 book
+subscriptions of 10 markets, then one ticker subscription) and is timed from the answer to its last subscribe to
+its last message (best of ``--rounds``). Side by side:
+
+(a) raw transport drain: ``kalshi.ws.transport`` only, frames counted, no decoding;
+(b) transport + decode: (a) plus ``MESSAGE_DECODER.decode`` of every frame;
+(c) our iterators: ``KalshiWebSocket.subscribe_orderbook_delta`` (raw, books maintained) + ``subscribe_ticker``,
+    both consumed with ``async for``;
+(d) our ``orderbook()`` helper (an immutable Orderbook per update) + ``subscribe_ticker``;
+(e) a naive client: websockets + ``json.loads`` + a pydantic model per message + an ``asyncio.Queue`` put/get.
+
+Ticker subscriptions conflate by default (latest per market), so (c) and (d) count delivered plus conflated
+tickers; order book messages are never dropped (BLOCK) and (d)'s views may be conflated when the consumer is
+behind (each view is the whole book). Then latency: the server paces the mix at ``--rate`` msg/s in ~1 ms batches
+and keeps the monotonic send time of each batch; each client stamps every order book message as its iterator
+yields it; latency is matched by (sid, seq) (one system-wide monotonic clock: same machine).
+
+    .venv/bin/python bench/ws_throughput.py [--frames 200000] [--rounds 3] [--rate 20000] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import pydantic
+import websockets
+
+from firehose import BOOK_SIDS, CHUNK_FRAMES, MARKETS_PER_SID, TICKERS, FirehoseProcess, build_plan, start
+from kalshi.config import KalshiConfig
+from kalshi.ws import KalshiWebSocket, Subscription
+from kalshi.ws.models import MESSAGE_DECODER
+from kalshi.ws.transport import open_connection
+
+SUBSCRIBES = len(BOOK_SIDS) + 1
+SID_OF_TICKER = {t: BOOK_SIDS[i // MARKETS_PER_SID] for i, t in enumerate(TICKERS)}
+
+
+def subscribe_commands() -> list[bytes]:
+    """What every client sends: one orderbook_delta subscription per 10 markets, then the ticker channel."""
+    out = []
+    for n, first in enumerate(range(0, len(TICKERS), MARKETS_PER_SID), start=1):
+        params = {"channels": ["orderbook_delta"], "market_tickers": TICKERS[first : first + MARKETS_PER_SID]}
+        out.append(json.dumps({"id": n, "cmd": "subscribe", "params": params}).encode())
+    params = {"channels": ["ticker"], "market_tickers": TICKERS}
+    out.append(json.dumps({"id": len(out) + 1, "cmd": "subscribe", "params": params}).encode())
+    return out
+
+
+@dataclass
+class Result:
+    messages: int
+    seconds: float
+    notes: str = ""
+    stamps: dict[tuple[int, int], int] = field(default_factory=dict)  # (sid, seq) -> receive ns
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+# -- (a) and (b): the transport alone ---------------------------------------------------------------------------
+
+
+async def run_transport(url: str, frames: int, *, decode: bool) -> Result:
+    done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    total = frames + SUBSCRIBES
+    count = 0
+    started = 0.0
+    decoder = MESSAGE_DECODER.decode
+
+    def on_frame(payload: bytes) -> None:
+        nonlocal count, started
+        count += 1
+        if decode:
+            decoder(payload)
+        if count == SUBSCRIBES:
+            started = time.perf_counter()
+        elif count == total:
+            done.set_result(time.perf_counter())
+
+    conn = await open_connection(
+        url,
+        headers={},
+        on_frame=on_frame,
+        on_close=lambda info: None,
+        connect_timeout=5.0,
+        heartbeat_interval=10.0,
+        heartbeat_timeout=30.0,
+    )
+    for command in subscribe_commands():
+        conn.send(command)
+    end = await done
+    await conn.close()
+    return Result(frames, end - started)
+
+
+# -- (c) and (d): our client ----------------------------------------------------------------------------------
+
+
+def client_config(url: str) -> KalshiConfig:
+    return KalshiConfig(rest_url=url.replace("ws://", "http://").split("/trade-api")[0], ws_url=url)
+
+
+async def consume(stream: Subscription[Any], expected: int, stamps: dict[tuple[int, int], int] | None) -> int:
+    """Iterate until ``expected`` messages were delivered or conflated/dropped; returns how many were delivered."""
+    delivered = 0
+    now = time.monotonic_ns
+    async for message in stream:
+        delivered += 1
+        if stamps is not None:
+            sid = getattr(message, "sid", None)
+            if sid is None:  # an Orderbook view: its seq belongs to the market's sid
+                sid = SID_OF_TICKER[message.market_ticker]
+            if message.seq is not None:
+                stamps[(sid, message.seq)] = now()
+        if delivered + stream.conflated + stream.dropped >= expected:
+            break
+    return delivered
+
+
+async def run_client(url: str, book_frames: int, ticker_frames: int, *, views: bool, stamp: bool = False) -> Result:
+    ws = KalshiWebSocket(auth=None, config=client_config(url), markets_per_subscription=MARKETS_PER_SID)
+    stamps: dict[tuple[int, int], int] = {}
+    async with ws.connect() as session:
+        books = await (session.orderbook(TICKERS) if views else session.subscribe_orderbook_delta(TICKERS))
+        consumers = [asyncio.create_task(consume(books, book_frames, stamps if stamp else None))]
+        tickers = await session.subscribe_ticker(tickers=TICKERS)
+        started = time.perf_counter()
+        consumers.append(asyncio.create_task(consume(tickers, ticker_frames, None)))
+        delivered_books, delivered_tickers = await asyncio.gather(*consumers)
+        end = time.perf_counter()
+    notes = f"books: {delivered_books:,} delivered"
+    if books.conflated:
+        notes += f" + {books.conflated:,} conflated views"
+    notes += f"; tickers: {delivered_tickers:,} delivered + {tickers.conflated:,} conflated"
+    return Result(book_frames + ticker_frames, end - started, notes, stamps)
+
+
+# -- (e): the naive client ----------------------------------------------------------------------------------------
+
+
+class _Delta(pydantic.BaseModel):
+    market_ticker: str
+    market_id: str
+    price_dollars: str
+    delta_fp: str
+    side: str
+    ts_ms: int
+
+
+class _Snapshot(pydantic.BaseModel):
+    market_ticker: str
+    market_id: str
+    yes_dollars_fp: list[tuple[str, str]] = []
+    no_dollars_fp: list[tuple[str, str]] = []
+
+
+class _Ticker(pydantic.BaseModel):
+    market_ticker: str
+    market_id: str
+    price_dollars: str
+    yes_bid_dollars: str
+    yes_ask_dollars: str
+    volume_fp: str
+    open_interest_fp: str
+    yes_bid_size_fp: str
+    yes_ask_size_fp: str
+    ts_ms: int
+
+
+class _DeltaMessage(pydantic.BaseModel):
+    type: Literal["orderbook_delta"]
+    sid: int
+    seq: int
+    msg: _Delta
+
+
+class _SnapshotMessage(pydantic.BaseModel):
+    type: Literal["orderbook_snapshot"]
+    sid: int
+    seq: int
+    msg: _Snapshot
+
+
+class _TickerMessage(pydantic.BaseModel):
+    type: Literal["ticker"]
+    sid: int
+    msg: _Ticker
+
+
+class _Control(pydantic.BaseModel):
+    type: Literal["subscribed", "ok", "error"]
+    id: int | None = None
+    msg: Any = None
+
+
+_NAIVE = pydantic.TypeAdapter(
+    Annotated[_DeltaMessage | _SnapshotMessage | _TickerMessage | _Control, pydantic.Field(discriminator="type")]
+)
+
+
+async def run_naive(url: str, frames: int, *, stamp: bool = False) -> Result:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    stamps: dict[tuple[int, int], int] = {}
+    started = 0.0
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        for command in subscribe_commands():
+            await ws.send(command.decode())
+
+        async def read() -> None:
+            nonlocal started
+            seen = 0
+            async for raw in ws:
+                message = _NAIVE.validate_python(json.loads(raw))
+                seen += 1
+                if seen == SUBSCRIBES:
+                    started = time.perf_counter()
+                await queue.put(message)
+
+        reader = asyncio.create_task(read())
+        received = 0
+        now = time.monotonic_ns
+        while received < frames:
+            message = await queue.get()
+            if isinstance(message, _Control):
+                continue
+            received += 1
+            if stamp and not isinstance(message, _TickerMessage):
+                stamps[(message.sid, message.seq)] = now()
+        end = time.perf_counter()
+        reader.cancel()
+    return Result(frames, end - started, stamps=stamps)
+
+
+# -- running -------------------------------------------------------------------------------------------------------
+
+
+async def best_of(rounds: int, server: FirehoseProcess, frames: int, run: Callable[[], Awaitable[Result]]) -> Result:
+    results = []
+    for _ in range(rounds):
+        server.next_run(frames)
+        gc.collect()
+        results.append(await run())
+    return max(results, key=lambda r: r.rate)
+
+
+def percentiles(server: FirehoseProcess, stamps: dict[tuple[int, int], int]) -> str:
+    sent = server.send_times()
+    latencies = sorted(stamps[key] - ns for key, ns in sent.items() if key in stamps)
+    if not latencies:
+        return "no samples"
+    q = statistics.quantiles(latencies, n=100)
+    return (
+        f"p50 {q[49] / 1000:7.1f} us   p99 {q[98] / 1000:7.1f} us   max {latencies[-1] / 1000:8.1f} us"
+        f"   ({len(latencies):,} of {len(sent):,} book messages)"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    frames = args.frames - args.frames % CHUNK_FRAMES
+    paced = int(args.rate * args.seconds) // CHUNK_FRAMES * CHUNK_FRAMES
+    plan = build_plan(max(frames, paced), args.seed)
+    book_frames = sum(1 for _, seq in plan.keys[:frames] if seq is not None)
+    ticker_frames = frames - book_frames
+    server = start(max(frames, paced), args.seed)
+    try:
+        url = server.url
+        print(
+            f"{frames:,} frames per run ({book_frames / frames:.0%} order book, {ticker_frames / frames:.0%} ticker), "
+            f"best of {args.rounds}, firehose server in another process\n"
+        )
+        rows: dict[str, Result] = {}
+        rows["a"] = await best_of(args.rounds, server, frames, lambda: run_transport(url, frames, decode=False))
+        rows["b"] = await best_of(args.rounds, server, frames, lambda: run_transport(url, frames, decode=True))
+        rows["c"] = await best_of(
+            args.rounds, server, frames, lambda: run_client(url, book_frames, ticker_frames, views=False)
+        )
+        rows["d"] = await best_of(
+            args.rounds, server, frames, lambda: run_client(url, book_frames, ticker_frames, views=True)
+        )
+        rows["e"] = await best_of(args.rounds, server, frames, lambda: run_naive(url, frames))
+        names = {
+            "a": "raw transport drain (no decode)",
+            "b": "transport + decode (MESSAGE_DECODER)",
+            "c": "subscribe_* iterators (raw book + ticker)",
+            "d": "orderbook() views + ticker",
+            "e": "naive: websockets+json+pydantic+Queue",
+        }
+        naive = rows["e"].rate
+        print(f"{'':44s} {'msg/s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}")
+        for key, result in rows.items():
+            print(
+                f"({key}) {names[key]:40s} {result.rate:11,.0f} {result.rate / rows['b'].rate:6.0%} "
+                f"{result.rate / naive:6.1f}x"
+            )
+            if result.notes:
+                print(f"    {result.notes}")
+        print()
+        print(f"latency, server send -> iterator, {args.rate:,.0f} msg/s for {paced:,} frames:")
+        paced_books = sum(1 for _, seq in plan.keys[:paced] if seq is not None)
+        for key, label, make in (
+            ("c", "(c) subscribe_* iterators", lambda: run_client(url, paced_books, paced - paced_books, views=False, stamp=True)),
+            ("d", "(d) orderbook() views", lambda: run_client(url, paced_books, paced - paced_books, views=True, stamp=True)),
+            ("e", "(e) naive client", lambda: run_naive(url, paced, stamp=True)),
+        ):
+            server.next_run(paced, args.rate)
+            gc.collect()
+            result = await make()
+            print(f"  {label:28s} {percentiles(server, result.stamps)}")
+            del key
+        print()
+        goals = (
+            ("(c) >= 50% of (b)", rows["c"].rate >= 0.5 * rows["b"].rate),
+            ("(c) >= 4x (e)", rows["c"].rate >= 4 * naive),
+            ("(d) >= 3x (e)", rows["d"].rate >= 3 * naive),
+        )
+        print("goals: " + ", ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in goals))
+    finally:
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20_000)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=7)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,797 @@
+"""LiquidityStream: the asyncio client of the OpenMarkets liquidity stream.
+
+Layers: each :class:`~openmarkets.link.Link` is one WebSocket connection on kalshi-kit's transport, decoding
+frames synchronously and handing them here. This module spreads contests over links (200 per connection, 3
+connections per key), keeps one :class:`~openmarkets.table.ContestTable` per ``liquidity`` contest (rebuilt
+from REST when the server says ``refresh_required``, after reconnects and on first subscribe), and fans
+messages out to bounded feeds. Tasks (link supervisors, REST refreshes, backpressure resumes) are kept by a
+:class:`kalshi.ws.hooks.HookRunner`, which also runs the ``on_error`` and ``on_state_change`` hooks off the
+receive path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+
+from kalshi.errors import KalshiConfigError
+from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
+from kalshi.ws.connection import ConnectionState
+from kalshi.ws.hooks import HookRunner
+from openmarkets._redact import install_log_filter, redact_url, with_api_key
+from openmarkets.errors import (
+    OpenMarketsConnectionError,
+    OpenMarketsError,
+    OpenMarketsProtocolError,
+    error_for_code,
+)
+from openmarkets.feeds import Feed, contest_filter
+from openmarkets.link import Link, LinkSettings
+from openmarkets.models import (
+    CHANNEL_CONTEST_STATE,
+    CHANNEL_LIQUIDITY,
+    ConnectedMessage,
+    ContestStateUpdate,
+    ErrorMessage,
+    LiquidityUpdate,
+    Message,
+    PongMessage,
+    UnknownMessage,
+)
+from openmarkets.placement import check_contest_ids, place_contests
+from openmarkets.refresh import Refresher
+from openmarkets.rest import LiquidityRest, rest_url_for
+from openmarkets.table import ContestTable, LiquidityView
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_URL",
+    "MAX_CONTESTS_PER_CONNECTION",
+    "ConnectionInfo",
+    "LiquidityStream",
+    "StreamUpdate",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL: Final = "wss://api.openmarkets.ai/flow/v1/stream"
+DEFAULT_MAX_CONNECTIONS: Final = 3
+MAX_CONTESTS_PER_CONNECTION: Final = 200
+
+StreamUpdate = LiquidityUpdate | ContestStateUpdate | UnknownMessage
+ErrorHook = Callable[[OpenMarketsError], Awaitable[None]]
+StateHook = Callable[[ConnectionState, ConnectionState], Awaitable[None]]
+
+_ERRORS: Final = "error"
+_CHANNEL_KINDS: Final[dict[str, tuple[type, ...]]] = {
+    CHANNEL_LIQUIDITY: (LiquidityUpdate,),
+    CHANNEL_CONTEST_STATE: (ContestStateUpdate,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """One connection of a stream, as reported by :attr:`LiquidityStream.connections`."""
+
+    number: int
+    state: ConnectionState
+    contests: int
+    reconnects: int
+    greeting: ConnectedMessage | None
+
+
+class LiquidityStream:
+    """Client of the OpenMarkets liquidity stream, with maintained per-contest liquidity tables.
+
+    Usage::
+
+        async with LiquidityStream(api_key=KEY) as stream:
+            await stream.subscribe(["ct_abc123"])                 # channel "liquidity"
+            async for view in stream.tables():                     # immutable table views
+                print(view.contest_id, len(view))
+
+    Args:
+        api_key: the OpenMarkets key. Sent as the ``api_key`` query parameter (and as ``X-API-Key`` on REST);
+            it never appears in reprs, logs or exceptions.
+        url: the stream URL without the key.
+        rest_url: the REST base for liquidity snapshots; derived from ``url`` when None
+            (``wss://h/flow/v1/stream`` -> ``https://h/flow/v1``).
+        max_connections: most connections this stream opens (the server allows 3 per key by default).
+        max_contests_per_connection: contests per connection (the server's limit is 200).
+        maintain_tables: keep a liquidity table per ``liquidity`` contest (needs the REST API).
+        connect_timeout: seconds for connecting and the ``connected`` greeting.
+        command_timeout: seconds to wait for ``subscribed``/``unsubscribed``/``pong``.
+        heartbeat_interval: seconds between our own WebSocket pings; 0 (default) relies on the server's 25 s
+            pings, which are always answered.
+        heartbeat_timeout: seconds of silence after which a connection is declared dead.
+        reconnect_base_delay: backoff scale in seconds (full jitter, doubled per attempt).
+        reconnect_max_delay: backoff cap in seconds (30 by default).
+        max_reconnect_attempts: attempts per reconnection before the stream gives up.
+        max_concurrent_fetches: REST snapshot requests in flight at once.
+        verify_tls: verify certificates (False only for a local server).
+        on_error: ``async fn(OpenMarketsError)`` for in-band errors (InvalidMessageError, InvalidChannelError,
+            ...), undecodable frames, failed refreshes and the terminal error.
+        on_state_change: ``async fn(old, new)`` on every change of the stream's overall ConnectionState.
+        rng: random source for backoff jitter (tests pass a seeded one).
+        http_client: an httpx.AsyncClient for REST (not closed by the stream).
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        url: str = DEFAULT_URL,
+        *,
+        rest_url: str | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_contests_per_connection: int = MAX_CONTESTS_PER_CONNECTION,
+        maintain_tables: bool = True,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 10.0,
+        heartbeat_interval: float = 0.0,
+        heartbeat_timeout: float = 60.0,
+        reconnect_base_delay: float = 1.0,
+        reconnect_max_delay: float = 30.0,
+        max_reconnect_attempts: int = 10,
+        max_concurrent_fetches: int = 8,
+        verify_tls: bool = True,
+        on_error: ErrorHook | None = None,
+        on_state_change: StateHook | None = None,
+        rng: random.Random | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise KalshiConfigError("api_key must be a non-empty string")
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise KalshiConfigError(f"not a WebSocket URL: {redact_url(url)}; use wss://host/flow/v1/stream")
+        if max_connections < 1 or max_contests_per_connection < 1 or max_reconnect_attempts < 0:
+            raise KalshiConfigError("max_connections and max_contests_per_connection must be >= 1")
+        if min(connect_timeout, command_timeout, heartbeat_timeout) <= 0 or heartbeat_interval < 0:
+            raise KalshiConfigError("timeouts must be > 0 and heartbeat_interval >= 0")
+        install_log_filter()
+        self._display_url = redact_url(url)
+        self._settings = LinkSettings(
+            url=with_api_key(url, api_key),
+            display_url=redact_url(with_api_key(url, api_key)),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            verify_tls=verify_tls,
+            reconnect_base_delay=reconnect_base_delay,
+            reconnect_max_delay=reconnect_max_delay,
+            max_reconnect_attempts=max_reconnect_attempts,
+            rng=rng or random.Random(),
+        )
+        self._api_key = api_key
+        self._rest_url = (rest_url or rest_url_for(url)).rstrip("/")
+        self._http_client = http_client
+        self._max_connections = max_connections
+        self._per_connection = max_contests_per_connection
+        self._maintain = maintain_tables
+        self._max_fetches = max_concurrent_fetches
+        self._on_error = on_error
+        self._on_state_change = on_state_change
+
+        self._links: list[Link] = []
+        self._next_link = 0
+        self._tables: dict[str, ContestTable] = {}
+        self._states: dict[str, str] = {}
+        self._update_feeds: tuple[Feed[Any], ...] = ()
+        self._table_feeds: tuple[Feed[Any], ...] = ()
+        self._waiters: dict[str, list[tuple[int, asyncio.Future[LiquidityView]]]] = {}
+        self._resume_tasks: dict[int, asyncio.Task[Any]] = {}
+        self._lock = asyncio.Lock()
+        self._hooks: HookRunner | None = None
+        self._refresher: Refresher | None = None
+        self._state = ConnectionState.DISCONNECTED
+        self._started = False
+        self._closing = False
+        self._terminal: OpenMarketsError | None = None
+        self.protocol_errors = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"LiquidityStream(url={self._display_url!r}, state={self._state.value}, "
+            f"connections={len(self._links)}, contests={self.contest_count})"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> LiquidityStream:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the first connection and read its greeting.
+
+        Raises:
+            OpenMarketsAuthError: the key was refused (401/403; not retried).
+            ConnectionLimitError: the key already holds its maximum of connections.
+            OpenMarketsConnectionError: the server could not be reached within the retry budget.
+        """
+        if self._started:
+            raise OpenMarketsConnectionError("this LiquidityStream was already started; create a new one")
+        self._started = True
+        hooks = self._hooks = HookRunner(None, self._on_state_change)
+        hooks.start()
+        if self._on_error is not None:
+            hooks.ensure_channel(_ERRORS, [self._on_error])
+        if self._maintain:
+            rest = LiquidityRest(
+                self._api_key,
+                self._rest_url,
+                timeout=self._settings.command_timeout,
+                verify_tls=self._settings.verify_tls,
+                client=self._http_client,
+            )
+            self._refresher = Refresher(self, rest, hooks, self._settings, max_concurrent=self._max_fetches)
+        try:
+            await self._add_link()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close every connection; feeds deliver what they hold, then end. Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        for link in list(self._links):
+            await link.close()
+        for feed in (*self._update_feeds, *self._table_feeds):
+            feed.close()
+        for task in self._resume_tasks.values():
+            task.cancel()
+        self._resume_tasks.clear()
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                future.cancel()
+        self._waiters.clear()
+        self._set_state(ConnectionState.CLOSED)
+        if self._hooks is not None:
+            await self._hooks.stop()
+        if self._refresher is not None:
+            await self._refresher.aclose()
+
+    @property
+    def state(self) -> ConnectionState:
+        """The overall state: RECONNECTING while any connection is, STREAMING when all are."""
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self._terminal is not None
+
+    @property
+    def error(self) -> OpenMarketsError | None:
+        """The error that ended the stream, if one did."""
+        return self._terminal
+
+    @property
+    def greeting(self) -> ConnectedMessage | None:
+        """The ``connected`` greeting of the first connection (organization_id, api_key_id, server_time)."""
+        return self._links[0].greeting if self._links else None
+
+    @property
+    def connections(self) -> list[ConnectionInfo]:
+        """Every open connection, with its state and load."""
+        return [
+            ConnectionInfo(link.number, link.state, link.contest_count, link.reconnects, link.greeting)
+            for link in self._links
+        ]
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnections over all connections."""
+        return sum(link.reconnects for link in self._links)
+
+    @property
+    def contest_count(self) -> int:
+        """Distinct contests subscribed over all channels."""
+        return sum(link.contest_count for link in self._links)
+
+    def contests(self, channel: str = CHANNEL_LIQUIDITY) -> list[str]:
+        """The contests subscribed on ``channel``."""
+        return [contest for link in self._links for contest in link.desired.get(channel, {})]
+
+    # ------------------------------------------------------------------ subscribing
+
+    async def subscribe(
+        self, contest_ids: Iterable[str], *, channel: str = CHANNEL_LIQUIDITY, replace: bool = True
+    ) -> None:
+        """Subscribe contests on a channel, and wait for the server's confirmations.
+
+        As on the wire, subscribing *replaces* the channel's contest list (``replace=False`` adds instead).
+        Contests are spread over connections, at most ``max_contests_per_connection`` on each; new connections
+        are opened as needed, up to ``max_connections``. On ``liquidity`` each contest gets a table, built from
+        a REST snapshot (see :meth:`table`).
+
+        Args:
+            contest_ids: the contests, e.g. ``["ct_abc123"]``.
+            channel: ``"liquidity"`` or ``"contest_state"``.
+            replace: replace the channel's contest list (True) or add to it.
+
+        Raises:
+            ContestLimitError: the contests do not fit in the allowed connections (nothing was changed).
+            InvalidChannelError: the server does not know ``channel``.
+            OpenMarketsAuthError: a new connection was refused the key.
+            ConnectionLimitError: a new connection was refused: the key holds its maximum of connections.
+            OpenMarketsConnectionError: the stream is closed, or the server did not answer in time.
+        """
+        ids = check_contest_ids(contest_ids)
+        self._check_open()
+        async with self._lock:
+            self._check_open()
+            current = dict.fromkeys(self.contests(channel))
+            target = dict.fromkeys(ids) if replace else {**current, **dict.fromkeys(ids)}
+            await self._reconcile(channel, target)
+
+    async def unsubscribe(self, contest_ids: Iterable[str] | None = None, *, channel: str = CHANNEL_LIQUIDITY) -> None:
+        """Unsubscribe contests from a channel (all of the channel's contests when None).
+
+        Raises:
+            InvalidChannelError: the server does not know ``channel``.
+            OpenMarketsConnectionError: the stream is closed, or the server did not answer in time.
+        """
+        drop = None if contest_ids is None else set(check_contest_ids(contest_ids))
+        self._check_open()
+        async with self._lock:
+            self._check_open()
+            target = {c: None for c in self.contests(channel) if drop is not None and c not in drop}
+            await self._reconcile(channel, target)
+
+    async def _reconcile(self, channel: str, target: dict[str, None]) -> None:
+        """Make ``channel``'s contests exactly ``target``, spread over links (lock held)."""
+        others: dict[str, None] = {}
+        for link in self._links:
+            for name, ids in link.desired.items():
+                if name != channel:
+                    others.update(ids)
+        needed = {**target, **others}
+        placement = place_contests(
+            [[c for c in link.contests if c in needed] for link in self._links],
+            needed,
+            limit=self._per_connection,
+            max_connections=self._max_connections,
+        )
+        where: dict[str, Link] = {c: link for link in self._links for c in link.contests if c in needed}
+        for link, fresh in zip(self._links, placement.existing, strict=True):
+            where.update(dict.fromkeys(fresh, link))
+        try:
+            for contests in placement.new_connections:
+                link = await self._add_link()
+                where.update(dict.fromkeys(contests, link))
+            lists: dict[Link, dict[str, None]] = {link: {} for link in self._links}
+            for contest in target:
+                lists[where[contest]][contest] = None
+            if channel == CHANNEL_LIQUIDITY and self._maintain:
+                for contest in target:
+                    if contest not in self._tables:
+                        self._tables[contest] = ContestTable(contest)
+            changes = [
+                (link, dict(link.desired.get(channel, {})), new)
+                for link, new in lists.items()
+                if new != link.desired.get(channel, {})
+            ]
+            results = await asyncio.gather(
+                *(self._apply(link, channel, old, new) for link, old, new in changes), return_exceptions=True
+            )
+            errors = [result for result in results if isinstance(result, BaseException)]
+            if errors:
+                raise errors[0]
+        finally:
+            if channel == CHANNEL_LIQUIDITY:
+                self._drop_unsubscribed_tables()
+            await self._close_idle_links()
+
+    async def _apply(self, link: Link, channel: str, old: dict[str, None], new: dict[str, None]) -> None:
+        """Send one link's change for a channel; a link that is down gets it when it reconnects."""
+        link.desired[channel] = new
+        if not new:
+            del link.desired[channel]
+        added = [c for c in new if c not in old]
+        removed = [c for c in old if c not in new]
+        if not link.connected:
+            return
+        try:
+            if added:
+                await link.command("subscribe", channel, list(new))
+            elif removed:
+                await link.command("unsubscribe", channel, removed)
+        except OpenMarketsConnectionError:
+            if link.connected:
+                raise  # a live connection that did not answer: report it
+            return  # the connection dropped: its supervisor restores `desired` after reconnecting
+        except BaseException:
+            if old:
+                link.desired[channel] = old
+            else:
+                link.desired.pop(channel, None)
+            raise
+        if channel == CHANNEL_LIQUIDITY:
+            self._tables_live(added)
+
+    def _drop_unsubscribed_tables(self) -> None:
+        subscribed = set(self.contests(CHANNEL_LIQUIDITY))
+        for contest in [c for c in self._tables if c not in subscribed]:
+            del self._tables[contest]
+            if self._refresher is not None:
+                self._refresher.forget(contest)
+
+    def _tables_live(self, contests: Iterable[str]) -> None:
+        """The server confirmed these contests: their snapshots may be fetched now (never earlier)."""
+        refresher = self._refresher
+        for contest in contests:
+            table = self._tables.get(contest)
+            if table is not None:
+                table.live = True
+                if refresher is not None:
+                    refresher.ensure(contest)
+
+    # ------------------------------------------------------------------ links
+
+    async def _add_link(self) -> Link:
+        hooks = self._hooks
+        assert hooks is not None
+        link = Link(self, self._settings, self._next_link)
+        self._next_link += 1
+        self._links.append(link)
+        try:
+            await link.open(first=True)
+        except BaseException:
+            self._links.remove(link)
+            self._recompute_state()
+            raise
+        link.supervisor = hooks.spawn(link.supervise())
+        link.set_streaming()
+        return link
+
+    async def _close_idle_links(self) -> None:
+        for link in self._links[1:]:
+            if not link.desired:
+                self._links.remove(link)
+                await link.close()
+        self._recompute_state()
+
+    def link_message(self, link: Link, message: Message | UnknownMessage) -> None:
+        """Every decoded frame of every link (receive path: synchronous, no awaiting)."""
+        cls = message.__class__
+        if cls is LiquidityUpdate:
+            assert isinstance(message, LiquidityUpdate)
+            table = self._tables.get(message.contest_id)
+            if table is not None:
+                self._on_liquidity(table, message)
+        elif cls is ContestStateUpdate:
+            assert isinstance(message, ContestStateUpdate)
+            self._states[message.contest_id] = message.state
+        elif cls is ErrorMessage:
+            assert isinstance(message, ErrorMessage)
+            self._report(error_for_code(message.code, message.message))
+            return
+        elif cls is not UnknownMessage:
+            return  # greeting, confirmations and pongs were handled by the link
+        pause = False
+        for feed in self._update_feeds:
+            if feed.offer(message):
+                pause = True
+        if pause:
+            self._pause(link)
+
+    def _on_liquidity(self, table: ContestTable, message: LiquidityUpdate) -> None:
+        if message.refresh_required:
+            table.invalidate()
+            self._publish(table)
+            if self._refresher is not None:
+                self._refresher.ensure(table.contest_id)
+        elif table.apply(message.changed_entries):
+            self._publish(table)
+        elif table.refreshing and self._refresher is not None:
+            self._refresher.ensure(table.contest_id)  # the buffer may have overflowed into a new generation
+
+    def link_protocol_error(self, link: Link, error: OpenMarketsProtocolError) -> None:
+        self.protocol_errors += 1
+        self._report(error)
+
+    def link_lost(self, link: Link) -> None:
+        """A link dropped: its tables go stale until a snapshot fetched after the resubscribe rebuilds them."""
+        task = self._resume_tasks.pop(link.number, None)
+        if task is not None:
+            task.cancel()
+        for contest in link.desired.get(CHANNEL_LIQUIDITY, {}):
+            table = self._tables.get(contest)
+            if table is not None:
+                table.live = False
+                table.invalidate()
+                self._publish(table)
+
+    async def link_reconnected(self, link: Link) -> None:
+        """Restore a reconnected link's subscriptions, then rebuild its tables."""
+        async with self._lock:
+            for channel, ids in list(link.desired.items()):
+                if link.closing or not link.connected:
+                    return  # dropped again: the supervisor goes round once more
+                try:
+                    await link.command("subscribe", channel, list(ids))
+                except OpenMarketsConnectionError:
+                    return
+                except OpenMarketsError as exc:
+                    self._report(exc)
+                    continue
+                if channel == CHANNEL_LIQUIDITY:
+                    self._tables_live(ids)
+            link.set_streaming()
+            logger.info("connection %d restored %d contests", link.number, link.contest_count)
+
+    def link_failed(self, link: Link, error: OpenMarketsError) -> None:
+        """Reconnecting a link cannot succeed: the whole stream ends with ``error``."""
+        if self._terminal is not None or self._closing:
+            return
+        self._terminal = error
+        logger.error("the stream ended: %s", error)
+        self._report(error)
+        for feed in (*self._update_feeds, *self._table_feeds):
+            feed.fail(error)
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                if not future.done():
+                    future.set_exception(error)
+        self._waiters.clear()
+        self._recompute_state()
+        if self._hooks is not None:
+            self._hooks.spawn(self._close_links())
+
+    async def _close_links(self) -> None:
+        for link in list(self._links):
+            await link.close()
+            link.release_waiters()
+
+    def link_state_changed(self, link: Link) -> None:
+        self._recompute_state()
+
+    def _recompute_state(self) -> None:
+        states = {link.state for link in self._links if not link.closing}
+        if self._closing or self._terminal is not None:
+            new = ConnectionState.CLOSED
+        elif not states:
+            new = ConnectionState.DISCONNECTED if not self._started else ConnectionState.CONNECTING
+        elif ConnectionState.RECONNECTING in states:
+            new = ConnectionState.RECONNECTING
+        elif ConnectionState.CONNECTING in states:
+            new = ConnectionState.CONNECTING
+        elif states == {ConnectionState.STREAMING}:
+            new = ConnectionState.STREAMING
+        elif ConnectionState.CLOSED in states:
+            new = ConnectionState.RECONNECTING
+        else:
+            new = ConnectionState.CONNECTED
+        self._set_state(new)
+
+    def _set_state(self, new: ConnectionState) -> None:
+        old = self._state
+        if old is new:
+            return
+        self._state = new
+        logger.info("stream state %s -> %s", old.value, new.value)
+        if self._hooks is not None:
+            self._hooks.state(old, new)
+
+    # ------------------------------------------------------------------ backpressure
+
+    def _pause(self, link: Link) -> None:
+        """A BLOCK feed is full: stop reading this link until every full feed has drained to half."""
+        if link.paused or self._hooks is None:
+            return
+        link.pause_reading()
+        full = [
+            feed.queue
+            for feed in self._update_feeds
+            if feed.queue.is_full and feed.queue.overflow is OverflowStrategy.BLOCK
+        ]
+
+        async def resume_when_drained() -> None:
+            for queue in full:
+                await queue.wait_for_space()
+            link.resume_reading()
+            self._resume_tasks.pop(link.number, None)
+
+        self._resume_tasks[link.number] = self._hooks.spawn(resume_when_drained())
+
+    # ------------------------------------------------------------------ tables
+
+    def table(self, contest_id: str) -> LiquidityView | None:
+        """The latest complete table of a ``liquidity`` contest; None until its first snapshot arrived.
+
+        During a rebuild this is still the last complete table, with ``stale=True``: never a partial one.
+        """
+        table = self._tables.get(contest_id)
+        return table.view() if table is not None else None
+
+    @property
+    def views(self) -> Mapping[str, LiquidityView]:
+        """Every built table, by contest id."""
+        out: dict[str, LiquidityView] = {}
+        for contest, table in self._tables.items():
+            view = table.view()
+            if view is not None:
+                out[contest] = view
+        return out
+
+    def contest_state(self, contest_id: str) -> str | None:
+        """The last state seen on the ``contest_state`` channel for a contest."""
+        return self._states.get(contest_id)
+
+    async def wait_for_table(self, contest_id: str, *, after_version: int = 0) -> LiquidityView:
+        """Wait for a complete, non-stale table of a contest newer than ``after_version``.
+
+        Raises:
+            OpenMarketsError: the stream ended (its terminal error).
+            asyncio.CancelledError: the stream was closed while waiting.
+        """
+        current = self.table(contest_id)
+        if current is not None and not current.stale and current.version > after_version:
+            return current
+        self._check_open()
+        future: asyncio.Future[LiquidityView] = asyncio.get_running_loop().create_future()
+        entry = (after_version, future)
+        self._waiters.setdefault(contest_id, []).append(entry)
+        try:
+            return await future
+        finally:
+            waiters = self._waiters.get(contest_id)
+            if waiters is not None and entry in waiters:
+                waiters.remove(entry)
+                if not waiters:
+                    del self._waiters[contest_id]
+
+    def table_rebuilt(self, table: ContestTable) -> None:
+        """The refresher swapped in a rebuilt table."""
+        if self._tables.get(table.contest_id) is table:
+            self._publish(table)
+
+    def table_for(self, contest_id: str) -> ContestTable | None:
+        """The refresher's access to the live table object."""
+        return self._tables.get(contest_id)
+
+    def _publish(self, table: ContestTable) -> None:
+        if not self._table_feeds and not self._waiters:
+            return
+        view = table.view()
+        if view is None:
+            return
+        for feed in self._table_feeds:
+            feed.offer(view)
+        waiters = self._waiters.get(table.contest_id)
+        if waiters and not view.stale:
+            for after, future in waiters:
+                if view.version > after and not future.done():
+                    future.set_result(view)
+
+    # ------------------------------------------------------------------ feeds
+
+    def updates(
+        self,
+        *,
+        channel: str | None = None,
+        contest_ids: Iterable[str] | None = None,
+        maxsize: int = 1000,
+        overflow: OverflowStrategy = OverflowStrategy.BLOCK,
+    ) -> Feed[StreamUpdate]:
+        """An async iterator over incoming updates (``liquidity.update``, ``contest_state.update``, unknown).
+
+        Registered at once: every update from now on is kept. With the default BLOCK overflow nothing is lost;
+        a consumer that falls behind makes the stream stop reading (which delays the tables too).
+
+        Args:
+            channel: only this channel's updates (None: all, including unknown message types).
+            contest_ids: only these contests.
+            maxsize: pending updates before the overflow strategy applies.
+            overflow: what to do when full.
+
+        Raises:
+            OpenMarketsConnectionError: the stream is closed.
+        """
+        self._check_open()
+        kinds = _CHANNEL_KINDS.get(channel, ()) if channel is not None else None
+        queue: MessageQueue[StreamUpdate] = MessageQueue(maxsize, overflow)
+        accept = contest_filter(None if contest_ids is None else set(contest_ids), kinds)
+        feed: Feed[StreamUpdate] = Feed(queue, accept, self._detach)
+        self._update_feeds = (*self._update_feeds, feed)
+        return feed
+
+    def tables(self, *, contest_ids: Iterable[str] | None = None, maxsize: int = 1000) -> Feed[LiquidityView]:
+        """An async iterator over table views: the current ones first, then one per change.
+
+        Conflated per contest: a slow consumer gets the newest view of each contest, never a backlog.
+
+        Raises:
+            OpenMarketsConnectionError: the stream is closed.
+        """
+        self._check_open()
+        wanted = None if contest_ids is None else set(contest_ids)
+        queue: MessageQueue[LiquidityView] = MessageQueue(
+            maxsize, OverflowStrategy.CONFLATE, conflate_key=lambda view: view.contest_id
+        )
+        feed: Feed[LiquidityView] = Feed(queue, contest_filter(wanted, None), self._detach)
+        for view in self.views.values():
+            feed.offer(view)
+        self._table_feeds = (*self._table_feeds, feed)
+        return feed
+
+    def _detach(self, feed: Feed[Any]) -> None:
+        self._update_feeds = tuple(f for f in self._update_feeds if f is not feed)
+        self._table_feeds = tuple(f for f in self._table_feeds if f is not feed)
+
+    # ------------------------------------------------------------------ round trips
+
+    async def ping(self, connection: int = 0) -> PongMessage:
+        """Send the ``ping`` action on one connection and return the ``pong``.
+
+        Args:
+            connection: index into :attr:`connections`.
+
+        Raises:
+            IndexError: no such connection.
+            OpenMarketsConnectionError: the connection is down or did not answer in time.
+        """
+        self._check_open()
+        return await self._links[connection].ping()
+
+    async def sync(self) -> None:
+        """Wait until everything the server sent so far is applied: every connection streaming, a ping round
+        trip on each (the server answers in order), and every pending table rebuild finished.
+
+        Bound it with ``asyncio.timeout`` if the server may be unreachable.
+
+        Raises:
+            OpenMarketsError: the stream ended (its terminal error), or a ping failed.
+        """
+        self._check_open()
+        for link in list(self._links):
+            while True:
+                await link.wait_ready()
+                self._check_open()
+                try:
+                    await link.ping()
+                    break
+                except OpenMarketsConnectionError:
+                    if link.connected or link.closing:
+                        raise
+                    # It dropped meanwhile: wait for the reconnect, then round-trip again.
+        if self._refresher is not None:
+            await self._refresher.wait_idle()
+        self._check_open()
+
+    # ------------------------------------------------------------------ errors
+
+    def _report(self, error: OpenMarketsError) -> None:
+        logger.warning("%s", error)
+        if self._hooks is not None and self._on_error is not None:
+            self._hooks.dispatch(_ERRORS, error)
+
+    def report(self, error: OpenMarketsError) -> None:
+        """Report an error to ``on_error`` (used by the refresher)."""
+        self._report(error)
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closing or self._terminal is not None
+
+    def _check_open(self) -> None:
+        if self._terminal is not None:
+            raise self._terminal
+        if self._closing or not self._started:
+            raise OpenMarketsConnectionError("the stream is not open: use `async with LiquidityStream(...) as s:`")

@@ -1,0 +1,428 @@
+"""The ``kalshi`` command: every command driven through typer's CliRunner against a real simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import kalshi.cli.markets as markets_module
+from kalshi.auth import ENV_KEY_ID, ENV_PRIVATE_KEY, ENV_PRIVATE_KEY_PATH, generate_private_key_pem
+from kalshi.cli.common import ConnectOptions, resolve_auth, resolve_config, split_values
+from kalshi.cli.demo import DemoState, RateMeter, TickerRow, TradeRow, render_demo
+from kalshi.cli.main import app, main
+from kalshi.config import KalshiConfig
+from kalshi.models.markets import Orderbook
+from test_cli_support import SimThread
+
+COMMANDS = ["demo", "book", "stream", "markets", "sim", "record", "replay"]
+NO_CREDENTIALS: dict[str, str | None] = {ENV_KEY_ID: None, ENV_PRIVATE_KEY_PATH: None, ENV_PRIVATE_KEY: None}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env={"COLUMNS": "120", **NO_CREDENTIALS})
+
+
+@pytest.fixture(scope="module")
+def live_sim() -> Any:
+    """A busy open simulator shared by the read-only command tests."""
+    with SimThread(seed=11, markets=4, rate=300.0, open_access=True, lifecycle=False) as st:
+        yield st
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------------- help, version
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(runner: CliRunner, command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: kalshi " + command in result.output
+    assert "Examples" in result.output
+    assert f"$ kalshi {command}" in result.output
+
+
+def test_top_level_help_lists_commands_and_version(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.output
+    assert "kalshi demo" in result.output
+    version = runner.invoke(app, ["--version"])
+    assert version.exit_code == 0 and version.output.startswith("kalshi-kit ")
+
+
+def test_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert main(["stream", "ticker", "--env", "nowhere"]) == 2
+    assert "unknown --env 'nowhere'" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+EXPECTED_FRAME = """\
+kalshi demo  simulator http://127.0.0.1:8765 (seed 7)  STREAMING  12,345 msgs  678 msg/s  reconnects 1  42 s
+╭─ KXFED-25DEC-T4.00 ────────────────╮ ╭─ KXFED-25DEC-T4.25 ────────────────╮
+│ Bid size     Bid     Ask  Ask size │ │ Bid size     Bid     Ask  Ask size │
+│    10.00  0.4500  0.4695      7.00 │ │  waiting                           │
+│     2.50  0.4400  0.4800     12.50 │ ╰────────────────── no snapshot yet ─╯
+│    50.00  0.4300                   │                                       
+╰─────── spread 0.0195  mid 0.45975 ─╯                                       
+Tickers                                                      Trades                                                  
+┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┓  ┏━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━┳━━━━━━┓
+┃ Market            ┃    Bid ┃    Ask ┃   Last ┃   Volume ┃  ┃ Time     ┃ Market            ┃ Taker ┃    Yes ┃ Size ┃
+┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━┩  ┡━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━╇━━━━━━┩
+│ KXFED-25DEC-T4.00 │ 0.4500 │ 0.4700 │ 0.4600 │ 1,234.50 │  │ 22:13:20 │ KXFED-25DEC-T4.00 │ yes   │ 0.4700 │ 3.00 │
+└───────────────────┴────────┴────────┴────────┴──────────┘  │ --:--:-- │ KXFED-25DEC-T4.25 │ -     │      - │    - │
+                                                             └──────────┴───────────────────┴───────┴────────┴──────┘
+Ctrl-C to quit
+"""
+
+
+def demo_state() -> DemoState:
+    book = Orderbook.from_levels(
+        "KXFED-25DEC-T4.00", yes=[(4500, 1000), (4400, 250), (4300, 5000)], no=[(5305, 700), (5200, 1250)]
+    )
+    return DemoState(
+        source="simulator http://127.0.0.1:8765 (seed 7)",
+        connection="streaming",
+        markets=["KXFED-25DEC-T4.00", "KXFED-25DEC-T4.25"],
+        books={"KXFED-25DEC-T4.00": book},
+        tickers={
+            "KXFED-25DEC-T4.00": TickerRow(Decimal("0.4500"), Decimal("0.4700"), Decimal("0.4600"), Decimal("1234.50"))
+        },
+        trades=deque(
+            [
+                TradeRow(1_700_000_000_000, "KXFED-25DEC-T4.00", "yes", Decimal("0.4700"), Decimal("3.00")),
+                TradeRow(None, "KXFED-25DEC-T4.25", None, None, None),
+            ]
+        ),
+        messages=12_345,
+        rate=678.4,
+        reconnects=1,
+        elapsed=42.4,
+    )
+
+
+def test_render_demo_frame_snapshot() -> None:
+    # Ask = $1 - best NO bid (0.5305 -> 0.4695); the half-tick mid keeps its fifth decimal; a market
+    # without a snapshot shows a placeholder; a trade without a timestamp shows dashes.
+    console = Console(record=True, width=120, color_system=None, force_terminal=False)
+    console.print(render_demo(demo_state()))
+    assert console.export_text() == EXPECTED_FRAME
+
+
+def test_render_demo_is_pure() -> None:
+    state = demo_state()
+    before = (dict(state.books), dict(state.tickers), list(state.trades), state.messages)
+    first = Console(record=True, width=120, color_system=None)
+    second = Console(record=True, width=120, color_system=None)
+    first.print(render_demo(state))
+    second.print(render_demo(state))
+    assert first.export_text() == second.export_text()
+    assert (dict(state.books), dict(state.tickers), list(state.trades), state.messages) == before
+
+
+def test_rate_meter_reports_messages_per_second_over_its_window() -> None:
+    now = [100.0]
+    meter = RateMeter(window=2.0, clock=lambda: now[0])
+    assert meter.rate(0) == 0.0
+    now[0] = 101.0
+    assert meter.rate(500) == 500.0
+    now[0] = 102.0
+    assert meter.rate(1500) == 750.0
+    now[0] = 104.5  # the samples older than the window are dropped
+    assert meter.rate(2000) == pytest.approx(500 / 2.5)
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+
+def test_demo_runs_for_two_seconds_and_shows_books(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["demo", "--duration", "2", "--markets", "3", "--seed", "4", "--rate", "80"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "kalshi demo" in out and "STREAMING" in out
+    assert out.count("Bid size") >= 3  # three ladders in each printed frame
+    assert re.search(r"\d+\.\d\d\s+0\.\d{4}\s+0\.\d{4}\s+\d+\.\d\d", out), "a ladder row with bid and ask"
+    assert re.search(r"spread 0\.\d{4}", out)
+    assert "Trades" in out and "Tickers" in out
+
+
+# ------------------------------------------------------------------------------------------- stream, book
+
+
+def test_stream_json_lines_are_the_wire_messages(runner: CliRunner, live_sim: SimThread) -> None:
+    tickers = live_sim.call(lambda sim: sim.tickers)
+    result = runner.invoke(app, ["stream", "ticker", "--url", live_sim.url, "--json", "--count", "5"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5
+    for line in lines:
+        message = json.loads(line)
+        assert message["type"] == "ticker"
+        assert message["msg"]["market_ticker"] in tickers
+        assert Decimal(message["msg"]["yes_bid_dollars"]) >= 0
+
+
+def test_stream_orderbook_readable_lines(runner: CliRunner, live_sim: SimThread) -> None:
+    ticker = live_sim.call(lambda sim: sim.tickers[0])
+    result = runner.invoke(app, ["stream", "orderbook_delta", "-m", ticker, "--url", live_sim.url, "-n", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert "orderbook_snapshot" in lines[0] and ticker in lines[0]
+    assert all("orderbook_delta" in line and "seq" in line for line in lines[1:])
+
+
+def test_stream_orderbook_needs_a_market(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["stream", "orderbook_delta", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "--market" in result.stderr
+
+
+def test_book_json_matches_the_exchange(runner: CliRunner) -> None:
+    with SimThread(seed=3, markets=2, rate=0.0, open_access=True, lifecycle=False) as st:
+        st.call(lambda sim: sim.step(300))
+        truth = st.call(lambda sim: max((sim.book(t) for t in sim.tickers), key=lambda b: len(b.yes) + len(b.no)))
+        ticker = truth.market_ticker
+        result = runner.invoke(app, ["book", ticker, "--url", st.url, "--json", "--count", "1"])
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    book = json.loads(line)
+    assert book["market_ticker"] == ticker
+    assert book["yes"] == truth.to_dict()["yes"] and book["no"] == truth.to_dict()["no"]
+    assert truth.to_dict()["yes"], "the stepped market has resting bids"
+
+
+def test_book_once_prints_every_ladder(runner: CliRunner, live_sim: SimThread) -> None:
+    tickers = live_sim.call(lambda sim: sim.tickers[:2])
+    result = runner.invoke(app, ["book", *tickers, "--url", live_sim.url, "--once", "--depth", "3"])
+    assert result.exit_code == 0, result.output
+    assert all(ticker in result.stdout for ticker in tickers)
+    assert result.stdout.count("Bid size") == 2
+
+
+# ------------------------------------------------------------------------------------------- markets
+
+
+def market_json(ticker: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "ticker": ticker,
+        "event_ticker": ticker.rsplit("-", 1)[0],
+        "market_type": "binary",
+        "title": f"Will {ticker} happen?",
+        "yes_sub_title": "Yes",
+        "no_sub_title": "No",
+        "created_time": "2025-01-01T00:00:00Z",
+        "updated_time": "2025-01-01T00:00:00Z",
+        "open_time": "2025-01-01T00:00:00Z",
+        "close_time": "2025-12-31T20:00:00Z",
+        "latest_expiration_time": "2026-01-01T00:00:00Z",
+        "settlement_timer_seconds": 60,
+        "status": "active",
+        "yes_bid_dollars": "0.4500",
+        "yes_bid_size_fp": "10.00",
+        "yes_ask_dollars": "0.4700",
+        "yes_ask_size_fp": "5.00",
+        "no_bid_dollars": "0.5300",
+        "no_ask_dollars": "0.5500",
+        "last_price_dollars": "0.4600",
+        "volume_fp": "1234.50",
+        "volume_24h_fp": "10.00",
+        "result": "",
+        "can_close_early": True,
+        "open_interest_fp": "100.00",
+        "notional_value_dollars": "1.0000",
+        "previous_yes_bid_dollars": "0.4400",
+        "previous_yes_ask_dollars": "0.4800",
+        "previous_price_dollars": "0.4500",
+        "settlement_bounds_type": "inclusive",
+        "expiration_value": "",
+        "rules_primary": "rules",
+        "rules_secondary": "",
+        "price_level_structure": "linear_cent",
+        "price_ranges": [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}],
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.fixture
+def markets_api(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
+    """The REST markets endpoint as an httpx.MockTransport: two pages joined by a cursor."""
+    seen: list[httpx.Request] = []
+    pages = {
+        "": {"markets": [market_json("KXFED-25DEC-T4.00"), market_json("KXFED-25DEC-T4.25")], "cursor": "page2"},
+        "page2": {"markets": [market_json("KXFED-25DEC-T4.50", yes_bid_dollars="0.0100")], "cursor": ""},
+    }
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        assert request.url.path == "/trade-api/v2/markets"
+        return httpx.Response(200, json=pages[request.url.params.get("cursor", "")])
+
+    monkeypatch.setattr(markets_module, "rest_transport", lambda: httpx.MockTransport(handle))
+    return seen
+
+
+def test_markets_table_follows_pages(runner: CliRunner, markets_api: list[httpx.Request]) -> None:
+    result = runner.invoke(app, ["markets", "--series", "KXFED", "--env", "demo"])
+    assert result.exit_code == 0, result.output
+    for ticker in ("KXFED-25DEC-T4.00", "KXFED-25DEC-T4.25", "KXFED-25DEC-T4.50"):
+        assert ticker in result.stdout
+    assert "1,234.50" in result.stdout and "0.0100" in result.stdout
+    assert "3 market(s)" in result.stdout
+    assert len(markets_api) == 2
+    assert markets_api[0].url.params["status"] == "open"
+    assert markets_api[0].url.params["series_ticker"] == "KXFED"
+    assert markets_api[1].url.params["cursor"] == "page2"
+    assert "KALSHI-ACCESS-KEY" not in markets_api[0].headers  # public endpoint, no credentials given
+
+
+def test_markets_json_lines_and_limit(runner: CliRunner, markets_api: list[httpx.Request]) -> None:
+    result = runner.invoke(app, ["markets", "--json", "--limit", "2", "--status", "", "--env", "demo"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["ticker"] for row in rows] == ["KXFED-25DEC-T4.00", "KXFED-25DEC-T4.25"]
+    assert rows[0]["yes_bid_dollars"] == "0.4500"
+    assert len(markets_api) == 1 and "status" not in markets_api[0].url.params
+
+
+def test_markets_api_error_is_one_line(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"code": "unauthorized", "message": "bad signature"}})
+
+    monkeypatch.setattr(markets_module, "rest_transport", lambda: httpx.MockTransport(handle))
+    result = runner.invoke(app, ["markets", "--env", "demo"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "credentials refused" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stream", "ticker", "--env", "demo"],
+        ["book", "KXFED-25DEC-T4.00", "--env", "prod"],
+        ["record", "-c", "ticker", "--out", "unused", "--env", "demo"],
+    ],
+)
+def test_missing_credentials_name_the_variables(runner: CliRunner, args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert ENV_KEY_ID in result.stderr and ENV_PRIVATE_KEY_PATH in result.stderr
+    assert "--key-id" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_key_file_is_reported(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["stream", "ticker", "--env", "demo", "--key-id", "abc", "--key-path", str(tmp_path / "none.pem")]
+    )
+    assert result.exit_code == 2
+    assert "private key file not found" in result.stderr
+
+
+def test_unreachable_host_is_one_clear_line(runner: CliRunner) -> None:
+    port = closed_port()
+    for args in (["stream", "ticker"], ["book", "X"], ["record", "-c", "ticker", "--out", "unused"]):
+        result = runner.invoke(app, [*args, "--url", f"http://127.0.0.1:{port}"])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == f"error: cannot reach 127.0.0.1:{port}: Connection refused (is the server running?)\n"
+    assert not Path("unused").exists()
+
+
+def test_refused_credentials_are_one_clear_line(runner: CliRunner) -> None:
+    with SimThread(seed=1, markets=2, rate=0.0, open_access=False) as st:
+        result = runner.invoke(app, ["stream", "ticker", "--url", st.url])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert "credentials refused (HTTP 401)" in result.stderr and "--open" in result.stderr
+
+
+def test_unknown_env_and_bad_options(runner: CliRunner) -> None:
+    assert runner.invoke(app, ["stream", "ticker", "--env", "staging"]).exit_code == 2
+    assert runner.invoke(app, ["demo", "--duration", "0"]).exit_code == 2
+    bad = runner.invoke(app, ["sim", "--faults", "drop_every=soon"])
+    assert bad.exit_code == 2 and "--faults" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- common
+
+
+def test_split_values_accepts_repeats_and_commas() -> None:
+    assert split_values(["a,b", " c ", "a", ""]) == ["a", "b", "c"]
+    assert split_values(None) == []
+
+
+def test_resolve_auth_precedence(tmp_path: Path) -> None:
+    private_pem, _public = generate_private_key_pem("ed25519")
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(private_pem)
+    local = resolve_config(ConnectOptions(url="http://127.0.0.1:8765"))
+    demo = resolve_config(ConnectOptions(env="demo"))
+    assert local == KalshiConfig.local("http://127.0.0.1:8765") and demo == KalshiConfig.demo()
+    # No credentials: fine for a local simulator, not for the exchange's WebSocket.
+    assert resolve_auth(ConnectOptions(), local, required=True, environ={}) is None
+    assert resolve_auth(ConnectOptions(), demo, required=False, environ={}) is None
+    # Environment variables, then flags over them.
+    from_env = resolve_auth(
+        ConnectOptions(), demo, required=True, environ={ENV_KEY_ID: "env-key", ENV_PRIVATE_KEY_PATH: str(key_file)}
+    )
+    assert from_env is not None and from_env.key_id == "env-key"
+    from_flags = resolve_auth(
+        ConnectOptions(key_id="flag-key", key_path=str(key_file)),
+        demo,
+        required=True,
+        environ={ENV_KEY_ID: "env-key", ENV_PRIVATE_KEY: "not a pem"},
+    )
+    assert from_flags is not None and from_flags.key_id == "flag-key"
+
+
+# ------------------------------------------------------------------------------------------- kalshi sim
+
+
+def test_sim_command_serves_until_interrupted() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kalshi.cli.main", "sim", "--port", "0", "--open", "--markets", "2", "--rate", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, first
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=5):
+            pass
+        assert "open access" in "".join(process.stdout.readline() for _ in range(2))
+    finally:
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
