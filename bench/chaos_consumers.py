@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
@@ -395,9 +396,10 @@ class OrderFlow:
             from kalshi._fixed import format_count, format_price
 
             try:
+                # A client_order_id makes the POST idempotent, so the REST client may retry a 429/503.
                 await self.rest.orders.create_order_v2(
                     ticker=ticker, side=side, count=format_count(units), price=format_price(price),
-                    time_in_force=tif, self_trade_prevention_type="taker_at_cross",
+                    time_in_force=tif, self_trade_prevention_type="taker_at_cross", client_order_id=str(uuid.uuid4()),
                 )
                 return
             except KalshiAPIError as exc:

@@ -81,10 +81,12 @@ class FaultScheduler:
     async def run(self) -> None:
         kinds = list(_WEIGHTS)
         weights = [_WEIGHTS[k] for k in kinds]
+        # Every kind once first (in random order), so that even a short run covers them all; then by weight.
+        first_round = self.rng.sample(kinds, len(kinds))
         while True:
             await asyncio.sleep(self.rng.uniform(*self.every))
             async with self.lock:
-                kind = self.rng.choices(kinds, weights)[0]
+                kind = first_round.pop() if first_round else self.rng.choices(kinds, weights)[0]
                 if (
                     self.refuse_401_after is not None
                     and not self.injected["refuse_401"]
@@ -130,15 +132,28 @@ class FaultScheduler:
         self.injected[kind] += 1
         log.info("injected %s", kind)
 
+    async def _refused(self) -> int:
+        counts: dict[str, int] = await self.remote.call("counts")
+        return counts.get("refuse", 0)
+
     async def _refusal(self, status: int) -> None:
-        before = (await self.remote.call("counts")).get("refuse", 0)
-        duration = 0.3 if status == 401 else self.rng.uniform(1.0, 3.0)
-        retry_after = 1.0 if status == 429 else None
-        await self.remote.fault("refuse_handshakes", status, duration, retry_after=retry_after)
-        await self.remote.fault("drop")
-        await asyncio.sleep(duration + 0.2)
-        after = (await self.remote.call("counts")).get("refuse", 0)
-        self.refused_handshakes[str(status)] += after - before
+        before = await self._refused()
+        if status == 401:
+            # Exactly one refused handshake: refuse until the dropped client has tried once (a client whose
+            # reading is paused by its slow consumer only notices the drop when it resumes).
+            await self.remote.fault("refuse_handshakes", 401, 10.0)
+            await self.remote.fault("drop")
+            deadline = time.monotonic() + 10.0
+            while await self._refused() == before and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            await self.remote.fault("stop_refusing")
+        else:
+            duration = self.rng.uniform(1.0, 3.0)
+            retry_after = 1.0 if status == 429 else None
+            await self.remote.fault("refuse_handshakes", status, duration, retry_after=retry_after)
+            await self.remote.fault("drop")
+            await asyncio.sleep(duration + 0.2)
+        self.refused_handshakes[str(status)] += await self._refused() - before
 
     async def _dead_link(self) -> bool:
         """Stall one connection with pings ignored until the client's heartbeat gives up on it."""

@@ -250,6 +250,8 @@ class _Firehose(WSListener):
             for chunk in plan.chunks[: run.frames // CHUNK_FRAMES]:
                 if not self.writable.is_set():
                     await self.writable.wait()
+                if raw.is_closing():
+                    return
                 raw.write(chunk)
             return
         times = self.state.send_times

@@ -3,7 +3,7 @@
 The server (bench/firehose.py, picows) answers the subscribe commands and pours the realistic mix: 70%
 ``orderbook_delta``, 28% ``ticker``, 2% ``orderbook_snapshot`` of 20-90 levels, 40 markets on 4 book sids and one
 ticker sid, current fixed-point fields, seq continuous per sid. Every client subscribes the same way (4 book
-subscriptions of 10 markets, then one ticker subscription) and is timed from the answer to its last subscribe to
+subscriptions of 10 markets, then one ticker subscription of the whole feed) and is timed from the answer to its last subscribe to
 its last message (best of ``--rounds``). Side by side:
 
 (a) raw transport drain: ``kalshi.ws.transport`` only, frames counted, no decoding;
@@ -53,8 +53,8 @@ def subscribe_commands() -> list[bytes]:
     for n, first in enumerate(range(0, len(TICKERS), MARKETS_PER_SID), start=1):
         params = {"channels": ["orderbook_delta"], "market_tickers": TICKERS[first : first + MARKETS_PER_SID]}
         out.append(json.dumps({"id": n, "cmd": "subscribe", "params": params}).encode())
-    params = {"channels": ["ticker"], "market_tickers": TICKERS}
-    out.append(json.dumps({"id": len(out) + 1, "cmd": "subscribe", "params": params}).encode())
+    ticker = {"id": len(out) + 1, "cmd": "subscribe", "params": {"channels": ["ticker"]}}
+    out.append(json.dumps(ticker).encode())
     return out
 
 
@@ -62,12 +62,17 @@ def subscribe_commands() -> list[bytes]:
 class Result:
     messages: int
     seconds: float
+    cpu: float = 0.0  # CPU seconds of this (client) process over the same span
     notes: str = ""
     stamps: dict[tuple[int, int], int] = field(default_factory=dict)  # (sid, seq) -> receive ns
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.messages / self.cpu if self.cpu else 0.0
 
 
 # -- (a) and (b): the transport alone ---------------------------------------------------------------------------
@@ -77,16 +82,16 @@ async def run_transport(url: str, frames: int, *, decode: bool) -> Result:
     done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
     total = frames + SUBSCRIBES
     count = 0
-    started = 0.0
+    started = cpu_started = 0.0
     decoder = MESSAGE_DECODER.decode
 
     def on_frame(payload: bytes) -> None:
-        nonlocal count, started
+        nonlocal count, started, cpu_started
         count += 1
         if decode:
             decoder(payload)
         if count == SUBSCRIBES:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
         elif count == total:
             done.set_result(time.perf_counter())
 
@@ -102,8 +107,9 @@ async def run_transport(url: str, frames: int, *, decode: bool) -> Result:
     for command in subscribe_commands():
         conn.send(command)
     end = await done
+    cpu = time.process_time() - cpu_started
     await conn.close()
-    return Result(frames, end - started)
+    return Result(frames, end - started, cpu)
 
 
 # -- (c) and (d): our client ----------------------------------------------------------------------------------
@@ -136,16 +142,16 @@ async def run_client(url: str, book_frames: int, ticker_frames: int, *, views: b
     async with ws.connect() as session:
         books = await (session.orderbook(TICKERS) if views else session.subscribe_orderbook_delta(TICKERS))
         consumers = [asyncio.create_task(consume(books, book_frames, stamps if stamp else None))]
-        tickers = await session.subscribe_ticker(tickers=TICKERS)
-        started = time.perf_counter()
+        tickers = await session.subscribe_ticker()  # the whole feed: the firehose's 40 markets
+        started, cpu_started = time.perf_counter(), time.process_time()
         consumers.append(asyncio.create_task(consume(tickers, ticker_frames, None)))
         delivered_books, delivered_tickers = await asyncio.gather(*consumers)
-        end = time.perf_counter()
+        end, cpu = time.perf_counter(), time.process_time() - cpu_started
     notes = f"books: {delivered_books:,} delivered"
     if books.conflated:
         notes += f" + {books.conflated:,} conflated views"
     notes += f"; tickers: {delivered_tickers:,} delivered + {tickers.conflated:,} conflated"
-    return Result(book_frames + ticker_frames, end - started, notes, stamps)
+    return Result(book_frames + ticker_frames, end - started, cpu, notes, stamps)
 
 
 # -- (e): the naive client ----------------------------------------------------------------------------------------
@@ -214,19 +220,19 @@ _NAIVE = pydantic.TypeAdapter(
 async def run_naive(url: str, frames: int, *, stamp: bool = False) -> Result:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     stamps: dict[tuple[int, int], int] = {}
-    started = 0.0
+    started = cpu_started = 0.0
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         for command in subscribe_commands():
             await ws.send(command.decode())
 
         async def read() -> None:
-            nonlocal started
+            nonlocal started, cpu_started
             seen = 0
             async for raw in ws:
                 message = _NAIVE.validate_python(json.loads(raw))
                 seen += 1
                 if seen == SUBSCRIBES:
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                 await queue.put(message)
 
         reader = asyncio.create_task(read())
@@ -239,9 +245,9 @@ async def run_naive(url: str, frames: int, *, stamp: bool = False) -> Result:
             received += 1
             if stamp and not isinstance(message, _TickerMessage):
                 stamps[(message.sid, message.seq)] = now()
-        end = time.perf_counter()
+        end, cpu = time.perf_counter(), time.process_time() - cpu_started
         reader.cancel()
-    return Result(frames, end - started, stamps=stamps)
+    return Result(frames, end - started, cpu, stamps=stamps)
 
 
 # -- running -------------------------------------------------------------------------------------------------------
@@ -299,11 +305,13 @@ async def main_async(args: argparse.Namespace) -> None:
             "e": "naive: websockets+json+pydantic+Queue",
         }
         naive = rows["e"].rate
-        print(f"{'':44s} {'msg/s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}")
+        naive_cpu = rows["e"].cpu_rate
+        print(f"{'':44s} {'msg/s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}   {'msg/CPU-s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}")
         for key, result in rows.items():
             print(
                 f"({key}) {names[key]:40s} {result.rate:11,.0f} {result.rate / rows['b'].rate:6.0%} "
-                f"{result.rate / naive:6.1f}x"
+                f"{result.rate / naive:6.1f}x   {result.cpu_rate:11,.0f} {result.cpu_rate / rows['b'].cpu_rate:6.0%} "
+                f"{result.cpu_rate / naive_cpu:6.1f}x"
             )
             if result.notes:
                 print(f"    {result.notes}")

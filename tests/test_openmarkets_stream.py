@@ -62,9 +62,10 @@ def assert_tables_match(stream: LiquidityStream, server: OpenMarketsServer, cont
         assert rows(view) == server.truth(contest), contest
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def eventually(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    """Poll a condition the client reaches through background tasks (reconnects, hooks), failing after limit s."""
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110 - conditions on plain attributes, no event to wait on
             await asyncio.sleep(0.005)
 
 
@@ -322,12 +323,12 @@ async def test_three_connections_per_key(server: OpenMarketsServer) -> None:
 
 
 async def test_ping_pong_and_answering_server_pings() -> None:
-    async with OpenMarketsServer(seed=1, contests=2, rate=0, api_keys=[KEY], ping_interval=0.05) as srv:
-        async with stream_for(srv) as stream:
-            pong = await stream.ping()
-            assert pong.server_time is not None
-            await eventually(lambda: bool(srv.connections) and srv.connections[0].pongs_received >= 3)
-            assert stream.reconnects == 0 and stream.state is ConnectionState.STREAMING
+    srv = OpenMarketsServer(seed=1, contests=2, rate=0, api_keys=[KEY], ping_interval=0.05)
+    async with srv, stream_for(srv) as stream:
+        pong = await stream.ping()
+        assert pong.server_time is not None
+        await eventually(lambda: bool(srv.connections) and srv.connections[0].pongs_received >= 3)
+        assert stream.reconnects == 0 and stream.state is ConnectionState.STREAMING
 
 
 async def test_reconnect_resubscribes_and_rebuilds_tables(server: OpenMarketsServer) -> None:

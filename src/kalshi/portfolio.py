@@ -146,7 +146,11 @@ class Portfolio:
 
     async def _consume(self, sub: Subscription[Any], apply: Callable[[Any], None]) -> None:
         async for message in sub:
-            apply(message)
+            # Held while a reconciliation runs: applied before its snapshot replaces local state, an update
+            # newer than the snapshot would be overwritten and lost. Applied after it, messages come in order,
+            # so the last one of each channel leaves the state current.
+            async with self._reconcile_lock:
+                apply(message)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -221,6 +225,9 @@ class Portfolio:
 
     async def reconcile(self, *, report: bool = True) -> list[Correction]:
         """Re-read balance, positions and resting orders over REST; replace local state; return the differences.
+
+        WebSocket updates that arrive meanwhile are applied after the snapshot (so none is lost); one that the
+        snapshot already contains may then show up as a correction too.
 
         Raises:
             KalshiError: a REST call failed (local state is left as it was).

@@ -161,10 +161,6 @@ class Link:
         """Wait until connected with every subscription of ``desired`` restored."""
         await self._ready.wait()
 
-    def release_waiters(self) -> None:
-        """Wake :meth:`wait_ready` callers for good (the stream ended; they check why)."""
-        self._ready.set()
-
     def set_streaming(self) -> None:
         """Called by the owner once the subscriptions are in place."""
         if self.connected:

@@ -1,10 +1,12 @@
 """LiquidityStream: the asyncio client of the OpenMarkets liquidity stream.
 
 Layers: each :class:`~openmarkets.link.Link` is one WebSocket connection on kalshi-kit's transport, decoding
-frames synchronously and handing them here. This module spreads contests over links (200 per connection, 3
-connections per key), keeps one :class:`~openmarkets.table.ContestTable` per ``liquidity`` contest (rebuilt
-from REST when the server says ``refresh_required``, after reconnects and on first subscribe), and fans
-messages out to bounded feeds. Tasks (link supervisors, REST refreshes, backpressure resumes) are kept by a
+frames synchronously and handing them here. :class:`~openmarkets.pool.LinkPool` spreads contests over links
+(200 per connection, 3 connections per key) and restores subscriptions after reconnects;
+:class:`~openmarkets.book.LiquidityBook` keeps one table per ``liquidity`` contest, rebuilt from REST when the
+server says ``refresh_required``, after reconnects and on first subscribe. This module is the public face: it
+routes messages, fans updates out to bounded feeds (pausing a connection when a BLOCK feed is full) and
+reports errors and states. Tasks (link supervisors, REST rebuilds, backpressure resumes) are kept by a
 :class:`kalshi.ws.hooks.HookRunner`, which also runs the ``on_error`` and ``on_state_change`` hooks off the
 receive path.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -27,6 +29,7 @@ from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.connection import ConnectionState
 from kalshi.ws.hooks import HookRunner
 from openmarkets._redact import install_log_filter, redact_url, with_api_key
+from openmarkets.book import LiquidityBook
 from openmarkets.errors import (
     OpenMarketsConnectionError,
     OpenMarketsError,
@@ -46,10 +49,11 @@ from openmarkets.models import (
     PongMessage,
     UnknownMessage,
 )
-from openmarkets.placement import check_contest_ids, place_contests
+from openmarkets.placement import check_contest_ids
+from openmarkets.pool import LinkPool
 from openmarkets.refresh import Refresher
 from openmarkets.rest import LiquidityRest, rest_url_for
-from openmarkets.table import ContestTable, LiquidityView
+from openmarkets.table import LiquidityView
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -181,17 +185,21 @@ class LiquidityStream:
         self._on_error = on_error
         self._on_state_change = on_state_change
 
-        self._links: list[Link] = []
-        self._next_link = 0
-        self._tables: dict[str, ContestTable] = {}
+        self._book = LiquidityBook(self._report)
         self._states: dict[str, str] = {}
         self._update_feeds: tuple[Feed[Any], ...] = ()
-        self._table_feeds: tuple[Feed[Any], ...] = ()
-        self._waiters: dict[str, list[tuple[int, asyncio.Future[LiquidityView]]]] = {}
         self._resume_tasks: dict[int, asyncio.Task[Any]] = {}
-        self._lock = asyncio.Lock()
         self._hooks: HookRunner | None = None
-        self._refresher: Refresher | None = None
+        self._pool = LinkPool(
+            self,
+            self._settings,
+            max_connections=max_connections,
+            per_connection=max_contests_per_connection,
+            book=self._book if maintain_tables else None,
+            spawn=self._spawn,
+            report=self._report,
+            changed=self._recompute_state,
+        )
         self._state = ConnectionState.DISCONNECTED
         self._started = False
         self._closing = False
@@ -201,7 +209,7 @@ class LiquidityStream:
     def __repr__(self) -> str:
         return (
             f"LiquidityStream(url={self._display_url!r}, state={self._state.value}, "
-            f"connections={len(self._links)}, contests={self.contest_count})"
+            f"connections={len(self._pool.links)}, contests={self.contest_count})"
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -238,9 +246,9 @@ class LiquidityStream:
                 verify_tls=self._settings.verify_tls,
                 client=self._http_client,
             )
-            self._refresher = Refresher(self, rest, hooks, self._settings, max_concurrent=self._max_fetches)
+            self._book.refresher = Refresher(self._book, rest, hooks, self._settings, max_concurrent=self._max_fetches)
         try:
-            await self._add_link()
+            await self._pool.add_link()
         except BaseException:
             await self.close()
             raise
@@ -250,22 +258,17 @@ class LiquidityStream:
         if self._closing:
             return
         self._closing = True
-        for link in list(self._links):
-            await link.close()
-        for feed in (*self._update_feeds, *self._table_feeds):
+        await self._pool.close_all()
+        for feed in self._update_feeds:
             feed.close()
+        self._book.close()
         for task in self._resume_tasks.values():
             task.cancel()
         self._resume_tasks.clear()
-        for waiters in self._waiters.values():
-            for _, future in waiters:
-                future.cancel()
-        self._waiters.clear()
         self._set_state(ConnectionState.CLOSED)
         if self._hooks is not None:
             await self._hooks.stop()
-        if self._refresher is not None:
-            await self._refresher.aclose()
+        await self._book.aclose()
 
     @property
     def state(self) -> ConnectionState:
@@ -284,29 +287,29 @@ class LiquidityStream:
     @property
     def greeting(self) -> ConnectedMessage | None:
         """The ``connected`` greeting of the first connection (organization_id, api_key_id, server_time)."""
-        return self._links[0].greeting if self._links else None
+        return self._pool.links[0].greeting if self._pool.links else None
 
     @property
     def connections(self) -> list[ConnectionInfo]:
         """Every open connection, with its state and load."""
         return [
             ConnectionInfo(link.number, link.state, link.contest_count, link.reconnects, link.greeting)
-            for link in self._links
+            for link in self._pool.links
         ]
 
     @property
     def reconnects(self) -> int:
         """Reconnections over all connections."""
-        return sum(link.reconnects for link in self._links)
+        return sum(link.reconnects for link in self._pool.links)
 
     @property
     def contest_count(self) -> int:
         """Distinct contests subscribed over all channels."""
-        return sum(link.contest_count for link in self._links)
+        return self._pool.contest_count
 
     def contests(self, channel: str = CHANNEL_LIQUIDITY) -> list[str]:
         """The contests subscribed on ``channel``."""
-        return [contest for link in self._links for contest in link.desired.get(channel, {})]
+        return self._pool.contests(channel)
 
     # ------------------------------------------------------------------ subscribing
 
@@ -334,11 +337,11 @@ class LiquidityStream:
         """
         ids = check_contest_ids(contest_ids)
         self._check_open()
-        async with self._lock:
+        async with self._pool.lock:
             self._check_open()
             current = dict.fromkeys(self.contests(channel))
             target = dict.fromkeys(ids) if replace else {**current, **dict.fromkeys(ids)}
-            await self._reconcile(channel, target)
+            await self._pool.reconcile(channel, target)
 
     async def unsubscribe(self, contest_ids: Iterable[str] | None = None, *, channel: str = CHANNEL_LIQUIDITY) -> None:
         """Unsubscribe contests from a channel (all of the channel's contests when None).
@@ -349,132 +352,19 @@ class LiquidityStream:
         """
         drop = None if contest_ids is None else set(check_contest_ids(contest_ids))
         self._check_open()
-        async with self._lock:
+        async with self._pool.lock:
             self._check_open()
             target = {c: None for c in self.contests(channel) if drop is not None and c not in drop}
-            await self._reconcile(channel, target)
+            await self._pool.reconcile(channel, target)
 
-    async def _reconcile(self, channel: str, target: dict[str, None]) -> None:
-        """Make ``channel``'s contests exactly ``target``, spread over links (lock held)."""
-        others: dict[str, None] = {}
-        for link in self._links:
-            for name, ids in link.desired.items():
-                if name != channel:
-                    others.update(ids)
-        needed = {**target, **others}
-        placement = place_contests(
-            [[c for c in link.contests if c in needed] for link in self._links],
-            needed,
-            limit=self._per_connection,
-            max_connections=self._max_connections,
-        )
-        where: dict[str, Link] = {c: link for link in self._links for c in link.contests if c in needed}
-        for link, fresh in zip(self._links, placement.existing, strict=True):
-            where.update(dict.fromkeys(fresh, link))
-        try:
-            for contests in placement.new_connections:
-                link = await self._add_link()
-                where.update(dict.fromkeys(contests, link))
-            lists: dict[Link, dict[str, None]] = {link: {} for link in self._links}
-            for contest in target:
-                lists[where[contest]][contest] = None
-            if channel == CHANNEL_LIQUIDITY and self._maintain:
-                for contest in target:
-                    if contest not in self._tables:
-                        self._tables[contest] = ContestTable(contest)
-            changes = [
-                (link, dict(link.desired.get(channel, {})), new)
-                for link, new in lists.items()
-                if new != link.desired.get(channel, {})
-            ]
-            results = await asyncio.gather(
-                *(self._apply(link, channel, old, new) for link, old, new in changes), return_exceptions=True
-            )
-            errors = [result for result in results if isinstance(result, BaseException)]
-            if errors:
-                raise errors[0]
-        finally:
-            if channel == CHANNEL_LIQUIDITY:
-                self._drop_unsubscribed_tables()
-            await self._close_idle_links()
-
-    async def _apply(self, link: Link, channel: str, old: dict[str, None], new: dict[str, None]) -> None:
-        """Send one link's change for a channel; a link that is down gets it when it reconnects."""
-        link.desired[channel] = new
-        if not new:
-            del link.desired[channel]
-        added = [c for c in new if c not in old]
-        removed = [c for c in old if c not in new]
-        if not link.connected:
-            return
-        try:
-            if added:
-                await link.command("subscribe", channel, list(new))
-            elif removed:
-                await link.command("unsubscribe", channel, removed)
-        except OpenMarketsConnectionError:
-            if link.connected:
-                raise  # a live connection that did not answer: report it
-            return  # the connection dropped: its supervisor restores `desired` after reconnecting
-        except BaseException:
-            if old:
-                link.desired[channel] = old
-            else:
-                link.desired.pop(channel, None)
-            raise
-        if channel == CHANNEL_LIQUIDITY:
-            self._tables_live(added)
-
-    def _drop_unsubscribed_tables(self) -> None:
-        subscribed = set(self.contests(CHANNEL_LIQUIDITY))
-        for contest in [c for c in self._tables if c not in subscribed]:
-            del self._tables[contest]
-            if self._refresher is not None:
-                self._refresher.forget(contest)
-
-    def _tables_live(self, contests: Iterable[str]) -> None:
-        """The server confirmed these contests: their snapshots may be fetched now (never earlier)."""
-        refresher = self._refresher
-        for contest in contests:
-            table = self._tables.get(contest)
-            if table is not None:
-                table.live = True
-                if refresher is not None:
-                    refresher.ensure(contest)
-
-    # ------------------------------------------------------------------ links
-
-    async def _add_link(self) -> Link:
-        hooks = self._hooks
-        assert hooks is not None
-        link = Link(self, self._settings, self._next_link)
-        self._next_link += 1
-        self._links.append(link)
-        try:
-            await link.open(first=True)
-        except BaseException:
-            self._links.remove(link)
-            self._recompute_state()
-            raise
-        link.supervisor = hooks.spawn(link.supervise())
-        link.set_streaming()
-        return link
-
-    async def _close_idle_links(self) -> None:
-        for link in self._links[1:]:
-            if not link.desired:
-                self._links.remove(link)
-                await link.close()
-        self._recompute_state()
+    # ------------------------------------------------------------------ what the links report (LinkOwner)
 
     def link_message(self, link: Link, message: Message | UnknownMessage) -> None:
         """Every decoded frame of every link (receive path: synchronous, no awaiting)."""
         cls = message.__class__
         if cls is LiquidityUpdate:
             assert isinstance(message, LiquidityUpdate)
-            table = self._tables.get(message.contest_id)
-            if table is not None:
-                self._on_liquidity(table, message)
+            self._book.on_update(message)
         elif cls is ContestStateUpdate:
             assert isinstance(message, ContestStateUpdate)
             self._states[message.contest_id] = message.state
@@ -491,17 +381,6 @@ class LiquidityStream:
         if pause:
             self._pause(link)
 
-    def _on_liquidity(self, table: ContestTable, message: LiquidityUpdate) -> None:
-        if message.refresh_required:
-            table.invalidate()
-            self._publish(table)
-            if self._refresher is not None:
-                self._refresher.ensure(table.contest_id)
-        elif table.apply(message.changed_entries):
-            self._publish(table)
-        elif table.refreshing and self._refresher is not None:
-            self._refresher.ensure(table.contest_id)  # the buffer may have overflowed into a new generation
-
     def link_protocol_error(self, link: Link, error: OpenMarketsProtocolError) -> None:
         self.protocol_errors += 1
         self._report(error)
@@ -511,30 +390,11 @@ class LiquidityStream:
         task = self._resume_tasks.pop(link.number, None)
         if task is not None:
             task.cancel()
-        for contest in link.desired.get(CHANNEL_LIQUIDITY, {}):
-            table = self._tables.get(contest)
-            if table is not None:
-                table.live = False
-                table.invalidate()
-                self._publish(table)
+        self._book.lost(link.desired.get(CHANNEL_LIQUIDITY, {}))
 
     async def link_reconnected(self, link: Link) -> None:
         """Restore a reconnected link's subscriptions, then rebuild its tables."""
-        async with self._lock:
-            for channel, ids in list(link.desired.items()):
-                if link.closing or not link.connected:
-                    return  # dropped again: the supervisor goes round once more
-                try:
-                    await link.command("subscribe", channel, list(ids))
-                except OpenMarketsConnectionError:
-                    return
-                except OpenMarketsError as exc:
-                    self._report(exc)
-                    continue
-                if channel == CHANNEL_LIQUIDITY:
-                    self._tables_live(ids)
-            link.set_streaming()
-            logger.info("connection %d restored %d contests", link.number, link.contest_count)
+        await self._pool.restore(link)
 
     def link_failed(self, link: Link, error: OpenMarketsError) -> None:
         """Reconnecting a link cannot succeed: the whole stream ends with ``error``."""
@@ -543,27 +403,21 @@ class LiquidityStream:
         self._terminal = error
         logger.error("the stream ended: %s", error)
         self._report(error)
-        for feed in (*self._update_feeds, *self._table_feeds):
+        for feed in self._update_feeds:
             feed.fail(error)
-        for waiters in self._waiters.values():
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(error)
-        self._waiters.clear()
+        self._book.close(error)
         self._recompute_state()
         if self._hooks is not None:
             self._hooks.spawn(self._close_links())
 
     async def _close_links(self) -> None:
-        for link in list(self._links):
-            await link.close()
-            link.release_waiters()
+        await self._pool.close_all()
 
     def link_state_changed(self, link: Link) -> None:
         self._recompute_state()
 
     def _recompute_state(self) -> None:
-        states = {link.state for link in self._links if not link.closing}
+        states = {link.state for link in self._pool.links if not link.closing}
         if self._closing or self._terminal is not None:
             new = ConnectionState.CLOSED
         elif not states:
@@ -617,18 +471,12 @@ class LiquidityStream:
 
         During a rebuild this is still the last complete table, with ``stale=True``: never a partial one.
         """
-        table = self._tables.get(contest_id)
-        return table.view() if table is not None else None
+        return self._book.view(contest_id)
 
     @property
     def views(self) -> Mapping[str, LiquidityView]:
         """Every built table, by contest id."""
-        out: dict[str, LiquidityView] = {}
-        for contest, table in self._tables.items():
-            view = table.view()
-            if view is not None:
-                out[contest] = view
-        return out
+        return self._book.views
 
     def contest_state(self, contest_id: str) -> str | None:
         """The last state seen on the ``contest_state`` channel for a contest."""
@@ -641,44 +489,10 @@ class LiquidityStream:
             OpenMarketsError: the stream ended (its terminal error).
             asyncio.CancelledError: the stream was closed while waiting.
         """
-        current = self.table(contest_id)
-        if current is not None and not current.stale and current.version > after_version:
-            return current
-        self._check_open()
-        future: asyncio.Future[LiquidityView] = asyncio.get_running_loop().create_future()
-        entry = (after_version, future)
-        self._waiters.setdefault(contest_id, []).append(entry)
-        try:
-            return await future
-        finally:
-            waiters = self._waiters.get(contest_id)
-            if waiters is not None and entry in waiters:
-                waiters.remove(entry)
-                if not waiters:
-                    del self._waiters[contest_id]
-
-    def table_rebuilt(self, table: ContestTable) -> None:
-        """The refresher swapped in a rebuilt table."""
-        if self._tables.get(table.contest_id) is table:
-            self._publish(table)
-
-    def table_for(self, contest_id: str) -> ContestTable | None:
-        """The refresher's access to the live table object."""
-        return self._tables.get(contest_id)
-
-    def _publish(self, table: ContestTable) -> None:
-        if not self._table_feeds and not self._waiters:
-            return
-        view = table.view()
-        if view is None:
-            return
-        for feed in self._table_feeds:
-            feed.offer(view)
-        waiters = self._waiters.get(table.contest_id)
-        if waiters and not view.stale:
-            for after, future in waiters:
-                if view.version > after and not future.done():
-                    future.set_result(view)
+        current = self._book.view(contest_id)
+        if current is None or current.stale or current.version <= after_version:
+            self._check_open()
+        return await self._book.wait_for(contest_id, after_version)
 
     # ------------------------------------------------------------------ feeds
 
@@ -721,19 +535,10 @@ class LiquidityStream:
             OpenMarketsConnectionError: the stream is closed.
         """
         self._check_open()
-        wanted = None if contest_ids is None else set(contest_ids)
-        queue: MessageQueue[LiquidityView] = MessageQueue(
-            maxsize, OverflowStrategy.CONFLATE, conflate_key=lambda view: view.contest_id
-        )
-        feed: Feed[LiquidityView] = Feed(queue, contest_filter(wanted, None), self._detach)
-        for view in self.views.values():
-            feed.offer(view)
-        self._table_feeds = (*self._table_feeds, feed)
-        return feed
+        return self._book.feed(contest_ids, maxsize)
 
     def _detach(self, feed: Feed[Any]) -> None:
         self._update_feeds = tuple(f for f in self._update_feeds if f is not feed)
-        self._table_feeds = tuple(f for f in self._table_feeds if f is not feed)
 
     # ------------------------------------------------------------------ round trips
 
@@ -748,7 +553,7 @@ class LiquidityStream:
             OpenMarketsConnectionError: the connection is down or did not answer in time.
         """
         self._check_open()
-        return await self._links[connection].ping()
+        return await self._pool.links[connection].ping()
 
     async def sync(self) -> None:
         """Wait until everything the server sent so far is applied: every connection streaming, a ping round
@@ -760,7 +565,7 @@ class LiquidityStream:
             OpenMarketsError: the stream ended (its terminal error), or a ping failed.
         """
         self._check_open()
-        for link in list(self._links):
+        for link in list(self._pool.links):
             while True:
                 await link.wait_ready()
                 self._check_open()
@@ -771,24 +576,23 @@ class LiquidityStream:
                     if link.connected or link.closing:
                         raise
                     # It dropped meanwhile: wait for the reconnect, then round-trip again.
-        if self._refresher is not None:
-            await self._refresher.wait_idle()
+        if self._book.refresher is not None:
+            await self._book.refresher.wait_idle()
         self._check_open()
 
     # ------------------------------------------------------------------ errors
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        hooks = self._hooks
+        if hooks is None:  # never: links are only added after start() made the runner
+            coro.close()
+            raise OpenMarketsConnectionError("the stream is not started")
+        return hooks.spawn(coro)
 
     def _report(self, error: OpenMarketsError) -> None:
         logger.warning("%s", error)
         if self._hooks is not None and self._on_error is not None:
             self._hooks.dispatch(_ERRORS, error)
-
-    def report(self, error: OpenMarketsError) -> None:
-        """Report an error to ``on_error`` (used by the refresher)."""
-        self._report(error)
-
-    @property
-    def is_closing(self) -> bool:
-        return self._closing or self._terminal is not None
 
     def _check_open(self) -> None:
         if self._terminal is not None:

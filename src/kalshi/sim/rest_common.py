@@ -174,7 +174,7 @@ class Query:
             RestError: 400 when out of range.
         """
         value = self.integer("limit", default=default, lo=lo, hi=hi)
-        return default if not value else value
+        return value or default
 
     def flag(self, name: str) -> bool | None:
         """``true``/``false`` (any case), or None when absent.

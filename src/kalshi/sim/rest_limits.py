@@ -86,7 +86,9 @@ class RateLimits:
         KeyError: unknown ``tier``.
     """
 
-    def __init__(self, tier: str = "basic", *, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, tier: str = "basic", *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.enabled = enabled
         self._clock = clock
         self._tier = TIERS[tier]
@@ -187,11 +189,12 @@ class RateLimits:
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-def limits_routes(limits: RateLimits) -> dict[str, Callable[[RestCall], object]]:
-    """Handlers of ``GetAccountApiLimits`` and ``GetAccountEndpointCosts`` over ``limits``."""
+def limits_routes(current: Callable[[], RateLimits]) -> dict[str, Callable[[RestCall], object]]:
+    """Handlers of ``GetAccountApiLimits`` and ``GetAccountEndpointCosts``, reporting ``current()``."""
 
     async def get_limits(call: RestCall) -> Reply:
         _ = call.account  # limits are per user: a signed request is required
+        limits = current()
 
         def bucket(lane: Lane) -> dict[str, int]:
             lim = limits.limit(lane)
@@ -207,7 +210,7 @@ def limits_routes(limits: RateLimits) -> dict[str, Callable[[RestCall], object]]
         )
 
     async def get_costs(_call: RestCall) -> Reply:
-        rows = [{"method": m, "path": p, "cost": c} for m, p, c in limits.endpoint_costs()]
+        rows = [{"method": m, "path": p, "cost": c} for m, p, c in current().endpoint_costs()]
         return Reply({"default_cost": DEFAULT_COST, "endpoint_costs": rows})
 
     return {"GetAccountApiLimits": get_limits, "GetAccountEndpointCosts": get_costs}

@@ -31,6 +31,7 @@ from kalshi.sim.rest_common import cents, iso, money
 
 __all__ = [
     "event_json",
+    "event_position_json",
     "fill_json",
     "group_json",
     "market_json",
@@ -109,7 +110,9 @@ def market_json(engine: Engine, view: MarketView) -> dict[str, Any]:
         ),
         "settlement_ts": iso(view.settled_ts_ms) if view.settled_ts_ms is not None else None,
         "settlement_bounds_type": "default",
-        "expiration_value": format_price(view.settlement_value_ticks) if view.settlement_value_ticks is not None else "",
+        "expiration_value": format_price(view.settlement_value_ticks)
+        if view.settlement_value_ticks is not None
+        else "",
         "rules_primary": spec.rules_primary,
         "rules_secondary": spec.rules_secondary,
         "price_level_structure": spec.price_level_structure,

@@ -45,6 +45,7 @@ from kalshi.ws.models import (
     OrderbookDeltaMessage,
     OrderbookSnapshotMessage,
     SubscribedMessage,
+    TickerMessage,
 )
 from kalshi.ws.orderbook import BookError, DeltaResult
 from kalshi.ws.protocol import (
@@ -79,6 +80,7 @@ MessageCallback = Callable[[Any], Awaitable[None]]
 
 DEFAULT_MARKETS_PER_SUBSCRIPTION: Final = 500
 
+_APPLIED: Final = DeltaResult.APPLIED
 _DEFAULT_MAXSIZE: Final = 1000
 _BOOK_MAXSIZE: Final = 100
 # Synthesized on_error codes (outside the server's 1-28): the client's own findings.
@@ -137,7 +139,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         self._raw_tap = on_raw_frame
         self._callbacks: dict[str, list[MessageCallback]] = {}
         self._state = ConnectionState.DISCONNECTED
-        self._proto = ClientProtocol()
+        self._proto = self._new_protocol(1)
         self._conn: Connection | None = None
         self._subs: dict[int, Subscription[Any]] = {}
         self._routes: dict[int, tuple[Subscription[Any], Chunk]] = {}
@@ -196,7 +198,7 @@ class KalshiWebSocket(ChannelSubscriptions):
             raise KalshiConnectionError("this KalshiWebSocket is already connected; use one connect() at a time")
         self._closing = False
         self._terminal_error = None
-        self._proto = ClientProtocol(first_command_id=self._proto.next_command_id)
+        self._proto = self._new_protocol(self._proto.next_command_id)
         self._hooks = HookRunner(self._on_error, self._on_state_change)
         self._hooks.start()
         for channel, callbacks in self._callbacks.items():
@@ -310,7 +312,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         if book_mode is None and channel == "orderbook_delta":
             book_mode = "raw"
         strategy = overflow or default_overflow(channel)
-        queue = new_queue(maxsize, strategy)
+        queue = new_queue(maxsize, strategy, views=book_mode == "views")
         markets = take_markets(params)
         client_id = self._next_client_id
         self._next_client_id += 1
@@ -501,11 +503,34 @@ class KalshiWebSocket(ChannelSubscriptions):
 
     # ------------------------------------------------------------------ receive path (hot)
 
+    def _new_protocol(self, first_command_id: int) -> ClientProtocol:
+        # The books convert and check prices and sizes themselves (a bad one raises KalshiProtocolError, which
+        # the receive path turns into a repair): validating in the protocol first would do the work twice.
+        proto = ClientProtocol(validate_book=False, first_command_id=first_command_id)
+        self._receive = proto.receive_frame
+        return proto
+
     def _on_frame(self, data: bytes) -> None:
+        # The two message types that make up almost all traffic take the first branches; class identity checks
+        # are used because a failing isinstance() on a msgspec Struct is slow.
         self.frames_received += 1
         if self._raw_tap is not None:
             self._raw_tap(data, time.time_ns())
-        result = self._proto.receive_frame(data)
+        result = self._receive(data)
+        cls = result.__class__
+        if cls is OrderbookDeltaMessage:
+            route = self._routes.get(result.sid)
+            if route is not None:
+                self._on_delta(route[0], route[1], result)
+                return
+        elif cls is TickerMessage:
+            route = self._routes.get(result.sid)
+            if route is not None:
+                self._deliver(route[0], result)
+                return
+        self._on_other(result)
+
+    def _on_other(self, result: Any) -> None:
         if isinstance(result, ProtocolEvent):
             if not isinstance(result, DuplicateDropped | AwaitingSnapshotDropped):
                 self._on_event(result)
@@ -514,10 +539,10 @@ class KalshiWebSocket(ChannelSubscriptions):
         if route is None:
             # A data message for a sid we no longer route (e.g. late after unsubscribe): callbacks only.
             self._callback(result)
-            return
-        cls = result.__class__
-        if cls is OrderbookDeltaMessage or cls is OrderbookSnapshotMessage:
-            self._on_book_message(route[0], route[1], result)
+        elif result.__class__ is OrderbookSnapshotMessage:
+            self._on_snapshot(route[0], route[1], result)
+        elif result.__class__ is OrderbookDeltaMessage:
+            self._on_delta(route[0], route[1], result)
         else:
             self._deliver(route[0], result)
 
@@ -530,23 +555,26 @@ class KalshiWebSocket(ChannelSubscriptions):
             self._fatal(exc)
             return
         if queue.is_full and queue.overflow is OverflowStrategy.BLOCK:
-            if self._blocks(sub):
-                self._flow.pause(queue.wait_for_space)
-            else:
-                # Callback-style use (seed 000): the subscription was made only to start the feed and nobody
-                # iterates it. Never stall the socket for it; its callbacks still get every message.
-                queue.get_nowait()
-                queue.dropped += 1
-                if not sub.warned_unconsumed:
-                    sub.warned_unconsumed = True
-                    logger.warning(
-                        "subscription %s (%s) is not being iterated and its queue is full: its iterator now "
-                        "drops the oldest messages (callbacks still get every one)",
-                        sub.client_id,
-                        sub.channel,
-                    )
+            self._full(sub)
         if self._callbacks:
             self._callback(message)
+
+    def _full(self, sub: Subscription[Any]) -> None:
+        if self._blocks(sub):
+            self._flow.pause(sub.queue.wait_for_space)
+            return
+        # Callback-style use (seed 000): the subscription was made only to start the feed and nobody iterates
+        # it. Never stall the socket for it; its callbacks still get every message.
+        sub.queue.get_nowait()
+        sub.queue.dropped += 1
+        if not sub.warned_unconsumed:
+            sub.warned_unconsumed = True
+            logger.warning(
+                "subscription %s (%s) is not being iterated and its queue is full: its iterator now drops the "
+                "oldest messages (callbacks still get every one)",
+                sub.client_id,
+                sub.channel,
+            )
 
     def _callback(self, message: Any) -> None:
         hooks = self._hooks
@@ -556,51 +584,49 @@ class KalshiWebSocket(ChannelSubscriptions):
         if channel in self._callbacks and hooks.dispatch(channel, message):
             self._flow.pause(lambda: hooks.wait_for_callback_space(channel))
 
-    def _on_book_message(self, sub: Subscription[Any], chunk: Chunk, message: Any) -> None:
+    def _on_delta(self, sub: Subscription[Any], chunk: Chunk, message: OrderbookDeltaMessage) -> None:
         books = sub.books
-        assert books is not None
-        ticker = message.msg.market_ticker
-        if message.__class__ is OrderbookSnapshotMessage:
-            if message.id and self._snapshot_waits:
-                self._snapshot_answered(message.id, ticker)
-            try:
-                state = books.apply_snapshot_message(message)
-            except (BookError, KalshiProtocolError) as exc:
-                self._client_error(CLIENT_ERROR_PROTOCOL, f"bad snapshot for {ticker}: {exc}", sub)
-                books.mark_stale(ticker)
-                if not message.id:  # ask again, but never in a loop of bad answers to our own request
-                    self._repair(sub, chunk, [ticker])
-                return
+        if books is None:
+            self._deliver(sub, message)
+            return
+        try:
+            result = books.apply_delta_message(message)
+        except KalshiProtocolError as exc:
+            # Its seq was counted, so no gap will show: the book misses this change, repair it.
+            self._book_broken(sub, chunk, message.msg.market_ticker, CLIENT_ERROR_PROTOCOL, f"bad delta: {exc}")
+            return
+        if result is not _APPLIED:
+            self._delta_rejected(sub, chunk, message.msg.market_ticker, result)
+            return
+        if sub.views or self._book_waiters:
+            self._book_updated(sub, message.msg.market_ticker, message)
         else:
-            try:
-                result = books.apply_delta_message(message)
-            except KalshiProtocolError as exc:
-                # Its seq was counted, so no gap will show: the book misses this change, repair it.
-                self._client_error(CLIENT_ERROR_PROTOCOL, f"bad delta for {ticker}: {exc}", sub)
-                books.mark_stale(ticker)
-                self._repair(sub, chunk, [ticker])
-                return
-            if result is not DeltaResult.APPLIED:
-                if result is DeltaResult.DUPLICATE:
-                    return
-                sub.stats.stale_drops += 1
-                broken = books.get(ticker)
-                if result is DeltaResult.NO_SNAPSHOT and broken is not None and broken.stale:
-                    return  # repair in flight: its snapshot will rebuild the book
-                # An inapplicable delta means our book disagrees with the exchange: repair it.
-                self._client_error(CLIENT_ERROR_GAP, f"delta on {ticker} not applicable ({result.name})", sub)
-                books.mark_stale(ticker)
-                self._repair(sub, chunk, [ticker])
-                return
-            found = books.get(ticker)
-            assert found is not None
-            state = found
-        if sub.book_mode == "raw":
+            self._deliver(sub, message)
+
+    def _on_snapshot(self, sub: Subscription[Any], chunk: Chunk, message: OrderbookSnapshotMessage) -> None:
+        books = sub.books
+        if books is None:
+            self._deliver(sub, message)
+            return
+        ticker = message.msg.market_ticker
+        if message.id and self._snapshot_waits:
+            self._snapshot_answered(message.id, ticker)
+        try:
+            books.apply_snapshot_message(message)
+        except (BookError, KalshiProtocolError) as exc:
+            self._book_broken(sub, chunk, ticker, CLIENT_ERROR_PROTOCOL, f"bad snapshot: {exc}", again=not message.id)
+            return
+        self._book_updated(sub, ticker, message)
+
+    def _book_updated(self, sub: Subscription[Any], ticker: str, message: Any) -> None:
+        state = sub.books.get(ticker) if sub.books is not None else None
+        if state is None:
+            return
+        if not sub.views:
             self._deliver(sub, message)
         else:
-            view = state.view()
             sub.stats.delivered_frames += 1
-            sub.queue.put_nowait(view)
+            sub.queue.put_nowait(state.view())  # CONFLATE: never raises, never blocks
             if self._callbacks:
                 self._callback(message)
         waiters = self._book_waiters.get(ticker)
@@ -610,6 +636,27 @@ class KalshiWebSocket(ChannelSubscriptions):
                 if not future.done():
                     future.set_result(view)
             waiters.clear()
+
+    def _delta_rejected(self, sub: Subscription[Any], chunk: Chunk, ticker: str, result: DeltaResult) -> None:
+        if result is DeltaResult.DUPLICATE:
+            return
+        sub.stats.stale_drops += 1
+        books = sub.books
+        broken = books.get(ticker) if books is not None else None
+        if result is DeltaResult.NO_SNAPSHOT and broken is not None and broken.stale:
+            return  # repair in flight: its snapshot will rebuild the book
+        # An inapplicable delta means our book disagrees with the exchange: repair it.
+        self._book_broken(sub, chunk, ticker, CLIENT_ERROR_GAP, f"delta not applicable ({result.name})")
+
+    def _book_broken(
+        self, sub: Subscription[Any], chunk: Chunk, ticker: str, code: int, why: str, *, again: bool = True
+    ) -> None:
+        """One market's book cannot be trusted: hide it (stale) and re-snapshot that market alone."""
+        self._client_error(code, f"{sub.channel} {ticker}: {why}", sub)
+        if sub.books is not None:
+            sub.books.mark_stale(ticker)
+        if again:  # never in a loop of bad answers to our own request
+            self._repair(sub, chunk, [ticker])
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, CommandResponse):

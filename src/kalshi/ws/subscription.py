@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hasha
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from kalshi.models.markets import Orderbook
-from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
+from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.orderbook import OrderbookManager, OrderbookState
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class Subscription(Generic[T]):
         self.stats = SubscriptionStats()
         # "raw": yield snapshot/delta messages; "views": yield Orderbook views; None: not a book channel.
         self.book_mode = book_mode
+        self.views = book_mode == "views"
         self.books: OrderbookManager | None = (
             OrderbookManager(yes_price_terms=bool(params.get("use_yes_price"))) if book_mode else None
         )
@@ -98,14 +99,14 @@ class Subscription(Generic[T]):
     # ------------------------------------------------------------------ iteration
 
     def __aiter__(self) -> AsyncIterator[T]:
+        self.consumed = True
         return self
 
-    async def __anext__(self) -> T:
+    def __anext__(self) -> Awaitable[T]:
+        # A plain method handing out the queue's own coroutine: one coroutine per message, not two (hot path).
+        # The queue ends the iteration with StopAsyncIteration once closed and drained.
         self.consumed = True
-        try:
-            return await self.queue.__anext__()
-        except QueueClosed:
-            raise StopAsyncIteration from None
+        return self.queue.__anext__()
 
     def __repr__(self) -> str:
         return (
@@ -240,6 +241,23 @@ class BooksView(Mapping[str, Orderbook]):
         return f"BooksView({len(self)} books)"
 
 
+def _payload_market(message: Any) -> Hashable:
+    """Conflation key of the usual channel messages (``msg.market_ticker``), fast; see :func:`market_key`."""
+    try:
+        ticker: Hashable = message.msg.market_ticker
+    except AttributeError:
+        return market_key(message)
+    return ticker
+
+
+def _view_market(view: Any) -> Hashable:
+    try:
+        ticker: Hashable = view.market_ticker
+    except AttributeError:
+        return market_key(view)
+    return ticker
+
+
 def market_key(message: Any) -> Hashable:
     """Conflation key: the market a message is about (messages without one never conflate together)."""
     payload = getattr(message, "msg", None)
@@ -249,10 +267,11 @@ def market_key(message: Any) -> Hashable:
     return ticker if ticker is not None else id(message)
 
 
-def new_queue(maxsize: int, overflow: OverflowStrategy) -> MessageQueue[Any]:
+def new_queue(maxsize: int, overflow: OverflowStrategy, *, views: bool = False) -> MessageQueue[Any]:
+    """A subscription's queue; CONFLATE keys by market (``views``: the queue holds Orderbook views)."""
     if maxsize < 1:
         raise ValueError("maxsize must be >= 1")
-    key = market_key if overflow is OverflowStrategy.CONFLATE else None
+    key = (_view_market if views else _payload_market) if overflow is OverflowStrategy.CONFLATE else None
     return MessageQueue(maxsize=maxsize, overflow=overflow, conflate_key=key)
 
 

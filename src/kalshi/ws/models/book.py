@@ -62,7 +62,7 @@ def _decode_levels(raw: msgspec.Raw, market_ticker: str) -> list[tuple[str, str]
         return None
     try:
         return _FP_LEVELS_DECODER.decode(raw)
-    except (msgspec.MsgspecError, RecursionError) as exc:
+    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError) as exc:
         text = str(exc)[:200]
         raise KalshiProtocolError(f"orderbook_snapshot for {market_ticker[:60]!r}: bad levels: {text}") from exc
 

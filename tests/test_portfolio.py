@@ -1,0 +1,186 @@
+"""Portfolio against the simulator: REST snapshot, WebSocket updates, and reconciliation after a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from kalshi.auth import KalshiAuth
+from kalshi.portfolio import Correction, OrderState, Portfolio
+from kalshi.sim import Simulator
+from kalshi.sim.rest_api import rest_controls
+from kalshi.ws import KalshiWebSocket
+from simclient import eventually
+from test_sim_rest_schema import add_quiet_market, rest_client
+
+GTC = "good_till_canceled"
+STP = "taker_at_cross"
+
+
+@pytest.fixture
+async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
+    async with kalshi_sim_factory(seed=31, markets=3) as s:
+        rest_controls(s).limits.enabled = False
+        yield s
+
+
+def engine_positions(sim: Simulator, account: str) -> dict[str, Decimal]:
+    return {p.ticker: Decimal(p.position_units) / 100 for p in sim.engine.positions(account) if p.position_units != 0}
+
+
+def engine_orders(sim: Simulator, account: str) -> dict[str, Decimal]:
+    return {o.order_id: Decimal(o.remaining_units) / 100 for o in sim.engine.orders(account, "resting")}
+
+
+def portfolio_positions(portfolio: Portfolio) -> dict[str, Decimal]:
+    return {ticker: p.position for ticker, p in portfolio.positions.items()}
+
+
+def portfolio_orders(portfolio: Portfolio) -> dict[str, Decimal]:
+    return {order_id: o.remaining for order_id, o in portfolio.orders.items()}
+
+
+def websocket(sim: Simulator, auth: KalshiAuth) -> KalshiWebSocket:
+    return KalshiWebSocket(auth=auth, config=sim.config.with_options(retry_base_delay=0.02, retry_max_delay=0.1))
+
+
+async def test_start_takes_the_rest_snapshot_then_follows_the_websocket(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 4500, 1000, client_order_id="pre")
+    sim.place_order(seller, quiet, "ask", 4500, 250)
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws, Portfolio(rest, ws) as portfolio:
+        assert portfolio_positions(portfolio) == {quiet: Decimal("2.5")}
+        assert portfolio_orders(portfolio) == engine_orders(sim, account)
+        assert portfolio.balance == Decimal(sim.engine.balance(account).available_micros) / 1_000_000
+        assert portfolio.corrections == [] and portfolio.reconciliations == 1
+        sim.place_order(seller, quiet, "ask", 4500, 300)
+        await eventually(lambda: portfolio_positions(portfolio) == {quiet: Decimal("5.5")})
+        await eventually(lambda: portfolio_orders(portfolio) == engine_orders(sim, account))
+        assert portfolio.fills_seen == 1 and portfolio.reconciliations == 1  # the stream, not REST
+
+
+async def test_websocket_killed_mid_fill_is_reconciled_over_rest(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    other = add_quiet_market(sim, "KXQUIET-26-T2")
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    reported: list[list[Correction]] = []
+
+    async def on_correction(corrections: list[Correction]) -> None:
+        reported.append(corrections)
+
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws:
+        portfolio = Portfolio(rest, ws, on_correction=on_correction)
+        await portfolio.start()
+        try:
+            created = await rest.orders.create_order_v2(
+                ticker=quiet, side="bid", count="10.00", price="0.5000", client_order_id="big", time_in_force=GTC,
+                self_trade_prevention_type=STP,
+            )  # fmt: skip
+            small = await rest.orders.create_order_v2(
+                ticker=other, side="bid", count="3.00", price="0.2000", client_order_id="small", time_in_force=GTC,
+                self_trade_prevention_type=STP,
+            )  # fmt: skip
+            sim.place_order(seller, quiet, "ask", 5000, 100)
+            await eventually(lambda: portfolio_positions(portfolio) == {quiet: Decimal(1)})
+            await eventually(lambda: len(portfolio.orders) == 2)
+            reconnects = ws.reconnects
+
+            # Kill the socket one frame into the next fill: the rest of that fill's messages and all of the
+            # following fill's are lost, and the private channels carry no seq to reveal it.
+            sim.faults.drop_all(after_messages=1)
+            sim.place_order(seller, quiet, "ask", 5000, 200)
+            sim.place_order(seller, quiet, "ask", 5000, 300)
+            sim.cancel_order(account, small.order_id)
+            await eventually(lambda: portfolio.reconciliations >= 2, within=10)
+            assert ws.reconnects > reconnects
+
+            # The reconciled state is the simulator's account.
+            assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(6)}
+            assert portfolio_orders(portfolio) == engine_orders(sim, account) == {created.order_id: Decimal(4)}
+            assert portfolio.balance == Decimal(sim.engine.balance(account).available_micros) / 1_000_000
+            # ...and the portfolio said what it corrected.
+            corrections = {(c.kind, c.key): c for c in portfolio.corrections}
+            position = corrections[("position", quiet)]
+            assert position.remote == Decimal(6) and position.local in (Decimal(1), Decimal(3))
+            changed = corrections[("order_changed", created.order_id)]
+            assert changed.remote == Decimal(4) and changed.local in (Decimal(9), Decimal(7))
+            gone = corrections[("order_gone", small.order_id)]
+            assert gone.remote is None and isinstance(gone.local, OrderState) and gone.local.remaining == Decimal(3)
+            assert reported and reported[-1] == portfolio.corrections[-len(reported[-1]) :]
+
+            # After the reconnect the stream keeps the portfolio live again.
+            sim.place_order(seller, quiet, "ask", 5000, 400)
+            await eventually(lambda: portfolio_positions(portfolio) == {quiet: Decimal(10)})
+            await eventually(lambda: portfolio.orders == {})
+            assert portfolio.reconciliations == 2
+        finally:
+            await portfolio.stop()
+
+
+async def test_reconcile_reports_nothing_when_in_sync(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws, Portfolio(rest, ws) as portfolio:
+        await rest.orders.create_order_v2(
+            ticker=quiet, side="ask", count="2.00", price="0.7000", client_order_id="a", time_in_force=GTC,
+            self_trade_prevention_type=STP,
+        )  # fmt: skip
+        await eventually(lambda: portfolio_orders(portfolio) == engine_orders(sim, account))
+        assert await portfolio.reconcile() == []
+        assert portfolio.reconciliations == 2 and portfolio.corrections == []
+
+
+class _GatedOrders:
+    """``rest.orders`` whose resting-order listing waits for ``gate``: holds a reconciliation mid-way."""
+
+    def __init__(self, inner: Any, gate: asyncio.Event, waiting: asyncio.Event) -> None:
+        self._inner = inner
+        self._gate = gate
+        self._waiting = waiting
+
+    async def iter_get_orders(self, **query: Any) -> AsyncIterator[Any]:
+        self._waiting.set()
+        await self._gate.wait()
+        async for order in self._inner.iter_get_orders(**query):
+            yield order
+
+
+class _GatedRest:
+    def __init__(self, rest: Any, gate: asyncio.Event, waiting: asyncio.Event) -> None:
+        self.portfolio = rest.portfolio
+        self.orders = _GatedOrders(rest.orders, gate, waiting)
+
+
+async def test_updates_during_a_reconciliation_are_not_overwritten(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 6000, 500)
+    gate, waiting = asyncio.Event(), asyncio.Event()
+    gate.set()
+    async with (
+        rest_client(sim, auth) as rest,
+        websocket(sim, auth).connect() as ws,
+        Portfolio(_GatedRest(rest, gate, waiting), ws) as portfolio,
+    ):
+        gate.clear()
+        waiting.clear()
+        reconciling = asyncio.create_task(portfolio.reconcile())
+        await eventually(waiting.is_set)  # positions are read; the order listing is held
+        frames = ws.frames_received
+        sim.place_order(seller, quiet, "ask", 6000, 200)  # fill, user_order, market_position
+        await eventually(lambda: ws.frames_received >= frames + 3)
+        for _ in range(50):
+            await asyncio.sleep(0)  # let the stream consumers run
+        gate.set()
+        await reconciling
+        await eventually(lambda: portfolio_positions(portfolio) == engine_positions(sim, account))
+        await eventually(lambda: portfolio_orders(portfolio) == engine_orders(sim, account))
+        assert portfolio_positions(portfolio) == {quiet: Decimal(2)}
