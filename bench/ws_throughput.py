@@ -123,6 +123,7 @@ async def consume(stream: Subscription[Any], expected: int, stamps: dict[tuple[i
     """Iterate until ``expected`` messages were delivered or conflated/dropped; returns how many were delivered."""
     delivered = 0
     now = time.monotonic_ns
+    queue = stream.queue
     async for message in stream:
         delivered += 1
         if stamps is not None:
@@ -131,7 +132,7 @@ async def consume(stream: Subscription[Any], expected: int, stamps: dict[tuple[i
                 sid = SID_OF_TICKER[message.market_ticker]
             if message.seq is not None:
                 stamps[(sid, message.seq)] = now()
-        if delivered + stream.conflated + stream.dropped >= expected:
+        if delivered + queue.conflated + queue.dropped >= expected:
             break
     return delivered
 

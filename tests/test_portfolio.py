@@ -184,3 +184,19 @@ async def test_updates_during_a_reconciliation_are_not_overwritten(sim: Simulato
         await eventually(lambda: portfolio_positions(portfolio) == engine_positions(sim, account))
         await eventually(lambda: portfolio_orders(portfolio) == engine_orders(sim, account))
         assert portfolio_positions(portfolio) == {quiet: Decimal(2)}
+
+
+async def test_reconciles_once_the_private_channels_flow_again(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws, Portfolio(rest, ws) as portfolio:
+        sim.faults.delay_acks(0.3)  # the three resubscriptions take about a second
+        sim.faults.drop_all()
+        await eventually(lambda: portfolio.reconciliations >= 2, within=10)
+        # Reconciled: from here the stream alone must keep the portfolio current.
+        sim.place_order(account, quiet, "bid", 5000, 100)
+        sim.place_order(seller, quiet, "ask", 5000, 100)
+        await eventually(lambda: portfolio_positions(portfolio) == {quiet: Decimal(1)})
+        assert portfolio_positions(portfolio) == engine_positions(sim, account)
+        sim.faults.delay_acks(0)

@@ -14,7 +14,7 @@ from kalshi.sim import Simulator
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
-from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, settle, until
+from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, replay, settle, until
 
 Levels = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
@@ -113,14 +113,14 @@ async def test_one_logical_subscription_over_many_server_sids(sim: Simulator, de
         snapshots = [m.msg.market_ticker for m in drain.items if isinstance(m, OrderbookSnapshotMessage)]
         assert sorted(snapshots) == sorted(tickers)
         assert {m.sid for m in drain.items} == set(stream.sids)
-        assert mismatched_books(sim, session.books, tickers) == []
+        assert mismatched_books(sim, replay(drain.items), tickers) == []
         assert stream.stats.gaps == 0
 
 
 async def test_add_remove_markets_and_request_snapshot(sim: Simulator) -> None:
     tickers = sim.tickers
     async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
-        stream = await session.subscribe_orderbook_delta(tickers[:7])
+        stream = await session.subscribe_orderbook_delta(tickers[:7], keep_books=True)
         drain = Drain(stream)
         await stream.add_markets(tickers[7:14])
         assert sorted(stream.markets) == sorted(tickers[:14])
@@ -128,6 +128,7 @@ async def test_add_remove_markets_and_request_snapshot(sim: Simulator) -> None:
         sim.step(300)
         await settle(sim, session, drain)
         assert mismatched_books(sim, session.books, tickers[:14]) == []
+        assert mismatched_books(sim, replay(drain.items), tickers[:14]) == []
 
         gone = [tickers[0], tickers[8], tickers[9]]
         await stream.remove_markets(gone)
@@ -172,8 +173,9 @@ async def test_lost_deltas_are_repaired_and_never_exposed(sim: Simulator) -> Non
             await history.step(400)
             await history.settle()
             await settle(sim, session, raw_drain, view_drain)
-            assert mismatched_books(sim, session.books, tickers) == []
+            assert mismatched_books(sim, session.books, tickers) == []  # kept by orderbook()
             assert mismatched_books(sim, latest_views(view_drain.items), tickers) == []
+            assert mismatched_books(sim, replay(raw_drain.items), tickers[:4]) == []
     assert len(lost) >= 10
     assert views.stats.gaps + raw.stats.gaps >= len(lost) - 2  # the last loss may go unnoticed until a next frame
     assert views.stats.repairs >= 1 and raw.stats.repairs >= 1
@@ -202,6 +204,7 @@ async def test_injected_gaps_duplicates_and_reorders(sim: Simulator) -> None:
                 await settle(sim, session, view_drain, raw_drain)
                 assert mismatched_books(sim, session.books, tickers) == [], round_
                 assert mismatched_books(sim, latest_views(view_drain.items), tickers) == []
+                assert mismatched_books(sim, replay(raw_drain.items), tickers[::2]) == []
         counts = sim.faults.counts
     assert counts["skip_seq"] == 12 and counts["dup"] == 12 and counts["reorder"] == 16
     assert views.stats.gaps + raw.stats.gaps >= counts["skip_seq"]
@@ -228,7 +231,7 @@ async def test_one_shot_faults_leave_other_markets_alone(sim: Simulator) -> None
         sim.faults.reorder(2)
         sim.step(300)
         await settle(sim, session, drain)
-        assert mismatched_books(sim, session.books, tickers) == []
+        assert mismatched_books(sim, replay(drain.items), tickers) == []
     snapshots_after = sum(isinstance(m, OrderbookSnapshotMessage) for m in drain.items)
     # The gap was repaired with get_snapshot for the gapped sid's markets only (at most 5 of 10 markets).
     assert stream.stats.gaps >= 1 and stream.stats.repairs >= 1
@@ -257,7 +260,7 @@ async def test_error_25_resubscribes_and_rebuilds(sim: Simulator) -> None:
         assert stream.sids != old_sids and set(stream.sids).isdisjoint({old_sids[0]})
         sim.step(200)
         await settle(sim, session, drain, tick_drain)
-        assert mismatched_books(sim, session.books, tickers) == []
+        assert mismatched_books(sim, replay(drain.items), tickers) == []
         listed = await session.list_subscriptions()
         assert sorted(sid for _, sid in listed) == sorted([*stream.sids, *ticks.sids])
         before = len(tick_drain.items)
@@ -273,7 +276,7 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
     recorder = Recorder()
     ws = KalshiWebSocket(auth=None, config=fast_config(sim), on_error=recorder.on_error)
     async with ws.connect() as session:
-        stream = await session.subscribe_orderbook_delta(tickers)
+        stream = await session.subscribe_orderbook_delta(tickers, keep_books=True)
         drain = Drain(stream)
         sim.step(100)
         await settle(sim, session, drain)
@@ -313,6 +316,25 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
     assert session.state.value == "closed"
 
 
+async def test_a_bad_delta_on_a_raw_stream_is_reported_and_repaired(sim: Simulator) -> None:
+    tickers = sim.tickers[:3]
+    recorder = Recorder()
+    ws = KalshiWebSocket(auth=None, config=fast_config(sim), on_error=recorder.on_error)
+    async with ws.connect() as session:
+        stream = await session.subscribe_orderbook_delta(tickers)
+        drain = Drain(stream)
+        sim.step(100)
+        await settle(sim, session, drain)
+        bad = b'{"type":"orderbook_delta","sid":%d,"seq":null,"msg":{"market_ticker":"%s","price_dollars":"0.5",'
+        session._on_frame(bad % (stream.sids[0], tickers[2].encode()) + b'"delta_fp":"1.2.3","side":"yes"}}')
+        sim.step(200)
+        await settle(sim, session, drain)
+        await recorder.wait_error(1001)
+    assert not any(m.msg.market_ticker == tickers[2] and m.seq is None for m in drain.items)  # never yielded
+    assert stream.stats.repairs == 1
+    assert mismatched_books(sim, replay(drain.items), tickers) == []  # repaired with a fresh snapshot
+
+
 async def test_raw_stream_starts_with_a_snapshot(sim: Simulator) -> None:
     ticker = sim.tickers[0]
     async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
@@ -323,4 +345,5 @@ async def test_raw_stream_starts_with_a_snapshot(sim: Simulator) -> None:
         # The client always asks for the initial snapshot: it maintains the books.
         assert isinstance(drain.items[0], OrderbookSnapshotMessage)
         assert all(isinstance(m, OrderbookDeltaMessage) for m in drain.items[1:])
-        assert session.books[ticker] == sim.book(ticker)
+        assert replay(drain.items)[ticker] == sim.book(ticker)
+        assert ticker not in session.books  # books are kept only on request

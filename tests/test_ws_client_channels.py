@@ -32,7 +32,17 @@ from kalshi.ws.models import (
     UnknownMessage,
     UserOrdersMessage,
 )
-from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismatched_books, session_for, settle, until
+from ws_client_helpers import (
+    Drain,
+    Recorder,
+    fast_config,
+    latest_views,
+    mismatched_books,
+    replay,
+    session_for,
+    settle,
+    until,
+)
 
 
 @pytest.fixture
@@ -82,15 +92,18 @@ async def test_raw_orderbook_delta_stream_and_maintained_books(sim: Simulator) -
     tickers = sim.tickers[:3]
     async with session_for(sim, private=False) as (session, _):
         stream = await session.subscribe_orderbook_delta(tickers)
-        drain = Drain(stream)
+        kept = await session.subscribe_orderbook_delta(tickers[:1], keep_books=True)
+        drain, kept_drain = Drain(stream), Drain(kept)
         sim.step(300)
-        await settle(sim, session, drain)
+        await settle(sim, session, drain, kept_drain)
         books = dict(session.books)
     snapshots = [m for m in drain.items if isinstance(m, OrderbookSnapshotMessage)]
     deltas = [m for m in drain.items if isinstance(m, OrderbookDeltaMessage)]
     assert [m.msg.market_ticker for m in snapshots] == tickers
     assert deltas and {m.msg.market_ticker for m in deltas} <= set(tickers)
-    assert mismatched_books(sim, books, tickers) == []
+    assert mismatched_books(sim, replay(drain.items), tickers) == []  # what a raw consumer builds
+    assert set(books) == {tickers[0]}  # only keep_books=True (and orderbook()) maintain session.books
+    assert mismatched_books(sim, books, tickers[:1]) == []
 
 
 async def test_orderbook_views_follow_every_update(sim: Simulator) -> None:
@@ -113,7 +126,7 @@ async def test_orderbook_views_follow_every_update(sim: Simulator) -> None:
 async def test_books_property_and_wait_for_book(sim: Simulator) -> None:
     ticker = sim.tickers[0]
     async with session_for(sim, private=False) as (session, _):
-        stream = await session.subscribe_orderbook_delta([ticker])
+        stream = await session.subscribe_orderbook_delta([ticker], keep_books=True)
         drain = Drain(stream)
         await drain.wait_for(1)
         first = session.books[ticker]

@@ -15,7 +15,7 @@ from kalshi.errors import KalshiConnectionError, KalshiHandshakeError
 from kalshi.sim import Simulator
 from kalshi.ws import ConnectionState, KalshiWebSocket
 from kalshi.ws.models import OrderbookSnapshotMessage, TickerMessage
-from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, settle, until
+from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, replay, settle, until
 
 S = ConnectionState
 
@@ -58,7 +58,8 @@ async def test_dropped_connections_reconnect_resubscribe_and_keep_iterators(sim:
             sim.step(150)
             placed.append(sim.place_order(account, tickers[0], "bid", 100 * drop, 100).order_id)
             await settle(sim, session, *drains)
-            assert mismatched_books(sim, session.books, tickers) == []
+            assert mismatched_books(sim, replay(drains[0].items), tickers) == []
+            assert mismatched_books(sim, session.books, tickers[:2]) == []  # kept by orderbook()
             assert mismatched_books(sim, {v.market_ticker: v for v in drains[1].items}, tickers[:2]) == []
         assert session.reconnects == 3 and sim.faults.counts["drop"] == 3
         assert raw.stats.resubscribes == views.stats.resubscribes == ticks.stats.resubscribes == 3
@@ -138,7 +139,7 @@ async def test_transient_refusals_are_retried_until_the_server_accepts(sim: Simu
         await wait_reconnected(session, 1)
         sim.step(200)
         await settle(sim, session, drain)
-        assert mismatched_books(sim, session.books, sim.tickers[:2]) == []
+        assert mismatched_books(sim, replay(drain.items), sim.tickers[:2]) == []
     assert sim.faults.counts["refuse"] >= 1
 
 
@@ -164,7 +165,7 @@ async def test_a_stalled_link_is_detected_by_heartbeat(sim: Simulator) -> None:
         await wait_reconnected(session, 1)
         sim.step(100)
         await settle(sim, session, drain)
-        assert mismatched_books(sim, session.books, sim.tickers[:3]) == []
+        assert mismatched_books(sim, replay(drain.items), sim.tickers[:3]) == []
     assert detected_after < 5.0  # well before any TCP-level timeout would notice
     assert sim.faults.counts["ignore_ping"] >= 1
 

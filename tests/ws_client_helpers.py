@@ -17,7 +17,8 @@ from kalshi.config import KalshiConfig
 from kalshi.models.markets import Orderbook
 from kalshi.sim import Simulator
 from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
-from kalshi.ws.models import ErrorMessage
+from kalshi.ws.models import ErrorMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
+from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
 T = TypeVar("T")
 
@@ -102,6 +103,18 @@ def mismatched_books(sim: Simulator, books: dict[str, Orderbook] | Any, tickers:
         if not same:
             bad.append(ticker)
     return bad
+
+
+def replay(messages: list[Any]) -> dict[str, Orderbook]:
+    """The books a raw consumer builds from an iterator's snapshots and deltas; every delta must apply."""
+    manager = OrderbookManager()
+    for message in messages:
+        if isinstance(message, OrderbookSnapshotMessage):
+            manager.apply_snapshot_message(message)
+        elif isinstance(message, OrderbookDeltaMessage):
+            result = manager.apply_delta_message(message)
+            assert result is DeltaResult.APPLIED, (result, message)
+    return {ticker: state.view() for ticker, state in manager.books.items() if state.has_snapshot}
 
 
 def latest_views(views: list[Orderbook]) -> dict[str, Orderbook]:

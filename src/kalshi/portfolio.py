@@ -2,8 +2,9 @@
 
 The architecture of seed 002. Private WebSocket channels (``fill``, ``user_orders``, ``market_positions``) carry no
 ``seq``: a message lost while a connection was down cannot be detected from the stream. So after every reconnect
-(and on request) the portfolio re-reads positions and resting orders over REST, replaces its state, and reports
-each difference it corrected as a :class:`Correction`.
+(once the channels are resubscribed and streaming again) and on request, the portfolio re-reads balance, positions and
+resting orders over REST, replaces its state, and reports each difference it corrected as a :class:`Correction`.
+Stream updates that arrive during a reconciliation are applied after its snapshot, so none is overwritten.
 
 Usage::
 
@@ -24,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from kalshi.errors import KalshiError
+from kalshi.ws import ConnectionState
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.models import FillMessage, MarketPositionsMessage, UserOrdersMessage
 from kalshi.ws.subscription import Subscription
@@ -216,6 +218,10 @@ class Portfolio:
         while True:
             await asyncio.sleep(_RECONNECT_POLL_SECONDS)
             if self._ws.reconnects != self._seen_reconnects:
+                if self._ws.state is not ConnectionState.STREAMING:
+                    # Still resubscribing: a snapshot taken now would miss what happens before the private
+                    # channels flow again, and nothing would reveal it.
+                    continue
                 self._seen_reconnects = self._ws.reconnects
                 try:
                     await self.reconcile()

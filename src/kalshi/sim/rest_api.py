@@ -249,6 +249,7 @@ def _endpoint(sim: Simulator, controls: RestControls, op: Operation, handler: Ha
             reply: Reply = await handler(call)
             return reply.response()
         except RestError as exc:
+            log.debug("REST %s refused: %d %s", op.operation_id, exc.status, exc.code)
             return web.Response(
                 body=json_bytes(error_body(exc.code, exc.message, exc.details)),
                 status=exc.status,
@@ -256,6 +257,7 @@ def _endpoint(sim: Simulator, controls: RestControls, op: Operation, handler: Ha
                 headers=exc.headers,
             )
         except EngineError as exc:
+            log.debug("REST %s refused by the engine: %d %s", op.operation_id, exc.status, exc.code)
             return error_response(exc.status, exc.code, exc.message)
 
     return serve

@@ -68,6 +68,7 @@ class ChannelSubscriptions:
         maxsize: int,
         *,
         book_mode: str | None = None,
+        keep_books: bool = False,
     ) -> SubscribeRequest[Any]:
         raise NotImplementedError
 
@@ -120,17 +121,24 @@ class ChannelSubscriptions:
         *,
         send_initial_snapshot: bool = True,
         use_yes_price: bool | None = None,
+        keep_books: bool = False,
         overflow: OverflowStrategy | None = None,
         maxsize: int = _DEFAULT_MAXSIZE,
     ) -> SubscribeRequest[OrderbookSnapshotMessage | OrderbookDeltaMessage]:
-        """Raw snapshot and delta messages. The client also keeps the books (see :attr:`books`)."""
+        """Raw snapshot and delta messages, gap-repaired: after a gap, a market's deltas resume only after its
+        fresh snapshot. Every market starts with a snapshot (``send_initial_snapshot`` is always sent as true:
+        repairs and reconnects rely on it).
+
+        ``keep_books=True`` also maintains the books (readable in :attr:`books`, checked delta by delta); by
+        default they are left to the consumer, which is much cheaper. :meth:`orderbook` always keeps them.
+        """
         if not tickers:
             raise KalshiSubscriptionError("orderbook_delta needs market tickers (error 14 otherwise)")
         params = _market_params(tickers, None)
         params["send_initial_snapshot"] = send_initial_snapshot
         if use_yes_price is not None:
             params["use_yes_price"] = use_yes_price
-        return self._request("orderbook_delta", params, overflow, maxsize, book_mode="raw")
+        return self._request("orderbook_delta", params, overflow, maxsize, book_mode="raw", keep_books=keep_books)
 
     def subscribe_market_lifecycle(
         self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000

@@ -47,6 +47,7 @@ from kalshi.ws.models import (
     SubscribedMessage,
     TickerMessage,
 )
+from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
 from kalshi.ws.orderbook import BookError, DeltaResult
 from kalshi.ws.protocol import (
     AwaitingSnapshotDropped,
@@ -81,6 +82,7 @@ MessageCallback = Callable[[Any], Awaitable[None]]
 DEFAULT_MARKETS_PER_SUBSCRIPTION: Final = 500
 
 _APPLIED: Final = DeltaResult.APPLIED
+_BLOCK: Final = OverflowStrategy.BLOCK
 _DEFAULT_MAXSIZE: Final = 1000
 _BOOK_MAXSIZE: Final = 100
 # Synthesized on_error codes (outside the server's 1-28): the client's own findings.
@@ -293,9 +295,10 @@ class KalshiWebSocket(ChannelSubscriptions):
         maxsize: int,
         *,
         book_mode: str | None = None,
+        keep_books: bool = False,
     ) -> SubscribeRequest[Any]:
         async def start() -> Subscription[Any]:
-            return await self._create(channel, params, overflow, maxsize, book_mode)
+            return await self._create(channel, params, overflow, maxsize, book_mode, keep_books)
 
         return SubscribeRequest(start)
 
@@ -306,6 +309,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         overflow: OverflowStrategy | None,
         maxsize: int,
         book_mode: str | None,
+        keep_books: bool = False,
     ) -> Subscription[Any]:
         if self._conn is None or self._closing:
             raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
@@ -316,7 +320,9 @@ class KalshiWebSocket(ChannelSubscriptions):
         markets = take_markets(params)
         client_id = self._next_client_id
         self._next_client_id += 1
-        sub: Subscription[Any] = Subscription(self, client_id, channel, params, markets, queue, book_mode=book_mode)
+        sub: Subscription[Any] = Subscription(
+            self, client_id, channel, params, markets, queue, book_mode=book_mode, keep_books=keep_books
+        )
         if markets is None:
             sub.chunks = [Chunk(None)]
         else:
@@ -340,8 +346,8 @@ class KalshiWebSocket(ChannelSubscriptions):
         params = dict(sub.params)
         if chunk.markets is not None:
             params["market_tickers"] = chunk.markets
-        if sub.books is not None:
-            params["send_initial_snapshot"] = True
+        if sub.book_mode is not None:
+            params["send_initial_snapshot"] = True  # gap repair and reconnects rebuild from snapshots
         cmd_id = self._proto.send_subscribe([sub.channel], **params)
         self._binding[cmd_id] = (sub, chunk)
         try:
@@ -520,15 +526,31 @@ class KalshiWebSocket(ChannelSubscriptions):
         cls = result.__class__
         if cls is OrderbookDeltaMessage:
             route = self._routes.get(result.sid)
-            if route is not None:
-                self._on_delta(route[0], route[1], result)
-                return
+            if route is None:
+                return self._on_other(result)
+            sub = route[0]
+            body = result.msg
+            # Straight to the queue only for a raw stream without books, nothing held back, and numbers seen (so
+            # checked) before; everything else takes _on_delta.
+            if not sub.plain or sub.stale or body.price_dollars not in PRICE_CACHE or body.delta_fp not in DELTA_CACHE:
+                return self._on_delta(sub, route[1], result)
         elif cls is TickerMessage:
             route = self._routes.get(result.sid)
-            if route is not None:
-                self._deliver(route[0], result)
-                return
-        self._on_other(result)
+            if route is None:
+                return self._on_other(result)
+            sub = route[0]
+        else:
+            return self._on_other(result)
+        # _deliver(), inlined: this is most of the traffic.
+        queue = sub.queue
+        try:
+            queue.put_nowait(result)
+        except KalshiBackpressureError as exc:
+            return self._fatal(exc)
+        if queue.is_full and queue.overflow is _BLOCK:
+            self._full(sub)
+        if self._callbacks:
+            self._callback(result)
 
     def _on_other(self, result: Any) -> None:
         if isinstance(result, ProtocolEvent):
@@ -547,21 +569,23 @@ class KalshiWebSocket(ChannelSubscriptions):
             self._deliver(route[0], result)
 
     def _deliver(self, sub: Subscription[Any], message: Any) -> None:
-        sub.stats.delivered_frames += 1
         queue = sub.queue
         try:
             queue.put_nowait(message)
         except KalshiBackpressureError as exc:
             self._fatal(exc)
             return
-        if queue.is_full and queue.overflow is OverflowStrategy.BLOCK:
+        if queue.is_full and queue.overflow is _BLOCK:
             self._full(sub)
         if self._callbacks:
             self._callback(message)
 
     def _full(self, sub: Subscription[Any]) -> None:
+        if self._flow.armed:
+            return  # a pause is already scheduled or in force
         if self._blocks(sub):
-            self._flow.pause(sub.queue.wait_for_space)
+            queue = sub.queue
+            self._flow.pause(queue.wait_for_space, lambda: queue.is_full)
             return
         # Callback-style use (seed 000): the subscription was made only to start the feed and nobody iterates
         # it. Never stall the socket for it; its callbacks still get every message.
@@ -582,11 +606,22 @@ class KalshiWebSocket(ChannelSubscriptions):
             return
         channel = channel_of(message)
         if channel in self._callbacks and hooks.dispatch(channel, message):
-            self._flow.pause(lambda: hooks.wait_for_callback_space(channel))
+            self._flow.pause(lambda: hooks.wait_for_callback_space(channel), lambda: hooks.channel_full(channel))
 
     def _on_delta(self, sub: Subscription[Any], chunk: Chunk, message: OrderbookDeltaMessage) -> None:
         books = sub.books
         if books is None:
+            body = message.msg
+            if sub.stale and body.market_ticker in sub.stale:
+                return  # held back until the market's fresh snapshot
+            # Numbers seen before were checked then (the parse caches hold only valid ones): new ones only.
+            if body.price_dollars not in PRICE_CACHE or body.delta_fp not in DELTA_CACHE:
+                try:
+                    body.price_ticks()
+                    body.delta_units()
+                except KalshiProtocolError as exc:
+                    self._book_broken(sub, chunk, body.market_ticker, CLIENT_ERROR_PROTOCOL, f"bad delta: {exc}")
+                    return
             self._deliver(sub, message)
             return
         try:
@@ -604,13 +639,14 @@ class KalshiWebSocket(ChannelSubscriptions):
             self._deliver(sub, message)
 
     def _on_snapshot(self, sub: Subscription[Any], chunk: Chunk, message: OrderbookSnapshotMessage) -> None:
-        books = sub.books
-        if books is None:
-            self._deliver(sub, message)
-            return
         ticker = message.msg.market_ticker
         if message.id and self._snapshot_waits:
             self._snapshot_answered(message.id, ticker)
+        books = sub.books
+        if books is None:
+            sub.stale.discard(ticker)
+            self._deliver(sub, message)
+            return
         try:
             books.apply_snapshot_message(message)
         except (BookError, KalshiProtocolError) as exc:
@@ -625,7 +661,6 @@ class KalshiWebSocket(ChannelSubscriptions):
         if not sub.views:
             self._deliver(sub, message)
         else:
-            sub.stats.delivered_frames += 1
             sub.queue.put_nowait(state.view())  # CONFLATE: never raises, never blocks
             if self._callbacks:
                 self._callback(message)
@@ -653,8 +688,7 @@ class KalshiWebSocket(ChannelSubscriptions):
     ) -> None:
         """One market's book cannot be trusted: hide it (stale) and re-snapshot that market alone."""
         self._client_error(code, f"{sub.channel} {ticker}: {why}", sub)
-        if sub.books is not None:
-            sub.books.mark_stale(ticker)
+        sub.mark_stale([ticker])
         if again:  # never in a loop of bad answers to our own request
             self._repair(sub, chunk, [ticker])
 
@@ -694,10 +728,9 @@ class KalshiWebSocket(ChannelSubscriptions):
         sub, chunk = route
         sub.stats.gaps += 1
         logger.info("seq gap on sid %s (%s): expected %s, got %s", gap.sid, sub.channel, gap.expected, gap.received)
-        if sub.books is not None:
+        if sub.book_mode is not None:
             if chunk.markets:
-                for ticker in chunk.markets:
-                    sub.books.mark_stale(ticker)
+                sub.mark_stale(chunk.markets)
                 self._repair(sub, chunk, list(chunk.markets), whole_sid=True)
             return
         # Latest-wins or event channels cannot be replayed over the WebSocket: deliver, count and tell.
@@ -749,9 +782,8 @@ class KalshiWebSocket(ChannelSubscriptions):
             return
         sub, chunk = route
         chunk.sid = None
-        if sub.books is not None and chunk.markets:
-            for ticker in chunk.markets:
-                sub.books.mark_stale(ticker)
+        if sub.book_mode is not None and chunk.markets:
+            sub.mark_stale(chunk.markets)
         logger.warning("server ended sid %s (%s) with error %s; resubscribing", sid, sub.channel, event.code)
         if self._hooks is not None:
             self._hooks.spawn(self._resubscribe_chunk(sub, chunk))
@@ -774,12 +806,12 @@ class KalshiWebSocket(ChannelSubscriptions):
         for sub in self._subs.values():
             queue = sub.queue
             if queue.overflow is OverflowStrategy.BLOCK and queue.is_full and self._blocks(sub):
-                self._flow.pause(queue.wait_for_space)
+                self._flow.pause(queue.wait_for_space, lambda: queue.is_full)
                 return
         hooks = self._hooks
         channel = hooks.full_channel() if hooks is not None else None
         if hooks is not None and channel is not None:
-            self._flow.pause(lambda: hooks.wait_for_callback_space(channel))
+            self._flow.pause(lambda: hooks.wait_for_callback_space(channel), lambda: hooks.channel_full(channel))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         if self._hooks is None:
@@ -921,8 +953,8 @@ class KalshiWebSocket(ChannelSubscriptions):
 
     async def _resubscribe_all(self) -> None:
         for sub in list(self._subs.values()):
-            if sub.books is not None:
-                sub.books.mark_all_stale()
+            if sub.book_mode is not None:
+                sub.mark_stale(sub.markets)
             for chunk in list(sub.chunks):
                 chunk.sid = None
                 try:

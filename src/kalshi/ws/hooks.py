@@ -98,6 +98,11 @@ class HookRunner:
         queue.put_nowait(message)
         return queue.is_full
 
+    def channel_full(self, channel: str) -> bool:
+        """Whether the channel's callback queue is full."""
+        queue = self._channels.get(channel)
+        return queue is not None and queue.is_full
+
     def full_channel(self) -> str | None:
         """A channel whose callback queue is full (reading must stay paused for it), if any."""
         for channel, queue in self._channels.items():

@@ -8,7 +8,17 @@ On reconnect every chunk is re-issued and gets a new sid; the user's iterator ne
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Hashable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from kalshi.models.markets import Orderbook
@@ -33,17 +43,25 @@ _CONFLATE_DEFAULT: Final = frozenset({"ticker"})
 class SubscriptionStats:
     """What happened to one logical subscription; every figure is cumulative over reconnects."""
 
-    __slots__ = ("delivered_frames", "gaps", "repairs", "resubscribes", "stale_drops")
+    __slots__ = ("_queue", "gaps", "repairs", "resubscribes", "stale_drops")
 
-    def __init__(self) -> None:
-        self.delivered_frames = 0
+    _FIELDS: Final = ("delivered_frames", "gaps", "repairs", "resubscribes", "stale_drops")
+
+    def __init__(self, queue: MessageQueue[Any]) -> None:
+        self._queue = queue
         self.gaps = 0
         self.repairs = 0
         self.resubscribes = 0
         self.stale_drops = 0
 
+    @property
+    def delivered_frames(self) -> int:
+        """Messages handed to the subscription's queue (consumed, pending, dropped or conflated)."""
+        queue = self._queue
+        return queue.delivered + queue.qsize() + queue.dropped + queue.conflated
+
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self._FIELDS}
 
 
 class Chunk:
@@ -77,6 +95,7 @@ class Subscription(Generic[T]):
         queue: MessageQueue[T],
         *,
         book_mode: str | None = None,
+        keep_books: bool = False,
     ) -> None:
         self._client = client
         self.client_id = client_id
@@ -85,13 +104,16 @@ class Subscription(Generic[T]):
         self.queue = queue
         self.chunks: list[Chunk] = []
         self.initial_markets = markets
-        self.stats = SubscriptionStats()
+        self.stats = SubscriptionStats(queue)
         # "raw": yield snapshot/delta messages; "views": yield Orderbook views; None: not a book channel.
         self.book_mode = book_mode
         self.views = book_mode == "views"
         self.books: OrderbookManager | None = (
-            OrderbookManager(yes_price_terms=bool(params.get("use_yes_price"))) if book_mode else None
+            OrderbookManager(yes_price_terms=bool(params.get("use_yes_price"))) if self.views or keep_books else None
         )
+        # Raw subscriptions without books: markets whose deltas are held back until their next snapshot.
+        self.stale: set[str] = set()
+        self.plain = self.books is None  # no book to maintain: deltas may go straight to the queue
         self.active = False
         self.consumed = False  # set on first iteration: only a consumer that reads may pause the socket
         self.warned_unconsumed = False
@@ -139,6 +161,15 @@ class Subscription(Generic[T]):
     def conflated(self) -> int:
         """Messages replaced by a newer one for the same market (CONFLATE) so far."""
         return self.queue.conflated
+
+    def mark_stale(self, tickers: Iterable[str]) -> None:
+        """These markets' state is unknown until their next snapshot: their books are hidden, and no delta of
+        theirs is yielded before that snapshot (a consumer's own book would be corrupted)."""
+        if self.books is not None:
+            for ticker in tickers:
+                self.books.mark_stale(ticker)
+        else:
+            self.stale.update(tickers)
 
     # ------------------------------------------------------------------ commands
 

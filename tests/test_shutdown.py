@@ -1,0 +1,176 @@
+"""Shutdown and leaks: a session cancelled at random points, a thousand times, leaves nothing behind.
+
+Each round opens a KalshiWebSocket session against a live simulator (seeded activity) and cancels its task after
+a random delay, so the cancellation lands anywhere: before the TCP connect, during the upgrade, while
+subscribing, while streaming books, or inside the shutdown of the ``connect()`` block. Afterwards: no task is
+left pending, no socket is left unclosed (ResourceWarning is an error in this suite; ``gc.collect()`` makes any
+unclosed one speak up), the simulator sees every connection closed, and the process holds no more file
+descriptors than before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import psutil
+import pytest
+
+from kalshi.auth import KalshiAuth
+from kalshi.config import KalshiConfig
+from kalshi.sim import Simulator
+from kalshi.ws import KalshiWebSocket
+from kalshi.ws.transport import open_connection
+
+ROUNDS = 1000
+FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "ws_max_retries": 3, "timeout": 5.0, "connect_timeout": 2.0}
+
+
+async def one_session(config: KalshiConfig, auth: KalshiAuth | None, tickers: list[str], stage: list[str]) -> None:
+    """What an application does: connect, subscribe, read some books, ask the server something, leave."""
+    stage.append("connecting")
+    ws = KalshiWebSocket(auth=auth, config=config, rng=random.Random(1))
+    async with ws.connect() as session:
+        stage.append("subscribing")
+        books = await session.orderbook(tickers)
+        await session.subscribe_ticker(tickers=tickers)
+        if auth is not None:
+            await session.subscribe_fill()
+        stage.append("streaming")
+        received = 0
+        async for _ in books:
+            received += 1
+            if received >= 10:
+                break
+        await session.list_subscriptions()
+        stage.append("closing")
+    stage.append("closed")
+
+
+async def settle(sim: Simulator, baseline: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
+    """Wait (bounded) until the simulator saw every connection close and only the baseline tasks remain."""
+    current = asyncio.current_task()
+    leftover: set[asyncio.Task[object]] = set()
+    for _ in range(500):
+        leftover = {t for t in asyncio.all_tasks() if t is not current and t not in baseline and not t.done()}
+        if not sim.connection_ids() and not leftover:
+            break
+        await asyncio.sleep(0.01)
+    return leftover
+
+
+@pytest.mark.slow
+async def test_cancelling_a_session_anywhere_leaves_no_task_socket_or_fd(
+    kalshi_sim_factory: Callable[..., Simulator],
+) -> None:
+    async with kalshi_sim_factory(seed=31, markets=4, rate=2000.0, open_access=True, lifecycle=False) as sim:
+        auth, _ = sim.create_account_auth()
+        config = sim.config.with_options(**FAST)
+        tickers = sim.tickers
+        process = psutil.Process()
+        baseline = set(asyncio.all_tasks())
+        # Warm up lazily created things (SSL contexts, import-time caches) before counting descriptors, and
+        # time a whole session: the cancellation delays spread over it.
+        started = asyncio.get_running_loop().time()
+        for _ in range(5):
+            await one_session(config, auth, tickers, [])
+        lifetime = (asyncio.get_running_loop().time() - started) / 5
+        assert not await settle(sim, baseline)
+        gc.collect()
+        fds_before = process.num_fds()
+        rng = random.Random(31)
+        reached: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        for round_number in range(ROUNDS):
+            stage: list[str] = []
+            signer = auth if round_number % 4 == 0 else None  # a quarter signed (RSA-free Ed25519 keys: fast)
+            task = asyncio.create_task(one_session(config, signer, tickers, stage))
+            # Spread the cancellations over the whole life of a session, plus a few before it starts at all.
+            await asyncio.sleep(0.0 if round_number % 20 == 0 else rng.uniform(0.0, 1.2 * lifetime))
+            task.cancel()
+            try:
+                await task
+                outcomes["finished"] += 1
+            except asyncio.CancelledError:
+                outcomes["cancelled"] += 1
+            reached[stage[-1] if stage else "not started"] += 1
+            if round_number % 100 == 99:
+                leftover = await settle(sim, baseline)
+                # A connection the simulator still serves is a client socket nobody closed (its tasks are the
+                # simulator's writer/ping/request tasks); check it first, it names the real problem.
+                assert not sim.connection_ids(), (
+                    f"after {round_number + 1} rounds the simulator still serves {len(sim.connection_ids())} "
+                    f"connection(s) of cancelled sessions: their client sockets were never closed ({reached})"
+                )
+                assert not leftover, f"round {round_number}: tasks left pending: {leftover}"
+        leftover = await settle(sim, baseline)
+        assert sim.connection_ids() == [], "the simulator still sees open connections"
+        assert not leftover, f"tasks left pending: {leftover}"
+        gc.collect()
+        fds_after = process.num_fds()
+    assert fds_after <= fds_before + 3, f"file descriptors grew from {fds_before} to {fds_after}"
+    assert outcomes["cancelled"] >= ROUNDS // 2, outcomes
+    # The cancellations landed in every phase of a session.
+    for phase in ("connecting", "subscribing", "streaming"):
+        assert reached[phase] >= 20, reached
+    assert reached["closing"] + reached["closed"] >= 5, reached
+
+
+async def test_cancelled_during_the_upgrade_the_socket_is_closed_when_the_answer_comes() -> None:
+    """Deterministic form of what the random rounds find: the caller is cancelled after the upgrade request went
+    out and before the 101 answer arrived. When the answer does arrive, nobody owns the connection: it must be
+    closed, not left open (picows completes the handshake behind asyncio.shield and then calls
+    on_ws_connected on the abandoned listener, which starts the heartbeat and keeps the socket alive)."""
+    request_seen = asyncio.Event()
+    answer = asyncio.Event()
+    client_gone = asyncio.Event()
+
+    async def server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        request_seen.set()
+        await answer.wait()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        await writer.drain()
+        try:
+            while await reader.read(1024):
+                pass  # the client's close frame or pings; EOF when its socket closes
+        except ConnectionError:
+            pass
+        client_gone.set()
+        writer.close()
+
+    listening = await asyncio.start_server(server, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    async with listening:
+        connecting = asyncio.create_task(
+            open_connection(
+                f"ws://127.0.0.1:{port}/trade-api/ws/v2",
+                headers={},
+                on_frame=lambda _data: None,
+                on_close=lambda _info: None,
+                connect_timeout=30.0,  # picows' own handshake timer must not be what closes it
+                heartbeat_interval=0.2,
+                heartbeat_timeout=30.0,
+            )
+        )
+        await asyncio.wait_for(request_seen.wait(), 5)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        answer.set()
+        await asyncio.wait_for(client_gone.wait(), 3)  # fails while the abandoned connection stays open
+        gc.collect()
