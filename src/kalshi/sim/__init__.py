@@ -6,6 +6,7 @@ Start one from Python with ``async with Simulator(seed=..., markets=..., rate=..
 """
 
 from kalshi.sim.faults import FaultController, FaultSpec, FaultSpecError, parse_fault_spec
+from kalshi.sim.rest_api import rest_controls
 from kalshi.sim.server import DEFAULT_BALANCE_MICROS, Simulator
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "FaultSpecError",
     "Simulator",
     "parse_fault_spec",
+    "rest_controls",
 ]
