@@ -18,13 +18,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Final
 
+from bench.chaos_remote import RemoteSim
 from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiAPIError, KalshiConnectionError, KalshiError
+from kalshi.portfolio import Portfolio
 from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
-from kalshi.ws.models import ErrorMessage, FillMessage
-
-from bench.chaos_remote import RemoteSim
+from kalshi.ws.models import ErrorMessage, FillMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
+from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
 __all__ = ["Consumer", "FillLedger", "OrderFlow", "SubscriptionTotals"]
 
@@ -87,8 +88,13 @@ class FillLedger:
         recovered = sum(1 for key in expected if not self.ws.get(key, 0) and key in self.recovered)
         lost = len(expected) - delivered - recovered
         unknown = sum(1 for key in self.ws if key not in expected)
-        return {"produced": len(expected), "delivered": delivered, "recovered": recovered, "lost": lost,
-                "unknown": unknown}
+        return {
+            "produced": len(expected),
+            "delivered": delivered,
+            "recovered": recovered,
+            "lost": lost,
+            "unknown": unknown,
+        }
 
 
 class Consumer:
@@ -105,6 +111,7 @@ class Consumer:
         heartbeat_timeout: Client heartbeat deadline.
         on_fill: Called for every fill message.
         on_disruption: Called when private streams may have missed messages (reconnect, restart, error 25).
+        rest: REST client for a :class:`~kalshi.portfolio.Portfolio` kept on the private session (None: none).
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class Consumer:
         heartbeat_timeout: float,
         on_fill: Callable[[FillMessage], None] | None = None,
         on_disruption: Callable[[], None] | None = None,
+        rest: Any = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -131,6 +139,8 @@ class Consumer:
         self.heartbeat_timeout = heartbeat_timeout
         self.on_fill = on_fill
         self.on_disruption = on_disruption
+        self.rest = rest
+        self.portfolio: Portfolio | None = None
         self.session: KalshiWebSocket | None = None
         self.subs: list[Subscription[Any]] = []
         self.totals = SubscriptionTotals()
@@ -140,6 +150,9 @@ class Consumer:
         self.restart_reasons: Counter[str] = Counter()
         self.error_codes: Counter[int] = Counter()
         self.slow_pauses = 0
+        # The public consumer also builds books itself from the raw stream, as a raw consumer would.
+        self.raw_books: OrderbookManager | None = None
+        self.raw_inapplicable = 0  # deltas of the raw stream that did not apply to the consumer's book
         self.unexpected: list[str] = []
         self._stop = asyncio.Event()
         self._drains: list[asyncio.Task[None]] = []
@@ -175,8 +188,45 @@ class Consumer:
     def books(self) -> Any:
         return self.session.books if self.session is not None else {}
 
+    def book_sources(self) -> list[tuple[str, Any]]:
+        """Every set of books to check: the client's (``session.books``) and, for the raw consumer, its own."""
+        sources: list[tuple[str, Any]] = [(f"{self.name} session.books", self.books())]
+        if self.raw_books is not None:
+            sources.append((f"{self.name} books built from the raw stream", _RawBooks(self.raw_books)))
+        return sources
+
     def fill_queue_empty(self) -> bool:
-        return all(sub.queue.qsize() == 0 for sub in self.subs)
+        subs = self.session.subscriptions if self.session is not None else self.subs
+        return all(sub.queue.qsize() == 0 for sub in subs)
+
+    def describe(self) -> str:
+        """The session's state and subscriptions, for diagnosing a checkpoint that did not converge."""
+        session = self.session
+        if session is None:
+            return "no session"
+        subs = ", ".join(f"{s.channel}:{s.sids}:q{s.queue.qsize()}:{s.stats.as_dict()}" for s in session.subscriptions)
+        proto = session._proto
+        awaiting = {sid: proto.is_awaiting_snapshot(sid) for sub in session.subscriptions for sid in sub.sids}
+        waits = {k: len(v) for k, v in session._snapshot_waits.items()}
+        books = [
+            (t, st.has_snapshot, st.stale)
+            for sub in session.subscriptions
+            if sub.books
+            for t, st in sub.books.books.items()
+        ][:3]
+        return (
+            f"state {session.state.value}, reconnects {session.reconnects}, subscriptions [{subs}], "
+            f"awaiting {awaiting}, pending {list(session._pending)}, snapshot waits {waits}, books {books}, "
+            f"last seq {[proto.last_seq(sid) for sub in session.subscriptions for sid in sub.sids]}"
+        )
+
+    def portfolio_settled(self) -> bool:
+        """No reconciliation running or due (reconnects already seen by the portfolio)."""
+        portfolio = self.portfolio
+        session = self.session
+        if portfolio is None or session is None:
+            return True
+        return not portfolio._reconcile_lock.locked() and portfolio._seen_reconnects == session.reconnects
 
     # -- running ----------------------------------------------------------------------------------------------
 
@@ -234,12 +284,18 @@ class Consumer:
                 subs.append(await session.subscribe_user_orders(maxsize=10_000))
                 subs.append(await session.subscribe_market_positions(maxsize=10_000))
             else:
-                subs.append(await session.subscribe_orderbook_delta(self.tickers))
+                subs.append(await session.subscribe_orderbook_delta(self.tickers, keep_books=True))
+                self.raw_books = OrderbookManager()
                 subs.append(await session.subscribe_ticker())
                 subs.append(await session.subscribe_trade())
             self.subs = subs
-            self._drains = [asyncio.create_task(self._drain(sub, slow=self.slow and i == 0)) for i, sub in
-                            enumerate(subs)]
+            if self.private and self.rest is not None:
+                # The application's portfolio: REST snapshot, WebSocket updates, REST reconciliation.
+                self.portfolio = Portfolio(self.rest, session)
+                await self.portfolio.start()
+            self._drains = [
+                asyncio.create_task(self._drain(sub, slow=self.slow and i == 0)) for i, sub in enumerate(subs)
+            ]
             if self.on_disruption is not None:
                 self.on_disruption()  # a fresh session: anything before it may be missing
             ended = asyncio.create_task(session.run_forever())
@@ -251,6 +307,9 @@ class Consumer:
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stopper
+                portfolio, self.portfolio = self.portfolio, None
+                if portfolio is not None:
+                    await portfolio.stop()
                 drains, self._drains = self._drains, []
                 for task in drains:
                     task.cancel()
@@ -266,9 +325,18 @@ class Consumer:
         rng = self.rng
         next_pause = time.monotonic() + rng.uniform(3.0, 8.0)
         is_fill = sub.channel == "fill"
+        raw = self.raw_books if sub.channel == "orderbook_delta" and not self.private else None
         async for message in sub:
             if is_fill and self.on_fill is not None:
                 self.on_fill(message)
+            elif raw is not None:
+                if isinstance(message, OrderbookSnapshotMessage):
+                    raw.apply_snapshot_message(message)
+                elif isinstance(message, OrderbookDeltaMessage):
+                    result = raw.apply_delta_message(message)
+                    if result is not DeltaResult.APPLIED:
+                        self.raw_inapplicable += 1
+                        log.warning("%s: raw delta not applicable to the consumer's book: %s", self.name, result.name)
             if slow and time.monotonic() >= next_pause:
                 # A slow consumer: stop reading for a while; the BLOCK queue fills and the socket pauses.
                 self.slow_pauses += 1
@@ -283,6 +351,17 @@ class Consumer:
         self.error_codes[err.msg.code] += 1
         if err.msg.code == 25 and self.on_disruption is not None:
             self.on_disruption()
+
+
+class _RawBooks:
+    """``get(ticker)`` over an OrderbookManager: the ready book's view, else None."""
+
+    def __init__(self, manager: OrderbookManager) -> None:
+        self._manager = manager
+
+    def get(self, ticker: str) -> Any:
+        state = self._manager.get(ticker)
+        return state.view() if state is not None and state.has_snapshot else None
 
 
 class Reconciler:
@@ -303,10 +382,10 @@ class Reconciler:
         self._dirty.set()
         self._idle.clear()
 
-    async def settle(self, timeout: float) -> bool:
-        """Wait until no reconciliation is due or running; False on timeout."""
+    async def settle(self, limit: float) -> bool:
+        """Wait until no reconciliation is due or running; False after ``limit`` seconds."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(limit):
                 await self._idle.wait()
         except TimeoutError:
             return False
@@ -316,7 +395,7 @@ class Reconciler:
         while True:
             await self._dirty.wait()
             # Reconcile once the streams are back: fills after that point arrive over the WebSocket.
-            while not self._ready():
+            while not self._ready():  # noqa: ASYNC110 - polls the client's subscription state
                 await asyncio.sleep(0.02)
             self._dirty.clear()
             started = int(time.time())
@@ -341,8 +420,16 @@ class OrderFlow:
     """Places orders for the account near the touch (resting and immediate-or-cancel), over REST when the
     simulator serves ``POST /portfolio/events/orders``, otherwise through the simulator process."""
 
-    def __init__(self, remote: RemoteSim, rest: Any, account: str, books: Callable[[], Any], tickers: list[str],
-                 rng: random.Random, rate: float) -> None:
+    def __init__(
+        self,
+        remote: RemoteSim,
+        rest: Any,
+        account: str,
+        books: Callable[[], Any],
+        tickers: list[str],
+        rng: random.Random,
+        rate: float,
+    ) -> None:
         self.remote = remote
         self.rest = rest
         self.account = account
@@ -398,8 +485,13 @@ class OrderFlow:
             try:
                 # A client_order_id makes the POST idempotent, so the REST client may retry a 429/503.
                 await self.rest.orders.create_order_v2(
-                    ticker=ticker, side=side, count=format_count(units), price=format_price(price),
-                    time_in_force=tif, self_trade_prevention_type="taker_at_cross", client_order_id=str(uuid.uuid4()),
+                    ticker=ticker,
+                    side=side,
+                    count=format_count(units),
+                    price=format_price(price),
+                    time_in_force=tif,
+                    self_trade_prevention_type="taker_at_cross",
+                    client_order_id=str(uuid.uuid4()),
                 )
                 return
             except KalshiAPIError as exc:
@@ -407,20 +499,25 @@ class OrderFlow:
                     raise
                 self.rest = None
                 self.via = "simulator process (sim.place_order): the simulator serves no REST order endpoint yet"
-        await self.remote.call("place_order", account=self.account, ticker=ticker, side=side, price_ticks=price,
-                               count_units=units, time_in_force=tif)
+        await self.remote.call(
+            "place_order",
+            account=self.account,
+            ticker=ticker,
+            side=side,
+            price_ticks=price,
+            count_units=units,
+            time_in_force=tif,
+        )
 
 
 def _order_price(book: Any, side: str, immediate: bool) -> int | None:
     """Join the touch (resting) or take it (immediate); YES price ticks."""
-    yes = book.best_bid_ticks("yes")
-    no = book.best_bid_ticks("no")
+    yes: tuple[int, int] | None = book.best_bid_ticks("yes")
+    no: tuple[int, int] | None = book.best_bid_ticks("no")
     best_bid = yes[0] if yes else None
     best_ask = 10_000 - no[0] if no else None
-    if side == "bid":
-        price = best_ask if immediate else best_bid
-    else:
-        price = best_bid if immediate else best_ask
+    take = immediate == (side == "bid")  # a buyer taking, or a seller resting, prices at the ask
+    price: int | None = best_ask if take else best_bid
     if price is None or not 1 <= price <= 9_999:
         return None
     return price

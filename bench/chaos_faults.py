@@ -144,7 +144,7 @@ class FaultScheduler:
             await self.remote.fault("refuse_handshakes", 401, 10.0)
             await self.remote.fault("drop")
             deadline = time.monotonic() + 10.0
-            while await self._refused() == before and time.monotonic() < deadline:
+            while await self._refused() == before and time.monotonic() < deadline:  # noqa: ASYNC110 - remote count
                 await asyncio.sleep(0.005)
             await self.remote.fault("stop_refusing")
         else:

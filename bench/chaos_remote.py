@@ -117,7 +117,7 @@ class _Handler:
                 request = _decode(line)
                 try:
                     reply = {"ok": True, "result": await self.dispatch(request["op"], request.get("args") or {})}
-                except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as text
+                except Exception as exc:
                     reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
                 writer.write(_encode(reply) + b"\n")
                 await writer.drain()
@@ -153,6 +153,10 @@ class _Handler:
             return [
                 [f.trade_id, f.order_id, f.fill_id, f.ticker, f.count_units] for f in sim.engine.fills(args["account"])
             ]
+        if op == "positions":
+            return {p.ticker: p.position_units for p in sim.engine.positions(args["account"]) if p.position_units}
+        if op == "resting":
+            return {o.order_id: o.remaining_units for o in sim.engine.orders(args["account"], "resting")}
         if op == "place_order":
             result = sim.place_order(
                 args["account"],
@@ -271,7 +275,7 @@ class RemoteSim:
         if process is None:
             return
         deadline = time.monotonic() + 10.0
-        while process.is_alive() and time.monotonic() < deadline:
+        while process.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110 - a process, no event
             await asyncio.sleep(0.05)
         if process.is_alive():
             process.kill()

@@ -63,7 +63,9 @@ class _Book:
         levels = rng.randint(20, 90)
         self.sides = {
             "yes": {p: rng.randint(100, 40_000) for p in rng.sample(range(100, split, 10), levels // 2)},
-            "no": {p: rng.randint(100, 40_000) for p in rng.sample(range(100, 10_000 - split, 10), levels - levels // 2)},
+            "no": {
+                p: rng.randint(100, 40_000) for p in rng.sample(range(100, 10_000 - split, 10), levels - levels // 2)
+            },
         }
         self.volume = rng.randint(10_000, 9_000_000)
 

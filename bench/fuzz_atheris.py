@@ -88,6 +88,14 @@ def client_target(data: bytes) -> None:
 
 
 _SIM = None
+_clock = 0.0
+
+
+def _tick() -> float:
+    """One second per command: the command token bucket never runs dry (error 27 would hide everything)."""
+    global _clock
+    _clock += 1.0
+    return _clock
 
 
 def sim_target(data: bytes) -> None:
@@ -96,7 +104,7 @@ def sim_target(data: bytes) -> None:
     if _SIM is None:
         _SIM = Simulator(seed=5, markets=3, rate=0.0, lifecycle=False)
     outbox = Outbox(1, account="fuzz", limit=1_000_000)
-    session = WsSession(outbox, _SIM.hub, _SIM.feeds, authenticated=True, limits=SessionLimits(), clock=lambda: 0.0)
+    session = WsSession(outbox, _SIM.hub, _SIM.feeds, authenticated=True, limits=SessionLimits(), clock=_tick)
     try:
         session.receive(data)
         for frame in outbox.frames:

@@ -307,7 +307,9 @@ async def main_async(args: argparse.Namespace) -> None:
         }
         naive = rows["e"].rate
         naive_cpu = rows["e"].cpu_rate
-        print(f"{'':44s} {'msg/s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}   {'msg/CPU-s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}")
+        print(
+            f"{'':44s} {'msg/s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}   {'msg/CPU-s':>11s} {'vs (b)':>7s} {'vs (e)':>7s}"
+        )
         for key, result in rows.items():
             print(
                 f"({key}) {names[key]:40s} {result.rate:11,.0f} {result.rate / rows['b'].rate:6.0%} "
@@ -320,8 +322,16 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"latency, server send -> iterator, {args.rate:,.0f} msg/s for {paced:,} frames:")
         paced_books = sum(1 for _, seq in plan.keys[:paced] if seq is not None)
         for key, label, make in (
-            ("c", "(c) subscribe_* iterators", lambda: run_client(url, paced_books, paced - paced_books, views=False, stamp=True)),
-            ("d", "(d) orderbook() views", lambda: run_client(url, paced_books, paced - paced_books, views=True, stamp=True)),
+            (
+                "c",
+                "(c) subscribe_* iterators",
+                lambda: run_client(url, paced_books, paced - paced_books, views=False, stamp=True),
+            ),
+            (
+                "d",
+                "(d) orderbook() views",
+                lambda: run_client(url, paced_books, paced - paced_books, views=True, stamp=True),
+            ),
             ("e", "(e) naive client", lambda: run_naive(url, paced, stamp=True)),
         ):
             server.next_run(paced, args.rate)

@@ -59,7 +59,9 @@ json_leaf = (
 )
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10) | tricky_strings, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10) | tricky_strings, inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -76,7 +78,9 @@ MOSTLY = ["valid"] * 8 + ["odd"]
 ids = st.sampled_from(MOSTLY).flatmap(
     lambda kind: st.integers(1, 50) if kind == "valid" else st.integers(-(2**40), 2**70) | json_leaf
 )
-channel_lists = st.lists(st.sampled_from([*ALL_CHANNELS, *ALL_CHANNELS, "multivariate", "nope", ""]), min_size=1, max_size=3)
+channel_lists = st.lists(
+    st.sampled_from([*ALL_CHANNELS, *ALL_CHANNELS, "multivariate", "nope", ""]), min_size=1, max_size=3
+)
 market_lists = st.lists(st.sampled_from(TICKERS) | st.text(max_size=8), max_size=5)
 sid_values = st.integers(-2, 12) | json_leaf
 
@@ -246,7 +250,7 @@ def _operation_inputs() -> dict[str, tuple[list[str], list[str]]]:
     doc = _spec()
     out: dict[str, tuple[list[str], list[str]]] = {}
     for item in doc["paths"].values():
-        for method, op in item.items():
+        for op in item.values():
             if not isinstance(op, dict) or "operationId" not in op:
                 continue
             params = [_resolve(doc, p) for p in op.get("parameters", [])]
@@ -319,7 +323,9 @@ query_values = st.one_of(st.text(max_size=12), tricky_strings, st.integers(-(2**
 
 @settings(max_examples=REST_RUNS, **FUZZ)
 @given(st.sampled_from(MODELLED), st.data(), st.booleans())
-def test_fuzz_rest_handlers_answer_4xx_with_a_clear_json_body(rest_sim: SimThread, op: Any, data: Any, signed: bool) -> None:
+def test_fuzz_rest_handlers_answer_4xx_with_a_clear_json_body(
+    rest_sim: SimThread, op: Any, data: Any, signed: bool
+) -> None:
     query_names, body_names = INPUTS.get(op.operation_id, ([], []))
     path = op.path
     while "{" in path:
@@ -333,7 +339,10 @@ def test_fuzz_rest_handlers_answer_4xx_with_a_clear_json_body(rest_sim: SimThrea
     body: Any = None
     if op.method in ("POST", "PUT", "DELETE", "PATCH"):
         names = [*body_names, "zzz"]
-        body = {name: data.draw(json_value, label=name) for name in data.draw(st.lists(st.sampled_from(names), max_size=6, unique=True))}
+        body = {
+            name: data.draw(json_value, label=name)
+            for name in data.draw(st.lists(st.sampled_from(names), max_size=6, unique=True))
+        }
         if data.draw(st.integers(0, 9)) == 0:
             body = data.draw(json_value)
     full_path = REST_PATH + path

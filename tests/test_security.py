@@ -196,7 +196,10 @@ async def test_no_key_material_or_signature_in_logs_reprs_or_exceptions(
         sim.register_key("visible-key-id", public_pem, account="secrets-account")
         config = sim.config.with_options(**FAST)
         ws = KalshiWebSocket(auth=auth, config=config)
-        async with ws.connect() as session, AsyncKalshiClient(config, auth=auth, rate_limiter=RateLimiter.unlimited()) as rest:
+        async with (
+            ws.connect() as session,
+            AsyncKalshiClient(config, auth=auth, rate_limiter=RateLimiter.unlimited()) as rest,
+        ):
             subs = [
                 await session.orderbook(sim.tickers),
                 await session.subscribe_fill(),
@@ -213,7 +216,7 @@ async def test_no_key_material_or_signature_in_logs_reprs_or_exceptions(
             await rest.portfolio.get_fills(limit=5)
             sim.faults.drop()  # the upgrade is signed again on reconnect
             async with asyncio.timeout(5):
-                while session.reconnects < 1 or not all(s.sids for s in subs):
+                while session.reconnects < 1 or not all(s.sids for s in subs):  # noqa: ASYNC110 - client state
                     await asyncio.sleep(0.01)
             async with AsyncKalshiClient(config, auth=impostor("visible-key-id")) as wrong:
                 for failing in (rest.markets.get_market("NO-SUCH-MARKET"), wrong.portfolio.get_balance()):

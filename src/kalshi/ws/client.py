@@ -37,6 +37,7 @@ from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.channels import FORWARDED_PARAMS, ChannelSubscriptions
 from kalshi.ws.connection import CloseInfo, ConnectionState, backoff_delay
+from kalshi.ws.editing import SubscriptionCommands
 from kalshi.ws.flow import FlowControl
 from kalshi.ws.hooks import HookRunner
 from kalshi.ws.models import (
@@ -92,7 +93,7 @@ CLIENT_ERROR_CALLBACK: Final = 1003
 CLIENT_ERROR_RESUBSCRIBE: Final = 1004
 
 
-class KalshiWebSocket(ChannelSubscriptions):
+class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
     """WebSocket client for real-time Kalshi market data.
 
     Usage::
@@ -341,172 +342,6 @@ class KalshiWebSocket(ChannelSubscriptions):
         self._ever_subscribed = True
         return sub
 
-    async def _issue_chunk(self, sub: Subscription[Any], chunk: Chunk) -> None:
-        """Send subscribe for one chunk; on error 26 split it in halves and retry."""
-        params = dict(sub.params)
-        if chunk.markets is not None:
-            params["market_tickers"] = chunk.markets
-        if sub.book_mode is not None:
-            params["send_initial_snapshot"] = True  # gap repair and reconnects rebuild from snapshots
-        cmd_id = self._proto.send_subscribe([sub.channel], **params)
-        self._binding[cmd_id] = (sub, chunk)
-        try:
-            responses = await self._command(cmd_id)
-        except KalshiCommandError as exc:
-            if exc.code == 26 and chunk.markets is not None and len(chunk.markets) > 1:
-                half = len(chunk.markets) // 2
-                first, second = Chunk(chunk.markets[:half]), Chunk(chunk.markets[half:])
-                index = sub.chunks.index(chunk)
-                sub.chunks[index : index + 1] = [first, second]
-                self._chunk_size = max(1, min(self._chunk_size, half))
-                await self._issue_chunk(sub, first)
-                await self._issue_chunk(sub, second)
-                return
-            raise
-        finally:
-            self._binding.pop(cmd_id, None)
-        if chunk.sid is None:
-            raise KalshiSubscriptionError(f"subscribe to {sub.channel!r} got no sid in {responses[-1]!r}")
-
-    async def _command(self, cmd_id: int) -> list[Any]:
-        """Flush queued commands and wait for the final response to ``cmd_id``.
-
-        Raises:
-            KalshiCommandError: the server answered ``error``.
-            KalshiSubscriptionError: no answer within the command timeout, or the connection is down.
-        """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        self._pending[cmd_id] = (future, [])
-        self._flow.unpause()  # the answer arrives on the socket: it must be read
-        try:
-            self._flush()
-            async with asyncio.timeout(self._command_timeout):
-                return await future
-        except TimeoutError:
-            self._proto.forget_command(cmd_id)
-            raise KalshiSubscriptionError(
-                f"no answer to command {cmd_id} within {self._command_timeout} s; the connection may be stalled"
-            ) from None
-        finally:
-            self._pending.pop(cmd_id, None)
-            if not self._pending:
-                self._reapply_backpressure()
-
-    async def _get_snapshot(self, sid: int, tickers: list[str]) -> None:
-        """Send get_snapshot and wait until a snapshot of every market arrived (or an error)."""
-        cmd_id = self._proto.send_get_snapshot(sid, tickers)
-        self._snapshot_waits[cmd_id] = set(tickers)
-        try:
-            await self._command(cmd_id)
-        finally:
-            self._snapshot_waits.pop(cmd_id, None)
-            self._proto.forget_command(cmd_id)
-
-    def _snapshot_answered(self, cmd_id: int, ticker: str) -> None:
-        remaining = self._snapshot_waits.get(cmd_id)
-        if remaining is None:
-            return
-        remaining.discard(ticker)
-        entry = self._pending.get(cmd_id)
-        if not remaining and entry is not None and not entry[0].done():
-            entry[0].set_result(entry[1])
-
-    def _flush(self) -> None:
-        frames = self._proto.data_to_send()
-        conn = self._conn
-        if conn is None or conn.closed:
-            raise KalshiSubscriptionError("the connection is down; the command will be re-sent after reconnecting")
-        for frame in frames:
-            conn.send(frame)
-
-    async def _add_markets(self, sub: Subscription[Any], tickers: list[str]) -> None:
-        self._check_live(sub)
-        known = set(sub.markets)
-        new = [t for t in dict.fromkeys(tickers) if t not in known]
-        if not new:
-            return
-        if sub.chunks and sub.chunks[0].markets is None:
-            raise KalshiSubscriptionError("this subscription takes every market already; nothing to add")
-        while new:
-            last = sub.chunks[-1] if sub.chunks else None
-            room = self._chunk_size - len(last.markets or []) if last is not None else 0
-            if last is not None and last.sid is not None and room > 0:
-                part, new = new[:room], new[room:]
-                try:
-                    await self._command(
-                        self._proto.send_update_subscription(last.sid, "add_markets", market_tickers=part)
-                    )
-                except KalshiCommandError as exc:
-                    if exc.code != 26:
-                        raise
-                    self._chunk_size = max(1, len(last.markets or []))
-                    new = part + new
-                    continue
-                assert last.markets is not None
-                last.markets.extend(part)
-            else:
-                part, new = new[: self._chunk_size], new[self._chunk_size :]
-                chunk = Chunk(part)
-                sub.chunks.append(chunk)
-                await self._issue_chunk(sub, chunk)
-
-    async def _remove_markets(self, sub: Subscription[Any], tickers: list[str]) -> None:
-        self._check_live(sub)
-        drop = set(tickers)
-        for chunk in list(sub.chunks):
-            if chunk.markets is None or chunk.sid is None:
-                continue
-            mine = [t for t in chunk.markets if t in drop]
-            if not mine:
-                continue
-            if len(mine) == len(chunk.markets):
-                await self._command(self._proto.send_unsubscribe([chunk.sid]))
-                self._routes.pop(chunk.sid, None)
-                sub.chunks.remove(chunk)
-            else:
-                await self._command(
-                    self._proto.send_update_subscription(chunk.sid, "delete_markets", market_tickers=mine)
-                )
-                chunk.markets = [t for t in chunk.markets if t not in drop]
-            if sub.books is not None:
-                for ticker in mine:
-                    sub.books.remove(ticker)
-
-    async def _request_snapshot(self, sub: Subscription[Any], tickers: list[str] | None) -> None:
-        self._check_live(sub)
-        if sub.channel != "orderbook_delta":
-            raise KalshiSubscriptionError("request_snapshot() is for orderbook_delta subscriptions")
-        wanted = None if tickers is None else set(tickers)
-        for chunk in sub.chunks:
-            if chunk.sid is None or not chunk.markets:
-                continue
-            markets = [t for t in chunk.markets if wanted is None or t in wanted]
-            if markets:
-                await self._get_snapshot(chunk.sid, markets)
-
-    async def _unsubscribe(self, sub: Subscription[Any]) -> None:
-        if sub.client_id not in self._subs:
-            return
-        sids = sub.sids
-        try:
-            if sids and self._conn is not None and not self._conn.closed:
-                await self._command(self._proto.send_unsubscribe(sids))
-        finally:
-            await self._discard(sub)
-
-    async def _discard(self, sub: Subscription[Any]) -> None:
-        self._subs.pop(sub.client_id, None)
-        for chunk in sub.chunks:
-            if chunk.sid is not None:
-                self._routes.pop(chunk.sid, None)
-        sub.active = False
-        sub.queue.close()
-
-    def _check_live(self, sub: Subscription[Any]) -> None:
-        if sub.client_id not in self._subs:
-            raise KalshiSubscriptionError("this subscription was unsubscribed or its session closed")
-
     # ------------------------------------------------------------------ receive path (hot)
 
     def _new_protocol(self, first_command_id: int) -> ClientProtocol:
@@ -522,7 +357,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         self.frames_received += 1
         if self._raw_tap is not None:
             self._raw_tap(data, time.time_ns())
-        result = self._receive(data)
+        result: Any = self._receive(data)
         cls = result.__class__
         if cls is OrderbookDeltaMessage:
             route = self._routes.get(result.sid)
@@ -581,11 +416,10 @@ class KalshiWebSocket(ChannelSubscriptions):
             self._callback(message)
 
     def _full(self, sub: Subscription[Any]) -> None:
-        if self._flow.armed:
-            return  # a pause is already scheduled or in force
         if self._blocks(sub):
-            queue = sub.queue
-            self._flow.pause(queue.wait_for_space, lambda: queue.is_full)
+            if not self._flow.armed:  # else a pause is already scheduled or in force
+                queue = sub.queue
+                self._flow.pause(queue.wait_for_space, lambda: queue.is_full)
             return
         # Callback-style use (seed 000): the subscription was made only to start the feed and nobody iterates
         # it. Never stall the socket for it; its callbacks still get every message.
@@ -661,7 +495,7 @@ class KalshiWebSocket(ChannelSubscriptions):
         if not sub.views:
             self._deliver(sub, message)
         else:
-            sub.queue.put_nowait(state.view())  # CONFLATE: never raises, never blocks
+            sub.queue.put_nowait(state)  # CONFLATE per market; the iterator takes the view (see Subscription)
             if self._callbacks:
                 self._callback(message)
         waiters = self._book_waiters.get(ticker)
@@ -804,9 +638,8 @@ class KalshiWebSocket(ChannelSubscriptions):
     def _reapply_backpressure(self) -> None:
         """After the last command was answered: pause again if a queue overshot meanwhile."""
         for sub in self._subs.values():
-            queue = sub.queue
-            if queue.overflow is OverflowStrategy.BLOCK and queue.is_full and self._blocks(sub):
-                self._flow.pause(queue.wait_for_space, lambda: queue.is_full)
+            if sub.queue.overflow is OverflowStrategy.BLOCK and sub.queue.is_full and self._blocks(sub):
+                self._full(sub)
                 return
         hooks = self._hooks
         channel = hooks.full_channel() if hooks is not None else None

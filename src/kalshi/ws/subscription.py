@@ -121,14 +121,30 @@ class Subscription(Generic[T]):
     # ------------------------------------------------------------------ iteration
 
     def __aiter__(self) -> AsyncIterator[T]:
+        # ``async for`` iterates the queue itself: one call less per message on the hot path.
         self.consumed = True
-        return self
+        if self.views:
+            return self
+        return self.queue
 
     def __anext__(self) -> Awaitable[T]:
         # A plain method handing out the queue's own coroutine: one coroutine per message, not two (hot path).
         # The queue ends the iteration with StopAsyncIteration once closed and drained.
         self.consumed = True
+        if self.views:
+            return self._next_view()
         return self.queue.__anext__()
+
+    async def _next_view(self) -> T:
+        # orderbook() queues the changed books themselves (conflated per market) and takes the immutable view
+        # here, when the consumer asks: no view is built for an update that a later one supersedes. A book that
+        # went stale meanwhile is skipped; its rebuilding snapshot queues it again.
+        queue = self.queue
+        while True:
+            state: Any = await queue.__anext__()  # an OrderbookState (views subscriptions only)
+            if state.has_snapshot:
+                view: T = state.view()
+                return view
 
     def __repr__(self) -> str:
         return (
