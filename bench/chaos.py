@@ -134,6 +134,7 @@ class _Run:
         self.checkpoints = 0
         self.peak_rss = 0
         self.checkpoint_rss: list[int] = []
+        self.frame_counts: dict[str, int] = {}
         self.last_good: dict[str, int] = {}
         self.fill_verdict: dict[str, int] = {}
         self.reconcile_source = "REST GET /portfolio/fills"
@@ -324,8 +325,11 @@ class _Run:
         self.fill_verdict = verdict
         if not converged:
             self.converge_failures += 1
+        counts = await remote.call("counts")
+        # Frame faults keep firing inside the simulator until it stops; the run's figures are those verified at
+        # the final checkpoint.
+        self.frame_counts = {k: counts.get(k, 0) for k in _FRAME_KINDS}
         if bad == 0 and portfolio_bad == 0 and converged and verdict["lost"] == 0 and verdict["unknown"] == 0:
-            counts = await remote.call("counts")
             self.last_good = {
                 **{k: counts.get(k, 0) for k in _FRAME_KINDS},
                 **faults.injected,
@@ -393,7 +397,7 @@ class _Run:
         restarts = sum(c.restarts for c in consumers)
         totals = [c.totals for c in consumers]
         injected = {
-            **{k: counts.get(k, 0) for k in _FRAME_KINDS},
+            **(self.frame_counts or {k: counts.get(k, 0) for k in _FRAME_KINDS}),
             **faults.injected,
             "slow_consumer": sum(c.slow_pauses for c in consumers),
         }

@@ -86,14 +86,15 @@ class FaultScheduler:
         while True:
             await asyncio.sleep(self.rng.uniform(*self.every))
             async with self.lock:
-                kind = first_round.pop() if first_round else self.rng.choices(kinds, weights)[0]
+                kind = first_round[-1] if first_round else self.rng.choices(kinds, weights)[0]
                 if (
                     self.refuse_401_after is not None
                     and not self.injected["refuse_401"]
                     and time.monotonic() - self._started >= self.refuse_401_after
                 ):
                     kind = "refuse_401"
-                await self._inject(kind)
+                if await self._inject(kind) and first_round and kind == first_round[-1]:
+                    first_round.pop()  # consumed once injected (none to break at that moment: try again)
 
     async def calm(self) -> None:
         """Undo lasting faults (refusals, delayed acks, ignored pings); call while holding :attr:`lock`."""
@@ -105,11 +106,12 @@ class FaultScheduler:
         ids: list[int] = await self.remote.call("connection_ids")
         return ids
 
-    async def _inject(self, kind: str) -> None:
+    async def _inject(self, kind: str) -> bool:
+        """Inject one fault; False when there was nothing to inject it into at that moment."""
         remote = self.remote
         rng = self.rng
         if not await self._connections():
-            return  # nothing connected right now (every client is reconnecting): nothing to break
+            return False  # nothing connected right now (every client is reconnecting): nothing to break
         if kind == "drop":
             await remote.fault("drop")
         elif kind == "drop_all":
@@ -118,10 +120,10 @@ class FaultScheduler:
             await remote.fault("stall", rng.uniform(0.3, 1.5))
         elif kind == "overflow":
             if not await remote.fault("overflow"):
-                return
+                return False
         elif kind == "dead_link":
             if not await self._dead_link():
-                return
+                return False
         elif kind.startswith("refuse_"):
             await self._refusal(int(kind.removeprefix("refuse_")))
         elif kind == "delay_acks":
@@ -131,6 +133,7 @@ class FaultScheduler:
             await remote.fault("delay_acks", 0.0)
         self.injected[kind] += 1
         log.info("injected %s", kind)
+        return True
 
     async def _refused(self) -> int:
         counts: dict[str, int] = await self.remote.call("counts")

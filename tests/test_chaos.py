@@ -22,7 +22,10 @@ from bench.chaos_faults import FAULT_KINDS  # noqa: E402
 
 @pytest.mark.slow
 async def test_short_chaos_run_loses_nothing() -> None:
-    config = ChaosConfig(seconds=60.0, seed=7, markets=50, checkpoint_every=15.0, converge_timeout=12.0)
+    # Faults twice as dense as the long run's 1-5 s, so that a minute covers every kind.
+    config = ChaosConfig(
+        seconds=60.0, seed=7, markets=50, checkpoint_every=15.0, converge_timeout=12.0, fault_every=(0.5, 2.5)
+    )
     result = await run_chaos(config)
     table = result.table()
     assert result.ok, table

@@ -87,9 +87,9 @@ kalshi demo  simulator http://127.0.0.1:8765 (seed 7)  STREAMING  12,345 msgs  6
 │ Bid size     Bid     Ask  Ask size │ │ Bid size     Bid     Ask  Ask size │
 │    10.00  0.4500  0.4695      7.00 │ │  waiting                           │
 │     2.50  0.4400  0.4800     12.50 │ ╰────────────────── no snapshot yet ─╯
-│    50.00  0.4300                   │                                       
-╰─────── spread 0.0195  mid 0.45975 ─╯                                       
-Tickers                                                      Trades                                                  
+│    50.00  0.4300                   │
+╰─────── spread 0.0195  mid 0.45975 ─╯
+Tickers                                                      Trades
 ┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┓  ┏━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━┳━━━━━━┓
 ┃ Market            ┃    Bid ┃    Ask ┃   Last ┃   Volume ┃  ┃ Time     ┃ Market            ┃ Taker ┃    Yes ┃ Size ┃
 ┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━┩  ┡━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━╇━━━━━━┩
@@ -130,7 +130,7 @@ def test_render_demo_frame_snapshot() -> None:
     # without a snapshot shows a placeholder; a trade without a timestamp shows dashes.
     console = Console(record=True, width=120, color_system=None, force_terminal=False)
     console.print(render_demo(demo_state()))
-    assert console.export_text() == EXPECTED_FRAME
+    assert [line.rstrip() for line in console.export_text().splitlines()] == EXPECTED_FRAME.splitlines()
 
 
 def test_render_demo_is_pure() -> None:

@@ -373,30 +373,21 @@ def test_manager_bad_snapshot_keeps_no_new_book_and_stales_old_one() -> None:
 
 
 def test_manager_accepts_the_real_wire_models() -> None:
-    from kalshi.ws.models import (
-        OrderbookDeltaMessage,
-        OrderbookDeltaPayload,
-        OrderbookSnapshotMessage,
-        OrderbookSnapshotPayload,
-    )
+    from kalshi.ws.models import MESSAGE_DECODER, OrderbookDeltaMessage, OrderbookSnapshotMessage
 
     manager = OrderbookManager()
-    snapshot = OrderbookSnapshotMessage(
-        sid=2,
-        seq=2,
-        msg=OrderbookSnapshotPayload(
-            market_ticker="FED-23DEC-T3.00",
-            yes_dollars_fp=[("0.0800", "300.00"), ("0.2200", "333.00")],
-            no_dollars_fp=[("0.5400", "20.00"), ("0.5600", "146.00")],
-        ),
+    # Built from wire JSON, as the client receives it.
+    snapshot = MESSAGE_DECODER.decode(
+        b'{"type":"orderbook_snapshot","sid":2,"seq":2,"msg":{"market_ticker":"FED-23DEC-T3.00",'
+        b'"yes_dollars_fp":[["0.0800","300.00"],["0.2200","333.00"]],'
+        b'"no_dollars_fp":[["0.5400","20.00"],["0.5600","146.00"]]}}'
     )
-    update = OrderbookDeltaMessage(
-        sid=2,
-        seq=3,
-        msg=OrderbookDeltaPayload(
-            market_ticker="FED-23DEC-T3.00", side="yes", price_dollars="0.2200", delta_fp="-54.00"
-        ),
+    update = MESSAGE_DECODER.decode(
+        b'{"type":"orderbook_delta","sid":2,"seq":3,"msg":{"market_ticker":"FED-23DEC-T3.00","side":"yes",'
+        b'"price_dollars":"0.2200","delta_fp":"-54.00"}}'
     )
+    assert isinstance(snapshot, OrderbookSnapshotMessage)
+    assert isinstance(update, OrderbookDeltaMessage)
     manager.apply_snapshot_message(snapshot)
     assert manager.apply_delta_message(update) is DeltaResult.APPLIED
     view = manager.books["FED-23DEC-T3.00"].view()
