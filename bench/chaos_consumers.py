@@ -27,7 +27,7 @@ from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
 from kalshi.ws.models import ErrorMessage, FillMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
-__all__ = ["Consumer", "FillLedger", "OrderFlow", "SubscriptionTotals"]
+__all__ = ["Consumer", "FillKey", "FillLedger", "OrderFlow", "Reconciler", "SubscriptionTotals"]
 
 log = logging.getLogger("bench.chaos")
 
@@ -158,21 +158,6 @@ class Consumer:
         self._drains: list[asyncio.Task[None]] = []
 
     # -- status -----------------------------------------------------------------------------------------------
-
-    @property
-    def live_frames(self) -> int:
-        return self.frames + (self.session.frames_received if self.session is not None else 0)
-
-    @property
-    def live_reconnects(self) -> int:
-        return self.reconnects + (self.session.reconnects if self.session is not None else 0)
-
-    def live_totals(self) -> SubscriptionTotals:
-        totals = SubscriptionTotals()
-        for name in vars(totals):
-            setattr(totals, name, getattr(self.totals, name))
-        totals.add(self.subs)
-        return totals
 
     def ready(self) -> bool:
         """Streaming, and every subscription is bound to a server sid."""

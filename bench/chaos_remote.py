@@ -26,6 +26,7 @@ import msgspec
 __all__ = ["RemoteError", "RemoteSim", "SimOptions"]
 
 _START_TIMEOUT: Final = 60.0
+_LINE_LIMIT: Final = 256 * 1024 * 1024
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 # Faults the parent may call by name on sim.faults (refuse_handshakes gets the child's monotonic clock).
@@ -92,7 +93,7 @@ async def _serve(options: SimOptions, conn: Connection) -> None:
     ) as sim:
         stop = asyncio.Event()
         handler = _Handler(sim, stop)
-        server = await asyncio.start_server(handler.client, "127.0.0.1", 0)
+        server = await asyncio.start_server(handler.client, "127.0.0.1", 0, limit=_LINE_LIMIT)
         port = server.sockets[0].getsockname()[1]
         conn.send((sim.url, port))
         async with server:
@@ -235,7 +236,8 @@ class RemoteSim:
             parent_end.close()
         self.url = url
         self.pid = self._process.pid
-        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port)
+        # Replies such as every book or a long fill ledger are single lines far beyond the default 64 KiB.
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", port, limit=_LINE_LIMIT)
 
     async def call(self, op: str, **args: Any) -> Any:
         """Run one operation in the child and return its result.

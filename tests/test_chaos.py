@@ -28,7 +28,7 @@ async def test_short_chaos_run_loses_nothing() -> None:
     )
     result = await run_chaos(config)
     table = result.table()
-    assert result.ok, table
+    assert result.ok, "\n".join(result.failures) + "\n" + table
     must = result.figures["must"]
     assert must["book mismatches at checkpoints"] == 0, table
     assert must["fills lost"] == 0, table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -26,6 +27,8 @@ from kalshi.cli.demo import DemoState, RateMeter, TickerRow, TradeRow, render_de
 from kalshi.cli.main import app, main
 from kalshi.config import KalshiConfig
 from kalshi.models.markets import Orderbook
+from kalshi.sim import Simulator
+from kalshi.sim.firehose import firehose
 from test_cli_support import SimThread
 
 COMMANDS = ["demo", "book", "stream", "markets", "sim", "record", "replay"]
@@ -184,6 +187,29 @@ def test_stream_json_lines_are_the_wire_messages(runner: CliRunner, live_sim: Si
         assert message["type"] == "ticker"
         assert message["msg"]["market_ticker"] in tickers
         assert Decimal(message["msg"]["yes_bid_dollars"]) >= 0
+
+
+def test_stream_json_keeps_up_past_the_client_queue(runner: CliRunner) -> None:
+    # --json reads the raw frame tap; the subscription nobody iterates must not stall the socket when full.
+    with SimThread(seed=2, markets=1, rate=0.0, open_access=True) as st:
+        ticker = st.call(lambda sim: sim.tickers[0])
+
+        async def push(sim: Simulator) -> None:
+            for _ in range(2000):
+                if any(conn.session.subscriptions for conn in sim.connections()):
+                    break
+                await asyncio.sleep(0.005)
+            await firehose(sim, ticker, frames=2500)
+
+        assert st.sim is not None and st.loop is not None
+        pushed = asyncio.run_coroutine_threadsafe(push(st.sim), st.loop)
+        result = runner.invoke(
+            app, ["stream", "orderbook_delta", "-m", ticker, "--url", st.url, "--json", "-n", "2501", "-d", "15"]
+        )
+        pushed.result(10)
+    assert result.exit_code == 0, result.output
+    seqs = [json.loads(line)["seq"] for line in result.stdout.splitlines()]
+    assert seqs == list(range(1, 2502))  # the snapshot, then 2500 deltas
 
 
 def test_stream_orderbook_readable_lines(runner: CliRunner, live_sim: SimThread) -> None:
@@ -356,12 +382,15 @@ def test_unreachable_host_is_one_clear_line(runner: CliRunner) -> None:
     assert not Path("unused").exists()
 
 
-def test_refused_credentials_are_one_clear_line(runner: CliRunner) -> None:
+def test_refused_credentials_are_one_clear_line(runner: CliRunner, tmp_path: Path) -> None:
     with SimThread(seed=1, markets=2, rate=0.0, open_access=False) as st:
         result = runner.invoke(app, ["stream", "ticker", "--url", st.url])
+        record = runner.invoke(app, ["record", "-c", "ticker", "--url", st.url, "--out", str(tmp_path / "rec")])
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert "credentials refused (HTTP 401)" in result.stderr and "--open" in result.stderr
+    assert record.exit_code == 2 and "credentials refused (HTTP 401)" in record.stderr
+    assert not list((tmp_path / "rec").glob("*.parquet*")), "no empty recording left behind"
 
 
 def test_unknown_env_and_bad_options(runner: CliRunner) -> None:

@@ -202,3 +202,14 @@ def test_view_agrees_with_plain_arithmetic(yes: dict[int, int], no: dict[int, in
         assert book.spread == D(ask - max(yes)) / 10_000
         assert book.mid == D(ask + max(yes)) / 20_000
     assert [p for p, _s in book.yes] == [D(p) / 10_000 for p in sorted(yes, reverse=True)]
+
+
+def test_equal_books_are_not_unequal() -> None:
+    from kalshi.models.markets import Orderbook
+
+    a = Orderbook.from_levels("T", yes=[(5000, 100)], no=[(4000, 200)])
+    b = Orderbook.from_levels("T", yes=[(5000, 100)], no=[(4000, 200)])
+    c = Orderbook.from_levels("T", yes=[(5000, 101)], no=[(4000, 200)])
+    assert a == b and not (a != b)
+    assert a != c and not (a == c)
+    assert (a != "not a book") is True

@@ -20,6 +20,7 @@ from kalshi.models.markets import Orderbook
 from kalshi.record import Recorder, RecorderStats, Recording, RecordingError, ReplayServer, capture
 from kalshi.record.schema import SCHEMA, decode_envelope
 from kalshi.sim import Simulator
+from kalshi.sim.firehose import firehose
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage, TickerMessage
 
@@ -142,6 +143,41 @@ def test_envelope_decoder_tolerates_odd_frames() -> None:
     assert decode_envelope(b'{"type":') is None
     listing = decode_envelope(b'{"type":"ok","id":4,"msg":[{"channel":"ticker","sid":1}]}')
     assert listing is not None and listing.id == 4
+
+
+async def wait_for_subscriber(sim: Simulator) -> None:
+    for _ in range(2000):
+        if any(conn.session.subscriptions for conn in sim.connections()):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("nobody subscribed")
+
+
+async def test_capture_keeps_up_past_the_client_queue(tmp_path: Path) -> None:
+    # Nobody iterates the recorder's subscriptions: their queues must never hold back the socket.
+    async with Simulator(seed=2, markets=1, rate=0.0, open_access=True) as sim:
+        ticker = sim.tickers[0]
+        recorder = Recorder(tmp_path, batch_rows=1000)
+        recorder.start()
+
+        async def push() -> None:
+            await wait_for_subscriber(sim)
+            await firehose(sim, ticker, frames=4000)
+
+        pusher = asyncio.create_task(push())
+        await capture(
+            recorder,
+            config=sim.config,
+            auth=None,
+            channels=["orderbook_delta"],
+            markets=[ticker],
+            max_frames=4002,
+            duration=20,
+        )
+        await pusher
+        stats = recorder.close()
+    assert (stats.frames, stats.gaps) == (4002, 0)  # subscribed, snapshot, 4000 deltas
+    assert sql(tmp_path, "SELECT count(*), max(seq) FROM rec WHERE type = 'orderbook_delta'") == [(4000, 4001)]
 
 
 # ------------------------------------------------------------------------------------------- a faulty session

@@ -108,6 +108,11 @@ async def record_to(
     finally:
         progress.done()
         stats = recorder.close()
+        if stats.frames == 0:
+            # Nothing but the start/stop events (e.g. the credentials were refused): leave no empty session.
+            for path in stats.files:
+                path.unlink(missing_ok=True)
+            stats.files.clear()
         console.print(
             f"recorded {stats.frames:,} frames ({stats.frame_bytes / 1e6:,.1f} MB) in {len(stats.files)} file(s) "
             f"({stats.file_bytes / 1e6:,.2f} MB) in {out}; gaps {stats.gaps}, resyncs {stats.resyncs}, "

@@ -179,7 +179,7 @@ async def stream_channel(
 
     with stop_on_signals(stop):
         async with ws.connect() as session:
-            subscription = await subscribe_channel(session, channel, markets)
+            subscription = await subscribe_channel(session, channel, markets, tap_only=lines is not None)
             consumer = asyncio.create_task(pretty(subscription)) if lines is None else None
             try:
                 await wait_for_end(session, stop, duration=duration, every=lines.flush if lines else None)

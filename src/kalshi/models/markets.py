@@ -408,6 +408,11 @@ class Orderbook(msgspec.Struct, frozen=True, eq=False, gc=False):
             and self._no_side.levels == other._no_side.levels
         )
 
+    def __ne__(self, other: object) -> bool:
+        # msgspec Structs with eq=False do not derive __ne__ from a custom __eq__.
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     def __hash__(self) -> int:
         return hash((self.market_ticker, self.yes_ticks, self.no_ticks))
 

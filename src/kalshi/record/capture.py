@@ -19,6 +19,7 @@ from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiSubscriptionError
 from kalshi.record.recorder import Recorder, RecorderStats
+from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.connection import ConnectionState
 from kalshi.ws.models import ErrorMessage
@@ -55,8 +56,17 @@ class CaptureProgress:
         )
 
 
-async def subscribe_channel(ws: KalshiWebSocket, channel: str, markets: Sequence[str] | None) -> Subscription[Any]:
+async def subscribe_channel(
+    ws: KalshiWebSocket, channel: str, markets: Sequence[str] | None, *, tap_only: bool = False
+) -> Subscription[Any]:
     """Subscribe ``channel`` for ``markets`` (every market when None or empty).
+
+    Args:
+        ws: a connected client.
+        channel: the channel name.
+        markets: market tickers, or None for every market (where the channel allows it).
+        tap_only: nobody will iterate the subscription (the frames are read from the raw frame tap): its
+            queue keeps only the latest message, so it never holds back the socket.
 
     Raises:
         KalshiSubscriptionError: orderbook_delta without markets, or the server refused.
@@ -66,6 +76,9 @@ async def subscribe_channel(ws: KalshiWebSocket, channel: str, markets: Sequence
         params["market_tickers"] = list(markets)
     elif channel == "orderbook_delta":
         raise KalshiSubscriptionError("orderbook_delta needs market tickers: pass --markets TICKER[,TICKER...]")
+    if tap_only:
+        # An unread BLOCK queue would pause the socket once full: the recording would stall.
+        return await ws.subscribe(channel, params, overflow=OverflowStrategy.DROP_OLDEST, maxsize=1)
     return await ws.subscribe(channel, params)
 
 
@@ -152,7 +165,7 @@ async def capture(
         if recorder.conn == 0:
             recorder.new_connection({"url": config.ws_url})
         for channel in channels:
-            await subscribe_channel(session, channel, markets)
+            await subscribe_channel(session, channel, markets, tap_only=True)
         ended = asyncio.create_task(session.run_forever(), name="kalshi-capture-session")
         stopped = asyncio.create_task(stop.wait(), name="kalshi-capture-stop")
         last_frames, last_time = recorder.stats.frames, time.monotonic()

@@ -19,199 +19,28 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from kalshi.errors import KalshiError
-from kalshi.record.schema import (
-    FORMAT_VERSION,
-    KIND_FRAME,
-    SCHEMA,
-    TYPE_CHANNELS,
-    EnvelopeBody,
-    decode_envelope,
-)
+from kalshi.record._writer import CLOSE_FILE, STOP, Batch, RecorderStats, WriterThread
+from kalshi.record.schema import FORMAT_VERSION, SCHEMA, TYPE_CHANNELS, EnvelopeBody, decode_envelope
 
 __all__ = ["Recorder", "RecorderStats", "RecordingError"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH_BYTES: Final = 1 << 30  # int32 string offsets
-_STOP: Final = None
 
 
 class RecordingError(KalshiError):
     """The recording could not be written (disk full, permissions, a closed recorder)."""
-
-
-@dataclass(slots=True)
-class RecorderStats:
-    """Counters of one recording session (``rows_written`` and ``files`` are updated by the writer thread)."""
-
-    frames: int = 0
-    frame_bytes: int = 0
-    events: int = 0
-    gaps: int = 0
-    duplicates: int = 0
-    resyncs: int = 0
-    reconnects: int = 0
-    errors: int = 0
-    malformed: int = 0
-    rows_written: int = 0
-    row_groups: int = 0
-    file_bytes: int = 0
-    files: list[Path] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Column lists of rows not yet written (owned by the writer once handed over)."""
-
-    path: Path
-    first_n: int
-    kind: list[str]
-    recv_ns: list[int]
-    conn: list[int]
-    type: list[str | None]
-    channel: list[str | None]
-    sid: list[int | None]
-    seq: list[int | None]
-    cmd_id: list[int | None]
-    market_ticker: list[str | None]
-    ts_ms: list[int | None]
-    lengths: list[int]
-    data: bytearray
-    null_frames: list[int]
-    detail: list[str | None]
-
-    def table(self, session: str, schema: pa.Schema) -> pa.Table:
-        count = len(self.kind)
-        offsets = pa.array(list(accumulate(self.lengths, initial=0)), type=pa.int32())
-        validity = None
-        if self.null_frames:
-            nulls = set(self.null_frames)
-            validity = pa.array([i not in nulls for i in range(count)], type=pa.bool_()).buffers()[1]
-        frames = pa.Array.from_buffers(
-            pa.string(), count, [validity, offsets.buffers()[1], pa.py_buffer(bytes(self.data))], len(self.null_frames)
-        )
-        try:
-            frames.validate(full=True)
-        except pa.ArrowInvalid:
-            frames = self._replaced_frames(count)
-        columns = [
-            pa.array(range(self.first_n, self.first_n + count), type=pa.int64()),
-            pa.array(self.kind, type=pa.string()),
-            pa.array(self.recv_ns, type=pa.int64()),
-            pa.repeat(pa.scalar(session, type=pa.string()), count),
-            pa.array(self.conn, type=pa.int32()),
-            pa.array(self.type, type=pa.string()),
-            pa.array(self.channel, type=pa.string()),
-            pa.array(self.sid, type=pa.int64()),
-            pa.array(self.seq, type=pa.int64()),
-            pa.array(self.cmd_id, type=pa.int64()),
-            pa.array(self.market_ticker, type=pa.string()),
-            pa.array(self.ts_ms, type=pa.int64()),
-            frames,
-            pa.array(self.detail, type=pa.string()),
-        ]
-        return pa.Table.from_arrays(columns, schema=schema)
-
-    def _replaced_frames(self, count: int) -> pa.Array:
-        # Not UTF-8 (a broken server or a binary frame): keep the row, replace the bad bytes.
-        nulls = set(self.null_frames)
-        out: list[str | None] = []
-        start = 0
-        for i in range(count):
-            end = start + self.lengths[i]
-            out.append(None if i in nulls else bytes(self.data[start:end]).decode("utf-8", "replace"))
-            start = end
-        return pa.array(out, type=pa.string())
-
-
-class _WriterThread(threading.Thread):
-    """Owns the ParquetWriter: builds each batch's table, writes it as a row group, renames finished files."""
-
-    def __init__(self, recorder: Recorder, schema: pa.Schema, maxsize: int) -> None:
-        super().__init__(name=f"kalshi-recorder-{recorder.session}", daemon=True)
-        self.queue: queue.Queue[_Batch | str | None] = queue.Queue(maxsize=maxsize)
-        self.error: BaseException | None = None
-        self._recorder = recorder
-        self._schema = schema
-        self._writer: pq.ParquetWriter | None = None
-        self._path: Path | None = None
-
-    def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is _STOP:
-                self._safely(self._close_file)
-                return
-            if self.error is not None:
-                continue  # keep draining so producers never block on a dead writer
-            if isinstance(item, _Batch):
-                self._safely(lambda batch=item: self._write(batch))
-            else:
-                self._safely(self._close_file)
-
-    def _safely(self, action: Any) -> None:
-        try:
-            action()
-        except BaseException as exc:  # reported to the producer on its next flush or close
-            if self.error is None:
-                self.error = exc
-            logger.error("recording writer failed: %s", exc)
-            with contextlib.suppress(Exception):
-                if self._writer is not None:
-                    self._writer.close()
-            self._writer = None
-
-    def _write(self, batch: _Batch) -> None:
-        recorder = self._recorder
-        if self._path != batch.path:
-            self._close_file()
-        table = batch.table(recorder.session, self._schema)
-        if self._writer is None:
-            self._path = batch.path
-            self._writer = pq.ParquetWriter(
-                _tmp(batch.path),
-                self._schema,
-                compression=recorder.compression,
-                compression_level=recorder.compression_level,
-            )
-        self._writer.write_table(table, row_group_size=table.num_rows)
-        stats = recorder.stats
-        stats.rows_written += table.num_rows
-        stats.row_groups += 1
-
-    def _close_file(self) -> None:
-        writer, path = self._writer, self._path
-        self._writer = None
-        self._path = None
-        if writer is None or path is None:
-            return
-        writer.close()
-        os.replace(_tmp(path), path)
-        stats = self._recorder.stats
-        stats.file_bytes += path.stat().st_size
-        stats.files.append(path)
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".tmp")
 
 
 class Recorder:
@@ -269,15 +98,13 @@ class Recorder:
         self.metadata = dict(metadata or {})
         self.session = ""
         self.stats = RecorderStats()
-        self._writer: _WriterThread | None = None
+        self._writer: WriterThread | None = None
         self._closed = False
         self._n = 0
         self._conn = 0
         self._file_index = 0
         self._file_rows = 0
         self._file_started = 0.0
-        self._batch_started = 0.0
-        self._flush_at = batch_rows
         self._last_seq: dict[int, int] = {}
         self._sid_channel: dict[int, str] = {}
         self._new_batch()
@@ -329,11 +156,16 @@ class Recorder:
         self.session = session
         meta = {"kalshi.format": FORMAT_VERSION, "kalshi.session": session}
         meta.update({f"kalshi.{key}": value for key, value in self.metadata.items()})
-        schema = SCHEMA.with_metadata(meta)
-        self._writer = _WriterThread(self, schema, self.queue_batches)
+        self._writer = WriterThread(
+            session,
+            SCHEMA.with_metadata(meta),
+            self.stats,
+            maxsize=self.queue_batches,
+            compression=self.compression,
+            compression_level=self.compression_level,
+        )
         self._writer.start()
         self._file_started = time.monotonic()
-        self._batch_started = self._file_started
         self._new_batch()
         self.add_event("start", detail={"format": FORMAT_VERSION, **(detail or {}), **self.metadata})
 
@@ -349,21 +181,21 @@ class Recorder:
         if self._closed or writer is None:
             self._closed = True
             return self.stats
-        stop = {
-            "frames": self.stats.frames,
-            "gaps": self.stats.gaps,
-            "reconnects": self.stats.reconnects,
-            **(detail or {}),
-        }
-        self.add_event("stop", detail=stop)
-        self._hand_over()
-        writer.queue.put("close")
-        writer.queue.put(_STOP)
-        writer.join()
-        self._closed = True
+        stats = self.stats
+        self.add_event(
+            "stop",
+            detail={"frames": stats.frames, "gaps": stats.gaps, "reconnects": stats.reconnects, **(detail or {})},
+        )
+        try:
+            self._hand_over()
+        finally:
+            writer.queue.put(CLOSE_FILE)
+            writer.queue.put(STOP)
+            writer.join()
+            self._closed = True
         if writer.error is not None:
             raise RecordingError(f"writing the recording in {self.out_dir} failed: {writer.error}") from writer.error
-        return self.stats
+        return stats
 
     # ------------------------------------------------------------------ recording (hot path)
 
@@ -378,85 +210,128 @@ class Recorder:
         if recv_ns is None:
             recv_ns = time.time_ns()
         env = decode_envelope(data)
-        stats = self.stats
         if env is None:
-            stats.malformed += 1
-            self.add_event("malformed", detail={"bytes": len(data)}, recv_ns=recv_ns)
-            kind = sid = seq = cmd_id = ticker = ts_ms = channel = None
-        else:
-            kind = env.type
-            sid = env.sid
-            seq = env.seq
-            cmd_id = env.id
-            body = env.msg
-            ticker = ts_ms = None
-            if isinstance(body, EnvelopeBody):
-                ticker = body.market_ticker
-                ts_ms = body.ts_ms
-                if ts_ms is None and type(body.ts) is int:
-                    ts_ms = body.ts * 1000
-                if kind == "subscribed":
-                    sid = body.sid
-                    if sid is not None and body.channel is not None:
-                        self._sid_channel[sid] = body.channel
-            channel = self._sid_channel.get(sid) if sid is not None else None
-            if channel is None and kind is not None:
-                channel = TYPE_CHANNELS.get(kind)
-            if seq is not None and sid is not None and kind != "subscribed":
-                last = self._last_seq.get(sid)
-                if last is None or seq == last + 1:
-                    self._last_seq[sid] = seq
-                elif seq > last:
-                    self._last_seq[sid] = seq
-                    stats.gaps += 1
-                    self.add_event(
-                        "gap",
-                        detail={"expected": last + 1, "received": seq},
-                        sid=sid,
-                        seq=seq,
-                        channel=channel,
-                        market_ticker=ticker,
-                        recv_ns=recv_ns,
-                    )
-                else:
-                    stats.duplicates += 1
-                    self.add_event(
-                        "duplicate", detail={"last": last}, sid=sid, seq=seq, channel=channel, recv_ns=recv_ns
-                    )
-            if cmd_id and kind == "orderbook_snapshot":
-                stats.resyncs += 1
+            self._add_malformed(data, recv_ns)
+            return
+        kind = env.type
+        sid = env.sid
+        seq = env.seq
+        body = env.msg
+        ticker = ts_ms = None
+        if isinstance(body, EnvelopeBody):
+            ticker = body.market_ticker
+            ts_ms = body.ts_ms
+            if ts_ms is None and type(body.ts) is int:
+                ts_ms = body.ts * 1000
+            if kind == "subscribed":
+                sid = body.sid
+                if sid is not None and body.channel is not None:
+                    self._sid_channel[sid] = body.channel
+        channel = self._sid_channel.get(sid) if sid is not None else None
+        if channel is None and kind is not None:
+            channel = TYPE_CHANNELS.get(kind)
+        if seq is not None and sid is not None:
+            last = self._last_seq.get(sid)
+            if last is not None and seq == last + 1:
+                self._last_seq[sid] = seq
+            elif kind != "subscribed":
+                self._out_of_order(sid, seq, last, channel, ticker, recv_ns)
+        if env.id:
+            if kind == "orderbook_snapshot":
+                self.stats.resyncs += 1
                 self.add_event(
-                    "resync", detail={"cmd_id": cmd_id}, sid=sid, seq=seq, channel=channel, market_ticker=ticker
+                    "resync", detail={"cmd_id": env.id}, sid=sid, seq=seq, channel=channel, market_ticker=ticker
                 )
+            self._batch.cmd_ids.append((len(self._batch), env.id))  # the row this frame is about to take
+        # _append() written out: this is the per-frame path.
+        a_recv, a_type, a_channel, a_sid, a_seq, a_ticker, a_ts, a_len = self._appenders
+        a_recv(recv_ns)
+        a_type(kind)
+        a_channel(channel)
+        a_sid(sid)
+        a_seq(seq)
+        a_ticker(ticker)
+        a_ts(ts_ms)
+        size = len(data)
+        a_len(size)
+        batch_data = self._batch.data
+        batch_data += data
+        self._n += 1
+        stats = self.stats
+        stats.frames += 1
+        stats.frame_bytes += size
+        if len(batch_data) >= self.batch_bytes or len(self._batch) >= self._flush_at:
+            self.flush()
+
+    def _append(
+        self,
+        recv_ns: int,
+        kind: str | None,
+        channel: str | None,
+        sid: int | None,
+        seq: int | None,
+        ticker: str | None,
+        ts_ms: int | None,
+        data: bytes,
+    ) -> None:
+        a_recv, a_type, a_channel, a_sid, a_seq, a_ticker, a_ts, a_len = self._appenders
+        a_recv(recv_ns)
+        a_type(kind)
+        a_channel(channel)
+        a_sid(sid)
+        a_seq(seq)
+        a_ticker(ticker)
+        a_ts(ts_ms)
+        a_len(len(data))
+        batch_data = self._batch.data
+        batch_data += data
+        self._n += 1
+        stats = self.stats
         stats.frames += 1
         stats.frame_bytes += len(data)
-        self._n += 1
-        self._kind.append(KIND_FRAME)
-        self._recv_ns.append(recv_ns)
-        self._conns.append(self._conn)
-        self._type.append(kind)
-        self._channel.append(channel)
-        self._sid.append(sid)
-        self._seq.append(seq)
-        self._cmd_id.append(cmd_id)
-        self._ticker.append(ticker)
-        self._ts_ms.append(ts_ms)
-        self._lengths.append(len(data))
-        self._data += data
-        self._detail.append(None)
-        if len(self._kind) >= self._flush_at or len(self._data) >= self.batch_bytes:
+        if len(self._batch) >= self._flush_at or len(batch_data) >= self.batch_bytes:
             self.flush()
+
+    def _out_of_order(
+        self, sid: int, seq: int, last: int | None, channel: str | None, ticker: str | None, recv_ns: int
+    ) -> None:
+        if last is None:
+            self._last_seq[sid] = seq
+        elif seq > last:
+            self._last_seq[sid] = seq
+            self.stats.gaps += 1
+            self.add_event(
+                "gap",
+                detail={"expected": last + 1, "received": seq},
+                sid=sid,
+                seq=seq,
+                channel=channel,
+                market_ticker=ticker,
+                recv_ns=recv_ns,
+            )
+        else:
+            self.stats.duplicates += 1
+            self.add_event("duplicate", detail={"last": last}, sid=sid, seq=seq, channel=channel, recv_ns=recv_ns)
+
+    def _add_malformed(self, data: bytes, recv_ns: int) -> None:
+        self.stats.malformed += 1
+        self.add_event("malformed", detail={"bytes": len(data)}, recv_ns=recv_ns)
+        self._append(recv_ns, None, None, None, None, None, None, data)
 
     def new_connection(self, detail: Mapping[str, Any] | None = None) -> int:
         """Start the next connection number: sids and sequence tracking restart. Returns the new number.
 
         The first call records ``connect``, later ones ``reconnect``.
+
+        Raises:
+            RecordingError: the recorder is not started or is closed.
         """
         if self._writer is None or self._closed:
             raise RecordingError("the recorder is not recording: use it inside `with Recorder(...)`")
         self._conn += 1
         self._last_seq.clear()
         self._sid_channel.clear()
+        self._batch.conns.append((len(self._batch), self._conn))
         if self._conn > 1:
             self.stats.reconnects += 1
         self.add_event("connect" if self._conn == 1 else "reconnect", detail={"conn": self._conn, **(detail or {})})
@@ -480,23 +355,23 @@ class Recorder:
         """
         if self._writer is None or self._closed:
             raise RecordingError("the recorder is not recording: use it inside `with Recorder(...)`")
+        stats = self.stats
         if kind == "error":
-            self.stats.errors += 1
-        self.stats.events += 1
+            stats.errors += 1
+        stats.events += 1
+        batch = self._batch
+        text = json.dumps(detail, separators=(",", ":"), default=str) if detail is not None else None
+        batch.events.append((len(batch), kind, text))
         self._n += 1
-        self._null_frames.append(len(self._kind))
-        self._kind.append(kind)
-        self._recv_ns.append(time.time_ns() if recv_ns is None else recv_ns)
-        self._conns.append(self._conn)
-        self._type.append(None)
-        self._channel.append(channel)
-        self._sid.append(sid)
-        self._seq.append(seq)
-        self._cmd_id.append(None)
-        self._ticker.append(market_ticker)
-        self._ts_ms.append(None)
-        self._lengths.append(0)
-        self._detail.append(json.dumps(detail, separators=(",", ":"), default=str) if detail is not None else None)
+        a_recv, a_type, a_channel, a_sid, a_seq, a_ticker, a_ts, a_len = self._appenders
+        a_recv(time.time_ns() if recv_ns is None else recv_ns)
+        a_type(None)
+        a_channel(channel)
+        a_sid(sid)
+        a_seq(seq)
+        a_ticker(market_ticker)
+        a_ts(None)
+        a_len(0)
 
     # ------------------------------------------------------------------ batches and files
 
@@ -510,7 +385,7 @@ class Recorder:
         now = time.monotonic()
         if now - self._file_started >= self.max_seconds_per_file:
             self.rotate()
-        elif self._kind and now - self._batch_started >= self.flush_interval:
+        elif len(self._batch) and now - self._batch_started >= self.flush_interval:
             self.flush()
 
     def flush(self) -> None:
@@ -519,7 +394,7 @@ class Recorder:
         Raises:
             RecordingError: the writer failed, or the recorder is closed.
         """
-        if not self._kind:
+        if not len(self._batch):
             return
         self._hand_over()
         if self._file_rows >= self.max_rows_per_file:
@@ -534,7 +409,7 @@ class Recorder:
         self._hand_over()
         writer = self._writer
         if writer is not None and self._file_rows:
-            writer.queue.put("close")
+            writer.queue.put(CLOSE_FILE)
             self._file_index += 1
             self._file_rows = 0
         self._file_started = time.monotonic()
@@ -546,45 +421,27 @@ class Recorder:
             raise RecordingError("the recorder is not recording: use it inside `with Recorder(...)`")
         if writer.error is not None:
             raise RecordingError(f"writing the recording in {self.out_dir} failed: {writer.error}") from writer.error
-        if not self._kind:
+        batch = self._batch
+        if not len(batch):
             return
-        batch = _Batch(
-            path=self.out_dir / f"{self.session}-{self._file_index:05d}.parquet",
-            first_n=self._n - len(self._kind),
-            kind=self._kind,
-            recv_ns=self._recv_ns,
-            conn=self._conns,
-            type=self._type,
-            channel=self._channel,
-            sid=self._sid,
-            seq=self._seq,
-            cmd_id=self._cmd_id,
-            market_ticker=self._ticker,
-            ts_ms=self._ts_ms,
-            lengths=self._lengths,
-            data=self._data,
-            null_frames=self._null_frames,
-            detail=self._detail,
-        )
-        self._file_rows += len(batch.kind)
+        # The file is decided now, not when the batch was started: a rotation may have happened since.
+        batch.path = self.out_dir / f"{self.session}-{self._file_index:05d}.parquet"
+        self._file_rows += len(batch)
         self._new_batch()
         writer.queue.put(batch)  # blocks when the writer is behind: backpressure, by design
 
     def _new_batch(self) -> None:
-        self._kind: list[str] = []
-        self._recv_ns: list[int] = []
-        self._conns: list[int] = []
-        self._type: list[str | None] = []
-        self._channel: list[str | None] = []
-        self._sid: list[int | None] = []
-        self._seq: list[int | None] = []
-        self._cmd_id: list[int | None] = []
-        self._ticker: list[str | None] = []
-        self._ts_ms: list[int | None] = []
-        self._lengths: list[int] = []
-        self._data = bytearray()
-        self._null_frames: list[int] = []
-        self._detail: list[str | None] = []
+        batch = self._batch = Batch(self._n, self._conn)
+        self._appenders = (
+            batch.recv_ns.append,
+            batch.type.append,
+            batch.channel.append,
+            batch.sid.append,
+            batch.seq.append,
+            batch.market_ticker.append,
+            batch.ts_ms.append,
+            batch.lengths.append,
+        )
         self._batch_started = time.monotonic()
         # A batch never crosses a file boundary by more than one row group.
         self._flush_at = max(1, min(self.batch_rows, self.max_rows_per_file - self._file_rows))

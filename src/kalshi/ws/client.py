@@ -7,8 +7,12 @@ supervisor task owns reconnecting; one task per callback channel runs user callb
 
 Loss policy: sequenced channels (orderbook_delta, order_group_updates, ...) default to
 ``OverflowStrategy.BLOCK``: when their consumer falls behind, the client stops reading the socket (TCP
-backpressure) instead of dropping. Latest-wins channels default to CONFLATE (ticker) or DROP_OLDEST, and every
-drop is counted on the subscription (``sub.dropped`` / ``sub.conflated``).
+backpressure, see :mod:`kalshi.ws.flow`) instead of dropping. Latest-wins channels default to CONFLATE (ticker)
+or DROP_OLDEST, and every drop is counted on the subscription (``sub.dropped`` / ``sub.conflated``).
+
+Books: :meth:`orderbook` (and ``subscribe_orderbook_delta(keep_books=True)``) maintain them; a raw
+``subscribe_orderbook_delta`` leaves that to its consumer but is still gap-repaired: after a gap, a market's deltas
+are held back until its fresh snapshot. Commands and subscription edits live in :mod:`kalshi.ws.editing`.
 """
 
 from __future__ import annotations
@@ -262,7 +266,8 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
 
     @property
     def books(self) -> Mapping[str, Orderbook]:
-        """Maintained books of every orderbook subscription, by ticker (stale or unbuilt books are absent).
+        """Books maintained by :meth:`orderbook` and ``keep_books=True`` subscriptions, by ticker (stale or unbuilt
+        books are absent).
 
         A live read-only mapping, not a copy: ``session.books[ticker]`` costs a lookup, and an unchanged book
         returns the same cached view object.
@@ -270,7 +275,11 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         return self._books_view
 
     async def wait_for_book(self, ticker: str, *, after_version: int | None = None) -> Orderbook:
-        """Wait for the next update of a maintained book (or return it at once if newer than ``after_version``)."""
+        """Wait for the next update of a maintained book (or return it at once if newer than ``after_version``).
+
+        Raises:
+            KalshiConnectionError: the session closed while waiting.
+        """
         if after_version is not None:
             current = self.books.get(ticker)
             if current is not None and current.version > after_version:

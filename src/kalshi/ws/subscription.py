@@ -214,7 +214,11 @@ class Subscription(Generic[T]):
         await self._client._request_snapshot(self, None if tickers is None else list(tickers))
 
     async def unsubscribe(self) -> None:
-        """End the subscription on the server; the iterator finishes after the queued messages."""
+        """End the subscription on the server; the iterator finishes after the queued messages.
+
+        Raises:
+            KalshiSubscriptionError: the server refused or did not answer (the subscription ends locally anyway).
+        """
         await self._client._unsubscribe(self)
 
 
