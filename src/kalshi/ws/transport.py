@@ -130,6 +130,12 @@ class _Listener(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        if self._silent:
+            # The caller was cancelled mid-upgrade and picows finished the handshake behind a shield:
+            # nobody owns this connection, so end it now instead of keeping it alive with pings.
+            self._begin_close(REASON_CLIENT_CLOSE, None)
+            transport.disconnect(graceful=False)
+            return
         period = self._heartbeat_interval if self._heartbeat_interval > 0 else self._heartbeat_timeout
         self._ping_handle = self._loop.call_later(period, self._on_ping_timer, period)
 
