@@ -205,11 +205,14 @@ def test_view_agrees_with_plain_arithmetic(yes: dict[int, int], no: dict[int, in
 
 
 def test_equal_books_are_not_unequal() -> None:
+    import operator
+
     from kalshi.models.markets import Orderbook
 
     a = Orderbook.from_levels("T", yes=[(5000, 100)], no=[(4000, 200)])
     b = Orderbook.from_levels("T", yes=[(5000, 100)], no=[(4000, 200)])
     c = Orderbook.from_levels("T", yes=[(5000, 101)], no=[(4000, 200)])
-    assert a == b and not (a != b)
-    assert a != c and not (a == c)
-    assert (a != "not a book") is True
+    # operator.ne calls __ne__ directly: the bug was a != b being True for equal books.
+    assert operator.eq(a, b) is True and operator.ne(a, b) is False
+    assert operator.eq(a, c) is False and operator.ne(a, c) is True
+    assert operator.ne(a, "not a book") is True
