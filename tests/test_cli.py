@@ -455,3 +455,16 @@ def test_sim_command_serves_until_interrupted() -> None:
         process.send_signal(signal.SIGINT)
         _out, err = process.communicate(timeout=10)
     assert process.returncode == 0, err
+
+
+def test_markets_json_against_the_simulator(runner: CliRunner, live_sim: SimThread) -> None:
+    tickers = live_sim.call(lambda sim: sorted(sim.tickers))
+    result = runner.invoke(app, ["markets", "--url", live_sim.url, "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    listed = sorted(row["ticker"] for row in rows)
+    assert listed == tickers
+    for row in rows:
+        assert (
+            Decimal(row["yes_bid_dollars"]) <= Decimal(row["yes_ask_dollars"]) or Decimal(row["yes_ask_dollars"]) == 0
+        )

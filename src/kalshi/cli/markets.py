@@ -61,14 +61,15 @@ def _count(text: str | None) -> str:
 def markets_table(markets: list[Market]) -> Table:
     """A table of markets: ticker, title, status, bid/ask/last in dollars, volume, close time."""
     table = Table(expand=False, padding=(0, 1))
-    table.add_column("Ticker", style="bold", no_wrap=True)
-    table.add_column("Title", max_width=40, overflow="ellipsis", no_wrap=True)
-    table.add_column("Status")
-    table.add_column("Bid", justify="right")
-    table.add_column("Ask", justify="right")
-    table.add_column("Last", justify="right")
-    table.add_column("Volume", justify="right")
-    table.add_column("Closes")
+    table.add_column("Ticker", style="bold", no_wrap=True, min_width=12)
+    # Numbers never wrap or truncate; only the title gives up width on narrow terminals.
+    table.add_column("Title", ratio=1, min_width=8, overflow="ellipsis", no_wrap=True)
+    table.add_column("Status", no_wrap=True, min_width=6)
+    table.add_column("Bid", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Ask", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Last", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Volume", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Closes", no_wrap=True, min_width=16)
     for market in markets:
         table.add_row(
             market.ticker,
