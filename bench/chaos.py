@@ -409,8 +409,10 @@ class _Run:
         for consumer in consumers:
             errors.update(consumer.error_codes)
         restart_reasons: Counter[str] = Counter()
+        lost_because: Counter[str] = Counter()
         for consumer in consumers:
             restart_reasons.update(consumer.restart_reasons)
+            lost_because.update(consumer.lost_because)
         elapsed = max(result.elapsed, 1e-9)
         rss_first = self.checkpoint_rss[0] if self.checkpoint_rss else 0
         rss_last = self.checkpoint_rss[-1] if self.checkpoint_rss else 0
@@ -442,6 +444,7 @@ class _Run:
                 "/".join(str(faults.refused_handshakes.get(s, 0)) for s in ("401", "429", "503")),
             ),
             ("session restarts by reason", ", ".join(f"{k}: {v}" for k, v in restart_reasons.items()) or "-"),
+            ("connections lost, by cause", ", ".join(f"{k}: {v}" for k, v in sorted(lost_because.items())) or "-"),
             ("orders placed (refused)", f"{orders.placed:,} ({orders.refused:,})"),
             ("  via " + orders.via, ""),
             (

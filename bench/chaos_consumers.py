@@ -149,6 +149,7 @@ class Consumer:
         self.restarts = 0
         self.restart_reasons: Counter[str] = Counter()
         self.error_codes: Counter[int] = Counter()
+        self.lost_because: Counter[str] = Counter()  # why each connection ended (CloseInfo), before reconnecting
         self.slow_pauses = 0
         # The public consumer also builds books itself from the raw stream, as a raw consumer would.
         self.raw_books: OrderbookManager | None = None
@@ -329,6 +330,11 @@ class Consumer:
                 next_pause = time.monotonic() + rng.uniform(3.0, 8.0)
 
     async def _on_state(self, old: ConnectionState, new: ConnectionState) -> None:
+        if new is ConnectionState.RECONNECTING and old in (ConnectionState.STREAMING, ConnectionState.CONNECTED):
+            info = self.session._last_close if self.session is not None else None
+            cause = "unknown" if info is None else f"{info.reason}" + (f" {info.code}" if info.code else "")
+            self.lost_because[cause] += 1
+            log.info("%s: connection lost (%s)", self.name, cause)
         if new is ConnectionState.STREAMING and old is not ConnectionState.DISCONNECTED and self.on_disruption:
             self.on_disruption()
 
