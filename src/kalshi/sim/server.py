@@ -87,6 +87,8 @@ class Simulator:
         balance_micros: Starting cash of accounts opened for keys.
         lifecycle: Let the activity also move close dates, determine and settle markets and list new ones.
         lifecycle_every: Activity steps between two lifecycle actions.
+        history_limit: Closed orders, and fills/trades per account and market, the engine keeps (older ones
+            are forgotten so a long session's memory stays bounded); None keeps everything.
 
     Raises:
         ValueError: ``rate`` is negative or not finite, or ``ping_interval`` is negative.
@@ -114,6 +116,7 @@ class Simulator:
         balance_micros: int = DEFAULT_BALANCE_MICROS,
         lifecycle: bool = True,
         lifecycle_every: int = 250,
+        history_limit: int | None = 50_000,
     ) -> None:
         if rate < 0 or not math.isfinite(rate):
             raise ValueError("rate must be a finite number >= 0")
@@ -136,7 +139,7 @@ class Simulator:
         self.faults = FaultController(faults, seed=seed)
         self.hub = Hub(self.faults)
         self.clock_ms = clock_ms or _wall_ms
-        self.engine = Engine(self.clock_ms, seed=seed)
+        self.engine = Engine(self.clock_ms, seed=seed, history_limit=history_limit)
         self.feeds = Feeds(self.engine, self.hub)
         self.index_feeds = IndexFeeds(self.hub)
         self.keys = KeyRegistry(window_ms=auth_window_ms)
