@@ -24,6 +24,7 @@ from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiAPIError, KalshiConnectionError, KalshiError
 from kalshi.portfolio import Portfolio
 from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
+from kalshi.ws.connection import REASON_HEARTBEAT_TIMEOUT
 from kalshi.ws.models import ErrorMessage, FillMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
@@ -150,6 +151,7 @@ class Consumer:
         self.restart_reasons: Counter[str] = Counter()
         self.error_codes: Counter[int] = Counter()
         self.lost_because: Counter[str] = Counter()  # why each connection ended (CloseInfo), before reconnecting
+        self.heartbeat_losses: list[float] = []  # monotonic times our heartbeat declared a connection dead
         self.slow_pauses = 0
         # The public consumer also builds books itself from the raw stream, as a raw consumer would.
         self.raw_books: OrderbookManager | None = None
@@ -334,6 +336,8 @@ class Consumer:
             info = self.session._last_close if self.session is not None else None
             cause = "unknown" if info is None else f"{info.reason}" + (f" {info.code}" if info.code else "")
             self.lost_because[cause] += 1
+            if info is not None and info.reason == REASON_HEARTBEAT_TIMEOUT:
+                self.heartbeat_losses.append(time.monotonic())
             log.info("%s: connection lost (%s)", self.name, cause)
         if new is ConnectionState.STREAMING and old is not ConnectionState.DISCONNECTED and self.on_disruption:
             self.on_disruption()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import time
@@ -92,19 +93,59 @@ async def _serve(options: SimOptions, conn: Connection) -> None:
         command_burst=1000,
     ) as sim:
         stop = asyncio.Event()
-        handler = _Handler(sim, stop)
+        pauses = _Pauses()
+        handler = _Handler(sim, stop, pauses)
         server = await asyncio.start_server(handler.client, "127.0.0.1", 0, limit=_LINE_LIMIT)
         port = server.sockets[0].getsockname()[1]
         conn.send((sim.url, port))
-        async with server:
-            await stop.wait()
-            handler.close_clients()
+        gc.callbacks.append(pauses.on_gc)
+        watcher = asyncio.create_task(pauses.watch(), name="chaos-sim-pauses")
+        try:
+            async with server:
+                await stop.wait()
+                handler.close_clients()
+        finally:
+            gc.callbacks.remove(pauses.on_gc)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+class _Pauses:
+    """When the simulator process stopped serving: event-loop stalls and the garbage collections behind them.
+
+    A stall longer than a client's heartbeat timeout silences every connection at once, which the clients
+    rightly treat as dead links; the harness needs the times to tell those from injected faults.
+    """
+
+    _TICK: Final = 0.05
+
+    def __init__(self) -> None:
+        self.stalls: list[tuple[float, float]] = []  # (monotonic start, seconds) of stalls over 0.5 s
+        self.gc: list[tuple[float, float, int]] = []  # (monotonic start, seconds, generation) of GCs over 0.2 s
+        self._gc_started = 0.0
+
+    async def watch(self) -> None:
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(self._TICK)
+            late = time.monotonic() - started - self._TICK
+            if late > 0.5:
+                self.stalls.append((started, late))
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._gc_started = now
+        elif now - self._gc_started > 0.2:
+            self.gc.append((self._gc_started, now - self._gc_started, info.get("generation", -1)))
 
 
 class _Handler:
-    def __init__(self, sim: Any, stop: asyncio.Event) -> None:
+    def __init__(self, sim: Any, stop: asyncio.Event, pauses: _Pauses) -> None:
         self.sim = sim
         self.stop = stop
+        self.pauses = pauses
         self._writers: list[asyncio.StreamWriter] = []
 
     def close_clients(self) -> None:
@@ -170,6 +211,8 @@ class _Handler:
             return {"order_id": result.order_id, "fills": len(result.fills)}
         if op == "stats":
             return {"delivered": sim.hub.delivered, "steps": sim.activity.steps, "rss": _rss(), "pid": os.getpid()}
+        if op == "pauses":
+            return {"stalls": self.pauses.stalls, "gc": self.pauses.gc}
         if op == "stop":
             self.stop.set()
             return None
