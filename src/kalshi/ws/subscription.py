@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
+from kalshi.ws.models import message_market
 from kalshi.ws.orderbook import OrderbookManager, OrderbookState
 
 if TYPE_CHECKING:
@@ -311,8 +312,7 @@ def _view_market(view: Any) -> Hashable:
 
 def market_key(message: Any) -> Hashable:
     """Conflation key: the market a message is about (messages without one never conflate together)."""
-    payload = getattr(message, "msg", None)
-    ticker = getattr(payload, "market_ticker", None)
+    ticker = message_market(message)
     if ticker is None:
         ticker = getattr(message, "market_ticker", None)  # Orderbook views
     return ticker if ticker is not None else id(message)
