@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -41,66 +42,39 @@ def resource_of(tag: str) -> str:
     return RENAMED_TAGS.get(tag, tag.replace("-", "_"))
 
 
-# Resources that gather operations of other tags under a name users look for.
-EXTRA_RESOURCES: dict[str, tuple[str, ...]] = {
-    "series": ("GetSeriesList", "GetSeries", "GetSeriesFeeChanges"),
-}
+# Operations shown under another resource than their spec tag's (``client.series.get_series``).
+RESOURCE_OVERRIDES: dict[str, str] = {"GetSeriesList": "series", "GetSeries": "series"}
 # Where snake_case of the operationId reads badly.
 SNAKE_OVERRIDES: dict[str, str] = {"GetRFQs": "get_rfqs"}
-# Friendly names, one resource a line (indented lines continue it): ``alias=operationId``;
-# ``iter:`` names the paginating variant.
-ALIAS_TABLE = """
-markets: list=GetMarkets iter=iter:GetMarkets get=GetMarket orderbook=GetMarketOrderbook
-    orderbooks=GetMarketOrderbooks trades=GetTrades iter_trades=iter:GetTrades
-    candlesticks=GetMarketCandlesticks batch_candlesticks=BatchGetMarketCandlesticks
-series: list=GetSeriesList get=GetSeries fee_changes=GetSeriesFeeChanges
-events: list=GetEvents iter=iter:GetEvents get=GetEvent metadata=GetEventMetadata
-    multivariate=GetMultivariateEvents iter_multivariate=iter:GetMultivariateEvents
-    fee_changes=GetEventFeeChanges candlesticks=GetMarketCandlesticksByEvent
-    forecast_history=GetEventForecastPercentilesHistory
-exchange: status=GetExchangeStatus schedule=GetExchangeSchedule user_data_timestamp=GetUserDataTimestamp
-orders: create=CreateOrderV2 batch_create=BatchCreateOrdersV2 amend=AmendOrderV2 decrease=DecreaseOrderV2
-    cancel=CancelOrderV2 batch_cancel=BatchCancelOrdersV2 cancel_all=CancelAllOrders list=GetOrders
-    iter=iter:GetOrders get=GetOrder queue_position=GetOrderQueuePosition
-    queue_positions=GetOrderQueuePositions
-portfolio: balance=GetBalance positions=GetPositions iter_positions=iter:GetPositions fills=GetFills
-    iter_fills=iter:GetFills settlements=GetSettlements iter_settlements=iter:GetSettlements
-    deposits=GetDeposits withdrawals=GetWithdrawals resting_order_value=GetPortfolioRestingOrderTotalValue
-account: limits=GetAccountApiLimits endpoint_costs=GetAccountEndpointCosts
-    volume_progress=GetAccountApiUsageLevelVolumeProgress upgrade=UpgradeAccountApiUsageLevel
-order_groups: list=GetOrderGroups get=GetOrderGroup create=CreateOrderGroup delete=DeleteOrderGroup
-    update_limit=UpdateOrderGroupLimit reset=ResetOrderGroup trigger=TriggerOrderGroup
-communications: rfqs=GetRFQs iter_rfqs=iter:GetRFQs rfq=GetRFQ quotes=GetQuotes iter_quotes=iter:GetQuotes
-    quote=GetRFQQuote communications_id=GetCommunicationsID
-api_keys: list=GetApiKeys create=CreateApiKey generate=GenerateApiKey delete=DeleteApiKey
-historical: cutoff=GetHistoricalCutoff markets=GetHistoricalMarkets iter_markets=iter:GetHistoricalMarkets
-    market=GetHistoricalMarket candlesticks=GetMarketCandlesticksHistorical fills=GetFillsHistorical
-    iter_fills=iter:GetFillsHistorical orders=GetHistoricalOrders iter_orders=iter:GetHistoricalOrders
-    positions=GetHistoricalPositions trades=GetTradesHistorical iter_trades=iter:GetTradesHistorical
-milestones: list=GetMilestones iter=iter:GetMilestones get=GetMilestone
-structured_targets: list=GetStructuredTargets iter=iter:GetStructuredTargets get=GetStructuredTarget
-incentive_programs: list=GetIncentivePrograms iter=iter:GetIncentivePrograms
-multivariate: list=GetMultivariateEventCollections iter=iter:GetMultivariateEventCollections
-    get=GetMultivariateEventCollection create_market=CreateMarketInMultivariateEventCollection
-search: tags_by_categories=GetTagsForSeriesCategories filters_by_sport=GetFiltersForSports
-"""
-
-
-def parse_aliases(text: str) -> dict[str, dict[str, str]]:
-    """``ALIAS_TABLE`` as resource -> alias -> target."""
-    table: dict[str, dict[str, str]] = {}
-    resource = ""
-    for line in text.strip().splitlines():
-        if not line.startswith(" "):
-            resource, line = line.split(":", 1)
-            table[resource] = {}
-        for pair in line.split():
-            alias, target = pair.split("=")
-            table[resource][alias] = target
-    return table
-
-
-ALIASES = parse_aliases(ALIAS_TABLE)
+# Every operation has one name: snake_case of its operationId. These second names stay only because
+# code outside kalshi.rest still calls them (kalshi.portfolio, tests/test_sim_rest_contract.py);
+# drop each once its callers use the canonical name. resource -> alias -> operationId.
+COMPAT_ALIASES: dict[str, dict[str, str]] = {
+    "exchange": {
+        "status": "GetExchangeStatus",
+        "schedule": "GetExchangeSchedule",
+        "user_data_timestamp": "GetUserDataTimestamp",
+    },
+    "portfolio": {"balance": "GetBalance"},
+}
+# Documentation for fields the spec leaves undescribed.
+FIELD_DOCS: dict[str, str] = {
+    "ticker": "Market ticker.",
+    "event_ticker": "Event ticker.",
+    "series_ticker": "Series ticker.",
+    "client_order_id": (
+        "Your own unique id for the order (e.g. ``str(uuid.uuid4())``). A request that carries one is retried "
+        "safely after a timeout; the exchange refuses a second order with the same id."
+    ),
+    "post_only": "Rest only: the exchange rejects the order instead of letting it take liquidity.",
+    "orders": "The orders of the batch, each a request body model.",
+    "allocations": "The target allocations to set.",
+    "tags": "Filter by tag.",
+}
+# Query parameters the spec types as a bare string although the values are those of an enum schema.
+PARAM_ENUMS: dict[tuple[str, str], str] = {("GetOrders", "status"): "OrderStatus"}
+# A string query parameter the spec documents as a comma-separated list: the method takes a sequence.
+CSV_PARAM = re.compile(r"comma[- ]separated", re.IGNORECASE)
 # List responses with more than one array: the one iter_* yields.
 ITEMS_FIELD_OVERRIDES: dict[str, str] = {
     "GetEvents": "events",
@@ -154,6 +128,14 @@ def find_spec() -> Path:
     raise FileNotFoundError(f"openapi.yaml not found in {[str(c) for c in SPEC_CANDIDATES]}; set KALSHI_OPENAPI_SPEC")
 
 
+_BASE_TYPES: dict[str, str] = {"string": "str", "integer": "int"}
+
+
+def literal(values: tuple[Any, ...]) -> str:
+    """``Literal["a", "b"]`` (or ``Literal[1, 60]``) for enum values."""
+    return "Literal[" + ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in values) + "]"
+
+
 class Spec:
     """The parts of openapi.yaml the generator reads, with $refs resolved on demand."""
 
@@ -164,6 +146,12 @@ class Spec:
         self.schemas: dict[str, Any] = self.doc["components"]["schemas"]
         self.params: dict[str, Any] = self.doc["components"]["parameters"]
         self.inline: dict[str, dict[str, Any]] = {}  # inline object schemas promoted to named structs
+        # Enum aliases (name -> (values, base type)): the named enum schemas, then inline enums of fields.
+        self.enums: dict[str, tuple[tuple[Any, ...], str]] = {
+            name: (tuple(s["enum"]), _BASE_TYPES[s.get("type", "string")])
+            for name, s in self.schemas.items()
+            if "enum" in s
+        }
 
     def header(self) -> str:
         return HEADER.format(version=self.version, digest=self.digest)
@@ -181,17 +169,52 @@ class Spec:
                     ops.append({"path": path, "method": method.upper(), "op": op, "params": params})
         return ops
 
-    def pytype(self, schema: dict[str, Any] | None, owner: str, prop: str, used: set[str]) -> str:
-        """The Python annotation for a schema; records model names it refers to in ``used``."""
+    def resolve(self, schema: dict[str, Any] | None) -> dict[str, Any]:
+        """The schema a ``$ref`` (or a single ``allOf``) points at; the schema itself otherwise."""
+        schema = schema or {}
+        if "allOf" in schema and len(schema["allOf"]) == 1:
+            schema = schema["allOf"][0]
+        if "$ref" in schema:
+            return self.resolve(self.schemas[schema["$ref"].rsplit("/", 1)[-1]])
+        return schema
+
+    def enum_alias(self, values: tuple[Any, ...], base: str, owner: str, prop: str) -> str:
+        """The alias of an inline enum: a named enum with the same values, else ``<Owner><Prop>``."""
+        for name, (known, _) in self.enums.items():
+            if known == values and name in self.schemas:
+                return name
+        name = owner + camel(prop)
+        if name in self.schemas:
+            raise ValueError(f"inline enum {owner}.{prop}: alias {name} clashes with a schema")
+        self.enums[name] = (values, base)
+        return name
+
+    def pytype(
+        self, schema: dict[str, Any] | None, owner: str, prop: str, used: set[str], *, inline_enums: bool = False
+    ) -> str:
+        """The Python annotation for a schema; records model names it refers to in ``used``.
+
+        Enums become ``Literal`` types: inline (``inline_enums``, for method signatures) or through a
+        named alias of the models module (for model fields).
+        """
         if not schema:
             return "Any"
         if "$ref" in schema:
             name = schema["$ref"].rsplit("/", 1)[-1]
+            if inline_enums and name in self.enums:
+                return literal(self.enums[name][0])
             used.add(name)
             return name
         if "allOf" in schema and len(schema["allOf"]) == 1:
-            return self.pytype(schema["allOf"][0], owner, prop, used)
+            return self.pytype(schema["allOf"][0], owner, prop, used, inline_enums=inline_enums)
         kind = schema.get("type")
+        if "enum" in schema and kind in _BASE_TYPES:
+            values = tuple(v for v in schema["enum"] if v is not None)
+            if inline_enums:
+                return literal(values)
+            name = self.enum_alias(values, _BASE_TYPES[kind], owner, prop)
+            used.add(name)
+            return name
         if kind == "string":
             return "str"
         if kind == "integer":
@@ -201,7 +224,8 @@ class Spec:
         if kind == "boolean":
             return "bool"
         if kind == "array":
-            return f"list[{self.pytype(schema.get('items'), owner, camel(prop) + 'Item', used)}]"
+            item = self.pytype(schema.get("items"), owner, camel(prop) + "Item", used, inline_enums=inline_enums)
+            return f"list[{item}]"
         if kind == "object" or "properties" in schema or "additionalProperties" in schema:
             if schema.get("properties"):
                 name = owner + camel(prop)
@@ -240,10 +264,65 @@ def _field_lines(spec: Spec, name: str, schema: dict[str, Any], used: set[str]) 
     return lines
 
 
+FIXED_POINT = {"FixedPointDollars": "dollars", "FixedPointCount": "contracts"}
+FIXED_SUFFIXES = ("_dollars", "_fp")
+
+
+def _fixed_point(prop: dict[str, Any]) -> str | None:
+    """``FixedPointDollars``/``FixedPointCount`` when a property holds one fixed-point string."""
+    if "allOf" in prop and len(prop["allOf"]) == 1:
+        prop = prop["allOf"][0]
+    name = str(prop.get("$ref", "")).rsplit("/", 1)[-1]
+    return name if name in FIXED_POINT else None
+
+
+def decimal_accessors(schema: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """``(accessor, field, unit, optional)`` for every fixed-point field of an object schema.
+
+    The accessor is the field without its ``_dollars``/``_fp`` suffix, as on the WebSocket models
+    (``yes_bid_dollars`` -> ``yes_bid``); when that name is taken (a field without suffix, or a
+    legacy integer field such as ``balance``) it gets ``_decimal`` (``fill_count_decimal``).
+    """
+    props = schema.get("properties") or {}
+    required = set(schema.get("required", []))
+    taken = {py_name(w) for w in props}
+    out = []
+    for wire, prop in props.items():
+        kind = _fixed_point(prop)
+        if kind is None:
+            continue
+        base = py_name(wire)
+        for suffix in FIXED_SUFFIXES:
+            base = base.removesuffix(suffix)
+        accessor = base if base not in taken else base + "_decimal"
+        if accessor in taken or accessor == "decimal":
+            raise ValueError(f"decimal accessor {accessor} clashes with a field of {sorted(taken)}")
+        taken.add(accessor)
+        optional = wire not in required or bool(prop.get("nullable"))
+        out.append((accessor, py_name(wire), FIXED_POINT[kind], optional))
+    return out
+
+
+def _accessor_lines(schema: dict[str, Any]) -> list[str]:
+    lines = []
+    for accessor, attr, unit, optional in decimal_accessors(schema):
+        returns = "Decimal | None" if optional else "Decimal"
+        value = f"self.{attr}"
+        call = f'fixed_decimal({value}, "{attr}")'
+        lines += [
+            "",
+            "    @property",
+            f"    def {accessor}(self) -> {returns}:",
+            f'        """``{attr}`` as an exact Decimal ({unit}){"; None when absent" if optional else ""}."""',
+            f"        return None if {value} is None else {call}" if optional else f"        return {call}",
+        ]
+    return lines
+
+
 def _struct(spec: Spec, name: str, schema: dict[str, Any], used: set[str]) -> str:
     doc = doc_text(schema.get("description")) or f"The ``{name}`` schema."
     head = f'class {name}(Model, kw_only=True):\n    """{doc}"""\n'
-    fields = _field_lines(spec, name, schema, used)
+    fields = _field_lines(spec, name, schema, used) + _accessor_lines(schema)
     return head + ("\n" + "\n".join(fields) + "\n" if fields else "")
 
 
@@ -259,6 +338,19 @@ def _typing_imports(text: str, extra: tuple[str, ...] = ()) -> list[str]:
     return lines
 
 
+def _enum_block(enums: dict[str, tuple[tuple[Any, ...], str]]) -> str:
+    """Enum aliases: ``Literal`` for type checkers, the base type at run time (decoding stays lenient)."""
+    checked = [f"    {n}: TypeAlias = {literal(values)}" for n, (values, _) in enums.items()]
+    runtime = [f"    {n}: TypeAlias = {base}" for n, (_, base) in enums.items()]
+    return (
+        "if TYPE_CHECKING:\n"
+        + "\n".join(checked)
+        + "\nelse:\n"
+        + "    # Plain str/int when decoding: a value newer than this spec must not fail a whole response.\n"
+        + "\n".join(runtime)
+    )
+
+
 def render_models(spec: Spec) -> str:
     aliases: list[str] = []
     structs: list[str] = []
@@ -272,11 +364,9 @@ def render_models(spec: Spec) -> str:
         if kind == "object" or "properties" in schema:
             structs.append(_struct(spec, name, schema, used))
             continue
-        annotation = spec.pytype(schema, name, "", used)
-        note = ""
-        if "enum" in schema:
-            note = "  # one of: " + ", ".join(f'"{v}"' for v in schema["enum"])
-        aliases.append(f"{name}: TypeAlias = {annotation}{note}")
+        if name in spec.enums:
+            continue  # rendered with the inline enums below
+        aliases.append(f"{name}: TypeAlias = {spec.pytype(schema, name, '', used)}")
     # Inline object schemas found while typing fields; they may nest further.
     done: set[str] = set()
     while set(spec.inline) - done:
@@ -284,20 +374,26 @@ def render_models(spec: Spec) -> str:
             done.add(name)
             names.append(name)
             structs.append(_struct(spec, name, spec.inline[name], used))
-    text = "\n".join(structs) + "\n".join(aliases)
-    imports = ["from __future__ import annotations", "", *_typing_imports(text), ""]
+    enum_names = [n for n in spec.enums if n in used or n in spec.schemas]
+    names += [n for n in enum_names if n not in spec.schemas]
+    enums = _enum_block({n: spec.enums[n] for n in enum_names})
+    text = "\n".join(structs) + "\n".join(aliases) + enums
+    imports = ["from __future__ import annotations", "", *_typing_imports(text, ("TYPE_CHECKING", "Literal")), ""]
     if "msgspec.field" in text:
         imports += ["import msgspec", ""]
-    imports.append("from kalshi.rest._model import Model")
+    imports.append("from kalshi.rest._model import Model" + (", fixed_decimal" if "fixed_decimal(" in text else ""))
     all_names = "\n".join(f'    "{n}",' for n in sorted(names))
     parts = [
         spec.header(),
         '"""Typed request and response bodies of the Kalshi REST API (components.schemas of openapi.yaml).\n\n'
-        "Money and counts stay the wire strings (``*_dollars``, ``*_fp``); JSON numbers decode to Decimal.\n"
+        "Money and counts stay the wire strings (``*_dollars``, ``*_fp``), each with an exact Decimal property\n"
+        "(``market.yes_bid`` for ``market.yes_bid_dollars``); JSON numbers decode to Decimal. Enums are\n"
+        "``Literal`` types for type checkers and plain strings at run time, so a value the exchange adds later\n"
+        "still decodes.\n"
         '"""',
         "\n".join(imports),
         f"__all__ = [\n{all_names}\n]",
-        "\n".join(aliases),
+        "\n".join(aliases) + "\n\n" + enums,
         "\n\n".join(structs),
     ]
     return "\n\n\n".join(parts) + "\n"
@@ -378,12 +474,70 @@ def render_ops(spec: Spec) -> str:
 
 # -------------------------------------------------------------------------------------------- resources
 
+DOC_WIDTH = 112  # docstring lines sit 8 columns in; ruff's line length is 120
 
-def _param_type(spec: Spec, param: dict[str, Any], used: set[str]) -> str:
-    schema = param.get("schema", {})
-    if schema.get("type") == "array":
-        return f"Sequence[{spec.pytype(schema.get('items'), '', '', used)}]"
-    return spec.pytype(schema, "", "", used)
+
+def _wrap(text: str, first: str = "", rest: str = "") -> list[str]:
+    return textwrap.wrap(
+        text,
+        width=DOC_WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _sentence(text: str) -> str:
+    return text if not text or text.endswith((".", "...", "?", "!")) else text + "."
+
+
+class Arg:
+    """One keyword (or path) argument of a generated method: its annotation and its documentation."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        wire: str,
+        schema: dict[str, Any] | None,
+        description: str | None,
+        *,
+        required: bool,
+        query: bool = False,
+    ) -> None:
+        schema = schema or {}
+        self.wire = wire
+        self.py = py_name(wire)
+        self.required = required
+        target = spec.resolve(schema)
+        self.csv = query and target.get("type") == "string" and bool(CSV_PARAM.search(description or ""))
+        self.sequence = query and target.get("type") == "array"
+        if self.sequence:
+            item = spec.pytype(schema.get("items") or target.get("items"), "", "", set(), inline_enums=True)
+            self.annotation = "str | Sequence[str]" if item == "str" else f"Sequence[{item}]"
+        elif self.csv:
+            self.annotation = "str | Sequence[str]"
+        else:
+            self.annotation = ""  # set by the caller, which knows the owner and records the models used
+        text = doc_text(description, limit=400) or doc_text(target.get("description"), limit=400)
+        text = text or FIELD_DOCS.get(wire, "")
+        values = target.get("enum") or spec.resolve(target.get("items")).get("enum")
+        parts = [_sentence(text)] if text else []
+        if self.csv or self.sequence:
+            how = "joined with commas" if self.csv else "one query parameter per item"
+            parts.append(f"Pass a list ({how}) or a single string.")
+        if values:
+            listed = ", ".join(f'``"{v}"``' if isinstance(v, str) else f"``{v}``" for v in values if v is not None)
+            parts.append(f"One of {listed}.")
+        default = schema.get("default", target.get("default"))
+        if default is not None and not isinstance(default, dict | list) and "default" not in text.lower():
+            shown = ("true" if default else "false") if isinstance(default, bool) else default
+            parts.append(f"Server default: ``{shown}``.")
+        self.doc = " ".join(parts) or "See the Kalshi API reference."
+
+    def value(self) -> str:
+        """The expression the method passes on for this argument."""
+        return f'join_csv({self.py}, "{self.wire}")' if self.csv else self.py
 
 
 class Method:
@@ -394,6 +548,8 @@ class Method:
         self.op_id: str = op["operationId"]
         self.name = snake(self.op_id)
         self.summary = doc_text(op.get("summary")) or self.op_id
+        description = doc_text(op.get("description"), limit=600)
+        self.description = description if description.rstrip(".") != self.summary.rstrip(".") else ""
         self.method: str = entry["method"]
         self.path: str = entry["path"]
         self.requires_auth = _requires_auth(op)
@@ -403,15 +559,31 @@ class Method:
         self.response = _response_model(op)
         if self.response:
             used.add(self.response)
-        path_names = re.findall(r"{(\w+)}", self.path)
         by_name = {p["name"]: p for p in entry["params"] if p["in"] == "path"}
-        self.path_params = [(n, spec.pytype(by_name[n].get("schema"), "", "", used)) for n in path_names]
-        self.query = [
-            (p["name"], py_name(p["name"]), _param_type(spec, p, used), bool(p.get("required")))
-            for p in entry["params"]
-            if p["in"] == "query"
-        ]
-        self.body: tuple[str, list[tuple[str, str, str, bool]]] | None = None
+        self.path_params = []
+        for name in re.findall(r"{(\w+)}", self.path):
+            param = by_name[name]
+            arg = Arg(spec, name, param.get("schema"), param.get("description"), required=True)
+            arg.annotation = spec.pytype(param.get("schema"), "", "", used, inline_enums=True)
+            self.path_params.append(arg)
+        self.query: list[Arg] = []
+        for param in entry["params"]:
+            if param["in"] != "query":
+                continue
+            if (self.op_id, param["name"]) in PARAM_ENUMS:
+                ref = {"$ref": f"#/components/schemas/{PARAM_ENUMS[self.op_id, param['name']]}"}
+                param = {**param, "schema": ref}
+            arg = Arg(
+                spec,
+                param["name"],
+                param.get("schema"),
+                param.get("description"),
+                required=bool(param.get("required")),
+                query=True,
+            )
+            arg.annotation = arg.annotation or spec.pytype(param.get("schema"), "", "", used, inline_enums=True)
+            self.query.append(arg)
+        self.body: tuple[str, list[Arg]] | None = None
         found = _body_schema(spec, op)
         if found:
             name, schema = found
@@ -419,56 +591,78 @@ class Method:
             required = set(schema.get("required", []))
             fields = []
             for wire, prop in (schema.get("properties") or {}).items():
-                annotation = spec.pytype(prop, name, wire, used)
                 needed = wire in required and not prop.get("nullable")
-                fields.append((wire, py_name(wire), annotation, needed))
+                arg = Arg(spec, wire, prop, prop.get("description"), required=needed)
+                arg.annotation = spec.pytype(prop, name, wire, used, inline_enums=True)
+                fields.append(arg)
             self.body = (name, fields)
         self.pagination: tuple[str, str, str] | None = None
-        if self.response and any(q[0] == "cursor" for q in self.query):
+        if self.response and any(q.wire == "cursor" for q in self.query):
             props = spec.schemas[self.response].get("properties", {})
             arrays = [k for k, v in props.items() if v.get("type") == "array"]
             field = ITEMS_FIELD_OVERRIDES.get(self.op_id) or (arrays[0] if len(arrays) == 1 else None)
             if field is None:
                 raise ValueError(f"{self.op_id}: pick the items field in ITEMS_FIELD_OVERRIDES from {arrays}")
             cursor = "cursor" if "cursor" in props else "next_cursor"
-            list_type = spec.pytype(props[field], self.response, field, used)
+            list_type = spec.pytype(props[field], self.response, field, used, inline_enums=True)
             self.pagination = (field, cursor, list_type.removeprefix("list[").removesuffix("]"))
 
+    def _keywords(self) -> list[Arg]:
+        keyword = list(self.query) + (list(self.body[1]) if self.body else [])
+        return sorted(keyword, key=lambda a: not a.required)  # required first, for readability
+
     def _signature(self, *, paginate: bool) -> list[str]:
-        args = ["self"] + [f"{n}: {t}" for n, t in self.path_params]
-        keyword: list[tuple[str, str, bool]] = [(py, t, req) for _, py, t, req in self.query]
-        if self.body:
-            keyword += [(py, t, req) for _, py, t, req in self.body[1]]
-        keyword.sort(key=lambda k: not k[2])  # required first, for readability
+        args = ["self"] + [f"{a.py}: {a.annotation}" for a in self.path_params]
+        keyword = [
+            f"{a.py}: {a.annotation}" if a.required else f"{a.py}: {a.annotation} | None = None"
+            for a in self._keywords()
+        ]
         if paginate:
-            keyword.append(("max_pages", "int", False))
+            keyword.append("max_pages: int | None = None")
         if keyword:
-            args.append("*")
-            args += [f"{py}: {t}" if req else f"{py}: {t} | None = None" for py, t, req in keyword]
+            args += ["*", *keyword]
         return args
 
     def _docstring(self, *, paginate: bool) -> str:
         auth = "signed" if self.requires_auth else "public"
         cost = f"{self.cost} tokens" + (" per item" if self.per_item else "")
-        lines = [f"{self.summary}." if not self.summary.endswith(".") else self.summary, ""]
         if paginate:
-            lines = [
-                f"Every item of {self.summary}, following ``cursor`` page after page.",
-                "",
-                "``max_pages`` stops after that many pages; a cursor the server repeats raises.",
-                "",
-            ]
+            lines = [f"Every item of {self.summary}, following ``cursor`` page after page.", ""]
+        else:
+            lines = [_sentence(self.summary), ""]
+        if self.description:
+            lines += [*_wrap(self.description), ""]
         lines.append(f"``{self.method} {self.path}`` ({auth}, {cost}).")
         if self.deprecated:
             lines += ["", f"Deprecated: {self.note}."]
+        args = self.path_params + self._keywords()
+        if args or paginate:
+            lines += ["", "Args:"]
+            for arg in args:
+                lines += _wrap(f"{arg.py}: {arg.doc}", "    ", "        ")
+            if paginate:
+                lines += _wrap(
+                    "max_pages: stop after this many pages (default: the client's ``max_pages``; None follows the "
+                    "cursor to the end).",
+                    "    ",
+                    "        ",
+                )
+        if paginate:
+            assert self.pagination
+            lines += ["", "Yields:", f"    Each ``{self.pagination[2]}`` of ``{self.pagination[0]}``, page after page."]
+        elif self.response:
+            lines += ["", "Returns:", f"    The ``{self.response}`` the exchange answered."]
         lines += ["", "Raises:"]
         if self.requires_auth:
             lines.append("    KalshiAuthError: the client was made without auth.")
-        lines.append("    KalshiAPIError: the exchange answered with an error.")
+        lines.append("    KalshiAPIError: the exchange answered with an error (``code`` and ``message`` say why).")
         lines.append("    KalshiConnectionError: the exchange could not be reached.")
         if paginate:
             lines.append("    KalshiPaginationError: the server repeated a cursor.")
-        return '        """' + "\n        ".join(lines).replace("\n        \n", "\n\n") + '\n        """'
+        if any(a.csv for a in args):
+            lines.append("    ValueError: a list item is empty or holds a comma.")
+        body = "\n".join(f"        {line}" if line else "" for line in lines)
+        return f'        """{body.lstrip()}\n        """'
 
     def _call_args(self, *, paginate: bool) -> list[str]:
         args = [f'OPERATIONS["{self.op_id}"]']
@@ -479,12 +673,12 @@ class Method:
         elif self.response:
             args.append(self.response)
         if self.path_params:
-            args.append("path={" + ", ".join(f'"{n}": {n}' for n, _ in self.path_params) + "}")
+            args.append("path={" + ", ".join(f'"{a.wire}": {a.py}' for a in self.path_params) + "}")
         if self.query:
-            args.append("query={" + ", ".join(f'"{w}": {py}' for w, py, _, _ in self.query) + "}")
+            args.append("query={" + ", ".join(f'"{a.wire}": {a.value()}' for a in self.query) + "}")
         if self.body:
             name, fields = self.body
-            args.append(f"body={name}(" + ", ".join(f"{py}={py}" for _, py, _, _ in fields) + ")")
+            args.append(f"body={name}(" + ", ".join(f"{a.py}={a.py}" for a in fields) + ")")
         if paginate:
             args.append("max_pages=max_pages")
         return args
@@ -508,6 +702,11 @@ class Method:
         return "\n".join(out)
 
 
+def resource_for(op_id: str, tag: str) -> str:
+    """The ``client.<resource>`` an operation lives on."""
+    return RESOURCE_OVERRIDES.get(op_id) or resource_of(tag)
+
+
 def _resource_class(attr: str, methods: list[Method], description: str) -> str:
     cls = f"Async{camel(attr)}Resource"
     names = {m.name for m in methods} | {f"iter_{m.name}" for m in methods if m.pagination}
@@ -522,43 +721,33 @@ def _resource_class(attr: str, methods: list[Method], description: str) -> str:
     ]
     for method in methods:
         body += ["", method.render()]
-    aliases = ALIASES.get(attr, {})
+    aliases = COMPAT_ALIASES.get(attr, {})
     if aliases:
-        body.append("")
-        body.append("    # Friendly names for the common calls (same methods as above).")
-    for alias, target in aliases.items():
-        if alias in names:
-            raise ValueError(f"alias {attr}.{alias} clashes with a generated method")
-        iterating = target.startswith("iter:")
-        op_id = target.removeprefix("iter:")
+        body += ["", "    # Second names kept for existing callers; use the names above in new code."]
+    for alias, op_id in aliases.items():
         match = [m for m in methods if m.op_id == op_id]
-        if not match or (iterating and not match[0].pagination):
-            raise ValueError(f"alias {attr}.{alias} -> {target}: no such method on {cls}")
-        body.append(f"    {alias} = {'iter_' if iterating else ''}{match[0].name}")
+        if alias in names or not match:
+            raise ValueError(f"alias {attr}.{alias} -> {op_id}: clashes, or no such method on {cls}")
+        body.append(f"    {alias} = {match[0].name}")
     return "\n".join(body) + "\n"
 
 
 def render_resources(spec: Spec) -> str:
     used: set[str] = set()
-    by_id: dict[str, Method] = {}
     grouped: dict[str, list[Method]] = {}
     tag_of: dict[str, str] = {}
     for entry in spec.operations():
         tag = entry["op"]["tags"][0]
         method = Method(spec, entry, used)
-        by_id[method.op_id] = method
-        grouped.setdefault(resource_of(tag), []).append(method)
-        tag_of[resource_of(tag)] = tag
-    for attr, op_ids in EXTRA_RESOURCES.items():
-        grouped[attr] = [by_id[i] for i in op_ids]
+        attr = resource_for(method.op_id, tag)
+        grouped.setdefault(attr, []).append(method)
+        tag_of.setdefault(attr, tag if attr == resource_of(tag) else attr)
     descriptions = {t["name"]: t.get("description", "") for t in spec.doc.get("tags", [])}
     classes = []
     for attr in sorted(grouped):
-        methods = grouped[attr]
-        tag = tag_of.get(attr)
-        description = (descriptions.get(tag) or descriptions.get(tag + "s")) if tag else None
-        text = doc_text(description) or f"{camel(attr)} operations"
-        classes.append(_resource_class(attr, methods, f"{text.rstrip('.')} (``client.{attr}``)."))
+        tag = tag_of[attr]
+        text = doc_text(descriptions.get(tag) or descriptions.get(tag + "s")) or f"{camel(attr)} operations"
+        classes.append(_resource_class(attr, grouped[attr], f"{text.rstrip('.')} (``client.{attr}``)."))
     names = sorted(used)
     holder = [
         "class AsyncResources:",
@@ -571,16 +760,18 @@ def render_resources(spec: Spec) -> str:
     resource_names = ", ".join(f'"{a}"' for a in sorted(grouped))
     body = "\n\n\n".join(classes)
     abc = [n for n in ("AsyncIterator", "Sequence") if re.search(rf"\b{n}\[", body)]
+    typing_names = [n for n in ("Literal",) if re.search(rf"\b{n}\[", body)]
     parts = [
         spec.header(),
-        '"""The API grouped by resource (spec tag): one method per operation, plus iter_* and aliases."""',
+        '"""The API grouped by resource (spec tag): one method per operation, plus iter_* for cursor lists."""',
         "from __future__ import annotations\n\n"
         + (f"from collections.abc import {', '.join(abc)}\n" if abc else "")
-        + "\n".join(_typing_imports(body, ("TYPE_CHECKING", "Final", "cast")))
+        + "\n".join(_typing_imports(body, ("TYPE_CHECKING", "Final", "cast", *typing_names)))
         + "\n\nfrom kalshi.rest._generated_models import (\n"
         + "".join(f"    {n},\n" for n in names)
-        + ")\nfrom kalshi.rest._generated_ops import OPERATIONS\n\n"
-        "if TYPE_CHECKING:\n    from kalshi.rest._async_client import AsyncKalshiClient",
+        + ")\nfrom kalshi.rest._generated_ops import OPERATIONS\n"
+        + ("from kalshi.rest._wire import join_csv\n" if "join_csv(" in body else "")
+        + "\nif TYPE_CHECKING:\n    from kalshi.rest._async_client import AsyncKalshiClient",
         f"RESOURCE_NAMES: Final = ({resource_names})",
         body.rstrip(),
         "\n".join(holder),

@@ -116,7 +116,7 @@ async def test_signed_request_carries_verifiable_headers_without_query(
 ) -> None:
     exchange = Exchange(ok({"orders": [], "cursor": ""}))
     async with make_client(exchange, auth=auth) as client:
-        await client.orders.list(limit=5, status="resting")
+        await client.orders.get_orders(limit=5, status="resting")
     request = exchange.requests[0]
     assert request.url.path == f"{PREFIX}/portfolio/orders"
     assert request.url.params["limit"] == "5"
@@ -130,7 +130,7 @@ async def test_signed_request_carries_verifiable_headers_without_query(
 async def test_post_is_signed_with_its_method(key: ed25519.Ed25519PrivateKey, auth: KalshiAuth) -> None:
     exchange = Exchange(ok(ORDER_CREATED, 201))
     async with make_client(exchange, auth=auth) as client:
-        await client.orders.create(
+        await client.orders.create_order_v2(
             ticker="KXTEST-1",
             side="bid",
             count="1.00",
@@ -144,7 +144,7 @@ async def test_post_is_signed_with_its_method(key: ed25519.Ed25519PrivateKey, au
 async def test_public_call_without_auth_sends_no_signature() -> None:
     exchange = Exchange(ok({"exchange_active": True, "trading_active": False}))
     async with make_client(exchange) as client:
-        status = await client.exchange.status()
+        status = await client.exchange.get_exchange_status()
     assert status.exchange_active is True and status.trading_active is False
     assert not any(h.lower().startswith("kalshi-access") for h in exchange.requests[0].headers)
 
@@ -153,7 +153,7 @@ async def test_authenticated_operation_without_auth_raises_before_sending() -> N
     exchange = Exchange(ok(BALANCE))
     async with make_client(exchange) as client:
         with pytest.raises(KalshiAuthError, match="GetBalance"):
-            await client.portfolio.balance()
+            await client.portfolio.get_balance()
     assert exchange.requests == []
 
 
@@ -163,7 +163,7 @@ async def test_authenticated_operation_without_auth_raises_before_sending() -> N
 async def test_order_body_is_exact_json_without_unset_fields(auth: KalshiAuth) -> None:
     exchange = Exchange(ok(ORDER_CREATED, 201))
     async with make_client(exchange, auth=auth) as client:
-        created = await client.orders.create(
+        created = await client.orders.create_order_v2(
             ticker="KXTEST-1",
             side="bid",
             count="12.50",
@@ -193,9 +193,9 @@ async def test_query_encoding_booleans_lists_renamed_and_none() -> None:
     weather = {"city": "NYC", "units": "F", "timeseries": []}
     exchange = Exchange(ok({"orderbooks": []}), ok(weather), ok({"series": []}))
     async with make_client(exchange) as client:
-        await client.markets.orderbooks(tickers=["A-1", "B-2"])
+        await client.markets.get_market_orderbooks(tickers=["A-1", "B-2"])
         await client.live_data.get_weather_index("NYC", from_=1700000000, to=None)
-        await client.series.list(include_volume=True, category=None)
+        await client.series.get_series_list(include_volume=True, category=None)
     assert exchange.requests[0].url.params.get_list("tickers") == ["A-1", "B-2"]
     assert dict(exchange.requests[1].url.params) == {"from": "1700000000"}
     assert exchange.requests[1].url.path == f"{PREFIX}/live_data/weather/NYC"
@@ -206,7 +206,7 @@ async def test_path_parameters_are_percent_encoded(key: ed25519.Ed25519PrivateKe
     exchange = Exchange(ok({"order": None}, 404))
     async with make_client(exchange, auth=auth) as client:
         with pytest.raises(KalshiNotFoundError):
-            await client.orders.get("a/b c")
+            await client.orders.get_order("a/b c")
     request = exchange.requests[0]
     assert request.url.raw_path == f"{PREFIX}/portfolio/orders/a%2Fb%20c".encode()
     verify(key, request, f"{PREFIX}/portfolio/orders/a%2Fb%20c")
@@ -237,10 +237,10 @@ async def test_decoding_ignores_unknown_fields_and_keeps_numbers_exact() -> None
 async def test_body_of_wrong_shape_is_a_protocol_error() -> None:
     async with make_client(Exchange(ok({"exchange_active": "maybe", "trading_active": True}))) as client:
         with pytest.raises(KalshiProtocolError, match="ExchangeStatus"):
-            await client.exchange.status()
+            await client.exchange.get_exchange_status()
     async with make_client(Exchange(httpx.Response(200, content=b"<html>"))) as client:
         with pytest.raises(KalshiProtocolError):
-            await client.exchange.status()
+            await client.exchange.get_exchange_status()
 
 
 async def test_raw_request_returns_plain_json(auth: KalshiAuth) -> None:
@@ -276,7 +276,7 @@ async def test_http_errors_map_to_the_error_tree(
     exchange = Exchange(ok({"error": error} if nested else error, status))
     async with make_client(exchange, auth=auth, config=KalshiConfig.production(max_retries=0)) as client:
         with pytest.raises(error_type) as caught:
-            await client.portfolio.balance()
+            await client.portfolio.get_balance()
     assert type(caught.value) is error_type
     assert caught.value.status == status
     assert caught.value.code == "some_code"
@@ -287,7 +287,7 @@ async def test_non_json_error_body_keeps_a_snippet() -> None:
     exchange = Exchange(httpx.Response(404, content=b"<html>gateway says no</html>"))
     async with make_client(exchange) as client:
         with pytest.raises(KalshiNotFoundError, match="gateway says no") as caught:
-            await client.markets.get("X")
+            await client.markets.get_market("X")
     assert caught.value.code is None
 
 
@@ -301,7 +301,7 @@ async def test_non_json_error_body_keeps_a_snippet() -> None:
 async def test_success_status_with_error_body_raises(body: dict[str, object], auth: KalshiAuth) -> None:
     async with make_client(Exchange(ok(body, 201)), auth=auth) as client:
         with pytest.raises(KalshiAPIError, match="use /portfolio/events/orders") as caught:
-            await client.orders.create(
+            await client.orders.create_order_v2(
                 ticker="T",
                 side="bid",
                 count="1",
@@ -317,7 +317,7 @@ async def test_success_body_with_own_error_field_is_not_an_error(auth: KalshiAut
     # Batch results carry a per-item "error"; only a top-level error object means failure.
     body = {"orders": [{"order_id": "o", "error": {"code": "c", "message": "m"}}]}
     async with make_client(Exchange(ok(body, 201)), auth=auth) as client:
-        result = await client.orders.batch_create(orders=[])
+        result = await client.orders.batch_create_orders_v2(orders=[])
     assert result.orders[0].error is not None
     assert result.orders[0].error.message == "m"
 
@@ -325,9 +325,9 @@ async def test_success_body_with_own_error_field_is_not_an_error(auth: KalshiAut
 async def test_empty_response_operation_raises_on_error_body(auth: KalshiAuth) -> None:
     async with make_client(Exchange(ok({"error": "nope"}, 200)), auth=auth) as client:
         with pytest.raises(KalshiAPIError, match="nope"):
-            await client.orders.cancel_all()
+            await client.orders.cancel_all_orders()
     async with make_client(Exchange(httpx.Response(204)), auth=auth) as client:
-        assert await client.orders.cancel_all() is None
+        assert await client.orders.cancel_all_orders() is None
 
 
 # ------------------------------------------------------------------------------------------------ retries
@@ -340,7 +340,7 @@ async def test_429_waits_for_retry_after() -> None:
         ok({"exchange_active": True, "trading_active": True}),
     )
     async with make_client(exchange, sleeps=sleeps) as client:
-        await client.exchange.status()
+        await client.exchange.get_exchange_status()
     assert sleeps.delays == [2.0]
     assert len(exchange.requests) == 2
 
@@ -350,7 +350,7 @@ async def test_retry_after_longer_than_the_cap_is_raised_to_the_caller() -> None
     exchange = Exchange(ok({"code": "x", "message": "later"}, 429, {"Retry-After": "3600"}))
     async with make_client(exchange, sleeps=sleeps) as client:
         with pytest.raises(KalshiRateLimitError) as caught:
-            await client.exchange.status()
+            await client.exchange.get_exchange_status()
     assert caught.value.retry_after == 3600.0
     assert sleeps.delays == [] and len(exchange.requests) == 1
 
@@ -365,7 +365,7 @@ async def test_5xx_on_get_is_retried_with_full_jitter() -> None:
     )
     config = KalshiConfig.production(retry_base_delay=0.5, retry_max_delay=1.5, max_retries=3)
     async with make_client(exchange, sleeps=sleeps, config=config, seed=42) as client:
-        await client.exchange.status()
+        await client.exchange.get_exchange_status()
     rng = random.Random(42)
     expected = [rng.uniform(0, min(0.5 * 2**n, 1.5)) for n in range(3)]
     assert sleeps.delays == expected
@@ -378,7 +378,7 @@ async def test_retries_stop_after_max_retries() -> None:
     config = KalshiConfig.production(max_retries=2)
     async with make_client(exchange, sleeps=sleeps, config=config) as client:
         with pytest.raises(KalshiServerError):
-            await client.exchange.status()
+            await client.exchange.get_exchange_status()
     assert len(exchange.requests) == 3 and len(sleeps.delays) == 2
 
 
@@ -386,7 +386,7 @@ async def test_post_without_client_order_id_is_never_retried(auth: KalshiAuth) -
     exchange = Exchange(httpx.Response(503), ok(ORDER_CREATED, 201))
     async with make_client(exchange, auth=auth) as client:
         with pytest.raises(KalshiServerError):
-            await client.orders.create(
+            await client.orders.create_order_v2(
                 ticker="T",
                 side="bid",
                 count="1.00",
@@ -404,7 +404,7 @@ async def test_post_with_client_order_id_is_retried_and_signed_again(
     auth = KalshiAuth("key-123", key, clock=lambda: next(stamps))
     exchange = Exchange(httpx.Response(503), ok(ORDER_CREATED, 201))
     async with make_client(exchange, auth=auth) as client:
-        created = await client.orders.create(
+        created = await client.orders.create_order_v2(
             ticker="T",
             side="bid",
             count="1.00",
@@ -424,7 +424,7 @@ async def test_500_is_not_retried_for_post_even_with_client_order_id(auth: Kalsh
     exchange = Exchange(httpx.Response(500))
     async with make_client(exchange, auth=auth) as client:
         with pytest.raises(KalshiServerError):
-            await client.orders.create(
+            await client.orders.create_order_v2(
                 ticker="T",
                 side="bid",
                 count="1.00",
@@ -441,7 +441,7 @@ async def test_transport_error_becomes_connection_error_after_retries() -> None:
     exchange = Exchange(httpx.ConnectError("refused"))
     async with make_client(exchange, sleeps=sleeps) as client:
         with pytest.raises(KalshiConnectionError, match="ConnectError") as caught:
-            await client.exchange.status()
+            await client.exchange.get_exchange_status()
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert len(exchange.requests) == 4 and len(sleeps.delays) == 3
 
@@ -450,7 +450,7 @@ async def test_transport_error_on_non_idempotent_request_is_raised_at_once(auth:
     exchange = Exchange(httpx.ReadTimeout("slow"))
     async with make_client(exchange, auth=auth) as client:
         with pytest.raises(KalshiConnectionError) as caught:
-            await client.orders.cancel("o-1")
+            await client.orders.cancel_order_v2("o-1")
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
     assert len(exchange.requests) == 1
 
@@ -522,11 +522,11 @@ async def test_closed_client_refuses_calls() -> None:
     client = make_client(Exchange(ok({"exchange_active": True, "trading_active": True})))
     await client.aclose()
     with pytest.raises(KalshiConnectionError, match="closed"):
-        await client.exchange.status()
+        await client.exchange.get_exchange_status()
 
 
 async def test_base_url_follows_the_config() -> None:
     exchange = Exchange(ok({"exchange_active": True, "trading_active": True}))
     async with make_client(exchange, config=KalshiConfig.local("http://127.0.0.1:8765")) as client:
-        await client.exchange.status()
+        await client.exchange.get_exchange_status()
     assert str(exchange.requests[0].url) == "http://127.0.0.1:8765/trade-api/v2/exchange/status"

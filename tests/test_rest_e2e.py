@@ -241,7 +241,7 @@ async def test_5xx_is_retried_when_safe(sim: Simulator) -> None:
     faults = rest_controls(sim).faults
     async with rest_client(sim, auth, sleep=fake.sleep, retry_base_delay=0.01) as client:
         faults.fail_next(2, status=503)
-        assert (await client.exchange.status()).exchange_active
+        assert (await client.exchange.get_exchange_status()).exchange_active
         assert len(fake.slept) == 2
         faults.fail_next(status=500, operation_id="GetBalance")
         await client.portfolio.get_balance()  # a GET is retried even on 500

@@ -138,23 +138,34 @@ def test_auth_requirements_follow_the_spec_security() -> None:
     assert sum(o.requires_auth for o in OPERATIONS.values()) == 76
 
 
-def test_friendly_aliases_exist() -> None:
+def _public_names(resource: object) -> set[str]:
+    return {n for n in dir(resource) if not n.startswith("_") and callable(getattr(resource, n))}
+
+
+def test_one_name_per_operation(gen_rest: ModuleType) -> None:
+    """Each operation is one method named after its operationId (plus its iter_* twin); no second names
+    except the few compatibility aliases the generator lists."""
     client = KalshiClient(rate_limiter=RateLimiter.unlimited())
-    expected = {
-        "markets": ["list", "get", "orderbook", "iter", "trades", "candlesticks"],
-        "orders": ["create", "amend", "decrease", "cancel", "batch_create", "batch_cancel", "list", "iter", "get"],
-        "portfolio": ["balance", "positions", "fills", "settlements", "iter_fills"],
-        "exchange": ["status", "schedule"],
-        "account": ["limits", "endpoint_costs"],
-        "events": ["list", "get", "iter"],
-        "series": ["list", "get", "fee_changes"],
-        "order_groups": ["list", "get", "create", "delete"],
-        "communications": ["rfqs", "rfq", "create_rfq", "quotes", "quote", "create_quote", "accept_rfq_quote"],
+    expected: dict[str, set[str]] = {}
+    for op_id, op in OPERATIONS.items():
+        expected.setdefault(gen_rest.resource_for(op_id, op.tag), set()).add(gen_rest.snake(op_id))
+    iterators = 0
+    for resource_name in RESOURCE_NAMES:
+        resource = getattr(client, resource_name)
+        names = _public_names(resource)
+        compat = set(gen_rest.COMPAT_ALIASES.get(resource_name, {}))
+        iters = {n for n in names if n.startswith("iter_")}
+        iterators += len(iters)
+        assert names - iters - compat == expected[resource_name], resource_name
+        assert {n.removeprefix("iter_") for n in iters} <= expected[resource_name]
+        for alias, op_id in gen_rest.COMPAT_ALIASES.get(resource_name, {}).items():
+            assert getattr(type(resource), alias) is getattr(type(resource), gen_rest.snake(op_id))
+    functions = {
+        id(getattr(type(getattr(client, r)), n)) for r in RESOURCE_NAMES for n in _public_names(getattr(client, r))
     }
-    for resource, names in expected.items():
-        for name in names:
-            assert callable(getattr(getattr(client, resource), name)), f"{resource}.{name}"
-    assert client.markets.get == client.markets.get_market
+    assert len(functions) == len(OPERATIONS) + iterators  # aliases add no function
+    assert client.markets.get_market.__name__ == "get_market"
+    assert not hasattr(client.markets, "list") and not hasattr(client.orders, "create")
     client.close()
 
 
@@ -220,6 +231,8 @@ def minimal(t: mi.Type) -> Any:
     """The smallest JSON value a type accepts (required struct fields only)."""
     if isinstance(t, mi.StructType):
         return {f.encode_name: minimal(f.type) for f in t.fields if f.required}
+    if isinstance(t, mi.LiteralType):
+        return t.values[0]
     if isinstance(t, mi.UnionType):
         return minimal(next(m for m in t.types if not isinstance(m, mi.NoneType)))
     if isinstance(t, mi.StrType):
@@ -266,7 +279,7 @@ def prepare(method: Any) -> tuple[dict[str, Any], Any]:
 
 
 def method_for(client: object, gen_rest: ModuleType, op_id: str) -> Any:
-    resource = getattr(client, gen_rest.resource_of(OPERATIONS[op_id].tag))
+    resource = getattr(client, gen_rest.resource_for(op_id, OPERATIONS[op_id].tag))
     return getattr(resource, gen_rest.snake(op_id))
 
 
@@ -278,7 +291,8 @@ def expected_path(op_id: str, kwargs: dict[str, Any]) -> str:
 
 
 async def test_every_operation_is_callable_async(gen_rest: ModuleType) -> None:
-    assert set(RESOURCE_NAMES) == {gen_rest.resource_of(op.tag) for op in OPERATIONS.values()} | {"series"}
+    assert set(RESOURCE_NAMES) == {gen_rest.resource_for(i, op.tag) for i, op in OPERATIONS.items()}
+    assert "series" in RESOURCE_NAMES
     assert {"markets", "orders", "portfolio", "exchange", "account", "order_groups"} <= set(RESOURCE_NAMES)
     exchange = AnyOperation()
     auth = KalshiAuth("k", ed25519.Ed25519PrivateKey.generate())

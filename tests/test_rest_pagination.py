@@ -55,7 +55,7 @@ THREE_PAGES: dict[str, tuple[list[int], str | None]] = {"": ([1, 2], "c1"), "c1"
 async def test_iter_follows_the_cursor_to_the_end() -> None:
     pages = Pages(THREE_PAGES)
     async with async_client(pages) as client:
-        ids = [t.trade_id async for t in client.markets.iter_trades(ticker="KXTEST-1", limit=2)]
+        ids = [t.trade_id async for t in client.markets.iter_get_trades(ticker="KXTEST-1", limit=2)]
     assert ids == ["t1", "t2", "t3", "t4", "t5"]
     assert pages.cursors == [None, "c1", "c2"]
 
@@ -76,13 +76,13 @@ async def test_iter_keeps_the_other_query_parameters_on_every_page() -> None:
 async def test_null_cursor_ends_the_iteration() -> None:
     pages = Pages({"": ([1], "c1"), "c1": ([2], None)})
     async with async_client(pages) as client:
-        assert [t.trade_id async for t in client.markets.iter_trades()] == ["t1", "t2"]
+        assert [t.trade_id async for t in client.markets.iter_get_trades()] == ["t1", "t2"]
 
 
 async def test_max_pages_stops_early() -> None:
     pages = Pages(THREE_PAGES)
     async with async_client(pages) as client:
-        ids = [t.trade_id async for t in client.markets.iter_trades(max_pages=2)]
+        ids = [t.trade_id async for t in client.markets.iter_get_trades(max_pages=2)]
     assert ids == ["t1", "t2", "t3"]
     assert pages.cursors == [None, "c1"]
 
@@ -90,8 +90,8 @@ async def test_max_pages_stops_early() -> None:
 async def test_client_wide_max_pages_applies_unless_overridden() -> None:
     pages = Pages(THREE_PAGES)
     async with async_client(pages, max_pages=1) as client:
-        assert [t.trade_id async for t in client.markets.iter_trades()] == ["t1", "t2"]
-        assert len([t async for t in client.markets.iter_trades(max_pages=5)]) == 5
+        assert [t.trade_id async for t in client.markets.iter_get_trades()] == ["t1", "t2"]
+        assert len([t async for t in client.markets.iter_get_trades(max_pages=5)]) == 5
 
 
 async def test_a_repeated_cursor_raises_instead_of_looping() -> None:
@@ -99,7 +99,7 @@ async def test_a_repeated_cursor_raises_instead_of_looping() -> None:
     got: list[str] = []
     async with async_client(pages) as client:
         with pytest.raises(KalshiPaginationError, match="repeated cursor 'c1'"):
-            async for t in client.markets.iter_trades():
+            async for t in client.markets.iter_get_trades():
                 got.append(t.trade_id)
     assert got == ["t1", "t2"]
     assert pages.cursors == [None, "c1"]
@@ -109,7 +109,7 @@ async def test_a_cursor_cycle_is_detected() -> None:
     pages = Pages({"": ([1], "a"), "a": ([2], "b"), "b": ([3], "a")})
     async with async_client(pages) as client:
         with pytest.raises(KalshiPaginationError):
-            _ = [t async for t in client.markets.iter_trades()]
+            _ = [t async for t in client.markets.iter_get_trades()]
     assert pages.cursors == [None, "a", "b"]
 
 
@@ -117,7 +117,7 @@ async def test_starting_cursor_is_sent_and_counts_as_seen() -> None:
     pages = Pages({"c1": ([3], "c1")})
     async with async_client(pages) as client:
         with pytest.raises(KalshiPaginationError):
-            _ = [t async for t in client.markets.iter_trades(cursor="c1")]
+            _ = [t async for t in client.markets.iter_get_trades(cursor="c1")]
     assert pages.cursors == ["c1"]
 
 
@@ -142,23 +142,16 @@ async def test_next_cursor_responses_paginate_too() -> None:
         return httpx.Response(200, json=body)
 
     async with AsyncKalshiClient(transport=httpx.MockTransport(handler), rate_limiter=RateLimiter.unlimited()) as c:
-        programs = [p async for p in c.incentive_programs.iter()]
+        programs = [p async for p in c.incentive_programs.iter_get_incentive_programs()]
     assert [p.id for p in programs] == ["i1"]
-
-
-async def test_aliases_are_the_generated_iterators() -> None:
-    async with AsyncKalshiClient(rate_limiter=RateLimiter.unlimited()) as client:
-        assert client.markets.iter == client.markets.iter_get_markets
-        assert client.orders.iter == client.orders.iter_get_orders
-        assert client.portfolio.iter_fills == client.portfolio.iter_get_fills
 
 
 def test_sync_iteration_matches() -> None:
     pages = Pages(THREE_PAGES)
     with KalshiClient(transport=httpx.MockTransport(pages), rate_limiter=RateLimiter.unlimited()) as client:
-        assert [t.trade_id for t in client.markets.iter_trades()] == ["t1", "t2", "t3", "t4", "t5"]
-        assert [t.trade_id for t in client.markets.iter_trades(max_pages=1)] == ["t1", "t2"]
+        assert [t.trade_id for t in client.markets.iter_get_trades()] == ["t1", "t2", "t3", "t4", "t5"]
+        assert [t.trade_id for t in client.markets.iter_get_trades(max_pages=1)] == ["t1", "t2"]
     repeat = Pages({"": ([1], "x"), "x": ([2], "x")})
     client = KalshiClient(transport=httpx.MockTransport(repeat), rate_limiter=RateLimiter.unlimited())
     with client, pytest.raises(KalshiPaginationError):
-        list(client.markets.iter_trades())
+        list(client.markets.iter_get_trades())

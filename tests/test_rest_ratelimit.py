@@ -106,7 +106,7 @@ async def test_client_waits_for_tokens_before_sending() -> None:
 
     async with AsyncKalshiClient(transport=httpx.MockTransport(handler), rate_limiter=limiter, sleep=clock.sleep) as c:
         for _ in range(3):
-            await c.exchange.status()
+            await c.exchange.get_exchange_status()
     assert clock.sleeps == [pytest.approx(1.0), pytest.approx(1.0)]
     assert sent_at == [100.0, pytest.approx(101.0), pytest.approx(102.0)]
 

@@ -65,7 +65,7 @@ def test_sync_client_signs_and_verifies() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     exchange = Exchange(httpx.Response(201, json=CREATED))
     with client_for(exchange, auth=KalshiAuth("key-9", key, clock=lambda: 1_700_000_000_000)) as client:
-        created = client.orders.create(**ORDER, client_order_id="c-1")
+        created = client.orders.create_order_v2(**ORDER, client_order_id="c-1")
     assert created.order_id == "o-1"
     request = exchange.requests[0]
     assert str(request.url).startswith("https://demo-api.kalshi.co/trade-api/v2/portfolio/events/orders")
@@ -77,7 +77,7 @@ def test_sync_client_signs_and_verifies() -> None:
 def test_sync_auth_required() -> None:
     exchange = Exchange(httpx.Response(200, json={}))
     with client_for(exchange) as client, pytest.raises(KalshiAuthError):
-        client.portfolio.positions()
+        client.portfolio.get_positions()
     assert exchange.requests == []
 
 
@@ -87,7 +87,7 @@ def test_sync_retries_429_with_retry_after_and_5xx_with_jitter() -> None:
         httpx.Response(429, headers={"Retry-After": "1.5"}), httpx.Response(503), httpx.Response(200, json=STATUS)
     )
     with client_for(exchange, sleeps=sleeps) as client:
-        assert client.exchange.status().trading_active
+        assert client.exchange.get_exchange_status().trading_active
     rng = random.Random(3)
     assert sleeps == [1.5, rng.uniform(0, min(0.5 * 2**1, 30.0))]
 
@@ -98,8 +98,8 @@ def test_sync_never_retries_an_unidentified_order() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     with client_for(exchange, auth=KalshiAuth("k", key), sleeps=sleeps) as client:
         with pytest.raises(KalshiServerError):
-            client.orders.create(**ORDER)
-        assert client.orders.create(**ORDER, client_order_id="c-1").client_order_id == "c-1"
+            client.orders.create_order_v2(**ORDER)
+        assert client.orders.create_order_v2(**ORDER, client_order_id="c-1").client_order_id == "c-1"
     assert len(exchange.requests) == 3 and len(sleeps) == 1
 
 
@@ -110,9 +110,9 @@ def test_sync_errors_and_error_bodies() -> None:
     )
     with client_for(exchange, retries=0) as client:
         with pytest.raises(KalshiRateLimitError, match="slow down"):
-            client.exchange.status()
+            client.exchange.get_exchange_status()
         with pytest.raises(KalshiAPIError, match="deprecated call") as caught:
-            client.exchange.status()
+            client.exchange.get_exchange_status()
     assert caught.value.code == "gone"
 
 
@@ -121,12 +121,12 @@ def test_sync_transport_errors_and_close() -> None:
     exchange = Exchange(httpx.ConnectTimeout("t"))
     client = client_for(exchange, sleeps=sleeps, retries=1)
     with pytest.raises(KalshiConnectionError) as caught:
-        client.exchange.status()
+        client.exchange.get_exchange_status()
     assert isinstance(caught.value.__cause__, httpx.ConnectTimeout)
     assert len(exchange.requests) == 2
     client.close()
     with pytest.raises(KalshiConnectionError, match="closed"):
-        client.exchange.status()
+        client.exchange.get_exchange_status()
 
 
 def test_sync_deprecated_operation_warns() -> None:
@@ -150,6 +150,6 @@ def test_sync_rate_limiter_sleeps_with_the_injected_sleep() -> None:
     limiter = RateLimiter(read=BucketLimit(refill_rate=5, capacity=10), clock=lambda: now[0])
     exchange = Exchange(httpx.Response(200, json=STATUS))
     with KalshiClient(transport=httpx.MockTransport(exchange), rate_limiter=limiter, sleep=sleep) as client:
-        client.exchange.status()
-        client.exchange.status()
+        client.exchange.get_exchange_status()
+        client.exchange.get_exchange_status()
     assert sleeps == [pytest.approx(2.0)]

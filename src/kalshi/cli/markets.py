@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import IO, Annotated
+from typing import IO, Annotated, Any, cast
 
 import httpx
 import msgspec
@@ -112,7 +112,11 @@ async def list_markets(
     out = binary_out or sys.stdout.buffer
     async with AsyncKalshiClient(config, auth=auth, transport=transport) as client:
         pages = client.markets.iter_get_markets(
-            status=status, series_ticker=series, event_ticker=event, limit=min(limit, _PAGE_MAX)
+            # --status is free text: the exchange answers 400 naming an unknown value.
+            status=cast(Any, status),
+            series_ticker=series,
+            event_ticker=event,
+            limit=min(limit, _PAGE_MAX),
         )
         async for market in pages:
             if as_json:

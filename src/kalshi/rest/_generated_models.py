@@ -3,15 +3,18 @@
 
 """Typed request and response bodies of the Kalshi REST API (components.schemas of openapi.yaml).
 
-Money and counts stay the wire strings (``*_dollars``, ``*_fp``); JSON numbers decode to Decimal.
+Money and counts stay the wire strings (``*_dollars``, ``*_fp``), each with an exact Decimal property
+(``market.yes_bid`` for ``market.yes_bid_dollars``); JSON numbers decode to Decimal. Enums are
+``Literal`` types for type checkers and plain strings at run time, so a value the exchange adds later
+still decodes.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from kalshi.rest._model import Model
+from kalshi.rest._model import Model, fixed_decimal
 
 __all__ = [
     "RFQ",
@@ -20,6 +23,7 @@ __all__ = [
     "AccountApiUsageLevelVolumeGoal",
     "AccountApiUsageLevelVolumeProgress",
     "AmendOrderRequest",
+    "AmendOrderRequestAction",
     "AmendOrderResponse",
     "AmendOrderV2Request",
     "AmendOrderV2Response",
@@ -60,8 +64,11 @@ __all__ = [
     "CreateOrderGroupRequest",
     "CreateOrderGroupResponse",
     "CreateOrderRequest",
+    "CreateOrderRequestAction",
+    "CreateOrderRequestTimeInForce",
     "CreateOrderResponse",
     "CreateOrderV2Request",
+    "CreateOrderV2RequestTimeInForce",
     "CreateOrderV2Response",
     "CreateQuoteRequest",
     "CreateQuoteResponse",
@@ -73,6 +80,8 @@ __all__ = [
     "DecreaseOrderV2Request",
     "DecreaseOrderV2Response",
     "Deposit",
+    "DepositStatus",
+    "DepositType",
     "EmptyResponse",
     "EndpointTokenCost",
     "ErrorResponse",
@@ -88,6 +97,7 @@ __all__ = [
     "FcmFill",
     "FeeType",
     "Fill",
+    "FillAction",
     "FixedPointCount",
     "FixedPointDollars",
     "ForecastPercentilesPoint",
@@ -161,6 +171,7 @@ __all__ = [
     "GetWeatherIndexResponse",
     "GetWithdrawalsResponse",
     "IncentiveProgram",
+    "IncentiveProgramIncentiveType",
     "IndexedBalance",
     "IntraExchangeInstanceTransfer",
     "IntraExchangeInstanceTransferRequest",
@@ -173,16 +184,23 @@ __all__ = [
     "MarketCandlestick",
     "MarketCandlestickHistorical",
     "MarketCandlesticksResponse",
+    "MarketMarketType",
     "MarketMetadata",
     "MarketOrderbookFp",
     "MarketPosition",
+    "MarketResult",
+    "MarketSettlementBoundsType",
+    "MarketStatus",
+    "MarketStrikeType",
     "Milestone",
     "MultivariateEventCollection",
     "MveSelectedLeg",
     "Order",
+    "OrderAction",
     "OrderGroup",
     "OrderQueuePosition",
     "OrderStatus",
+    "OrderType",
     "OrderbookCountFp",
     "OutcomeSide",
     "PercentilePoint",
@@ -195,6 +213,8 @@ __all__ = [
     "ProposeBlockTradeRequest",
     "ProposeBlockTradeResponse",
     "Quote",
+    "QuoteStatus",
+    "RFQStatus",
     "RestingMarginReservation",
     "Schedule",
     "ScopeList",
@@ -203,6 +223,7 @@ __all__ = [
     "SeriesFeeChange",
     "SetTargetBalanceAllocationRequest",
     "Settlement",
+    "SettlementMarketResult",
     "SettlementSource",
     "SportFilterDetails",
     "StructuredTarget",
@@ -225,24 +246,96 @@ __all__ = [
     "WeatherIndexStationReading",
     "WeeklySchedule",
     "Withdrawal",
+    "WithdrawalStatus",
+    "WithdrawalType",
 ]
 
 
 FixedPointDollars: TypeAlias = str
 FixedPointCount: TypeAlias = str
 ExchangeIndex: TypeAlias = int
-FeeType: TypeAlias = str  # one of: "quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat"
-SelfTradePreventionType: TypeAlias = str  # one of: "taker_at_cross", "maker"
-BookSide: TypeAlias = str  # one of: "bid", "ask"
-OrderStatus: TypeAlias = str  # one of: "resting", "canceled", "executed"
-ExchangeInstance: TypeAlias = str  # one of: "event_contract", "margined"
-UserFilter: TypeAlias = str  # one of: "self"
-ApiKeyScope: TypeAlias = str  # one of: "read", "write", "read::block_trade_accept", "read::portfolio_balance", "write::trade", "write::transfer", "write::fcm_risk", "write::block_trade_accept"
-ApiKeyType: TypeAlias = str  # one of: "rsa", "ed25519"
-OutcomeSide: TypeAlias = str  # one of: "yes", "no"
-RestingMarginReservation: TypeAlias = str  # one of: "none", "max", "sum"
-IntraExchangeInstanceTransferStatus: TypeAlias = str  # one of: "pending", "complete"
 PriceLevelDollarsCountFp: TypeAlias = list[str]
+
+if TYPE_CHECKING:
+    FeeType: TypeAlias = Literal["quadratic", "quadratic_with_maker_fees", "quadratic_with_combo_maker_fees", "flat"]
+    SelfTradePreventionType: TypeAlias = Literal["taker_at_cross", "maker"]
+    BookSide: TypeAlias = Literal["bid", "ask"]
+    OrderStatus: TypeAlias = Literal["resting", "canceled", "executed"]
+    ExchangeInstance: TypeAlias = Literal["event_contract", "margined"]
+    UserFilter: TypeAlias = Literal["self"]
+    ApiKeyScope: TypeAlias = Literal[
+        "read",
+        "write",
+        "read::block_trade_accept",
+        "read::portfolio_balance",
+        "write::trade",
+        "write::transfer",
+        "write::fcm_risk",
+        "write::block_trade_accept",
+    ]
+    ApiKeyType: TypeAlias = Literal["rsa", "ed25519"]
+    OutcomeSide: TypeAlias = Literal["yes", "no"]
+    RestingMarginReservation: TypeAlias = Literal["none", "max", "sum"]
+    IntraExchangeInstanceTransferStatus: TypeAlias = Literal["pending", "complete"]
+    SettlementMarketResult: TypeAlias = Literal["yes", "no", "scalar"]
+    DepositStatus: TypeAlias = Literal["pending", "applied", "failed", "returned"]
+    DepositType: TypeAlias = Literal["ach", "wire", "crypto", "debit", "apm"]
+    WithdrawalStatus: TypeAlias = Literal["pending", "applied", "failed", "returned"]
+    WithdrawalType: TypeAlias = Literal["ach", "wire", "crypto", "debit", "apm"]
+    OrderAction: TypeAlias = Literal["buy", "sell"]
+    OrderType: TypeAlias = Literal["limit", "market"]
+    IncentiveProgramIncentiveType: TypeAlias = Literal[
+        "liquidity", "volume", "margin_maker_volume", "margin_taker_volume"
+    ]
+    FillAction: TypeAlias = Literal["buy", "sell"]
+    RFQStatus: TypeAlias = Literal["open", "closed"]
+    QuoteStatus: TypeAlias = Literal["open", "accepted", "confirmed", "executed", "cancelled"]
+    CreateOrderRequestAction: TypeAlias = Literal["buy", "sell"]
+    CreateOrderRequestTimeInForce: TypeAlias = Literal["fill_or_kill", "good_till_canceled", "immediate_or_cancel"]
+    AmendOrderRequestAction: TypeAlias = Literal["buy", "sell"]
+    CreateOrderV2RequestTimeInForce: TypeAlias = Literal["fill_or_kill", "good_till_canceled", "immediate_or_cancel"]
+    MarketMarketType: TypeAlias = Literal["binary", "scalar"]
+    MarketStatus: TypeAlias = Literal[
+        "initialized", "inactive", "active", "closed", "determined", "disputed", "amended", "finalized"
+    ]
+    MarketResult: TypeAlias = Literal["yes", "no", "scalar", ""]
+    MarketSettlementBoundsType: TypeAlias = Literal["default", "floor"]
+    MarketStrikeType: TypeAlias = Literal[
+        "greater", "greater_or_equal", "less", "less_or_equal", "between", "functional", "custom", "structured"
+    ]
+else:
+    # Plain str/int when decoding: a value newer than this spec must not fail a whole response.
+    FeeType: TypeAlias = str
+    SelfTradePreventionType: TypeAlias = str
+    BookSide: TypeAlias = str
+    OrderStatus: TypeAlias = str
+    ExchangeInstance: TypeAlias = str
+    UserFilter: TypeAlias = str
+    ApiKeyScope: TypeAlias = str
+    ApiKeyType: TypeAlias = str
+    OutcomeSide: TypeAlias = str
+    RestingMarginReservation: TypeAlias = str
+    IntraExchangeInstanceTransferStatus: TypeAlias = str
+    SettlementMarketResult: TypeAlias = str
+    DepositStatus: TypeAlias = str
+    DepositType: TypeAlias = str
+    WithdrawalStatus: TypeAlias = str
+    WithdrawalType: TypeAlias = str
+    OrderAction: TypeAlias = str
+    OrderType: TypeAlias = str
+    IncentiveProgramIncentiveType: TypeAlias = str
+    FillAction: TypeAlias = str
+    RFQStatus: TypeAlias = str
+    QuoteStatus: TypeAlias = str
+    CreateOrderRequestAction: TypeAlias = str
+    CreateOrderRequestTimeInForce: TypeAlias = str
+    AmendOrderRequestAction: TypeAlias = str
+    CreateOrderV2RequestTimeInForce: TypeAlias = str
+    MarketMarketType: TypeAlias = str
+    MarketStatus: TypeAlias = str
+    MarketResult: TypeAlias = str
+    MarketSettlementBoundsType: TypeAlias = str
+    MarketStrikeType: TypeAlias = str
 
 
 class GetMarketCandlesticksHistoricalResponse(Model, kw_only=True):
@@ -262,6 +355,16 @@ class MarketCandlestickHistorical(Model, kw_only=True):
     volume: FixedPointCount
     open_interest: FixedPointCount
 
+    @property
+    def volume_decimal(self) -> Decimal:
+        """``volume`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.volume, "volume")
+
+    @property
+    def open_interest_decimal(self) -> Decimal:
+        """``open_interest`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.open_interest, "open_interest")
+
 
 class BidAskDistributionHistorical(Model, kw_only=True):
     """The ``BidAskDistributionHistorical`` schema."""
@@ -270,6 +373,26 @@ class BidAskDistributionHistorical(Model, kw_only=True):
     low: FixedPointDollars
     high: FixedPointDollars
     close: FixedPointDollars
+
+    @property
+    def open_decimal(self) -> Decimal:
+        """``open`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.open, "open")
+
+    @property
+    def low_decimal(self) -> Decimal:
+        """``low`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.low, "low")
+
+    @property
+    def high_decimal(self) -> Decimal:
+        """``high`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.high, "high")
+
+    @property
+    def close_decimal(self) -> Decimal:
+        """``close`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.close, "close")
 
 
 class PriceDistributionHistorical(Model, kw_only=True):
@@ -281,6 +404,36 @@ class PriceDistributionHistorical(Model, kw_only=True):
     close: FixedPointDollars | None = None
     mean: FixedPointDollars | None = None
     previous: FixedPointDollars | None = None
+
+    @property
+    def open_decimal(self) -> Decimal | None:
+        """``open`` as an exact Decimal (dollars); None when absent."""
+        return None if self.open is None else fixed_decimal(self.open, "open")
+
+    @property
+    def low_decimal(self) -> Decimal | None:
+        """``low`` as an exact Decimal (dollars); None when absent."""
+        return None if self.low is None else fixed_decimal(self.low, "low")
+
+    @property
+    def high_decimal(self) -> Decimal | None:
+        """``high`` as an exact Decimal (dollars); None when absent."""
+        return None if self.high is None else fixed_decimal(self.high, "high")
+
+    @property
+    def close_decimal(self) -> Decimal | None:
+        """``close`` as an exact Decimal (dollars); None when absent."""
+        return None if self.close is None else fixed_decimal(self.close, "close")
+
+    @property
+    def mean_decimal(self) -> Decimal | None:
+        """``mean`` as an exact Decimal (dollars); None when absent."""
+        return None if self.mean is None else fixed_decimal(self.mean, "mean")
+
+    @property
+    def previous_decimal(self) -> Decimal | None:
+        """``previous`` as an exact Decimal (dollars); None when absent."""
+        return None if self.previous is None else fixed_decimal(self.previous, "previous")
 
 
 class ErrorResponse(Model, kw_only=True):
@@ -408,6 +561,11 @@ class AccountApiUsageLevelVolumeProgress(Model, kw_only=True):
     trailing_30d_volume_fp: FixedPointCount
     goals: list[AccountApiUsageLevelVolumeGoal]
 
+    @property
+    def trailing_30d_volume(self) -> Decimal:
+        """``trailing_30d_volume_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.trailing_30d_volume_fp, "trailing_30d_volume_fp")
+
 
 class AccountApiUsageLevelVolumeGoal(Model, kw_only=True):
     """The ``AccountApiUsageLevelVolumeGoal`` schema."""
@@ -415,6 +573,16 @@ class AccountApiUsageLevelVolumeGoal(Model, kw_only=True):
     level: str
     earn_volume_goal_fp: FixedPointCount
     keep_volume_goal_fp: FixedPointCount
+
+    @property
+    def earn_volume_goal(self) -> Decimal:
+        """``earn_volume_goal_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.earn_volume_goal_fp, "earn_volume_goal_fp")
+
+    @property
+    def keep_volume_goal(self) -> Decimal:
+        """``keep_volume_goal_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.keep_volume_goal_fp, "keep_volume_goal_fp")
 
 
 class EndpointTokenCost(Model, kw_only=True):
@@ -546,6 +714,16 @@ class MarketCandlestick(Model, kw_only=True):
     volume_fp: FixedPointCount
     open_interest_fp: FixedPointCount
 
+    @property
+    def volume(self) -> Decimal:
+        """``volume_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.volume_fp, "volume_fp")
+
+    @property
+    def open_interest(self) -> Decimal:
+        """``open_interest_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.open_interest_fp, "open_interest_fp")
+
 
 class BidAskDistribution(Model, kw_only=True):
     """The ``BidAskDistribution`` schema."""
@@ -554,6 +732,26 @@ class BidAskDistribution(Model, kw_only=True):
     low_dollars: FixedPointDollars
     high_dollars: FixedPointDollars
     close_dollars: FixedPointDollars
+
+    @property
+    def open(self) -> Decimal:
+        """``open_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.open_dollars, "open_dollars")
+
+    @property
+    def low(self) -> Decimal:
+        """``low_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.low_dollars, "low_dollars")
+
+    @property
+    def high(self) -> Decimal:
+        """``high_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.high_dollars, "high_dollars")
+
+    @property
+    def close(self) -> Decimal:
+        """``close_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.close_dollars, "close_dollars")
 
 
 class PriceDistribution(Model, kw_only=True):
@@ -567,6 +765,46 @@ class PriceDistribution(Model, kw_only=True):
     previous_dollars: FixedPointDollars | None = None
     min_dollars: FixedPointDollars | None = None
     max_dollars: FixedPointDollars | None = None
+
+    @property
+    def open(self) -> Decimal | None:
+        """``open_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.open_dollars is None else fixed_decimal(self.open_dollars, "open_dollars")
+
+    @property
+    def low(self) -> Decimal | None:
+        """``low_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.low_dollars is None else fixed_decimal(self.low_dollars, "low_dollars")
+
+    @property
+    def high(self) -> Decimal | None:
+        """``high_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.high_dollars is None else fixed_decimal(self.high_dollars, "high_dollars")
+
+    @property
+    def close(self) -> Decimal | None:
+        """``close_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.close_dollars is None else fixed_decimal(self.close_dollars, "close_dollars")
+
+    @property
+    def mean(self) -> Decimal | None:
+        """``mean_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.mean_dollars is None else fixed_decimal(self.mean_dollars, "mean_dollars")
+
+    @property
+    def previous(self) -> Decimal | None:
+        """``previous_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.previous_dollars is None else fixed_decimal(self.previous_dollars, "previous_dollars")
+
+    @property
+    def min(self) -> Decimal | None:
+        """``min_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.min_dollars is None else fixed_decimal(self.min_dollars, "min_dollars")
+
+    @property
+    def max(self) -> Decimal | None:
+        """``max_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.max_dollars is None else fixed_decimal(self.max_dollars, "max_dollars")
 
 
 class LiveData(Model, kw_only=True):
@@ -685,6 +923,11 @@ class IndexedBalance(Model, kw_only=True):
     exchange_index: ExchangeIndex
     balance: FixedPointDollars
 
+    @property
+    def balance_decimal(self) -> Decimal:
+        """``balance`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.balance, "balance")
+
 
 class GetBalanceResponse(Model, kw_only=True):
     """The ``GetBalanceResponse`` schema."""
@@ -694,6 +937,11 @@ class GetBalanceResponse(Model, kw_only=True):
     portfolio_value: int
     updated_ts: int
     balance_breakdown: list[IndexedBalance] | None = None
+
+    @property
+    def balance_decimal(self) -> Decimal:
+        """``balance_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.balance_dollars, "balance_dollars")
 
 
 class CreateSubaccountRequest(Model, kw_only=True):
@@ -735,6 +983,11 @@ class SubaccountBalance(Model, kw_only=True):
     exchange_index: int
     balance: FixedPointDollars
     updated_ts: int
+
+    @property
+    def balance_decimal(self) -> Decimal:
+        """``balance`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.balance, "balance")
 
 
 class GetSubaccountTransfersResponse(Model, kw_only=True):
@@ -789,7 +1042,7 @@ class Settlement(Model, kw_only=True):
     ticker: str
     exchange_index: ExchangeIndex
     event_ticker: str
-    market_result: str
+    market_result: SettlementMarketResult
     yes_count_fp: FixedPointCount
     yes_total_cost_dollars: FixedPointDollars
     no_count_fp: FixedPointCount
@@ -798,6 +1051,31 @@ class Settlement(Model, kw_only=True):
     settled_time: str
     fee_cost: FixedPointDollars
     value: int | None = None
+
+    @property
+    def yes_count(self) -> Decimal:
+        """``yes_count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.yes_count_fp, "yes_count_fp")
+
+    @property
+    def yes_total_cost(self) -> Decimal:
+        """``yes_total_cost_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_total_cost_dollars, "yes_total_cost_dollars")
+
+    @property
+    def no_count(self) -> Decimal:
+        """``no_count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.no_count_fp, "no_count_fp")
+
+    @property
+    def no_total_cost(self) -> Decimal:
+        """``no_total_cost_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_total_cost_dollars, "no_total_cost_dollars")
+
+    @property
+    def fee_cost_decimal(self) -> Decimal:
+        """``fee_cost`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.fee_cost, "fee_cost")
 
 
 class GetPortfolioRestingOrderTotalValueResponse(Model, kw_only=True):
@@ -818,8 +1096,8 @@ class Deposit(Model, kw_only=True):
     """The ``Deposit`` schema."""
 
     id: str
-    status: str
-    type: str
+    status: DepositStatus
+    type: DepositType
     amount_cents: int
     fee_cents: int
     created_ts: int
@@ -837,8 +1115,8 @@ class Withdrawal(Model, kw_only=True):
     """The ``Withdrawal`` schema."""
 
     id: str
-    status: str
-    type: str
+    status: WithdrawalStatus
+    type: WithdrawalType
     amount_cents: int
     fee_cents: int
     created_ts: int
@@ -852,11 +1130,11 @@ class Order(Model, kw_only=True):
     user_id: str
     client_order_id: str
     ticker: str
-    side: str | None = None
-    action: str | None = None
-    outcome_side: str
+    side: OutcomeSide | None = None
+    action: OrderAction | None = None
+    outcome_side: OutcomeSide
     book_side: BookSide
-    type: str
+    type: OrderType
     status: OrderStatus
     yes_price_dollars: FixedPointDollars
     no_price_dollars: FixedPointDollars
@@ -875,6 +1153,51 @@ class Order(Model, kw_only=True):
     cancel_order_on_pause: bool | None = None
     subaccount_number: int | None = None
     exchange_index: ExchangeIndex | None = None
+
+    @property
+    def yes_price(self) -> Decimal:
+        """``yes_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def no_price(self) -> Decimal:
+        """``no_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_price_dollars, "no_price_dollars")
+
+    @property
+    def fill_count(self) -> Decimal:
+        """``fill_count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.fill_count_fp, "fill_count_fp")
+
+    @property
+    def remaining_count(self) -> Decimal:
+        """``remaining_count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.remaining_count_fp, "remaining_count_fp")
+
+    @property
+    def initial_count(self) -> Decimal:
+        """``initial_count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.initial_count_fp, "initial_count_fp")
+
+    @property
+    def taker_fill_cost(self) -> Decimal:
+        """``taker_fill_cost_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.taker_fill_cost_dollars, "taker_fill_cost_dollars")
+
+    @property
+    def maker_fill_cost(self) -> Decimal:
+        """``maker_fill_cost_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.maker_fill_cost_dollars, "maker_fill_cost_dollars")
+
+    @property
+    def taker_fees(self) -> Decimal:
+        """``taker_fees_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.taker_fees_dollars, "taker_fees_dollars")
+
+    @property
+    def maker_fees(self) -> Decimal:
+        """``maker_fees_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.maker_fees_dollars, "maker_fees_dollars")
 
 
 class Milestone(Model, kw_only=True):
@@ -920,6 +1243,11 @@ class GetOrderQueuePositionResponse(Model, kw_only=True):
 
     queue_position_fp: FixedPointCount
 
+    @property
+    def queue_position(self) -> Decimal:
+        """``queue_position_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.queue_position_fp, "queue_position_fp")
+
 
 class OrderQueuePosition(Model, kw_only=True):
     """The ``OrderQueuePosition`` schema."""
@@ -927,6 +1255,11 @@ class OrderQueuePosition(Model, kw_only=True):
     order_id: str
     market_ticker: str
     queue_position_fp: FixedPointCount
+
+    @property
+    def queue_position(self) -> Decimal:
+        """``queue_position_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.queue_position_fp, "queue_position_fp")
 
 
 class GetOrderQueuePositionsResponse(Model, kw_only=True):
@@ -947,6 +1280,31 @@ class MarketPosition(Model, kw_only=True):
     fees_paid_dollars: FixedPointDollars
     last_updated_ts: str
 
+    @property
+    def total_traded(self) -> Decimal:
+        """``total_traded_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.total_traded_dollars, "total_traded_dollars")
+
+    @property
+    def position(self) -> Decimal:
+        """``position_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.position_fp, "position_fp")
+
+    @property
+    def market_exposure(self) -> Decimal:
+        """``market_exposure_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.market_exposure_dollars, "market_exposure_dollars")
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """``realized_pnl_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.realized_pnl_dollars, "realized_pnl_dollars")
+
+    @property
+    def fees_paid(self) -> Decimal:
+        """``fees_paid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.fees_paid_dollars, "fees_paid_dollars")
+
 
 class EventPosition(Model, kw_only=True):
     """The ``EventPosition`` schema."""
@@ -957,6 +1315,31 @@ class EventPosition(Model, kw_only=True):
     event_exposure_dollars: FixedPointDollars
     realized_pnl_dollars: FixedPointDollars
     fees_paid_dollars: FixedPointDollars
+
+    @property
+    def total_cost(self) -> Decimal:
+        """``total_cost_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.total_cost_dollars, "total_cost_dollars")
+
+    @property
+    def total_cost_shares(self) -> Decimal:
+        """``total_cost_shares_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.total_cost_shares_fp, "total_cost_shares_fp")
+
+    @property
+    def event_exposure(self) -> Decimal:
+        """``event_exposure_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.event_exposure_dollars, "event_exposure_dollars")
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """``realized_pnl_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.realized_pnl_dollars, "realized_pnl_dollars")
+
+    @property
+    def fees_paid(self) -> Decimal:
+        """``fees_paid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.fees_paid_dollars, "fees_paid_dollars")
 
 
 class GetPositionsResponse(Model, kw_only=True):
@@ -975,11 +1358,26 @@ class Trade(Model, kw_only=True):
     count_fp: FixedPointCount
     yes_price_dollars: FixedPointDollars
     no_price_dollars: FixedPointDollars
-    taker_side: str | None = None
-    taker_outcome_side: str
+    taker_side: OutcomeSide | None = None
+    taker_outcome_side: OutcomeSide
     taker_book_side: BookSide
     created_time: str
     is_block_trade: bool
+
+    @property
+    def count(self) -> Decimal:
+        """``count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.count_fp, "count_fp")
+
+    @property
+    def yes_price(self) -> Decimal:
+        """``yes_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def no_price(self) -> Decimal:
+        """``no_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_price_dollars, "no_price_dollars")
 
 
 class GetIncentiveProgramsResponse(Model, kw_only=True):
@@ -995,7 +1393,7 @@ class IncentiveProgram(Model, kw_only=True):
     id: str
     market_id: str
     market_ticker: str
-    incentive_type: str
+    incentive_type: IncentiveProgramIncentiveType
     incentive_description: str
     start_date: str
     end_date: str
@@ -1004,6 +1402,11 @@ class IncentiveProgram(Model, kw_only=True):
     discount_factor_bps: int | None = None
     target_size_fp: FixedPointCount | None = None
     max_reward_per_account: int | None = None
+
+    @property
+    def target_size(self) -> Decimal | None:
+        """``target_size_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.target_size_fp is None else fixed_decimal(self.target_size_fp, "target_size_fp")
 
 
 class GetTradesResponse(Model, kw_only=True):
@@ -1022,8 +1425,8 @@ class Fill(Model, kw_only=True):
     order_id: str
     ticker: str
     market_ticker: str
-    side: str | None = None
-    action: str | None = None
+    side: OutcomeSide | None = None
+    action: FillAction | None = None
     outcome_side: OutcomeSide
     book_side: BookSide
     count_fp: FixedPointCount
@@ -1034,6 +1437,26 @@ class Fill(Model, kw_only=True):
     fee_cost: FixedPointDollars
     subaccount_number: int | None = None
     ts: int | None = None
+
+    @property
+    def count(self) -> Decimal:
+        """``count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.count_fp, "count_fp")
+
+    @property
+    def yes_price(self) -> Decimal:
+        """``yes_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def no_price(self) -> Decimal:
+        """``no_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_price_dollars, "no_price_dollars")
+
+    @property
+    def fee_cost_decimal(self) -> Decimal:
+        """``fee_cost`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.fee_cost, "fee_cost")
 
 
 class FcmFill(Model, kw_only=True):
@@ -1052,6 +1475,26 @@ class FcmFill(Model, kw_only=True):
     taker_order_id: str | None = None
     taker_subtrader_id: str | None = None
     taker_fee_cost: FixedPointDollars | None = None
+
+    @property
+    def count(self) -> Decimal:
+        """``count_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.count_fp, "count_fp")
+
+    @property
+    def yes_price(self) -> Decimal:
+        """``yes_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def maker_fee_cost_decimal(self) -> Decimal | None:
+        """``maker_fee_cost`` as an exact Decimal (dollars); None when absent."""
+        return None if self.maker_fee_cost is None else fixed_decimal(self.maker_fee_cost, "maker_fee_cost")
+
+    @property
+    def taker_fee_cost_decimal(self) -> Decimal | None:
+        """``taker_fee_cost`` as an exact Decimal (dollars); None when absent."""
+        return None if self.taker_fee_cost is None else fixed_decimal(self.taker_fee_cost, "taker_fee_cost")
 
 
 class GetFillsResponse(Model, kw_only=True):
@@ -1131,12 +1574,37 @@ class GetFCMEventContractDailyCapResponse(Model, kw_only=True):
     pending_order_utilization: FixedPointDollars
     cap_date: str
 
+    @property
+    def limit_decimal(self) -> Decimal:
+        """``limit`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.limit, "limit")
+
+    @property
+    def executed_utilization_decimal(self) -> Decimal:
+        """``executed_utilization`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.executed_utilization, "executed_utilization")
+
+    @property
+    def resting_order_utilization_decimal(self) -> Decimal:
+        """``resting_order_utilization`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.resting_order_utilization, "resting_order_utilization")
+
+    @property
+    def pending_order_utilization_decimal(self) -> Decimal:
+        """``pending_order_utilization`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.pending_order_utilization, "pending_order_utilization")
+
 
 class UpdateFCMEventContractDailyCapRequest(Model, kw_only=True):
     """The ``UpdateFCMEventContractDailyCapRequest`` schema."""
 
     subtrader_id: str
     limit: FixedPointDollars
+
+    @property
+    def limit_decimal(self) -> Decimal:
+        """``limit`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.limit, "limit")
 
 
 class GetFCMSubtraderBlockedCategoriesResponse(Model, kw_only=True):
@@ -1221,6 +1689,11 @@ class IntraExchangeInstanceTransfer(Model, kw_only=True):
     status: IntraExchangeInstanceTransferStatus
     created_ts: int
 
+    @property
+    def amount_decimal(self) -> Decimal:
+        """``amount`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.amount, "amount")
+
 
 class GetIntraExchangeInstanceTransfersResponse(Model, kw_only=True):
     """The ``GetIntraExchangeInstanceTransfersResponse`` schema."""
@@ -1243,6 +1716,11 @@ class OrderGroup(Model, kw_only=True):
     is_auto_cancel_enabled: bool
     exchange_index: ExchangeIndex | None = None
 
+    @property
+    def contracts_limit(self) -> Decimal | None:
+        """``contracts_limit_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.contracts_limit_fp is None else fixed_decimal(self.contracts_limit_fp, "contracts_limit_fp")
+
 
 class GetOrderGroupsResponse(Model, kw_only=True):
     """The ``GetOrderGroupsResponse`` schema."""
@@ -1258,6 +1736,11 @@ class GetOrderGroupResponse(Model, kw_only=True):
     orders: list[str]
     exchange_index: ExchangeIndex | None = None
 
+    @property
+    def contracts_limit(self) -> Decimal | None:
+        """``contracts_limit_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.contracts_limit_fp is None else fixed_decimal(self.contracts_limit_fp, "contracts_limit_fp")
+
 
 class CreateOrderGroupRequest(Model, kw_only=True):
     """The ``CreateOrderGroupRequest`` schema."""
@@ -1267,12 +1750,22 @@ class CreateOrderGroupRequest(Model, kw_only=True):
     contracts_limit_fp: FixedPointCount | None = None
     exchange_index: ExchangeIndex | None = None
 
+    @property
+    def contracts_limit_decimal(self) -> Decimal | None:
+        """``contracts_limit_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.contracts_limit_fp is None else fixed_decimal(self.contracts_limit_fp, "contracts_limit_fp")
+
 
 class UpdateOrderGroupLimitRequest(Model, kw_only=True):
     """The ``UpdateOrderGroupLimitRequest`` schema."""
 
     contracts_limit: int | None = None
     contracts_limit_fp: FixedPointCount | None = None
+
+    @property
+    def contracts_limit_decimal(self) -> Decimal | None:
+        """``contracts_limit_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.contracts_limit_fp is None else fixed_decimal(self.contracts_limit_fp, "contracts_limit_fp")
 
 
 class CreateOrderGroupResponse(Model, kw_only=True):
@@ -1301,7 +1794,7 @@ class BlockTradeProposal(Model, kw_only=True):
     market_ticker: str
     price_centi_cents: int
     centicount: int
-    maker_side: str
+    maker_side: OutcomeSide
     expiration_ts: str
     status: str
     created_ts: str
@@ -1334,7 +1827,7 @@ class ProposeBlockTradeRequest(Model, kw_only=True):
     market_ticker: str
     price_centi_cents: int
     centicount: int
-    maker_side: str
+    maker_side: OutcomeSide
     expiration_ts: str
 
 
@@ -1360,7 +1853,7 @@ class RFQ(Model, kw_only=True):
     contracts_fp: FixedPointCount
     target_cost_dollars: FixedPointDollars | None = None
     target_cost_excludes_fees: bool | None = None
-    status: str
+    status: RFQStatus
     created_ts: str
     mve_collection_ticker: str | None = None
     mve_selected_legs: list[MveSelectedLeg] | None = None
@@ -1370,6 +1863,18 @@ class RFQ(Model, kw_only=True):
     creator_subaccount: int | None = None
     cancelled_ts: str | None = None
     updated_ts: str | None = None
+
+    @property
+    def contracts(self) -> Decimal:
+        """``contracts_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.contracts_fp, "contracts_fp")
+
+    @property
+    def target_cost(self) -> Decimal | None:
+        """``target_cost_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None if self.target_cost_dollars is None else fixed_decimal(self.target_cost_dollars, "target_cost_dollars")
+        )
 
 
 class GetRFQsResponse(Model, kw_only=True):
@@ -1400,6 +1905,18 @@ class CreateRFQRequest(Model, kw_only=True):
     subtrader_id: str | None = None
     subaccount: int | None = None
 
+    @property
+    def contracts_decimal(self) -> Decimal | None:
+        """``contracts_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.contracts_fp is None else fixed_decimal(self.contracts_fp, "contracts_fp")
+
+    @property
+    def target_cost(self) -> Decimal | None:
+        """``target_cost_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None if self.target_cost_dollars is None else fixed_decimal(self.target_cost_dollars, "target_cost_dollars")
+        )
+
 
 class CreateRFQResponse(Model, kw_only=True):
     """The ``CreateRFQResponse`` schema."""
@@ -1420,8 +1937,8 @@ class Quote(Model, kw_only=True):
     no_bid_dollars: FixedPointDollars
     created_ts: str
     updated_ts: str
-    status: str
-    accepted_side: str | None = None
+    status: QuoteStatus
+    accepted_side: OutcomeSide | None = None
     accepted_ts: str | None = None
     confirmed_ts: str | None = None
     executed_ts: str | None = None
@@ -1439,6 +1956,40 @@ class Quote(Model, kw_only=True):
     rfq_creator_subaccount: int | None = None
     yes_contracts_fp: FixedPointCount | None = None
     no_contracts_fp: FixedPointCount | None = None
+
+    @property
+    def contracts(self) -> Decimal:
+        """``contracts_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.contracts_fp, "contracts_fp")
+
+    @property
+    def yes_bid(self) -> Decimal:
+        """``yes_bid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_bid_dollars, "yes_bid_dollars")
+
+    @property
+    def no_bid(self) -> Decimal:
+        """``no_bid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_bid_dollars, "no_bid_dollars")
+
+    @property
+    def rfq_target_cost(self) -> Decimal | None:
+        """``rfq_target_cost_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None
+            if self.rfq_target_cost_dollars is None
+            else fixed_decimal(self.rfq_target_cost_dollars, "rfq_target_cost_dollars")
+        )
+
+    @property
+    def yes_contracts(self) -> Decimal | None:
+        """``yes_contracts_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.yes_contracts_fp is None else fixed_decimal(self.yes_contracts_fp, "yes_contracts_fp")
+
+    @property
+    def no_contracts(self) -> Decimal | None:
+        """``no_contracts_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.no_contracts_fp is None else fixed_decimal(self.no_contracts_fp, "no_contracts_fp")
 
 
 class GetQuotesResponse(Model, kw_only=True):
@@ -1464,6 +2015,16 @@ class CreateQuoteRequest(Model, kw_only=True):
     post_only: bool | None = None
     subaccount: int | None = None
 
+    @property
+    def yes_bid_decimal(self) -> Decimal:
+        """``yes_bid`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_bid, "yes_bid")
+
+    @property
+    def no_bid_decimal(self) -> Decimal:
+        """``no_bid`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_bid, "no_bid")
+
 
 class CreateQuoteResponse(Model, kw_only=True):
     """The ``CreateQuoteResponse`` schema."""
@@ -1474,7 +2035,7 @@ class CreateQuoteResponse(Model, kw_only=True):
 class AcceptQuoteRequest(Model, kw_only=True):
     """The ``AcceptQuoteRequest`` schema."""
 
-    accepted_side: str
+    accepted_side: OutcomeSide
 
 
 class GetOrderResponse(Model, kw_only=True):
@@ -1488,8 +2049,8 @@ class CreateOrderRequest(Model, kw_only=True):
 
     ticker: str
     client_order_id: str | None = None
-    side: str
-    action: str
+    side: OutcomeSide
+    action: CreateOrderRequestAction
     count: int | None = None
     count_fp: FixedPointCount | None = None
     yes_price: int | None = None
@@ -1497,7 +2058,7 @@ class CreateOrderRequest(Model, kw_only=True):
     yes_price_dollars: FixedPointDollars | None = None
     no_price_dollars: FixedPointDollars | None = None
     expiration_ts: int | None = None
-    time_in_force: str | None = None
+    time_in_force: CreateOrderRequestTimeInForce | None = None
     buy_max_cost: int | None = None
     post_only: bool | None = None
     reduce_only: bool | None = None
@@ -1507,6 +2068,21 @@ class CreateOrderRequest(Model, kw_only=True):
     cancel_order_on_pause: bool | None = None
     subaccount: int | None = None
     exchange_index: ExchangeIndex | None = None
+
+    @property
+    def count_decimal(self) -> Decimal | None:
+        """``count_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.count_fp is None else fixed_decimal(self.count_fp, "count_fp")
+
+    @property
+    def yes_price_decimal(self) -> Decimal | None:
+        """``yes_price_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.yes_price_dollars is None else fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def no_price_decimal(self) -> Decimal | None:
+        """``no_price_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.no_price_dollars is None else fixed_decimal(self.no_price_dollars, "no_price_dollars")
 
 
 class CreateOrderResponse(Model, kw_only=True):
@@ -1565,14 +2141,19 @@ class BatchCancelOrdersIndividualResponse(Model, kw_only=True):
     reduced_by_fp: FixedPointCount
     error: ErrorResponse | None = None
 
+    @property
+    def reduced_by(self) -> Decimal:
+        """``reduced_by_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.reduced_by_fp, "reduced_by_fp")
+
 
 class AmendOrderRequest(Model, kw_only=True):
     """The ``AmendOrderRequest`` schema."""
 
     subaccount: int | None = None
     ticker: str
-    side: str
-    action: str
+    side: OutcomeSide
+    action: AmendOrderRequestAction
     client_order_id: str | None = None
     updated_client_order_id: str | None = None
     yes_price: int | None = None
@@ -1582,6 +2163,21 @@ class AmendOrderRequest(Model, kw_only=True):
     count: int | None = None
     count_fp: FixedPointCount | None = None
     exchange_index: ExchangeIndex | None = None
+
+    @property
+    def yes_price_decimal(self) -> Decimal | None:
+        """``yes_price_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.yes_price_dollars is None else fixed_decimal(self.yes_price_dollars, "yes_price_dollars")
+
+    @property
+    def no_price_decimal(self) -> Decimal | None:
+        """``no_price_dollars`` as an exact Decimal (dollars); None when absent."""
+        return None if self.no_price_dollars is None else fixed_decimal(self.no_price_dollars, "no_price_dollars")
+
+    @property
+    def count_decimal(self) -> Decimal | None:
+        """``count_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.count_fp is None else fixed_decimal(self.count_fp, "count_fp")
 
 
 class AmendOrderResponse(Model, kw_only=True):
@@ -1600,7 +2196,7 @@ class CreateOrderV2Request(Model, kw_only=True):
     count: FixedPointCount
     price: FixedPointDollars
     expiration_time: int | None = None
-    time_in_force: str
+    time_in_force: CreateOrderV2RequestTimeInForce
     post_only: bool | None = None
     self_trade_prevention_type: SelfTradePreventionType
     cancel_order_on_pause: bool | None = None
@@ -1608,6 +2204,16 @@ class CreateOrderV2Request(Model, kw_only=True):
     subaccount: int | None = None
     order_group_id: str | None = None
     exchange_index: ExchangeIndex | None = None
+
+    @property
+    def count_decimal(self) -> Decimal:
+        """``count`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.count, "count")
+
+    @property
+    def price_decimal(self) -> Decimal:
+        """``price`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.price, "price")
 
 
 class CreateOrderV2Response(Model, kw_only=True):
@@ -1621,6 +2227,26 @@ class CreateOrderV2Response(Model, kw_only=True):
     average_fee_paid: FixedPointDollars | None = None
     ts_ms: int
 
+    @property
+    def fill_count_decimal(self) -> Decimal:
+        """``fill_count`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.fill_count, "fill_count")
+
+    @property
+    def remaining_count_decimal(self) -> Decimal:
+        """``remaining_count`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.remaining_count, "remaining_count")
+
+    @property
+    def average_fill_price_decimal(self) -> Decimal | None:
+        """``average_fill_price`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fill_price is None else fixed_decimal(self.average_fill_price, "average_fill_price")
+
+    @property
+    def average_fee_paid_decimal(self) -> Decimal | None:
+        """``average_fee_paid`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fee_paid is None else fixed_decimal(self.average_fee_paid, "average_fee_paid")
+
 
 class CancelOrderV2Response(Model, kw_only=True):
     """The ``CancelOrderV2Response`` schema."""
@@ -1629,6 +2255,11 @@ class CancelOrderV2Response(Model, kw_only=True):
     client_order_id: str | None = None
     reduced_by: FixedPointCount
     ts_ms: int
+
+    @property
+    def reduced_by_decimal(self) -> Decimal:
+        """``reduced_by`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.reduced_by, "reduced_by")
 
 
 class DecreaseOrderV2Request(Model, kw_only=True):
@@ -1639,6 +2270,16 @@ class DecreaseOrderV2Request(Model, kw_only=True):
     exchange_index: ExchangeIndex | None = None
     market_ticker: str | None = None
 
+    @property
+    def reduce_by_decimal(self) -> Decimal | None:
+        """``reduce_by`` as an exact Decimal (contracts); None when absent."""
+        return None if self.reduce_by is None else fixed_decimal(self.reduce_by, "reduce_by")
+
+    @property
+    def reduce_to_decimal(self) -> Decimal | None:
+        """``reduce_to`` as an exact Decimal (contracts); None when absent."""
+        return None if self.reduce_to is None else fixed_decimal(self.reduce_to, "reduce_to")
+
 
 class DecreaseOrderV2Response(Model, kw_only=True):
     """The ``DecreaseOrderV2Response`` schema."""
@@ -1647,6 +2288,11 @@ class DecreaseOrderV2Response(Model, kw_only=True):
     client_order_id: str | None = None
     remaining_count: FixedPointCount
     ts_ms: int
+
+    @property
+    def remaining_count_decimal(self) -> Decimal:
+        """``remaining_count`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.remaining_count, "remaining_count")
 
 
 class AmendOrderV2Request(Model, kw_only=True):
@@ -1661,6 +2307,16 @@ class AmendOrderV2Request(Model, kw_only=True):
     expiration_time: int | None = None
     exchange_index: ExchangeIndex | None = None
 
+    @property
+    def price_decimal(self) -> Decimal:
+        """``price`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.price, "price")
+
+    @property
+    def count_decimal(self) -> Decimal:
+        """``count`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.count, "count")
+
 
 class AmendOrderV2Response(Model, kw_only=True):
     """The ``AmendOrderV2Response`` schema."""
@@ -1672,6 +2328,26 @@ class AmendOrderV2Response(Model, kw_only=True):
     average_fill_price: FixedPointDollars | None = None
     average_fee_paid: FixedPointDollars | None = None
     ts_ms: int
+
+    @property
+    def remaining_count_decimal(self) -> Decimal | None:
+        """``remaining_count`` as an exact Decimal (contracts); None when absent."""
+        return None if self.remaining_count is None else fixed_decimal(self.remaining_count, "remaining_count")
+
+    @property
+    def fill_count_decimal(self) -> Decimal | None:
+        """``fill_count`` as an exact Decimal (contracts); None when absent."""
+        return None if self.fill_count is None else fixed_decimal(self.fill_count, "fill_count")
+
+    @property
+    def average_fill_price_decimal(self) -> Decimal | None:
+        """``average_fill_price`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fill_price is None else fixed_decimal(self.average_fill_price, "average_fill_price")
+
+    @property
+    def average_fee_paid_decimal(self) -> Decimal | None:
+        """``average_fee_paid`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fee_paid is None else fixed_decimal(self.average_fee_paid, "average_fee_paid")
 
 
 class BatchCreateOrdersV2Request(Model, kw_only=True):
@@ -1746,7 +2422,7 @@ class TickerPair(Model, kw_only=True):
 
     market_ticker: str
     event_ticker: str
-    side: str
+    side: OutcomeSide
 
 
 class CreateMarketInMultivariateEventCollectionRequest(Model, kw_only=True):
@@ -1914,6 +2590,11 @@ class Series(Model, kw_only=True):
     last_updated_ts: str | None = None
     exchange_index: ExchangeIndex | None = None
 
+    @property
+    def volume(self) -> Decimal | None:
+        """``volume_fp`` as an exact Decimal (contracts); None when absent."""
+        return None if self.volume_fp is None else fixed_decimal(self.volume_fp, "volume_fp")
+
 
 class SeriesFeeChange(Model, kw_only=True):
     """The ``SeriesFeeChange`` schema."""
@@ -1971,6 +2652,15 @@ class MveSelectedLeg(Model, kw_only=True):
     side: str | None = None
     yes_settlement_value_dollars: FixedPointDollars | None = None
 
+    @property
+    def yes_settlement_value(self) -> Decimal | None:
+        """``yes_settlement_value_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None
+            if self.yes_settlement_value_dollars is None
+            else fixed_decimal(self.yes_settlement_value_dollars, "yes_settlement_value_dollars")
+        )
+
 
 class PriceRange(Model, kw_only=True):
     """The ``PriceRange`` schema."""
@@ -1985,7 +2675,7 @@ class Market(Model, kw_only=True):
 
     ticker: str
     event_ticker: str
-    market_type: str
+    market_type: MarketMarketType
     title: str | None = None
     subtitle: str | None = None
     yes_sub_title: str
@@ -1998,7 +2688,7 @@ class Market(Model, kw_only=True):
     expiration_time: str | None = None
     latest_expiration_time: str
     settlement_timer_seconds: int
-    status: str
+    status: MarketStatus
     yes_bid_dollars: FixedPointDollars
     yes_bid_size_fp: FixedPointCount
     yes_ask_dollars: FixedPointDollars
@@ -2008,7 +2698,7 @@ class Market(Model, kw_only=True):
     last_price_dollars: FixedPointDollars
     volume_fp: FixedPointCount
     volume_24h_fp: FixedPointCount
-    result: str
+    result: MarketResult
     can_close_early: bool
     open_interest_fp: FixedPointCount
     notional_value_dollars: FixedPointDollars
@@ -2017,13 +2707,13 @@ class Market(Model, kw_only=True):
     previous_price_dollars: FixedPointDollars
     settlement_value_dollars: FixedPointDollars | None = None
     settlement_ts: str | None = None
-    settlement_bounds_type: str
+    settlement_bounds_type: MarketSettlementBoundsType
     settlement_floor_dollars: FixedPointDollars | None = None
     expiration_value: str
     occurrence_datetime: str | None = None
     fee_waiver_expiration_time: str | None = None
     early_close_condition: str | None = None
-    strike_type: str | None = None
+    strike_type: MarketStrikeType | None = None
     floor_strike: Decimal | None = None
     cap_strike: Decimal | None = None
     functional_strike: str | None = None
@@ -2037,6 +2727,94 @@ class Market(Model, kw_only=True):
     price_ranges: list[PriceRange]
     is_provisional: bool | None = None
     exchange_index: ExchangeIndex | None = None
+
+    @property
+    def yes_bid(self) -> Decimal:
+        """``yes_bid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_bid_dollars, "yes_bid_dollars")
+
+    @property
+    def yes_bid_size(self) -> Decimal:
+        """``yes_bid_size_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.yes_bid_size_fp, "yes_bid_size_fp")
+
+    @property
+    def yes_ask(self) -> Decimal:
+        """``yes_ask_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.yes_ask_dollars, "yes_ask_dollars")
+
+    @property
+    def yes_ask_size(self) -> Decimal:
+        """``yes_ask_size_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.yes_ask_size_fp, "yes_ask_size_fp")
+
+    @property
+    def no_bid(self) -> Decimal:
+        """``no_bid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_bid_dollars, "no_bid_dollars")
+
+    @property
+    def no_ask(self) -> Decimal:
+        """``no_ask_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.no_ask_dollars, "no_ask_dollars")
+
+    @property
+    def last_price(self) -> Decimal:
+        """``last_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.last_price_dollars, "last_price_dollars")
+
+    @property
+    def volume(self) -> Decimal:
+        """``volume_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.volume_fp, "volume_fp")
+
+    @property
+    def volume_24h(self) -> Decimal:
+        """``volume_24h_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.volume_24h_fp, "volume_24h_fp")
+
+    @property
+    def open_interest(self) -> Decimal:
+        """``open_interest_fp`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.open_interest_fp, "open_interest_fp")
+
+    @property
+    def notional_value(self) -> Decimal:
+        """``notional_value_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.notional_value_dollars, "notional_value_dollars")
+
+    @property
+    def previous_yes_bid(self) -> Decimal:
+        """``previous_yes_bid_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.previous_yes_bid_dollars, "previous_yes_bid_dollars")
+
+    @property
+    def previous_yes_ask(self) -> Decimal:
+        """``previous_yes_ask_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.previous_yes_ask_dollars, "previous_yes_ask_dollars")
+
+    @property
+    def previous_price(self) -> Decimal:
+        """``previous_price_dollars`` as an exact Decimal (dollars)."""
+        return fixed_decimal(self.previous_price_dollars, "previous_price_dollars")
+
+    @property
+    def settlement_value(self) -> Decimal | None:
+        """``settlement_value_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None
+            if self.settlement_value_dollars is None
+            else fixed_decimal(self.settlement_value_dollars, "settlement_value_dollars")
+        )
+
+    @property
+    def settlement_floor(self) -> Decimal | None:
+        """``settlement_floor_dollars`` as an exact Decimal (dollars); None when absent."""
+        return (
+            None
+            if self.settlement_floor_dollars is None
+            else fixed_decimal(self.settlement_floor_dollars, "settlement_floor_dollars")
+        )
 
 
 class BatchCancelOrdersV2RequestOrdersItem(Model, kw_only=True):
@@ -2057,6 +2835,11 @@ class BatchCancelOrdersV2ResponseOrdersItem(Model, kw_only=True):
     ts_ms: int | None = None
     error: ErrorResponse | None = None
 
+    @property
+    def reduced_by_decimal(self) -> Decimal:
+        """``reduced_by`` as an exact Decimal (contracts)."""
+        return fixed_decimal(self.reduced_by, "reduced_by")
+
 
 class BatchCreateOrdersV2ResponseOrdersItem(Model, kw_only=True):
     """The ``BatchCreateOrdersV2ResponseOrdersItem`` schema."""
@@ -2069,6 +2852,26 @@ class BatchCreateOrdersV2ResponseOrdersItem(Model, kw_only=True):
     average_fee_paid: FixedPointDollars | None = None
     ts_ms: int | None = None
     error: ErrorResponse | None = None
+
+    @property
+    def fill_count_decimal(self) -> Decimal | None:
+        """``fill_count`` as an exact Decimal (contracts); None when absent."""
+        return None if self.fill_count is None else fixed_decimal(self.fill_count, "fill_count")
+
+    @property
+    def remaining_count_decimal(self) -> Decimal | None:
+        """``remaining_count`` as an exact Decimal (contracts); None when absent."""
+        return None if self.remaining_count is None else fixed_decimal(self.remaining_count, "remaining_count")
+
+    @property
+    def average_fill_price_decimal(self) -> Decimal | None:
+        """``average_fill_price`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fill_price is None else fixed_decimal(self.average_fill_price, "average_fill_price")
+
+    @property
+    def average_fee_paid_decimal(self) -> Decimal | None:
+        """``average_fee_paid`` as an exact Decimal (dollars); None when absent."""
+        return None if self.average_fee_paid is None else fixed_decimal(self.average_fee_paid, "average_fee_paid")
 
 
 class PlayByPlayPeriodsItem(Model, kw_only=True):

@@ -8,16 +8,44 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["Model", "Operation"]
+from kalshi.errors import KalshiProtocolError
+
+__all__ = ["Model", "Operation", "fixed_decimal"]
+
+_MAX_FIXED_TEXT = 40  # longer than any amount the exchange sends; bounds the work on a hostile body
+
+
+def fixed_decimal(text: str, field: str) -> Decimal:
+    """A fixed-point wire string (``"0.5600"``, ``"10.00"``) as an exact Decimal.
+
+    Args:
+        text: the wire value.
+        field: the field it came from, for the error message.
+
+    Raises:
+        KalshiProtocolError: the value is not a finite decimal number.
+    """
+    if len(text) <= _MAX_FIXED_TEXT:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            pass
+        else:
+            if value.is_finite():
+                return value
+    raise KalshiProtocolError(f"{field} is not a fixed-point decimal string: {text[:_MAX_FIXED_TEXT]!r}")
 
 
 class Model(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A REST request or response body.
 
-    Decoding is tolerant: unknown fields are ignored and missing optional fields default to
-    ``None``. Money stays exact: ``*_dollars`` and ``*_fp`` fields are the wire strings, and
-    :meth:`decimal` turns one into a :class:`~decimal.Decimal`. Optional fields left at ``None``
-    are not sent.
+    Decoding is tolerant: unknown fields are ignored, missing optional fields default to ``None``
+    and enum fields (typed as ``Literal`` for type checkers) accept values newer than the spec.
+    Money stays exact: ``*_dollars`` and ``*_fp`` fields are the wire strings, and each has a
+    Decimal property named without the suffix, as on the WebSocket models
+    (``market.yes_bid`` is ``Decimal("0.5600")`` for ``yes_bid_dollars="0.5600"``; a fixed-point
+    field without suffix, or whose bare name is taken, gets ``_decimal``: ``fill_count_decimal``).
+    Optional fields left at ``None`` are not sent.
     """
 
     def decimal(self, name: str) -> Decimal | None:

@@ -28,6 +28,7 @@ __all__ = [
     "encode_query",
     "error_for_response",
     "error_in_success_body",
+    "join_csv",
     "parse_retry_after",
     "render_path",
 ]
@@ -85,6 +86,27 @@ def encode_query(query: Mapping[str, object] | None) -> httpx.QueryParams:
         else:
             pairs.append((name, _query_value(value)))
     return httpx.QueryParams(tuple(pairs))
+
+
+def join_csv(value: str | Sequence[str] | None, name: str) -> str | None:
+    """The wire form of a comma-separated list parameter: ``["A", "B"]`` -> ``"A,B"``; a string passes as is.
+
+    Args:
+        value: the items, one string (sent unchanged), or None (parameter omitted).
+        name: the parameter, for the error message.
+
+    Raises:
+        ValueError: the sequence is empty, or an item is empty or holds a comma (it would split on the wire).
+    """
+    if value is None or isinstance(value, str):
+        return value
+    items = list(value)
+    if not items:
+        raise ValueError(f"{name} is an empty list: pass None to leave the filter out")
+    for item in items:
+        if not isinstance(item, str) or not item or "," in item:
+            raise ValueError(f"{name}: {item!r} is not a usable list item (a non-empty string without commas)")
+    return ",".join(items)
 
 
 def encode_body(body: object) -> bytes:
