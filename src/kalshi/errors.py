@@ -191,16 +191,32 @@ class KalshiBackpressureError(KalshiError):
 
 
 class KalshiAPIError(KalshiError):
-    """The REST API answered with an error."""
+    """The REST API answered with an error.
 
-    def __init__(self, status: int, code: str | None, message: str, *, body: object = None) -> None:
+    ``str(error)`` carries the server's reason: ``HTTP 401 unknown_key: <message> (<details>)``.
+
+    Attributes:
+        status: the HTTP status.
+        code: the server's error code (``unknown_key``, ``stale_timestamp``...), None if it sent none.
+        message: the server's human-readable message.
+        details: the server's additional details, None if it sent none.
+        body: the decoded error body.
+    """
+
+    def __init__(
+        self, status: int, code: str | None, message: str, *, body: object = None, details: str | None = None
+    ) -> None:
         label = f"HTTP {status}"
         if code:
             label += f" {code}"
-        super().__init__(f"{label}: {message}")
+        text = f"{label}: {message}"
+        if details and details != message:
+            text += f" ({details})"
+        super().__init__(text)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details
         self.body = body
 
 
@@ -234,9 +250,10 @@ class KalshiRateLimitError(KalshiAPIError):
         message: str,
         *,
         body: object = None,
+        details: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(status, code, message, body=body)
+        super().__init__(status, code, message, body=body, details=details)
         self.retry_after = retry_after
 
 
@@ -259,12 +276,13 @@ def api_error_for_status(
     message: str,
     *,
     body: object = None,
+    details: str | None = None,
     retry_after: float | None = None,
 ) -> KalshiAPIError:
     """Build the KalshiAPIError subclass that matches an HTTP status."""
     if status == 429:
-        return KalshiRateLimitError(status, code, message, body=body, retry_after=retry_after)
+        return KalshiRateLimitError(status, code, message, body=body, details=details, retry_after=retry_after)
     if status >= 500:
-        return KalshiServerError(status, code, message, body=body)
+        return KalshiServerError(status, code, message, body=body, details=details)
     cls = _STATUS_CLASSES.get(status, KalshiAPIError)
-    return cls(status, code, message, body=body)
+    return cls(status, code, message, body=body, details=details)

@@ -59,13 +59,16 @@ class KalshiClient(Resources):
     ::
 
         with KalshiClient(KalshiConfig.demo(), auth=auth) as client:
-            status = client.exchange.status()
-            for market in client.markets.iter(status="open"):
-                ...
-            order = client.orders.create(
+            status = client.exchange.get_exchange_status()
+            for market in client.markets.iter_get_markets(status="open", tickers=["A", "B"]):
+                print(market.ticker, market.yes_bid, market.yes_ask)  # exact Decimals
+            order = client.orders.create_order_v2(
                 ticker="X", side="bid", count="1.00", price="0.5600", client_order_id=str(uuid4()),
                 time_in_force="good_till_canceled", self_trade_prevention_type="taker_at_cross",
             )
+
+    Each method is named after its operationId (``GetExchangeStatus`` -> ``get_exchange_status``)
+    and documents its parameters, their allowed values and what it returns.
 
     Every request is signed when the client has ``auth`` (the signature covers the URL path with
     the ``/trade-api/v2`` prefix, never the query string); operations the spec marks as needing

@@ -143,31 +143,37 @@ class _ErrorProbe(msgspec.Struct):
     message: Any = None
 
 
-def _code_message(data: object) -> tuple[str | None, str | None]:
-    """``(code, message)`` from ``{"error": {...}}``, ``{"error": "..."}`` or ``{"code", "message"}``."""
+def _reason(data: object) -> tuple[str | None, str | None, str | None]:
+    """``(code, message, details)`` from ``{"error": {...}}``, ``{"error": "..."}`` or ``{"code", "message"}``."""
     if not isinstance(data, dict):
-        return None, None
+        return None, None, None
     inner = data.get("error")
     if isinstance(inner, dict):
         data = inner
     elif isinstance(inner, str):
-        return None, inner
-    code = data.get("code")
-    message = data.get("message") or data.get("details")
-    return (str(code) if code is not None else None), (str(message) if message is not None else None)
+        return None, inner, None
+    code, message, details = (data.get(k) for k in ("code", "message", "details"))
+    text = message or details  # some answers carry only details
+    return (
+        str(code) if code is not None else None,
+        str(text) if text is not None else None,
+        str(details) if details and message else None,
+    )
 
 
 def error_for_response(status: int, content: bytes, retry_after: str | None) -> KalshiAPIError:
-    """The KalshiAPIError subclass for a non-2xx response, with the body's code and message."""
+    """The KalshiAPIError subclass for a non-2xx response, with the body's code, message and details."""
     body: object
     try:
         body = msgspec.json.decode(content) if content else None
     except msgspec.DecodeError:
         body = content[:_SNIPPET].decode("utf-8", "replace")
-    code, message = _code_message(body)
+    code, message, details = _reason(body)
     if message is None:
         message = body if isinstance(body, str) and body else "no error message in the response"
-    return api_error_for_status(status, code, message, body=body, retry_after=parse_retry_after(retry_after))
+    return api_error_for_status(
+        status, code, message, body=body, details=details, retry_after=parse_retry_after(retry_after)
+    )
 
 
 def error_in_success_body(status: int, content: bytes, fields: frozenset[str]) -> KalshiAPIError | None:
@@ -195,8 +201,10 @@ def error_in_success_body(status: int, content: bytes, fields: frozenset[str]) -
     if not (wrapped or bare):
         return None
     body = msgspec.json.decode(content)
-    code, message = _code_message(body)
-    return api_error_for_status(status, code, message or "error object in a successful response", body=body)
+    code, message, details = _reason(body)
+    return api_error_for_status(
+        status, code, message or "error object in a successful response", body=body, details=details
+    )
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
