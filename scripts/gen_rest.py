@@ -73,6 +73,7 @@ FIELD_DOCS: dict[str, str] = {
 }
 # Query parameters the spec types as a bare string although the values are those of an enum schema.
 PARAM_ENUMS: dict[tuple[str, str], str] = {("GetOrders", "status"): "OrderStatus"}
+DOC_WIDTH = 112  # method docstring lines sit 8 columns in; ruff's line length is 120
 # A string query parameter the spec documents as a comma-separated list: the method takes a sequence.
 CSV_PARAM = re.compile(r"comma[- ]separated", re.IGNORECASE)
 # List responses with more than one array: the one iter_* yields.
@@ -319,9 +320,40 @@ def _accessor_lines(schema: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _struct_doc(spec: Spec, name: str, schema: dict[str, Any]) -> str:
+    """The class docstring: the schema's description, then its fields (Google ``Attributes:``)."""
+    lines = [doc_text(schema.get("description")) or f"The ``{name}`` schema."]
+    decimals = {field: accessor for accessor, field, _, _ in decimal_accessors(schema)}
+    attributes = []
+    for wire, prop in (schema.get("properties") or {}).items():
+        attr = py_name(wire)
+        target = spec.resolve(prop)
+        text = doc_text(prop.get("description"), limit=300)
+        if not text and attr not in decimals:  # the fixed-point schemas' descriptions are generic
+            text = doc_text(target.get("description"), limit=300)
+        parts = [_sentence(text)] if text else []
+        values = target.get("enum")
+        if values:
+            parts.append("One of " + ", ".join(f'``"{v}"``' for v in values if v is not None) + ".")
+        if attr in decimals:
+            parts.append(f"As an exact Decimal: ``{decimals[attr]}``.")
+        if parts:
+            attributes += textwrap.wrap(
+                f"{attr}: {' '.join(parts)}",
+                width=DOC_WIDTH + 4,  # class docstrings sit 4 columns in
+                initial_indent="    ",
+                subsequent_indent="        ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+    if attributes:
+        lines += ["", "Attributes:", *attributes]
+    body = "\n".join(f"    {line}" if line else "" for line in lines)
+    return f'    """{body.lstrip()}\n    """' if attributes else f'    """{lines[0]}"""'
+
+
 def _struct(spec: Spec, name: str, schema: dict[str, Any], used: set[str]) -> str:
-    doc = doc_text(schema.get("description")) or f"The ``{name}`` schema."
-    head = f'class {name}(Model, kw_only=True):\n    """{doc}"""\n'
+    head = f"class {name}(Model, kw_only=True):\n{_struct_doc(spec, name, schema)}\n"
     fields = _field_lines(spec, name, schema, used) + _accessor_lines(schema)
     return head + ("\n" + "\n".join(fields) + "\n" if fields else "")
 
@@ -473,8 +505,6 @@ def render_ops(spec: Spec) -> str:
 
 
 # -------------------------------------------------------------------------------------------- resources
-
-DOC_WIDTH = 112  # docstring lines sit 8 columns in; ruff's line length is 120
 
 
 def _wrap(text: str, first: str = "", rest: str = "") -> list[str]:

@@ -339,14 +339,31 @@ else:
 
 
 class GetMarketCandlesticksHistoricalResponse(Model, kw_only=True):
-    """The ``GetMarketCandlesticksHistoricalResponse`` schema."""
+    """The ``GetMarketCandlesticksHistoricalResponse`` schema.
+
+    Attributes:
+        ticker: Unique identifier for the market.
+        candlesticks: Array of candlestick data points for the specified time range.
+    """
 
     ticker: str
     candlesticks: list[MarketCandlestickHistorical]
 
 
 class MarketCandlestickHistorical(Model, kw_only=True):
-    """The ``MarketCandlestickHistorical`` schema."""
+    """The ``MarketCandlestickHistorical`` schema.
+
+    Attributes:
+        end_period_ts: Unix timestamp for the inclusive end of the candlestick period.
+        yes_bid: Open, high, low, close (OHLC) data for YES buy offers on the market during the candlestick period.
+        yes_ask: Open, high, low, close (OHLC) data for YES sell offers on the market during the candlestick period.
+        price: Open, high, low, close (OHLC) and more data for trade YES contract prices on the market during the
+            candlestick period.
+        volume: String representation of the number of contracts bought on the market during the candlestick period. As
+            an exact Decimal: ``volume_decimal``.
+        open_interest: String representation of the number of contracts bought on the market by end of the candlestick
+            period (end_period_ts). As an exact Decimal: ``open_interest_decimal``.
+    """
 
     end_period_ts: int
     yes_bid: BidAskDistributionHistorical
@@ -367,7 +384,18 @@ class MarketCandlestickHistorical(Model, kw_only=True):
 
 
 class BidAskDistributionHistorical(Model, kw_only=True):
-    """The ``BidAskDistributionHistorical`` schema."""
+    """The ``BidAskDistributionHistorical`` schema.
+
+    Attributes:
+        open: Offer price on the market at the start of the candlestick period (in dollars). As an exact Decimal:
+            ``open_decimal``.
+        low: Lowest offer price on the market during the candlestick period (in dollars). As an exact Decimal:
+            ``low_decimal``.
+        high: Highest offer price on the market during the candlestick period (in dollars). As an exact Decimal:
+            ``high_decimal``.
+        close: Offer price on the market at the end of the candlestick period (in dollars). As an exact Decimal:
+            ``close_decimal``.
+    """
 
     open: FixedPointDollars
     low: FixedPointDollars
@@ -396,7 +424,22 @@ class BidAskDistributionHistorical(Model, kw_only=True):
 
 
 class PriceDistributionHistorical(Model, kw_only=True):
-    """The ``PriceDistributionHistorical`` schema."""
+    """The ``PriceDistributionHistorical`` schema.
+
+    Attributes:
+        open: Price of the first trade during the candlestick period (in dollars). Null if no trades occurred. As an
+            exact Decimal: ``open_decimal``.
+        low: Lowest trade price during the candlestick period (in dollars). Null if no trades occurred. As an exact
+            Decimal: ``low_decimal``.
+        high: Highest trade price during the candlestick period (in dollars). Null if no trades occurred. As an exact
+            Decimal: ``high_decimal``.
+        close: Price of the last trade during the candlestick period (in dollars). Null if no trades occurred. As an
+            exact Decimal: ``close_decimal``.
+        mean: Volume-weighted average price during the candlestick period (in dollars). Null if no trades occurred. As
+            an exact Decimal: ``mean_decimal``.
+        previous: Close price from the previous candlestick period (in dollars). Null if this is the first candlestick
+            or no prior trade exists. As an exact Decimal: ``previous_decimal``.
+    """
 
     open: FixedPointDollars | None = None
     low: FixedPointDollars | None = None
@@ -437,7 +480,13 @@ class PriceDistributionHistorical(Model, kw_only=True):
 
 
 class ErrorResponse(Model, kw_only=True):
-    """The ``ErrorResponse`` schema."""
+    """The ``ErrorResponse`` schema.
+
+    Attributes:
+        code: Error code.
+        message: Human-readable error message.
+        details: Additional details about the error, if available.
+    """
 
     code: str | None = None
     message: str | None = None
@@ -445,7 +494,18 @@ class ErrorResponse(Model, kw_only=True):
 
 
 class ApiKey(Model, kw_only=True):
-    """The ``ApiKey`` schema."""
+    """The ``ApiKey`` schema.
+
+    Attributes:
+        api_key_id: Unique identifier for the API key.
+        name: User-provided name for the API key.
+        scopes: List of scopes granted to this API key.
+        subaccount: If set, the API key is restricted to this single sub-account and may only read and trade on it.
+            Absent/null means the key is unrestricted.
+        fcm_subtrader_id: If set, the API key is bound to this single FCM subtrader ({fcm_user_id}_{suffix}) and is
+            usable only as that institution's trading credential - FIX sessions and subtrader-scoped margin WebSocket
+            sessions; every REST endpoint is denied. Absent/null means the key carries no subtrader binding.
+    """
 
     api_key_id: str
     name: str
@@ -455,14 +515,35 @@ class ApiKey(Model, kw_only=True):
 
 
 class GetApiKeysResponse(Model, kw_only=True):
-    """The ``GetApiKeysResponse`` schema."""
+    """The ``GetApiKeysResponse`` schema.
+
+    Attributes:
+        api_keys: List of all API keys associated with the user.
+        api_key_region_expiration_ts: Unix timestamp (seconds) when the account's location attestation for API key
+            requests expires; a past value means the attestation has lapsed. Absent when the account has never attested.
+    """
 
     api_keys: list[ApiKey]
     api_key_region_expiration_ts: int | None = None
 
 
 class CreateApiKeyRequest(Model, kw_only=True):
-    """The ``CreateApiKeyRequest`` schema."""
+    """The ``CreateApiKeyRequest`` schema.
+
+    Attributes:
+        name: Name for the API key. This helps identify the key's purpose.
+        public_key: RSA or Ed25519 public key in PEM format (`-----BEGIN PUBLIC KEY-----`). This will be used to verify
+            signatures on API requests - RSA-PSS with SHA-256 for RSA keys, Ed25519 for Ed25519 keys.
+        scopes: List of scopes to grant to the API key. If the broad `write` parent scope is included, `read` must also
+            be included. Child scopes may be granted without the broad parent scope. Defaults to full access (`read`,
+            `write`) if not provided.
+        subaccount: If set, restricts the API key to a single sub-account (0-63) that you own. A restricted key may only
+            read and trade on that sub-account; it cannot act on other sub-accounts, transfer funds between
+            sub-accounts, or create sub-accounts. Omit to leave the key unrestricted. Mutually exclusive with ...
+        fcm_subtrader_id: FCM members only. If set, binds the API key to a single FCM subtrader that you own, spelled
+            {your_user_id}_{suffix} with a suffix of 1-16 case-sensitive ASCII alphanumeric characters. The subtrader
+            must already exist. A bound key is the institution's trading credential for that subtrader - FIX ...
+    """
 
     name: str
     public_key: str
@@ -472,14 +553,38 @@ class CreateApiKeyRequest(Model, kw_only=True):
 
 
 class CreateApiKeyResponse(Model, kw_only=True):
-    """The ``CreateApiKeyResponse`` schema."""
+    """The ``CreateApiKeyResponse`` schema.
+
+    Attributes:
+        api_key_id: Unique identifier for the newly created API key.
+        warning: Present only when the minted key is bound to an FCM subtrader that is missing a per-subtrader risk
+            control - the initial-margin cap (margin lane) or the event-contract daily cap. The mint still succeeds; the
+            warning names each missing control - an event-contract subtrader without a daily cap has ...
+    """
 
     api_key_id: str
     warning: str | None = None
 
 
 class GenerateApiKeyRequest(Model, kw_only=True):
-    """The ``GenerateApiKeyRequest`` schema."""
+    """The ``GenerateApiKeyRequest`` schema.
+
+    Attributes:
+        name: Name for the API key. This helps identify the key's purpose.
+        key_type: Signature algorithm of an API key pair. `rsa` - 2048-bit RSA; requests are signed with RSA-PSS
+            SHA-256. `ed25519` - Ed25519 (RFC 8032) signatures over the same pre-sign text, with lower client-side
+            signing cost. Defaults to `rsa` when omitted from a generate request, for compatibility with existing ...
+            One of ``"rsa"``, ``"ed25519"``.
+        scopes: List of scopes to grant to the API key. If the broad `write` parent scope is included, `read` must also
+            be included. Child scopes may be granted without the broad parent scope. Defaults to full access (`read`,
+            `write`) if not provided.
+        subaccount: If set, restricts the API key to a single sub-account (0-63) that you own. A restricted key may only
+            read and trade on that sub-account; it cannot act on other sub-accounts, transfer funds between
+            sub-accounts, or create sub-accounts. Omit to leave the key unrestricted. Mutually exclusive with ...
+        fcm_subtrader_id: FCM members only. If set, binds the API key to a single FCM subtrader that you own, spelled
+            {your_user_id}_{suffix} with a suffix of 1-16 case-sensitive ASCII alphanumeric characters. The subtrader
+            must already exist. A bound key is the institution's trading credential for that subtrader - FIX ...
+    """
 
     name: str
     key_type: ApiKeyType | None = None
@@ -489,7 +594,21 @@ class GenerateApiKeyRequest(Model, kw_only=True):
 
 
 class GenerateApiKeyResponse(Model, kw_only=True):
-    """The ``GenerateApiKeyResponse`` schema."""
+    """The ``GenerateApiKeyResponse`` schema.
+
+    Attributes:
+        api_key_id: Unique identifier for the newly generated API key.
+        key_type: Signature algorithm of an API key pair. `rsa` - 2048-bit RSA; requests are signed with RSA-PSS
+            SHA-256. `ed25519` - Ed25519 (RFC 8032) signatures over the same pre-sign text, with lower client-side
+            signing cost. Defaults to `rsa` when omitted from a generate request, for compatibility with existing ...
+            One of ``"rsa"``, ``"ed25519"``.
+        private_key: Private key in PEM format - PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) for `rsa`, PKCS#8
+            (`-----BEGIN PRIVATE KEY-----`) for `ed25519`. This must be stored securely and cannot be retrieved again
+            after this response.
+        warning: Present only when the minted key is bound to an FCM subtrader that is missing a per-subtrader risk
+            control - the initial-margin cap (margin lane) or the event-contract daily cap. The mint still succeeds; the
+            warning names each missing control - an event-contract subtrader without a daily cap has ...
+    """
 
     api_key_id: str
     key_type: ApiKeyType | None = None
@@ -498,40 +617,78 @@ class GenerateApiKeyResponse(Model, kw_only=True):
 
 
 class GetTagsForSeriesCategoriesResponse(Model, kw_only=True):
-    """The ``GetTagsForSeriesCategoriesResponse`` schema."""
+    """The ``GetTagsForSeriesCategoriesResponse`` schema.
+
+    Attributes:
+        tags_by_categories: Mapping of series categories to their associated tags.
+    """
 
     tags_by_categories: dict[str, list[str]]
 
 
 class ScopeList(Model, kw_only=True):
-    """The ``ScopeList`` schema."""
+    """The ``ScopeList`` schema.
+
+    Attributes:
+        scopes: List of scopes.
+    """
 
     scopes: list[str]
 
 
 class SportFilterDetails(Model, kw_only=True):
-    """The ``SportFilterDetails`` schema."""
+    """The ``SportFilterDetails`` schema.
+
+    Attributes:
+        scopes: List of scopes available for this sport.
+        competitions: Mapping of competitions to their scope lists.
+    """
 
     scopes: list[str]
     competitions: dict[str, ScopeList]
 
 
 class GetFiltersBySportsResponse(Model, kw_only=True):
-    """The ``GetFiltersBySportsResponse`` schema."""
+    """The ``GetFiltersBySportsResponse`` schema.
+
+    Attributes:
+        filters_by_sports: Mapping of sports to their filter details.
+        sport_ordering: Ordered list of sports for display.
+    """
 
     filters_by_sports: dict[str, SportFilterDetails]
     sport_ordering: list[str]
 
 
 class BucketLimit(Model, kw_only=True):
-    """Token-bucket budget for one rate-limit bucket. Each request deducts tokens equal to its endpoint cost; the bucket refills at refill_rate tokens per second up to bucket_capacity. A request is allowed if the bucket holds enough tokens to ..."""
+    """Token-bucket budget for one rate-limit bucket. Each request deducts tokens equal to its endpoint cost; the bucket refills at refill_rate tokens per second up to bucket_capacity. A request is allowed if the bucket holds enough tokens to ...
+
+    Attributes:
+        refill_rate: Tokens added to the bucket per second.
+        bucket_capacity: Maximum tokens the bucket can hold. When equal to refill_rate the bucket holds one second of
+            budget; larger values represent burst headroom that idle clients accumulate and can spend in a single pulse
+            (e.g. write buckets at non-Basic tiers hold two seconds of budget).
+    """
 
     refill_rate: int
     bucket_capacity: int
 
 
 class GetAccountApiLimitsResponse(Model, kw_only=True):
-    """The ``GetAccountApiLimitsResponse`` schema."""
+    """The ``GetAccountApiLimitsResponse`` schema.
+
+    Attributes:
+        usage_tier: User's effective Predictions API usage tier for these limits (for example, basic, advanced, expert,
+            premier, paragon, prime, or prestige).
+        read: Token-bucket budget for one rate-limit bucket. Each request deducts tokens equal to its endpoint cost; the
+            bucket refills at refill_rate tokens per second up to bucket_capacity. A request is allowed if the bucket
+            holds enough tokens to cover its cost; otherwise the request is rejected with HTTP 429.
+        write: Token-bucket budget for one rate-limit bucket. Each request deducts tokens equal to its endpoint cost;
+            the bucket refills at refill_rate tokens per second up to bucket_capacity. A request is allowed if the
+            bucket holds enough tokens to cover its cost; otherwise the request is rejected with HTTP 429.
+        grants: The caller's active API usage level grants across exchange lanes, where each grant applies to its
+            exchange_instance and usage_tier reflects the effective tier for the lane reported by this endpoint.
+    """
 
     usage_tier: str
     read: BucketLimit
@@ -540,7 +697,14 @@ class GetAccountApiLimitsResponse(Model, kw_only=True):
 
 
 class ApiUsageLevelGrant(Model, kw_only=True):
-    """The ``ApiUsageLevelGrant`` schema."""
+    """The ``ApiUsageLevelGrant`` schema.
+
+    Attributes:
+        exchange_instance: The exchange instance type. One of ``"event_contract"``, ``"margined"``.
+        level: API usage level this grant confers (for example, expert, premier, paragon, prime, or prestige).
+        expires_ts: Unix timestamp (seconds) when the grant expires. Absent for permanent grants.
+        source: How the grant was created: "volume" (earned from trading volume) or "manual" (assigned by Kalshi).
+    """
 
     exchange_instance: ExchangeInstance
     level: str
@@ -549,13 +713,25 @@ class ApiUsageLevelGrant(Model, kw_only=True):
 
 
 class GetAccountApiUsageLevelVolumeProgressResponse(Model, kw_only=True):
-    """The ``GetAccountApiUsageLevelVolumeProgressResponse`` schema."""
+    """The ``GetAccountApiUsageLevelVolumeProgressResponse`` schema.
+
+    Attributes:
+        volume_progress: Latest cron-computed trading volume progress toward volume-based API usage tiers for the
+            predictions (event_contract) lane. Volume-based public tiers are Expert, Premier, Paragon, Prime, and
+            Prestige.
+    """
 
     volume_progress: list[AccountApiUsageLevelVolumeProgress]
 
 
 class AccountApiUsageLevelVolumeProgress(Model, kw_only=True):
-    """The ``AccountApiUsageLevelVolumeProgress`` schema."""
+    """The ``AccountApiUsageLevelVolumeProgress`` schema.
+
+    Attributes:
+        computed_ts: Unix timestamp (seconds) when this progress was computed; trailing_30d_volume_fp covers the
+            trailing 30 days ending at this time.
+        trailing_30d_volume_fp: As an exact Decimal: ``trailing_30d_volume``.
+    """
 
     computed_ts: int
     trailing_30d_volume_fp: FixedPointCount
@@ -568,7 +744,13 @@ class AccountApiUsageLevelVolumeProgress(Model, kw_only=True):
 
 
 class AccountApiUsageLevelVolumeGoal(Model, kw_only=True):
-    """The ``AccountApiUsageLevelVolumeGoal`` schema."""
+    """The ``AccountApiUsageLevelVolumeGoal`` schema.
+
+    Attributes:
+        level: API usage level for this Predictions volume goal.
+        earn_volume_goal_fp: As an exact Decimal: ``earn_volume_goal``.
+        keep_volume_goal_fp: As an exact Decimal: ``keep_volume_goal``.
+    """
 
     level: str
     earn_volume_goal_fp: FixedPointCount
@@ -586,7 +768,13 @@ class AccountApiUsageLevelVolumeGoal(Model, kw_only=True):
 
 
 class EndpointTokenCost(Model, kw_only=True):
-    """The ``EndpointTokenCost`` schema."""
+    """The ``EndpointTokenCost`` schema.
+
+    Attributes:
+        method: HTTP method for the endpoint.
+        path: API route path for the endpoint.
+        cost: Configured token cost for an endpoint whose cost differs from the default cost.
+    """
 
     method: str
     path: str
@@ -594,14 +782,35 @@ class EndpointTokenCost(Model, kw_only=True):
 
 
 class GetAccountEndpointCostsResponse(Model, kw_only=True):
-    """The ``GetAccountEndpointCostsResponse`` schema."""
+    """The ``GetAccountEndpointCostsResponse`` schema.
+
+    Attributes:
+        default_cost: Default token cost applied to endpoints that are not listed in `endpoint_costs`. This is currently
+            10.
+        endpoint_costs: API v2 endpoints whose configured token cost differs from `default_cost`. Endpoints that use the
+            default cost are omitted.
+    """
 
     default_cost: int
     endpoint_costs: list[EndpointTokenCost]
 
 
 class ExchangeStatus(Model, kw_only=True):
-    """The ``ExchangeStatus`` schema."""
+    """The ``ExchangeStatus`` schema.
+
+    Attributes:
+        exchange_active: False if the core Kalshi exchange is no longer taking any state changes at all. This includes
+            but is not limited to trading, new users, and transfers. True unless we are under maintenance.
+        trading_active: True if we are currently permitting trading on the exchange. This is true during trading hours
+            and false outside exchange hours. Kalshi reserves the right to pause at any time in case issues are
+            detected.
+        intra_exchange_transfers_active: True if intra-exchange transfers are currently permitted. False when transfers
+            are temporarily blocked.
+        exchange_estimated_resume_time: Estimated downtime for the current exchange maintenance window. However, this is
+            not guaranteed and can be extended.
+        exchange_index_statuses: Status of each exchange index. The top-level fields above reflect the default exchange
+            index (0). Absent when the per-index breakdown is unavailable.
+    """
 
     exchange_active: bool
     trading_active: bool
@@ -611,7 +820,18 @@ class ExchangeStatus(Model, kw_only=True):
 
 
 class ExchangeIndexStatus(Model, kw_only=True):
-    """The ``ExchangeIndexStatus`` schema."""
+    """The ``ExchangeIndexStatus`` schema.
+
+    Attributes:
+        exchange_index: Identifier for an exchange shard.
+        description: Description of this exchange shard.
+        exchange_active: False if this exchange index is no longer taking any state changes at all. True unless under
+            maintenance.
+        trading_active: True if trading is currently permitted on this exchange index. False outside exchange hours or
+            during pauses.
+        intra_exchange_transfers_active: True if intra-exchange transfers are currently permitted on this exchange
+            index. False when transfers are temporarily blocked.
+    """
 
     exchange_index: ExchangeIndex
     description: str
@@ -627,14 +847,32 @@ class GetExchangeScheduleResponse(Model, kw_only=True):
 
 
 class Schedule(Model, kw_only=True):
-    """The ``Schedule`` schema."""
+    """The ``Schedule`` schema.
+
+    Attributes:
+        standard_hours: The standard operating hours of the exchange. All times are expressed in ET. Outside of these
+            times trading will be unavailable.
+        maintenance_windows: Scheduled maintenance windows, during which the exchange may be unavailable.
+    """
 
     standard_hours: list[WeeklySchedule]
     maintenance_windows: list[MaintenanceWindow]
 
 
 class WeeklySchedule(Model, kw_only=True):
-    """The ``WeeklySchedule`` schema."""
+    """The ``WeeklySchedule`` schema.
+
+    Attributes:
+        start_time: Start date and time for when this weekly schedule is effective.
+        end_time: End date and time for when this weekly schedule is no longer effective.
+        monday: Trading hours for Monday. May contain multiple sessions.
+        tuesday: Trading hours for Tuesday. May contain multiple sessions.
+        wednesday: Trading hours for Wednesday. May contain multiple sessions.
+        thursday: Trading hours for Thursday. May contain multiple sessions.
+        friday: Trading hours for Friday. May contain multiple sessions.
+        saturday: Trading hours for Saturday. May contain multiple sessions.
+        sunday: Trading hours for Sunday. May contain multiple sessions.
+    """
 
     start_time: str
     end_time: str
@@ -648,21 +886,44 @@ class WeeklySchedule(Model, kw_only=True):
 
 
 class DailySchedule(Model, kw_only=True):
-    """The ``DailySchedule`` schema."""
+    """The ``DailySchedule`` schema.
+
+    Attributes:
+        open_time: Opening time in ET (Eastern Time) format HH:MM.
+        close_time: Closing time in ET (Eastern Time) format HH:MM.
+    """
 
     open_time: str
     close_time: str
 
 
 class MaintenanceWindow(Model, kw_only=True):
-    """The ``MaintenanceWindow`` schema."""
+    """The ``MaintenanceWindow`` schema.
+
+    Attributes:
+        start_datetime: Start date and time of the maintenance window.
+        end_datetime: End date and time of the maintenance window.
+    """
 
     start_datetime: str
     end_datetime: str
 
 
 class GetHistoricalCutoffResponse(Model, kw_only=True):
-    """The ``GetHistoricalCutoffResponse`` schema."""
+    """The ``GetHistoricalCutoffResponse`` schema.
+
+    Attributes:
+        market_settled_ts: Cutoff based on **market settlement time**. Markets and their candlesticks that settled
+            before this timestamp must be accessed via `GET /historical/markets` and `GET
+            /historical/markets/{ticker}/candlesticks`.
+        trades_created_ts: Cutoff based on **trade fill time**. Fills that occurred before this timestamp must be
+            accessed via `GET /historical/fills`.
+        orders_updated_ts: Cutoff based on **order cancellation or execution time**. Orders canceled or fully executed
+            before this timestamp must be accessed via `GET /historical/orders`. Resting (active) orders are always
+            available in `GET /portfolio/orders`.
+        market_positions_last_updated_ts: Cutoff based on **position last-update time**. Settled positions archived from
+            the live data set before this timestamp are served through the historical section of position reads.
+    """
 
     market_settled_ts: str
     trades_created_ts: str
@@ -671,20 +932,36 @@ class GetHistoricalCutoffResponse(Model, kw_only=True):
 
 
 class GetUserDataTimestampResponse(Model, kw_only=True):
-    """The ``GetUserDataTimestampResponse`` schema."""
+    """The ``GetUserDataTimestampResponse`` schema.
+
+    Attributes:
+        as_of_time: Timestamp when user data was last updated.
+    """
 
     as_of_time: str
 
 
 class GetMarketCandlesticksResponse(Model, kw_only=True):
-    """The ``GetMarketCandlesticksResponse`` schema."""
+    """The ``GetMarketCandlesticksResponse`` schema.
+
+    Attributes:
+        ticker: Unique identifier for the market.
+        candlesticks: Array of candlestick data points for the specified time range.
+    """
 
     ticker: str
     candlesticks: list[MarketCandlestick]
 
 
 class GetEventCandlesticksResponse(Model, kw_only=True):
-    """The ``GetEventCandlesticksResponse`` schema."""
+    """The ``GetEventCandlesticksResponse`` schema.
+
+    Attributes:
+        market_tickers: Array of market tickers in the event.
+        market_candlesticks: Array of market candlestick arrays, one for each market in the event.
+        adjusted_end_ts: Adjusted end timestamp if the requested candlesticks would be larger than
+            maxAggregateCandidates.
+    """
 
     market_tickers: list[str]
     market_candlesticks: list[list[MarketCandlestick]]
@@ -692,20 +969,42 @@ class GetEventCandlesticksResponse(Model, kw_only=True):
 
 
 class BatchGetMarketCandlesticksResponse(Model, kw_only=True):
-    """The ``BatchGetMarketCandlesticksResponse`` schema."""
+    """The ``BatchGetMarketCandlesticksResponse`` schema.
+
+    Attributes:
+        markets: Array of market candlestick data, one entry per requested market.
+    """
 
     markets: list[MarketCandlesticksResponse]
 
 
 class MarketCandlesticksResponse(Model, kw_only=True):
-    """The ``MarketCandlesticksResponse`` schema."""
+    """The ``MarketCandlesticksResponse`` schema.
+
+    Attributes:
+        market_ticker: Market ticker string (e.g., 'INXD-24JAN01').
+        candlesticks: Array of candlestick data points for the market. Includes an initial data point at the start
+            timestamp when available.
+    """
 
     market_ticker: str
     candlesticks: list[MarketCandlestick]
 
 
 class MarketCandlestick(Model, kw_only=True):
-    """The ``MarketCandlestick`` schema."""
+    """The ``MarketCandlestick`` schema.
+
+    Attributes:
+        end_period_ts: Unix timestamp for the inclusive end of the candlestick period.
+        yes_bid: Open, high, low, close (OHLC) data for YES buy offers on the market during the candlestick period.
+        yes_ask: Open, high, low, close (OHLC) data for YES sell offers on the market during the candlestick period.
+        price: Open, high, low, close (OHLC) and more data for trade YES contract prices on the market during the
+            candlestick period.
+        volume_fp: String representation of the number of contracts bought on the market during the candlestick period.
+            As an exact Decimal: ``volume``.
+        open_interest_fp: String representation of the number of contracts bought on the market by end of the
+            candlestick period (end_period_ts). As an exact Decimal: ``open_interest``.
+    """
 
     end_period_ts: int
     yes_bid: BidAskDistribution
@@ -726,7 +1025,18 @@ class MarketCandlestick(Model, kw_only=True):
 
 
 class BidAskDistribution(Model, kw_only=True):
-    """The ``BidAskDistribution`` schema."""
+    """The ``BidAskDistribution`` schema.
+
+    Attributes:
+        open_dollars: Offer price on the market at the start of the candlestick period (in dollars). As an exact
+            Decimal: ``open``.
+        low_dollars: Lowest offer price on the market during the candlestick period (in dollars). As an exact Decimal:
+            ``low``.
+        high_dollars: Highest offer price on the market during the candlestick period (in dollars). As an exact Decimal:
+            ``high``.
+        close_dollars: Offer price on the market at the end of the candlestick period (in dollars). As an exact Decimal:
+            ``close``.
+    """
 
     open_dollars: FixedPointDollars
     low_dollars: FixedPointDollars
@@ -755,7 +1065,26 @@ class BidAskDistribution(Model, kw_only=True):
 
 
 class PriceDistribution(Model, kw_only=True):
-    """The ``PriceDistribution`` schema."""
+    """The ``PriceDistribution`` schema.
+
+    Attributes:
+        open_dollars: First traded YES contract price on the market during the candlestick period (in dollars). May be
+            null if there was no trade during the period. As an exact Decimal: ``open``.
+        low_dollars: Lowest traded YES contract price on the market during the candlestick period (in dollars). May be
+            null if there was no trade during the period. As an exact Decimal: ``low``.
+        high_dollars: Highest traded YES contract price on the market during the candlestick period (in dollars). May be
+            null if there was no trade during the period. As an exact Decimal: ``high``.
+        close_dollars: Last traded YES contract price on the market during the candlestick period (in dollars). May be
+            null if there was no trade during the period. As an exact Decimal: ``close``.
+        mean_dollars: Mean traded YES contract price on the market during the candlestick period (in dollars). May be
+            null if there was no trade during the period. As an exact Decimal: ``mean``.
+        previous_dollars: Last traded YES contract price on the market before the candlestick period (in dollars). May
+            be null if there were no trades before the period. As an exact Decimal: ``previous``.
+        min_dollars: Minimum close price of any market during the candlestick period (in dollars). As an exact Decimal:
+            ``min``.
+        max_dollars: Maximum close price of any market during the candlestick period (in dollars). As an exact Decimal:
+            ``max``.
+    """
 
     open_dollars: FixedPointDollars | None = None
     low_dollars: FixedPointDollars | None = None
@@ -808,7 +1137,13 @@ class PriceDistribution(Model, kw_only=True):
 
 
 class LiveData(Model, kw_only=True):
-    """The ``LiveData`` schema."""
+    """The ``LiveData`` schema.
+
+    Attributes:
+        type: Type of live data.
+        details: Live data details as a flexible object.
+        milestone_id: Milestone ID.
+    """
 
     type: str
     details: dict[str, Any]
@@ -828,7 +1163,16 @@ class GetLiveDatasResponse(Model, kw_only=True):
 
 
 class EventLiveData(Model, kw_only=True):
-    """The ``EventLiveData`` schema."""
+    """The ``EventLiveData`` schema.
+
+    Attributes:
+        type: Type of live data. Names the schema of the details object.
+        details: Live data details as a flexible object whose shape depends on the type.
+        is_historical: Present for crypto live data. True when the event has matured and the payload is a frozen
+            historical snapshot.
+        default_range: Chart range the client should default to (e.g. `15min`, `1h`). Omitted when unset.
+        range_options: Chart range menu options. Omitted when unset.
+    """
 
     type: str
     details: dict[str, Any]
@@ -844,7 +1188,14 @@ class GetEventLiveDataResponse(Model, kw_only=True):
 
 
 class GetWeatherIndexResponse(Model, kw_only=True):
-    """The ``GetWeatherIndexResponse`` schema."""
+    """The ``GetWeatherIndexResponse`` schema.
+
+    Attributes:
+        city: Index city ID.
+        config_version: Index configuration version of the newest returned point (e.g. `miami-temperature-v1.0`). Empty
+            when no points matched the window.
+        units: Always `fahrenheit`.
+    """
 
     city: str
     config_version: str | None = None
@@ -853,7 +1204,23 @@ class GetWeatherIndexResponse(Model, kw_only=True):
 
 
 class WeatherIndexPoint(Model, kw_only=True):
-    """The ``WeatherIndexPoint`` schema."""
+    """The ``WeatherIndexPoint`` schema.
+
+    Attributes:
+        t: Event minute, unix milliseconds UTC.
+        v: Published index value, Fahrenheit rounded to 0.01. Absent on `incomplete` points, which have no canonical
+            value yet.
+        status: `normal` (every member contributed its exact-minute primary observation) or `degraded` (a member was
+            absent, fallback-fed, or substituted by quality control; the value is equally settlement-eligible). With
+            `detailed=true`, trailing minutes still inside their receipt deadline are additionally served ...
+        contributors: Number of accepted member stations backing the point. Absent on `incomplete` points.
+        receipt_basis: Present only on points produced by the labelled historical backfill that seeds a city's series
+            for the period before it went live. `synoptic_latency` means the receipt-deadline test used
+            `observation_time + Synoptic ingest latency` in place of Kalshi's local receipt clock. Absent on canonical
+            ...
+        stations: Per-station audit readings (only with `detailed=true`), sorted by station ID — every configured
+            member's reported value and QC disposition before incorporation into the index.
+    """
 
     t: int
     v: Decimal | None = None
@@ -864,7 +1231,22 @@ class WeatherIndexPoint(Model, kw_only=True):
 
 
 class WeatherIndexStationReading(Model, kw_only=True):
-    """The ``WeatherIndexStationReading`` schema."""
+    """The ``WeatherIndexStationReading`` schema.
+
+    Attributes:
+        station_id: Member station (e.g. `KMIA1M`) or its official fallback ID.
+        code: Disposition: `ok` (accepted), `missing` (no eligible observation), `late` (received after the deadline;
+            diagnostic only), a QC rejection (`range`, `rate_spatial`, `extreme`), or `pending` (raw reading on an
+            `incomplete` minute, not yet quality-controlled).
+        source: `hf_asos` (exact-minute primary) or `metar` (carried-forward official observation). Absent when no
+            reading was available.
+        temp_f: Raw reported temperature in Fahrenheit (unrounded — only the published index value carries output
+            rounding). Absent for `missing` members.
+        obs_time_ms: Observation time for carried-forward fallbacks (differs from the event minute). Absent for
+            exact-minute primaries.
+        received_at_ms: Local wire-receipt time backing the eligibility deadline.
+        primary_code: Why the primary observation was passed over when a fallback was selected instead.
+    """
 
     station_id: str
     code: str
@@ -876,7 +1258,14 @@ class WeatherIndexStationReading(Model, kw_only=True):
 
 
 class GetWeatherIndexCalibrationsResponse(Model, kw_only=True):
-    """The ``GetWeatherIndexCalibrationsResponse`` schema."""
+    """The ``GetWeatherIndexCalibrationsResponse`` schema.
+
+    Attributes:
+        city: Index city ID.
+        units: Always `celsius` — offsets and the city reference are Celsius quantities from the index methodology (the
+            published index value itself is Fahrenheit).
+        calibrations: Configuration records, ascending by effective time.
+    """
 
     city: str
     units: str
@@ -884,7 +1273,21 @@ class GetWeatherIndexCalibrationsResponse(Model, kw_only=True):
 
 
 class WeatherIndexCalibration(Model, kw_only=True):
-    """The ``WeatherIndexCalibration`` schema."""
+    """The ``WeatherIndexCalibration`` schema.
+
+    Attributes:
+        config_version: Configuration version (e.g. `miami-temperature-v1.0-cal-20260831`). Index points report the
+            version they were computed under in their `config_version` field.
+        published_at_ms: When the record was published, unix milliseconds UTC.
+        effective_at_ms: The record governs event minutes at or after this time (unix milliseconds UTC), until
+            superseded by the next record.
+        change_reason: Why the configuration changed.
+        calibration_window_start_ms: Start of the trailing observation window the offsets were estimated from. Absent on
+            records not derived from a calibration window (the launch configuration).
+        calibration_window_end_ms: End of the calibration window (exclusive).
+        city_reference_c: City reference B_c in Celsius: the weight-dot-offset sum over all configured member stations.
+        stations: Configured member stations, in configuration order.
+    """
 
     config_version: str
     published_at_ms: int | None = None
@@ -897,7 +1300,15 @@ class WeatherIndexCalibration(Model, kw_only=True):
 
 
 class WeatherIndexCalibrationStation(Model, kw_only=True):
-    """The ``WeatherIndexCalibrationStation`` schema."""
+    """The ``WeatherIndexCalibrationStation`` schema.
+
+    Attributes:
+        station_id: Member station ID (e.g. `KMIA1M`).
+        weight: Base weight (weights sum to 1.0 across members).
+        offset_c: Station offset in Celsius (positive = station normally runs warmer than its peers).
+        update_note: Weekly-calibration disposition, present only on weekly calibration records: `updated ...` with the
+            residual count, target, and applied adjustment, or `insufficient ...` when the prior offset was retained.
+    """
 
     station_id: str
     weight: Decimal
@@ -906,7 +1317,11 @@ class WeatherIndexCalibrationStation(Model, kw_only=True):
 
 
 class GetGameStatsResponse(Model, kw_only=True):
-    """The ``GetGameStatsResponse`` schema."""
+    """The ``GetGameStatsResponse`` schema.
+
+    Attributes:
+        pbp: Play-by-play data organized by period.
+    """
 
     pbp: PlayByPlay | None = None
 
@@ -918,7 +1333,12 @@ class PlayByPlay(Model, kw_only=True):
 
 
 class IndexedBalance(Model, kw_only=True):
-    """The ``IndexedBalance`` schema."""
+    """The ``IndexedBalance`` schema.
+
+    Attributes:
+        exchange_index: Identifier for an exchange shard.
+        balance: As an exact Decimal: ``balance_decimal``.
+    """
 
     exchange_index: ExchangeIndex
     balance: FixedPointDollars
@@ -930,7 +1350,20 @@ class IndexedBalance(Model, kw_only=True):
 
 
 class GetBalanceResponse(Model, kw_only=True):
-    """The ``GetBalanceResponse`` schema."""
+    """The ``GetBalanceResponse`` schema.
+
+    Attributes:
+        balance: Member's available balance in cents for the requested account and exchange index. It includes all
+            exchange indexes when `exchange_index` is omitted.
+        balance_dollars: Member's available balance as a fixed-point dollar string for the requested account and
+            exchange index. It includes all exchange indexes when `exchange_index` is omitted. As an exact Decimal:
+            ``balance_decimal``.
+        portfolio_value: Member's portfolio value in cents for the requested account and exchange index. It includes all
+            exchange indexes when `exchange_index` is omitted.
+        updated_ts: Unix timestamp of the last update to the balance.
+        balance_breakdown: User balance breakdown per exchange instance, omitted only when using a subaccount-restricted
+            API key.
+    """
 
     balance: int
     balance_dollars: FixedPointDollars
@@ -945,19 +1378,35 @@ class GetBalanceResponse(Model, kw_only=True):
 
 
 class CreateSubaccountRequest(Model, kw_only=True):
-    """The ``CreateSubaccountRequest`` schema."""
+    """The ``CreateSubaccountRequest`` schema.
+
+    Attributes:
+        exchange_index: Identifier for an exchange shard. Defaults to 0 if unspecified.
+    """
 
     exchange_index: ExchangeIndex | None = None
 
 
 class CreateSubaccountResponse(Model, kw_only=True):
-    """The ``CreateSubaccountResponse`` schema."""
+    """The ``CreateSubaccountResponse`` schema.
+
+    Attributes:
+        subaccount_number: The sequential number assigned to this subaccount (1-63).
+    """
 
     subaccount_number: int
 
 
 class ApplySubaccountTransferRequest(Model, kw_only=True):
-    """The ``ApplySubaccountTransferRequest`` schema."""
+    """The ``ApplySubaccountTransferRequest`` schema.
+
+    Attributes:
+        client_transfer_id: Unique client-provided transfer ID for idempotency.
+        from_subaccount: Source subaccount number (0 for primary, 1-63 for numbered subaccounts).
+        to_subaccount: Destination subaccount number (0 for primary, 1-63 for numbered subaccounts).
+        amount_cents: Amount to transfer in cents.
+        exchange_index: Identifier for an exchange shard. Defaults to 0 if unspecified.
+    """
 
     client_transfer_id: str
     from_subaccount: int
@@ -977,7 +1426,14 @@ class GetSubaccountBalancesResponse(Model, kw_only=True):
 
 
 class SubaccountBalance(Model, kw_only=True):
-    """The ``SubaccountBalance`` schema."""
+    """The ``SubaccountBalance`` schema.
+
+    Attributes:
+        subaccount_number: Subaccount number (0 for primary, 1-63 for subaccounts).
+        exchange_index: Exchange index the balance is held on.
+        balance: Balance in dollars. As an exact Decimal: ``balance_decimal``.
+        updated_ts: Unix timestamp of last balance update.
+    """
 
     subaccount_number: int
     exchange_index: int
@@ -991,14 +1447,27 @@ class SubaccountBalance(Model, kw_only=True):
 
 
 class GetSubaccountTransfersResponse(Model, kw_only=True):
-    """The ``GetSubaccountTransfersResponse`` schema."""
+    """The ``GetSubaccountTransfersResponse`` schema.
+
+    Attributes:
+        cursor: Cursor for the next page of results.
+    """
 
     transfers: list[SubaccountTransfer]
     cursor: str | None = None
 
 
 class SubaccountTransfer(Model, kw_only=True):
-    """The ``SubaccountTransfer`` schema."""
+    """The ``SubaccountTransfer`` schema.
+
+    Attributes:
+        transfer_id: Unique identifier for this transfer.
+        from_subaccount: Source subaccount number (0 for primary, 1-63 for subaccounts).
+        to_subaccount: Destination subaccount number (0 for primary, 1-63 for subaccounts).
+        amount_cents: Cash transfer amount in cents.
+        created_ts: Unix timestamp when the transfer was created.
+        exchange_index: Exchange index the transfer was applied on.
+    """
 
     transfer_id: str
     from_subaccount: int
@@ -1009,7 +1478,12 @@ class SubaccountTransfer(Model, kw_only=True):
 
 
 class UpdateSubaccountNettingRequest(Model, kw_only=True):
-    """The ``UpdateSubaccountNettingRequest`` schema."""
+    """The ``UpdateSubaccountNettingRequest`` schema.
+
+    Attributes:
+        subaccount_number: Subaccount number (0 for primary, 1-63 for subaccounts).
+        enabled: Whether netting is enabled for this subaccount.
+    """
 
     subaccount_number: int
     enabled: bool
@@ -1022,7 +1496,13 @@ class GetSubaccountNettingResponse(Model, kw_only=True):
 
 
 class SubaccountNettingConfig(Model, kw_only=True):
-    """The ``SubaccountNettingConfig`` schema."""
+    """The ``SubaccountNettingConfig`` schema.
+
+    Attributes:
+        subaccount_number: Subaccount number (0 for primary, 1-63 for subaccounts).
+        enabled: Whether netting is enabled for this subaccount.
+        exchange_index: Exchange index of the subaccount.
+    """
 
     subaccount_number: int
     enabled: bool
@@ -1037,7 +1517,27 @@ class GetSettlementsResponse(Model, kw_only=True):
 
 
 class Settlement(Model, kw_only=True):
-    """The ``Settlement`` schema."""
+    """The ``Settlement`` schema.
+
+    Attributes:
+        ticker: The ticker symbol of the market that was settled.
+        exchange_index: Identifier for an exchange shard.
+        event_ticker: The event ticker symbol of the market that was settled.
+        market_result: The outcome of the market settlement. 'yes' = market resolved to YES, 'no' = market resolved to
+            NO, 'scalar' = scalar market settled at a specific value. One of ``"yes"``, ``"no"``, ``"scalar"``.
+        yes_count_fp: String representation of the number of YES contracts owned at the time of settlement. As an exact
+            Decimal: ``yes_count``.
+        yes_total_cost_dollars: Total cost basis of all YES contracts in fixed-point dollars. As an exact Decimal:
+            ``yes_total_cost``.
+        no_count_fp: String representation of the number of NO contracts owned at the time of settlement. As an exact
+            Decimal: ``no_count``.
+        no_total_cost_dollars: Total cost basis of all NO contracts in fixed-point dollars. As an exact Decimal:
+            ``no_total_cost``.
+        revenue: Total revenue earned from this settlement in cents (winning contracts pay out 100 cents each).
+        settled_time: Timestamp when the market was settled and payouts were processed.
+        fee_cost: Total fees paid in fixed point dollars. As an exact Decimal: ``fee_cost_decimal``.
+        value: Payout of a single yes contract in cents.
+    """
 
     ticker: str
     exchange_index: ExchangeIndex
@@ -1079,7 +1579,13 @@ class Settlement(Model, kw_only=True):
 
 
 class GetPortfolioRestingOrderTotalValueResponse(Model, kw_only=True):
-    """The ``GetPortfolioRestingOrderTotalValueResponse`` schema."""
+    """The ``GetPortfolioRestingOrderTotalValueResponse`` schema.
+
+    Attributes:
+        total_resting_order_value: Total value of resting orders in cents.
+        resting_order_value_breakdown: Total value of resting orders broken down by exchange index, with each balance
+            expressed as a fixed-point dollar string.
+    """
 
     total_resting_order_value: int
     resting_order_value_breakdown: list[IndexedBalance]
@@ -1093,7 +1599,18 @@ class GetDepositsResponse(Model, kw_only=True):
 
 
 class Deposit(Model, kw_only=True):
-    """The ``Deposit`` schema."""
+    """The ``Deposit`` schema.
+
+    Attributes:
+        id: Unique identifier for the deposit.
+        status: Current status of the deposit. 'applied' means funds are reflected in balance. One of ``"pending"``,
+            ``"applied"``, ``"failed"``, ``"returned"``.
+        type: Payment method used for the deposit. One of ``"ach"``, ``"wire"``, ``"crypto"``, ``"debit"``, ``"apm"``.
+        amount_cents: Deposit amount in cents.
+        fee_cents: Fee charged for the deposit in cents.
+        created_ts: Unix timestamp of when the deposit was created.
+        finalized_ts: Unix timestamp of when the deposit was finalized (applied, failed, or returned).
+    """
 
     id: str
     status: DepositStatus
@@ -1112,7 +1629,18 @@ class GetWithdrawalsResponse(Model, kw_only=True):
 
 
 class Withdrawal(Model, kw_only=True):
-    """The ``Withdrawal`` schema."""
+    """The ``Withdrawal`` schema.
+
+    Attributes:
+        id: Unique identifier for the withdrawal.
+        status: Current status of the withdrawal. 'applied' means funds have been deducted from balance. One of
+            ``"pending"``, ``"applied"``, ``"failed"``, ``"returned"``.
+        type: Payment type used for the withdrawal. One of ``"ach"``, ``"wire"``, ``"crypto"``, ``"debit"``, ``"apm"``.
+        amount_cents: Withdrawal amount in cents.
+        fee_cents: Fee charged for the withdrawal in cents.
+        created_ts: Unix timestamp of when the withdrawal was created.
+        finalized_ts: Unix timestamp of when the withdrawal was finalized (applied, failed, or returned).
+    """
 
     id: str
     status: WithdrawalStatus
@@ -1124,7 +1652,45 @@ class Withdrawal(Model, kw_only=True):
 
 
 class Order(Model, kw_only=True):
-    """The ``Order`` schema."""
+    """The ``Order`` schema.
+
+    Attributes:
+        user_id: Unique identifier for users.
+        side: Deprecated. Use `outcome_side` (or `book_side`) instead. See [Order
+            direction](/getting_started/order_direction). This field will not be removed before May 14, 2026. One of
+            ``"yes"``, ``"no"``.
+        action: Deprecated. Use `outcome_side` (or `book_side`) instead. See [Order
+            direction](/getting_started/order_direction). This field will not be removed before May 14, 2026. One of
+            ``"buy"``, ``"sell"``.
+        outcome_side: The outcome side this order is positioned for. buy-yes and sell-no produce 'yes'; buy-no and
+            sell-yes produce 'no'. One of ``"yes"``, ``"no"``.
+        book_side: Same directional bit as outcome_side in book vocabulary. 'bid' is equivalent to outcome_side 'yes';
+            'ask' is equivalent to outcome_side 'no'. One of ``"bid"``, ``"ask"``.
+        type: One of ``"limit"``, ``"market"``.
+        status: The status of an order. One of ``"resting"``, ``"canceled"``, ``"executed"``.
+        yes_price_dollars: The yes price for this order in fixed-point dollars. As an exact Decimal: ``yes_price``.
+        no_price_dollars: The no price for this order in fixed-point dollars. As an exact Decimal: ``no_price``.
+        fill_count_fp: String representation of the number of contracts that have been filled. As an exact Decimal:
+            ``fill_count``.
+        remaining_count_fp: String representation of the remaining contracts for this order. As an exact Decimal:
+            ``remaining_count``.
+        initial_count_fp: String representation of the initial size of the order (contract units). As an exact Decimal:
+            ``initial_count``.
+        taker_fill_cost_dollars: The cost of filled taker orders in dollars. As an exact Decimal: ``taker_fill_cost``.
+        maker_fill_cost_dollars: The cost of filled maker orders in dollars. As an exact Decimal: ``maker_fill_cost``.
+        taker_fees_dollars: Fees paid on filled taker contracts, in dollars. As an exact Decimal: ``taker_fees``.
+        maker_fees_dollars: Fees paid on filled maker contracts, in dollars. As an exact Decimal: ``maker_fees``.
+        last_update_time: The last update to an order (modify, cancel, fill).
+        self_trade_prevention_type: The self-trade prevention type for orders. `taker_at_cross` cancels the taker order
+            when it would trade against another order from the same user; execution stops and any partial fills already
+            matched are executed. `maker` cancels the resting maker order and continues matching. One of
+            ``"taker_at_cross"``, ``"maker"``.
+        order_group_id: The order group this order is part of.
+        cancel_order_on_pause: If this flag is set to true, the order will be canceled if the order is open and trading
+            on the exchange is paused for any reason.
+        subaccount_number: Subaccount number (0 for primary, 1-63 for subaccounts).
+        exchange_index: Identifier for an exchange shard.
+    """
 
     order_id: str
     user_id: str
@@ -1201,7 +1767,24 @@ class Order(Model, kw_only=True):
 
 
 class Milestone(Model, kw_only=True):
-    """The ``Milestone`` schema."""
+    """The ``Milestone`` schema.
+
+    Attributes:
+        id: Unique identifier for the milestone.
+        category: Category of the milestone. E.g. Sports, Elections, Esports, Crypto.
+        type: Type of the milestone. E.g. football_game, basketball_game, soccer_tournament_multi_leg, baseball_game,
+            hockey_match, golf_tournament, political_race.
+        start_date: Start date of the milestone.
+        end_date: End date of the milestone, if any.
+        related_event_tickers: List of event tickers related to this milestone.
+        title: Title of the milestone.
+        notification_message: Notification message for the milestone.
+        source_id: Source id of milestone if available.
+        source_ids: Source ids of milestone if available.
+        details: Additional details about the milestone.
+        primary_event_tickers: List of event tickers directly related to the outcome of this milestone.
+        last_updated_ts: Last time this structured target was updated.
+    """
 
     id: str
     category: str
@@ -1219,13 +1802,22 @@ class Milestone(Model, kw_only=True):
 
 
 class GetMilestoneResponse(Model, kw_only=True):
-    """The ``GetMilestoneResponse`` schema."""
+    """The ``GetMilestoneResponse`` schema.
+
+    Attributes:
+        milestone: The milestone data.
+    """
 
     milestone: Milestone
 
 
 class GetMilestonesResponse(Model, kw_only=True):
-    """The ``GetMilestonesResponse`` schema."""
+    """The ``GetMilestonesResponse`` schema.
+
+    Attributes:
+        milestones: List of milestones.
+        cursor: Cursor for pagination.
+    """
 
     milestones: list[Milestone]
     cursor: str | None = None
@@ -1239,7 +1831,12 @@ class GetOrdersResponse(Model, kw_only=True):
 
 
 class GetOrderQueuePositionResponse(Model, kw_only=True):
-    """The ``GetOrderQueuePositionResponse`` schema."""
+    """The ``GetOrderQueuePositionResponse`` schema.
+
+    Attributes:
+        queue_position_fp: The number of preceding shares before the order in the queue. As an exact Decimal:
+            ``queue_position``.
+    """
 
     queue_position_fp: FixedPointCount
 
@@ -1250,7 +1847,14 @@ class GetOrderQueuePositionResponse(Model, kw_only=True):
 
 
 class OrderQueuePosition(Model, kw_only=True):
-    """The ``OrderQueuePosition`` schema."""
+    """The ``OrderQueuePosition`` schema.
+
+    Attributes:
+        order_id: The order ID.
+        market_ticker: The market ticker.
+        queue_position_fp: The number of preceding shares before the order in the queue. As an exact Decimal:
+            ``queue_position``.
+    """
 
     order_id: str
     market_ticker: str
@@ -1263,13 +1867,30 @@ class OrderQueuePosition(Model, kw_only=True):
 
 
 class GetOrderQueuePositionsResponse(Model, kw_only=True):
-    """The ``GetOrderQueuePositionsResponse`` schema."""
+    """The ``GetOrderQueuePositionsResponse`` schema.
+
+    Attributes:
+        queue_positions: Queue positions for all matching orders.
+    """
 
     queue_positions: list[OrderQueuePosition]
 
 
 class MarketPosition(Model, kw_only=True):
-    """The ``MarketPosition`` schema."""
+    """The ``MarketPosition`` schema.
+
+    Attributes:
+        ticker: Unique identifier for the market.
+        exchange_index: Identifier for an exchange shard.
+        total_traded_dollars: Total spent on this market in dollars. As an exact Decimal: ``total_traded``.
+        position_fp: String representation of the number of contracts bought in this market. Negative means NO contracts
+            and positive means YES contracts. As an exact Decimal: ``position``.
+        market_exposure_dollars: Cost of the aggregate market position in dollars. As an exact Decimal:
+            ``market_exposure``.
+        realized_pnl_dollars: Locked in profit and loss, in dollars. As an exact Decimal: ``realized_pnl``.
+        fees_paid_dollars: Fees paid on fill orders, in dollars. As an exact Decimal: ``fees_paid``.
+        last_updated_ts: Last time the position is updated.
+    """
 
     ticker: str
     exchange_index: ExchangeIndex
@@ -1307,7 +1928,18 @@ class MarketPosition(Model, kw_only=True):
 
 
 class EventPosition(Model, kw_only=True):
-    """The ``EventPosition`` schema."""
+    """The ``EventPosition`` schema.
+
+    Attributes:
+        event_ticker: Unique identifier for events.
+        total_cost_dollars: Total spent on this event in dollars. As an exact Decimal: ``total_cost``.
+        total_cost_shares_fp: String representation of the total number of shares traded on this event (including both
+            YES and NO contracts). As an exact Decimal: ``total_cost_shares``.
+        event_exposure_dollars: Cost of the aggregate event position in dollars. As an exact Decimal:
+            ``event_exposure``.
+        realized_pnl_dollars: Locked in profit and loss, in dollars. As an exact Decimal: ``realized_pnl``.
+        fees_paid_dollars: Fees paid on fill orders, in dollars. As an exact Decimal: ``fees_paid``.
+    """
 
     event_ticker: str
     total_cost_dollars: FixedPointDollars
@@ -1343,7 +1975,15 @@ class EventPosition(Model, kw_only=True):
 
 
 class GetPositionsResponse(Model, kw_only=True):
-    """The ``GetPositionsResponse`` schema."""
+    """The ``GetPositionsResponse`` schema.
+
+    Attributes:
+        cursor: The Cursor represents a pointer to the next page of records in the pagination. Use the value returned
+            here in the cursor query parameter for this end-point to get the next page containing limit records. An
+            empty value of this field indicates there is no next page.
+        market_positions: List of market positions.
+        event_positions: List of event positions.
+    """
 
     cursor: str | None = None
     market_positions: list[MarketPosition]
@@ -1351,7 +1991,26 @@ class GetPositionsResponse(Model, kw_only=True):
 
 
 class Trade(Model, kw_only=True):
-    """The ``Trade`` schema."""
+    """The ``Trade`` schema.
+
+    Attributes:
+        trade_id: Unique identifier for this trade.
+        ticker: Unique identifier for the market.
+        count_fp: String representation of the number of contracts bought or sold in this trade. As an exact Decimal:
+            ``count``.
+        yes_price_dollars: Yes price for this trade in dollars. As an exact Decimal: ``yes_price``.
+        no_price_dollars: No price for this trade in dollars. As an exact Decimal: ``no_price``.
+        taker_side: Deprecated. Use `taker_outcome_side` (or `taker_book_side`) instead. See [Order
+            direction](/getting_started/order_direction). This field will not be removed before May 14, 2026. One of
+            ``"yes"``, ``"no"``.
+        taker_outcome_side: The outcome side the taker is positioned for. buy-yes and sell-no produce 'yes'; buy-no and
+            sell-yes produce 'no'. One of ``"yes"``, ``"no"``.
+        taker_book_side: Same directional bit as taker_outcome_side in book vocabulary. 'bid' is equivalent to
+            taker_outcome_side 'yes'; 'ask' is equivalent to taker_outcome_side 'no'. One of ``"bid"``, ``"ask"``.
+        created_time: Timestamp when this trade was executed.
+        is_block_trade: True if this trade was matched off-book as a block trade (e.g. via RFQ / negotiated block
+            proposal); false for trades that filled on the standard order book.
+    """
 
     trade_id: str
     ticker: str
@@ -1381,14 +2040,35 @@ class Trade(Model, kw_only=True):
 
 
 class GetIncentiveProgramsResponse(Model, kw_only=True):
-    """The ``GetIncentiveProgramsResponse`` schema."""
+    """The ``GetIncentiveProgramsResponse`` schema.
+
+    Attributes:
+        next_cursor: Cursor for pagination to get the next page of results.
+    """
 
     incentive_programs: list[IncentiveProgram]
     next_cursor: str | None = None
 
 
 class IncentiveProgram(Model, kw_only=True):
-    """The ``IncentiveProgram`` schema."""
+    """The ``IncentiveProgram`` schema.
+
+    Attributes:
+        id: Unique identifier for the incentive program.
+        market_id: The unique identifier of the market associated with this incentive program.
+        market_ticker: The ticker symbol of the market associated with this incentive program.
+        incentive_type: Type of incentive program. One of ``"liquidity"``, ``"volume"``, ``"margin_maker_volume"``,
+            ``"margin_taker_volume"``.
+        incentive_description: Plain text description of the incentive program.
+        start_date: Start date of the incentive program.
+        end_date: End date of the incentive program.
+        period_reward: Total reward for the period in centi-cents.
+        paid_out: Whether the incentive has been paid out.
+        discount_factor_bps: Discount factor in basis points (optional).
+        target_size_fp: String representation of the target size for the incentive program (optional). As an exact
+            Decimal: ``target_size``.
+        max_reward_per_account: Maximum reward per account in centi-cents (optional).
+    """
 
     id: str
     market_id: str
@@ -1417,7 +2097,35 @@ class GetTradesResponse(Model, kw_only=True):
 
 
 class Fill(Model, kw_only=True):
-    """The ``Fill`` schema."""
+    """The ``Fill`` schema.
+
+    Attributes:
+        fill_id: Unique identifier for this fill.
+        exchange_index: Identifier for an exchange shard.
+        trade_id: Unique identifier for this fill (legacy field name, same as fill_id).
+        order_id: Unique identifier for the order that resulted in this fill.
+        ticker: Unique identifier for the market.
+        market_ticker: Unique identifier for the market (legacy field name, same as ticker).
+        side: Deprecated. Use `outcome_side` (or `book_side`) instead. See [Order
+            direction](/getting_started/order_direction). This field will not be removed before May 14, 2026. One of
+            ``"yes"``, ``"no"``.
+        action: Deprecated. Use `outcome_side` (or `book_side`) instead. See [Order
+            direction](/getting_started/order_direction). This field will not be removed before May 14, 2026. One of
+            ``"buy"``, ``"sell"``.
+        outcome_side: The outcome side this fill positioned the user for. buy-yes and sell-no produce 'yes'; buy-no and
+            sell-yes produce 'no'. One of ``"yes"``, ``"no"``.
+        book_side: Same directional bit as outcome_side in book vocabulary. 'bid' is equivalent to outcome_side 'yes';
+            'ask' is equivalent to outcome_side 'no'. One of ``"bid"``, ``"ask"``.
+        count_fp: String representation of the number of contracts bought or sold in this fill. As an exact Decimal:
+            ``count``.
+        yes_price_dollars: Fill price for the yes side in fixed-point dollars. As an exact Decimal: ``yes_price``.
+        no_price_dollars: Fill price for the no side in fixed-point dollars. As an exact Decimal: ``no_price``.
+        is_taker: If true, this fill was a taker (removed liquidity from the order book).
+        created_time: Timestamp when this fill was executed.
+        fee_cost: Fee cost in fixed-point dollars. As an exact Decimal: ``fee_cost_decimal``.
+        subaccount_number: Subaccount number (0 for primary, 1-63 for subaccounts). Present for direct users.
+        ts: Unix timestamp when this fill was executed (legacy field name).
+    """
 
     fill_id: str
     exchange_index: ExchangeIndex
@@ -1460,7 +2168,23 @@ class Fill(Model, kw_only=True):
 
 
 class FcmFill(Model, kw_only=True):
-    """The ``FcmFill`` schema."""
+    """The ``FcmFill`` schema.
+
+    Attributes:
+        fill_id: Fill ID.
+        exchange_index: Identifier for an exchange shard.
+        ticker: Market ticker.
+        taker_outcome_side: Taker outcome side. The maker has the opposite outcome. One of ``"yes"``, ``"no"``.
+        count_fp: Filled contract count. As an exact Decimal: ``count``.
+        yes_price_dollars: YES price in dollars. As an exact Decimal: ``yes_price``.
+        created_time: Fill execution time.
+        maker_order_id: Maker order ID when owned by the FCM.
+        maker_subtrader_id: Maker subtrader ID when owned by the FCM.
+        maker_fee_cost: Maker fee in dollars when owned by the FCM. As an exact Decimal: ``maker_fee_cost_decimal``.
+        taker_order_id: Taker order ID when owned by the FCM.
+        taker_subtrader_id: Taker subtrader ID when owned by the FCM.
+        taker_fee_cost: Taker fee in dollars when owned by the FCM. As an exact Decimal: ``taker_fee_cost_decimal``.
+    """
 
     fill_id: str
     exchange_index: ExchangeIndex
@@ -1512,7 +2236,19 @@ class GetFcmFillsResponse(Model, kw_only=True):
 
 
 class StructuredTarget(Model, kw_only=True):
-    """The ``StructuredTarget`` schema."""
+    """The ``StructuredTarget`` schema.
+
+    Attributes:
+        id: Unique identifier for the structured target.
+        name: Name of the structured target.
+        type: Type of the structured target.
+        details: Additional details about the structured target. Contains flexible JSON data specific to the target
+            type.
+        source_id: External source identifier for the structured target, if available (e.g., third-party data provider
+            ID).
+        source_ids: Source ids of structured target if available.
+        last_updated_ts: Timestamp when this structured target was last updated.
+    """
 
     id: str | None = None
     name: str | None = None
@@ -1524,7 +2260,11 @@ class StructuredTarget(Model, kw_only=True):
 
 
 class GetStructuredTargetsResponse(Model, kw_only=True):
-    """The ``GetStructuredTargetsResponse`` schema."""
+    """The ``GetStructuredTargetsResponse`` schema.
+
+    Attributes:
+        cursor: Pagination cursor for the next page. Empty if there are no more results.
+    """
 
     structured_targets: list[StructuredTarget] | None = None
     cursor: str | None = None
@@ -1537,7 +2277,15 @@ class GetStructuredTargetResponse(Model, kw_only=True):
 
 
 class FCMSubtrader(Model, kw_only=True):
-    """The ``FCMSubtrader`` schema."""
+    """The ``FCMSubtrader`` schema.
+
+    Attributes:
+        subtrader_id: Full subtrader identifier owned by the authenticated FCM.
+        exchange_indices: Exchange indices where this subtrader has been observed.
+        trading_blocked: Effective trading block, including firm-wide and Kalshi restrictions.
+        fcm_trading_blocked: Whether an FCM-owned per-subtrader trading block is configured.
+        propagation_pending: Whether a configured per-subtrader block is awaiting engine application.
+    """
 
     subtrader_id: str
     exchange_indices: list[int]
@@ -1553,19 +2301,37 @@ class ListFCMSubtradersResponse(Model, kw_only=True):
 
 
 class CreateFCMSubtraderRequest(Model, kw_only=True):
-    """The ``CreateFCMSubtraderRequest`` schema."""
+    """The ``CreateFCMSubtraderRequest`` schema.
+
+    Attributes:
+        subtrader_suffix: Suffix for the new subtrader, 1-16 case-sensitive ASCII alphanumeric characters ([A-Za-z0-9]).
+            The full subtrader id becomes {your_account_id}_{suffix}.
+    """
 
     subtrader_suffix: str
 
 
 class CreateFCMSubtraderResponse(Model, kw_only=True):
-    """The ``CreateFCMSubtraderResponse`` schema."""
+    """The ``CreateFCMSubtraderResponse`` schema.
+
+    Attributes:
+        subtrader_id: The full id of the created subtrader.
+    """
 
     subtrader_id: str
 
 
 class GetFCMEventContractDailyCapResponse(Model, kw_only=True):
-    """The ``GetFCMEventContractDailyCapResponse`` schema."""
+    """The ``GetFCMEventContractDailyCapResponse`` schema.
+
+    Attributes:
+        limit: As an exact Decimal: ``limit_decimal``.
+        executed_utilization: As an exact Decimal: ``executed_utilization_decimal``.
+        resting_order_utilization: As an exact Decimal: ``resting_order_utilization_decimal``.
+        pending_order_utilization: As an exact Decimal: ``pending_order_utilization_decimal``.
+        cap_date: The New York calendar date the executed utilization applies to. Executed utilization resets at
+            midnight New York time; resting and pending reservations persist while their orders remain open.
+    """
 
     subtrader_id: str
     limit: FixedPointDollars
@@ -1596,7 +2362,12 @@ class GetFCMEventContractDailyCapResponse(Model, kw_only=True):
 
 
 class UpdateFCMEventContractDailyCapRequest(Model, kw_only=True):
-    """The ``UpdateFCMEventContractDailyCapRequest`` schema."""
+    """The ``UpdateFCMEventContractDailyCapRequest`` schema.
+
+    Attributes:
+        subtrader_id: The subtrader whose daily cap should be set. Must belong to the requesting FCM.
+        limit: As an exact Decimal: ``limit_decimal``.
+    """
 
     subtrader_id: str
     limit: FixedPointDollars
@@ -1608,13 +2379,25 @@ class UpdateFCMEventContractDailyCapRequest(Model, kw_only=True):
 
 
 class GetFCMSubtraderBlockedCategoriesResponse(Model, kw_only=True):
-    """The ``GetFCMSubtraderBlockedCategoriesResponse`` schema."""
+    """The ``GetFCMSubtraderBlockedCategoriesResponse`` schema.
+
+    Attributes:
+        categories: The event categories blocked for the subtrader, sorted ascending. Empty when no categories are
+            blocked.
+    """
 
     categories: list[str]
 
 
 class UpdateFCMSubtraderBlockedCategoriesRequest(Model, kw_only=True):
-    """The ``UpdateFCMSubtraderBlockedCategoriesRequest`` schema."""
+    """The ``UpdateFCMSubtraderBlockedCategoriesRequest`` schema.
+
+    Attributes:
+        subtrader_id: The subtrader whose blocked categories should be updated. Must belong to the requesting FCM.
+        category: A single event category to add to or remove from the blocked set, 1-100 characters (e.g. "Politics").
+        blocked: True adds the category to the blocked set; false removes it. Removing a category that is not blocked is
+            a no-op.
+    """
 
     subtrader_id: str
     category: str
@@ -1622,7 +2405,11 @@ class UpdateFCMSubtraderBlockedCategoriesRequest(Model, kw_only=True):
 
 
 class UpdateFCMSubtraderBlockedCategoriesResponse(Model, kw_only=True):
-    """The ``UpdateFCMSubtraderBlockedCategoriesResponse`` schema."""
+    """The ``UpdateFCMSubtraderBlockedCategoriesResponse`` schema.
+
+    Attributes:
+        categories: The subtrader's full resulting blocked set, sorted ascending.
+    """
 
     categories: list[str]
 
@@ -1632,35 +2419,67 @@ class EmptyResponse(Model, kw_only=True):
 
 
 class TargetBalanceAllocation(Model, kw_only=True):
-    """The ``TargetBalanceAllocation`` schema."""
+    """The ``TargetBalanceAllocation`` schema.
+
+    Attributes:
+        exchange_index: Exchange index that receives this percentage of sweepable balance.
+        percent: Target percentage of sweepable balance for the exchange index.
+    """
 
     exchange_index: int
     percent: int
 
 
 class TargetBalanceAllocationInput(Model, kw_only=True):
-    """The ``TargetBalanceAllocationInput`` schema."""
+    """The ``TargetBalanceAllocationInput`` schema.
+
+    Attributes:
+        exchange_index: Exchange index that receives this percentage of sweepable balance.
+        percent: Target percentage of sweepable balance for the exchange index.
+    """
 
     exchange_index: int
     percent: int
 
 
 class GetTargetBalanceAllocationResponse(Model, kw_only=True):
-    """The ``GetTargetBalanceAllocationResponse`` schema."""
+    """The ``GetTargetBalanceAllocationResponse`` schema.
+
+    Attributes:
+        resting_margin_reservation: Collateral an automatic rebalance leaves behind for resting orders. `none` reserves
+            no collateral for resting orders. `max` reserves the largest single market-side commitment. `sum` reserves
+            the summed margin of every resting order. One of ``"none"``, ``"max"``, ``"sum"``.
+    """
 
     allocations: list[TargetBalanceAllocation]
     resting_margin_reservation: RestingMarginReservation
 
 
 class SetTargetBalanceAllocationRequest(Model, kw_only=True):
-    """The ``SetTargetBalanceAllocationRequest`` schema."""
+    """The ``SetTargetBalanceAllocationRequest`` schema.
+
+    Attributes:
+        resting_margin_reservation: Defaults to `sum` when omitted. One of ``"none"``, ``"max"``, ``"sum"``.
+    """
 
     allocations: list[TargetBalanceAllocationInput]
     resting_margin_reservation: RestingMarginReservation | None = None
 
 
 class IntraExchangeInstanceTransferRequest(Model, kw_only=True):
-    """The ``IntraExchangeInstanceTransferRequest`` schema."""
+    """The ``IntraExchangeInstanceTransferRequest`` schema.
+
+    Attributes:
+        source: The source exchange instance. One of ``"event_contract"``, ``"margined"``.
+        destination: The destination exchange instance. One of ``"event_contract"``, ``"margined"``.
+        amount: The amount to transfer in centicents.
+        source_exchange_shard: Source exchange shard index (default 0).
+        destination_exchange_shard: Destination exchange shard index (default 0).
+        source_subaccount: Source subaccount number (default 0 for the primary account). Only supported for event
+            contract to event contract transfers.
+        destination_subaccount: Destination subaccount number (default 0 for the primary account). Only supported for
+            event contract to event contract transfers.
+    """
 
     source: ExchangeInstance
     destination: ExchangeInstance
@@ -1672,13 +2491,28 @@ class IntraExchangeInstanceTransferRequest(Model, kw_only=True):
 
 
 class IntraExchangeInstanceTransferResponse(Model, kw_only=True):
-    """The ``IntraExchangeInstanceTransferResponse`` schema."""
+    """The ``IntraExchangeInstanceTransferResponse`` schema.
+
+    Attributes:
+        transfer_id: The ID of the transfer that was created.
+    """
 
     transfer_id: str
 
 
 class IntraExchangeInstanceTransfer(Model, kw_only=True):
-    """The ``IntraExchangeInstanceTransfer`` schema."""
+    """The ``IntraExchangeInstanceTransfer`` schema.
+
+    Attributes:
+        transfer_id: Unique transfer id.
+        source: Source exchange instance. One of ``"event_contract"``, ``"margined"``.
+        destination: Destination exchange instance. One of ``"event_contract"``, ``"margined"``.
+        source_exchange_shard: Source exchange shard index.
+        destination_exchange_shard: Destination exchange shard index.
+        amount: Transfer amount in dollars. As an exact Decimal: ``amount_decimal``.
+        status: Transfer status. One of ``"pending"``, ``"complete"``.
+        created_ts: Unix timestamp when the transfer was created.
+    """
 
     transfer_id: str
     source: ExchangeInstance
@@ -1696,7 +2530,11 @@ class IntraExchangeInstanceTransfer(Model, kw_only=True):
 
 
 class GetIntraExchangeInstanceTransfersResponse(Model, kw_only=True):
-    """The ``GetIntraExchangeInstanceTransfersResponse`` schema."""
+    """The ``GetIntraExchangeInstanceTransfersResponse`` schema.
+
+    Attributes:
+        cursor: Cursor for the next page of results. Omitted when there are no further pages.
+    """
 
     transfers: list[IntraExchangeInstanceTransfer]
     cursor: str | None = None
@@ -1709,7 +2547,15 @@ class GetIntraExchangeInstanceTransferResponse(Model, kw_only=True):
 
 
 class OrderGroup(Model, kw_only=True):
-    """The ``OrderGroup`` schema."""
+    """The ``OrderGroup`` schema.
+
+    Attributes:
+        id: Unique identifier for the order group.
+        contracts_limit_fp: String representation of the current maximum contracts allowed over a rolling 15-second
+            window. As an exact Decimal: ``contracts_limit``.
+        is_auto_cancel_enabled: Whether auto-cancel is enabled for this order group.
+        exchange_index: Identifier for an exchange shard.
+    """
 
     id: str
     contracts_limit_fp: FixedPointCount | None = None
@@ -1729,7 +2575,15 @@ class GetOrderGroupsResponse(Model, kw_only=True):
 
 
 class GetOrderGroupResponse(Model, kw_only=True):
-    """The ``GetOrderGroupResponse`` schema."""
+    """The ``GetOrderGroupResponse`` schema.
+
+    Attributes:
+        is_auto_cancel_enabled: Whether auto-cancel is enabled for this order group.
+        contracts_limit_fp: String representation of the current maximum contracts allowed over a rolling 15-second
+            window. As an exact Decimal: ``contracts_limit``.
+        orders: List of order IDs that belong to this order group.
+        exchange_index: Identifier for an exchange shard.
+    """
 
     is_auto_cancel_enabled: bool
     contracts_limit_fp: FixedPointCount | None = None
@@ -1743,7 +2597,19 @@ class GetOrderGroupResponse(Model, kw_only=True):
 
 
 class CreateOrderGroupRequest(Model, kw_only=True):
-    """The ``CreateOrderGroupRequest`` schema."""
+    """The ``CreateOrderGroupRequest`` schema.
+
+    Attributes:
+        subaccount: Optional subaccount number to use for this order group (0 for primary, 1-63 for subaccounts).
+            Subaccount-restricted API keys must omit this field or pass their locked subaccount.
+        contracts_limit: Specifies the maximum number of contracts that can be matched within this group over a rolling
+            15-second window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided they
+            must match.
+        contracts_limit_fp: String representation of the maximum number of contracts that can be matched within this
+            group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided they
+            must match. As an exact Decimal: ``contracts_limit_decimal``.
+        exchange_index: Identifier for an exchange shard. Defaults to 0.
+    """
 
     subaccount: int | None = None
     contracts_limit: int | None = None
@@ -1757,7 +2623,16 @@ class CreateOrderGroupRequest(Model, kw_only=True):
 
 
 class UpdateOrderGroupLimitRequest(Model, kw_only=True):
-    """The ``UpdateOrderGroupLimitRequest`` schema."""
+    """The ``UpdateOrderGroupLimitRequest`` schema.
+
+    Attributes:
+        contracts_limit: New maximum number of contracts that can be matched within this group over a rolling 15-second
+            window. Whole contracts only. Provide contracts_limit or contracts_limit_fp; if both provided they must
+            match.
+        contracts_limit_fp: String representation of the new maximum number of contracts that can be matched within this
+            group over a rolling 15-second window. Provide contracts_limit or contracts_limit_fp; if both provided they
+            must match. As an exact Decimal: ``contracts_limit_decimal``.
+    """
 
     contracts_limit: int | None = None
     contracts_limit_fp: FixedPointCount | None = None
@@ -1769,7 +2644,13 @@ class UpdateOrderGroupLimitRequest(Model, kw_only=True):
 
 
 class CreateOrderGroupResponse(Model, kw_only=True):
-    """The ``CreateOrderGroupResponse`` schema."""
+    """The ``CreateOrderGroupResponse`` schema.
+
+    Attributes:
+        order_group_id: The unique identifier for the created order group.
+        subaccount: Subaccount number that owns the created order group (0 for primary, 1-63 for subaccounts).
+        exchange_index: Identifier for an exchange shard.
+    """
 
     order_group_id: str
     subaccount: int
@@ -1777,13 +2658,41 @@ class CreateOrderGroupResponse(Model, kw_only=True):
 
 
 class GetCommunicationsIDResponse(Model, kw_only=True):
-    """The ``GetCommunicationsIDResponse`` schema."""
+    """The ``GetCommunicationsIDResponse`` schema.
+
+    Attributes:
+        communications_id: A public communications ID which is used to identify the user.
+    """
 
     communications_id: str
 
 
 class BlockTradeProposal(Model, kw_only=True):
-    """The ``BlockTradeProposal`` schema."""
+    """The ``BlockTradeProposal`` schema.
+
+    Attributes:
+        id: Unique identifier for the block trade proposal.
+        proposer_user_id: User ID of the proposal creator.
+        buyer_user_id: User ID of the buyer. Empty when the authenticated user is not the buyer.
+        buyer_subtrader_id: Subtrader ID of the buyer. Empty when the authenticated user is not the buyer.
+        seller_user_id: User ID of the seller. Empty when the authenticated user is not the seller.
+        seller_subtrader_id: Subtrader ID of the seller. Empty when the authenticated user is not the seller.
+        market_ticker: The ticker of the market for this block trade.
+        price_centi_cents: Price in centi-cents.
+        centicount: Number of contracts in centicounts.
+        maker_side: The maker side of the trade. One of ``"yes"``, ``"no"``.
+        expiration_ts: Expiration time of the proposal.
+        status: Current status of the proposal.
+        created_ts: Timestamp when the proposal was created.
+        updated_ts: Timestamp when the proposal was last updated.
+        buyer_accepted: Whether the buyer has accepted the proposal.
+        seller_accepted: Whether the seller has accepted the proposal.
+        buyer_accepted_ts: Timestamp when the buyer accepted.
+        seller_accepted_ts: Timestamp when the seller accepted.
+        executed_ts: Timestamp when the proposal was executed.
+        buyer_order_id: Order ID for the buyer after the proposal is executed.
+        seller_order_id: Order ID for the seller after the proposal is executed.
+    """
 
     id: str
     proposer_user_id: str
@@ -1809,14 +2718,35 @@ class BlockTradeProposal(Model, kw_only=True):
 
 
 class GetBlockTradeProposalsResponse(Model, kw_only=True):
-    """The ``GetBlockTradeProposalsResponse`` schema."""
+    """The ``GetBlockTradeProposalsResponse`` schema.
+
+    Attributes:
+        block_trade_proposals: List of block trade proposals.
+        cursor: Cursor for pagination to get the next page of results.
+    """
 
     block_trade_proposals: list[BlockTradeProposal]
     cursor: str | None = None
 
 
 class ProposeBlockTradeRequest(Model, kw_only=True):
-    """The ``ProposeBlockTradeRequest`` schema."""
+    """The ``ProposeBlockTradeRequest`` schema.
+
+    Attributes:
+        buyer_user_id: User ID of the buyer.
+        buyer_subtrader_id: Subtrader ID of the buyer. Provide either this or buyer_subaccount, not both.
+        buyer_subaccount: User-managed subaccount number of the buyer (0 for primary, 1-63 for numbered subaccounts).
+            Provide either this or buyer_subtrader_id, not both.
+        seller_user_id: User ID of the seller.
+        seller_subtrader_id: Subtrader ID of the seller. Provide either this or seller_subaccount, not both.
+        seller_subaccount: User-managed subaccount number of the seller (0 for primary, 1-63 for numbered subaccounts).
+            Provide either this or seller_subtrader_id, not both.
+        market_ticker: The ticker of the market for this block trade.
+        price_centi_cents: Price in centi-cents.
+        centicount: Number of contracts in centicounts.
+        maker_side: The maker side of the trade. One of ``"yes"``, ``"no"``.
+        expiration_ts: Expiration time of the proposal.
+    """
 
     buyer_user_id: str
     buyer_subtrader_id: str | None = None
@@ -1832,20 +2762,52 @@ class ProposeBlockTradeRequest(Model, kw_only=True):
 
 
 class ProposeBlockTradeResponse(Model, kw_only=True):
-    """The ``ProposeBlockTradeResponse`` schema."""
+    """The ``ProposeBlockTradeResponse`` schema.
+
+    Attributes:
+        block_trade_proposal_id: The ID of the newly created block trade proposal.
+    """
 
     block_trade_proposal_id: str
 
 
 class AcceptBlockTradeProposalRequest(Model, kw_only=True):
-    """The ``AcceptBlockTradeProposalRequest`` schema."""
+    """The ``AcceptBlockTradeProposalRequest`` schema.
+
+    Attributes:
+        subtrader_id: Subtrader ID to accept as. Provide either this or subaccount, not both.
+        subaccount: User-managed subaccount number to accept as (0 for primary, 1-63 for numbered subaccounts). Provide
+            either this or subtrader_id, not both.
+    """
 
     subtrader_id: str | None = None
     subaccount: int | None = None
 
 
 class RFQ(Model, kw_only=True):
-    """The ``RFQ`` schema."""
+    """The ``RFQ`` schema.
+
+    Attributes:
+        id: UUID of the RFQ. Preserve the exact returned string.
+        creator_id: Public communications ID of the RFQ creator (anonymized). Set to "0" for other users when
+            obscure_creator_id is enabled.
+        market_ticker: The ticker of the market this RFQ is for.
+        contracts_fp: String representation of the number of contracts requested in the RFQ. As an exact Decimal:
+            ``contracts``.
+        target_cost_dollars: Total value of the RFQ in dollars. As an exact Decimal: ``target_cost``.
+        target_cost_excludes_fees: True when the target cost is principal-only and quote sizes are computed without
+            reserving taker fees (fees are charged on top).
+        status: Current status of the RFQ (open, closed). One of ``"open"``, ``"closed"``.
+        created_ts: Timestamp when the RFQ was created.
+        mve_collection_ticker: Ticker of the MVE collection this market belongs to.
+        mve_selected_legs: Selected legs for the MVE collection.
+        rest_remainder: Whether to rest the remainder of the RFQ after execution.
+        cancellation_reason: Reason for RFQ cancellation if cancelled.
+        creator_user_id: User ID of the RFQ creator (private field).
+        creator_subaccount: Subaccount number of the RFQ creator (visible when the caller is the RFQ creator).
+        cancelled_ts: Timestamp when the RFQ was cancelled.
+        updated_ts: Timestamp when the RFQ was last updated.
+    """
 
     id: str
     creator_id: str
@@ -1878,20 +2840,52 @@ class RFQ(Model, kw_only=True):
 
 
 class GetRFQsResponse(Model, kw_only=True):
-    """The ``GetRFQsResponse`` schema."""
+    """The ``GetRFQsResponse`` schema.
+
+    Attributes:
+        rfqs: List of RFQs matching the query criteria.
+        cursor: Cursor for pagination to get the next page of results.
+    """
 
     rfqs: list[RFQ]
     cursor: str | None = None
 
 
 class GetRFQResponse(Model, kw_only=True):
-    """The ``GetRFQResponse`` schema."""
+    """The ``GetRFQResponse`` schema.
+
+    Attributes:
+        rfq: The details of the requested RFQ.
+    """
 
     rfq: RFQ
 
 
 class CreateRFQRequest(Model, kw_only=True):
-    """The ``CreateRFQRequest`` schema."""
+    """The ``CreateRFQRequest`` schema.
+
+    Attributes:
+        market_ticker: The ticker of the market for which to create an RFQ.
+        contracts: Whole-contract count for the RFQ. Use contracts_fp for partial contract values; if both are provided,
+            they must match.
+        contracts_fp: Fixed-point number of contracts for the RFQ. Supports partial contracts in 0.01-contract
+            increments; if contracts is also provided, both values must match. As an exact Decimal:
+            ``contracts_decimal``.
+        target_cost_centi_cents: DEPRECATED: The target cost for the RFQ in centi-cents. Use target_cost_dollars
+            instead.
+        target_cost_dollars: The target cost for the RFQ in dollars. As an exact Decimal: ``target_cost``.
+        target_cost_excludes_fees: Sizes quotes against the target cost as principal only (contracts = target cost /
+            price), with your taker fees charged on top of the target cost. By default (false) the target cost caps
+            principal plus Kalshi fees, and quote sizes are reduced to make room for the fees. Only valid together with
+            a ...
+        obscure_creator_id: Hide the RFQ creator ID from other users until successful execution. The creator always sees
+            their own ID.
+        rest_remainder: Whether to rest the remainder of the RFQ after execution.
+        replace_existing: Whether to delete existing RFQs as part of this RFQ's creation.
+        subtrader_id: The subtrader to create the RFQ for (FCM members only).
+        subaccount: The subaccount number to create the RFQ for (direct members only; 0 for primary, 1-63 for
+            subaccounts).
+    """
 
     market_ticker: str
     contracts: int | None = None
@@ -1919,13 +2913,54 @@ class CreateRFQRequest(Model, kw_only=True):
 
 
 class CreateRFQResponse(Model, kw_only=True):
-    """The ``CreateRFQResponse`` schema."""
+    """The ``CreateRFQResponse`` schema.
+
+    Attributes:
+        id: UUID of the newly created RFQ. Pass it unchanged in subsequent requests.
+    """
 
     id: str
 
 
 class Quote(Model, kw_only=True):
-    """The ``Quote`` schema."""
+    """The ``Quote`` schema.
+
+    Attributes:
+        id: UUID of the quote. Preserve the exact returned string.
+        rfq_id: UUID of the RFQ this quote is responding to.
+        creator_id: Public communications ID of the quote creator.
+        rfq_creator_id: Public communications ID of the RFQ creator (anonymized). Set to "0" for other users when
+            obscure_creator_id is enabled.
+        market_ticker: The ticker of the market this quote is for.
+        contracts_fp: String representation of the number of contracts in the quote. As an exact Decimal: ``contracts``.
+        yes_bid_dollars: Bid price for YES contracts, in dollars. As an exact Decimal: ``yes_bid``.
+        no_bid_dollars: Bid price for NO contracts, in dollars. As an exact Decimal: ``no_bid``.
+        created_ts: Timestamp when the quote was created.
+        updated_ts: Timestamp when the quote was last updated.
+        status: Current status of the quote. One of ``"open"``, ``"accepted"``, ``"confirmed"``, ``"executed"``,
+            ``"cancelled"``.
+        accepted_side: The side that was accepted (yes or no). One of ``"yes"``, ``"no"``.
+        accepted_ts: Timestamp when the quote was accepted.
+        confirmed_ts: Timestamp when the quote was confirmed.
+        executed_ts: Timestamp when the quote was executed.
+        cancelled_ts: Timestamp when the quote was cancelled.
+        rest_remainder: Whether to rest the remainder of the quote after execution.
+        post_only: Whether the quote creator's order is post-only (visible when the caller is the quote creator).
+        cancellation_reason: Reason for quote cancellation if cancelled.
+        creator_user_id: User ID of the quote creator (private field).
+        rfq_creator_user_id: User ID of the RFQ creator (private field).
+        rfq_target_cost_dollars: Total value requested in the RFQ in dollars. As an exact Decimal: ``rfq_target_cost``.
+        target_cost_excludes_fees: True when the RFQ's target cost is principal-only and the contracts-offered sizes
+            were computed without reserving taker fees (fees are charged on top of the target cost).
+        rfq_creator_order_id: Order ID for the RFQ creator (private field).
+        creator_order_id: Order ID for the quote creator (private field).
+        creator_subaccount: Subaccount number of the quote creator (visible when the caller is the quote creator).
+        rfq_creator_subaccount: Subaccount number of the RFQ creator (visible when the caller is the RFQ creator).
+        yes_contracts_fp: Number of YES contracts offered in the quote (fixed-point). As an exact Decimal:
+            ``yes_contracts``.
+        no_contracts_fp: Number of NO contracts offered in the quote (fixed-point). As an exact Decimal:
+            ``no_contracts``.
+    """
 
     id: str
     rfq_id: str
@@ -1993,20 +3028,39 @@ class Quote(Model, kw_only=True):
 
 
 class GetQuotesResponse(Model, kw_only=True):
-    """The ``GetQuotesResponse`` schema."""
+    """The ``GetQuotesResponse`` schema.
+
+    Attributes:
+        quotes: List of quotes matching the query criteria.
+        cursor: Cursor for pagination to get the next page of results.
+    """
 
     quotes: list[Quote]
     cursor: str | None = None
 
 
 class GetQuoteResponse(Model, kw_only=True):
-    """The ``GetQuoteResponse`` schema."""
+    """The ``GetQuoteResponse`` schema.
+
+    Attributes:
+        quote: The details of the requested quote.
+    """
 
     quote: Quote
 
 
 class CreateQuoteRequest(Model, kw_only=True):
-    """The ``CreateQuoteRequest`` schema."""
+    """The ``CreateQuoteRequest`` schema.
+
+    Attributes:
+        rfq_id: The UUID of the RFQ to quote on. Pass the RFQ ID unchanged; malformed IDs return HTTP 400.
+        yes_bid: The bid price for YES contracts, in dollars. As an exact Decimal: ``yes_bid_decimal``.
+        no_bid: The bid price for NO contracts, in dollars. As an exact Decimal: ``no_bid_decimal``.
+        rest_remainder: Whether to rest the remainder of the quote after execution.
+        post_only: If true, the quote creator's resting order will be cancelled rather than crossed if it would take
+            liquidity. Defaults to false.
+        subaccount: Optional subaccount number to place the quote under (0 for primary, 1-63 for subaccounts).
+    """
 
     rfq_id: str
     yes_bid: FixedPointDollars
@@ -2027,13 +3081,21 @@ class CreateQuoteRequest(Model, kw_only=True):
 
 
 class CreateQuoteResponse(Model, kw_only=True):
-    """The ``CreateQuoteResponse`` schema."""
+    """The ``CreateQuoteResponse`` schema.
+
+    Attributes:
+        id: UUID of the newly created quote. Pass it unchanged in subsequent requests.
+    """
 
     id: str
 
 
 class AcceptQuoteRequest(Model, kw_only=True):
-    """The ``AcceptQuoteRequest`` schema."""
+    """The ``AcceptQuoteRequest`` schema.
+
+    Attributes:
+        accepted_side: The side of the quote to accept (yes or no). One of ``"yes"``, ``"no"``.
+    """
 
     accepted_side: OutcomeSide
 
@@ -2045,7 +3107,39 @@ class GetOrderResponse(Model, kw_only=True):
 
 
 class CreateOrderRequest(Model, kw_only=True):
-    """The ``CreateOrderRequest`` schema."""
+    """The ``CreateOrderRequest`` schema.
+
+    Attributes:
+        side: One of ``"yes"``, ``"no"``.
+        action: One of ``"buy"``, ``"sell"``.
+        count: Order quantity in contracts (whole contracts only). Provide count or count_fp; if both provided they must
+            match.
+        count_fp: String representation of the order quantity in contracts. Provide count or count_fp; if both provided
+            they must match. As an exact Decimal: ``count_decimal``.
+        yes_price_dollars: Submitting price of the Yes side in fixed-point dollars. As an exact Decimal:
+            ``yes_price_decimal``.
+        no_price_dollars: Submitting price of the No side in fixed-point dollars. As an exact Decimal:
+            ``no_price_decimal``.
+        expiration_ts: Optional Unix timestamp in seconds for when the order expires. To place an expiring order, set
+            `time_in_force` to `good_till_canceled` and provide this `expiration_ts`. `GTT` is an internal execution
+            type and is not a valid API value for `time_in_force`. The `immediate_or_cancel` time-in-force ...
+        time_in_force: Specifies how long the order remains active. Use `good_till_canceled` with `expiration_ts` for an
+            order that should rest until a specific expiration time; without `expiration_ts`, `good_till_canceled` is a
+            true good-till-canceled order. `GTT` is not a valid API value. One of ``"fill_or_kill"``,
+            ``"good_till_canceled"``, ``"immediate_or_cancel"``.
+        buy_max_cost: Maximum cost in cents. When specified, the order will automatically have Fill-or-Kill (FoK)
+            behavior.
+        sell_position_floor: Deprecated: Use reduce_only instead. Only accepts value of 0.
+        self_trade_prevention_type: The self-trade prevention type for orders. `taker_at_cross` cancels the taker order
+            when it would trade against another order from the same user; execution stops and any partial fills already
+            matched are executed. `maker` cancels the resting maker order and continues matching. One of
+            ``"taker_at_cross"``, ``"maker"``.
+        order_group_id: The order group this order is part of.
+        cancel_order_on_pause: If this flag is set to true, the order will be canceled if the order is open and trading
+            on the exchange is paused for any reason.
+        subaccount: The subaccount number to use for this order. 0 is the primary subaccount.
+        exchange_index: Exchange shard index. Defaults to 0. Use -1 to auto-route by market ticker.
+    """
 
     ticker: str
     client_order_id: str | None = None
@@ -2112,14 +3206,26 @@ class BatchCreateOrdersIndividualResponse(Model, kw_only=True):
 
 
 class BatchCancelOrdersRequest(Model, kw_only=True):
-    """The ``BatchCancelOrdersRequest`` schema."""
+    """The ``BatchCancelOrdersRequest`` schema.
+
+    Attributes:
+        ids: An array of order IDs to cancel.
+        orders: An array of orders to cancel, each optionally specifying a subaccount.
+    """
 
     ids: list[str] | None = None
     orders: list[BatchCancelOrdersRequestOrder] | None = None
 
 
 class BatchCancelOrdersRequestOrder(Model, kw_only=True):
-    """The ``BatchCancelOrdersRequestOrder`` schema."""
+    """The ``BatchCancelOrdersRequestOrder`` schema.
+
+    Attributes:
+        order_id: Order ID to cancel.
+        subaccount: Optional subaccount number to use for this cancellation (0 for primary, 1-63 for subaccounts).
+        exchange_index: Exchange shard index. Defaults to 0. Use -1 to auto-route by market ticker.
+        market_ticker: Market ticker. Required when exchange_index is -1 (auto).
+    """
 
     order_id: str
     subaccount: int | None = None
@@ -2134,7 +3240,13 @@ class BatchCancelOrdersResponse(Model, kw_only=True):
 
 
 class BatchCancelOrdersIndividualResponse(Model, kw_only=True):
-    """The ``BatchCancelOrdersIndividualResponse`` schema."""
+    """The ``BatchCancelOrdersIndividualResponse`` schema.
+
+    Attributes:
+        order_id: The order ID to identify which order had an error during batch cancellation.
+        reduced_by_fp: String representation of the number of contracts that were successfully canceled from this order.
+            As an exact Decimal: ``reduced_by``.
+    """
 
     order_id: str
     order: Order | None = None
@@ -2148,7 +3260,27 @@ class BatchCancelOrdersIndividualResponse(Model, kw_only=True):
 
 
 class AmendOrderRequest(Model, kw_only=True):
-    """The ``AmendOrderRequest`` schema."""
+    """The ``AmendOrderRequest`` schema.
+
+    Attributes:
+        subaccount: Optional subaccount number to use for this amendment (0 for primary, 1-63 for subaccounts).
+        ticker: Market ticker.
+        side: Side of the order. One of ``"yes"``, ``"no"``.
+        action: Action of the order. One of ``"buy"``, ``"sell"``.
+        client_order_id: The original client-specified order ID to be amended.
+        updated_client_order_id: The new client-specified order ID after amendment.
+        yes_price: Updated yes price for the order in cents.
+        no_price: Updated no price for the order in cents.
+        yes_price_dollars: Updated yes price for the order in fixed-point dollars. Exactly one of yes_price, no_price,
+            yes_price_dollars, and no_price_dollars must be passed. As an exact Decimal: ``yes_price_decimal``.
+        no_price_dollars: Updated no price for the order in fixed-point dollars. Exactly one of yes_price, no_price,
+            yes_price_dollars, and no_price_dollars must be passed. As an exact Decimal: ``no_price_decimal``.
+        count: Updated quantity for the order (whole contracts only). If updating quantity, provide count or count_fp;
+            if both provided they must match.
+        count_fp: String representation of the updated quantity for the order. If updating quantity, provide count or
+            count_fp; if both provided they must match. As an exact Decimal: ``count_decimal``.
+        exchange_index: Exchange shard index. Defaults to 0. Use -1 to auto-route by market ticker.
+    """
 
     subaccount: int | None = None
     ticker: str
@@ -2181,14 +3313,47 @@ class AmendOrderRequest(Model, kw_only=True):
 
 
 class AmendOrderResponse(Model, kw_only=True):
-    """The ``AmendOrderResponse`` schema."""
+    """The ``AmendOrderResponse`` schema.
+
+    Attributes:
+        old_order: The order before amendment.
+        order: The order after amendment.
+    """
 
     old_order: Order
     order: Order
 
 
 class CreateOrderV2Request(Model, kw_only=True):
-    """The ``CreateOrderV2Request`` schema."""
+    """The ``CreateOrderV2Request`` schema.
+
+    Attributes:
+        side: Side of the book for an order or trade. For event markets, this refers to the YES leg only: `bid` means
+            buy YES, `ask` means sell YES. (Selling YES is economically equivalent to buying NO at `1 - price`, but this
+            endpoint quotes everything from the YES side.). One of ``"bid"``, ``"ask"``.
+        count: String representation of the order quantity in contracts. As an exact Decimal: ``count_decimal``.
+        price: Price for the order in fixed-point dollars. As an exact Decimal: ``price_decimal``.
+        expiration_time: Optional Unix timestamp in seconds for when the order expires. To place an expiring order, set
+            `time_in_force` to `good_till_canceled` and provide this `expiration_time`. `GTT` is an internal execution
+            type and is not a valid API value for `time_in_force`. The `immediate_or_cancel` time-in-force ...
+        time_in_force: Specifies how long the order remains active. Use `good_till_canceled` with `expiration_time` for
+            an order that should rest until a specific expiration time; without `expiration_time`, `good_till_canceled`
+            is a true good-till-canceled order. `GTT` is not a valid API value. One of ``"fill_or_kill"``,
+            ``"good_till_canceled"``, ``"immediate_or_cancel"``.
+        self_trade_prevention_type: The self-trade prevention type for orders. `taker_at_cross` cancels the taker order
+            when it would trade against another order from the same user; execution stops and any partial fills already
+            matched are executed. `maker` cancels the resting maker order and continues matching. One of
+            ``"taker_at_cross"``, ``"maker"``.
+        cancel_order_on_pause: If this flag is set to true, the order will be canceled if the order is open and trading
+            on the exchange is paused for any reason.
+        reduce_only: Specifies whether the order place count should be capped by the member's current position. Orders
+            with reduce_only set to true will be rejected unless time_in_force is immediate_or_cancel.
+        subaccount: The subaccount number to use for this order. 0 is the primary subaccount. Subaccount-restricted API
+            keys must omit this field or pass their locked subaccount.
+        order_group_id: The order group this order is part of.
+        exchange_index: Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0.
+            Use -1 to require auto-routing by ticker.
+    """
 
     ticker: str
     client_order_id: str | None = None
@@ -2217,7 +3382,18 @@ class CreateOrderV2Request(Model, kw_only=True):
 
 
 class CreateOrderV2Response(Model, kw_only=True):
-    """The ``CreateOrderV2Response`` schema."""
+    """The ``CreateOrderV2Response`` schema.
+
+    Attributes:
+        fill_count: Number of contracts filled immediately upon placement. As an exact Decimal: ``fill_count_decimal``.
+        remaining_count: Number of contracts remaining after placement. For IOC orders, this reflects the final state
+            after unfilled contracts are canceled. As an exact Decimal: ``remaining_count_decimal``.
+        average_fill_price: Volume-weighted average fill price. Only present when fill_count > 0. As an exact Decimal:
+            ``average_fill_price_decimal``.
+        average_fee_paid: Volume-weighted average fee paid per contract for fills resulting from this request. Only
+            present when fill_count > 0. As an exact Decimal: ``average_fee_paid_decimal``.
+        ts_ms: Matching engine timestamp at which the order was processed, as Unix epoch milliseconds.
+    """
 
     order_id: str
     client_order_id: str | None = None
@@ -2249,7 +3425,13 @@ class CreateOrderV2Response(Model, kw_only=True):
 
 
 class CancelOrderV2Response(Model, kw_only=True):
-    """The ``CancelOrderV2Response`` schema."""
+    """The ``CancelOrderV2Response`` schema.
+
+    Attributes:
+        reduced_by: Number of contracts that were canceled (i.e. the remaining count at time of cancellation). As an
+            exact Decimal: ``reduced_by_decimal``.
+        ts_ms: Matching engine timestamp at which the cancellation was processed, as Unix epoch milliseconds.
+    """
 
     order_id: str
     client_order_id: str | None = None
@@ -2263,7 +3445,17 @@ class CancelOrderV2Response(Model, kw_only=True):
 
 
 class DecreaseOrderV2Request(Model, kw_only=True):
-    """The ``DecreaseOrderV2Request`` schema."""
+    """The ``DecreaseOrderV2Request`` schema.
+
+    Attributes:
+        reduce_by: String representation of the number of contracts to reduce by. Exactly one of `reduce_by` or
+            `reduce_to` must be provided. As an exact Decimal: ``reduce_by_decimal``.
+        reduce_to: String representation of the number of contracts to reduce to. Exactly one of `reduce_by` or
+            `reduce_to` must be provided. As an exact Decimal: ``reduce_to_decimal``.
+        exchange_index: Exchange shard index. If omitted, auto-routes when market_ticker is provided; otherwise defaults
+            to 0. Use -1 to require auto-routing by market ticker.
+        market_ticker: Market ticker used for auto-routing when exchange_index is omitted or -1.
+    """
 
     reduce_by: FixedPointCount | None = None
     reduce_to: FixedPointCount | None = None
@@ -2282,7 +3474,13 @@ class DecreaseOrderV2Request(Model, kw_only=True):
 
 
 class DecreaseOrderV2Response(Model, kw_only=True):
-    """The ``DecreaseOrderV2Response`` schema."""
+    """The ``DecreaseOrderV2Response`` schema.
+
+    Attributes:
+        remaining_count: Number of contracts remaining after the decrease. As an exact Decimal:
+            ``remaining_count_decimal``.
+        ts_ms: Matching engine timestamp at which the decrease was processed, as Unix epoch milliseconds.
+    """
 
     order_id: str
     client_order_id: str | None = None
@@ -2296,7 +3494,22 @@ class DecreaseOrderV2Response(Model, kw_only=True):
 
 
 class AmendOrderV2Request(Model, kw_only=True):
-    """The ``AmendOrderV2Request`` schema."""
+    """The ``AmendOrderV2Request`` schema.
+
+    Attributes:
+        ticker: Market ticker.
+        side: Side of the order. One of ``"bid"``, ``"ask"``.
+        price: Updated price for the order in fixed-point dollars. As an exact Decimal: ``price_decimal``.
+        count: Updated total/max fillable count for the order. Set this to the order's already filled count plus the
+            desired resting remaining count after the amend. As an exact Decimal: ``count_decimal``.
+        client_order_id: The original client-specified order ID to be amended.
+        updated_client_order_id: The new client-specified order ID after amendment.
+        expiration_time: New Unix expiration timestamp in seconds. Omit to preserve the current expiry, or use 0 to
+            remove it (good-till-canceled). A nonzero expiry must be in the future. Send the current price and total
+            quantity for an expiry-only amendment; this preserves queue position.
+        exchange_index: Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0.
+            Use -1 to require auto-routing by ticker.
+    """
 
     ticker: str
     side: BookSide
@@ -2319,7 +3532,20 @@ class AmendOrderV2Request(Model, kw_only=True):
 
 
 class AmendOrderV2Response(Model, kw_only=True):
-    """The ``AmendOrderV2Response`` schema."""
+    """The ``AmendOrderV2Response`` schema.
+
+    Attributes:
+        remaining_count: Number of resting contracts remaining after the amend. This is the actual post-amend resting
+            quantity, not the request's total/max fillable count. Only present when the amend caused a fill or changed
+            the resting size. As an exact Decimal: ``remaining_count_decimal``.
+        fill_count: Number of contracts filled as a result of the amend crossing the book. Only present when fills
+            occurred or remaining size changed. As an exact Decimal: ``fill_count_decimal``.
+        average_fill_price: Volume-weighted average fill price for fills resulting from the amend. Only present when
+            fills occurred. As an exact Decimal: ``average_fill_price_decimal``.
+        average_fee_paid: Volume-weighted average fee paid per contract for fills resulting from the amend. Only present
+            when fills occurred. As an exact Decimal: ``average_fee_paid_decimal``.
+        ts_ms: Matching engine timestamp at which the amend was processed, as Unix epoch milliseconds.
+    """
 
     order_id: str
     client_order_id: str | None = None
@@ -2363,7 +3589,11 @@ class BatchCreateOrdersV2Response(Model, kw_only=True):
 
 
 class BatchCancelOrdersV2Request(Model, kw_only=True):
-    """The ``BatchCancelOrdersV2Request`` schema."""
+    """The ``BatchCancelOrdersV2Request`` schema.
+
+    Attributes:
+        orders: An array of orders to cancel, each optionally specifying a subaccount.
+    """
 
     orders: list[BatchCancelOrdersV2RequestOrdersItem]
 
@@ -2375,7 +3605,15 @@ class BatchCancelOrdersV2Response(Model, kw_only=True):
 
 
 class AssociatedEvent(Model, kw_only=True):
-    """The ``AssociatedEvent`` schema."""
+    """The ``AssociatedEvent`` schema.
+
+    Attributes:
+        ticker: The event ticker.
+        is_yes_only: Whether only the 'yes' side can be used for this event.
+        size_max: Maximum number of markets from this event (inclusive). Null means no limit.
+        size_min: Minimum number of markets from this event (inclusive). Null means no limit.
+        active_quoters: List of active quoters for this event.
+    """
 
     ticker: str
     is_yes_only: bool
@@ -2385,7 +3623,30 @@ class AssociatedEvent(Model, kw_only=True):
 
 
 class MultivariateEventCollection(Model, kw_only=True):
-    """The ``MultivariateEventCollection`` schema."""
+    """The ``MultivariateEventCollection`` schema.
+
+    Attributes:
+        collection_ticker: Unique identifier for the collection.
+        series_ticker: Series associated with the collection. Events produced in the collection will be associated with
+            this series.
+        exchange_index: Exchange index inherited from the collection's series.
+        title: Title of the collection.
+        description: Short description of the collection.
+        open_date: The open date of the collection. Before this time, the collection cannot be interacted with.
+        close_date: The close date of the collection. After this time, the collection cannot be interacted with.
+        associated_events: List of events with their individual configuration.
+        associated_event_tickers: [DEPRECATED - Use associated_events instead] A list of events associated with the
+            collection. Markets in these events can be passed as inputs to the Lookup and Create endpoints.
+        is_ordered: Whether the collection is ordered. If true, the order of markets passed into Lookup/Create affects
+            the output. If false, the order does not matter.
+        is_single_market_per_event: [DEPRECATED - Use associated_events instead] Whether the collection accepts multiple
+            markets from the same event passed into Lookup/Create.
+        is_all_yes: [DEPRECATED - Use associated_events instead] Whether the collection requires that only the market
+            side of 'yes' may be used.
+        size_min: The minimum number of markets that must be passed into Lookup/Create (inclusive).
+        size_max: The maximum number of markets that must be passed into Lookup/Create (inclusive).
+        functional_description: A functional description of the collection describing how inputs affect the output.
+    """
 
     collection_ticker: str
     series_ticker: str
@@ -2405,20 +3666,37 @@ class MultivariateEventCollection(Model, kw_only=True):
 
 
 class GetMultivariateEventCollectionResponse(Model, kw_only=True):
-    """The ``GetMultivariateEventCollectionResponse`` schema."""
+    """The ``GetMultivariateEventCollectionResponse`` schema.
+
+    Attributes:
+        multivariate_contract: The multivariate event collection.
+    """
 
     multivariate_contract: MultivariateEventCollection
 
 
 class GetMultivariateEventCollectionsResponse(Model, kw_only=True):
-    """The ``GetMultivariateEventCollectionsResponse`` schema."""
+    """The ``GetMultivariateEventCollectionsResponse`` schema.
+
+    Attributes:
+        multivariate_contracts: List of multivariate event collections.
+        cursor: The Cursor represents a pointer to the next page of records in the pagination. Use the value returned
+            here in the cursor query parameter for this end-point to get the next page containing limit records. An
+            empty value of this field indicates there is no next page.
+    """
 
     multivariate_contracts: list[MultivariateEventCollection]
     cursor: str | None = None
 
 
 class TickerPair(Model, kw_only=True):
-    """The ``TickerPair`` schema."""
+    """The ``TickerPair`` schema.
+
+    Attributes:
+        market_ticker: Market ticker identifier.
+        event_ticker: Event ticker identifier.
+        side: Side of the market (yes or no). One of ``"yes"``, ``"no"``.
+    """
 
     market_ticker: str
     event_ticker: str
@@ -2426,14 +3704,25 @@ class TickerPair(Model, kw_only=True):
 
 
 class CreateMarketInMultivariateEventCollectionRequest(Model, kw_only=True):
-    """The ``CreateMarketInMultivariateEventCollectionRequest`` schema."""
+    """The ``CreateMarketInMultivariateEventCollectionRequest`` schema.
+
+    Attributes:
+        selected_markets: List of selected markets that act as parameters to determine which market is created.
+        with_market_payload: Whether to include the market payload in the response.
+    """
 
     selected_markets: list[TickerPair]
     with_market_payload: bool | None = None
 
 
 class CreateMarketInMultivariateEventCollectionResponse(Model, kw_only=True):
-    """The ``CreateMarketInMultivariateEventCollectionResponse`` schema."""
+    """The ``CreateMarketInMultivariateEventCollectionResponse`` schema.
+
+    Attributes:
+        event_ticker: Event ticker for the created market.
+        market_ticker: Market ticker for the created market.
+        market: Market payload of the created market.
+    """
 
     event_ticker: str
     market_ticker: str
@@ -2454,20 +3743,34 @@ class GetMarketOrderbooksResponse(Model, kw_only=True):
 
 
 class MarketOrderbookFp(Model, kw_only=True):
-    """The ``MarketOrderbookFp`` schema."""
+    """The ``MarketOrderbookFp`` schema.
+
+    Attributes:
+        orderbook_fp: Orderbook with fixed-point contract counts (fp) in all dollar price levels.
+    """
 
     ticker: str
     orderbook_fp: OrderbookCountFp
 
 
 class GetMarketOrderbookResponse(Model, kw_only=True):
-    """The ``GetMarketOrderbookResponse`` schema."""
+    """The ``GetMarketOrderbookResponse`` schema.
+
+    Attributes:
+        orderbook_fp: Orderbook with fixed-point contract counts (fp) in all price levels.
+    """
 
     orderbook_fp: OrderbookCountFp
 
 
 class GetEventsResponse(Model, kw_only=True):
-    """The ``GetEventsResponse`` schema."""
+    """The ``GetEventsResponse`` schema.
+
+    Attributes:
+        events: Array of events matching the query criteria.
+        milestones: Array of milestones related to the events.
+        cursor: Pagination cursor for the next page. Empty if there are no more results.
+    """
 
     events: list[EventData]
     milestones: list[Milestone] | None = None
@@ -2475,14 +3778,31 @@ class GetEventsResponse(Model, kw_only=True):
 
 
 class GetMultivariateEventsResponse(Model, kw_only=True):
-    """The ``GetMultivariateEventsResponse`` schema."""
+    """The ``GetMultivariateEventsResponse`` schema.
+
+    Attributes:
+        events: Array of multivariate events matching the query criteria.
+        cursor: Pagination cursor for the next page. Empty if there are no more results.
+    """
 
     events: list[EventData]
     cursor: str | None = None
 
 
 class EventFeeChange(Model, kw_only=True):
-    """The ``EventFeeChange`` schema."""
+    """The ``EventFeeChange`` schema.
+
+    Attributes:
+        id: Unique identifier for this fee change.
+        event_ticker: Event ticker this fee change applies to.
+        series_ticker: Series ticker for the event.
+        fee_type_override: New fee type override for the event. When null, the event clears any prior override and falls
+            back to the parent series' fee structure. One of ``"quadratic"``, ``"quadratic_with_maker_fees"``,
+            ``"quadratic_with_combo_maker_fees"``, ``"flat"``.
+        fee_multiplier_override: New fee multiplier override for the event. When null, the event clears any prior
+            override and falls back to the parent series' fee multiplier.
+        scheduled_ts: Timestamp when this fee change is scheduled to take effect.
+    """
 
     id: str
     event_ticker: str
@@ -2493,21 +3813,38 @@ class EventFeeChange(Model, kw_only=True):
 
 
 class GetEventFeeChangesResponse(Model, kw_only=True):
-    """The ``GetEventFeeChangesResponse`` schema."""
+    """The ``GetEventFeeChangesResponse`` schema.
+
+    Attributes:
+        cursor: Pagination cursor for the next page. Empty if there are no more results.
+    """
 
     event_fee_changes: list[EventFeeChange]
     cursor: str | None = None
 
 
 class GetEventResponse(Model, kw_only=True):
-    """The ``GetEventResponse`` schema."""
+    """The ``GetEventResponse`` schema.
+
+    Attributes:
+        event: Data for the event.
+        markets: Data for the markets in this event. This field is deprecated in favour of the "markets" field inside
+            the event. Which will be filled with the same value if you use the query parameter
+            "with_nested_markets=true".
+    """
 
     event: EventData
     markets: list[Market]
 
 
 class MarketMetadata(Model, kw_only=True):
-    """The ``MarketMetadata`` schema."""
+    """The ``MarketMetadata`` schema.
+
+    Attributes:
+        market_ticker: The ticker of the market.
+        image_url: A path to an image that represents this market.
+        color_code: The color code for the market.
+    """
 
     market_ticker: str
     image_url: str
@@ -2515,7 +3852,16 @@ class MarketMetadata(Model, kw_only=True):
 
 
 class GetEventMetadataResponse(Model, kw_only=True):
-    """The ``GetEventMetadataResponse`` schema."""
+    """The ``GetEventMetadataResponse`` schema.
+
+    Attributes:
+        image_url: A path to an image that represents this event.
+        featured_image_url: A path to an image that represents the image of the featured market.
+        market_details: Metadata for the markets in this event.
+        settlement_sources: A list of settlement sources for this event.
+        competition: Event competition.
+        competition_scope: Event scope, based on the competition.
+    """
 
     image_url: str
     featured_image_url: str | None = None
@@ -2526,13 +3872,24 @@ class GetEventMetadataResponse(Model, kw_only=True):
 
 
 class GetEventForecastPercentilesHistoryResponse(Model, kw_only=True):
-    """The ``GetEventForecastPercentilesHistoryResponse`` schema."""
+    """The ``GetEventForecastPercentilesHistoryResponse`` schema.
+
+    Attributes:
+        forecast_history: Array of forecast percentile data points over time.
+    """
 
     forecast_history: list[ForecastPercentilesPoint]
 
 
 class ForecastPercentilesPoint(Model, kw_only=True):
-    """The ``ForecastPercentilesPoint`` schema."""
+    """The ``ForecastPercentilesPoint`` schema.
+
+    Attributes:
+        event_ticker: The event ticker this forecast is for.
+        end_period_ts: Unix timestamp for the inclusive end of the forecast period.
+        period_interval: Length of the forecast period in minutes.
+        percentile_points: Array of forecast values at different percentiles.
+    """
 
     event_ticker: str
     end_period_ts: int
@@ -2541,7 +3898,14 @@ class ForecastPercentilesPoint(Model, kw_only=True):
 
 
 class PercentilePoint(Model, kw_only=True):
-    """The ``PercentilePoint`` schema."""
+    """The ``PercentilePoint`` schema.
+
+    Attributes:
+        percentile: The percentile value (0-9999).
+        raw_numerical_forecast: The raw numerical forecast value.
+        numerical_forecast: The processed numerical forecast value.
+        formatted_forecast: The human-readable formatted forecast value.
+    """
 
     percentile: int
     raw_numerical_forecast: Decimal
@@ -2550,7 +3914,35 @@ class PercentilePoint(Model, kw_only=True):
 
 
 class EventData(Model, kw_only=True):
-    """The ``EventData`` schema."""
+    """The ``EventData`` schema.
+
+    Attributes:
+        event_ticker: Unique identifier for this event.
+        series_ticker: Unique identifier for the series this event belongs to.
+        sub_title: Shortened descriptive title for the event.
+        title: Full title of the event.
+        collateral_return_type: Collateral-return netting type for this event: `MECNET` for mutually exclusive markets,
+            `DIRECNET` for directional netting, or an empty string for no collateral-return netting. Netting applies
+            within this event, not across all events in its series, and also requires netting to be enabled for the ...
+        mutually_exclusive: True when `collateral_return_type` is `MECNET`: at most one market in this event can resolve
+            to 'yes'. False for both `DIRECNET` and an empty collateral-return type. A false value does not mean
+            collateral-return netting is unavailable. Use `collateral_return_type` to distinguish these cases.
+        category: Event category (deprecated, use series-level category instead).
+        strike_date: The specific date this event is based on. Only filled when the event uses a date strike (mutually
+            exclusive with strike_period).
+        strike_period: The time period this event covers (e.g., 'week', 'month'). Only filled when the event uses a
+            period strike (mutually exclusive with strike_date).
+        markets: Array of markets associated with this event. Only populated when 'with_nested_markets=true' is
+            specified in the request.
+        product_metadata: Additional metadata for the event.
+        settlement_sources: The official sources used for the determination of markets within this event. Methodology is
+            defined in the rulebook.
+        last_updated_ts: Timestamp of when this event's metadata was last updated.
+        fee_type_override: Fee type override for this event. When present, takes precedence over the series-level fee
+            for this event's markets.
+        fee_multiplier_override: Fee multiplier override for this event. Paired with fee_type_override.
+        exchange_index: Identifier for an exchange shard.
+    """
 
     event_ticker: str
     series_ticker: str
@@ -2571,7 +3963,36 @@ class EventData(Model, kw_only=True):
 
 
 class Series(Model, kw_only=True):
-    """The ``Series`` schema."""
+    """The ``Series`` schema.
+
+    Attributes:
+        ticker: Ticker that identifies this series.
+        frequency: Description of the frequency of the series. There is no fixed value set here, but will be something
+            human-readable like weekly, daily, one-off.
+        title: Title describing the series. For full context use you should use this field with the title field of the
+            events belonging to this series.
+        category: Category is the primary category of this series.
+        categories: Categories is the list of discovery categories for this series. The `category` filter on Get Series
+            List matches any entry in this list. May be empty.
+        tags: Tags specifies the subjects that this series relates to, multiple series from different categories can
+            have the same tags.
+        settlement_sources: SettlementSources specifies the official sources used for the determination of markets
+            within the series. Methodology is defined in the rulebook.
+        contract_url: ContractUrl provides a direct link to the original filing of the contract which underlies the
+            series.
+        contract_terms_url: ContractTermsUrl is the URL to the current terms of the contract underlying the series.
+        product_metadata: Internal product metadata of the series.
+        fee_type: FeeType is a string representing the series' fee structure. Fee structures can be found at
+            https://kalshi.com/docs/kalshi-fee-schedule.pdf. 'quadratic' is described by the General Trading Fees Table,
+            'quadratic_with_maker_fees' is described by the General Trading Fees Table with maker fees ... One of
+            ``"quadratic"``, ``"quadratic_with_maker_fees"``, ``"quadratic_with_combo_maker_fees"``, ``"flat"``.
+        fee_multiplier: FeeMultiplier is a floating point multiplier applied to the fee calculations.
+        additional_prohibitions: AdditionalProhibitions is a list of additional trading prohibitions for this series.
+        volume_fp: String representation of the total number of contracts traded across all events in this series. As an
+            exact Decimal: ``volume``.
+        last_updated_ts: Timestamp of when this series' metadata was last updated.
+        exchange_index: Identifier for an exchange shard.
+    """
 
     ticker: str
     frequency: str
@@ -2597,7 +4018,16 @@ class Series(Model, kw_only=True):
 
 
 class SeriesFeeChange(Model, kw_only=True):
-    """The ``SeriesFeeChange`` schema."""
+    """The ``SeriesFeeChange`` schema.
+
+    Attributes:
+        id: Unique identifier for this fee change.
+        series_ticker: Series ticker this fee change applies to.
+        fee_type: New fee type for the series. One of ``"quadratic"``, ``"quadratic_with_maker_fees"``,
+            ``"quadratic_with_combo_maker_fees"``, ``"flat"``.
+        fee_multiplier: New fee multiplier for the series.
+        scheduled_ts: Timestamp when this fee change is scheduled to take effect.
+    """
 
     id: str
     series_ticker: str
@@ -2625,7 +4055,12 @@ class GetSeriesFeeChangesResponse(Model, kw_only=True):
 
 
 class SettlementSource(Model, kw_only=True):
-    """The ``SettlementSource`` schema."""
+    """The ``SettlementSource`` schema.
+
+    Attributes:
+        name: Name of the settlement source.
+        url: URL to the settlement source.
+    """
 
     name: str | None = None
     url: str | None = None
@@ -2645,7 +4080,15 @@ class GetMarketResponse(Model, kw_only=True):
 
 
 class MveSelectedLeg(Model, kw_only=True):
-    """The ``MveSelectedLeg`` schema."""
+    """The ``MveSelectedLeg`` schema.
+
+    Attributes:
+        event_ticker: Unique identifier for the selected event.
+        market_ticker: Unique identifier for the selected market.
+        side: The side of the selected market.
+        yes_settlement_value_dollars: The settlement value of the YES/LONG side of the contract in dollars. Only filled
+            after determination. As an exact Decimal: ``yes_settlement_value``.
+    """
 
     event_ticker: str | None = None
     market_ticker: str | None = None
@@ -2663,7 +4106,13 @@ class MveSelectedLeg(Model, kw_only=True):
 
 
 class PriceRange(Model, kw_only=True):
-    """The ``PriceRange`` schema."""
+    """The ``PriceRange`` schema.
+
+    Attributes:
+        start: Starting price for this range in dollars.
+        end: Ending price for this range in dollars.
+        step: Price step/tick size for this range in dollars.
+    """
 
     start: str
     end: str
@@ -2671,7 +4120,69 @@ class PriceRange(Model, kw_only=True):
 
 
 class Market(Model, kw_only=True):
-    """The ``Market`` schema."""
+    """The ``Market`` schema.
+
+    Attributes:
+        market_type: Identifies the type of market. One of ``"binary"``, ``"scalar"``.
+        yes_sub_title: Shortened title for the yes side of this market.
+        no_sub_title: Shortened title for the no side of this market.
+        updated_time: Time of the last non-trading metadata update.
+        expected_expiration_time: Time when this market is expected to expire.
+        latest_expiration_time: Latest possible time for this market to expire.
+        settlement_timer_seconds: The amount of time after determination that the market settles.
+        status: The current status of the market in its lifecycle. One of ``"initialized"``, ``"inactive"``,
+            ``"active"``, ``"closed"``, ``"determined"``, ``"disputed"``, ``"amended"``, ``"finalized"``.
+        yes_bid_dollars: Price for the highest YES buy offer on this market in dollars. As an exact Decimal:
+            ``yes_bid``.
+        yes_bid_size_fp: Total contract size of orders to buy YES at the best bid price (fixed-point count string). As
+            an exact Decimal: ``yes_bid_size``.
+        yes_ask_dollars: Price for the lowest YES sell offer on this market in dollars. As an exact Decimal:
+            ``yes_ask``.
+        yes_ask_size_fp: Total contract size of orders to sell YES at the best ask price (fixed-point count string). As
+            an exact Decimal: ``yes_ask_size``.
+        no_bid_dollars: Price for the highest NO buy offer on this market in dollars. As an exact Decimal: ``no_bid``.
+        no_ask_dollars: Price for the lowest NO sell offer on this market in dollars. As an exact Decimal: ``no_ask``.
+        last_price_dollars: Price for the last traded YES contract on this market in dollars. As an exact Decimal:
+            ``last_price``.
+        volume_fp: String representation of the market volume in contracts. As an exact Decimal: ``volume``.
+        volume_24h_fp: String representation of the 24h market volume in contracts. As an exact Decimal: ``volume_24h``.
+        result: One of ``"yes"``, ``"no"``, ``"scalar"``, ``""``.
+        open_interest_fp: String representation of the number of contracts bought on this market disconsidering netting.
+            As an exact Decimal: ``open_interest``.
+        notional_value_dollars: The total value of a single contract at settlement in dollars. As an exact Decimal:
+            ``notional_value``.
+        previous_yes_bid_dollars: Price for the highest YES buy offer on this market a day ago in dollars. As an exact
+            Decimal: ``previous_yes_bid``.
+        previous_yes_ask_dollars: Price for the lowest YES sell offer on this market a day ago in dollars. As an exact
+            Decimal: ``previous_yes_ask``.
+        previous_price_dollars: Price for the last traded YES contract on this market a day ago in dollars. As an exact
+            Decimal: ``previous_price``.
+        settlement_value_dollars: The settlement value of the YES/LONG side of the contract in dollars. Only filled
+            after determination. As an exact Decimal: ``settlement_value``.
+        settlement_ts: Timestamp when the market was settled. Only filled for settled markets.
+        settlement_bounds_type: Which settlement bounds apply to this market. default means the market has no settlement
+            bounds. One of ``"default"``, ``"floor"``.
+        settlement_floor_dollars: The lowest value the YES/LONG side of the contract can settle at in dollars. Only
+            filled when settlement_bounds_type is floor. As an exact Decimal: ``settlement_floor``.
+        expiration_value: The value that was considered for the settlement.
+        occurrence_datetime: The recorded datetime when the underlying event occurred, if available.
+        fee_waiver_expiration_time: Time when this market's fee waiver expires.
+        early_close_condition: The condition under which the market can close early.
+        strike_type: Strike type defines how the market strike is defined and evaluated. One of ``"greater"``,
+            ``"greater_or_equal"``, ``"less"``, ``"less_or_equal"``, ``"between"``, ``"functional"``, ``"custom"``,
+            ``"structured"``.
+        floor_strike: Minimum expiration value that leads to a YES settlement.
+        cap_strike: Maximum expiration value that leads to a YES settlement.
+        functional_strike: Mapping from expiration values to settlement values.
+        custom_strike: Expiration value for each target that leads to a YES settlement.
+        rules_primary: A plain language description of the most important market terms.
+        rules_secondary: A plain language description of secondary market terms.
+        mve_collection_ticker: The ticker of the multivariate event collection.
+        price_level_structure: Price level structure for this market, defining price ranges and tick sizes.
+        price_ranges: Valid price ranges for orders on this market.
+        is_provisional: If true, the market may be removed after determination if there is no activity on it.
+        exchange_index: Identifier for an exchange shard.
+    """
 
     ticker: str
     event_ticker: str
@@ -2818,7 +4329,16 @@ class Market(Model, kw_only=True):
 
 
 class BatchCancelOrdersV2RequestOrdersItem(Model, kw_only=True):
-    """The ``BatchCancelOrdersV2RequestOrdersItem`` schema."""
+    """The ``BatchCancelOrdersV2RequestOrdersItem`` schema.
+
+    Attributes:
+        order_id: Order ID to cancel.
+        subaccount: Optional subaccount number to use for this cancellation (0 for primary, 1-63 for subaccounts).
+            Subaccount-restricted API keys must omit this field or pass their locked subaccount.
+        exchange_index: Exchange shard index. If omitted, auto-routes when market_ticker is provided; otherwise defaults
+            to 0. Use -1 to require auto-routing. The market_ticker field is required for auto-routing.
+        market_ticker: Market ticker. Required for auto-routing when exchange_index is omitted or -1.
+    """
 
     order_id: str
     subaccount: int | None = None
@@ -2827,7 +4347,15 @@ class BatchCancelOrdersV2RequestOrdersItem(Model, kw_only=True):
 
 
 class BatchCancelOrdersV2ResponseOrdersItem(Model, kw_only=True):
-    """The ``BatchCancelOrdersV2ResponseOrdersItem`` schema."""
+    """The ``BatchCancelOrdersV2ResponseOrdersItem`` schema.
+
+    Attributes:
+        order_id: The order ID identifying which order this entry corresponds to.
+        reduced_by: Number of contracts that were canceled (i.e. the remaining count at time of cancellation). Zero if
+            the cancel errored. As an exact Decimal: ``reduced_by_decimal``.
+        ts_ms: Matching engine timestamp at which the cancellation was processed, as Unix epoch milliseconds. Absent
+            when the cancel errored.
+    """
 
     order_id: str
     client_order_id: str | None = None
@@ -2842,7 +4370,19 @@ class BatchCancelOrdersV2ResponseOrdersItem(Model, kw_only=True):
 
 
 class BatchCreateOrdersV2ResponseOrdersItem(Model, kw_only=True):
-    """The ``BatchCreateOrdersV2ResponseOrdersItem`` schema."""
+    """The ``BatchCreateOrdersV2ResponseOrdersItem`` schema.
+
+    Attributes:
+        fill_count: Number of contracts filled immediately upon placement. As an exact Decimal: ``fill_count_decimal``.
+        remaining_count: Number of contracts remaining after placement. As an exact Decimal:
+            ``remaining_count_decimal``.
+        average_fill_price: Volume-weighted average fill price. Only present when fill_count > 0. As an exact Decimal:
+            ``average_fill_price_decimal``.
+        average_fee_paid: Volume-weighted average fee paid per contract. Only present when fill_count > 0. As an exact
+            Decimal: ``average_fee_paid_decimal``.
+        ts_ms: Matching engine timestamp at which the order was processed, as Unix epoch milliseconds. Absent when the
+            request errored.
+    """
 
     order_id: str | None = None
     client_order_id: str | None = None
