@@ -265,3 +265,15 @@ async def test_error_messages_carry_the_servers_code_message_and_details() -> No
     assert str(unknown.value) == "HTTP 401 unknown_key: unknown API key id" and unknown.value.details is None
     assert str(limited.value) == "HTTP 429 too_many_requests: only details here"
     assert isinstance(limited.value, KalshiAPIError)
+
+
+def test_models_document_fields_values_and_decimal_accessors() -> None:
+    doc = " ".join((inspect.getdoc(rest_models.Market) or "").split())
+    assert "status: The current status of the market in its lifecycle." in doc
+    assert 'One of ``"initialized"``, ``"inactive"``, ``"active"``' in doc
+    assert "yes_bid_dollars: Price for the highest YES buy offer on this market in dollars." in doc
+    assert "As an exact Decimal: ``yes_bid``." in doc
+    order = " ".join((inspect.getdoc(rest_models.Order) or "").split())
+    assert "self_trade_prevention_type: The self-trade prevention type for orders." in order
+    assert "fill_count_fp:" in order and "``fill_count``" in order
+    assert rest_models.Market.yes_bid.__doc__ == "``yes_bid_dollars`` as an exact Decimal (dollars)."
