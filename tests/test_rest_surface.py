@@ -88,7 +88,7 @@ def test_every_enum_parameter_of_the_spec_is_a_literal(gen_rest: ModuleType, spe
         cls = f"Async{gen_rest.camel(gen_rest.resource_for(op_id, entry['op']['tags'][0]))}Resource"
         hints = typing.get_type_hints(by_name[f"{cls}.{gen_rest.snake(op_id)}"])
         params = [(p["name"], p.get("schema")) for p in entry["params"]]
-        body = gen_rest._body_schema(spec, entry["op"])
+        body = gen_rest.body_schema(spec, entry["op"])
         params += list((body[1].get("properties") or {}).items()) if body else []
         for wire, schema in params:
             values = spec.resolve(schema).get("enum")
