@@ -45,12 +45,28 @@ def _fixed_point(prop: dict[str, Any]) -> str | None:
     return name if name in FIXED_POINT else None
 
 
+PRICE_LEVEL = "PriceLevelDollarsCountFp"
+
+
+def _accessor_name(wire: str, taken: set[str]) -> str:
+    base = py_name(wire)
+    for suffix in FIXED_SUFFIXES:
+        base = base.removesuffix(suffix)
+    accessor = base if base not in taken else base + "_decimal"
+    if accessor in taken or accessor == "decimal":
+        raise ValueError(f"decimal accessor {accessor} clashes with a field of {sorted(taken)}")
+    taken.add(accessor)
+    return accessor
+
+
 def decimal_accessors(schema: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """``(accessor, field, unit, optional)`` for every fixed-point field of an object schema.
 
     The accessor is the field without its ``_dollars``/``_fp`` suffix, as on the WebSocket models
     (``yes_bid_dollars`` -> ``yes_bid``); when that name is taken (a field without suffix, or a
-    legacy integer field such as ``balance``) it gets ``_decimal`` (``fill_count_decimal``).
+    legacy integer field such as ``balance``) it gets ``_decimal`` (``fill_count_decimal``). A list
+    of ``[price, count]`` string pairs (an order book side) has unit ``"levels"``: its accessor gives
+    :class:`kalshi.models.PriceLevel` Decimals.
     """
     props = schema.get("properties") or {}
     required = set(schema.get("required", []))
@@ -58,31 +74,35 @@ def decimal_accessors(schema: dict[str, Any]) -> list[tuple[str, str, str, bool]
     out = []
     for wire, prop in props.items():
         kind = _fixed_point(prop)
-        if kind is None:
+        items = str((prop.get("items") or {}).get("$ref", "")).rsplit("/", 1)[-1]
+        unit = FIXED_POINT[kind] if kind else "levels" if prop.get("type") == "array" and items == PRICE_LEVEL else None
+        if unit is None:
             continue
-        base = py_name(wire)
-        for suffix in FIXED_SUFFIXES:
-            base = base.removesuffix(suffix)
-        accessor = base if base not in taken else base + "_decimal"
-        if accessor in taken or accessor == "decimal":
-            raise ValueError(f"decimal accessor {accessor} clashes with a field of {sorted(taken)}")
-        taken.add(accessor)
         optional = wire not in required or bool(prop.get("nullable"))
-        out.append((accessor, py_name(wire), FIXED_POINT[kind], optional))
+        out.append((_accessor_name(wire, taken), py_name(wire), unit, optional))
     return out
 
 
 def _accessor_lines(schema: dict[str, Any]) -> list[str]:
     lines = []
     for accessor, attr, unit, optional in decimal_accessors(schema):
-        returns = "Decimal | None" if optional else "Decimal"
         value = f"self.{attr}"
-        call = f'fixed_decimal({value}, "{attr}")'
+        if unit == "levels":
+            returns = "list[PriceLevel]"
+            call = f'price_levels({value}, "{attr}")'
+            doc = f"``{attr}`` as exact ``PriceLevel(price, size)`` Decimals, in the order sent"
+        else:
+            returns = "Decimal"
+            call = f'fixed_decimal({value}, "{attr}")'
+            doc = f"``{attr}`` as an exact Decimal ({unit})"
+        if optional:
+            returns += " | None"
+            doc += "; None when absent"
         lines += [
             "",
             "    @property",
             f"    def {accessor}(self) -> {returns}:",
-            f'        """``{attr}`` as an exact Decimal ({unit}){"; None when absent" if optional else ""}."""',
+            f'        """{doc}."""',
             f"        return None if {value} is None else {call}" if optional else f"        return {call}",
         ]
     return lines
@@ -91,7 +111,7 @@ def _accessor_lines(schema: dict[str, Any]) -> list[str]:
 def _struct_doc(spec: Spec, name: str, schema: dict[str, Any]) -> str:
     """The class docstring: the schema's description, then its fields (Google ``Attributes:``)."""
     lines = [doc_text(schema.get("description")) or f"The ``{name}`` schema."]
-    decimals = {field: accessor for accessor, field, _, _ in decimal_accessors(schema)}
+    decimals = {field: (accessor, unit) for accessor, field, unit, _ in decimal_accessors(schema)}
     attributes = []
     for wire, prop in (schema.get("properties") or {}).items():
         attr = py_name(wire)
@@ -104,7 +124,9 @@ def _struct_doc(spec: Spec, name: str, schema: dict[str, Any]) -> str:
         if values:
             parts.append("One of " + ", ".join(f'``"{v}"``' for v in values if v is not None) + ".")
         if attr in decimals:
-            parts.append(f"As an exact Decimal: ``{decimals[attr]}``.")
+            accessor, unit = decimals[attr]
+            kind = "``PriceLevel`` Decimals" if unit == "levels" else "an exact Decimal"
+            parts.append(f"As {kind}: ``{accessor}``.")
         if parts:
             attributes += textwrap.wrap(
                 f"{attr}: {' '.join(parts)}",
@@ -169,7 +191,10 @@ def render_models(spec: Spec) -> str:
     imports = ["from __future__ import annotations", "", *typing_imports(text, ("TYPE_CHECKING", "Literal")), ""]
     if "msgspec.field" in text:
         imports += ["import msgspec", ""]
-    imports.append("from kalshi.rest._model import Model" + (", fixed_decimal" if "fixed_decimal(" in text else ""))
+    helpers = [n for n in ("fixed_decimal", "price_levels") if f"{n}(" in text]
+    imports.append(f"from kalshi.rest._model import {', '.join(['Model', *helpers])}")
+    if "PriceLevel]" in text:
+        imports.append("from kalshi.models.markets import PriceLevel")
     all_names = "\n".join(f'    "{n}",' for n in sorted(names))
     parts = [
         spec.header(),

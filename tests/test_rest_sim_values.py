@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.errors import KalshiUnauthorizedError
+from kalshi.models import PriceLevel
 from kalshi.rest import AsyncKalshiClient, Model, RateLimiter
 from kalshi.sim import Simulator
 from test_rest_generated import load_script
@@ -40,11 +41,15 @@ def client_of(sim: Simulator, auth: KalshiAuth | None) -> AsyncKalshiClient:
 def check_accessors(model: Model, table: dict[str, list[tuple[str, str, str, bool]]]) -> int:
     """Every Decimal accessor of ``model`` equals its wire string read exactly; returns how many were set."""
     found = 0
-    for accessor, field, _, optional in table[type(model).__name__]:
+    for accessor, field, unit, optional in table[type(model).__name__]:
         wire: Any = getattr(model, field)
         value = getattr(model, accessor)
         if wire is None:
             assert optional and value is None, (accessor, field)
+            continue
+        if unit == "levels":
+            assert value == [PriceLevel(Decimal(p), Decimal(c)) for p, c in wire], (accessor, field)
+            found += 1
             continue
         assert isinstance(wire, str) and isinstance(value, Decimal), (accessor, field, wire)
         assert value == Decimal(wire) and str(value) == wire, (accessor, field)  # exact: digits kept
@@ -85,6 +90,12 @@ async def test_decimal_accessors_on_simulator_responses(
         assert order.initial_count == Decimal("2.00")
         assert order.yes_price == Decimal("0.0100")
         assert order.fill_count + order.remaining_count == order.initial_count
+
+        book = (await client.markets.get_market_orderbook(market.ticker)).orderbook_fp
+        assert check_accessors(book, accessors) == 2
+        ours = [level.size for level in book.yes if level.price == Decimal("0.0100")]
+        assert (ours and ours[0] >= order.remaining_count) or order.remaining_count == 0
+        assert all(isinstance(level.price, Decimal) and isinstance(level.size, Decimal) for level in book.yes)
 
 
 async def test_401s_say_the_servers_reason(sim: Simulator) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from kalshi.rest._model import Model, fixed_decimal
+from kalshi.models.markets import PriceLevel
+from kalshi.rest._model import Model, fixed_decimal, price_levels
 
 __all__ = [
     "RFQ",
@@ -3730,10 +3731,25 @@ class CreateMarketInMultivariateEventCollectionResponse(Model, kw_only=True):
 
 
 class OrderbookCountFp(Model, kw_only=True):
-    """Orderbook with fixed-point contract counts (fp) in all dollar price levels."""
+    """Orderbook with fixed-point contract counts (fp) in all dollar price levels.
+
+    Attributes:
+        yes_dollars: As ``PriceLevel`` Decimals: ``yes``.
+        no_dollars: As ``PriceLevel`` Decimals: ``no``.
+    """
 
     yes_dollars: list[PriceLevelDollarsCountFp]
     no_dollars: list[PriceLevelDollarsCountFp]
+
+    @property
+    def yes(self) -> list[PriceLevel]:
+        """``yes_dollars`` as exact ``PriceLevel(price, size)`` Decimals, in the order sent."""
+        return price_levels(self.yes_dollars, "yes_dollars")
+
+    @property
+    def no(self) -> list[PriceLevel]:
+        """``no_dollars`` as exact ``PriceLevel(price, size)`` Decimals, in the order sent."""
+        return price_levels(self.no_dollars, "no_dollars")
 
 
 class GetMarketOrderbooksResponse(Model, kw_only=True):

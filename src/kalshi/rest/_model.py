@@ -9,8 +9,9 @@ from typing import Literal
 import msgspec
 
 from kalshi.errors import KalshiProtocolError
+from kalshi.models.markets import PriceLevel
 
-__all__ = ["Model", "Operation", "fixed_decimal"]
+__all__ = ["Model", "Operation", "fixed_decimal", "price_levels"]
 
 _MAX_FIXED_TEXT = 40  # longer than any amount the exchange sends; bounds the work on a hostile body
 
@@ -69,6 +70,24 @@ class Model(msgspec.Struct, kw_only=True, omit_defaults=True):
             return Decimal(value)
         except InvalidOperation as exc:
             raise ValueError(f"{type(self).__name__}.{name} is not a decimal number: {value!r}") from exc
+
+
+def price_levels(pairs: list[list[str]], field: str) -> list[PriceLevel]:
+    """``[["0.5600", "12.50"], ...]`` (an order book side) as exact ``PriceLevel(price, size)`` Decimals.
+
+    Args:
+        pairs: the wire pairs of dollar price and fixed-point count.
+        field: the field they came from, for the error message.
+
+    Raises:
+        KalshiProtocolError: a pair is not two fixed-point decimal strings.
+    """
+    levels = []
+    for pair in pairs:
+        if len(pair) != 2 or not all(isinstance(v, str) for v in pair):
+            raise KalshiProtocolError(f"{field}: expected [price, count] strings, got {pair!r:.80}")
+        levels.append(PriceLevel(fixed_decimal(pair[0], field), fixed_decimal(pair[1], field)))
+    return levels
 
 
 Lane = Literal["read", "write"]
