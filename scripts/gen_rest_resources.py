@@ -111,8 +111,8 @@ class Method:
             if param["in"] != "query":
                 continue
             if (self.op_id, param["name"]) in PARAM_ENUMS:
-                ref = {"$ref": f"#/components/schemas/{PARAM_ENUMS[self.op_id, param['name']]}"}
-                param = {**param, "schema": ref}
+                schema, prop = PARAM_ENUMS[self.op_id, param["name"]].split(".")
+                param = {**param, "schema": spec.schemas[schema]["properties"][prop]}
             arg = Arg(
                 spec,
                 param["name"],

@@ -55,8 +55,13 @@ FIELD_DOCS: dict[str, str] = {
     "allocations": "The target allocations to set.",
     "tags": "Filter by tag.",
 }
-# Query parameters the spec types as a bare string although the values are those of an enum schema.
-PARAM_ENUMS: dict[tuple[str, str], str] = {("GetOrders", "status"): "OrderStatus"}
+# Status filters the spec types as a bare string although they filter on an enum field: the field
+# (``Schema.property``) whose values the parameter takes.
+PARAM_ENUMS: dict[tuple[str, str], str] = {
+    ("GetOrders", "status"): "Order.status",
+    ("GetRFQs", "status"): "RFQ.status",
+    ("GetQuotes", "status"): "Quote.status",
+}
 DOC_WIDTH = 112  # method docstring lines sit 8 columns in; ruff's line length is 120
 # A string query parameter the spec documents as a comma-separated list: the method takes a sequence.
 CSV_PARAM = re.compile(r"comma[- ]separated", re.IGNORECASE)

@@ -102,6 +102,8 @@ def test_every_enum_parameter_of_the_spec_is_a_literal(gen_rest: ModuleType, spe
     # A filter the spec types as a bare string takes the values of the schema it filters on.
     get_orders = typing.get_type_hints(async_resources.AsyncOrdersResource.get_orders)
     assert literal_values(get_orders["status"]) == ("resting", "canceled", "executed")
+    get_rfqs = typing.get_type_hints(async_resources.AsyncCommunicationsResource.get_rfqs)
+    assert literal_values(get_rfqs["status"]) == ("open", "closed")
 
 
 def test_model_enum_fields_are_literal_for_type_checkers(spec: Any) -> None:

@@ -641,7 +641,7 @@ class AsyncCommunicationsResource:
         market_ticker: str | None = None,
         subaccount: int | None = None,
         limit: int | None = None,
-        status: str | None = None,
+        status: Literal["open", "closed"] | None = None,
         creator_user_id: str | None = None,
         user_filter: Literal["self"] | None = None,
     ) -> GetRFQsResponse:
@@ -660,7 +660,7 @@ class AsyncCommunicationsResource:
             subaccount: Subaccount number (0 for primary, 1-63 for subaccounts). If omitted, defaults to all
                 subaccounts.
             limit: Parameter to specify the number of results per page. Defaults to 100.
-            status: Filter RFQs by status.
+            status: Filter RFQs by status. One of ``"open"``, ``"closed"``.
             creator_user_id: Filter RFQs by creator user UUID. Use user_filter=self for the authenticated user.
             user_filter: Omit or leave empty to return all results. Use `self` to filter by the authenticated user. One
                 of ``"self"``.
@@ -696,7 +696,7 @@ class AsyncCommunicationsResource:
         market_ticker: str | None = None,
         subaccount: int | None = None,
         limit: int | None = None,
-        status: str | None = None,
+        status: Literal["open", "closed"] | None = None,
         creator_user_id: str | None = None,
         user_filter: Literal["self"] | None = None,
         max_pages: int | None = None,
@@ -716,7 +716,7 @@ class AsyncCommunicationsResource:
             subaccount: Subaccount number (0 for primary, 1-63 for subaccounts). If omitted, defaults to all
                 subaccounts.
             limit: Parameter to specify the number of results per page. Defaults to 100.
-            status: Filter RFQs by status.
+            status: Filter RFQs by status. One of ``"open"``, ``"closed"``.
             creator_user_id: Filter RFQs by creator user UUID. Use user_filter=self for the authenticated user.
             user_filter: Omit or leave empty to return all results. Use `self` to filter by the authenticated user. One
                 of ``"self"``.
@@ -952,7 +952,7 @@ class AsyncCommunicationsResource:
         min_ts: int | None = None,
         max_ts: int | None = None,
         limit: int | None = None,
-        status: str | None = None,
+        status: Literal["open", "accepted", "confirmed", "executed", "cancelled"] | None = None,
         quote_creator_user_id: str | None = None,
         user_filter: Literal["self"] | None = None,
         rfq_user_filter: Literal["self"] | None = None,
@@ -973,7 +973,8 @@ class AsyncCommunicationsResource:
             min_ts: Restricts the response to quotes last updated after a timestamp, formatted as a Unix Timestamp.
             max_ts: Restricts the response to quotes last updated before a timestamp, formatted as a Unix Timestamp.
             limit: Parameter to specify the number of results per page. Defaults to 500.
-            status: Filter quotes by status.
+            status: Filter quotes by status. One of ``"open"``, ``"accepted"``, ``"confirmed"``, ``"executed"``,
+                ``"cancelled"``.
             quote_creator_user_id: Filter quotes by quote creator user ID.
             user_filter: Filter for quotes created by the authenticated user. One of ``"self"``.
             rfq_user_filter: Filter for quotes responding to RFQs created by the authenticated user. One of ``"self"``.
@@ -1014,7 +1015,7 @@ class AsyncCommunicationsResource:
         min_ts: int | None = None,
         max_ts: int | None = None,
         limit: int | None = None,
-        status: str | None = None,
+        status: Literal["open", "accepted", "confirmed", "executed", "cancelled"] | None = None,
         quote_creator_user_id: str | None = None,
         user_filter: Literal["self"] | None = None,
         rfq_user_filter: Literal["self"] | None = None,
@@ -1036,7 +1037,8 @@ class AsyncCommunicationsResource:
             min_ts: Restricts the response to quotes last updated after a timestamp, formatted as a Unix Timestamp.
             max_ts: Restricts the response to quotes last updated before a timestamp, formatted as a Unix Timestamp.
             limit: Parameter to specify the number of results per page. Defaults to 500.
-            status: Filter quotes by status.
+            status: Filter quotes by status. One of ``"open"``, ``"accepted"``, ``"confirmed"``, ``"executed"``,
+                ``"cancelled"``.
             quote_creator_user_id: Filter quotes by quote creator user ID.
             user_filter: Filter for quotes created by the authenticated user. One of ``"self"``.
             rfq_user_filter: Filter for quotes responding to RFQs created by the authenticated user. One of ``"self"``.
