@@ -34,9 +34,9 @@ from kalshi.config import REST_PATH
 from kalshi.errors import WS_ERROR_CODES
 from kalshi.rest import OPERATIONS
 from kalshi.sim import Simulator
-from kalshi.sim.fanout import ALL_CHANNELS, Outbox
-from kalshi.sim.rest_api import implemented_operations, rest_controls
-from kalshi.sim.ws_session import SessionLimits, WsSession
+from kalshi.sim.rest.dispatch import implemented_operations, rest_controls
+from kalshi.sim.ws.fanout import ALL_CHANNELS, Outbox
+from kalshi.sim.ws.session import SessionLimits, WsSession
 
 COMMAND_RUNS = 600
 BYTES_RUNS = 1000

@@ -14,7 +14,7 @@ from kalshi.errors import KalshiServerError
 from kalshi.rest import OPERATIONS, AsyncKalshiClient
 from kalshi.rest.models import BatchCancelOrdersV2RequestOrdersItem, CreateOrderV2Request
 from kalshi.sim import Simulator
-from kalshi.sim.rest_api import implemented_operations, rest_controls
+from kalshi.sim.rest.dispatch import implemented_operations, rest_controls
 from test_sim_rest_schema import ValidatingTransport, add_quiet_market, rest_client
 
 GTC = "good_till_canceled"

@@ -34,16 +34,16 @@ from aiohttp import web
 from kalshi.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, KalshiAuth, generate_private_key_pem
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.models.markets import Orderbook
-from kalshi.sim.connection import SimConnection
 from kalshi.sim.engine import MICROS_PER_DOLLAR, BookSide, Engine, OrderResult
-from kalshi.sim.fanout import Hub, Outbox, Subscription
 from kalshi.sim.faults import FaultController, FaultSpec
-from kalshi.sim.feeds import Feeds
-from kalshi.sim.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
 from kalshi.sim.keys import KeyRegistry, SignatureRejected
 from kalshi.sim.market import ActivityGenerator, IndexWalk, MarketUniverse
-from kalshi.sim.rest_api import add_rest_routes
-from kalshi.sim.ws_session import SessionLimits, WsSession
+from kalshi.sim.rest.dispatch import add_rest_routes
+from kalshi.sim.ws.connection import SimConnection
+from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
+from kalshi.sim.ws.feeds import Feeds
+from kalshi.sim.ws.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
+from kalshi.sim.ws.session import SessionLimits, WsSession
 
 __all__ = ["DEFAULT_BALANCE_MICROS", "Simulator"]
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import KEEP, BookSide, EngineError, OrderView
-from kalshi.sim.engine_types import SelfTradePrevention, TimeInForce
-from kalshi.sim.rest_common import Body, Handler, Reply, RestCall, RestError, bad_field, paginate
-from kalshi.sim.rest_groups import group_routes
-from kalshi.sim.rest_views import order_json
+from kalshi.sim.engine.types import SelfTradePrevention, TimeInForce
+from kalshi.sim.rest.common import Body, Handler, Reply, RestCall, RestError, bad_field, paginate
+from kalshi.sim.rest.groups import group_routes
+from kalshi.sim.rest.views import order_json
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kalshi.sim.engine import FillEvent, PositionView, SettlementView
-from kalshi.sim.rest_common import Handler, Reply, RestCall, bad_field, cents, money, paginate
-from kalshi.sim.rest_views import event_position_json, fill_json, position_json, settlement_json
+from kalshi.sim.rest.common import Handler, Reply, RestCall, bad_field, cents, money, paginate
+from kalshi.sim.rest.views import event_position_json, fill_json, position_json, settlement_json
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator

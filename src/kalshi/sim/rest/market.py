@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Final
 from kalshi._fixed import format_count, format_price
 from kalshi.sim.engine import EngineError, EventSpec, MarketView, TradeEvent
 from kalshi.sim.market import SeriesSpec
-from kalshi.sim.rest_common import Handler, Reply, RestCall, RestError, bad_field, iso, paginate
-from kalshi.sim.rest_views import event_json, market_json, series_json, trade_json
+from kalshi.sim.rest.common import Handler, Reply, RestCall, RestError, bad_field, iso, paginate
+from kalshi.sim.rest.views import event_json, market_json, series_json, trade_json
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator

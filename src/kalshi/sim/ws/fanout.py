@@ -4,7 +4,7 @@ Sans-I/O. An :class:`Outbox` is one connection's ordered queue of frames (the se
 :class:`Subscription` is one ``sid`` of one connection; the :class:`Hub` indexes subscriptions by channel, market
 and account so that publishing an event touches only the subscriptions that want it.
 
-The payload (the JSON of ``msg``) is encoded once per event by :mod:`kalshi.sim.feeds`. Each subscriber gets
+The payload (the JSON of ``msg``) is encoded once per event by :mod:`kalshi.sim.ws.feeds`. Each subscriber gets
 ``{"type":..,"sid":..,"seq":..,"msg":<payload>}`` built by bytes formatting, so the per-subscriber cost is one
 small ``%`` operation. ``seq`` is per subscription and only on sequenced channels.
 

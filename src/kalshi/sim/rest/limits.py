@@ -21,7 +21,7 @@ from typing import Final
 from kalshi.rest._generated_ops import DEFAULT_COST, OPERATIONS
 from kalshi.rest._model import Lane, Operation
 from kalshi.rest.ratelimit import BucketLimit
-from kalshi.sim.rest_common import Reply, RestCall, RestError
+from kalshi.sim.rest.common import Reply, RestCall, RestError
 
 __all__ = ["TIERS", "RateLimits", "Tier", "limits_routes"]
 

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from kalshi.sim.fanout import (
+from kalshi.sim.ws.fanout import (
     ALL_CHANNELS,
     ALL_MARKER,
     INDEX_CHANNELS,
@@ -73,7 +73,7 @@ _decode = msgspec.json.decode
 
 
 class MarketDirectory(Protocol):
-    """What a session needs to know about markets and feeds (implemented by :class:`kalshi.sim.feeds.Feeds`)."""
+    """What a session needs to know about markets and feeds (implemented by :class:`kalshi.sim.ws.feeds.Feeds`)."""
 
     def market_id(self, ticker: str) -> str | None:
         """The market's UUID, or None for an unknown ticker."""

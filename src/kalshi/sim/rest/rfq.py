@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kalshi._fixed import COUNT_SCALE
 from kalshi.sim.engine import EngineError, QuoteView, RfqView
-from kalshi.sim.engine_types import OutcomeSide
-from kalshi.sim.feeds import user_id
-from kalshi.sim.rest_common import Handler, Reply, RestCall, RestError, bad_field, paginate
-from kalshi.sim.rest_views import quote_json, rfq_json
+from kalshi.sim.engine.types import OutcomeSide
+from kalshi.sim.rest.common import Handler, Reply, RestCall, RestError, bad_field, paginate
+from kalshi.sim.rest.views import quote_json, rfq_json
+from kalshi.sim.ws.feeds import user_id
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator

@@ -7,9 +7,9 @@ operation of the spec. Each request goes through the same steps:
 2. **authentication**: a request carrying ``KALSHI-ACCESS-*`` headers is verified like the WebSocket upgrade
    (401 JSON error otherwise) and acts as the key's account; operations the spec secures need it, public ones
    work unsigned;
-3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest_limits`), 429 with ``Retry-After``;
-4. **the handler** (:mod:`~kalshi.sim.rest_market`, :mod:`~kalshi.sim.rest_portfolio`,
-   :mod:`~kalshi.sim.rest_orders`, :mod:`~kalshi.sim.rest_rfq`): mutations run through ``sim.do`` so their
+3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
+4. **the handler** (:mod:`~kalshi.sim.rest.market`, :mod:`~kalshi.sim.rest.portfolio`,
+   :mod:`~kalshi.sim.rest.orders`, :mod:`~kalshi.sim.rest.rfq`): mutations run through ``sim.do`` so their
    events reach the WebSocket subscribers (fill, user_orders, market_positions, order_group_updates,
    communications) before the response is sent.
 
@@ -43,12 +43,12 @@ from kalshi.rest._generated_ops import OPERATIONS
 from kalshi.rest._model import Operation
 from kalshi.sim.engine import EngineError
 from kalshi.sim.keys import SignatureRejected
-from kalshi.sim.rest_common import JSON_CONTENT, Handler, Reply, RestCall, RestError, error_body, json_bytes
-from kalshi.sim.rest_limits import RateLimits, limits_routes
-from kalshi.sim.rest_market import market_routes
-from kalshi.sim.rest_orders import order_routes
-from kalshi.sim.rest_portfolio import portfolio_routes
-from kalshi.sim.rest_rfq import rfq_routes
+from kalshi.sim.rest.common import JSON_CONTENT, Handler, Reply, RestCall, RestError, error_body, json_bytes
+from kalshi.sim.rest.limits import RateLimits, limits_routes
+from kalshi.sim.rest.market import market_routes
+from kalshi.sim.rest.orders import order_routes
+from kalshi.sim.rest.portfolio import portfolio_routes
+from kalshi.sim.rest.rfq import rfq_routes
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator

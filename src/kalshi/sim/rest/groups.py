@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kalshi._fixed import COUNT_SCALE, format_count
-from kalshi.sim.rest_common import Body, Handler, Reply, RestCall, bad_field
-from kalshi.sim.rest_views import group_json
+from kalshi.sim.rest.common import Body, Handler, Reply, RestCall, bad_field
+from kalshi.sim.rest.views import group_json
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator
