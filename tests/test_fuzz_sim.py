@@ -33,8 +33,8 @@ from kalshi.auth import KalshiAuth
 from kalshi.config import REST_PATH
 from kalshi.errors import WS_ERROR_CODES
 from kalshi.rest import OPERATIONS
-from kalshi.sim import Simulator
-from kalshi.sim.rest.dispatch import implemented_operations, rest_controls
+from kalshi.sim import Simulator, rest_controls
+from kalshi.sim.rest import implemented_operations
 from kalshi.sim.ws.fanout import ALL_CHANNELS, Outbox
 from kalshi.sim.ws.session import SessionLimits, WsSession
 
@@ -264,7 +264,7 @@ def _operation_inputs() -> dict[str, tuple[list[str], list[str]]]:
 INPUTS = _operation_inputs()
 OPS = sorted(OPERATIONS.values(), key=lambda op: op.operation_id)
 # The fuzzer aims at the operations the simulator models (the others answer 501 at once: checked separately).
-MODELLED = [op for op in OPS if op.operation_id in implemented_operations(SIM)]
+MODELLED = [op for op in OPS if op.operation_id in implemented_operations()]
 
 
 class SimThread:
@@ -286,7 +286,7 @@ class SimThread:
         self._stop = asyncio.Event()
         async with Simulator(seed=12, markets=3, rate=0.0, lifecycle=False) as sim:
             rest_controls(sim).limits.enabled = False  # the fuzzer is not a rate-limit test
-            self.implemented = implemented_operations(sim)
+            self.implemented = implemented_operations()
             self.auth, _ = sim.create_account_auth()
             self.url = sim.url
             self.tickers = sim.tickers

@@ -27,8 +27,7 @@ from kalshi.errors import (
 from kalshi.rest import BucketLimit, KalshiClient, RateLimiter
 from kalshi.rest.models import BatchCancelOrdersV2RequestOrdersItem as CancelItem
 from kalshi.rest.models import CreateOrderV2Request
-from kalshi.sim import Simulator
-from kalshi.sim.rest.dispatch import rest_controls
+from kalshi.sim import Simulator, rest_controls
 from kalshi.sim.rest.limits import RateLimits
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.subscription import Subscription

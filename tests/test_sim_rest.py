@@ -13,7 +13,7 @@ import pytest
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.rest import BucketLimit
 from kalshi.sim import Simulator
-from kalshi.sim.rest.dispatch import RestControls, rest_controls
+from kalshi.sim.rest import RestControls, rest_controls
 from kalshi.sim.rest.limits import RateLimits
 from test_sim_rest_schema import add_quiet_market, check_response
 

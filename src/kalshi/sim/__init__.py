@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kalshi.sim.faults import FaultController, FaultSpec, FaultSpecError, parse_fault_spec
-    from kalshi.sim.rest.dispatch import rest_controls
+    from kalshi.sim.rest.controls import rest_controls
     from kalshi.sim.server import DEFAULT_BALANCE_MICROS, Simulator
 
 __all__ = [
@@ -42,7 +42,7 @@ _HOMES = {
     "FaultSpec": "kalshi.sim.faults",
     "FaultSpecError": "kalshi.sim.faults",
     "parse_fault_spec": "kalshi.sim.faults",
-    "rest_controls": "kalshi.sim.rest.dispatch",
+    "rest_controls": "kalshi.sim.rest.controls",
 }
 
 

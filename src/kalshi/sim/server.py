@@ -38,6 +38,7 @@ from kalshi.sim.engine import MICROS_PER_DOLLAR, BookSide, Engine, OrderResult
 from kalshi.sim.faults import FaultController, FaultSpec
 from kalshi.sim.keys import KeyRegistry, SignatureRejected
 from kalshi.sim.market import ActivityGenerator, IndexWalk, MarketUniverse
+from kalshi.sim.rest.controls import RestControls
 from kalshi.sim.rest.dispatch import add_rest_routes
 from kalshi.sim.ws.connection import SimConnection
 from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
@@ -144,6 +145,7 @@ class Simulator:
         self.index_feeds = IndexFeeds(self.hub)
         self.keys = KeyRegistry(window_ms=auth_window_ms)
         self.rejections: Counter[str] = Counter()
+        self.rest_controls = RestControls()
         self._key_accounts: dict[str, str] = {}
         self._accounts: set[str] = set()
         self._key_counter = itertools.count(1)

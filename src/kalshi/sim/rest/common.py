@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -416,7 +416,7 @@ class RestCall:
         return self._body
 
 
-Handler = Callable[[RestCall], Any]  # async (RestCall) -> Reply
+Handler = Callable[[RestCall], Awaitable[Reply]]
 
 
 # ---------------------------------------------------------------------------------------------- pagination

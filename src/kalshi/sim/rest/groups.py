@@ -10,13 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kalshi._fixed import COUNT_SCALE, format_count
-from kalshi.sim.rest.common import Body, Handler, Reply, RestCall, bad_field
+from kalshi.sim.rest.common import Body, Reply, RestCall, bad_field
 from kalshi.sim.rest.views import group_json
 
 if TYPE_CHECKING:
-    from kalshi.sim.server import Simulator
+    pass
 
-__all__ = ["group_routes"]
+__all__ = [
+    "create_group",
+    "delete_group",
+    "get_group",
+    "get_groups",
+    "reset_group",
+    "trigger_group",
+    "update_limit",
+]
 
 
 def _limit_units(body: Body) -> int:
@@ -36,66 +44,65 @@ def _limit_units(body: Body) -> int:
     return units
 
 
-def group_routes(sim: Simulator) -> dict[str, Handler]:
-    """Handlers of the order-group operations (operationId -> handler)."""
-    engine = sim.engine
+async def get_groups(call: RestCall) -> Reply:
+    engine = call.sim.engine
+    call.query.subaccount()
+    return Reply({"order_groups": [group_json(g) for g in engine.order_groups(call.account)]})
 
-    async def get_groups(call: RestCall) -> Reply:
-        call.query.subaccount()
-        return Reply({"order_groups": [group_json(g) for g in engine.order_groups(call.account)]})
 
-    async def create_group(call: RestCall) -> Reply:
-        body = await call.body()
-        if body.integer("subaccount") not in (None, 0):
-            raise bad_field("subaccount", "the simulator models only the primary subaccount 0")
-        units = _limit_units(body)
-        account = call.account
-        group = sim.do(lambda e: e.create_order_group(account, units))
-        return Reply({"order_group_id": group.order_group_id, "subaccount": 0, "exchange_index": 0}, status=201)
+async def create_group(call: RestCall) -> Reply:
+    sim = call.sim
+    body = await call.body()
+    if body.integer("subaccount") not in (None, 0):
+        raise bad_field("subaccount", "the simulator models only the primary subaccount 0")
+    units = _limit_units(body)
+    account = call.account
+    group = sim.do(lambda e: e.create_order_group(account, units))
+    return Reply({"order_group_id": group.order_group_id, "subaccount": 0, "exchange_index": 0}, status=201)
 
-    async def get_group(call: RestCall) -> Reply:
-        call.query.subaccount()
-        g = engine.order_group(call.account, call.param("order_group_id"))
-        return Reply(
-            {
-                "is_auto_cancel_enabled": g.is_auto_cancel_enabled,
-                "contracts_limit_fp": format_count(g.contracts_limit_units),
-                "orders": list(g.order_ids),
-                "exchange_index": 0,
-            }
-        )
 
-    async def delete_group(call: RestCall) -> Reply:
-        call.query.subaccount()
-        account, group_id = call.account, call.param("order_group_id")
-        sim.do(lambda e: e.delete_order_group(account, group_id))
-        return Reply({})
+async def get_group(call: RestCall) -> Reply:
+    engine = call.sim.engine
+    call.query.subaccount()
+    g = engine.order_group(call.account, call.param("order_group_id"))
+    return Reply(
+        {
+            "is_auto_cancel_enabled": g.is_auto_cancel_enabled,
+            "contracts_limit_fp": format_count(g.contracts_limit_units),
+            "orders": list(g.order_ids),
+            "exchange_index": 0,
+        }
+    )
 
-    async def reset_group(call: RestCall) -> Reply:
-        call.query.subaccount()
-        account, group_id = call.account, call.param("order_group_id")
-        sim.do(lambda e: e.reset_order_group(account, group_id))
-        return Reply({})
 
-    async def trigger_group(call: RestCall) -> Reply:
-        call.query.subaccount()
-        account, group_id = call.account, call.param("order_group_id")
-        sim.do(lambda e: e.trigger_order_group(account, group_id))
-        return Reply({})
+async def delete_group(call: RestCall) -> Reply:
+    sim = call.sim
+    call.query.subaccount()
+    account, group_id = call.account, call.param("order_group_id")
+    sim.do(lambda e: e.delete_order_group(account, group_id))
+    return Reply({})
 
-    async def update_limit(call: RestCall) -> Reply:
-        call.query.subaccount()
-        units = _limit_units(await call.body())
-        account, group_id = call.account, call.param("order_group_id")
-        sim.do(lambda e: e.update_order_group_limit(account, group_id, units))
-        return Reply({})
 
-    return {
-        "GetOrderGroups": get_groups,
-        "CreateOrderGroup": create_group,
-        "GetOrderGroup": get_group,
-        "DeleteOrderGroup": delete_group,
-        "ResetOrderGroup": reset_group,
-        "TriggerOrderGroup": trigger_group,
-        "UpdateOrderGroupLimit": update_limit,
-    }
+async def reset_group(call: RestCall) -> Reply:
+    sim = call.sim
+    call.query.subaccount()
+    account, group_id = call.account, call.param("order_group_id")
+    sim.do(lambda e: e.reset_order_group(account, group_id))
+    return Reply({})
+
+
+async def trigger_group(call: RestCall) -> Reply:
+    sim = call.sim
+    call.query.subaccount()
+    account, group_id = call.account, call.param("order_group_id")
+    sim.do(lambda e: e.trigger_order_group(account, group_id))
+    return Reply({})
+
+
+async def update_limit(call: RestCall) -> Reply:
+    sim = call.sim
+    call.query.subaccount()
+    units = _limit_units(await call.body())
+    account, group_id = call.account, call.param("order_group_id")
+    sim.do(lambda e: e.update_order_group_limit(account, group_id, units))
+    return Reply({})
