@@ -128,13 +128,23 @@ async def test_errors_name_the_field_and_use_the_exchange_statuses(sim: Simulato
         "count": order_body(quiet, count="0"),
         "time_in_force": order_body(quiet, time_in_force=None),
         "orders[1].price": None,
+        "orders[2].count": None,
     }
     for field, body in cases.items():
-        if body is None:
+        if field == "orders[1].price":
+            # A value of the wrong JSON type breaks the body's schema: the whole batch is refused.
             batch = {"orders": [order_body(quiet), order_body(quiet, price=5)]}
             response = await call(http, sim, "POST", path + "/batched", auth=auth, json=batch)
+            assert response.status_code == 400
+            error = error_of(response)
+        elif body is None:
+            # A well-typed item the exchange refuses carries its own error; the others go through.
+            batch = {"orders": [order_body(quiet), order_body(quiet), order_body(quiet, count="0")]}
+            response = await call(http, sim, "POST", path + "/batched", auth=auth, json=batch)
             assert response.status_code == 201
-            error = response.json()["orders"][1]["error"]
+            items = response.json()["orders"]
+            assert "error" not in items[0] and "error" not in items[1]
+            error = items[2]["error"]
         else:
             response = await call(http, sim, "POST", path, auth=auth, json=body)
             assert response.status_code == 400, field

@@ -45,6 +45,7 @@ from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
 from kalshi.sim.ws.feeds import Feeds
 from kalshi.sim.ws.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
 from kalshi.sim.ws.session import SessionLimits, WsSession
+from kalshi.ws.codes import ErrorCode
 
 __all__ = ["DEFAULT_BALANCE_MICROS", "Simulator"]
 
@@ -56,6 +57,12 @@ DEFAULT_BALANCE_MICROS: Final = 100_000 * MICROS_PER_DOLLAR
 _MAX_ACTIONS_PER_TICK: Final = 200  # bounds how long one tick holds the event loop
 _CFB_INTERVAL: Final = 1.0
 _CFB_5HZ_INTERVAL: Final = 0.2
+_UNSIGNED_UPGRADE: Final = {
+    "code": "missing_header",
+    "message": "every WebSocket connection must be signed, for public channels too: send KALSHI-ACCESS-KEY, "
+    "KALSHI-ACCESS-TIMESTAMP and KALSHI-ACCESS-SIGNATURE (KalshiAuth.headers()), or start the simulator with "
+    "--open (Simulator(open_access=True)) to accept unsigned connections to public channels",
+}
 
 
 def _wall_ms() -> int:
@@ -513,7 +520,7 @@ class Simulator:
             return False
         sub = self.faults.rng.choice(candidates)
         self.faults.note("overflow")
-        sub.owner.terminate(sub, 25)
+        sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
         return True
 
     # -- HTTP -------------------------------------------------------------------------------------------------
@@ -530,7 +537,12 @@ class Simulator:
                 headers=headers,
             )
         key_id: str | None = None
-        if not (self.open_access and not _has_auth_headers(request)):
+        signed = _has_auth_headers(request)
+        if not signed and not self.open_access:
+            # The 2026 exchange signs every connection, public channels included.
+            self.rejections["missing_header"] += 1
+            return web.json_response({"error": _UNSIGNED_UPGRADE}, status=401)
+        if signed:
             try:
                 key_id = self.keys.verify(request.headers, request.method, request.path, now_ms=_wall_ms())
             except SignatureRejected as exc:
@@ -578,7 +590,7 @@ class Simulator:
             self._connections.pop(conn_id, None)
         return ws
 
-    def _on_terminated(self, sub: Subscription, code: int) -> None:
+    def _on_terminated(self, sub: Subscription, code: ErrorCode) -> None:
         log.debug("subscription %d of connection %d ended with error %d", sub.sid, sub.conn_id, code)
 
 

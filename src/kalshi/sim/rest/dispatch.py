@@ -9,11 +9,14 @@ request goes through the same steps:
    (401 JSON error otherwise) and acts as the key's account; operations the spec secures need it, public ones
    work unsigned;
 3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
-4. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
+4. **validation**: query parameters and JSON body against the operation's schemas in the spec
+   (:mod:`kalshi.sim.rest.validation`), 400 naming the field;
+5. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
    user_orders, market_positions, order_group_updates, communications) before the response is sent.
 
 Errors are ``{"error": {"code", "message", "details"?}}`` with the status the exchange uses (400 naming the
-field, 401, 404, 409, 429, 501 for operations the simulator does not model, naming the operation).
+field, 401, 404, 409, 410 ``deprecated_v1_order_endpoint`` for the retired V1 order writes, 429, 501 for
+operations the simulator does not model, naming the operation).
 The knobs (forced responses, limits, counters) are :class:`~kalshi.sim.rest.controls.RestControls`.
 """
 
@@ -35,7 +38,9 @@ from kalshi.sim.engine import EngineError
 from kalshi.sim.keys import SignatureRejected
 from kalshi.sim.rest.common import JSON_CONTENT, Handler, RestCall, RestError, error_body, json_bytes
 from kalshi.sim.rest.controls import ANNOUNCEMENTS, error_response
+from kalshi.sim.rest.retired import V1_ORDER_WRITES, answer_retired
 from kalshi.sim.rest.routes import ROUTES
+from kalshi.sim.rest.validation import validate_body, validate_query
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator
@@ -98,6 +103,9 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
             items = len(listed) if isinstance(listed, list) else 1
         remote = request.remote or "local"
         controls.limits.charge(key_id if key_id is not None else f"anon:{remote}", op, items)
+        validate_query(op.operation_id, {name: request.query.getall(name) for name in request.query})
+        if (await request.read()).strip():
+            validate_body(op.operation_id, (await call.body()).data)
         reply = await handler(call)
         return reply.response()
     except RestError as exc:
@@ -156,6 +164,10 @@ def add_rest_routes(app: web.Application, sim: Simulator) -> None:
     if unknown:
         raise RuntimeError(f"handlers for operations the spec does not have: {sorted(unknown)}")
     templates: list[tuple[str, re.Pattern[str]]] = []
+    # Literal paths first: DELETE /portfolio/orders/batched is not a cancel of the order "batched".
+    for retired in sorted(V1_ORDER_WRITES, key=lambda r: "{" in r.path):
+        app.router.add_route(retired.method, REST_PATH + retired.path, functools.partial(answer_retired, retired))
+        templates.append((retired.method, _path_pattern(retired.path)))
     for op in sorted([*OPERATIONS.values(), ANNOUNCEMENTS], key=_route_order):
         handler = ROUTES.get(op.operation_id)
         if handler is not None:

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
+from kalshi.ws.codes import ErrorCode
+
 if TYPE_CHECKING:
     from kalshi.sim.faults import FaultController
 
@@ -66,7 +68,7 @@ ALL_MARKER: Final = "all"
 class SubscriptionOwner(Protocol):
     """Who ends a subscription when the hub cannot deliver to it (the connection's session)."""
 
-    def terminate(self, sub: Subscription, code: int) -> None: ...
+    def terminate(self, sub: Subscription, code: ErrorCode) -> None: ...
 
 
 class Outbox:
@@ -367,13 +369,13 @@ class Hub:
             elif not outbox.push(frame):
                 if sub.sequenced:
                     sub.seq -= 1  # the frame was never sent: the error takes its seq
-                sub.owner.terminate(sub, 25)
+                sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
         self.delivered += n
 
     def _deliver_with_faults(self, sub: Subscription, typ: bytes, payload: bytes, faults: FaultController) -> None:
         kind = faults.next_frame_fault(sub.conn_id, sub.sequenced)
         if kind == "overflow":
-            sub.owner.terminate(sub, 25)
+            sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
             return
         tmpl = sub.template(typ)
         if sub.sequenced:
@@ -395,7 +397,7 @@ class Hub:
         if not outbox.push(frame):
             if sub.sequenced:
                 sub.seq -= 1
-            sub.owner.terminate(sub, 25)
+            sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
             return
         if kind == "dup":
             outbox.push_control(frame)
