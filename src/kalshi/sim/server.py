@@ -39,7 +39,7 @@ from kalshi.sim.faults import FaultController, FaultSpec
 from kalshi.sim.keys import KeyRegistry, SignatureRejected
 from kalshi.sim.market import ActivityGenerator, IndexWalk, MarketUniverse
 from kalshi.sim.rest.controls import RestControls
-from kalshi.sim.rest.dispatch import add_rest_routes
+from kalshi.sim.rest.dispatch import add_rest_routes, json_errors
 from kalshi.sim.ws.connection import SimConnection
 from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
 from kalshi.sim.ws.feeds import Feeds
@@ -198,8 +198,8 @@ class Simulator:
         if self._key_dir is not None:
             for key_id in self.keys.load_directory(self._key_dir):
                 self._bind_key(key_id, key_id, self.balance_micros)
-        app = web.Application()
-        app.router.add_get(WS_PATH, self._handle_ws)
+        app = web.Application(middlewares=[json_errors])
+        app.router.add_route("GET", WS_PATH, self._handle_ws)
         add_rest_routes(app, self)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
@@ -45,7 +45,7 @@ from kalshi.sim.rest.validation import validate_body, validate_query
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator
 
-__all__ = ["add_rest_routes", "implemented_operations"]
+__all__ = ["add_rest_routes", "implemented_operations", "json_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -134,28 +134,43 @@ async def _not_implemented(sim: Simulator, op: Operation, _request: web.Request)
     )
 
 
-def _path_pattern(path: str) -> re.Pattern[str]:
-    segments = ("[^/]+" if seg.startswith("{") else re.escape(seg) for seg in path.split("/"))
-    return re.compile("^" + "/".join(segments) + "$")
-
-
 def _route_order(op: Operation) -> tuple[tuple[int, str], ...]:
     # Literal segments before placeholders, so /markets/trades is matched before /markets/{ticker}.
     return tuple((1 if seg.startswith("{") else 0, seg) for seg in op.path.split("/"))
 
 
-async def _unknown_path(templates: list[tuple[str, re.Pattern[str]]], request: web.Request) -> web.StreamResponse:
-    tail = request.path[len(REST_PATH) :]
-    allowed = sorted({method for method, pattern in templates if pattern.match(tail)})
-    if allowed:
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer the router's own errors as the exchange does: JSON, 404 for an unknown path, 405 with ``Allow``.
+
+    aiohttp's defaults are text/plain; a client cannot read those as API errors. Any path gets this treatment,
+    including those holding characters no route can match (``\\n``, ``{``, ``}``).
+    """
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = sorted(exc.allowed_methods)
         return error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed on {tail}; use {', '.join(allowed)}"
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {_shown_path(request)}; this path answers {', '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
         )
-    return error_response(404, "not_found", f"no REST endpoint {tail[:100]!r} in the trade API v2")
+    except web.HTTPNotFound:
+        where = "in the trade API v2" if request.path.startswith(REST_PATH + "/") else "on this server"
+        return error_response(404, "not_found", f"no endpoint {_shown_path(request)} {where}")
+
+
+def _shown_path(request: web.Request) -> str:
+    return repr(request.path[:100]) if any(c in request.path for c in "\r\n\t") else request.path[:100]
 
 
 def add_rest_routes(app: web.Application, sim: Simulator) -> None:
     """Register every REST operation of the spec on ``app`` (501 for those missing from the route table).
+
+    Create ``app`` with ``middlewares=[json_errors]`` so unknown paths and methods answer JSON too.
 
     Raises:
         RuntimeError: the route table names an operation the spec does not have (a programming error).
@@ -163,11 +178,9 @@ def add_rest_routes(app: web.Application, sim: Simulator) -> None:
     unknown = ROUTES.keys() - OPERATIONS.keys() - {ANNOUNCEMENTS.operation_id}
     if unknown:
         raise RuntimeError(f"handlers for operations the spec does not have: {sorted(unknown)}")
-    templates: list[tuple[str, re.Pattern[str]]] = []
     # Literal paths first: DELETE /portfolio/orders/batched is not a cancel of the order "batched".
     for retired in sorted(V1_ORDER_WRITES, key=lambda r: "{" in r.path):
         app.router.add_route(retired.method, REST_PATH + retired.path, functools.partial(answer_retired, retired))
-        templates.append((retired.method, _path_pattern(retired.path)))
     for op in sorted([*OPERATIONS.values(), ANNOUNCEMENTS], key=_route_order):
         handler = ROUTES.get(op.operation_id)
         if handler is not None:
@@ -175,5 +188,3 @@ def add_rest_routes(app: web.Application, sim: Simulator) -> None:
         else:
             serve = functools.partial(_not_implemented, sim, op)
         app.router.add_route(op.method, REST_PATH + op.path, serve)
-        templates.append((op.method, _path_pattern(op.path)))
-    app.router.add_route("*", REST_PATH + "/{tail:.*}", functools.partial(_unknown_path, templates))
