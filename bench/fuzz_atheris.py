@@ -31,8 +31,8 @@ with atheris.instrument_imports(include=["kalshi"]):
 
     from kalshi.errors import WS_ERROR_CODES, KalshiError
     from kalshi.sim import Simulator
-    from kalshi.sim.fanout import Outbox
-    from kalshi.sim.ws_session import SessionLimits, WsSession
+    from kalshi.sim.ws.fanout import Outbox
+    from kalshi.sim.ws.session import SessionLimits, WsSession
     from kalshi.ws.protocol import ClientProtocol, ProtocolErrorEvent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ws"

@@ -3,7 +3,7 @@
 1. ``synthetic``: realistic frames (orderbook deltas, tickers and trades over 50 markets, every frame different)
    are built first, then fed to ``Recorder.add_frame`` as fast as possible. Timed until ``close()`` has written
    and renamed every file, so the figure is what reaches the disk, not what was queued.
-2. ``e2e``: a simulator in another process pushes orderbook deltas (``kalshi.sim.firehose``) to a
+2. ``e2e``: a simulator in another process pushes orderbook deltas (``kalshi.sim.ws.firehose``) to a
    ``KalshiWebSocket`` in this process, with the recorder as its raw frame tap (``kalshi.record.capture``, as
    ``kalshi record`` runs it): transport, protocol, order book and recorder on one core. Timed from the first
    frame to the last one on disk.
@@ -109,7 +109,7 @@ def bench_synthetic(count: int) -> None:
 SERVE = """
 import asyncio, sys
 from kalshi.sim import Simulator
-from kalshi.sim.firehose import firehose
+from kalshi.sim.ws.firehose import firehose
 
 async def main(frames):
     async with Simulator(seed=1, markets=2, rate=0.0, open_access=True) as sim:

@@ -38,9 +38,8 @@ QUIET = "KXBENCH-26-T1"
 
 
 async def _serve(public_pem: str, pipe: Connection) -> None:
-    from kalshi.sim import Simulator
+    from kalshi.sim import Simulator, rest_controls
     from kalshi.sim.engine import EventSpec, MarketSpec
-    from kalshi.sim.rest_api import rest_controls
 
     async with Simulator(seed=1, markets=8, rate=0) as sim:
         rest_controls(sim).limits.enabled = False

@@ -3,7 +3,7 @@
 Two modes, each with a picows consumer in a separate process that counts the text frames it receives:
 
 * ``firehose``: pre-encoded orderbook deltas pushed through the real fan-out (seq spliced per subscription),
-  outbox and writer (``kalshi.sim.firehose``); the consumer times a fixed number of frames.
+  outbox and writer (``kalshi.sim.ws.firehose``); the consumer times a fixed number of frames.
 * ``engine``: seeded market activity as fast as the engine runs (``sim.step``), every public market feed
   (orderbook_delta, ticker, trade) of every market to the consumer; counted for a fixed time.
 
@@ -75,7 +75,7 @@ def consumer_main(argv: list[str]) -> None:
 
 async def run_mode(mode: str, frames: int, seconds: float) -> dict[str, float]:
     from kalshi.sim import Simulator
-    from kalshi.sim.firehose import firehose
+    from kalshi.sim.ws.firehose import firehose
 
     async with Simulator(seed=1, markets=8, open_access=True, lifecycle=False, outbox_limit=1_000_000) as sim:
         if mode == "firehose":

@@ -9,18 +9,32 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "kalshi"
 FORBIDDEN = {"asyncio", "socket", "picows", "aiohttp", "httpx", "websockets", "selectors", "ssl"}
-PURE_MODULES = ["ws/protocol.py", "ws/orderbook.py", "sim/engine.py", "_fixed.py"]
+ENGINE = SRC / "sim" / "engine"
+PURE_MODULES = [
+    "ws/protocol.py",
+    "ws/orderbook.py",
+    "_fixed.py",
+    *sorted(str(p.relative_to(SRC)) for p in ENGINE.glob("*.py")),
+]
+# The engine is the exchange's rules alone: nothing of the simulator's servers, nor of the client library.
+ENGINE_MAY_IMPORT = ("kalshi.sim.engine", "kalshi._fixed", "kalshi.errors")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path}: use absolute imports"
+            if node.module:
+                modules.add(node.module)
+    return modules
 
 
 def imported_roots(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    roots: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
+    return {name.split(".")[0] for name in imported_modules(path)}
 
 
 @pytest.mark.parametrize("relative", PURE_MODULES)
@@ -28,6 +42,16 @@ def test_pure_module_imports_no_io(relative: str) -> None:
     path = SRC / relative
     assert path.exists(), f"{relative} is part of the design"
     assert not imported_roots(path) & FORBIDDEN
+
+
+def test_engine_is_a_package_of_its_own() -> None:
+    assert len(list(ENGINE.glob("*.py"))) > 5, "the engine modules live in kalshi/sim/engine/"
+    strays = []
+    for path in ENGINE.glob("*.py"):
+        for name in imported_modules(path):
+            if name.split(".")[0] == "kalshi" and not name.startswith(ENGINE_MAY_IMPORT):
+                strays.append(f"{path.name} imports {name}")
+    assert not strays, f"the engine imports only itself, kalshi._fixed and kalshi.errors: {strays}"
 
 
 def test_detector_sees_imports(tmp_path: Path) -> None:

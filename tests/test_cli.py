@@ -28,7 +28,7 @@ from kalshi.cli.main import app, main
 from kalshi.config import KalshiConfig
 from kalshi.models.markets import Orderbook
 from kalshi.sim import Simulator
-from kalshi.sim.firehose import firehose
+from kalshi.sim.ws.firehose import firehose
 from test_cli_support import SimThread
 
 COMMANDS = ["demo", "book", "stream", "markets", "sim", "record", "replay"]

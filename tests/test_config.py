@@ -1,23 +1,65 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiConfigError
 
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 
-def test_production_and_demo_urls() -> None:
+
+def test_production_and_demo_default_to_the_spec_primary_hosts() -> None:
     prod = KalshiConfig.production()
-    assert prod.rest_url == "https://api.elections.kalshi.com/trade-api/v2"
-    assert prod.ws_url == "wss://api.elections.kalshi.com/trade-api/ws/v2"
+    assert prod.rest_url == "https://external-api.kalshi.com/trade-api/v2"
+    assert prod.ws_url == "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
     assert prod.environment == "production"
     demo = KalshiConfig.demo()
-    assert demo.ws_url == "wss://demo-api.kalshi.co/trade-api/ws/v2"
+    assert demo.rest_url == "https://external-api.demo.kalshi.co/trade-api/v2"
+    assert demo.ws_url == "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"
     assert demo.environment == "demo"
     assert prod.ws_max_retries == 10
     assert prod.verify_tls is True
+
+
+def test_primary_hosts_are_the_spec_servers() -> None:
+    spec = yaml.safe_load((SPECS / "openapi.yaml").read_text())
+    rest_servers = [urlsplit(server["url"]).hostname for server in spec["servers"]]
+    ws_servers = [s["host"] for s in yaml.safe_load((SPECS / "asyncapi.yaml").read_text())["servers"].values()]
+    assert urlsplit(KalshiConfig.production().rest_url).hostname == rest_servers[0]
+    assert urlsplit(KalshiConfig.production().ws_url).hostname == ws_servers[0]
+    # openapi.yaml lists production, production shared, demo, demo shared.
+    assert urlsplit(KalshiConfig.production(shared_host=True).rest_url).hostname == rest_servers[1]
+    assert urlsplit(KalshiConfig.demo().rest_url).hostname == rest_servers[2]
+    assert urlsplit(KalshiConfig.demo(shared_host=True).rest_url).hostname == rest_servers[3]
+
+
+@pytest.mark.parametrize(
+    ("rest", "ws", "environment"),
+    [
+        ("api.elections.kalshi.com", "api.elections.kalshi.com", "production"),
+        ("external-api.kalshi.com", "api.elections.kalshi.com", "production"),
+        ("demo-api.kalshi.co", "demo-api.kalshi.co", "demo"),
+        ("external-api.demo.kalshi.co", "demo-api.kalshi.co", "demo"),
+    ],
+)
+def test_shared_hosts_are_still_accepted(rest: str, ws: str, environment: str) -> None:
+    config = KalshiConfig(rest_url=f"https://{rest}/trade-api/v2", ws_url=f"wss://{ws}/trade-api/ws/v2")
+    assert config.environment == environment
+    shared = getattr(KalshiConfig, environment)(shared_host=True)
+    assert urlsplit(shared.rest_url).hostname == urlsplit(shared.ws_url).hostname
+    assert shared.environment == environment
+
+
+def test_primary_demo_and_shared_production_do_not_mix() -> None:
+    with pytest.raises(KalshiConfigError, match="different environments"):
+        KalshiConfig(
+            rest_url="https://external-api.demo.kalshi.co/trade-api/v2", ws_url="wss://api.elections.kalshi.com/x"
+        )
 
 
 def test_local_builds_matching_pair() -> None:

@@ -28,15 +28,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import hypothesis_profile  # derandomized unless HYPOTHESIS_PROFILE says otherwise
 from asyncapi_schema import validate_message
 from kalshi.auth import KalshiAuth
 from kalshi.config import REST_PATH
 from kalshi.errors import WS_ERROR_CODES
 from kalshi.rest import OPERATIONS
-from kalshi.sim import Simulator
-from kalshi.sim.fanout import ALL_CHANNELS, Outbox
-from kalshi.sim.rest_api import implemented_operations, rest_controls
-from kalshi.sim.ws_session import SessionLimits, WsSession
+from kalshi.sim import Simulator, rest_controls
+from kalshi.sim.rest import implemented_operations
+from kalshi.sim.rest.controls import ANNOUNCEMENTS
+from kalshi.sim.rest.retired import V1_ORDER_WRITES
+from kalshi.sim.ws.fanout import ALL_CHANNELS, Outbox
+from kalshi.sim.ws.session import SessionLimits, WsSession
 
 COMMAND_RUNS = 600
 BYTES_RUNS = 1000
@@ -264,7 +267,7 @@ def _operation_inputs() -> dict[str, tuple[list[str], list[str]]]:
 INPUTS = _operation_inputs()
 OPS = sorted(OPERATIONS.values(), key=lambda op: op.operation_id)
 # The fuzzer aims at the operations the simulator models (the others answer 501 at once: checked separately).
-MODELLED = [op for op in OPS if op.operation_id in implemented_operations(SIM)]
+MODELLED = [op for op in OPS if op.operation_id in implemented_operations()]
 
 
 class SimThread:
@@ -286,7 +289,7 @@ class SimThread:
         self._stop = asyncio.Event()
         async with Simulator(seed=12, markets=3, rate=0.0, lifecycle=False) as sim:
             rest_controls(sim).limits.enabled = False  # the fuzzer is not a rate-limit test
-            self.implemented = implemented_operations(sim)
+            self.implemented = implemented_operations()
             self.auth, _ = sim.create_account_auth()
             self.url = sim.url
             self.tickers = sim.tickers
@@ -386,13 +389,90 @@ def test_unsigned_private_operations_get_401_json(rest_sim: SimThread) -> None:
 def test_unknown_rest_paths_get_a_json_error(rest_sim: SimThread) -> None:
     """An unknown path or a wrong method is an error like any other: JSON ``{"error": {"code", "message"}}``
     (aiohttp's default is a text/plain "404: Not Found", which a client cannot parse as an API error)."""
+    cases = [
+        ("GET", REST_PATH + "/no/such/operation", 404, None),
+        ("DELETE", REST_PATH + "/exchange/status", 405, "GET"),
+        ("GET", REST_PATH + "/exchange/status\n", 404, None),
+        ("GET", REST_PATH + "/markets/{", 404, None),
+        ("POST", REST_PATH + "/markets/}x{", 404, None),
+        ("PUT", REST_PATH + "/portfolio/orders/{x}", 404, None),
+        ("PATCH", REST_PATH + "/portfolio/orders/o-1", 405, "DELETE, GET"),
+        ("POST", "/trade-api/ws/v2", 405, "GET"),
+        ("GET", "/", 404, None),
+        ("GET", "/favicon.ico\n", 404, None),
+    ]
     with httpx.Client(base_url=rest_sim.url, timeout=10) as client:
-        for method, path in [("GET", "/no/such/operation"), ("DELETE", "/exchange/status")]:
-            response = client.request(method, REST_PATH + path)
-            assert response.status_code in (404, 405)
+        for method, path, status, allow in cases:
+            response = client.request(method, urllib.parse.quote(path))
+            assert response.status_code == status, (method, path, response.text)
             assert response.headers.get("content-type", "").startswith("application/json"), response.text
             error = msgspec.json.decode(response.content)["error"]
-            assert error["code"] and error["message"]
+            assert error["code"] in ("not_found", "method_not_allowed") and len(error["message"]) > 10
+            assert response.headers.get("Allow") == allow, (method, path)
+            if allow is not None:
+                assert method not in allow and allow in error["message"]
+
+
+# Every (method, path template) the simulator routes: the spec's operations, the older announcements and the
+# retired V1 order writes (410). A placeholder matches one segment holding neither "{" nor "}" (aiohttp's rule).
+ROUTED = [(op.method, op.path) for op in [*OPERATIONS.values(), ANNOUNCEMENTS]] + [
+    (r.method, r.path) for r in V1_ORDER_WRITES
+]
+
+
+def methods_routed(path: str) -> set[str]:
+    """The methods some route accepts on ``path`` (below the REST prefix)."""
+    segments = path.split("/")
+    found = set()
+    for method, template in ROUTED:
+        parts = template.split("/")
+        if len(parts) == len(segments) and all(
+            (p.startswith("{") and s != "" and "{" not in s and "}" not in s) or p == s
+            for p, s in zip(parts, segments, strict=True)
+        ):
+            found.add(method)
+    return found
+
+
+# Segments as a client sends them: "%" is left out (it would decode into another segment), "." and ".." too.
+segment = st.one_of(
+    st.sampled_from(["markets", "portfolio", "orders", "events", "batched", "{", "}", "{x}", "\n", "a\nb", "T"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="/?#%"), min_size=1, max_size=8),
+).filter(lambda text: text not in (".", ".."))
+spec_like = st.sampled_from(sorted({t for _, t in ROUTED})).flatmap(
+    lambda template: st.tuples(*[st.just(p) if not p.startswith("{") else segment for p in template.split("/")[1:]])
+)
+
+
+@settings(max_examples=300, **FUZZ)
+@given(
+    st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    st.one_of(spec_like, st.lists(segment, min_size=1, max_size=4).map(tuple)),
+)
+def test_fuzz_every_path_answers_json_404_or_405_with_allow(
+    rest_sim: SimThread, method: str, segments: tuple[str, ...]
+) -> None:
+    path = "/" + "/".join(segments)
+    assert rest_sim.client is not None
+    # Percent-encoded on the wire (as any client sends "\n", "{" or "ñ"); the server matches the decoded path.
+    response = rest_sim.client.request(
+        method, REST_PATH + "/" + "/".join(urllib.parse.quote(s, safe="") for s in segments)
+    )
+    status = response.status_code
+    assert status < 500 or status == 501, (method, path, status, response.text[:200])
+    if response.content or status >= 400:
+        assert response.headers.get("content-type", "").startswith("application/json"), (method, path)
+    routed = methods_routed(path)
+    if status >= 400:
+        code = msgspec.json.decode(response.content)["error"]["code"]
+    if not routed:
+        assert status == 404 and code == "not_found", (method, path, status)
+    elif method not in routed:
+        assert status == 405 and code == "method_not_allowed", (method, path, status)
+        assert set(response.headers["Allow"].split(", ")) == routed
+    else:
+        assert status not in (405,) and response.headers.get("Allow") is None, (method, path, status)
+        assert status < 400 or code not in ("not_found", "method_not_allowed"), (method, path, code)
 
 
 def test_operations_not_modelled_answer_501_naming_the_operation(rest_sim: SimThread) -> None:
@@ -403,3 +483,14 @@ def test_operations_not_modelled_answer_501_naming_the_operation(rest_sim: SimTh
         response = rest_sim.client.request(op.method, REST_PATH + op.path, headers=headers, json={})
         assert response.status_code == 501, op.operation_id
         assert op.operation_id in msgspec.json.decode(response.content)["error"]["message"]
+
+
+def test_hypothesis_is_derandomized_unless_exploring() -> None:
+    """The suite's examples are the same on every run (issue 12): the ``ci`` profile is the default."""
+    active = settings.default
+    if hypothesis_profile.ACTIVE == "ci":
+        assert active.derandomize and active.database is None
+    else:
+        assert not active.derandomize
+    derandomized = settings.get_profile("ci")
+    assert derandomized.derandomize and derandomized.deadline is None

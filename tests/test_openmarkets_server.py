@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kalshi.sim.openmarkets_server import DEMO_API_KEY, OpenMarketsServer, serve_openmarkets
+from kalshi.sim.openmarkets import DEMO_API_KEY, OpenMarketsServer, serve_openmarkets
 
 KEY = "om_data_test_server"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kalshi.sim.openmarkets_server import OpenMarketsServer
+from kalshi.sim.openmarkets import OpenMarketsServer
 from openmarkets import (
     ConnectionLimitError,
     ConnectionState,

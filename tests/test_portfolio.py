@@ -11,8 +11,7 @@ import pytest
 
 from kalshi.auth import KalshiAuth
 from kalshi.portfolio import Correction, OrderState, Portfolio
-from kalshi.sim import Simulator
-from kalshi.sim.rest_api import rest_controls
+from kalshi.sim import Simulator, rest_controls
 from kalshi.ws import KalshiWebSocket
 from simclient import eventually
 from test_sim_rest_schema import add_quiet_market, rest_client

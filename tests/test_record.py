@@ -20,7 +20,7 @@ from kalshi.models.markets import Orderbook
 from kalshi.record import Recorder, RecorderStats, Recording, RecordingError, ReplayServer, capture
 from kalshi.record.schema import SCHEMA, decode_envelope
 from kalshi.sim import Simulator
-from kalshi.sim.firehose import firehose
+from kalshi.sim.ws.firehose import firehose
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage, TickerMessage
 

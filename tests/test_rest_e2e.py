@@ -27,9 +27,8 @@ from kalshi.errors import (
 from kalshi.rest import BucketLimit, KalshiClient, RateLimiter
 from kalshi.rest.models import BatchCancelOrdersV2RequestOrdersItem as CancelItem
 from kalshi.rest.models import CreateOrderV2Request
-from kalshi.sim import Simulator
-from kalshi.sim.rest_api import rest_controls
-from kalshi.sim.rest_limits import RateLimits
+from kalshi.sim import Simulator, rest_controls
+from kalshi.sim.rest.limits import RateLimits
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.subscription import Subscription
 from test_sim_rest_schema import add_quiet_market, rest_client

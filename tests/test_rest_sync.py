@@ -68,7 +68,7 @@ def test_sync_client_signs_and_verifies() -> None:
         created = client.orders.create_order_v2(**ORDER, client_order_id="c-1")
     assert created.order_id == "o-1"
     request = exchange.requests[0]
-    assert str(request.url).startswith("https://demo-api.kalshi.co/trade-api/v2/portfolio/events/orders")
+    assert str(request.url).startswith("https://external-api.demo.kalshi.co/trade-api/v2/portfolio/events/orders")
     assert json.loads(request.content) == {**ORDER, "client_order_id": "c-1"}
     signature = base64.b64decode(request.headers["KALSHI-ACCESS-SIGNATURE"])
     key.public_key().verify(signature, f"1700000000000POST{PREFIX}/portfolio/events/orders".encode())

@@ -36,8 +36,7 @@ from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.config import REST_PATH, WS_PATH, KalshiConfig
 from kalshi.errors import KalshiAPIError, KalshiConnectionError, KalshiError, KalshiHandshakeError
 from kalshi.rest import AsyncKalshiClient, RateLimiter
-from kalshi.sim import Simulator
-from kalshi.sim.rest_api import rest_controls
+from kalshi.sim import Simulator, rest_controls
 from kalshi.ws import KalshiWebSocket
 from kalshi.ws.transport import _client_ssl_context, open_connection
 

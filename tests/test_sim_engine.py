@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+import hypothesis_profile  # noqa: F401  (derandomized unless HYPOTHESIS_PROFILE says otherwise)
 from kalshi.errors import KalshiError
 from kalshi.sim.engine import (
     KEEP,
@@ -36,8 +37,8 @@ from kalshi.sim.engine import (
     price_ranges_for,
     valid_prices,
 )
-from kalshi.sim.engine_core import required_reserve
-from kalshi.sim.engine_ledger import fee_numerator
+from kalshi.sim.engine.core import required_reserve
+from kalshi.sim.engine.ledger import fee_numerator
 
 T0 = 1_700_000_000_000
 DOLLAR = MICROS_PER_DOLLAR

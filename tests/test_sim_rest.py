@@ -13,8 +13,8 @@ import pytest
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.rest import BucketLimit
 from kalshi.sim import Simulator
-from kalshi.sim.rest_api import RestControls, rest_controls
-from kalshi.sim.rest_limits import RateLimits
+from kalshi.sim.rest import RestControls, rest_controls
+from kalshi.sim.rest.limits import RateLimits
 from test_sim_rest_schema import add_quiet_market, check_response
 
 PREFIX = "/trade-api/v2"
@@ -128,13 +128,23 @@ async def test_errors_name_the_field_and_use_the_exchange_statuses(sim: Simulato
         "count": order_body(quiet, count="0"),
         "time_in_force": order_body(quiet, time_in_force=None),
         "orders[1].price": None,
+        "orders[2].count": None,
     }
     for field, body in cases.items():
-        if body is None:
+        if field == "orders[1].price":
+            # A value of the wrong JSON type breaks the body's schema: the whole batch is refused.
             batch = {"orders": [order_body(quiet), order_body(quiet, price=5)]}
             response = await call(http, sim, "POST", path + "/batched", auth=auth, json=batch)
+            assert response.status_code == 400
+            error = error_of(response)
+        elif body is None:
+            # A well-typed item the exchange refuses carries its own error; the others go through.
+            batch = {"orders": [order_body(quiet), order_body(quiet), order_body(quiet, count="0")]}
+            response = await call(http, sim, "POST", path + "/batched", auth=auth, json=batch)
             assert response.status_code == 201
-            error = response.json()["orders"][1]["error"]
+            items = response.json()["orders"]
+            assert "error" not in items[0] and "error" not in items[1]
+            error = items[2]["error"]
         else:
             response = await call(http, sim, "POST", path, auth=auth, json=body)
             assert response.status_code == 400, field

@@ -15,8 +15,8 @@ import pytest
 from asyncapi_schema import validate_message
 from kalshi.sim import Simulator
 from kalshi.sim.engine import MarketSpec
-from kalshi.sim.fanout import Hub, Outbox
-from kalshi.sim.ws_session import WsSession
+from kalshi.sim.ws.fanout import Hub, Outbox
+from kalshi.sim.ws.session import WsSession
 from simclient import BookReplica, SimClient, check_seq, data_of, ticks, units
 
 FIXED_CLOCK = 1_700_000_000_000

@@ -8,10 +8,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kalshi.errors import KalshiConfigError
 
-__all__ = ["DEMO_HOST", "PRODUCTION_HOST", "KalshiConfig"]
+__all__ = [
+    "DEMO_HOST",
+    "DEMO_SHARED_HOST",
+    "DEMO_WS_HOST",
+    "PRODUCTION_HOST",
+    "PRODUCTION_SHARED_HOST",
+    "PRODUCTION_WS_HOST",
+    "KalshiConfig",
+]
 
-PRODUCTION_HOST = "api.elections.kalshi.com"
-DEMO_HOST = "demo-api.kalshi.co"
+# The spec's primary hosts (openapi.yaml ``servers``, asyncapi.yaml ``servers``): dedicated to the Trade API.
+PRODUCTION_HOST = "external-api.kalshi.com"
+PRODUCTION_WS_HOST = "external-api-ws.kalshi.com"
+DEMO_HOST = "external-api.demo.kalshi.co"
+DEMO_WS_HOST = "external-api-ws.demo.kalshi.co"
+# The shared hosts the spec still supports (REST and WebSocket on one host), for existing setups.
+PRODUCTION_SHARED_HOST = "api.elections.kalshi.com"
+DEMO_SHARED_HOST = "demo-api.kalshi.co"
 REST_PATH = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
 
@@ -19,10 +33,11 @@ Environment = Literal["production", "demo", "local", "custom"]
 
 
 def _environment_of(host: str) -> Environment:
-    if host == PRODUCTION_HOST or host.endswith(".kalshi.com"):
-        return "production"
-    if host == DEMO_HOST or host.endswith(".kalshi.co"):
+    # Checked in this order: every demo host ends in .kalshi.co, every production host in .kalshi.com.
+    if host.endswith(".kalshi.co"):
         return "demo"
+    if host.endswith(".kalshi.com"):
+        return "production"
     if host in ("127.0.0.1", "localhost", "::1") or host.startswith("127."):
         return "local"
     return "custom"
@@ -95,16 +110,28 @@ class KalshiConfig:
         return urlsplit(self.rest_url).path.rstrip("/")
 
     @classmethod
-    def production(cls, **options: Any) -> KalshiConfig:
-        """The live exchange."""
-        return cls(
-            rest_url=f"https://{PRODUCTION_HOST}{REST_PATH}", ws_url=f"wss://{PRODUCTION_HOST}{WS_PATH}", **options
-        )
+    def production(cls, *, shared_host: bool = False, **options: Any) -> KalshiConfig:
+        """The live exchange, on the spec's primary hosts (``external-api.kalshi.com`` for REST,
+        ``external-api-ws.kalshi.com`` for the WebSocket).
+
+        Args:
+            shared_host: use the shared host ``api.elections.kalshi.com`` for both instead (still supported).
+            **options: other settings (``timeout=...``).
+        """
+        rest, ws = (PRODUCTION_SHARED_HOST,) * 2 if shared_host else (PRODUCTION_HOST, PRODUCTION_WS_HOST)
+        return cls(rest_url=f"https://{rest}{REST_PATH}", ws_url=f"wss://{ws}{WS_PATH}", **options)
 
     @classmethod
-    def demo(cls, **options: Any) -> KalshiConfig:
-        """Kalshi's demo environment (paper money)."""
-        return cls(rest_url=f"https://{DEMO_HOST}{REST_PATH}", ws_url=f"wss://{DEMO_HOST}{WS_PATH}", **options)
+    def demo(cls, *, shared_host: bool = False, **options: Any) -> KalshiConfig:
+        """Kalshi's demo environment (paper money), on the spec's primary hosts (``external-api.demo.kalshi.co``,
+        ``external-api-ws.demo.kalshi.co``).
+
+        Args:
+            shared_host: use the shared host ``demo-api.kalshi.co`` for both instead (still supported).
+            **options: other settings (``timeout=...``).
+        """
+        rest, ws = (DEMO_SHARED_HOST,) * 2 if shared_host else (DEMO_HOST, DEMO_WS_HOST)
+        return cls(rest_url=f"https://{rest}{REST_PATH}", ws_url=f"wss://{ws}{WS_PATH}", **options)
 
     @classmethod
     def local(cls, base_url: str = "http://127.0.0.1:8765", **options: Any) -> KalshiConfig:

@@ -13,7 +13,7 @@
         async for view in stream.tables():                              # maintained tables
             ...
 
-A local server for offline use and tests: :class:`kalshi.sim.openmarkets_server.OpenMarketsServer`.
+A local server for offline use and tests: :class:`kalshi.sim.openmarkets.OpenMarketsServer`.
 """
 
 from kalshi.ws.backpressure import OverflowStrategy

@@ -22,7 +22,7 @@ from typing import Final
 
 from kalshi._fixed import COUNT_SCALE, PRICE_SCALE
 from kalshi.sim.engine import Engine
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.types import (
     MICROS_PER_DOLLAR,
     BookSide,
     EngineError,

@@ -34,16 +34,18 @@ from aiohttp import web
 from kalshi.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, KalshiAuth, generate_private_key_pem
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.models.markets import Orderbook
-from kalshi.sim.connection import SimConnection
 from kalshi.sim.engine import MICROS_PER_DOLLAR, BookSide, Engine, OrderResult
-from kalshi.sim.fanout import Hub, Outbox, Subscription
 from kalshi.sim.faults import FaultController, FaultSpec
-from kalshi.sim.feeds import Feeds
-from kalshi.sim.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
 from kalshi.sim.keys import KeyRegistry, SignatureRejected
 from kalshi.sim.market import ActivityGenerator, IndexWalk, MarketUniverse
-from kalshi.sim.rest_api import add_rest_routes
-from kalshi.sim.ws_session import SessionLimits, WsSession
+from kalshi.sim.rest.controls import RestControls
+from kalshi.sim.rest.dispatch import add_rest_routes, json_errors
+from kalshi.sim.ws.connection import SimConnection
+from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
+from kalshi.sim.ws.feeds import Feeds
+from kalshi.sim.ws.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
+from kalshi.sim.ws.session import SessionLimits, WsSession
+from kalshi.ws.codes import ErrorCode
 
 __all__ = ["DEFAULT_BALANCE_MICROS", "Simulator"]
 
@@ -55,6 +57,12 @@ DEFAULT_BALANCE_MICROS: Final = 100_000 * MICROS_PER_DOLLAR
 _MAX_ACTIONS_PER_TICK: Final = 200  # bounds how long one tick holds the event loop
 _CFB_INTERVAL: Final = 1.0
 _CFB_5HZ_INTERVAL: Final = 0.2
+_UNSIGNED_UPGRADE: Final = {
+    "code": "missing_header",
+    "message": "every WebSocket connection must be signed, for public channels too: send KALSHI-ACCESS-KEY, "
+    "KALSHI-ACCESS-TIMESTAMP and KALSHI-ACCESS-SIGNATURE (KalshiAuth.headers()), or start the simulator with "
+    "--open (Simulator(open_access=True)) to accept unsigned connections to public channels",
+}
 
 
 def _wall_ms() -> int:
@@ -144,6 +152,7 @@ class Simulator:
         self.index_feeds = IndexFeeds(self.hub)
         self.keys = KeyRegistry(window_ms=auth_window_ms)
         self.rejections: Counter[str] = Counter()
+        self.rest_controls = RestControls()
         self._key_accounts: dict[str, str] = {}
         self._accounts: set[str] = set()
         self._key_counter = itertools.count(1)
@@ -189,8 +198,8 @@ class Simulator:
         if self._key_dir is not None:
             for key_id in self.keys.load_directory(self._key_dir):
                 self._bind_key(key_id, key_id, self.balance_micros)
-        app = web.Application()
-        app.router.add_get(WS_PATH, self._handle_ws)
+        app = web.Application(middlewares=[json_errors])
+        app.router.add_route("GET", WS_PATH, self._handle_ws)
         add_rest_routes(app, self)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -511,7 +520,7 @@ class Simulator:
             return False
         sub = self.faults.rng.choice(candidates)
         self.faults.note("overflow")
-        sub.owner.terminate(sub, 25)
+        sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
         return True
 
     # -- HTTP -------------------------------------------------------------------------------------------------
@@ -528,7 +537,12 @@ class Simulator:
                 headers=headers,
             )
         key_id: str | None = None
-        if not (self.open_access and not _has_auth_headers(request)):
+        signed = _has_auth_headers(request)
+        if not signed and not self.open_access:
+            # The 2026 exchange signs every connection, public channels included.
+            self.rejections["missing_header"] += 1
+            return web.json_response({"error": _UNSIGNED_UPGRADE}, status=401)
+        if signed:
             try:
                 key_id = self.keys.verify(request.headers, request.method, request.path, now_ms=_wall_ms())
             except SignatureRejected as exc:
@@ -576,7 +590,7 @@ class Simulator:
             self._connections.pop(conn_id, None)
         return ws
 
-    def _on_terminated(self, sub: Subscription, code: int) -> None:
+    def _on_terminated(self, sub: Subscription, code: ErrorCode) -> None:
         log.debug("subscription %d of connection %d ended with error %d", sub.sid, sub.conn_id, code)
 
 

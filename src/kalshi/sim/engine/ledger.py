@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from kalshi._fixed import PRICE_SCALE
-from kalshi.sim.engine_events import FillEvent
-from kalshi.sim.engine_types import PAYOUT_PER_UNIT, BookSide, PositionView, SettlementView
+from kalshi.sim.engine.events import FillEvent
+from kalshi.sim.engine.types import PAYOUT_PER_UNIT, BookSide, PositionView, SettlementView
 
 __all__ = [
     "FEE_CENT_DENOMINATOR",

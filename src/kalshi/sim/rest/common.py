@@ -2,7 +2,7 @@
 
 Every handler receives a :class:`RestCall` (the aiohttp request, the simulator, the operation and the signed-in
 account) and returns a :class:`Reply`. Bad input raises :class:`RestError`, which the dispatcher in
-:mod:`kalshi.sim.rest_api` turns into ``{"error": {"code", "message", "details"}}`` with its status; the
+:mod:`kalshi.sim.rest.dispatch` turns into ``{"error": {"code", "message", "details"}}`` with its status; the
 message names the offending field.
 
 Cursors are opaque to clients (URL-safe base64) and hold the position of the last item returned in the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,7 +24,7 @@ from aiohttp import web
 
 from kalshi._fixed import count_units, format_price, price_ticks
 from kalshi.rest._model import Operation
-from kalshi.sim.engine_types import format_micros
+from kalshi.sim.engine.types import format_micros
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator
@@ -416,7 +416,7 @@ class RestCall:
         return self._body
 
 
-Handler = Callable[[RestCall], Any]  # async (RestCall) -> Reply
+Handler = Callable[[RestCall], Awaitable[Reply]]
 
 
 # ---------------------------------------------------------------------------------------------- pagination

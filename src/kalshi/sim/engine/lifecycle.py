@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import deque
 
 from kalshi._fixed import PRICE_SCALE
-from kalshi.sim.engine_core import EngineCore, MarketState
-from kalshi.sim.engine_events import EventLifecycleEvent, PositionUpdate
-from kalshi.sim.engine_ledger import AccountRecord
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.core import EngineCore, MarketState
+from kalshi.sim.engine.events import EventLifecycleEvent, PositionUpdate
+from kalshi.sim.engine.ledger import AccountRecord
+from kalshi.sim.engine.types import (
     BalanceView,
     EngineError,
     EventSpec,

@@ -3,12 +3,12 @@
 :class:`Engine` holds markets (one YES book each, price-time priority, trades at the maker's price),
 accounts (cash, netted positions, fees, resting-order collateral), order groups, RFQs and the market
 lifecycle. It does no I/O and reads time only from the ``clock_ms`` callable it is given. Every state
-change appends typed events (:mod:`kalshi.sim.engine_events`) to an outbox that the server drains with
+change appends typed events (:mod:`kalshi.sim.engine.events`) to an outbox that the server drains with
 :meth:`Engine.drain_events` and turns into WebSocket messages; REST handlers call the methods and the
 read-only queries below. Errors are :class:`EngineError` with REST-shaped ``code``/``message``/``status``.
 
 Units: prices are integer ticks of $0.0001 (YES price, 1..9999), counts integer units of 1/100
-contract, money integer micro-dollars (one tick times one unit). See :mod:`kalshi.sim.engine_types`.
+contract, money integer micro-dollars (one tick times one unit). See :mod:`kalshi.sim.engine.types`.
 
 Determinism: ids come from ``random.Random(seed)``; the same seed, clock readings and calls give the
 same ids and the same event sequence.
@@ -28,92 +28,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kalshi.sim.engine_events import (
-    BookDelta,
-    Event,
-    EventLifecycleEvent,
-    FillEvent,
-    MarketLifecycleEvent,
-    OrderGroupEvent,
-    OrderUpdate,
-    PositionUpdate,
-    QuoteEvent,
-    RfqEvent,
-    TickerEvent,
-    TradeEvent,
-)
-from kalshi.sim.engine_groups import GroupsMixin
-from kalshi.sim.engine_lifecycle import LifecycleMixin
-from kalshi.sim.engine_orders import KEEP, AmendResult, CancelResult, OrderResult, OrdersMixin
-from kalshi.sim.engine_rfq import RfqMixin
-from kalshi.sim.engine_types import (
-    MICROS_PER_DOLLAR,
-    PAYOUT_PER_UNIT,
+from kalshi.sim.engine.events import Event, FillEvent, TradeEvent
+from kalshi.sim.engine.groups import GroupsMixin
+from kalshi.sim.engine.lifecycle import LifecycleMixin
+from kalshi.sim.engine.orders import OrdersMixin
+from kalshi.sim.engine.rfq import RfqMixin
+from kalshi.sim.engine.types import (
     BalanceView,
-    BookSide,
     BookSnapshot,
     EngineError,
     EventSpec,
-    MarketSpec,
     MarketStatus,
     MarketView,
-    MveLeg,
-    OrderGroupView,
     OrderStatus,
     OrderView,
     PositionView,
-    PriceRange,
-    QuoteView,
-    RfqView,
     SettlementView,
     TickerState,
-    format_micros,
-    is_valid_price,
-    price_ranges_for,
-    valid_prices,
 )
 
-__all__ = [
-    "KEEP",
-    "MICROS_PER_DOLLAR",
-    "PAYOUT_PER_UNIT",
-    "AmendResult",
-    "BalanceView",
-    "BookDelta",
-    "BookSide",
-    "BookSnapshot",
-    "CancelResult",
-    "Engine",
-    "EngineError",
-    "Event",
-    "EventLifecycleEvent",
-    "EventSpec",
-    "FillEvent",
-    "MarketLifecycleEvent",
-    "MarketSpec",
-    "MarketView",
-    "MveLeg",
-    "OrderGroupEvent",
-    "OrderGroupView",
-    "OrderResult",
-    "OrderUpdate",
-    "OrderView",
-    "PositionUpdate",
-    "PositionView",
-    "PriceRange",
-    "QuoteEvent",
-    "QuoteView",
-    "RfqEvent",
-    "RfqView",
-    "SettlementView",
-    "TickerEvent",
-    "TickerState",
-    "TradeEvent",
-    "format_micros",
-    "is_valid_price",
-    "price_ranges_for",
-    "valid_prices",
-]
+__all__ = ["Engine"]
 
 
 class Engine(OrdersMixin, GroupsMixin, LifecycleMixin, RfqMixin):

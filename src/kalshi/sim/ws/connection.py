@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Final
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.abc import AbstractStreamWriter
 
-from kalshi.sim.fanout import Outbox
 from kalshi.sim.faults import FaultController
-from kalshi.sim.ws_session import WsSession
+from kalshi.sim.ws.fanout import Outbox
+from kalshi.sim.ws.session import WsSession
 
 if TYPE_CHECKING:
     from asyncio import Transport

@@ -19,7 +19,8 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from kalshi.sim.fanout import (
+from kalshi.errors import WS_ERROR_CODES
+from kalshi.sim.ws.fanout import (
     ALL_CHANNELS,
     ALL_MARKER,
     INDEX_CHANNELS,
@@ -29,35 +30,10 @@ from kalshi.sim.fanout import (
     Outbox,
     Subscription,
 )
+from kalshi.ws.codes import ErrorCode
 
-__all__ = ["ERROR_MESSAGES", "MarketDirectory", "SessionLimits", "WsSession"]
+__all__ = ["MarketDirectory", "SessionLimits", "WsSession"]
 
-ERROR_MESSAGES: Final[dict[int, str]] = {
-    1: "Unable to process message",
-    2: "Params required",
-    3: "Channels required",
-    4: "Subscription IDs required",
-    5: "Unknown command",
-    7: "Unknown subscription ID",
-    8: "Unknown channel name",
-    9: "Authentication required",
-    10: "Channel error",
-    11: "Invalid parameter",
-    12: "Exactly one subscription ID is required",
-    13: "Unsupported action",
-    14: "Market Ticker required",
-    15: "Action required",
-    18: "Command timeout",
-    19: "shard_factor must be > 0",
-    20: "shard_factor is required when shard_key is set",
-    21: "shard_key must be >= 0 and < shard_factor",
-    22: "shard_factor must be <= 100",
-    24: "Index IDs required",
-    25: "Subscription buffer overflow",
-    26: "Subscription market limit exceeded",
-    27: "Too many requests",
-    28: "Underlying tickers required",
-}
 
 _KNOWN_CHANNELS: Final = frozenset(ALL_CHANNELS)
 _MARKET_ACTIONS: Final = frozenset({"add_markets", "delete_markets", "get_snapshot"})
@@ -73,7 +49,7 @@ _decode = msgspec.json.decode
 
 
 class MarketDirectory(Protocol):
-    """What a session needs to know about markets and feeds (implemented by :class:`kalshi.sim.feeds.Feeds`)."""
+    """What a session needs to know about markets and feeds (implemented by :class:`kalshi.sim.ws.feeds.Feeds`)."""
 
     def market_id(self, ticker: str) -> str | None:
         """The market's UUID, or None for an unknown ticker."""
@@ -116,7 +92,9 @@ class SessionLimits:
 class _CommandError(Exception):
     """Internal: abort a command with an error frame."""
 
-    def __init__(self, code: int, detail: str | None = None, *, sub: Subscription | None = None, **extra: Any):
+    def __init__(
+        self, code: ErrorCode, detail: str | None = None, *, sub: Subscription | None = None, **extra: Any
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.detail = detail
@@ -136,7 +114,7 @@ class WsSession:
         authenticated: bool,
         limits: SessionLimits | None = None,
         clock: Callable[[], float],
-        on_terminated: Callable[[Subscription, int], None] | None = None,
+        on_terminated: Callable[[Subscription, ErrorCode], None] | None = None,
     ) -> None:
         """Create the session of a newly accepted connection.
 
@@ -170,19 +148,19 @@ class WsSession:
         try:
             command = _decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError):
-            self._error(None, 1, "message is not valid JSON")
+            self._error(None, ErrorCode.UNABLE_TO_PROCESS, "message is not valid JSON")
             return
         if not isinstance(command, dict):
-            self._error(None, 1, "a command must be a JSON object")
+            self._error(None, ErrorCode.UNABLE_TO_PROCESS, "a command must be a JSON object")
             return
         cmd_id = command.get("id")
         if cmd_id is None:
             cmd_id = 0
         if type(cmd_id) is not int or cmd_id < 0:
-            self._error(None, 1, "id must be a non-negative integer")
+            self._error(None, ErrorCode.UNABLE_TO_PROCESS, "id must be a non-negative integer")
             return
         if not self._take_token():
-            self._error(cmd_id, 27)
+            self._error(cmd_id, ErrorCode.TOO_MANY_REQUESTS)
             return
         name = command.get("cmd")
         params = command.get("params")
@@ -196,11 +174,11 @@ class WsSession:
             elif name == "list_subscriptions":
                 self._list(cmd_id)
             else:
-                raise _CommandError(5, f"unknown command {str(name)[:40]!r}")
+                raise _CommandError(ErrorCode.UNKNOWN_COMMAND, f"unknown command {str(name)[:40]!r}")
         except _CommandError as exc:
             self._error(cmd_id, exc.code, exc.detail, sub=exc.sub, **exc.extra)
 
-    def terminate(self, sub: Subscription, code: int) -> None:
+    def terminate(self, sub: Subscription, code: ErrorCode) -> None:
         """End a subscription with a terminal error (25 buffer overflow, 10 channel error)."""
         if self.subscriptions.pop(sub.sid, None) is None:
             return
@@ -222,7 +200,13 @@ class WsSession:
         self.outbox.push_control(_encode(obj))
 
     def _error(
-        self, cmd_id: int | None, code: int, detail: str | None = None, *, sub: Subscription | None = None, **extra: Any
+        self,
+        cmd_id: int | None,
+        code: ErrorCode,
+        detail: str | None = None,
+        *,
+        sub: Subscription | None = None,
+        **extra: Any,
     ) -> None:
         frame: dict[str, Any] = {"type": "error"}
         if cmd_id:
@@ -231,7 +215,7 @@ class WsSession:
             frame["sid"] = sub.sid
             if sub.sequenced:
                 frame["seq"] = sub.next_seq()
-        text = ERROR_MESSAGES.get(code, "Error")
+        text = WS_ERROR_CODES[code].name
         msg: dict[str, Any] = {"code": code, "msg": f"{text}: {detail}" if detail else text}
         msg.update(extra)
         frame["msg"] = msg
@@ -281,30 +265,35 @@ class WsSession:
 
     def _subscribe(self, cmd_id: int, params: Any) -> None:
         if not isinstance(params, dict):
-            raise _CommandError(2)
+            raise _CommandError(ErrorCode.PARAMS_REQUIRED)
         channels = params.get("channels")
         if channels is None or channels == []:
-            raise _CommandError(3)
+            raise _CommandError(ErrorCode.CHANNELS_REQUIRED)
         if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
-            raise _CommandError(11, "channels must be an array of channel names")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, "channels must be an array of channel names")
         unknown = [c for c in channels if c not in _KNOWN_CHANNELS]
         if unknown:
-            raise _CommandError(8, f"unknown channel {unknown[0][:40]!r}")
+            raise _CommandError(ErrorCode.UNKNOWN_CHANNEL, f"unknown channel {unknown[0][:40]!r}")
         channels = list(dict.fromkeys(channels))
         if not self.authenticated and any(c in PRIVATE_CHANNELS for c in channels):
-            raise _CommandError(9, "private channels need a signed connection")
+            raise _CommandError(ErrorCode.AUTH_REQUIRED, "private channels need a signed connection")
         flags = {
             name: _bool_param(params, name) for name in ("send_initial_snapshot", "skip_ticker_ack", "use_yes_price")
         }
         user_filter = params.get("user_filter", "")
         if user_filter not in ("", "self", None):
-            raise _CommandError(11, "user_filter must be '' or 'self'")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, "user_filter must be '' or 'self'")
         shard_factor, shard_key = _shard_params(params)
         tickers, by_id = self._market_params(params, channels)
         if "orderbook_delta" in channels and tickers is None:
-            raise _CommandError(14, "orderbook_delta needs market_ticker or market_tickers")
+            raise _CommandError(
+                ErrorCode.MARKET_TICKER_REQUIRED, "orderbook_delta needs market_ticker or market_tickers"
+            )
         if tickers is not None and len(tickers) > self.limits.max_markets_per_subscription:
-            raise _CommandError(26, f"at most {self.limits.max_markets_per_subscription} markets per subscription")
+            raise _CommandError(
+                ErrorCode.MARKET_LIMIT_EXCEEDED,
+                f"at most {self.limits.max_markets_per_subscription} markets per subscription",
+            )
         index_ids = _string_list(params, "index_ids")
         underlyings = _string_list(params, "underlying_tickers")
         for channel in channels:
@@ -361,12 +350,14 @@ class WsSession:
         if not given:
             return None, False
         if len(given) > 1:
-            raise _CommandError(11, f"{' and '.join(given)} are mutually exclusive")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{' and '.join(given)} are mutually exclusive")
         by_id = single_id is not None or many_ids is not None
         if by_id:
             refuse = [c for c in channels if c in MARKET_FILTER_CHANNELS and c != "ticker"]
             if refuse:
-                raise _CommandError(11, f"market_id/market_ids are not supported on {refuse[0]}")
+                raise _CommandError(
+                    ErrorCode.INVALID_PARAMETER, f"market_id/market_ids are not supported on {refuse[0]}"
+                )
             ids = _names(single_id, many_ids, "market_id")
             tickers = []
             unknown_ids = []
@@ -377,28 +368,28 @@ class WsSession:
                 else:
                     tickers.append(ticker)
             if unknown_ids:
-                raise _CommandError(11, "unknown market_id", market_tickers=unknown_ids)
+                raise _CommandError(ErrorCode.INVALID_PARAMETER, "unknown market_id", market_tickers=unknown_ids)
             return list(dict.fromkeys(tickers)), True
         tickers = _names(single, many, "market_ticker")
         unknown = [t for t in tickers if self.directory.market_id(t) is None]
         if unknown:
-            raise _CommandError(11, "unknown market ticker", market_tickers=unknown)
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, "unknown market ticker", market_tickers=unknown)
         return list(dict.fromkeys(tickers)), False
 
     # -- unsubscribe / list -----------------------------------------------------------------------------------
 
     def _unsubscribe(self, cmd_id: int, params: Any) -> None:
         if not isinstance(params, dict):
-            raise _CommandError(2)
+            raise _CommandError(ErrorCode.PARAMS_REQUIRED)
         sids = params.get("sids")
         if sids is None or sids == []:
-            raise _CommandError(4)
+            raise _CommandError(ErrorCode.SIDS_REQUIRED)
         if not isinstance(sids, list) or not all(type(s) is int for s in sids):
-            raise _CommandError(11, "sids must be an array of integers")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, "sids must be an array of integers")
         for sid in dict.fromkeys(sids):
             sub = self.subscriptions.pop(sid, None)
             if sub is None:
-                self._error(cmd_id, 7, f"no subscription {sid}")
+                self._error(cmd_id, ErrorCode.UNKNOWN_SID, f"no subscription {sid}")
                 continue
             self.hub.remove(sub)
             self._ack("unsubscribed", cmd_id, sub, None)
@@ -416,25 +407,25 @@ class WsSession:
 
     def _update(self, cmd_id: int, params: Any) -> None:
         if not isinstance(params, dict):
-            raise _CommandError(2)
+            raise _CommandError(ErrorCode.PARAMS_REQUIRED)
         action = params.get("action")
         if action is None or action == "":
-            raise _CommandError(15)
+            raise _CommandError(ErrorCode.ACTION_REQUIRED)
         sid = params.get("sid")
         sids = params.get("sids")
         if (sid is None) == (sids is None):
-            raise _CommandError(12, "give either sid or sids")
+            raise _CommandError(ErrorCode.EXACTLY_ONE_SID, "give either sid or sids")
         if sids is not None:
             if not isinstance(sids, list) or len(sids) != 1:
-                raise _CommandError(12, "sids must hold exactly one subscription ID")
+                raise _CommandError(ErrorCode.EXACTLY_ONE_SID, "sids must hold exactly one subscription ID")
             sid = sids[0]
         if type(sid) is not int:
-            raise _CommandError(11, "sid must be an integer")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, "sid must be an integer")
         sub = self.subscriptions.get(sid)
         if sub is None:
-            raise _CommandError(7, f"no subscription {sid}")
+            raise _CommandError(ErrorCode.UNKNOWN_SID, f"no subscription {sid}")
         if not isinstance(action, str):
-            raise _CommandError(13, sub=sub)
+            raise _CommandError(ErrorCode.UNSUPPORTED_ACTION, sub=sub)
         channel = sub.channel
         if action in _MARKET_ACTIONS and channel in MARKET_FILTER_CHANNELS:
             if action == "get_snapshot":
@@ -442,28 +433,36 @@ class WsSession:
             else:
                 self._change_markets(cmd_id, sub, params, add=action == "add_markets")
         elif action in _INDEX_ACTIONS and channel in INDEX_CHANNELS and channel != "pyth_value":
-            self._change_indices(cmd_id, sub, params, action, "index_ids", 24)
+            self._change_indices(cmd_id, sub, params, action, "index_ids", ErrorCode.INDEX_IDS_REQUIRED)
         elif action in _UNDERLYING_ACTIONS and channel == "pyth_value":
-            self._change_indices(cmd_id, sub, params, action, "underlying_tickers", 28)
+            self._change_indices(
+                cmd_id, sub, params, action, "underlying_tickers", ErrorCode.UNDERLYING_TICKERS_REQUIRED
+            )
         else:
-            raise _CommandError(13, f"{action[:40]!r} is not supported on {channel}", sub=sub)
+            raise _CommandError(ErrorCode.UNSUPPORTED_ACTION, f"{action[:40]!r} is not supported on {channel}", sub=sub)
 
     def _change_markets(self, cmd_id: int, sub: Subscription, params: dict[str, Any], *, add: bool) -> None:
         if sub.tickers is None:
-            raise _CommandError(13, "the subscription has no market filter (it receives every market)", sub=sub)
+            raise _CommandError(
+                ErrorCode.UNSUPPORTED_ACTION,
+                "the subscription has no market filter (it receives every market)",
+                sub=sub,
+            )
         try:
             named, by_id = self._market_params(params, [sub.channel])
         except _CommandError as exc:
             exc.sub = sub
             raise
         if named is None:
-            raise _CommandError(14, sub=sub)
+            raise _CommandError(ErrorCode.MARKET_TICKER_REQUIRED, sub=sub)
         send_snapshot = _bool_param(params, "send_initial_snapshot", sub=sub)
         if add:
             new = [t for t in named if t not in sub.tickers]
             if len(sub.tickers) + len(new) > self.limits.max_markets_per_subscription:
                 raise _CommandError(
-                    26, f"at most {self.limits.max_markets_per_subscription} markets per subscription", sub=sub
+                    ErrorCode.MARKET_LIMIT_EXCEEDED,
+                    f"at most {self.limits.max_markets_per_subscription} markets per subscription",
+                    sub=sub,
                 )
             sub.tickers.update(new)
             sub.by_market_id = sub.by_market_id or by_id
@@ -489,23 +488,27 @@ class WsSession:
 
     def _get_snapshot(self, cmd_id: int, sub: Subscription, params: dict[str, Any]) -> None:
         if sub.channel != "orderbook_delta":
-            raise _CommandError(13, "get_snapshot is only supported on orderbook_delta", sub=sub)
+            raise _CommandError(
+                ErrorCode.UNSUPPORTED_ACTION, "get_snapshot is only supported on orderbook_delta", sub=sub
+            )
         try:
             named, _ = self._market_params(params, [sub.channel])
         except _CommandError as exc:
             exc.sub = sub
             raise
         if named is None:
-            raise _CommandError(14, sub=sub)
+            raise _CommandError(ErrorCode.MARKET_TICKER_REQUIRED, sub=sub)
         assert sub.tickers is not None  # orderbook_delta subscriptions always name markets
         outside = [t for t in named if t not in sub.tickers]
         if outside:
-            raise _CommandError(11, "market not in this subscription", sub=sub, market_tickers=outside)
+            raise _CommandError(
+                ErrorCode.INVALID_PARAMETER, "market not in this subscription", sub=sub, market_tickers=outside
+            )
         for ticker in named:
             self._send_snapshot(sub, ticker, cmd_id)
 
     def _change_indices(
-        self, cmd_id: int, sub: Subscription, params: dict[str, Any], action: str, key: str, missing_code: int
+        self, cmd_id: int, sub: Subscription, params: dict[str, Any], action: str, key: str, missing_code: ErrorCode
     ) -> None:
         if action in ("indexlist", "underlying_list"):
             seq = sub.next_seq()
@@ -519,7 +522,7 @@ class WsSession:
         if values is None or values == []:
             raise _CommandError(missing_code, sub=sub)
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise _CommandError(11, f"{key} must be an array of strings", sub=sub)
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{key} must be an array of strings", sub=sub)
         names = set(values)
         if action.startswith("subscribe"):
             if ALL_MARKER in names:
@@ -541,7 +544,7 @@ def _bool_param(params: dict[str, Any], name: str, *, sub: Subscription | None =
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _CommandError(11, f"{name} must be true or false", sub=sub)
+        raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{name} must be true or false", sub=sub)
     return value
 
 
@@ -550,16 +553,16 @@ def _shard_params(params: dict[str, Any]) -> tuple[int | None, int | None]:
     key = params.get("shard_key")
     for name, value in (("shard_factor", factor), ("shard_key", key)):
         if value is not None and type(value) is not int:
-            raise _CommandError(11, f"{name} must be an integer")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{name} must be an integer")
     if key is not None and factor is None:
-        raise _CommandError(20)
+        raise _CommandError(ErrorCode.SHARD_FACTOR_REQUIRED)
     if factor is not None:
         if factor <= 0:
-            raise _CommandError(19)
+            raise _CommandError(ErrorCode.SHARD_FACTOR_POSITIVE)
         if factor > 100:
-            raise _CommandError(22)
+            raise _CommandError(ErrorCode.SHARD_FACTOR_MAX)
         if key is not None and not 0 <= key < factor:
-            raise _CommandError(21)
+            raise _CommandError(ErrorCode.SHARD_KEY_RANGE)
     return factor, key
 
 
@@ -568,17 +571,17 @@ def _string_list(params: dict[str, Any], name: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise _CommandError(11, f"{name} must be a non-empty array of strings")
+        raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{name} must be a non-empty array of strings")
     return value
 
 
 def _names(single: Any, many: Any, what: str) -> list[str]:
     if single is not None:
         if not isinstance(single, str) or not single:
-            raise _CommandError(11, f"{what} must be a non-empty string")
+            raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{what} must be a non-empty string")
         return [single]
     if not isinstance(many, list) or not many or not all(isinstance(v, str) and v for v in many):
-        raise _CommandError(11, f"{what}s must be a non-empty array of strings")
+        raise _CommandError(ErrorCode.INVALID_PARAMETER, f"{what}s must be a non-empty array of strings")
     return list(many)
 
 

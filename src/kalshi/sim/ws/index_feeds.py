@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from kalshi.sim.fanout import Hub
+from kalshi.sim.ws.fanout import Hub
 
 __all__ = ["CFB_5HZ_INDICES", "CFB_INDEX_IDS", "PYTH_UNDERLYINGS", "IndexFeeds"]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.types import (
     BookSide,
     EventSpec,
     MarketResult,

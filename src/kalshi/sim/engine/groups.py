@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kalshi.sim.engine_core import EngineCore, GroupRecord
-from kalshi.sim.engine_events import GroupEventType, OrderGroupEvent
-from kalshi.sim.engine_types import EngineError, OrderGroupView
+from kalshi.sim.engine.core import EngineCore, GroupRecord
+from kalshi.sim.engine.events import GroupEventType, OrderGroupEvent
+from kalshi.sim.engine.types import EngineError, OrderGroupView
 
 __all__ = ["GroupsMixin"]
 

@@ -6,7 +6,7 @@ import bisect
 from dataclasses import dataclass
 
 from kalshi._fixed import PRICE_SCALE
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.types import (
     BookSide,
     OrderStatus,
     OrderView,

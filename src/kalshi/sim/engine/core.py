@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from kalshi._fixed import PRICE_SCALE
-from kalshi.sim.engine_book import OrderBook, OrderRecord
-from kalshi.sim.engine_events import (
+from kalshi.sim.engine.book import OrderBook, OrderRecord
+from kalshi.sim.engine.events import (
     BookDelta,
     Event,
     FillEvent,
@@ -31,14 +31,14 @@ from kalshi.sim.engine_events import (
     TickerEvent,
     TradeEvent,
 )
-from kalshi.sim.engine_ledger import (
+from kalshi.sim.engine.ledger import (
     AccountRecord,
     fee_numerator,
     fee_reserve,
     fee_total,
     worst_fee_spread,
 )
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.types import (
     MICROS_PER_DOLLAR,
     ORDER_GROUP_WINDOW_MS,
     BookSide,

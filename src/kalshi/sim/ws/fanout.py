@@ -4,7 +4,7 @@ Sans-I/O. An :class:`Outbox` is one connection's ordered queue of frames (the se
 :class:`Subscription` is one ``sid`` of one connection; the :class:`Hub` indexes subscriptions by channel, market
 and account so that publishing an event touches only the subscriptions that want it.
 
-The payload (the JSON of ``msg``) is encoded once per event by :mod:`kalshi.sim.feeds`. Each subscriber gets
+The payload (the JSON of ``msg``) is encoded once per event by :mod:`kalshi.sim.ws.feeds`. Each subscriber gets
 ``{"type":..,"sid":..,"seq":..,"msg":<payload>}`` built by bytes formatting, so the per-subscriber cost is one
 small ``%`` operation. ``seq`` is per subscription and only on sequenced channels.
 
@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
+
+from kalshi.ws.codes import ErrorCode
 
 if TYPE_CHECKING:
     from kalshi.sim.faults import FaultController
@@ -66,7 +68,7 @@ ALL_MARKER: Final = "all"
 class SubscriptionOwner(Protocol):
     """Who ends a subscription when the hub cannot deliver to it (the connection's session)."""
 
-    def terminate(self, sub: Subscription, code: int) -> None: ...
+    def terminate(self, sub: Subscription, code: ErrorCode) -> None: ...
 
 
 class Outbox:
@@ -367,13 +369,13 @@ class Hub:
             elif not outbox.push(frame):
                 if sub.sequenced:
                     sub.seq -= 1  # the frame was never sent: the error takes its seq
-                sub.owner.terminate(sub, 25)
+                sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
         self.delivered += n
 
     def _deliver_with_faults(self, sub: Subscription, typ: bytes, payload: bytes, faults: FaultController) -> None:
         kind = faults.next_frame_fault(sub.conn_id, sub.sequenced)
         if kind == "overflow":
-            sub.owner.terminate(sub, 25)
+            sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
             return
         tmpl = sub.template(typ)
         if sub.sequenced:
@@ -395,7 +397,7 @@ class Hub:
         if not outbox.push(frame):
             if sub.sequenced:
                 sub.seq -= 1
-            sub.owner.terminate(sub, 25)
+            sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
             return
         if kind == "dup":
             outbox.push_control(frame)

@@ -25,9 +25,9 @@ from kalshi.sim.engine import (
     SettlementView,
     TradeEvent,
 )
-from kalshi.sim.feeds import user_id
 from kalshi.sim.market import SeriesSpec
-from kalshi.sim.rest_common import cents, iso, money
+from kalshi.sim.rest.common import cents, iso, money
+from kalshi.sim.ws.feeds import user_id
 
 __all__ = [
     "event_json",

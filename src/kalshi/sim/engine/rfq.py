@@ -1,6 +1,6 @@
 """Requests for quote: create/delete RFQs, quote them, accept and confirm, and execute off the book.
 
-Convention (documented on :class:`~kalshi.sim.engine_types.QuoteView`): a quote bids ``yes_bid`` for YES
+Convention (documented on :class:`~kalshi.sim.engine.types.QuoteView`): a quote bids ``yes_bid`` for YES
 and ``no_bid`` for NO; the RFQ creator's ``accepted_side`` is the side the creator buys. Accepting
 ``"yes"`` trades at YES price ``10000 - no_bid`` (the quoter buys NO at its bid); accepting ``"no"``
 trades at YES price ``yes_bid``. Confirming executes at once as a block trade: the RFQ creator is the
@@ -13,9 +13,9 @@ import dataclasses
 from typing import Any, Literal
 
 from kalshi._fixed import COUNT_SCALE, PRICE_SCALE
-from kalshi.sim.engine_book import OrderRecord
-from kalshi.sim.engine_core import EngineCore, RfqRecord, required_reserve
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.book import OrderRecord
+from kalshi.sim.engine.core import EngineCore, RfqRecord, required_reserve
+from kalshi.sim.engine.types import (
     BookSide,
     EngineError,
     OutcomeSide,

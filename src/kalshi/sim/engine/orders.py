@@ -7,10 +7,10 @@ from decimal import Decimal
 from typing import Final
 
 from kalshi._fixed import COUNT_SCALE, PRICE_SCALE
-from kalshi.sim.engine_book import OrderRecord
-from kalshi.sim.engine_core import EngineCore, MarketState, required_reserve
-from kalshi.sim.engine_events import FillEvent, OrderUpdate
-from kalshi.sim.engine_types import (
+from kalshi.sim.engine.book import OrderRecord
+from kalshi.sim.engine.core import EngineCore, MarketState, required_reserve
+from kalshi.sim.engine.events import FillEvent, OrderUpdate
+from kalshi.sim.engine.types import (
     BookSide,
     EngineError,
     OrderStatus,

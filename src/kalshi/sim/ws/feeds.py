@@ -21,7 +21,7 @@ import msgspec
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.errors import KalshiError
-from kalshi.sim.engine_events import (
+from kalshi.sim.engine.events import (
     BookDelta,
     EventLifecycleEvent,
     FillEvent,
@@ -34,8 +34,8 @@ from kalshi.sim.engine_events import (
     TickerEvent,
     TradeEvent,
 )
-from kalshi.sim.engine_types import BookSnapshot, TickerState, format_micros
-from kalshi.sim.fanout import Hub
+from kalshi.sim.engine.types import BookSnapshot, TickerState, format_micros
+from kalshi.sim.ws.fanout import Hub
 
 __all__ = ["FeedSource", "Feeds", "rfc3339", "user_id"]
 

@@ -21,9 +21,9 @@ from typing import Final
 from kalshi.rest._generated_ops import DEFAULT_COST, OPERATIONS
 from kalshi.rest._model import Lane, Operation
 from kalshi.rest.ratelimit import BucketLimit
-from kalshi.sim.rest_common import Reply, RestCall, RestError
+from kalshi.sim.rest.common import Reply, RestCall, RestError
 
-__all__ = ["TIERS", "RateLimits", "Tier", "limits_routes"]
+__all__ = ["TIERS", "RateLimits", "Tier", "get_costs", "get_limits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,28 +189,26 @@ class RateLimits:
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-def limits_routes(current: Callable[[], RateLimits]) -> dict[str, Callable[[RestCall], object]]:
-    """Handlers of ``GetAccountApiLimits`` and ``GetAccountEndpointCosts``, reporting ``current()``."""
+async def get_limits(call: RestCall) -> Reply:
+    """``GetAccountApiLimits``: the signed-in user's tier and bucket sizes."""
+    _ = call.account  # limits are per user: a signed request is required
+    limits = call.sim.rest_controls.limits
 
-    async def get_limits(call: RestCall) -> Reply:
-        _ = call.account  # limits are per user: a signed request is required
-        limits = current()
+    def bucket(lane: Lane) -> dict[str, int]:
+        lim = limits.limit(lane)
+        return {"refill_rate": int(lim.refill_rate), "bucket_capacity": int(lim.capacity)}
 
-        def bucket(lane: Lane) -> dict[str, int]:
-            lim = limits.limit(lane)
-            return {"refill_rate": int(lim.refill_rate), "bucket_capacity": int(lim.capacity)}
+    return Reply(
+        {
+            "usage_tier": limits.tier,
+            "read": bucket("read"),
+            "write": bucket("write"),
+            "grants": [],
+        }
+    )
 
-        return Reply(
-            {
-                "usage_tier": limits.tier,
-                "read": bucket("read"),
-                "write": bucket("write"),
-                "grants": [],
-            }
-        )
 
-    async def get_costs(_call: RestCall) -> Reply:
-        rows = [{"method": m, "path": p, "cost": c} for m, p, c in current().endpoint_costs()]
-        return Reply({"default_cost": DEFAULT_COST, "endpoint_costs": rows})
-
-    return {"GetAccountApiLimits": get_limits, "GetAccountEndpointCosts": get_costs}
+async def get_costs(call: RestCall) -> Reply:
+    """``GetAccountEndpointCosts``: the token cost of every operation that is not the default."""
+    rows = [{"method": m, "path": p, "cost": c} for m, p, c in call.sim.rest_controls.limits.endpoint_costs()]
+    return Reply({"default_cost": DEFAULT_COST, "endpoint_costs": rows})

@@ -1,0 +1,104 @@
+"""kalshi.sim.engine: the simulated exchange's rules without I/O (matching, ledger, lifecycle, groups, RFQs).
+
+The package imports no asyncio, sockets or HTTP library and nothing of the simulator's servers
+(``kalshi.sim.ws``, ``kalshi.sim.rest``) nor of the client (``kalshi.ws``, ``kalshi.rest``); a test
+enforces it. Backtests and the simulator's servers drive the same :class:`Engine`.
+
+Modules, one job each:
+
+* :mod:`~kalshi.sim.engine.types`: units, value types (specs and read-only views), :class:`EngineError`;
+* :mod:`~kalshi.sim.engine.events`: the typed events the engine emits;
+* :mod:`~kalshi.sim.engine.book`: one market's price-time priority book;
+* :mod:`~kalshi.sim.engine.ledger`: accounts, cash, collateral, fees, netted positions, settlements;
+* :mod:`~kalshi.sim.engine.core`: the shared state and the call bracket (clock, expiries, event outbox);
+* :mod:`~kalshi.sim.engine.orders`, :mod:`~kalshi.sim.engine.groups`, :mod:`~kalshi.sim.engine.rfq`,
+  :mod:`~kalshi.sim.engine.lifecycle`: the operations on that state;
+* :mod:`~kalshi.sim.engine.facade`: :class:`Engine`, the public entry point, and its read-only queries.
+"""
+
+from kalshi.sim.engine.events import (
+    BookDelta,
+    Event,
+    EventLifecycleEvent,
+    FillEvent,
+    MarketLifecycleEvent,
+    OrderGroupEvent,
+    OrderUpdate,
+    PositionUpdate,
+    QuoteEvent,
+    RfqEvent,
+    TickerEvent,
+    TradeEvent,
+)
+from kalshi.sim.engine.facade import Engine
+from kalshi.sim.engine.orders import KEEP, AmendResult, CancelResult, OrderResult
+from kalshi.sim.engine.types import (
+    MICROS_PER_DOLLAR,
+    PAYOUT_PER_UNIT,
+    BalanceView,
+    BookSide,
+    BookSnapshot,
+    EngineError,
+    EventSpec,
+    MarketSpec,
+    MarketStatus,
+    MarketView,
+    MveLeg,
+    OrderGroupView,
+    OrderStatus,
+    OrderView,
+    PositionView,
+    PriceRange,
+    QuoteView,
+    RfqView,
+    SettlementView,
+    TickerState,
+    format_micros,
+    is_valid_price,
+    price_ranges_for,
+    valid_prices,
+)
+
+__all__ = [
+    "KEEP",
+    "MICROS_PER_DOLLAR",
+    "PAYOUT_PER_UNIT",
+    "AmendResult",
+    "BalanceView",
+    "BookDelta",
+    "BookSide",
+    "BookSnapshot",
+    "CancelResult",
+    "Engine",
+    "EngineError",
+    "Event",
+    "EventLifecycleEvent",
+    "EventSpec",
+    "FillEvent",
+    "MarketLifecycleEvent",
+    "MarketSpec",
+    "MarketStatus",
+    "MarketView",
+    "MveLeg",
+    "OrderGroupEvent",
+    "OrderGroupView",
+    "OrderResult",
+    "OrderStatus",
+    "OrderUpdate",
+    "OrderView",
+    "PositionUpdate",
+    "PositionView",
+    "PriceRange",
+    "QuoteEvent",
+    "QuoteView",
+    "RfqEvent",
+    "RfqView",
+    "SettlementView",
+    "TickerEvent",
+    "TickerState",
+    "TradeEvent",
+    "format_micros",
+    "is_valid_price",
+    "price_ranges_for",
+    "valid_prices",
+]

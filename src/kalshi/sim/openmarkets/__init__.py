@@ -1,0 +1,28 @@
+"""kalshi.sim.openmarkets: a local OpenMarkets liquidity stream (``/flow/v1``) for offline use and tests.
+
+See :class:`~kalshi.sim.openmarkets.server.OpenMarketsServer`.
+"""
+
+from kalshi.sim.openmarkets.server import (
+    DEFAULT_PARTNERS,
+    DEMO_API_KEY,
+    REST_PREFIX,
+    STREAM_PATH,
+    LiquidityRow,
+    OpenMarketsServer,
+    PeerInfo,
+    run_openmarkets_server,
+    serve_openmarkets,
+)
+
+__all__ = [
+    "DEFAULT_PARTNERS",
+    "DEMO_API_KEY",
+    "REST_PREFIX",
+    "STREAM_PATH",
+    "LiquidityRow",
+    "OpenMarketsServer",
+    "PeerInfo",
+    "run_openmarkets_server",
+    "serve_openmarkets",
+]
