@@ -36,6 +36,7 @@ from kalshi.sim.keys import SignatureRejected
 from kalshi.sim.rest.common import JSON_CONTENT, Handler, RestCall, RestError, error_body, json_bytes
 from kalshi.sim.rest.controls import ANNOUNCEMENTS, error_response
 from kalshi.sim.rest.routes import ROUTES
+from kalshi.sim.rest.subaccounts import act_for_subaccount
 
 if TYPE_CHECKING:
     from kalshi.sim.server import Simulator
@@ -92,6 +93,7 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
                 "(make the client with auth=KalshiAuth(...))",
             )
         call = RestCall(request, sim, op, key_id, account)
+        await act_for_subaccount(call)
         items = 1
         if op.cost_per_item:
             listed = (await call.body()).data.get(op.cost_per_item)
