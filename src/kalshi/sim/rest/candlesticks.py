@@ -241,6 +241,15 @@ def _forecast(strikes: list[tuple[Decimal, int]], percentile: int) -> Decimal | 
     return points[-1][0]
 
 
+def _implied_price(c: Candle) -> int | None:
+    """The market's price at a candle's end: its last trade, else the mid of a two-sided quote."""
+    if c.price is not None:
+        return c.price.close
+    if c.yes_bid.close > 0 and c.yes_ask.close < PRICE_SCALE:
+        return (c.yes_bid.close + c.yes_ask.close) // 2
+    return c.previous_ticks
+
+
 async def forecast_history(call: RestCall) -> Reply:
     _ = call.account
     markets = _event_markets(call)
@@ -260,9 +269,7 @@ async def forecast_history(call: RestCall) -> Reply:
         strikes = []
         for m, candles in series:
             last = next((c for c in reversed(candles) if c.end_s <= end_s), None)
-            price = None
-            if last is not None:
-                price = last.price.close if last.price is not None else last.previous_ticks
+            price = _implied_price(last) if last is not None else None
             if price is not None and m.spec.floor_strike is not None:
                 strikes.append((m.spec.floor_strike, price))
         points = []
