@@ -71,7 +71,7 @@ def _record(call: RestCall, body: Body, key_id: str) -> ApiKeyRecord:
     subtrader = body.text("fcm_subtrader_id")
     if subtrader is not None:
         engine.fcm.get(owner, subtrader)
-    return ApiKeyRecord(key_id, owner, name, _scopes(body), subaccount, subtrader, engine.now_ms)
+    return ApiKeyRecord(key_id, owner, name, _scopes(body), subaccount, subtrader, call.sim.clock_ms())
 
 
 def _install(call: RestCall, record: ApiKeyRecord, public_pem: str | bytes) -> None:
@@ -114,13 +114,12 @@ async def delete_key(call: RestCall) -> Reply:
 
 def _trailing_volume(call: RestCall, account: str) -> int:
     engine = call.sim.engine
-    since = engine.now_ms - _MONTH_MS
+    since = call.sim.clock_ms() - _MONTH_MS
     return sum(f.count_units for f in engine.fills(account) if f.ts_ms >= since)
 
 
 async def volume_progress(call: RestCall) -> Reply:
     account = owner_of(call.account)
-    engine = call.sim.engine
     goals = [
         {"level": level, "earn_volume_goal_fp": format_count(earn), "keep_volume_goal_fp": format_count(keep)}
         for level, (earn, keep) in LEVEL_GOALS_UNITS.items()
@@ -129,7 +128,7 @@ async def volume_progress(call: RestCall) -> Reply:
         {
             "volume_progress": [
                 {
-                    "computed_ts": engine.now_ms // 1000,
+                    "computed_ts": call.sim.clock_ms() // 1000,
                     "trailing_30d_volume_fp": format_count(_trailing_volume(call, account)),
                     "goals": goals,
                 }

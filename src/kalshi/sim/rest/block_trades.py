@@ -109,11 +109,11 @@ async def get_proposals(call: RestCall) -> Reply:
 
     def matching() -> Iterator[tuple[tuple[int, ...], BlockTradeProposal]]:
         for i, p in enumerate(proposals):
-            if (ticker is None or p.ticker == ticker) and (status is None or p.status(engine.now_ms) == status):
+            if (ticker is None or p.ticker == ticker) and (status is None or p.status(call.sim.clock_ms()) == status):
                 yield (i,), p
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="block-trades")
-    return Reply({"block_trade_proposals": [_proposal_json(p, engine.now_ms) for p in page], "cursor": cursor})
+    return Reply({"block_trade_proposals": [_proposal_json(p, call.sim.clock_ms()) for p in page], "cursor": cursor})
 
 
 async def accept_proposal(call: RestCall) -> Reply:

@@ -132,7 +132,7 @@ def market_candles_of(
     """The candles of one market over ``[start, end]`` (capped at the present), 400 when too many."""
     engine = call.sim.engine
     ticker = view.spec.ticker
-    now_s = engine.now_ms // 1000
+    now_s = call.sim.clock_ms() // 1000
     try:
         return build_candles(
             engine.trades(ticker),
@@ -191,7 +191,7 @@ async def event_candles(call: RestCall) -> Reply:
     markets = _event_markets(call)
     start, end = time_range(call)
     period = period_of(call)
-    now_s = call.sim.engine.now_ms // 1000
+    now_s = call.sim.clock_ms() // 1000
     series = [market_candles_of(call, m, start, end, period) for m in markets]
     adjusted = -(-max(min(end, now_s), start) // (period * 60)) * period * 60
     return Reply(

@@ -25,9 +25,9 @@ def _program_status(call: RestCall, p: IncentiveSpec) -> str:
     view = engine.market(p.ticker)
     if view.status == "settled":
         return "paid_out"
-    if engine.now_ms < p.start_ms:
+    if call.sim.clock_ms() < p.start_ms:
         return "upcoming"
-    return "active" if view.status == "active" and engine.now_ms < p.end_ms else "closed"
+    return "active" if view.status == "active" and call.sim.clock_ms() < p.end_ms else "closed"
 
 
 def _program_json(call: RestCall, p: IncentiveSpec) -> dict[str, Any]:

@@ -200,7 +200,8 @@ async def update_blocked_categories(call: RestCall) -> Reply:
 
 def _utilization(call: RestCall, sub: SubtraderRecord) -> tuple[int, int]:
     engine = call.sim.engine
-    day_start = engine.now_ms - engine.now_ms % 86_400_000
+    now = call.sim.clock_ms()
+    day_start = now - now % 86_400_000
     executed = sum(f.count_units * (f.yes_price_ticks if f.book_side == "bid" else 10_000 - f.yes_price_ticks)
                    for f in engine.fills(sub.account) if f.ts_ms >= day_start)  # fmt: skip
     resting = sum(
@@ -213,7 +214,7 @@ def _utilization(call: RestCall, sub: SubtraderRecord) -> tuple[int, int]:
 async def get_daily_cap(call: RestCall) -> Reply:
     sub = _one(call, call.query.text("subtrader_id"))
     executed, resting = _utilization(call, sub)
-    day = iso(call.sim.engine.now_ms)[:10]
+    day = iso(call.sim.clock_ms())[:10]
     return Reply(
         {
             "subtrader_id": sub.subtrader_id,

@@ -33,7 +33,7 @@ _INT64: Final = 2**63 - 1
 
 def _cutoff(call: RestCall) -> int:
     engine = call.sim.engine
-    return engine.history.cutoff_ms(engine.now_ms)
+    return engine.history.cutoff_ms(call.sim.clock_ms())
 
 
 def _is_historical(view: MarketView, cutoff: int) -> bool:

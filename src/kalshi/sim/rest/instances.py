@@ -63,7 +63,7 @@ async def transfer(call: RestCall) -> Reply:
         "event_contract" if to_margined else "margined",
         "margined" if to_margined else "event_contract",
         micros,
-        engine.now_ms,
+        call.sim.clock_ms(),
     )
     engine.settings.record_transfer(record)
     return Reply({"transfer_id": record.transfer_id})

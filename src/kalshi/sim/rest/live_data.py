@@ -124,7 +124,7 @@ def _city(call: RestCall) -> tuple[str, int]:
 async def get_weather(call: RestCall) -> Reply:
     city, mean = _city(call)
     q = call.query
-    now_s = call.sim.engine.now_ms // 1000
+    now_s = call.sim.clock_ms() // 1000
     last = q.integer("last_sec", lo=1, hi=86_400)
     end = q.integer("to", lo=0, hi=2**63 - 1)
     end = min(end if end is not None else now_s, now_s)

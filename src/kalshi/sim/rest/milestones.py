@@ -122,7 +122,7 @@ async def get_milestone(call: RestCall) -> Reply:
 def _targets(call: RestCall) -> list[TargetSpec]:
     sim = call.sim
     engine = sim.engine
-    return structured_targets(engine.events(), series_categories(sim), series_titles(sim), now_ms=engine.now_ms)
+    return structured_targets(engine.events(), series_categories(sim), series_titles(sim), now_ms=sim.clock_ms())
 
 
 def _target_json(t: TargetSpec) -> dict[str, Any]:

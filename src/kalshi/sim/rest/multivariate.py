@@ -65,7 +65,7 @@ async def get_collections(call: RestCall) -> Reply:
 
     def matching() -> Iterator[tuple[tuple[int, ...], CollectionSpec]]:
         for i, c in enumerate(engine.multivariate_collections()):
-            if status is not None and _status(c, engine.now_ms) != status:
+            if status is not None and _status(c, call.sim.clock_ms()) != status:
                 continue
             if (event is not None and event not in c.associated_event_tickers) or (
                 series is not None and c.series_ticker != series
