@@ -119,7 +119,7 @@ async def test_a_batch_uses_one_subaccount_and_netting_is_a_setting(env: Env) ->
             time_in_force=GTC,
             self_trade_prevention_type=STP,
             subaccount=sub,
-        )  # fmt: skip
+        )
         for sub in (0, number)
     ]
     with pytest.raises(KalshiAPIError) as refused:
