@@ -1,7 +1,7 @@
 """FCM members and their subtraders: each subtrader trades as an engine account of its own (sans-I/O).
 
 A futures commission merchant (FCM) account creates subtraders; subtrader ``<fcm>~<suffix>`` is an engine
-account (opened empty by the REST side) whose orders, fills and positions the FCM reads through ``/fcm/*``.
+account (opened by the REST side) whose orders, fills and positions the FCM reads through ``/fcm/*``.
 The book also keeps each subtrader's blocked categories and event-contract daily cap.
 """
 

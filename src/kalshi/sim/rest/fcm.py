@@ -1,7 +1,7 @@
 """FCM operations over REST: subtraders, their orders, fills and positions, blocked categories and daily caps.
 
 Every signed account may act as an FCM: its subtraders are engine accounts of their own
-(:mod:`kalshi.sim.engine.fcm`), opened empty; a key created with ``fcm_subtrader_id`` trades as that
+(:mod:`kalshi.sim.engine.fcm`), funded like any new simulator account; a key created with ``fcm_subtrader_id`` trades as that
 subtrader. The FCM reads what its subtraders did here; filters narrow by subtrader, market and time.
 """
 
@@ -69,7 +69,7 @@ async def create_subtrader(call: RestCall) -> Reply:
     suffix = body.required_text("subtrader_suffix")
     sim = call.sim
     record = sim.engine.fcm.create(_fcm(call), suffix)
-    sim.ensure_account(record.account, 0)
+    sim.ensure_account(record.account)  # funded like any new simulator account
     return Reply({"subtrader_id": record.subtrader_id}, status=201)
 
 
