@@ -28,11 +28,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kalshi.sim.engine.api_keys import ApiKeyBook
+from kalshi.sim.engine.block_trades import BlockTradeProposal, BlockTradesMixin
+from kalshi.sim.engine.candles import QuoteTape
 from kalshi.sim.engine.events import Event, FillEvent, TradeEvent
+from kalshi.sim.engine.fcm import FcmBook
 from kalshi.sim.engine.groups import GroupsMixin
+from kalshi.sim.engine.historical import HistoricalCutoff
 from kalshi.sim.engine.lifecycle import LifecycleMixin
+from kalshi.sim.engine.multivariate import CollectionSpec, combo_specs
 from kalshi.sim.engine.orders import OrdersMixin
 from kalshi.sim.engine.rfq import RfqMixin
+from kalshi.sim.engine.settings import SettingsBook
+from kalshi.sim.engine.subaccounts import SubaccountBook, SubaccountTransfer, subaccount_account
 from kalshi.sim.engine.types import (
     BalanceView,
     BookSnapshot,
@@ -40,6 +48,7 @@ from kalshi.sim.engine.types import (
     EventSpec,
     MarketStatus,
     MarketView,
+    MveLeg,
     OrderStatus,
     OrderView,
     PositionView,
@@ -50,7 +59,7 @@ from kalshi.sim.engine.types import (
 __all__ = ["Engine"]
 
 
-class Engine(OrdersMixin, GroupsMixin, LifecycleMixin, RfqMixin):
+class Engine(OrdersMixin, GroupsMixin, LifecycleMixin, BlockTradesMixin, RfqMixin):
     """A local Kalshi exchange without I/O.
 
     Args:
@@ -65,11 +74,30 @@ class Engine(OrdersMixin, GroupsMixin, LifecycleMixin, RfqMixin):
     ``place_order``, ``amend_order``, ``decrease_order``, ``cancel_order``, ``cancel_all``; order groups
     ``create_order_group``, ``update_order_group_limit``, ``reset_order_group``, ``trigger_order_group``,
     ``delete_order_group``; RFQs ``create_rfq``, ``delete_rfq``, ``create_quote``, ``delete_quote``,
-    ``accept_quote``, ``confirm_quote``; time ``advance_time``.
+    ``accept_quote``, ``confirm_quote``; block trades ``propose_block_trade``, ``accept_block_trade``;
+    subaccounts ``create_subaccount``, ``transfer_between_subaccounts``; combos
+    ``create_multivariate_market``; time ``advance_time``.
+
+    Composed books (each its own module): :attr:`quote_tape` (best bid/ask history, for candlesticks),
+    :attr:`history` (the historical cutoff), :attr:`subaccounts`, :attr:`api_keys`, :attr:`fcm` (subtraders),
+    :attr:`settings` (usage level, balance allocation, instance transfers).
     """
 
     def __init__(self, clock_ms: Callable[[], int], *, seed: int = 0, history_limit: int | None = None) -> None:
         super().__init__(clock_ms, seed=seed, history_limit=history_limit)
+        self.quote_tape = QuoteTape(history_limit)
+        self.history = HistoricalCutoff()
+        self.subaccounts = SubaccountBook()
+        self.api_keys = ApiKeyBook()
+        self.fcm = FcmBook()
+        self.settings = SettingsBook()
+        self._collections: dict[str, CollectionSpec] = {}
+        self._proposals: dict[str, BlockTradeProposal] = {}
+
+    def _end(self) -> None:
+        mark = len(self._outbox)
+        super()._end()
+        self.quote_tape.observe(self._outbox[mark:])  # the ticker events this call emitted
 
     # ------------------------------------------------------------------------------------ events & time
 
@@ -259,3 +287,92 @@ class Engine(OrdersMixin, GroupsMixin, LifecycleMixin, RfqMixin):
     def order_group_ids(self) -> list[str]:
         """Every live order group id (all accounts)."""
         return list(self._groups)
+
+    def new_id(self) -> str:
+        """A fresh deterministic UUID-shaped id (for records the composed books keep)."""
+        return self._ids.new()
+
+    # ------------------------------------------------------------------------------------ subaccounts
+
+    def create_subaccount(self, owner: str) -> int:
+        """Open the owner's next subaccount (an empty engine account); returns its number.
+
+        Raises:
+            EngineError: ``account_not_found``, ``subaccount_limit_reached``.
+        """
+        self._account(owner)
+        number = self.subaccounts.allocate(owner)
+        self.open_account(subaccount_account(owner, number), 0)
+        return number
+
+    def transfer_between_subaccounts(
+        self, owner: str, client_transfer_id: str, from_number: int, to_number: int, amount_cents: int
+    ) -> SubaccountTransfer:
+        """Move available cash between two of the owner's subaccounts (a retry with the same id is a no-op).
+
+        Raises:
+            EngineError: ``subaccount_not_found``, ``invalid_parameters`` (same subaccount, non-positive
+                amount), ``insufficient_balance``.
+        """
+        previous = self.subaccounts.previous_transfer(owner, client_transfer_id)
+        if previous is not None:
+            return previous
+        source = self.subaccounts.resolve(owner, from_number)
+        target = self.subaccounts.resolve(owner, to_number)
+        if source == target:
+            raise EngineError("invalid_parameters", "from_subaccount and to_subaccount must differ")
+        if amount_cents <= 0:
+            raise EngineError("invalid_parameters", "amount_cents must be positive")
+        micros = amount_cents * 10_000
+        self.deposit(source, -micros)  # raises insufficient_balance before anything moves
+        self.deposit(target, micros)
+        transfer = SubaccountTransfer(
+            self.new_id(), client_transfer_id, owner, from_number, to_number, amount_cents, self._now
+        )
+        self.subaccounts.record(transfer)
+        return transfer
+
+    # ------------------------------------------------------------------------------------ combos
+
+    def multivariate_collections(self) -> list[CollectionSpec]:
+        """Every collection: one per series of listed combo markets, plus those added explicitly."""
+        singles = tuple(e.event_ticker for e in self._event_specs.values() if not e.is_multivariate)
+        found: dict[str, CollectionSpec] = {}
+        for m in self._markets.values():
+            ticker = m.spec.mve_collection_ticker
+            if ticker is None or ticker in found or ticker in self._collections:
+                continue
+            members = [x for x in self._markets.values() if x.spec.mve_collection_ticker == ticker]
+            found[ticker] = CollectionSpec(
+                collection_ticker=ticker,
+                title=f"{ticker} combos",
+                associated_event_tickers=singles,
+                size_min=2,
+                size_max=max(2, min(4, len(singles))),
+                open_ms=min(x.created_ms for x in members),
+                close_ms=max((x.close_ms or x.created_ms) for x in members),
+            )
+        return [*found.values(), *self._collections.values()]
+
+    def add_collection(self, collection: CollectionSpec) -> None:
+        """List a multivariate collection."""
+        self._collections[collection.collection_ticker] = collection
+
+    def create_multivariate_market(self, collection_ticker: str, legs: list[MveLeg]) -> MarketView:
+        """The combo market of ``legs`` in a collection, listed (and activated) if new.
+
+        Raises:
+            EngineError: ``collection_not_found``, ``market_not_found`` (a leg), ``invalid_parameters``.
+        """
+        collection = next(
+            (c for c in self.multivariate_collections() if c.collection_ticker == collection_ticker), None
+        )
+        if collection is None:
+            raise EngineError("collection_not_found", f"no multivariate collection {collection_ticker!r}", status=404)
+        leg_specs = [self._market(leg.market_ticker).spec for leg in legs]
+        event, market = combo_specs(collection, legs, leg_specs, now_ms=self._now)
+        if market.ticker in self._markets:
+            return self.market(market.ticker)
+        if event.event_ticker not in self._event_specs:
+            self.add_event(event)
+        return self.add_market(market)

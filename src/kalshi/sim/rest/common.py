@@ -138,10 +138,11 @@ def cents(micros: int) -> int:
 class Query:
     """Typed access to query parameters; every failure is a 400 naming the parameter."""
 
-    __slots__ = ("_q",)
+    __slots__ = ("_q", "_scoped")
 
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, *, scoped: bool = False) -> None:
         self._q = request.query
+        self._scoped = scoped  # the dispatcher already resolved ``subaccount`` to the acting account
 
     def text(self, name: str) -> str | None:
         """The parameter, or None when absent or empty."""
@@ -211,13 +212,13 @@ class Query:
         return out
 
     def subaccount(self) -> None:
-        """Accept only the primary subaccount (0), the only one the simulator models.
+        """Check ``subaccount``: any one the dispatcher resolved, else only the primary subaccount (0).
 
         Raises:
             RestError: 400 for another subaccount.
         """
         value = self.integer("subaccount", lo=0, hi=63)
-        if value not in (None, 0):
+        if value not in (None, 0) and not self._scoped:
             raise bad_field("subaccount", "the simulator models only the primary subaccount 0")
 
 
@@ -365,12 +366,13 @@ class RestCall:
     op: Operation
     key_id: str | None = None
     account_id: str | None = None
+    subaccount: int | None = None  # set when the call acts for a subaccount (see rest.subaccounts)
     _body: Body | None = field(default=None, repr=False)
 
     @property
     def query(self) -> Query:
         """The query parameters."""
-        return Query(self.request)
+        return Query(self.request, scoped=self.subaccount is not None)
 
     def param(self, name: str) -> str:
         """A path parameter."""

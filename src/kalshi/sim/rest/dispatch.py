@@ -40,6 +40,7 @@ from kalshi.sim.rest.common import JSON_CONTENT, Handler, RestCall, RestError, e
 from kalshi.sim.rest.controls import ANNOUNCEMENTS, error_response
 from kalshi.sim.rest.retired import V1_ORDER_WRITES, answer_retired
 from kalshi.sim.rest.routes import ROUTES
+from kalshi.sim.rest.subaccounts import act_for_subaccount
 from kalshi.sim.rest.validation import validate_body, validate_query
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
                 "(make the client with auth=KalshiAuth(...))",
             )
         call = RestCall(request, sim, op, key_id, account)
+        await act_for_subaccount(call)
         items = 1
         if op.cost_per_item:
             listed = (await call.body()).data.get(op.cost_per_item)

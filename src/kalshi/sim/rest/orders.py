@@ -56,9 +56,7 @@ def _shard(body: Body) -> None:
     index = body.integer("exchange_index")
     if index not in (None, 0):
         raise bad_field(body.prefix + "exchange_index", "the simulator has one exchange shard, 0")
-    sub = body.integer("subaccount")
-    if sub not in (None, 0):
-        raise bad_field(body.prefix + "subaccount", "the simulator models only the primary subaccount 0")
+    # ``subaccount`` is resolved to the acting account by the dispatcher (kalshi.sim.rest.subaccounts).
 
 
 def _tif(body: Body) -> TimeInForce:

@@ -12,7 +12,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from kalshi.sim.rest import groups, limits, market, orders, portfolio, rfq
+from kalshi.sim.rest import (
+    api_keys,
+    block_trades,
+    candlesticks,
+    discovery,
+    fcm,
+    groups,
+    historical,
+    instances,
+    limits,
+    live_data,
+    market,
+    milestones,
+    multivariate,
+    orders,
+    portfolio,
+    rfq,
+    subaccounts,
+)
 from kalshi.sim.rest.common import Handler
 
 __all__ = ["ROUTES"]
@@ -83,4 +101,74 @@ ROUTES: Final[Mapping[str, Handler]] = {
     # limits
     "GetAccountApiLimits": limits.get_limits,
     "GetAccountEndpointCosts": limits.get_costs,
+    # candlesticks
+    "GetMarketCandlesticks": candlesticks.market_candles,
+    "BatchGetMarketCandlesticks": candlesticks.batch_candles,
+    "GetMarketCandlesticksByEvent": candlesticks.event_candles,
+    "GetEventForecastPercentilesHistory": candlesticks.forecast_history,
+    # historical
+    "GetHistoricalCutoff": historical.get_cutoff,
+    "GetHistoricalMarkets": historical.get_markets,
+    "GetHistoricalMarket": historical.get_market,
+    "GetMarketCandlesticksHistorical": historical.get_candles,
+    "GetTradesHistorical": historical.get_trades,
+    "GetFillsHistorical": historical.get_fills,
+    "GetHistoricalOrders": historical.get_orders,
+    "GetHistoricalPositions": historical.get_positions,
+    # subaccounts
+    "CreateSubaccount": subaccounts.create_subaccount,
+    "ApplySubaccountTransfer": subaccounts.transfer,
+    "GetSubaccountBalances": subaccounts.get_balances,
+    "GetSubaccountTransfers": subaccounts.get_transfers,
+    "GetSubaccountNetting": subaccounts.get_netting,
+    "UpdateSubaccountNetting": subaccounts.update_netting,
+    # exchange instances
+    "IntraExchangeInstanceTransfer": instances.transfer,
+    "GetIntraExchangeInstanceTransfers": instances.get_transfers,
+    "GetIntraExchangeInstanceTransfer": instances.get_transfer,
+    "GetTargetBalanceAllocation": instances.get_allocation,
+    "SetTargetBalanceAllocation": instances.set_allocation,
+    # api keys and usage level
+    "GetApiKeys": api_keys.get_keys,
+    "CreateApiKey": api_keys.create_key,
+    "GenerateApiKey": api_keys.generate_key,
+    "DeleteApiKey": api_keys.delete_key,
+    "GetAccountApiUsageLevelVolumeProgress": api_keys.volume_progress,
+    "UpgradeAccountApiUsageLevel": api_keys.upgrade_usage_level,
+    # multivariate collections
+    "GetMultivariateEventCollections": multivariate.get_collections,
+    "GetMultivariateEventCollection": multivariate.get_collection,
+    "CreateMarketInMultivariateEventCollection": multivariate.create_market,
+    # milestones and structured targets
+    "GetMilestones": milestones.get_milestones,
+    "GetMilestone": milestones.get_milestone,
+    "GetStructuredTargets": milestones.get_targets,
+    "GetStructuredTarget": milestones.get_target,
+    # live data
+    "GetLiveData": live_data.get_live_data,
+    "GetLiveDataByMilestone": live_data.get_live_data_by_milestone,
+    "GetLiveDatas": live_data.get_live_datas,
+    "GetGameStats": live_data.get_game_stats,
+    "GetEventLiveData": live_data.get_event_live_data,
+    "GetWeatherIndex": live_data.get_weather,
+    "GetWeatherIndexCalibrations": live_data.get_weather_calibrations,
+    # incentives and search
+    "GetIncentivePrograms": discovery.get_incentive_programs,
+    "GetTagsForSeriesCategories": discovery.get_tags_by_categories,
+    "GetFiltersForSports": discovery.get_sport_filters,
+    # block trades
+    "GetBlockTradeProposals": block_trades.get_proposals,
+    "ProposeBlockTrade": block_trades.propose,
+    "AcceptBlockTradeProposal": block_trades.accept_proposal,
+    # fcm
+    "ListFCMSubtraders": fcm.list_subtraders,
+    "CreateFCMSubtrader": fcm.create_subtrader,
+    "GetFCMOrders": fcm.get_orders,
+    "GetFCMFills": fcm.get_fills,
+    "GetFCMPositions": fcm.get_positions,
+    "GetFCMSubtraderBlockedCategories": fcm.get_blocked_categories,
+    "UpdateFCMSubtraderBlockedCategories": fcm.update_blocked_categories,
+    "GetFCMEventContractDailyCap": fcm.get_daily_cap,
+    "UpdateFCMEventContractDailyCap": fcm.update_daily_cap,
+    "DeleteFCMEventContractDailyCap": fcm.delete_daily_cap,
 }

@@ -25,6 +25,7 @@ from kalshi.sim.engine import (
     SettlementView,
     TradeEvent,
 )
+from kalshi.sim.engine.subaccounts import number_of, owner_of
 from kalshi.sim.market import SeriesSpec
 from kalshi.sim.rest.common import cents, iso, money
 from kalshi.sim.ws.feeds import user_id
@@ -187,7 +188,7 @@ def order_json(o: OrderView) -> dict[str, Any]:
     """An ``Order``."""
     return {
         "order_id": o.order_id,
-        "user_id": user_id(o.account),
+        "user_id": user_id(owner_of(o.account)),
         "client_order_id": o.client_order_id or "",
         "ticker": o.ticker,
         "side": o.outcome_side,
@@ -211,7 +212,7 @@ def order_json(o: OrderView) -> dict[str, Any]:
         "self_trade_prevention_type": o.self_trade_prevention,
         "order_group_id": o.order_group_id,
         "cancel_order_on_pause": o.cancel_order_on_pause,
-        "subaccount_number": 0,
+        "subaccount_number": number_of(o.account),
         "exchange_index": o.exchange_index,
     }
 
@@ -235,7 +236,7 @@ def fill_json(f: FillEvent) -> dict[str, Any]:
         "is_taker": f.is_taker,
         "created_time": iso(f.ts_ms),
         "fee_cost": money(f.fee_micros),
-        "subaccount_number": 0,
+        "subaccount_number": number_of(f.account),
         "ts": f.ts_ms // 1000,
     }
 

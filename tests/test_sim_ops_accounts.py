@@ -1,0 +1,209 @@
+"""Subaccounts, API keys, the API usage level and exchange-instance transfers, over signed HTTP requests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+
+from kalshi.auth import KalshiAuth, generate_private_key_pem
+from kalshi.errors import KalshiAPIError
+from kalshi.rest import AsyncKalshiClient
+from kalshi.rest.models import CreateOrderV2Request
+from kalshi.sim import Simulator, rest_controls
+from test_sim_rest_schema import add_quiet_market, rest_client
+
+GTC = "good_till_canceled"
+STP = "taker_at_cross"
+
+
+@dataclass
+class Env:
+    sim: Simulator
+    a: AsyncKalshiClient
+    b: AsyncKalshiClient
+    a_auth: KalshiAuth
+    ticker: str
+
+
+@pytest.fixture
+async def env(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Env]:
+    async with kalshi_sim_factory(seed=8, markets=2, lifecycle=False) as sim:
+        rest_controls(sim).limits.enabled = False
+        ticker = add_quiet_market(sim, "KXACCT-26-T1")
+        a_auth, _ = sim.create_account_auth()
+        b_auth, _ = sim.create_account_auth()
+        async with rest_client(sim, a_auth) as a, rest_client(sim, b_auth) as b:
+            yield Env(sim, a, b, a_auth, ticker)
+
+
+def _order(ticker: str, side: str, price: str, count: str, **extra: object) -> dict[str, object]:
+    return {
+        "ticker": ticker, "side": side, "price": price, "count": count, "client_order_id": str(uuid.uuid4()),
+        "time_in_force": GTC, "self_trade_prevention_type": STP, **extra,
+    }  # fmt: skip
+
+
+async def _dollars(c: AsyncKalshiClient, subaccount: int | None = None) -> Decimal:
+    return Decimal((await c.portfolio.get_balance(subaccount=subaccount)).balance_dollars)
+
+
+# ---------------------------------------------------------------------------------------------- subaccounts
+
+
+async def test_a_transfer_moves_cash_between_subaccounts_exactly_once(env: Env) -> None:
+    start = await _dollars(env.a)
+    assert (await env.a.portfolio.create_subaccount()).subaccount_number == 1
+    assert (await env.a.portfolio.create_subaccount()).subaccount_number == 2
+    transfer_id = str(uuid.uuid4())
+    for _ in range(2):  # a retry with the same client_transfer_id moves nothing more
+        await env.a.portfolio.apply_subaccount_transfer(
+            client_transfer_id=transfer_id, from_subaccount=0, to_subaccount=1, amount_cents=5000
+        )
+    assert await _dollars(env.a) == start - 50
+    assert await _dollars(env.a, 1) == 50
+    balances = (await env.a.portfolio.get_subaccount_balances()).subaccount_balances
+    assert {b.subaccount_number: Decimal(b.balance) for b in balances} == {0: start - 50, 1: 50, 2: 0}
+    transfers = (await env.a.portfolio.get_subaccount_transfers()).transfers
+    assert [(t.from_subaccount, t.to_subaccount, t.amount_cents) for t in transfers] == [(0, 1, 5000)]
+    with pytest.raises(KalshiAPIError) as reused:
+        await env.a.portfolio.apply_subaccount_transfer(
+            client_transfer_id=transfer_id, from_subaccount=0, to_subaccount=2, amount_cents=1
+        )
+    assert reused.value.status == 409
+    with pytest.raises(KalshiAPIError) as too_much:
+        await env.a.portfolio.apply_subaccount_transfer(
+            client_transfer_id=str(uuid.uuid4()), from_subaccount=1, to_subaccount=2, amount_cents=5001
+        )
+    assert too_much.value.status == 400 and too_much.value.code == "insufficient_balance"
+    assert await _dollars(env.a, 1) == 50  # nothing moved
+    with pytest.raises(KalshiAPIError) as unknown:
+        await env.a.portfolio.get_balance(subaccount=9)
+    assert unknown.value.status == 400 and "POST /portfolio/subaccounts" in str(unknown.value)
+
+
+async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+    )
+    primary_before = await _dollars(env.a)
+    made = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.4000", "10.00", subaccount=number))
+    assert [o.order_id for o in (await env.a.orders.get_orders(subaccount=number)).orders] == [made.order_id]
+    assert (await env.a.orders.get_orders()).orders == []
+    order = (await env.a.orders.get_orders(subaccount=number)).orders[0]
+    assert order.subaccount_number == number
+    await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "10.00"))
+    fills = (await env.a.portfolio.get_fills(subaccount=number)).fills
+    assert [(f.order_id, f.count_fp, f.subaccount_number) for f in fills] == [(made.order_id, "10.00", number)]
+    assert (await env.a.portfolio.get_fills()).fills == []
+    positions = (await env.a.portfolio.get_positions(subaccount=number)).market_positions
+    assert [(p.ticker, p.position_fp) for p in positions] == [(env.ticker, "10.00")]
+    assert (await env.a.portfolio.get_positions()).market_positions == []
+    assert await _dollars(env.a) == primary_before  # the primary paid nothing
+    assert await _dollars(env.a, number) <= 100 - 4  # $4 of contracts (plus fees) came out of the subaccount
+
+
+async def test_a_batch_uses_one_subaccount_and_netting_is_a_setting(env: Env) -> None:
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    mixed = [
+        CreateOrderV2Request(
+            ticker=env.ticker,
+            side="bid",
+            price="0.1000",
+            count="1.00",
+            client_order_id=str(uuid.uuid4()),
+            time_in_force=GTC,
+            self_trade_prevention_type=STP,
+            subaccount=sub,
+        )
+        for sub in (0, number)
+    ]
+    with pytest.raises(KalshiAPIError) as refused:
+        await env.a.orders.batch_create_orders_v2(orders=mixed)
+    assert refused.value.status == 400 and "same subaccount" in str(refused.value)
+    assert [(c.subaccount_number, c.enabled) for c in (await env.a.portfolio.get_subaccount_netting()).netting_configs] == [
+        (0, True), (number, True),
+    ]  # fmt: skip
+    await env.a.portfolio.update_subaccount_netting(subaccount_number=number, enabled=False)
+    configs = (await env.a.portfolio.get_subaccount_netting()).netting_configs
+    assert [(c.subaccount_number, c.enabled) for c in configs] == [(0, True), (number, False)]
+
+
+# ---------------------------------------------------------------------------------------------- api keys
+
+
+async def test_a_generated_key_signs_the_next_request_and_a_deleted_one_does_not(env: Env) -> None:
+    generated = await env.a.api_keys.generate_api_key(name="bot", key_type="ed25519")
+    auth = KalshiAuth.from_pem(generated.api_key_id, generated.private_key)
+    async with rest_client(env.sim, auth) as bot:
+        assert await _dollars(bot) == await _dollars(env.a)  # the same account
+        listed = (await env.a.api_keys.get_api_keys()).api_keys
+        assert generated.api_key_id in [k.api_key_id for k in listed]
+        with pytest.raises(KalshiAPIError) as not_theirs:
+            await env.b.api_keys.delete_api_key(generated.api_key_id)
+        assert not_theirs.value.status == 404
+        await env.a.api_keys.delete_api_key(generated.api_key_id)
+        with pytest.raises(KalshiAPIError) as rejected:
+            await bot.portfolio.get_balance()
+        assert rejected.value.status == 401
+    assert generated.api_key_id not in [k.api_key_id for k in (await env.a.api_keys.get_api_keys()).api_keys]
+
+
+async def test_a_created_key_with_a_subaccount_acts_for_it(env: Env) -> None:
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=1234
+    )
+    private_pem, public_pem = generate_private_key_pem("rsa")
+    created = await env.a.api_keys.create_api_key(
+        name="sub bot", public_key=public_pem.decode(), scopes=["read", "write"], subaccount=number
+    )
+    async with rest_client(env.sim, KalshiAuth.from_pem(created.api_key_id, private_pem)) as sub:
+        assert await _dollars(sub) == Decimal("12.34")
+    key = next(k for k in (await env.a.api_keys.get_api_keys()).api_keys if k.api_key_id == created.api_key_id)
+    assert (key.name, key.subaccount, list(key.scopes)) == ("sub bot", number, ["read", "write"])
+
+
+async def test_bad_keys_are_refused_naming_the_field(env: Env) -> None:
+    with pytest.raises(KalshiAPIError) as bad_pem:
+        await env.a.api_keys.create_api_key(name="x", public_key="not a key")
+    assert bad_pem.value.status == 400 and "public_key" in str(bad_pem.value)
+    with pytest.raises(KalshiAPIError) as bad_scope:
+        await env.a.request("POST", "/api_keys/generate", json={"name": "x", "scopes": ["admin"]})
+    assert bad_scope.value.status == 400 and "scopes" in str(bad_scope.value)
+
+
+async def test_the_usage_level_upgrades_once_the_volume_goal_is_met(env: Env) -> None:
+    with pytest.raises(KalshiAPIError) as short:
+        await env.a.account.upgrade_account_api_usage_level()
+    assert short.value.status == 403 and short.value.code == "volume_goal_not_met"
+    await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.2000", "100.00"))
+    await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.2000", "100.00"))
+    progress = (await env.a.account.get_account_api_usage_level_volume_progress()).volume_progress[0]
+    assert progress.trailing_30d_volume_fp == "100.00"
+    await env.a.account.upgrade_account_api_usage_level()
+    assert env.sim.engine.settings.of(env.sim.account_of(env.a_auth.key_id) or "").usage_level == "advanced"
+
+
+async def test_instance_transfers_move_cash_out_of_the_event_contract_balance(env: Env) -> None:
+    start = await _dollars(env.a)
+    out = await env.a.portfolio.intra_exchange_instance_transfer(
+        source="event_contract", destination="margined", amount=2500
+    )
+    assert await _dollars(env.a) == start - 25
+    await env.a.portfolio.intra_exchange_instance_transfer(source="margined", destination="event_contract", amount=500)
+    assert await _dollars(env.a) == start - 20
+    with pytest.raises(KalshiAPIError) as overdrawn:
+        await env.a.portfolio.intra_exchange_instance_transfer(
+            source="margined", destination="event_contract", amount=2001
+        )
+    assert overdrawn.value.status == 400
+    listed = (await env.a.portfolio.get_intra_exchange_instance_transfers()).transfers
+    assert [t.amount for t in listed] == ["5.0000", "25.0000"]  # newest first
+    assert (
+        await env.a.portfolio.get_intra_exchange_instance_transfer(out.transfer_id)
+    ).transfer.source == "event_contract"
