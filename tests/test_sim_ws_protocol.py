@@ -380,7 +380,7 @@ async def test_private_channel_on_unsigned_connection_is_error_9(kalshi_sim_fact
 async def test_fills_orders_and_positions(sim: Simulator) -> None:
     alice_auth, alice = sim.create_account_auth()
     _, bob = sim.create_account_auth()
-    ticker = next(t for t in sim.tickers if sim.engine.market(t).spec.fractional_trading_enabled)  # bob sells 2.5
+    ticker = sim.tickers[2]
     async with await SimClient.connect(sim.url, auth=alice_auth) as client:
         sids = {}
         out = await client.request("subscribe", {"channels": ["fill", "user_orders", "market_positions"]})
