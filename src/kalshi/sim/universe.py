@@ -130,9 +130,17 @@ class MarketUniverse:
         n_mve = n_markets // 8 if n_markets >= 4 else 0
         plan: list[tuple[SeriesSpec, int]] = []
         planned = 0
+        order = rng.sample(_SERIES, len(_SERIES))  # every series once before any repeats
         while planned < n_markets - n_mve:
-            count = min(rng.randint(1, 4), n_markets - n_mve - planned)
-            plan.append((rng.choice(_SERIES), count))
+            left = n_markets - n_mve - planned
+            series = order[len(plan) % len(order)]
+            count = min(rng.randint(1, 4), left)
+            if series.ranges:
+                if left < 3:
+                    series = next(s for s in order if not s.ranges)
+                else:
+                    count = max(count, 3)  # a range event has a bottom, a middle and a top bucket
+            plan.append((series, count))
             planned += count
         strides = {s: sum(1 for p, _ in plan if p == s) for s, _ in plan}
         seen: dict[SeriesSpec, int] = {}
@@ -279,7 +287,7 @@ class MarketUniverse:
             self.series.append(series)
         self._serial += 1
         event_ticker = f"{series.series_ticker}-S{self._serial:04d}"
-        ranges = series.ranges and count >= 3
+        ranges = series.ranges
         event = EventSpec(
             event_ticker=event_ticker,
             series_ticker=series.series_ticker,
@@ -320,7 +328,7 @@ class MarketUniverse:
                 open_time_ms=open_ms,
                 close_time_ms=close_ms,
                 expected_expiration_ms=close_ms,
-                fractional_trading_enabled=rng.randrange(4) != 0,
+                fractional_trading_enabled=len(self.markets) % 4 != 3,  # every fourth trades whole contracts
                 maker_fee_bp=maker_fee_bp,
                 strike_type=leg.strike_type,
                 floor_strike=None if leg.floor is None else Decimal(leg.floor),
