@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open", action="store_true", help="accept unsigned connections")
     parser.add_argument("--write-demo-key", metavar="DIR", default=None)
     parser.add_argument("--key-dir", metavar="DIR", default=None)
+    parser.add_argument(
+        "--quick-settle", action="store_true", help="close and settle events every 30-90 s (to test settlement)"
+    )
     args = parser.parse_args(argv)
     try:
         run_sim(
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             args.open,
             args.write_demo_key,
             args.key_dir,
+            quick_settle=args.quick_settle,
         )
     except (FaultSpecError, KalshiError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -34,6 +34,7 @@ class SimOptions:
     open_access: bool = False
     write_demo_key: Path | None = None
     key_dir: Path | None = None
+    quick_settle: bool = False
 
 
 def prepare_demo_key(directory: Path) -> tuple[Path, Path]:
@@ -81,6 +82,7 @@ async def serve(
         host=options.host,
         port=options.port,
         key_dir=key_dir,
+        quick_settle=options.quick_settle,
     )
     async with sim:
         echo(f"Kalshi simulator on {sim.url}  (WebSocket {sim.ws_url})")
@@ -92,6 +94,8 @@ async def serve(
             echo("  open access: unsigned connections accepted (public channels only)")
         if not spec.empty:
             echo(f"  faults: {options.faults}")
+        if options.quick_settle:
+            echo("  quick settle: events close and settle every 30 to 90 seconds")
         if started is not None:
             started(sim)
         waiter = stop or asyncio.Event()
@@ -109,6 +113,7 @@ def run_sim(
     write_demo_key: str | Path | None = None,
     key_dir: str | Path | None = None,
     *,
+    quick_settle: bool = False,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Run the simulator in the foreground until Ctrl-C.
@@ -123,6 +128,8 @@ def run_sim(
         open_: Accept unsigned connections (``--open``).
         write_demo_key: Write (or reuse) a demo key pair in this directory and accept it.
         key_dir: Accept every ``<key_id>.pub.pem`` of this directory.
+        quick_settle: Close and settle events every 30 to 90 seconds (``--quick-settle``) instead of on
+            their hourly, daily, weekly or monthly schedule.
         echo: Where the startup lines go.
 
     Raises:
@@ -140,6 +147,7 @@ def run_sim(
         open_access=open_,
         write_demo_key=Path(write_demo_key).expanduser() if write_demo_key is not None else None,
         key_dir=Path(key_dir).expanduser() if key_dir is not None else None,
+        quick_settle=quick_settle,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(options, echo=echo))

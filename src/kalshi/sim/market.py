@@ -1,36 +1,30 @@
-"""Seeded market activity for the simulator: a universe of markets, a crowd that trades them, index walks.
+"""Seeded market activity for the simulator: a crowd that trades the markets, and index walks.
 
-* :class:`MarketUniverse` generates N binary markets in series and events (some on sub-penny price grids,
-  some multivariate combos, with strike info) and installs them in an :class:`~kalshi.sim.engine.Engine`.
 * :class:`ActivityGenerator` performs one random action per :meth:`~ActivityGenerator.step` from a few
-  "crowd" accounts: limit orders near a drifting fair value, cancels, decreases, marketable orders, and
-  (when enabled) lifecycle actions: close-date updates, determination and settlement, new markets.
+  "crowd" accounts: limit orders around each market's fair value (from its event's latent value, see
+  :mod:`kalshi.sim.universe`), cancels, decreases, marketable orders; with ``lifecycle`` it also determines
+  and settles markets once their close time has passed (never before) and lists the next event of their
+  series.
 * :class:`IndexWalk` random-walks index values for ``cfbenchmarks_value`` and ``pyth_value``.
 
-Everything draws from ``random.Random(seed)`` only and uses integer arithmetic, so the same seed and clock
-give the same engine event sequence.
+:class:`~kalshi.sim.universe.MarketUniverse` and :class:`~kalshi.sim.universe.SeriesSpec` are re-exported
+here. Everything draws from ``random.Random(seed)`` only and uses integer arithmetic, so the same seed and
+clock give the same engine event sequence.
 """
 
 from __future__ import annotations
 
-import bisect
+import contextlib
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
 from kalshi._fixed import COUNT_SCALE, PRICE_SCALE
 from kalshi.sim.engine import Engine
-from kalshi.sim.engine.types import (
-    MICROS_PER_DOLLAR,
-    BookSide,
-    EngineError,
-    EventSpec,
-    MarketSpec,
-    MveLeg,
-    valid_prices,
-)
+from kalshi.sim.engine.types import MICROS_PER_DOLLAR, BookSide, EngineError, MarketSpec
+from kalshi.sim.universe import MarketUniverse, SeriesSpec, snap_to_grid
 
 __all__ = [
     "CROWD_ACCOUNTS",
@@ -42,206 +36,13 @@ __all__ = [
 ]
 
 CROWD_ACCOUNTS: Final = ("crowd-1", "crowd-2", "crowd-3", "crowd-4")
-_DAY_MS: Final = 86_400_000
-_HOUR_MS: Final = 3_600_000
-# Cycled so every universe of 3+ markets has sub-penny grids next to the usual cent grid.
-_STRUCTURES: Final = ("linear_cent", "deci_cent", "linear_cent", "tapered_deci_cent", "linear_cent")
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesSpec:
-    """A series: the template recurring events share."""
-
-    series_ticker: str
-    title: str
-    category: str
-    frequency: str
-    strike_unit: int  # spacing of strikes of the markets in its events
-    strike_base: int
-
-
-_SERIES: Final = (
-    SeriesSpec("KXHIGHNY", "Highest temperature in NYC", "Climate and Weather", "daily", 2, 60),
-    SeriesSpec("KXBTCD", "Bitcoin price at 5pm EDT", "Crypto", "daily", 1000, 68000),
-    SeriesSpec("KXETHD", "Ethereum price at 5pm EDT", "Crypto", "daily", 50, 3500),
-    SeriesSpec("KXINXD", "S&P 500 close", "Financials", "daily", 25, 5500),
-    SeriesSpec("KXFEDRATE", "Fed funds upper bound", "Economics", "custom", 25, 425),
-    SeriesSpec("KXCPIYOY", "CPI year over year", "Economics", "monthly", 1, 30),
-)
-_MVE_SERIES: Final = SeriesSpec("KXMVECROSSCATEGORY", "Cross-category combos", "Combos", "custom", 1, 0)
-
-
-@dataclass(slots=True)
-class MarketUniverse:
-    """Generated series, events and markets, with each market's starting fair value (YES ticks)."""
-
-    seed: int
-    now_ms: int
-    series: list[SeriesSpec] = field(default_factory=list)
-    events: list[EventSpec] = field(default_factory=list)
-    markets: list[MarketSpec] = field(default_factory=list)
-    fair_values: dict[str, int] = field(default_factory=dict)
-    _serial: int = 0
-
-    @classmethod
-    def generate(
-        cls, seed: int, n_markets: int, *, now_ms: int | None = None, engine: Engine | None = None
-    ) -> MarketUniverse:
-        """Generate ``n_markets`` markets (about one in eight multivariate once there are 4+).
-
-        Args:
-            seed: the only source of randomness.
-            n_markets: how many markets; at least 1.
-            now_ms: markets open an hour before and close days after this time (default: the engine's
-                clock, or 0 without an engine).
-            engine: if given, the universe is installed in it (:meth:`install`).
-
-        Raises:
-            ValueError: ``n_markets`` below 1.
-        """
-        if n_markets < 1:
-            raise ValueError("n_markets must be at least 1")
-        rng = random.Random(seed)
-        if now_ms is None:
-            now_ms = engine.now_ms if engine is not None else 0
-        universe = cls(seed=seed, now_ms=now_ms)
-        n_mve = n_markets // 8 if n_markets >= 4 else 0
-        while len(universe.markets) < n_markets - n_mve:
-            universe._new_event(rng, min(rng.randint(1, 4), n_markets - n_mve - len(universe.markets)))
-        for _ in range(n_mve):
-            universe._new_combo(rng)
-        if engine is not None:
-            universe.install(engine)
-        return universe
-
-    def install(self, engine: Engine) -> None:
-        """Add every event and market to ``engine`` (emits their lifecycle events).
-
-        Raises:
-            EngineError: if a ticker already exists in the engine.
-        """
-        for event in self.events:
-            engine.add_event(event)
-        for market in self.markets:
-            engine.add_market(market)
-
-    def new_event(self, rng: random.Random, now_ms: int, engine: Engine) -> list[MarketSpec]:
-        """Create one more event of 1-3 markets, register it in ``engine``, and return its markets.
-
-        Raises:
-            EngineError: if a generated ticker already exists in the engine.
-        """
-        self.now_ms = now_ms
-        before = len(self.markets)
-        event = self._new_event(rng, rng.randint(1, 3))
-        engine.add_event(event)
-        added = self.markets[before:]
-        for market in added:
-            engine.add_market(market)
-        return added
-
-    def _structure(self) -> str:
-        return _STRUCTURES[len(self.markets) % len(_STRUCTURES)]
-
-    def _new_event(self, rng: random.Random, count: int) -> EventSpec:
-        series = rng.choice(_SERIES)
-        if series not in self.series:
-            self.series.append(series)
-        self._serial += 1
-        close_ms = self.now_ms + rng.randint(1, 30) * _DAY_MS
-        event_ticker = f"{series.series_ticker}-S{self._serial:04d}"
-        event = EventSpec(
-            event_ticker=event_ticker,
-            series_ticker=series.series_ticker,
-            title=f"{series.title} #{self._serial}",
-            subtitle=f"Round {self._serial}",
-            strike_date_ms=close_ms,
-            strike_period=series.frequency,
-            mutually_exclusive=False,
-        )
-        self.events.append(event)
-        maker_fee_bp = 175 if series.category == "Financials" else 0
-        for k in range(count):
-            strike = series.strike_base + (k - count // 2) * series.strike_unit
-            structure = self._structure()
-            ticker = f"{event_ticker}-T{strike}"
-            self.markets.append(
-                MarketSpec(
-                    ticker=ticker,
-                    event_ticker=event_ticker,
-                    series_ticker=series.series_ticker,
-                    title=f"{series.title} above {strike}?",
-                    yes_sub_title=f"Above {strike}",
-                    no_sub_title=f"{strike} or below",
-                    rules_primary=f"Resolves Yes if the {series.title.lower()} is above {strike}.",
-                    price_level_structure=structure,
-                    open_time_ms=self.now_ms - _HOUR_MS,
-                    close_time_ms=close_ms,
-                    expected_expiration_ms=close_ms + _HOUR_MS,
-                    strike_type="greater",
-                    floor_strike=Decimal(strike),
-                    fractional_trading_enabled=rng.randrange(4) != 0,
-                    maker_fee_bp=maker_fee_bp,
-                )
-            )
-            self.fair_values[ticker] = _snap(self.markets[-1], rng.randint(1500, 8500))
-        return event
-
-    def _new_combo(self, rng: random.Random) -> None:
-        singles = [m for m in self.markets if not m.is_multivariate]
-        legs = rng.sample(singles, min(2, len(singles)))
-        if _MVE_SERIES not in self.series:
-            self.series.append(_MVE_SERIES)
-        self._serial += 1
-        event_ticker = f"{_MVE_SERIES.series_ticker}-S{self._serial:04d}"
-        self.events.append(
-            EventSpec(
-                event_ticker=event_ticker,
-                series_ticker=_MVE_SERIES.series_ticker,
-                title=f"Combo #{self._serial}",
-                is_multivariate=True,
-            )
-        )
-        sides = tuple(rng.choice(("yes", "no")) for _ in legs)
-        ticker = f"{event_ticker}-M1"
-        close_ms = min((m.close_time_ms or self.now_ms + _DAY_MS) for m in legs)
-        self.markets.append(
-            MarketSpec(
-                ticker=ticker,
-                event_ticker=event_ticker,
-                series_ticker=_MVE_SERIES.series_ticker,
-                title=" and ".join(
-                    f"{m.yes_sub_title if s == 'yes' else m.no_sub_title}" for m, s in zip(legs, sides, strict=True)
-                ),
-                price_level_structure=self._structure(),
-                open_time_ms=self.now_ms - _HOUR_MS,
-                close_time_ms=close_ms,
-                is_multivariate=True,
-                mve_collection_ticker=_MVE_SERIES.series_ticker,
-                mve_selected_legs=tuple(
-                    MveLeg(event_ticker=m.event_ticker, market_ticker=m.ticker, side="yes" if s == "yes" else "no")
-                    for m, s in zip(legs, sides, strict=True)
-                ),
-                strike_type="custom",
-                custom_strike={m.ticker: s for m, s in zip(legs, sides, strict=True)},
-            )
-        )
-        self.fair_values[ticker] = _snap(self.markets[-1], rng.randint(500, 3000))
-
-
-def _snap(spec: MarketSpec, ticks: int, direction: int = 0) -> int:
-    """The grid price nearest ``ticks`` (below if ``direction < 0``, above if ``> 0``), clamped to the grid."""
-    grid = valid_prices(spec.ranges())
-    i = bisect.bisect_left(grid, ticks)
-    if i < len(grid) and grid[i] == ticks:
-        return ticks
-    if direction < 0:
-        return grid[max(i - 1, 0)]
-    if direction > 0:
-        return grid[min(i, len(grid) - 1)]
-    below = grid[max(i - 1, 0)]
-    above = grid[min(i, len(grid) - 1)]
-    return below if ticks - below <= above - ticks else above
+# The crowd never quotes a fair value closer to 0 or 1 than this (someone always offers the long shot).
+_FAIR_FLOOR: Final = 200
+# Quotes rest 50 to 600 ticks from the fair value (plus up to a grid step). When the fair value has moved
+# through a quote by more than the slack, or left it further than the band, the crowd cancels it before acting
+# on the market again, as market makers refresh: so a book's mid stays near its fair value.
+_QUOTE_BAND: Final = 700
+_REQUOTE_SLACK: Final = 100
 
 
 class ActivityGenerator:
@@ -250,11 +51,15 @@ class ActivityGenerator:
     Args:
         engine: the exchange to act on.
         seed: the only source of randomness.
-        universe: the markets' fair values come from it (else the mid price); required for ``lifecycle``.
+        universe: the markets' fair values come from its latent values (else the mid price); required for
+            ``lifecycle``.
         accounts: crowd account ids; opened with ``balance_micros`` if not open yet.
         balance_micros: starting cash of each crowd account.
-        lifecycle: also update close dates, determine and settle markets and create new ones.
-        lifecycle_every: steps between lifecycle actions.
+        lifecycle: also settle the universe's markets at their close time and list the next event of their
+            series (:meth:`settle_due`, run at every step).
+
+    Raises:
+        ValueError: ``lifecycle`` without a ``universe``.
     """
 
     def __init__(
@@ -266,7 +71,6 @@ class ActivityGenerator:
         accounts: Sequence[str] = CROWD_ACCOUNTS,
         balance_micros: int = 10_000_000 * MICROS_PER_DOLLAR,
         lifecycle: bool = False,
-        lifecycle_every: int = 250,
     ) -> None:
         if lifecycle and universe is None:
             raise ValueError("lifecycle actions need the universe to create new markets")
@@ -275,9 +79,9 @@ class ActivityGenerator:
         self._universe = universe
         self._accounts = tuple(accounts)
         self._lifecycle = lifecycle
-        self._lifecycle_every = max(lifecycle_every, 1)
-        self._fair: dict[str, int] = dict(universe.fair_values) if universe is not None else {}
-        self._resting: dict[str, list[str]] = {}
+        self._fair: dict[str, int] = {}  # markets the universe does not know: a drifting guess
+        self._resting: dict[str, list[str]] = {}  # market -> crowd orders that may still rest
+        self._quotes: dict[str, tuple[str, BookSide, int]] = {}  # order id -> (account, side, price)
         self.steps = 0
         known = set(engine.accounts())
         for account in self._accounts:
@@ -285,17 +89,22 @@ class ActivityGenerator:
                 engine.open_account(account, balance_micros)
 
     def step(self) -> None:
-        """Perform one action; refusals by the engine (a closed market, a spent balance) are skipped."""
+        """Perform one action; refusals by the engine (a closed market, a spent balance) are skipped.
+
+        With ``lifecycle``, markets whose close time has passed are settled first (:meth:`settle_due`).
+        """
         self.steps += 1
         rng = self._rng
-        if self._lifecycle and self.steps % self._lifecycle_every == 0:
-            self._lifecycle_action()
-            return
+        if self._lifecycle:
+            self.settle_due()
+        else:
+            self._engine.advance_time()
         tickers = self._engine.trading_tickers()
         if not tickers:
             return
         spec = self._engine.market(rng.choice(tickers)).spec
-        fair = self._drift(spec)
+        fair = self._fair_value(spec)
+        self._requote(spec.ticker, fair)
         account = rng.choice(self._accounts)
         roll = rng.randrange(100)
         try:
@@ -310,11 +119,71 @@ class ActivityGenerator:
         except EngineError:
             pass
 
+    def settle_due(self) -> list[str]:
+        """Determine and settle the universe's markets whose close time has passed; roll their series.
+
+        A market is never settled before its close time (a close moved later by
+        :meth:`~kalshi.sim.engine.Engine.update_close_time` is waited for). Its result comes from its
+        event's latent value at the close. Once every market of an event is settled, the next event of the
+        series is listed, so the number of live markets stays the same.
+
+        Returns:
+            The tickers settled by this call, in order.
+        """
+        engine = self._engine
+        engine.advance_time()
+        universe = self._universe
+        if universe is None:
+            return []
+        now = engine.now_ms
+        settled: list[str] = []
+        for event_ticker in universe.due(now):
+            settled.extend(self._settle_event(universe, event_ticker, now))
+        return settled
+
+    def _settle_event(self, universe: MarketUniverse, event_ticker: str, now: int) -> list[str]:
+        engine = self._engine
+        settled: list[str] = []
+        later: int | None = None
+        finished = True
+        for ticker in universe.event_markets(event_ticker):
+            view = engine.market(ticker)
+            close = view.close_time_ms
+            if view.status in ("initialized", "active") and close is not None and close > now:
+                later = close if later is None else min(later, close)
+                finished = False
+                continue
+            try:
+                if view.status in ("initialized", "active", "closed"):
+                    legs = {
+                        leg.market_ticker: engine.market(leg.market_ticker).result
+                        for leg in view.spec.mve_selected_legs
+                    }
+                    engine.determine_market(ticker, universe.outcome(ticker, self._rng, legs))
+                if engine.market(ticker).status == "determined":
+                    engine.settle_market(ticker)
+                    settled.append(ticker)
+            except EngineError:
+                pass
+            self._forget(ticker)
+            finished = finished and engine.market(ticker).status == "settled"
+        if later is not None:
+            universe.reschedule(event_ticker, later)
+        elif finished:
+            universe.roll(event_ticker, self._rng, now, engine, engine.trading_tickers())
+        return settled
+
     # ------------------------------------------------------------------------------------ actions
 
-    def _drift(self, spec: MarketSpec) -> int:
-        fair = self._fair.get(spec.ticker)
-        if fair is None:
+    def _fair_value(self, spec: MarketSpec) -> int:
+        universe = self._universe
+        if universe is not None and universe.knows(spec.ticker):
+            latent = universe.fair_ticks(spec.ticker, self._rng, self._engine.now_ms)
+            return min(max(latent, _FAIR_FLOOR), PRICE_SCALE - _FAIR_FLOOR)
+        guess = self._fair.get(spec.ticker)
+        if guess is not None:
+            fair = guess
+        else:
             state = self._engine.ticker_state(spec.ticker)
             fair = (state.yes_bid_ticks + state.yes_ask_ticks) // 2
         fair = min(max(fair + self._rng.randint(-60, 60), 300), PRICE_SCALE - 300)
@@ -337,7 +206,7 @@ class ActivityGenerator:
         rng = self._rng
         side: BookSide = "bid" if rng.randrange(2) == 0 else "ask"
         offset = rng.randint(1, 12) * 50
-        price = _snap(spec, fair - offset, -1) if side == "bid" else _snap(spec, fair + offset, 1)
+        price = snap_to_grid(spec, fair - offset, -1) if side == "bid" else snap_to_grid(spec, fair + offset, 1)
         result = self._engine.place_order(
             account,
             spec.ticker,
@@ -348,12 +217,36 @@ class ActivityGenerator:
         )
         if result.status == "resting":
             resting.append(result.order_id)
+            self._quotes[result.order_id] = (account, side, price)
+
+    def _requote(self, ticker: str, fair: int) -> None:
+        resting = self._resting.get(ticker)
+        if not resting:
+            return
+        keep = []
+        for order_id in resting:
+            quote = self._quotes.get(order_id)
+            if quote is None:
+                continue
+            account, side, price = quote
+            crossed = price > fair + _REQUOTE_SLACK if side == "bid" else price < fair - _REQUOTE_SLACK
+            if crossed or abs(price - fair) > _QUOTE_BAND + _REQUOTE_SLACK:
+                del self._quotes[order_id]
+                with contextlib.suppress(EngineError):  # filled or cancelled meanwhile
+                    self._engine.cancel_order(account, order_id)
+            else:
+                keep.append(order_id)
+        resting[:] = keep
+
+    def _forget(self, ticker: str) -> None:
+        for order_id in self._resting.pop(ticker, ()):
+            self._quotes.pop(order_id, None)
 
     def _marketable(self, spec: MarketSpec, account: str, fair: int) -> None:
         rng = self._rng
         side: BookSide = "bid" if rng.randrange(2) == 0 else "ask"
         slack = rng.randint(0, 4) * 100
-        price = _snap(spec, fair + slack, 1) if side == "bid" else _snap(spec, fair - slack, -1)
+        price = snap_to_grid(spec, fair + slack, 1) if side == "bid" else snap_to_grid(spec, fair - slack, -1)
         self._engine.place_order(
             account,
             spec.ticker,
@@ -373,6 +266,7 @@ class ActivityGenerator:
             except EngineError:
                 pass
             resting.remove(order_id)
+            self._quotes.pop(order_id, None)
         return None
 
     def _prune(self, ticker: str) -> None:
@@ -382,8 +276,10 @@ class ActivityGenerator:
             try:
                 if self._engine.order(order_id).status == "resting":
                     alive.append(order_id)
+                    continue
             except EngineError:
-                continue
+                pass
+            self._quotes.pop(order_id, None)
         resting[:] = alive
 
     def _cancel(self, ticker: str) -> None:
@@ -397,24 +293,6 @@ class ActivityGenerator:
             order = self._engine.order(order_id)
             if order.remaining_units > COUNT_SCALE:
                 self._engine.decrease_order(order.account, order_id, reduce_by=COUNT_SCALE)
-
-    def _lifecycle_action(self) -> None:
-        rng = self._rng
-        engine = self._engine
-        markets = [m for m in engine.markets("active") if not m.spec.is_multivariate]
-        if not markets or self._universe is None:
-            return
-        spec = rng.choice(markets).spec
-        now = engine.now_ms
-        if rng.randrange(3) == 0:
-            engine.update_close_time(spec.ticker, now + rng.randint(1, 30) * _DAY_MS)
-            return
-        fair = self._fair.get(spec.ticker, PRICE_SCALE // 2)
-        engine.determine_market(spec.ticker, "yes" if rng.randrange(PRICE_SCALE) < fair else "no")
-        engine.settle_market(spec.ticker)
-        self._resting.pop(spec.ticker, None)
-        for new in self._universe.new_event(rng, now, engine):
-            self._fair[new.ticker] = self._universe.fair_values[new.ticker]
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,8 +93,10 @@ class Simulator:
         key_dir: Directory of ``<key_id>.pub.pem`` files to register at start.
         auth_window_ms: Accepted distance between a signature's timestamp and the real clock.
         balance_micros: Starting cash of accounts opened for keys.
-        lifecycle: Let the activity also move close dates, determine and settle markets and list new ones.
-        lifecycle_every: Activity steps between two lifecycle actions.
+        lifecycle: Settle markets at their close time and list the next event of their series, as a live
+            exchange does (checked at every activity step); False leaves closed markets unsettled.
+        quick_settle: Close (and so settle) events every 30 to 90 seconds instead of hourly, daily, weekly or
+            monthly, for testing settlement; the rule is the same, only the close times are near.
         history_limit: Closed orders, and fills/trades per account and market, the engine keeps (older ones
             are forgotten so a long session's memory stays bounded); None keeps everything.
 
@@ -123,7 +125,7 @@ class Simulator:
         auth_window_ms: int = 30_000,
         balance_micros: int = DEFAULT_BALANCE_MICROS,
         lifecycle: bool = True,
-        lifecycle_every: int = 250,
+        quick_settle: bool = False,
         history_limit: int | None = 50_000,
     ) -> None:
         if rate < 0 or not math.isfinite(rate):
@@ -159,10 +161,11 @@ class Simulator:
         self._conn_counter = itertools.count(1)
         self._connections: dict[int, SimConnection] = {}
         self._key_dir = Path(key_dir) if key_dir is not None else None
-        self.universe = MarketUniverse.generate(seed, markets, now_ms=self.clock_ms(), engine=self.engine)
-        self.activity = ActivityGenerator(
-            self.engine, seed, universe=self.universe, lifecycle=lifecycle, lifecycle_every=lifecycle_every
+        self.quick_settle = quick_settle
+        self.universe = MarketUniverse.generate(
+            seed, markets, now_ms=self.clock_ms(), engine=self.engine, quick=quick_settle
         )
+        self.activity = ActivityGenerator(self.engine, seed, universe=self.universe, lifecycle=lifecycle)
         self.cfbenchmarks = IndexWalk(seed + 1, CFB_INDEX_IDS)
         self.pyth = IndexWalk(seed + 2, PYTH_UNDERLYINGS)
         self.flush()
