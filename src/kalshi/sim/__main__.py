@@ -11,7 +11,7 @@ from kalshi.sim.faults import FaultSpecError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run until Ctrl-C; returns the exit status."""
+    """Parse arguments and run until Ctrl-C or --duration; returns the exit status (130 after Ctrl-C)."""
     parser = argparse.ArgumentParser(prog="python -m kalshi.sim", description="Run a local Kalshi exchange simulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open", action="store_true", help="accept unsigned connections")
     parser.add_argument("--write-demo-key", metavar="DIR", default=None)
     parser.add_argument("--key-dir", metavar="DIR", default=None)
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
     try:
         run_sim(
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
             args.open,
             args.write_demo_key,
             args.key_dir,
+            args.duration,
         )
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
     except (FaultSpecError, KalshiError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
