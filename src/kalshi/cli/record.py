@@ -98,8 +98,11 @@ async def record_to(
         listings = NewListings(markets)
         console.print(f"every market: {len(markets):,} open now, new ones added as they list", highlight=False)
 
+        async def relist() -> list[str]:
+            return await open_market_tickers(config, auth)
+
         async def follow(session: KalshiWebSocket) -> None:
-            await follow_new_listings(session, listings)
+            await follow_new_listings(session, listings, relist=relist)
 
     recorder = Recorder(
         out,

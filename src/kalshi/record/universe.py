@@ -12,7 +12,7 @@ reconnect resubscribes it too. The lifecycle frames are recorded like any other.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import httpx
@@ -62,35 +62,59 @@ class NewListings:
     def new_ticker(self, message: MarketLifecycleMessage) -> str | None:
         """The ticker to add for ``message``, or None (not a listing, or already known)."""
         payload = message.msg
-        if payload.event_type not in LISTING_EVENTS or payload.market_ticker in self.known:
+        if payload.event_type not in LISTING_EVENTS:
             return None
-        self.known.add(payload.market_ticker)
-        return payload.market_ticker
+        return payload.market_ticker if self.add(payload.market_ticker) else None
+
+    def add(self, ticker: str) -> bool:
+        """Note ``ticker`` as covered; True when it was new."""
+        if ticker in self.known:
+            return False
+        self.known.add(ticker)
+        return True
 
 
 async def follow_new_listings(
     session: KalshiWebSocket,
     listings: NewListings,
     *,
+    relist: Callable[[], Awaitable[list[str]]] | None = None,
+    on_subscribed: Callable[[], None] | None = None,
     on_added: Callable[[str], None] | None = None,
 ) -> None:
     """Subscribe ``market_lifecycle_v2`` and add each newly listed market to the market-scoped subscriptions.
 
     Runs until the session closes (or the task is cancelled).
 
+    Args:
+        session: the connected client whose subscriptions get the new markets.
+        listings: the markets already covered.
+        relist: once the lifecycle subscription is live, the open markets again (e.g. a call of
+            :func:`open_market_tickers`): closes the window between the first listing and the subscription.
+        on_subscribed: called once the lifecycle subscription is live.
+        on_added: called with each ticker added.
+
     Raises:
         KalshiSubscriptionError: the lifecycle channel, or adding a market, was refused.
     """
     lifecycle: Any = await session.subscribe("market_lifecycle_v2", {})
-    async for message in lifecycle:
-        if not isinstance(message, MarketLifecycleMessage):
-            continue
-        ticker = listings.new_ticker(message)
-        if ticker is None:
-            continue
+
+    async def add(ticker: str) -> None:
         for sub in session.subscriptions:
             if sub is not lifecycle and sub.channel in MARKET_SCOPED_CHANNELS and sub.markets:
                 await sub.add_markets([ticker])
         logger.info("recording the new market %s", ticker)
         if on_added is not None:
             on_added(ticker)
+
+    if on_subscribed is not None:
+        on_subscribed()
+    if relist is not None:
+        for listed in await relist():
+            if listings.add(listed):
+                await add(listed)
+    async for message in lifecycle:
+        if isinstance(message, MarketLifecycleMessage):
+            ticker = listings.new_ticker(message)
+            if ticker is not None:
+                await add(ticker)
