@@ -108,3 +108,28 @@ def test_every_error_class_is_exported_at_the_top() -> None:
     assert {"KalshiNotFoundError", "KalshiBadRequestError", "KalshiPaginationError"} <= set(kalshi.__all__)
     for name in raised:
         assert getattr(kalshi, name) is getattr(kalshi.errors, name)
+
+
+def test_the_docs_site_stands_on_its_own() -> None:
+    """Every page of the nav exists, and no page points outside the repository."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    pages: list[str] = []
+
+    def walk(entries: Any) -> None:
+        for entry in entries:
+            value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+            if isinstance(value, list):
+                walk(value)
+            else:
+                pages.append(value)
+
+    walk(config["nav"])
+    docs = ROOT / "docs"
+    assert {"index.md", "quickstart.md", "architecture.md", "reference/index.md"} <= set(pages)
+    for page in pages:
+        assert (docs / page).is_file(), page
+    for path in docs.rglob("*.md"):
+        text = path.read_text()
+        assert "../shared" not in text and "DESIGN.md" not in text, path
