@@ -541,3 +541,20 @@ def test_markets_json_against_the_simulator(runner: CliRunner, live_sim: SimThre
         assert (
             Decimal(row["yes_bid_dollars"]) <= Decimal(row["yes_ask_dollars"]) or Decimal(row["yes_ask_dollars"]) == 0
         )
+
+
+def test_server_reason_reads_what_the_server_said() -> None:
+    from kalshi.cli.common import server_reason
+    from kalshi.errors import KalshiHandshakeError, api_error_for_status
+
+    body = '{"error": {"code": "stale_timestamp", "message": "timestamp is 45 s old"}}'
+    handshake = KalshiHandshakeError(
+        f"ws://x refused the WebSocket upgrade with HTTP 401 ({body}): check the API key id", status=401
+    )
+    assert server_reason(handshake) == "stale_timestamp: timestamp is 45 s old"
+    plain = KalshiHandshakeError("ws://x refused the WebSocket upgrade with HTTP 403 (forbidden)", status=403)
+    assert server_reason(plain) == "forbidden"
+    silent = KalshiHandshakeError("ws://x refused the WebSocket upgrade with HTTP 401: check the key", status=401)
+    assert server_reason(silent) is None
+    rest = api_error_for_status(401, "unknown_key", "no such key")
+    assert server_reason(rest) == "unknown_key: no such key"
