@@ -558,3 +558,52 @@ def test_server_reason_reads_what_the_server_said() -> None:
     assert server_reason(silent) is None
     rest = api_error_for_status(401, "unknown_key", "no such key")
     assert server_reason(rest) == "unknown_key: no such key"
+
+
+# ------------------------------------------------------------------------------------------- markets that do not trade
+
+
+def test_status_notes() -> None:
+    from kalshi.cli.market_status import status_note
+
+    assert status_note("active") is None and status_note("open") is None
+    assert status_note("finalized", "yes") == "settled, result yes"
+    assert status_note("closed") == "closed"
+    assert status_note("initialized") == "not open yet"
+    assert status_note("inactive") == "paused"
+
+
+def test_book_and_stream_say_a_market_is_settled(runner: CliRunner) -> None:
+    with SimThread(seed=3, markets=2, rate=0.0, open_access=True, lifecycle=False) as st:
+        settled, trading = st.call(lambda sim: sorted(sim.tickers))
+
+        def settle(sim: Simulator) -> None:
+            sim.do(lambda engine: engine.determine_market(settled, "yes", 10_000))
+            sim.do(lambda engine: engine.settle_market(settled))
+
+        st.call(settle)
+        book = runner.invoke(app, ["book", settled, trading, "--url", st.url, "--once"])
+        stream = runner.invoke(app, ["stream", "trade", "-m", settled, "--url", st.url, "--duration", "0.5"])
+    assert book.exit_code == 0, book.output
+    assert f"note: {settled} is settled, result yes: its book stays empty" in book.stderr
+    assert trading not in book.stderr  # the open market gets no note
+    assert "settled, result yes" in book.stdout  # in its box too
+    assert stream.exit_code == 0, stream.output
+    assert f"note: {settled} is settled, result yes" in stream.stderr
+
+
+def test_lifecycle_notes() -> None:
+    import msgspec
+
+    from kalshi.cli.market_status import lifecycle_note
+    from kalshi.ws.models import MESSAGE_DECODER
+
+    def event(kind: str, **extra: object) -> Any:
+        body = {"market_ticker": "M", "event_type": kind, **extra}
+        return MESSAGE_DECODER.decode(msgspec.json.encode({"type": "market_lifecycle_v2", "sid": 1, "msg": body}))
+
+    assert lifecycle_note(event("settled", result="no")) == ("M", "settled, result no")
+    assert lifecycle_note(event("determined", result="yes")) == ("M", "determined, result yes")
+    assert lifecycle_note(event("deactivated", is_deactivated=True)) == ("M", "paused")
+    assert lifecycle_note(event("activated")) == ("M", None)
+    assert lifecycle_note(event("close_date_updated")) is None
