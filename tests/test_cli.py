@@ -393,6 +393,79 @@ def test_refused_credentials_are_one_clear_line(runner: CliRunner, tmp_path: Pat
     assert not list((tmp_path / "rec").glob("*.parquet*")), "no empty recording left behind"
 
 
+def test_refusals_show_the_servers_reason(runner: CliRunner, tmp_path: Path) -> None:
+    key_file = tmp_path / "stranger.pem"
+    key_file.write_bytes(generate_private_key_pem("ed25519")[0])
+    with SimThread(seed=1, markets=2, rate=0.0, open_access=False) as st:
+        result = runner.invoke(
+            app, ["stream", "ticker", "--url", st.url, "--key-id", "stranger", "--key-path", str(key_file)]
+        )
+    assert result.exit_code == 2
+    assert "credentials refused (HTTP 401)" in result.stderr
+    assert "the server says unknown_key" in result.stderr  # not a 401 like every other
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, None])
+def test_flags_take_no_value_placeholder(runner: CliRunner, command: str | None) -> None:
+    result = runner.invoke(app, [command, "--help"] if command else ["--help"])
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    assert not re.search(r"--verbose\s+-v\s+<", result.output)
+
+
+def test_a_flag_is_a_bare_switch(runner: CliRunner) -> None:
+    refused = runner.invoke(app, ["stream", "ticker", "--json", "true", "--url", "http://127.0.0.1:1"])
+    assert refused.exit_code == 2 and "true" in refused.output  # no value after a flag (click convention)
+
+
+def test_sim_demo_key_export_lines_sign_the_other_commands(runner: CliRunner, tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    command = ["-m", "kalshi", "sim", "--port", "0", "--markets", "2", "--rate", "50", "--write-demo-key", str(keys)]
+    process = subprocess.Popen(
+        [sys.executable, *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(8)]
+        url = re.search(r"(http://127\.0\.0\.1:\d+)", lines[0])
+        assert url, lines
+        exports = dict(re.findall(r"^\s*export (\w+)=(\S+)$", "".join(lines), flags=re.M))
+        assert set(exports) == {ENV_KEY_ID, ENV_PRIVATE_KEY_PATH}
+        assert Path(exports[ENV_PRIVATE_KEY_PATH]).is_file()
+        assert any(f"--url {url.group(1)} --key-id {exports[ENV_KEY_ID]} --key-path" in line for line in lines)
+        # What a shell user does next: paste the two lines, then run a command with --url.
+        signed = CliRunner(env={**NO_CREDENTIALS, **exports, "COLUMNS": "120"})
+        result = signed.invoke(app, ["stream", "ticker", "--url", url.group(1), "--count", "2"])
+        assert result.exit_code == 0, result.output
+        assert len(result.stdout.splitlines()) == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=10)
+    assert process.returncode == 130, err
+
+
+def test_missing_extra_is_named(tmp_path: Path) -> None:
+    """Without the cli extra the command says what to install instead of a traceback."""
+    script = "import sys; sys.modules['typer'] = None\nfrom kalshi.cli import main\nraise SystemExit(main(['--help']))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "pip install 'kalshi-kit[cli]'" in result.stderr and "Traceback" not in result.stderr
+    blocked = "import sys; sys.modules['aiohttp'] = None\nfrom kalshi.cli import main\nraise SystemExit(main(['sim']))"
+    result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "'sim' extra" in result.stderr, result.stderr
+
+
+def test_replay_has_its_own_port_beside_the_simulator() -> None:
+    from kalshi.cli.replay import DEFAULT_REPLAY_PORT
+    from kalshi.sim.cli import SimOptions
+
+    assert SimOptions().port != DEFAULT_REPLAY_PORT
+
+
 def test_unknown_env_and_bad_options(runner: CliRunner) -> None:
     assert runner.invoke(app, ["stream", "ticker", "--env", "staging"]).exit_code == 2
     assert runner.invoke(app, ["demo", "--duration", "0"]).exit_code == 2
@@ -454,7 +527,7 @@ def test_sim_command_serves_until_interrupted() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         _out, err = process.communicate(timeout=10)
-    assert process.returncode == 0, err
+    assert process.returncode == 130, err  # the shell's convention for Ctrl-C
 
 
 def test_markets_json_against_the_simulator(runner: CliRunner, live_sim: SimThread) -> None:
@@ -468,3 +541,69 @@ def test_markets_json_against_the_simulator(runner: CliRunner, live_sim: SimThre
         assert (
             Decimal(row["yes_bid_dollars"]) <= Decimal(row["yes_ask_dollars"]) or Decimal(row["yes_ask_dollars"]) == 0
         )
+
+
+def test_server_reason_reads_what_the_server_said() -> None:
+    from kalshi.cli.common import server_reason
+    from kalshi.errors import KalshiHandshakeError, api_error_for_status
+
+    body = '{"error": {"code": "stale_timestamp", "message": "timestamp is 45 s old"}}'
+    handshake = KalshiHandshakeError(
+        f"ws://x refused the WebSocket upgrade with HTTP 401 ({body}): check the API key id", status=401
+    )
+    assert server_reason(handshake) == "stale_timestamp: timestamp is 45 s old"
+    plain = KalshiHandshakeError("ws://x refused the WebSocket upgrade with HTTP 403 (forbidden)", status=403)
+    assert server_reason(plain) == "forbidden"
+    silent = KalshiHandshakeError("ws://x refused the WebSocket upgrade with HTTP 401: check the key", status=401)
+    assert server_reason(silent) is None
+    rest = api_error_for_status(401, "unknown_key", "no such key")
+    assert server_reason(rest) == "unknown_key: no such key"
+
+
+# ------------------------------------------------------------------------------------------- markets that do not trade
+
+
+def test_status_notes() -> None:
+    from kalshi.cli.market_status import status_note
+
+    assert status_note("active") is None and status_note("open") is None
+    assert status_note("finalized", "yes") == "settled, result yes"
+    assert status_note("closed") == "closed"
+    assert status_note("initialized") == "not open yet"
+    assert status_note("inactive") == "paused"
+
+
+def test_book_and_stream_say_a_market_is_settled(runner: CliRunner) -> None:
+    with SimThread(seed=3, markets=2, rate=0.0, open_access=True, lifecycle=False) as st:
+        settled, trading = st.call(lambda sim: sorted(sim.tickers))
+
+        def settle(sim: Simulator) -> None:
+            sim.do(lambda engine: engine.determine_market(settled, "yes", 10_000))
+            sim.do(lambda engine: engine.settle_market(settled))
+
+        st.call(settle)
+        book = runner.invoke(app, ["book", settled, trading, "--url", st.url, "--once"])
+        stream = runner.invoke(app, ["stream", "trade", "-m", settled, "--url", st.url, "--duration", "0.5"])
+    assert book.exit_code == 0, book.output
+    assert f"note: {settled} is settled, result yes: its book stays empty" in book.stderr
+    assert trading not in book.stderr  # the open market gets no note
+    assert "settled, result yes" in book.stdout  # in its box too
+    assert stream.exit_code == 0, stream.output
+    assert f"note: {settled} is settled, result yes" in stream.stderr
+
+
+def test_lifecycle_notes() -> None:
+    import msgspec
+
+    from kalshi.cli.market_status import lifecycle_note
+    from kalshi.ws.models import MESSAGE_DECODER
+
+    def event(kind: str, **extra: object) -> Any:
+        body = {"market_ticker": "M", "event_type": kind, **extra}
+        return MESSAGE_DECODER.decode(msgspec.json.encode({"type": "market_lifecycle_v2", "sid": 1, "msg": body}))
+
+    assert lifecycle_note(event("settled", result="no")) == ("M", "settled, result no")
+    assert lifecycle_note(event("determined", result="yes")) == ("M", "determined, result yes")
+    assert lifecycle_note(event("deactivated", is_deactivated=True)) == ("M", "paused")
+    assert lifecycle_note(event("activated")) == ("M", None)
+    assert lifecycle_note(event("close_date_updated")) is None

@@ -20,6 +20,7 @@ from kalshi.cli.common import (
     KeyIdOpt,
     KeyPathOpt,
     UrlOpt,
+    err_console,
     fail,
     out_console,
     preflight,
@@ -31,6 +32,7 @@ from kalshi.cli.common import (
     wait_for_end,
 )
 from kalshi.cli.demo import render_book
+from kalshi.cli.market_status import describe, follow_status, not_trading
 from kalshi.config import KalshiConfig
 from kalshi.models.markets import Orderbook
 from kalshi.ws.client import KalshiWebSocket
@@ -41,9 +43,14 @@ __all__ = ["book_command", "render_books", "watch_books"]
 _encode = msgspec.json.Encoder().encode
 
 
-def render_books(tickers: list[str], books: dict[str, Orderbook], depth: int) -> RenderableType:
-    """Every requested book side by side (a placeholder until a book's first snapshot)."""
-    return Columns([render_book(ticker, books.get(ticker), depth) for ticker in tickers], padding=(0, 1))
+def render_books(
+    tickers: list[str], books: dict[str, Orderbook], depth: int, notes: dict[str, str] | None = None
+) -> RenderableType:
+    """Every requested book side by side (a placeholder until a book's first snapshot; a note if it does not trade)."""
+    notes = notes or {}
+    return Columns(
+        [render_book(ticker, books.get(ticker), depth, notes.get(ticker)) for ticker in tickers], padding=(0, 1)
+    )
 
 
 async def watch_books(
@@ -94,6 +101,14 @@ async def watch_books(
     books: dict[str, Orderbook] = {}
     updates = 0
     limit = len(tickers) if once and count is None else count
+    # Markets that do not trade are said so (an empty book for good looks like a broken feed otherwise).
+    notes = await not_trading(config, auth, tickers)
+    errors = err_console()
+    for ticker, note in notes.items():
+        errors.print(describe(ticker, note), markup=False, highlight=False)
+
+    def all_shown() -> bool:
+        return all(ticker in books or ticker in notes for ticker in tickers)
 
     async def consume(views: Subscription[Orderbook]) -> None:
         nonlocal updates
@@ -102,7 +117,7 @@ async def watch_books(
             updates += 1
             if as_json:
                 out.write(_encode(book.to_dict()) + b"\n")
-            done = limit is not None and (updates >= limit if not once else len(books) == len(tickers))
+            done = limit is not None and (updates >= limit if not once else all_shown())
             if done:
                 stop.set()
                 return
@@ -113,33 +128,37 @@ async def watch_books(
         async with ws.connect() as session:
             # Subscribe before waiting: run_forever() refuses a session with nothing subscribed.
             consumer = asyncio.create_task(consume(await session.orderbook(tickers)))
+            status = asyncio.create_task(follow_status(session, tickers, notes))
+            if once and all_shown():
+                stop.set()
             try:
                 if as_json:
                     await wait_for_end(session, stop, duration=duration, every=out.flush)
                 elif live and not once:
-                    with Live(render_books(tickers, books, depth), console=console, auto_refresh=False) as view:
+                    with Live(render_books(tickers, books, depth, notes), console=console, auto_refresh=False) as view:
                         await wait_for_end(
                             session,
                             stop,
                             duration=duration,
-                            every=lambda: view.update(render_books(tickers, books, depth), refresh=True),
+                            every=lambda: view.update(render_books(tickers, books, depth, notes), refresh=True),
                             interval=0.25,
                         )
-                        view.update(render_books(tickers, books, depth), refresh=True)
+                        view.update(render_books(tickers, books, depth, notes), refresh=True)
                 else:
                     next_frame = loop.time() + interval
 
                     def maybe_print() -> None:
                         nonlocal next_frame
                         if not once and loop.time() >= next_frame:
-                            console.print(render_books(tickers, books, depth))
+                            console.print(render_books(tickers, books, depth, notes))
                             next_frame = loop.time() + interval
 
                     await wait_for_end(session, stop, duration=duration, every=maybe_print, interval=0.25)
-                    console.print(render_books(tickers, books, depth))
+                    console.print(render_books(tickers, books, depth, notes))
             finally:
                 consumer.cancel()
-                await asyncio.gather(consumer, return_exceptions=True)
+                status.cancel()
+                await asyncio.gather(consumer, status, return_exceptions=True)
     if as_json:
         out.flush()
     return updates

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -56,6 +59,7 @@ __all__ = [
     "resolve_auth",
     "resolve_config",
     "run",
+    "server_reason",
     "split_values",
     "stop_on_signals",
     "wait_for_end",
@@ -215,15 +219,52 @@ async def preflight(config: KalshiConfig, *, rest: bool = False) -> None:
         await writer.wait_closed()
 
 
+def server_reason(exc: BaseException) -> str | None:
+    """The server's own reason for a refusal (``unknown_key: no key 'x' is registered``), when it gave one.
+
+    REST errors carry ``code`` and ``message``; a refused WebSocket upgrade carries the response body, which
+    the exchange (and the simulator) write as ``{"error": {"code": ..., "message": ...}}``.
+    """
+    if isinstance(exc, KalshiAPIError):
+        parts = [part for part in (exc.code, exc.message) if part]
+        return ": ".join(parts) or None
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    body = getattr(exc, "body", None)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body if isinstance(body, str) else None
+    if text is None:
+        # The transport puts the body in the message: "... refused the WebSocket upgrade with HTTP 401 ({...})".
+        match = _BODY_IN_MESSAGE.search(str(exc))
+        text = match.group(1) if match else None
+    if not text:
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return text.strip() or None
+    error = decoded.get("error", decoded) if isinstance(decoded, dict) else None
+    if isinstance(error, dict):
+        parts = [str(error[key]) for key in ("code", "message") if error.get(key)]
+        return ": ".join(parts) or None
+    return text.strip() or None
+
+
+_BODY_IN_MESSAGE: Final = re.compile(r"with HTTP \d{3} \((.*?)\)(?:: |$)")
+
+
 def _describe(exc: BaseException, config: KalshiConfig | None) -> tuple[str, int]:
     where = f" by {config.ws_url}" if config is not None else ""
     if isinstance(exc, KalshiHandshakeError) and exc.status in (401, 403):
         hint = (
-            "start the simulator with --open, or pass the key it accepts (kalshi sim --write-demo-key DIR)"
+            "start the simulator with --open, or pass the key it accepts (kalshi sim --write-demo-key DIR prints "
+            f"the export lines for ${ENV_KEY_ID} and ${ENV_PRIVATE_KEY_PATH})"
             if config is not None and config.environment in ("local", "custom")
             else f"check --key-id/${ENV_KEY_ID}, the private key file and that your clock is right"
         )
-        return f"credentials refused (HTTP {exc.status}){where}: {hint}", EXIT_USAGE
+        reason = server_reason(exc)
+        said = f" - the server says {reason}" if reason else ""
+        return f"credentials refused (HTTP {exc.status}){where}{said}; {hint}", EXIT_USAGE
     if isinstance(exc, KalshiUnauthorizedError | KalshiForbiddenError):
         return f"credentials refused ({exc}): check --key-id/${ENV_KEY_ID} and the private key", EXIT_USAGE
     if isinstance(exc, KalshiAuthError | KalshiConfigError):
@@ -232,23 +273,32 @@ def _describe(exc: BaseException, config: KalshiConfig | None) -> tuple[str, int
         return str(exc), EXIT_FAILURE
     if isinstance(exc, KalshiSubscriptionError | KalshiAPIError):
         return str(exc), EXIT_FAILURE
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{exc.strerror or exc}: another server has the port; pass --port 0 for a free one", EXIT_FAILURE
     return f"{type(exc).__name__}: {exc}", EXIT_FAILURE
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]], *, config: KalshiConfig | None = None) -> T:
     """Run a command's coroutine; library errors become one line and an exit status.
 
+    Ctrl-C exits with status 130 (the shell convention for SIGINT), also when the command used it to stop
+    cleanly (:func:`stop_on_signals`); SIGTERM is a requested stop and exits 0.
+
     Raises:
         typer.Exit: on any KalshiError (status 1 or 2) or an interrupt (130).
     """
+    _received.clear()
     try:
-        return asyncio.run(main())
+        result = asyncio.run(main())
     except KeyboardInterrupt:
         err_console().print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (KalshiError, OSError) as exc:
         message, code = _describe(exc, config)
         fail(message, code)
+    if signal.SIGINT in _received:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    return result
 
 
 async def wait_for_end(
@@ -286,6 +336,10 @@ async def wait_for_end(
         raise error
 
 
+# Signals that stopped the current command (read by run() for the exit status).
+_received: list[signal.Signals] = []
+
+
 @contextlib.contextmanager
 def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """Set ``stop`` on SIGINT and SIGTERM while the block runs (the command then stops cleanly).
@@ -295,9 +349,14 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     """
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+
+    def received(sig: signal.Signals) -> None:
+        _received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, received, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             continue
         installed.append(sig)

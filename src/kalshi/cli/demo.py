@@ -123,8 +123,11 @@ def _mid(value: Decimal | None) -> str:
     return f"{value:.4f}" if value == value.quantize(_TICK) else f"{value:.5f}"
 
 
-def render_book(ticker: str, book: Orderbook | None, depth: int = 5) -> Panel:
-    """One market's ladder in YES terms: bids (YES bids) left, asks (from NO bids: $1 - price) right."""
+def render_book(ticker: str, book: Orderbook | None, depth: int = 5, note: str | None = None) -> Panel:
+    """One market's ladder in YES terms: bids (YES bids) left, asks (from NO bids: $1 - price) right.
+
+    ``note`` (e.g. ``settled, result yes``) replaces the spread line: the market does not trade.
+    """
     table = Table(box=None, pad_edge=False, show_edge=False, expand=False, padding=(0, 1))
     # Minimum widths keep every panel the same size, empty or not.
     table.add_column("Bid size", justify="right", style="green", min_width=8)
@@ -132,9 +135,14 @@ def render_book(ticker: str, book: Orderbook | None, depth: int = 5) -> Panel:
     table.add_column("Ask", justify="right", style="bold red", min_width=6)
     table.add_column("Ask size", justify="right", style="red", min_width=8)
     if book is None:
-        table.add_row("waiting", "", "", "")
+        table.add_row("-" if note else "waiting", "", "", "")
         return Panel(
-            table, title=ticker, title_align="left", subtitle="no snapshot yet", subtitle_align="right", expand=False
+            table,
+            title=ticker,
+            title_align="left",
+            subtitle=note or "no snapshot yet",
+            subtitle_align="right",
+            expand=False,
         )
     bids = book.yes[:depth]
     asks = book.no[:depth]
@@ -147,7 +155,7 @@ def render_book(ticker: str, book: Orderbook | None, depth: int = 5) -> Panel:
             _price(_ONE - ask.price) if ask else "",
             _size(ask.size) if ask else "",
         )
-    subtitle = f"spread {_price(book.spread)}  mid {_mid(book.mid)}"
+    subtitle = note or f"spread {_price(book.spread)}  mid {_mid(book.mid)}"
     return Panel(table, title=ticker, title_align="left", subtitle=subtitle, subtitle_align="right", expand=False)
 
 

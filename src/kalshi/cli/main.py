@@ -6,13 +6,14 @@ options, and turns typer's exits into a return status for :func:`main`.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from kalshi import __version__
 from kalshi.cli.book import book_command
-from kalshi.cli.common import EXIT_FAILURE, EXIT_USAGE, configure_logging, fail
+from kalshi.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, configure_logging, err_console, fail
 from kalshi.cli.demo import demo_command
 from kalshi.cli.markets import markets_command
 from kalshi.cli.record import record_command
@@ -36,6 +37,7 @@ _EXAMPLES: Final = {
     "markets": ["kalshi markets --status open --series KXFED", "kalshi markets --json --limit 500 | jq -r .ticker"],
     "sim": [
         "kalshi sim --open",
+        "kalshi sim --write-demo-key ~/.kalshi/sim",
         "kalshi sim --port 9000 --faults drop_every=10s,skip_seq=1/5000 --write-demo-key ./keys",
     ],
     "record": [
@@ -43,7 +45,7 @@ _EXAMPLES: Final = {
         "kalshi record -c orderbook_delta -m KXFED-25DEC-T4.00 --out rec/ --duration 3600",
         "duckdb -c \"SELECT type, count(*) FROM 'rec/*.parquet' WHERE kind='frame' GROUP BY type\"",
     ],
-    "replay": ["kalshi replay rec/ --speed 10", "kalshi replay rec/ --as-fast-as-possible --port 9000"],
+    "replay": ["kalshi replay rec/ --speed 10", "kalshi replay rec/ --as-fast-as-possible --port 0"],
 }
 
 
@@ -53,8 +55,28 @@ def _epilog(name: str) -> str:
     return f"**Examples**\n\n```\n{lines}\n```"
 
 
+def _without_flag_placeholders(params: list[Any]) -> list[Any]:
+    # Typer's rich help shows a value placeholder (`--json <bool>`) for flags, which take no value; click's
+    # convention is a bare `--json`. An empty metavar leaves the type column blank for flags and counters.
+    for param in params:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_placeholders(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="kalshi",
+    cls=_Group,
     help=(
         "kalshi-kit: live order books, streams, recording and replay for the Kalshi exchange, "
         "and a local simulator.\n\nStart with **kalshi demo**: no account needed."
@@ -100,16 +122,43 @@ def sim_command(
     key_dir: Annotated[
         str | None, typer.Option("--key-dir", metavar="DIR", help="Accept every <key_id>.pub.pem of DIR.")
     ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", "-d", help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+    quick_settle: Annotated[
+        bool,
+        typer.Option("--quick-settle", help="Close and settle events every 30-90 s (to test settlement)."),
+    ] = False,
 ) -> None:
     """Run a local Kalshi exchange (REST + WebSocket on one port) until Ctrl-C.
 
     Connect the other commands to it with --url http://HOST:PORT (or --env local for the default port).
+    With --write-demo-key DIR it prints the `export KALSHI_API_KEY_ID=...` and
+    `export KALSHI_PRIVATE_KEY_PATH=...` lines that sign the other commands' connections.
     """
     from kalshi.sim.cli import run_sim
     from kalshi.sim.faults import FaultSpecError
 
+    if duration is not None and duration <= 0:
+        fail("--duration must be > 0", EXIT_USAGE)
     try:
-        run_sim(host, port, seed, markets, rate, faults, open_access, write_demo_key, key_dir, echo=typer.echo)
+        run_sim(
+            host,
+            port,
+            seed,
+            markets,
+            rate,
+            faults,
+            open_access,
+            write_demo_key,
+            key_dir,
+            duration,
+            quick_settle=quick_settle,
+            echo=typer.echo,
+        )
+    except KeyboardInterrupt:
+        err_console().print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except FaultSpecError as exc:
         fail(f"--faults: {exc}", EXIT_USAGE)
     except KalshiError as exc:
@@ -127,7 +176,7 @@ for _name, _command in (
     ("record", record_command),
     ("replay", replay_command),
 ):
-    app.command(_name, epilog=_epilog(_name))(_command)
+    app.command(_name, cls=_Command, epilog=_epilog(_name))(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,11 @@ from kalshi.cli.common import (
     stop_on_signals,
 )
 from kalshi.config import KalshiConfig
+from kalshi.errors import KalshiSubscriptionError
 from kalshi.record.capture import CaptureProgress, capture
 from kalshi.record.recorder import Recorder, RecorderStats
+from kalshi.record.universe import NewListings, follow_new_listings, open_market_tickers
+from kalshi.ws.client import KalshiWebSocket
 
 __all__ = ["DEFAULT_CHANNELS", "record_command", "record_to"]
 
@@ -73,6 +76,10 @@ async def record_to(
 ) -> RecorderStats:
     """Record until ``duration``, ``count`` frames or a stop signal (SIGINT/SIGTERM); flush and close.
 
+    Without ``markets``, records every market: ``ticker`` and ``trade`` subscribe to all markets; with
+    ``orderbook_delta`` the open markets of the REST listing are subscribed, and each market listed later
+    (``market_lifecycle_v2``) is added while the recording runs.
+
     Raises:
         KalshiConnectionError: the host is unreachable, or reconnecting gave up.
         KalshiHandshakeError: the credentials were refused.
@@ -83,12 +90,30 @@ async def record_to(
     stop = stop or asyncio.Event()
     console = err_console()
     progress = _ProgressLine(console, progress_every)
+    follow = None
+    if not markets and "orderbook_delta" in channels:
+        markets = await open_market_tickers(config, auth)
+        if not markets:
+            raise KalshiSubscriptionError(f"{config.rest_url} lists no open market to record; name some with --markets")
+        listings = NewListings(markets)
+        console.print(f"every market: {len(markets):,} open now, new ones added as they list", highlight=False)
+
+        async def relist() -> list[str]:
+            return await open_market_tickers(config, auth)
+
+        async def follow(session: KalshiWebSocket) -> None:
+            await follow_new_listings(session, listings, relist=relist)
+
     recorder = Recorder(
         out,
         max_rows_per_file=rotate_rows,
         max_seconds_per_file=rotate_seconds,
         batch_rows=batch_rows,
-        metadata={"channels": ",".join(channels), "markets": ",".join(markets), "url": config.ws_url},
+        metadata={
+            "channels": ",".join(channels),
+            "markets": "*" if follow is not None else ",".join(markets),
+            "url": config.ws_url,
+        },
     )
     recorder.start()
     console.print(f"recording {', '.join(channels)} from {config.ws_url} into {out}  (Ctrl-C to stop)")
@@ -104,6 +129,7 @@ async def record_to(
                 max_frames=count,
                 stop=stop,
                 on_progress=progress,
+                alongside=follow,
             )
     finally:
         progress.done()
@@ -132,7 +158,11 @@ def record_command(
     ] = None,
     markets: Annotated[
         list[str] | None,
-        typer.Option("--markets", "-m", help="Market tickers (needed for orderbook_delta); default: every market."),
+        typer.Option(
+            "--markets",
+            "-m",
+            help="Market tickers, comma-separated or repeated (default: every market, new ones as they list).",
+        ),
     ] = None,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
     count: Annotated[int | None, typer.Option("--count", "-n", help="Stop after this many frames.")] = None,
@@ -153,6 +183,7 @@ def record_command(
 ) -> None:
     """Record raw WebSocket frames to zstd Parquet: receive time (ns), exchange time, sid/seq, type, channel.
 
+    Without --markets it records every market, and adds markets listed while it runs.
     Gaps, resyncs and reconnects are recorded as events. Survives reconnects; Ctrl-C or SIGTERM stops cleanly
     and writes everything. Read the files with DuckDB, pandas or polars, with `kalshi.record.open(DIR)`,
     or serve them with `kalshi replay DIR`.
@@ -161,8 +192,6 @@ def record_command(
     config = resolve_config(options)
     names = split_values(channels) or list(DEFAULT_CHANNELS)
     tickers = split_values(markets)
-    if "orderbook_delta" in names and not tickers:
-        fail("orderbook_delta needs --markets TICKER[,TICKER...] (or leave it out of --channels)", EXIT_USAGE)
     if min(rotate_rows, batch_rows) < 1 or rotate_seconds <= 0 or (count is not None and count < 1):
         fail("--rotate-rows, --batch-rows and --count must be >= 1, --rotate-seconds > 0", EXIT_USAGE)
     auth = resolve_auth(options, config, required=True)

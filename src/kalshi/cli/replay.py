@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 from rich.console import Console
@@ -15,7 +15,10 @@ from kalshi.record.reader import Recording
 from kalshi.record.recorder import RecordingError
 from kalshi.record.replay_server import ReplayServer
 
-__all__ = ["replay_command", "serve_replay"]
+__all__ = ["DEFAULT_REPLAY_PORT", "replay_command", "serve_replay"]
+
+# Not the simulator's 8765: a replay runs beside a simulator without a port clash.
+DEFAULT_REPLAY_PORT: Final = 8766
 
 
 async def serve_replay(
@@ -24,7 +27,7 @@ async def serve_replay(
     console: Console,
     speed: float | None,
     host: str = "127.0.0.1",
-    port: int = 8765,
+    port: int = DEFAULT_REPLAY_PORT,
     duration: float | None = None,
     stop: asyncio.Event | None = None,
 ) -> ReplayServer:
@@ -62,7 +65,9 @@ def replay_command(
         bool, typer.Option("--as-fast-as-possible", help="Send frames as fast as each client reads.")
     ] = False,
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port (0 picks a free one).")] = 8765,
+    port: Annotated[
+        int, typer.Option("--port", help="TCP port (the simulator uses 8765; 0 picks a free one and prints it).")
+    ] = DEFAULT_REPLAY_PORT,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop serving after this long.")] = None,
 ) -> None:
     """Serve a recording at ws://HOST:PORT/trade-api/ws/v2 so any client consumes it as if live.

@@ -35,6 +35,7 @@ from kalshi.cli.common import (
     stop_on_signals,
     wait_for_end,
 )
+from kalshi.cli.market_status import describe, not_trading
 from kalshi.config import KalshiConfig
 from kalshi.record.capture import subscribe_channel
 from kalshi.record.schema import CONTROL_TYPES, decode_envelope
@@ -159,6 +160,10 @@ async def stream_channel(
     await preflight(config)
     stop = stop or asyncio.Event()
     errors = err_console()
+    if markets:
+        # A market that does not trade stays silent: say so rather than look like a dead feed.
+        for ticker, note in (await not_trading(config, auth, markets)).items():
+            errors.print(describe(ticker, note), markup=False, highlight=False)
     lines = _JsonLines(binary_out or sys.stdout.buffer, stop, count) if as_json else None
 
     async def on_error(message: ErrorMessage) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +95,7 @@ async def capture(
     on_progress: Callable[[CaptureProgress], None] | None = None,
     progress_interval: float = 1.0,
     heartbeat_timeout: float = 30.0,
+    alongside: Callable[[KalshiWebSocket], Coroutine[Any, Any, None]] | None = None,
 ) -> RecorderStats:
     """Record ``channels`` (for ``markets``) into a started ``recorder`` until a limit or ``stop``.
 
@@ -113,6 +114,8 @@ async def capture(
         on_progress: called every ``progress_interval`` seconds.
         progress_interval: seconds between progress reports and recorder ticks.
         heartbeat_timeout: seconds of silence before the client declares the link dead.
+        alongside: run ``alongside(session)`` as a task once the channels are subscribed (e.g.
+            :func:`kalshi.record.universe.follow_new_listings`); cancelled when the capture ends.
 
     Returns:
         The recorder's counters.
@@ -168,6 +171,7 @@ async def capture(
             await subscribe_channel(session, channel, markets, tap_only=True)
         ended = asyncio.create_task(session.run_forever(), name="kalshi-capture-session")
         stopped = asyncio.create_task(stop.wait(), name="kalshi-capture-stop")
+        helper = asyncio.create_task(alongside(session), name="kalshi-capture-alongside") if alongside else None
         last_frames, last_time = recorder.stats.frames, time.monotonic()
         try:
             while not stop.is_set() and not ended.done():
@@ -185,11 +189,13 @@ async def capture(
                     on_progress(_progress(stats, now - started, rate, session.state))
                 last_frames, last_time = stats.frames, now
         finally:
-            for task in (ended, stopped):
-                if not task.done():
+            for task in (ended, stopped, helper):
+                if task is not None and not task.done():
                     task.cancel()
-            await asyncio.gather(ended, stopped, return_exceptions=True)
+            await asyncio.gather(ended, stopped, *([helper] if helper else []), return_exceptions=True)
         error = None if ended.cancelled() else ended.exception()
+        if error is None and helper is not None and not helper.cancelled():
+            error = helper.exception()
         if error is not None:
             raise error
     return recorder.stats

@@ -11,7 +11,7 @@ from kalshi.sim.faults import FaultSpecError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments and run until Ctrl-C; returns the exit status."""
+    """Parse arguments and run until Ctrl-C or --duration; returns the exit status (130 after Ctrl-C)."""
     parser = argparse.ArgumentParser(prog="python -m kalshi.sim", description="Run a local Kalshi exchange simulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick-settle", action="store_true", help="close and settle events every 30-90 s (to test settlement)"
     )
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
     try:
         run_sim(
@@ -37,8 +38,12 @@ def main(argv: list[str] | None = None) -> int:
             args.open,
             args.write_demo_key,
             args.key_dir,
+            args.duration,
             quick_settle=args.quick_settle,
         )
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
     except (FaultSpecError, KalshiError, OSError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

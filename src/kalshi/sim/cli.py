@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kalshi.auth import ENV_KEY_ID, ENV_PRIVATE_KEY_PATH
 from kalshi.sim.faults import parse_fault_spec
 from kalshi.sim.keys import PRIVATE_KEY_SUFFIX, PUBLIC_KEY_SUFFIX, write_demo_key
 from kalshi.sim.server import Simulator
 
-__all__ = ["DEMO_KEY_ID", "SimOptions", "prepare_demo_key", "run_sim", "serve"]
+__all__ = ["DEMO_KEY_ID", "SimOptions", "demo_key_lines", "prepare_demo_key", "run_sim", "serve"]
 
 DEMO_KEY_ID = "sim-demo-key"
 
@@ -35,6 +37,7 @@ class SimOptions:
     write_demo_key: Path | None = None
     key_dir: Path | None = None
     quick_settle: bool = False
+    duration: float | None = None
 
 
 def prepare_demo_key(directory: Path) -> tuple[Path, Path]:
@@ -53,6 +56,22 @@ def prepare_demo_key(directory: Path) -> tuple[Path, Path]:
     return write_demo_key(directory, DEMO_KEY_ID, overwrite=True)
 
 
+def demo_key_lines(url: str, private_key: Path) -> list[str]:
+    """How to use the demo key: shell ``export`` lines, the equivalent flags, and the Python call.
+
+    The ``export`` lines are what the other ``kalshi`` commands (and :meth:`KalshiAuth.from_env`) read.
+    """
+    path = shlex.quote(str(private_key))
+    return [
+        "  demo key: use it from a shell (paste these two lines):",
+        f"    export {ENV_KEY_ID}={DEMO_KEY_ID}",
+        f"    export {ENV_PRIVATE_KEY_PATH}={path}",
+        f"  then: kalshi stream ticker --url {url}",
+        f"  or pass the flags: --url {url} --key-id {DEMO_KEY_ID} --key-path {path}",
+        f"  from Python: KalshiAuth.from_key_path({DEMO_KEY_ID!r}, {str(private_key)!r})",
+    ]
+
+
 async def serve(
     options: SimOptions,
     *,
@@ -60,7 +79,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     started: Callable[[Simulator], None] | None = None,
 ) -> None:
-    """Run a simulator until ``stop`` is set (or forever), printing how to connect.
+    """Run a simulator until ``stop`` is set, ``options.duration`` passes (or forever), printing how to connect.
 
     Raises:
         FaultSpecError: ``options.faults`` does not parse.
@@ -88,8 +107,8 @@ async def serve(
         echo(f"Kalshi simulator on {sim.url}  (WebSocket {sim.ws_url})")
         echo(f"  {len(sim.tickers)} markets, seed {options.seed}, {options.rate:g} actions/s")
         if demo is not None:
-            echo(f"  demo key: id {DEMO_KEY_ID!r}, private key {demo[0]}")
-            echo(f"  sign with: KalshiAuth.from_key_path({DEMO_KEY_ID!r}, {str(demo[0])!r})")
+            for line in demo_key_lines(sim.url, demo[0]):
+                echo(line)
         if options.open_access:
             echo("  open access: unsigned connections accepted (public channels only)")
         if not spec.empty:
@@ -99,7 +118,9 @@ async def serve(
         if started is not None:
             started(sim)
         waiter = stop or asyncio.Event()
-        await waiter.wait()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(options.duration):
+                await waiter.wait()
 
 
 def run_sim(
@@ -112,11 +133,12 @@ def run_sim(
     open_: bool = False,
     write_demo_key: str | Path | None = None,
     key_dir: str | Path | None = None,
+    duration: float | None = None,
     *,
     quick_settle: bool = False,
     echo: Callable[[str], None] = print,
 ) -> None:
-    """Run the simulator in the foreground until Ctrl-C.
+    """Run the simulator in the foreground until Ctrl-C (or for ``duration`` seconds).
 
     Args:
         host: Interface to bind (loopback).
@@ -130,12 +152,14 @@ def run_sim(
         key_dir: Accept every ``<key_id>.pub.pem`` of this directory.
         quick_settle: Close and settle events every 30 to 90 seconds (``--quick-settle``) instead of on
             their hourly, daily, weekly or monthly schedule.
+        duration: Stop by itself after this many seconds (None: run until Ctrl-C).
         echo: Where the startup lines go.
 
     Raises:
         FaultSpecError: ``faults`` does not parse.
         KalshiAuthError: The key directory or demo key cannot be used.
         OSError: The port cannot be bound.
+        KeyboardInterrupt: Ctrl-C, after the simulator has shut down (callers exit with status 130).
     """
     options = SimOptions(
         host=host,
@@ -148,6 +172,6 @@ def run_sim(
         write_demo_key=Path(write_demo_key).expanduser() if write_demo_key is not None else None,
         key_dir=Path(key_dir).expanduser() if key_dir is not None else None,
         quick_settle=quick_settle,
+        duration=duration,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(options, echo=echo))
+    asyncio.run(serve(options, echo=echo))
