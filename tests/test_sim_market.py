@@ -30,11 +30,13 @@ class Clock:
         return self.now
 
 
-def session(seed: int, steps: int, *, markets: int = 12, lifecycle: bool = False) -> tuple[Engine, list[Event]]:
+def session(
+    seed: int, steps: int, *, markets: int = 12, lifecycle: bool = False, quick: bool = False
+) -> tuple[Engine, list[Event]]:
     clock = Clock()
     engine = Engine(clock, seed=seed)
-    universe = MarketUniverse.generate(seed, markets, now_ms=clock.now, engine=engine)
-    activity = ActivityGenerator(engine, seed, universe=universe, lifecycle=lifecycle, lifecycle_every=40)
+    universe = MarketUniverse.generate(seed, markets, now_ms=clock.now, engine=engine, quick=quick)
+    activity = ActivityGenerator(engine, seed, universe=universe, lifecycle=lifecycle)
     events = engine.drain_events()
     for _ in range(steps):
         clock.now += 250
@@ -60,7 +62,16 @@ def test_universe_has_sub_penny_multivariate_and_strikes() -> None:
         )
         assert next(e for e in universe.events if e.event_ticker == combo.event_ticker).is_multivariate
     singles = [m for m in universe.markets if not m.is_multivariate]
-    assert all(m.strike_type == "greater" and isinstance(m.floor_strike, Decimal) for m in singles)
+    for m in singles:
+        assert m.strike_type in ("greater", "less", "between")
+        assert isinstance(m.floor_strike if m.strike_type != "less" else m.cap_strike, Decimal)
+        if m.strike_type == "between":
+            assert m.floor_strike is not None and m.cap_strike is not None and m.floor_strike <= m.cap_strike
+    # A range event's buckets are mutually exclusive; "above" ladders are not.
+    for event in universe.events:
+        kinds = {m.strike_type for m in singles if m.event_ticker == event.event_ticker}
+        assert event.mutually_exclusive == ("between" in kinds)
+    assert any(e.mutually_exclusive for e in universe.events)
     assert {m.event_ticker for m in universe.markets} == {e.event_ticker for e in universe.events}
     assert {m.series_ticker for m in universe.markets} == {s.series_ticker for s in universe.series}
     for market in universe.markets:
@@ -127,19 +138,20 @@ def test_without_lifecycle_no_market_changes_state() -> None:
     assert {e.event_type for e in events if isinstance(e, MarketLifecycleEvent)} == {"created"}
 
 
-def test_lifecycle_updates_dates_settles_and_creates_markets() -> None:
-    engine, events = session(4, 600, lifecycle=True)
+def test_quick_lifecycle_settles_markets_and_lists_successors() -> None:
+    engine, events = session(4, 600, lifecycle=True, quick=True)  # 150 simulated seconds
     kinds = Counter(e.event_type for e in events if isinstance(e, MarketLifecycleEvent))
-    assert kinds["close_date_updated"] and kinds["determined"] and kinds["settled"]
-    assert kinds["created"] > 12  # the starting universe plus markets created after settlements
+    assert kinds["determined"] == kinds["settled"] > 0
+    assert kinds["close_date_updated"] == 0  # nothing closes early: markets settle at their close time
+    assert kinds["created"] == 12 + kinds["settled"]  # each settled market's series listed a successor
     settled = [m for m in engine.markets() if m.status == "settled"]
     assert settled and all(m.result in ("yes", "no") for m in settled)
     for market in settled:
         assert engine.book_levels(market.ticker) == ([], [])
         assert all(engine.position(a, market.ticker).position_units == 0 for a in engine.accounts())
-    assert len(engine.trading_tickers()) >= 12 - len(settled)
+    assert len(engine.trading_tickers()) == 12
     assert any(isinstance(e, TradeEvent) for e in events)
-    _, again = session(4, 600, lifecycle=True)
+    _, again = session(4, 600, lifecycle=True, quick=True)
     assert again == events
 
 

@@ -32,6 +32,7 @@ __all__ = ["MarketUniverse", "SeriesSpec", "snap_to_grid"]
 _MINUTE_MS: Final = 60_000
 _HOUR_MS: Final = 3_600_000
 _DAY_MS: Final = 86_400_000
+_MIN_LEAD_MS: Final = 10_000  # no event is listed closer than this to its close
 # Cycled so every universe of 3+ markets has sub-penny grids next to the usual cent grid.
 _STRUCTURES: Final = ("linear_cent", "deci_cent", "linear_cent", "tapered_deci_cent", "linear_cent")
 
@@ -113,8 +114,8 @@ class MarketUniverse:
             seed: the only source of randomness.
             n_markets: how many markets; at least 1.
             now_ms: markets open an hour before this time (default: the engine's clock, or 0 without an
-                engine); each series' events close one after another, the first between one and two periods
-                after it.
+                engine); each series' events close one period apart, the first one to two periods after it
+                (within one period with ``quick``).
             engine: if given, the universe is installed in it (:meth:`install`).
             quick: close events every 30 to 90 seconds instead of hourly, daily, weekly or monthly.
 
@@ -147,7 +148,10 @@ class MarketUniverse:
         for series, count in plan:
             nth = seen[series] = seen.get(series, -1) + 1
             period = universe._period(series)
-            close = (now_ms // period + 2 + nth) * period
+            # Live events are an hour to two periods away; quick ones start closing within one period.
+            close = (now_ms // period + (1 if quick else 2) + nth) * period
+            if close - now_ms < _MIN_LEAD_MS:
+                close += period
             universe._new_event(rng, _Slot(series, count, strides[series]), close, now_ms - _HOUR_MS)
         singles = [m.ticker for m in universe.markets]
         for _ in range(n_mve):
