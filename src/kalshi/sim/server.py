@@ -126,17 +126,13 @@ class Simulator:
             raise ValueError("ping_interval must be >= 0")
         self.seed = seed
         self.rate = rate
-        self.open_access = open_access
         self.host = host
         self.port = port
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout if ping_timeout is not None else max(2 * ping_interval, 0.1)
         self.limits = SessionLimits(
             max_markets_per_subscription=max_markets_per_subscription,
             command_rate=command_rate,
             command_burst=command_burst,
         )
-        self.outbox_limit = outbox_limit
         self.balance_micros = balance_micros
         self.faults = FaultController(faults, seed=seed)
         self.hub = Hub(self.faults)
@@ -152,8 +148,8 @@ class Simulator:
                 open_access=open_access,
                 limits=self.limits,
                 outbox_limit=outbox_limit,
-                ping_interval=self.ping_interval,
-                ping_timeout=self.ping_timeout,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout if ping_timeout is not None else max(2 * ping_interval, 0.1),
             ),
             hub=self.hub,
             feeds=self.feeds,
@@ -260,6 +256,16 @@ class Simulator:
     def config(self) -> KalshiConfig:
         """A client configuration pointing at this simulator."""
         return KalshiConfig.local(self.url)
+
+    @property
+    def open_access(self) -> bool:
+        """Whether unsigned WebSocket connections are accepted (public channels only)."""
+        return self.ws.settings.open_access
+
+    @property
+    def ping_interval(self) -> float:
+        """Seconds between server pings."""
+        return self.ws.settings.ping_interval
 
     @property
     def tickers(self) -> list[str]:
