@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -910,3 +912,14 @@ TestRandomFlow = RandomFlow.TestCase
 TestRandomFlow.settings = settings(
     max_examples=100, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+def test_importing_the_engine_loads_no_server() -> None:
+    """Backtests import the engine alone: no aiohttp, none of the simulator's servers."""
+    code = (
+        "import sys, kalshi.sim.engine; "
+        "print(sorted(m for m in ('aiohttp', 'kalshi.sim.server', 'kalshi.sim.rest', 'kalshi.sim.ws') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

@@ -31,21 +31,21 @@ from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
-from kalshi.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, KalshiAuth, generate_private_key_pem
+from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.models.markets import Orderbook
 from kalshi.sim.engine import MICROS_PER_DOLLAR, BookSide, Engine, OrderResult
 from kalshi.sim.faults import FaultController, FaultSpec
-from kalshi.sim.keys import KeyRegistry, SignatureRejected
+from kalshi.sim.keys import KeyRegistry
 from kalshi.sim.market import ActivityGenerator, IndexWalk, MarketUniverse
 from kalshi.sim.rest.controls import RestControls
 from kalshi.sim.rest.dispatch import add_rest_routes, json_errors
 from kalshi.sim.ws.connection import SimConnection
-from kalshi.sim.ws.fanout import Hub, Outbox, Subscription
+from kalshi.sim.ws.endpoint import WsEndpoint, WsSettings
+from kalshi.sim.ws.fanout import Hub
 from kalshi.sim.ws.feeds import Feeds
 from kalshi.sim.ws.index_feeds import CFB_5HZ_INDICES, CFB_INDEX_IDS, PYTH_UNDERLYINGS, IndexFeeds
-from kalshi.sim.ws.session import SessionLimits, WsSession
-from kalshi.ws.codes import ErrorCode
+from kalshi.sim.ws.session import SessionLimits
 
 __all__ = ["DEFAULT_BALANCE_MICROS", "Simulator"]
 
@@ -57,12 +57,6 @@ DEFAULT_BALANCE_MICROS: Final = 100_000 * MICROS_PER_DOLLAR
 _MAX_ACTIONS_PER_TICK: Final = 200  # bounds how long one tick holds the event loop
 _CFB_INTERVAL: Final = 1.0
 _CFB_5HZ_INTERVAL: Final = 0.2
-_UNSIGNED_UPGRADE: Final = {
-    "code": "missing_header",
-    "message": "every WebSocket connection must be signed, for public channels too: send KALSHI-ACCESS-KEY, "
-    "KALSHI-ACCESS-TIMESTAMP and KALSHI-ACCESS-SIGNATURE (KalshiAuth.headers()), or start the simulator with "
-    "--open (Simulator(open_access=True)) to accept unsigned connections to public channels",
-}
 
 
 def _wall_ms() -> int:
@@ -134,17 +128,13 @@ class Simulator:
             raise ValueError("ping_interval must be >= 0")
         self.seed = seed
         self.rate = rate
-        self.open_access = open_access
         self.host = host
         self.port = port
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout if ping_timeout is not None else max(2 * ping_interval, 0.1)
         self.limits = SessionLimits(
             max_markets_per_subscription=max_markets_per_subscription,
             command_rate=command_rate,
             command_burst=command_burst,
         )
-        self.outbox_limit = outbox_limit
         self.balance_micros = balance_micros
         self.faults = FaultController(faults, seed=seed)
         self.hub = Hub(self.faults)
@@ -155,11 +145,25 @@ class Simulator:
         self.keys = KeyRegistry(window_ms=auth_window_ms)
         self.rejections: Counter[str] = Counter()
         self.rest_controls = RestControls()
+        self.ws = WsEndpoint(
+            WsSettings(
+                open_access=open_access,
+                limits=self.limits,
+                outbox_limit=outbox_limit,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout if ping_timeout is not None else max(2 * ping_interval, 0.1),
+            ),
+            hub=self.hub,
+            feeds=self.feeds,
+            keys=self.keys,
+            faults=self.faults,
+            account_of=self.account_of,
+            before_command=self.flush,
+            rejections=self.rejections,
+        )
         self._key_accounts: dict[str, str] = {}
         self._accounts: set[str] = set()
         self._key_counter = itertools.count(1)
-        self._conn_counter = itertools.count(1)
-        self._connections: dict[int, SimConnection] = {}
         self._key_dir = Path(key_dir) if key_dir is not None else None
         self.quick_settle = quick_settle
         self.universe = MarketUniverse.generate(
@@ -202,7 +206,7 @@ class Simulator:
             for key_id in self.keys.load_directory(self._key_dir):
                 self._bind_key(key_id, key_id, self.balance_micros)
         app = web.Application(middlewares=[json_errors])
-        app.router.add_route("GET", WS_PATH, self._handle_ws)
+        app.router.add_route("GET", WS_PATH, self.ws.handle)
         add_rest_routes(app, self)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -234,9 +238,7 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        conns = list(self._connections.values())
-        if conns:
-            await asyncio.gather(*(c.close_going_away() for c in conns), return_exceptions=True)
+        await self.ws.close_all()
         self.faults.attach(None)
         if self._runner is not None:
             runner, self._runner = self._runner, None
@@ -257,6 +259,16 @@ class Simulator:
     def config(self) -> KalshiConfig:
         """A client configuration pointing at this simulator."""
         return KalshiConfig.local(self.url)
+
+    @property
+    def open_access(self) -> bool:
+        """Whether unsigned WebSocket connections are accepted (public channels only)."""
+        return self.ws.settings.open_access
+
+    @property
+    def ping_interval(self) -> float:
+        """Seconds between server pings."""
+        return self.ws.settings.ping_interval
 
     @property
     def tickers(self) -> list[str]:
@@ -407,9 +419,8 @@ class Simulator:
         self.flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
-        for conn in self._connections.values():
-            conn.outbox.release_held()
-        while not all(c.idle for c in list(self._connections.values())):
+        self.ws.release_held()
+        while not self.ws.all_idle():
             if loop.time() > deadline:
                 raise TimeoutError("connections still have frames to write; is every client reading?")
             await asyncio.sleep(0.002)
@@ -491,11 +502,11 @@ class Simulator:
 
     def connection_ids(self) -> Sequence[int]:
         """Ids of the open connections, oldest first."""
-        return sorted(c for c, conn in self._connections.items() if not conn.closed)
+        return self.ws.connection_ids()
 
     def connections(self) -> list[SimConnection]:
         """The open connections, oldest first."""
-        return [self._connections[c] for c in self.connection_ids()]
+        return self.ws.connections()
 
     def connection(self, conn_id: int) -> SimConnection:
         """One open connection.
@@ -503,7 +514,7 @@ class Simulator:
         Raises:
             KeyError: No such connection.
         """
-        return self._connections[conn_id]
+        return self.ws.connection(conn_id)
 
     def drop_connection(self, conn_id: int, *, after_messages: int = 0, clean: bool = False) -> None:
         self.connection(conn_id).drop(after_messages=after_messages, clean=clean)
@@ -512,91 +523,4 @@ class Simulator:
         self.connection(conn_id).stall(duration)
 
     def overflow_subscription(self, conn_id: int | None, sid: int | None) -> bool:
-        candidates = [
-            sub
-            for cid in self.connection_ids()
-            if conn_id is None or cid == conn_id
-            for sub in self._connections[cid].session.subscriptions.values()
-            if sid is None or sub.sid == sid
-        ]
-        if not candidates:
-            return False
-        sub = self.faults.rng.choice(candidates)
-        self.faults.note("overflow")
-        sub.owner.terminate(sub, ErrorCode.BUFFER_OVERFLOW)
-        return True
-
-    # -- HTTP -------------------------------------------------------------------------------------------------
-
-    async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
-        refusal = self.faults.handshake_refusal(time.monotonic())
-        if refusal is not None:
-            headers = {}
-            if refusal.retry_after is not None:
-                headers["Retry-After"] = str(max(0, math.ceil(refusal.retry_after)))
-            return web.json_response(
-                {"error": {"code": "refused", "message": "simulated refusal (fault injection)"}},
-                status=refusal.status,
-                headers=headers,
-            )
-        key_id: str | None = None
-        signed = _has_auth_headers(request)
-        if not signed and not self.open_access:
-            # The 2026 exchange signs every connection, public channels included.
-            self.rejections["missing_header"] += 1
-            return web.json_response({"error": _UNSIGNED_UPGRADE}, status=401)
-        if signed:
-            try:
-                key_id = self.keys.verify(request.headers, request.method, request.path, now_ms=_wall_ms())
-            except SignatureRejected as exc:
-                self.rejections[exc.code] += 1
-                return web.json_response({"error": {"code": exc.code, "message": exc.reason}}, status=401)
-        ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
-        if not ws.can_prepare(request).ok:
-            return web.json_response(
-                {"error": {"code": "bad_request", "message": "expected a WebSocket upgrade"}}, status=400
-            )
-        stream = await ws.prepare(request)
-        transport = request.transport
-        if transport is None:
-            return ws
-        transport.set_write_buffer_limits(high=4 << 20)
-        conn_id = next(self._conn_counter)
-        account = self._key_accounts.get(key_id) if key_id is not None else None
-        outbox = Outbox(conn_id, account=account, limit=self.outbox_limit)
-        session = WsSession(
-            outbox,
-            self.hub,
-            self.feeds,
-            authenticated=key_id is not None,
-            limits=self.limits,
-            clock=time.monotonic,
-            on_terminated=self._on_terminated,
-        )
-        conn = SimConnection(
-            conn_id,
-            ws=ws,
-            stream=stream,
-            transport=transport,
-            outbox=outbox,
-            session=session,
-            faults=self.faults,
-            key_id=key_id,
-            ping_interval=self.ping_interval,
-            ping_timeout=self.ping_timeout,
-            before_command=self.flush,
-        )
-        self._connections[conn_id] = conn
-        try:
-            await conn.serve()
-        finally:
-            self._connections.pop(conn_id, None)
-        return ws
-
-    def _on_terminated(self, sub: Subscription, code: ErrorCode) -> None:
-        log.debug("subscription %d of connection %d ended with error %d", sub.sid, sub.conn_id, code)
-
-
-def _has_auth_headers(request: web.Request) -> bool:
-    headers = request.headers
-    return any(name in headers for name in (HEADER_KEY, HEADER_TIMESTAMP, HEADER_SIGNATURE))
+        return self.ws.overflow_subscription(conn_id, sid)

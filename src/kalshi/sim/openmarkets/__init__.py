@@ -3,12 +3,11 @@
 See :class:`~kalshi.sim.openmarkets.server.OpenMarketsServer`.
 """
 
+from kalshi.sim.openmarkets.contests import DEFAULT_PARTNERS, LiquidityRow
 from kalshi.sim.openmarkets.server import (
-    DEFAULT_PARTNERS,
     DEMO_API_KEY,
     REST_PREFIX,
     STREAM_PATH,
-    LiquidityRow,
     OpenMarketsServer,
     PeerInfo,
     run_openmarkets_server,

@@ -1,5 +1,7 @@
 """A local OpenMarkets liquidity server (seed 004): the stream, its limits and the REST liquidity endpoint.
 
+The contests and their tables are :mod:`kalshi.sim.openmarkets.contests` (sans-I/O); this module is the I/O.
+
 One aiohttp port serves:
 
 * ``GET /flow/v1/stream?api_key=...``: the WebSocket. An unknown or missing key is refused at the upgrade with
@@ -31,18 +33,17 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import msgspec
 from aiohttp import WSMsgType, web
 
+from kalshi.sim.openmarkets.contests import CONTEST_STATES, DEFAULT_PARTNERS, ContestBoard, LiquidityRow, wire_entry
+
 __all__ = [
-    "DEFAULT_PARTNERS",
     "DEMO_API_KEY",
     "REST_PREFIX",
     "STREAM_PATH",
-    "LiquidityRow",
     "OpenMarketsServer",
     "PeerInfo",
     "run_openmarkets_server",
@@ -54,27 +55,13 @@ log = logging.getLogger(__name__)
 STREAM_PATH: Final = "/flow/v1/stream"
 REST_PREFIX: Final = "/flow/v1"
 DEMO_API_KEY: Final = "om_data_local_demo"  # the simulator's public demo key: not a secret
-DEFAULT_PARTNERS: Final = ("kalshi", "polymarket", "novig", "prophetx")
 CHANNELS: Final = ("liquidity", "contest_state")
-CONTEST_STATES: Final = ("scheduled", "live", "suspended", "live", "final")
-_MARKETS: Final = (("mk_ml", ("side_home", "side_away")), ("mk_sp", ("side_home", "side_away")))
-_MARKETS_TOTAL: Final = (("mk_tot", ("side_over", "side_under")),)
 _OUTBOX_LIMIT: Final = 100_000
 _CLOSE_HEARTBEAT: Final = 4000
 _CLOSE_SLOW: Final = 1013
 _CLOSE_RESTART: Final = 1012
 _CLOSE_GOING_AWAY: Final = 1001
 _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
-_CENT: Final = Decimal("0.01")
-_MILLI: Final = Decimal("0.001")
-
-
-class LiquidityRow(NamedTuple):
-    """One quote in the server's table (the key is its liquidity_hash)."""
-
-    partner_id: str
-    price: Decimal
-    available: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,22 +111,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Contest:
-    """One synthetic contest: its possible quotes and the current table."""
-
-    def __init__(self, contest_id: str, partners: Sequence[str], rng: random.Random) -> None:
-        self.contest_id = contest_id
-        self.state = "scheduled"
-        home, away = (f"p_{rng.choice('abcdefghijklmnopqrstuvwxyz')}{rng.choice('abcdefghij')}" for _ in range(2))
-        self.slots: list[tuple[str, str]] = []  # (hash, partner)
-        for partner in partners:
-            for market, sides in (*_MARKETS, *_MARKETS_TOTAL):
-                for side in sides:
-                    team = home if side == "side_home" else away if side == "side_away" else "p_total"
-                    self.slots.append((f"{partner}:{contest_id}:{market}:{side}:var_0:{team}:tf_full", partner))
-        self.table: dict[str, LiquidityRow] = {}
-
-
 class OpenMarketsServer:
     """The local OpenMarkets server. An async context manager; 127.0.0.1 and a free port by default.
 
@@ -182,19 +153,8 @@ class OpenMarketsServer:
         keys = {DEMO_API_KEY: "org_local"} if api_keys is None else api_keys
         for api_key in keys:
             self.add_key(api_key, keys[api_key] if isinstance(keys, Mapping) else "org_local")
-        if isinstance(contests, int):
-            ids: list[str] = []
-            while len(ids) < contests:
-                candidate = f"ct_{self._rng.getrandbits(28):07x}"
-                if candidate not in ids:
-                    ids.append(candidate)
-        else:
-            ids = list(dict.fromkeys(contests))
-        self._contests: dict[str, _Contest] = {cid: _Contest(cid, self.partners, self._rng) for cid in ids}
-        for contest in self._contests.values():
-            for liquidity_hash, partner in contest.slots:
-                if self._rng.random() < 0.8:
-                    contest.table[liquidity_hash] = self._quote(partner, None)
+        self._board = ContestBoard(self._rng, contests, self.partners)
+        self._contests = self._board.contests
         self._peers: dict[int, _Peer] = {}
         self._live: Counter[str] = Counter()
         self._next_conn = 1
@@ -322,7 +282,7 @@ class OpenMarketsServer:
         changes = 0
         for _ in range(events):
             contest = self._contests[self._rng.choice(pool)]
-            entries = [self._change(contest) for _ in range(self._rng.randint(1, 3))]
+            entries = [self._board.change(contest) for _ in range(self._rng.randint(1, 3))]
             changes += len(entries)
             self._broadcast_liquidity(contest.contest_id, entries, refresh=False)
             if self._rng.random() < 0.05:
@@ -347,7 +307,7 @@ class OpenMarketsServer:
         for contest_id in list(contest_ids) if contest_ids is not None else list(self._contests):
             contest = self._contests[contest_id]
             for _ in range(changes):
-                self._change(contest)
+                self._board.change(contest)
             self._broadcast_liquidity(contest_id, [], refresh=True)
 
     async def _activity(self) -> None:
@@ -356,28 +316,6 @@ class OpenMarketsServer:
         while True:
             await asyncio.sleep(tick)
             self.step(per_tick)
-
-    def _change(self, contest: _Contest) -> dict[str, Any]:
-        liquidity_hash, partner = self._rng.choice(contest.slots)
-        current = contest.table.get(liquidity_hash)
-        if current is not None and self._rng.random() < 0.15:
-            del contest.table[liquidity_hash]
-            return _wire_entry(liquidity_hash, LiquidityRow(partner, current.price, Decimal(0)))
-        row = self._quote(partner, current)
-        contest.table[liquidity_hash] = row
-        return _wire_entry(liquidity_hash, row)
-
-    def _quote(self, partner: str, current: LiquidityRow | None) -> LiquidityRow:
-        rng = self._rng
-        tick = _MILLI if partner == "polymarket" else _CENT
-        start = Decimal(rng.randint(5, 95)) * _CENT if current is None else current.price
-        price = start + tick * rng.randint(-3, 3)
-        price = min(max(price, Decimal("0.01")), Decimal("0.99")).quantize(tick)
-        if partner == "polymarket":  # fractional shares
-            available = (Decimal(rng.randint(1_000, 2_000_000)) * _CENT).quantize(_CENT)
-        else:
-            available = Decimal(rng.randint(10, 20_000))
-        return LiquidityRow(partner, price, available)
 
     def _broadcast_liquidity(self, contest_id: str, entries: list[dict[str, Any]], *, refresh: bool) -> None:
         message = {
@@ -608,7 +546,7 @@ class OpenMarketsServer:
             return _json_error(404, "not_found", "no such contest")
         body = {
             "contest_id": contest.contest_id,
-            "entries": [_wire_entry(h, row) for h, row in contest.table.items()],
+            "entries": [wire_entry(h, row) for h, row in contest.table.items()],
             "timestamp": _now(),
         }
         return web.Response(body=self._encode_bytes(body), content_type="application/json")
@@ -620,15 +558,6 @@ class OpenMarketsServer:
     @staticmethod
     def _encode_bytes(message: dict[str, Any]) -> bytes:
         return _ENCODER.encode(message)
-
-
-def _wire_entry(liquidity_hash: str, row: LiquidityRow) -> dict[str, Any]:
-    return {
-        "liquidity_hash": liquidity_hash,
-        "partner_id": row.partner_id,
-        "price": row.price,
-        "available": row.available,
-    }
 
 
 def _json_error(status: int, code: str, message: str) -> web.Response:

@@ -27,7 +27,8 @@ _INT_RANGES: Final = {
     "int32": (-(2**31), 2**31 - 1),
     "int64": (-(2**63), 2**63 - 1),
 }
-_INTEGER: Final = re.compile(r"[+-]?[0-9]{1,40}")
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")
+_MAX_DIGITS: Final = 40  # far past int64; longer digit strings are out of range without parsing them
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
 _JSON_TYPE_NAMES: Final = {
@@ -96,6 +97,8 @@ def _query_scalar(name: str, raw: str, schema: Mapping[str, Any]) -> None:
     if kind == "integer":
         if not _INTEGER.fullmatch(raw):
             raise bad_field(name, f"{_shown(raw)} is not an integer")
+        if len(raw) > _MAX_DIGITS:
+            raise bad_field(name, f"{_shown(raw)} is outside the {schema.get('format', 'int64')} range")
         value = int(raw)
         _check_number(name, value, schema)
         _check_enum(name, value, schema)

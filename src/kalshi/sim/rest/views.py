@@ -120,6 +120,9 @@ def market_json(engine: Engine, view: MarketView) -> dict[str, Any]:
         "price_ranges": [r.wire() for r in view.price_ranges],
         "is_provisional": False,
         "exchange_index": spec.exchange_index,
+        # Dropped from the current spec but still sent by the exchange, and required by clients of the
+        # v3.13 spec (kalshi-sdk): deprecated, always "0.0000".
+        "liquidity_dollars": _ZERO_PRICE,
     }
     if spec.strike_type is not None:
         out["strike_type"] = spec.strike_type
