@@ -9,7 +9,9 @@ request goes through the same steps:
    (401 JSON error otherwise) and acts as the key's account; operations the spec secures need it, public ones
    work unsigned;
 3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
-4. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
+4. **the acting account**: order and portfolio calls naming a ``subaccount`` act as it
+   (:func:`kalshi.sim.rest.subaccounts.act_for_subaccount`);
+5. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
    user_orders, market_positions, order_group_updates, communications) before the response is sent.
 
 Errors are ``{"error": {"code", "message", "details"?}}`` with the status the exchange uses (400 naming the
