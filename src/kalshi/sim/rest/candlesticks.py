@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import EngineError, MarketView
-from kalshi.sim.engine.candles import PERIODS_MINUTES, Candle, Ohlc, build_candles
+from kalshi.sim.engine.candles import MAX_CANDLES, PERIODS_MINUTES, Candle, Ohlc, build_candles
 from kalshi.sim.rest.common import Reply, RestCall, RestError, bad_field
 
 __all__ = [
@@ -165,6 +165,9 @@ async def batch_candles(call: RestCall) -> Reply:
     period = period_of(call, any_positive=True)
     before = bool(call.query.flag("include_latest_before_start"))
     views = [_market(call, t) for t in tickers]
+    span = max(min(end, call.sim.clock_ms() // 1000), start) - start
+    if (span // (period * 60) + 2) * len(views) > MAX_CANDLES:
+        raise bad_field("start_ts", f"a batch returns at most {MAX_CANDLES} candlesticks in all: narrow the range")
     out = [
         {
             "market_ticker": v.spec.ticker,
