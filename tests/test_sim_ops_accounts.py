@@ -96,6 +96,10 @@ async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
     assert (await env.a.orders.get_orders()).orders == []
     order = (await env.a.orders.get_orders(subaccount=number)).orders[0]
     assert order.subaccount_number == number
+    # Calls on one order by id find it in whichever subaccount holds it.
+    assert (await env.a.orders.get_order(made.order_id)).order.subaccount_number == number
+    spare = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.0500", "1.00", subaccount=number))
+    assert (await env.a.orders.cancel_order_v2(spare.order_id)).reduced_by == "1.00"
     await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "10.00"))
     fills = (await env.a.portfolio.get_fills(subaccount=number)).fills
     assert [(f.order_id, f.count_fp, f.subaccount_number) for f in fills] == [(made.order_id, "10.00", number)]
