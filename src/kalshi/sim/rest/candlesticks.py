@@ -181,12 +181,13 @@ async def batch_candles(call: RestCall) -> Reply:
 def _event_markets(call: RestCall) -> list[MarketView]:
     engine = call.sim.engine
     event_ticker, series = call.param("ticker"), call.param("series_ticker")
+    # The spec lists 400 (not 404) for these event operations.
     try:
         event = engine.event(event_ticker)
     except EngineError:
-        raise RestError(404, "event_not_found", f"no event {event_ticker[:60]!r}") from None
+        raise RestError(400, "event_not_found", f"no event {event_ticker[:60]!r}") from None
     if event.series_ticker != series:
-        raise RestError(404, "event_not_found", f"event {event_ticker[:60]!r} is not in series {series[:60]!r}")
+        raise RestError(400, "event_not_found", f"event {event_ticker[:60]!r} is not in series {series[:60]!r}")
     return [m for m in engine.markets() if m.spec.event_ticker == event_ticker]
 
 
