@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kalshi.sim.engine import MICROS_PER_DOLLAR, Engine, EngineError, EventSpec, MarketSpec, MveLeg
@@ -106,6 +106,7 @@ def test_api_keys_are_owned() -> None:
     assert book.remove("alice", "k1").name == "bot" and book.owned("alice") == []
 
 
+@settings(derandomize=True, deadline=None, max_examples=100, database=None)
 @given(
     st.lists(st.tuples(st.integers(0, 600_000), st.integers(1, 9999), st.integers(1, 1000)), max_size=40),
     st.sampled_from([1, 2, 5, 60]),
