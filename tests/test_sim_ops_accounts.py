@@ -14,6 +14,7 @@ from kalshi.errors import KalshiAPIError
 from kalshi.rest import AsyncKalshiClient
 from kalshi.rest.models import CreateOrderV2Request
 from kalshi.sim import Simulator, rest_controls
+from simclient import SimClient
 from test_sim_rest_schema import add_quiet_market, rest_client
 
 GTC = "good_till_canceled"
@@ -96,6 +97,10 @@ async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
     assert (await env.a.orders.get_orders()).orders == []
     order = (await env.a.orders.get_orders(subaccount=number)).orders[0]
     assert order.subaccount_number == number
+    # Calls on one order by id find it in whichever subaccount holds it.
+    assert (await env.a.orders.get_order(made.order_id)).order.subaccount_number == number
+    spare = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.0500", "1.00", subaccount=number))
+    assert (await env.a.orders.cancel_order_v2(spare.order_id)).reduced_by == "1.00"
     await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "10.00"))
     fills = (await env.a.portfolio.get_fills(subaccount=number)).fills
     assert [(f.order_id, f.count_fp, f.subaccount_number) for f in fills] == [(made.order_id, "10.00", number)]
@@ -207,3 +212,22 @@ async def test_instance_transfers_move_cash_out_of_the_event_contract_balance(en
     assert (
         await env.a.portfolio.get_intra_exchange_instance_transfer(out.transfer_id)
     ).transfer.source == "event_contract"
+
+
+async def test_a_subaccount_s_fills_reach_the_owner_s_websocket_tagged_with_its_number(env: Env) -> None:
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+    )
+    async with await SimClient.connect(env.sim.url, auth=env.a_auth) as ws:
+        await ws.request("subscribe", {"channels": ["fill", "user_orders", "market_positions"]})
+        made = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.4000", "2.00", subaccount=number))
+        await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "2.00"))
+        await env.sim.quiesce()
+        messages = [r.data for r in await ws.sync() if r.data is not None]
+    fills = [m["msg"] for m in messages if m["type"] == "fill"]
+    orders = [m["msg"] for m in messages if m["type"] == "user_order"]
+    positions = [m["msg"] for m in messages if m["type"] == "market_position"]
+    assert [(f["order_id"], f["count_fp"], f["subaccount"]) for f in fills] == [(made.order_id, "2.00", number)]
+    assert orders and all(o["subaccount_number"] == number for o in orders)
+    assert [(p["position_fp"], p["subaccount"]) for p in positions] == [("2.00", number)]

@@ -181,6 +181,11 @@ async def test_bad_candle_requests_name_the_parameter(env: Env) -> None:
     with pytest.raises(KalshiAPIError) as wrong_series:
         await env.p.markets.get_market_candlesticks("KXOTHER", env.ticker, start_ts=0, end_ts=10, period_interval=1)
     assert wrong_series.value.status == 404
+    with pytest.raises(KalshiAPIError) as no_event:
+        await env.p.events.get_market_candlesticks_by_event(
+            spec.series_ticker, "KXNOSUCH-26", start_ts=0, end_ts=10, period_interval=1
+        )
+    assert no_event.value.status == 400 and no_event.value.code == "event_not_found"  # the spec lists 400 here
 
 
 def test_build_candles_rounds_the_mean_half_even_and_skips_periods_before_listing() -> None:

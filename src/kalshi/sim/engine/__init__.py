@@ -13,6 +13,12 @@ Modules, one job each:
 * :mod:`~kalshi.sim.engine.core`: the shared state and the call bracket (clock, expiries, event outbox);
 * :mod:`~kalshi.sim.engine.orders`, :mod:`~kalshi.sim.engine.groups`, :mod:`~kalshi.sim.engine.rfq`,
   :mod:`~kalshi.sim.engine.lifecycle`: the operations on that state;
+* :mod:`~kalshi.sim.engine.block_trades`: block trades agreed off the book;
+* composed books: :mod:`~kalshi.sim.engine.candles` (quote tape and candlesticks),
+  :mod:`~kalshi.sim.engine.historical` (the moving cutoff), :mod:`~kalshi.sim.engine.subaccounts`,
+  :mod:`~kalshi.sim.engine.api_keys`, :mod:`~kalshi.sim.engine.multivariate` (combo collections),
+  :mod:`~kalshi.sim.engine.fcm`, :mod:`~kalshi.sim.engine.settings`, :mod:`~kalshi.sim.engine.reference`
+  (milestones, targets, incentives, live data derived from the listed events);
 * :mod:`~kalshi.sim.engine.facade`: :class:`Engine`, the public entry point, and its read-only queries.
 """
 

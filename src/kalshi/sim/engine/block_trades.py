@@ -52,10 +52,7 @@ class BlockTradeProposal:
 class BlockTradesMixin(RfqMixin):
     """Block trade proposals and their execution (built on the RFQ block orders); part of the Engine."""
 
-    _proposals: dict[str, BlockTradeProposal]
-
-    def _block_proposals(self) -> dict[str, BlockTradeProposal]:
-        return self._proposals
+    _proposals: dict[str, BlockTradeProposal]  # made by the Engine
 
     def propose_block_trade(
         self,
@@ -105,7 +102,7 @@ class BlockTradesMixin(RfqMixin):
                 buyer_accepted_ms=now if proposer == buyer else None,
                 seller_accepted_ms=now if proposer == seller else None,
             )
-            self._block_proposals()[proposal.proposal_id] = proposal
+            self._proposals[proposal.proposal_id] = proposal
             return proposal
         finally:
             self._end()
@@ -119,7 +116,7 @@ class BlockTradesMixin(RfqMixin):
         """
         now = self._begin()
         try:
-            store = self._block_proposals()
+            store = self._proposals
             p = store.get(proposal_id)
             if p is None or account not in (p.buyer, p.seller):
                 raise EngineError("block_trade_not_found", f"no block trade proposal {proposal_id!r}", status=404)
@@ -168,4 +165,4 @@ class BlockTradesMixin(RfqMixin):
 
     def block_trade_proposals(self, account: str) -> list[BlockTradeProposal]:
         """The proposals ``account`` is party to, oldest first."""
-        return [p for p in self._block_proposals().values() if account in (p.buyer, p.seller)]
+        return [p for p in self._proposals.values() if account in (p.buyer, p.seller)]

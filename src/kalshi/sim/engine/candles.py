@@ -20,7 +20,7 @@ from kalshi._fixed import PRICE_SCALE
 from kalshi.sim.engine.events import Event, TickerEvent, TradeEvent
 from kalshi.sim.engine.types import EngineError
 
-__all__ = ["PERIODS_MINUTES", "Candle", "Ohlc", "QuotePoint", "QuoteTape", "build_candles"]
+__all__ = ["MAX_CANDLES", "PERIODS_MINUTES", "Candle", "Ohlc", "QuotePoint", "QuoteTape", "build_candles"]
 
 # The periods the spec allows for market candlesticks, in minutes (one minute, one hour, one day).
 PERIODS_MINUTES: Final = (1, 60, 1440)

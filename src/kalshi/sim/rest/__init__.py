@@ -6,7 +6,12 @@
 * :mod:`~kalshi.sim.rest.controls`: forced responses, rate limits and counters (:func:`rest_controls`);
 * handler modules by tag: :mod:`~kalshi.sim.rest.market`, :mod:`~kalshi.sim.rest.portfolio`,
   :mod:`~kalshi.sim.rest.orders`, :mod:`~kalshi.sim.rest.groups`, :mod:`~kalshi.sim.rest.rfq`,
-  :mod:`~kalshi.sim.rest.limits`; :mod:`~kalshi.sim.rest.views` renders engine views as the spec's JSON.
+  :mod:`~kalshi.sim.rest.limits`, :mod:`~kalshi.sim.rest.candlesticks`, :mod:`~kalshi.sim.rest.historical`,
+  :mod:`~kalshi.sim.rest.subaccounts` (also picks the acting subaccount of a call),
+  :mod:`~kalshi.sim.rest.instances`, :mod:`~kalshi.sim.rest.api_keys`, :mod:`~kalshi.sim.rest.multivariate`,
+  :mod:`~kalshi.sim.rest.milestones`, :mod:`~kalshi.sim.rest.live_data`, :mod:`~kalshi.sim.rest.discovery`,
+  :mod:`~kalshi.sim.rest.block_trades`, :mod:`~kalshi.sim.rest.fcm`;
+  :mod:`~kalshi.sim.rest.views` renders engine views as the spec's JSON.
 """
 
 from kalshi.sim.rest.controls import ForcedResponse, RestControls, RestFaults, rest_controls

@@ -69,8 +69,8 @@ def _record(call: RestCall, body: Body, key_id: str) -> ApiKeyRecord:
     if subaccount is not None:
         engine.subaccounts.resolve(owner, subaccount)  # subaccount_not_found for one never created
     subtrader = body.text("fcm_subtrader_id")
-    if subtrader is not None:
-        engine.fcm.get(owner, subtrader)
+    if subtrader is not None and subtrader not in {s.subtrader_id for s in engine.fcm.of(owner)}:
+        raise bad_field("fcm_subtrader_id", "is not a subtrader of this account (create it with POST /fcm/subtraders)")
     return ApiKeyRecord(key_id, owner, name, _scopes(body), subaccount, subtrader, call.sim.clock_ms())
 
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import EngineError, MarketView
-from kalshi.sim.engine.candles import PERIODS_MINUTES, Candle, Ohlc, build_candles
+from kalshi.sim.engine.candles import MAX_CANDLES, PERIODS_MINUTES, Candle, Ohlc, build_candles
 from kalshi.sim.rest.common import Reply, RestCall, RestError, bad_field
 
 __all__ = [
@@ -165,6 +165,9 @@ async def batch_candles(call: RestCall) -> Reply:
     period = period_of(call, any_positive=True)
     before = bool(call.query.flag("include_latest_before_start"))
     views = [_market(call, t) for t in tickers]
+    span = max(min(end, call.sim.clock_ms() // 1000), start) - start
+    if (span // (period * 60) + 2) * len(views) > MAX_CANDLES:
+        raise bad_field("start_ts", f"a batch returns at most {MAX_CANDLES} candlesticks in all: narrow the range")
     out = [
         {
             "market_ticker": v.spec.ticker,
@@ -178,12 +181,13 @@ async def batch_candles(call: RestCall) -> Reply:
 def _event_markets(call: RestCall) -> list[MarketView]:
     engine = call.sim.engine
     event_ticker, series = call.param("ticker"), call.param("series_ticker")
+    # The spec lists 400 (not 404) for these event operations.
     try:
         event = engine.event(event_ticker)
     except EngineError:
-        raise RestError(404, "event_not_found", f"no event {event_ticker[:60]!r}") from None
+        raise RestError(400, "event_not_found", f"no event {event_ticker[:60]!r}") from None
     if event.series_ticker != series:
-        raise RestError(404, "event_not_found", f"event {event_ticker[:60]!r} is not in series {series[:60]!r}")
+        raise RestError(400, "event_not_found", f"event {event_ticker[:60]!r} is not in series {series[:60]!r}")
     return [m for m in engine.markets() if m.spec.event_ticker == event_ticker]
 
 

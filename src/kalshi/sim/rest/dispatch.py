@@ -11,7 +11,9 @@ request goes through the same steps:
 3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
 4. **validation**: query parameters and JSON body against the operation's schemas in the spec
    (:mod:`kalshi.sim.rest.validation`), 400 naming the field;
-5. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
+5. **the acting account**: order and portfolio calls naming a ``subaccount`` act as it
+   (:func:`kalshi.sim.rest.subaccounts.act_for_subaccount`);
+6. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
    user_orders, market_positions, order_group_updates, communications) before the response is sent.
 
 Errors are ``{"error": {"code", "message", "details"?}}`` with the status the exchange uses (400 naming the
@@ -98,7 +100,6 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
                 "(make the client with auth=KalshiAuth(...))",
             )
         call = RestCall(request, sim, op, key_id, account)
-        await act_for_subaccount(call)
         items = 1
         if op.cost_per_item:
             listed = (await call.body()).data.get(op.cost_per_item)
@@ -108,6 +109,7 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
         validate_query(op.operation_id, {name: request.query.getall(name) for name in request.query})
         if (await request.read()).strip():
             validate_body(op.operation_id, (await call.body()).data)
+        await act_for_subaccount(call)
         reply = await handler(call)
         return reply.response()
     except RestError as exc:

@@ -180,7 +180,10 @@ def _one(call: RestCall, subtrader_id: str | None) -> SubtraderRecord:
 
 
 async def get_blocked_categories(call: RestCall) -> Reply:
-    sub = _one(call, call.query.text("subtrader_id"))
+    wanted = call.query.text("subtrader_id")
+    if wanted is not None and wanted not in {s.subtrader_id for s in call.sim.engine.fcm.of(_fcm(call))}:
+        raise bad_field("subtrader_id", "is not a subtrader of this FCM")  # the spec lists 400, not 404, here
+    sub = _one(call, wanted)
     return Reply({"categories": sorted(sub.blocked_categories)})
 
 

@@ -62,8 +62,6 @@ async def get_live_data(call: RestCall) -> Reply:
 
 async def get_live_datas(call: RestCall) -> Reply:
     ids = list(dict.fromkeys(call.query.csv("milestone_ids")))
-    if not ids:
-        raise bad_field("milestone_ids", "give at least one milestone id")
     if len(ids) > _MAX_BATCH:
         raise bad_field("milestone_ids", f"at most {_MAX_BATCH} ids per request")
     call.query.flag("include_player_stats")

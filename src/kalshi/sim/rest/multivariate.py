@@ -49,11 +49,11 @@ def _collection_json(c: CollectionSpec) -> dict[str, Any]:
     }
 
 
-def _find(call: RestCall, ticker: str) -> CollectionSpec:
+def _find(call: RestCall, ticker: str, *, status: int = 404) -> CollectionSpec:
     for c in call.sim.engine.multivariate_collections():
         if c.collection_ticker == ticker:
             return c
-    raise RestError(404, "collection_not_found", f"no multivariate collection {ticker[:60]!r}")
+    raise RestError(status, "collection_not_found", f"no multivariate collection {ticker[:60]!r}")
 
 
 async def get_collections(call: RestCall) -> Reply:
@@ -83,7 +83,7 @@ async def get_collection(call: RestCall) -> Reply:
 
 async def create_market(call: RestCall) -> Reply:
     _ = call.account
-    collection = _find(call, call.param("collection_ticker"))
+    collection = _find(call, call.param("collection_ticker"), status=400)  # the spec lists 400 here, not 404
     body = await call.body()
     legs = []
     for item in body.objects("selected_markets"):

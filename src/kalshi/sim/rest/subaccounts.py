@@ -3,7 +3,8 @@
 :func:`act_for_subaccount` runs in the dispatcher before the handler: for the order and portfolio
 operations that take a ``subaccount`` (query parameter, body field, or the same one on every item of a batch),
 the call then acts as that subaccount's engine account, so its orders, fills, positions and balance are the
-subaccount's. A key created for a subaccount acts for it by default. Subaccount numbers the account never
+subaccount's. Calls on one order by id act as the subaccount holding it. A key created for a subaccount
+acts for it by default. Subaccount numbers the account never
 created are a 400.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from kalshi.sim.engine.subaccounts import SubaccountTransfer, owner_of
+from kalshi.sim.engine import EngineError
+from kalshi.sim.engine.subaccounts import SubaccountTransfer, number_of, owner_of
 from kalshi.sim.rest.common import Body, Reply, RestCall, RestError, bad_field, money, paginate
 
 __all__ = [
+    "ORDER_SCOPED",
     "SUBACCOUNT_SCOPED",
     "act_for_subaccount",
     "create_subaccount",
@@ -65,6 +68,24 @@ async def _requested(call: RestCall) -> int | None:
     return number
 
 
+# Operations on one order by id: they act as the subaccount holding the order (the spec gives them no
+# ``subaccount`` parameter).
+ORDER_SCOPED: Final = frozenset(
+    {"GetOrder", "GetOrderQueuePosition", "CancelOrderV2", "AmendOrderV2", "DecreaseOrderV2"}
+)
+
+
+def _order_holder(call: RestCall, owner: str) -> str | None:
+    order_id = call.request.match_info.get("order_id")
+    if order_id is None:
+        return None
+    try:
+        holder = call.sim.engine.order(order_id).account
+    except EngineError:
+        return None  # the handler answers the 404
+    return holder if owner_of(holder) == owner else None
+
+
 async def act_for_subaccount(call: RestCall) -> None:
     """Make a signed call of a subaccount-scoped operation act as the subaccount it names.
 
@@ -72,16 +93,25 @@ async def act_for_subaccount(call: RestCall) -> None:
         RestError: 400 for a malformed subaccount number.
         EngineError: ``subaccount_not_found`` (400) for one the account never created.
     """
-    if call.account_id is None or call.op.operation_id not in SUBACCOUNT_SCOPED:
+    if call.account_id is None:
         return
     engine = call.sim.engine
+    owner = owner_of(call.account_id)
+    if call.op.operation_id in ORDER_SCOPED and call.query.text("subaccount") is None:
+        holder = _order_holder(call, owner)
+        if holder is not None:
+            call.account_id = holder
+            call.subaccount = number_of(holder)
+            return
+    if call.op.operation_id not in SUBACCOUNT_SCOPED:
+        return
     number = await _requested(call)
     if number is None and call.key_id is not None:
         record = engine.api_keys.get(call.key_id)
         number = record.subaccount if record is not None else None
     if number is None:
         return
-    call.account_id = engine.subaccounts.resolve(owner_of(call.account_id), number)
+    call.account_id = engine.subaccounts.resolve(owner, number)
     call.subaccount = number
 
 

@@ -34,6 +34,7 @@ from kalshi.sim.engine.events import (
     TickerEvent,
     TradeEvent,
 )
+from kalshi.sim.engine.subaccounts import number_of, owner_of
 from kalshi.sim.engine.types import BookSnapshot, TickerState, format_micros
 from kalshi.sim.ws.fanout import Hub
 
@@ -257,7 +258,9 @@ class Feeds:
             self.hub.publish_market("ticker", b"ticker", ev.state.ticker, self.encode_ticker(ev.state))
 
     def _fill(self, ev: FillEvent) -> None:
-        if not self.hub.has_private_subscribers("fill", ev.account):
+        # A subaccount's events reach its owner's subscriptions, tagged with the subaccount number.
+        owner, number = owner_of(ev.account), number_of(ev.account)
+        if not self.hub.has_private_subscribers("fill", owner):
             return
         outcome = ev.outcome_side
         msg: dict[str, Any] = {
@@ -282,16 +285,19 @@ class Feeds:
             outcome_side=outcome,
             book_side=ev.book_side,
         )
-        self.hub.publish_private("fill", b"fill", ev.account, ev.ticker, _plain_encode(msg))
+        if number:
+            msg["subaccount"] = number
+        self.hub.publish_private("fill", b"fill", owner, ev.ticker, _plain_encode(msg))
 
     def _order(self, ev: OrderUpdate) -> None:
         o = ev.order
-        if not self.hub.has_private_subscribers("user_orders", o.account):
+        owner, number = owner_of(o.account), number_of(o.account)
+        if not self.hub.has_private_subscribers("user_orders", owner):
             return
         outcome = o.outcome_side
         msg: dict[str, Any] = {
             "order_id": o.order_id,
-            "user_id": user_id(o.account),
+            "user_id": user_id(owner),
             "ticker": o.ticker,
             "exchange_index": o.exchange_index,
             "status": o.status,
@@ -321,15 +327,18 @@ class Feeds:
         if o.expiration_ms is not None:
             msg["expiration_time"] = rfc3339(o.expiration_ms)
             msg["expiration_ts_ms"] = o.expiration_ms
-        self.hub.publish_private("user_orders", b"user_order", o.account, o.ticker, _plain_encode(msg))
+        if number:
+            msg["subaccount_number"] = number
+        self.hub.publish_private("user_orders", b"user_order", owner, o.ticker, _plain_encode(msg))
 
     def _position(self, ev: PositionUpdate) -> None:
         p = ev.position
-        if not self.hub.has_private_subscribers("market_positions", p.account):
+        owner, number = owner_of(p.account), number_of(p.account)
+        if not self.hub.has_private_subscribers("market_positions", owner):
             return
         payload = _plain_encode(
             {
-                "user_id": user_id(p.account),
+                "user_id": user_id(owner),
                 "market_ticker": p.ticker,
                 "position_fp": format_count(p.position_units),
                 "position_cost_dollars": _money(p.position_cost_micros),
@@ -337,9 +346,10 @@ class Feeds:
                 "fees_paid_dollars": _money(p.fees_paid_micros),
                 "position_fee_cost_dollars": _money(p.position_fee_cost_micros),
                 "volume_fp": format_count(p.volume_units),
+                **({"subaccount": number} if number else {}),
             }
         )
-        self.hub.publish_private("market_positions", b"market_position", p.account, p.ticker, payload)
+        self.hub.publish_private("market_positions", b"market_position", owner, p.ticker, payload)
 
     def _order_group(self, ev: OrderGroupEvent) -> None:
         if not self.hub.has_private_subscribers("order_group_updates", ev.account):
