@@ -8,11 +8,11 @@ request goes through the same steps:
 2. **authentication**: a request carrying ``KALSHI-ACCESS-*`` headers is verified like the WebSocket upgrade
    (401 JSON error otherwise) and acts as the key's account; operations the spec secures need it, public ones
    work unsigned;
-3. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
-4. **validation**: query parameters and JSON body against the operation's schemas in the spec
-   (:mod:`kalshi.sim.rest.validation`), 400 naming the field;
-5. **the acting account**: order and portfolio calls naming a ``subaccount`` act as it
+3. **the acting account**: order and portfolio calls naming a ``subaccount`` act as it
    (:func:`kalshi.sim.rest.subaccounts.act_for_subaccount`);
+4. **rate limits**: per-key read/write token buckets (:mod:`kalshi.sim.rest.limits`), 429 with ``Retry-After``;
+5. **validation**: query parameters and JSON body against the operation's schemas in the spec
+   (:mod:`kalshi.sim.rest.validation`), 400 naming the field;
 6. **the handler**: mutations run through ``sim.do`` so their events reach the WebSocket subscribers (fill,
    user_orders, market_positions, order_group_updates, communications) before the response is sent.
 
@@ -100,6 +100,7 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
                 "(make the client with auth=KalshiAuth(...))",
             )
         call = RestCall(request, sim, op, key_id, account)
+        await act_for_subaccount(call)
         items = 1
         if op.cost_per_item:
             listed = (await call.body()).data.get(op.cost_per_item)
@@ -109,7 +110,6 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
         validate_query(op.operation_id, {name: request.query.getall(name) for name in request.query})
         if (await request.read()).strip():
             validate_body(op.operation_id, (await call.body()).data)
-        await act_for_subaccount(call)
         reply = await handler(call)
         return reply.response()
     except RestError as exc:
