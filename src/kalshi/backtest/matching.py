@@ -24,6 +24,9 @@ The fill model (the exchange's rules, with the book seen only as aggregated leve
   removes ``c * ahead / L`` (rounded down) from ahead. Decreases and trades are paired per level over one
   exchange timestamp (the exchange publishes a trade's delta and its trade message with the same ``ts_ms``,
   in either order), so a trade is never counted twice.
+* **Own taker fills in the recording**: the trades a strategy's own taker fills caused (present when the
+  recording is of its own live run) are absorbed for a second after the fill instead of being taken for
+  other takers' flow.
 * **Own orders in the recording**: deltas carrying a ``client_order_id`` (the exchange shows it only to the
   order's owner) were the recording account's own orders and are skipped by the runner when
   ``exclude_own`` is set (the default), so a strategy replayed on its own live recording does not queue
@@ -45,6 +48,7 @@ __all__ = ["CancelModel", "SimOrder", "SimulatedExchange"]
 
 CancelModel = Literal["back", "pro_rata"]
 _MICROS_PER_CENT = 10_000
+_ECHO_NS = 1_000_000_000  # a taker fill's echo in the recording arrives well within a second
 
 
 def _ignore(ticker: str, on_yes: bool, price: int, delta: int) -> None:
@@ -94,6 +98,9 @@ class _Market:
     resting: dict[bool, list[SimOrder]] = field(default_factory=lambda: {True: [], False: []})
     pending: dict[tuple[bool, int], _Pending] = field(default_factory=dict)
     window: int | None = None
+    # Units the strategy took from a level as taker, (level side, price) -> [units, at_ns]: the recorded
+    # trades that echo them (the recording of a live run has them) are not someone else's flow.
+    echo: dict[tuple[bool, int], list[int]] = field(default_factory=dict)
 
 
 class SimulatedExchange:
@@ -199,11 +206,21 @@ class SimulatedExchange:
             self._flush(market)
         market.window = ts_ms
         maker_on_yes = not taker_yes
+        level = yes_price if maker_on_yes else PRICE_SCALE - yes_price
+        key = (maker_on_yes, level)
+        if market.echo:
+            echo = market.echo.get(key)
+            if echo is not None:
+                absorbed = min(count, echo[0]) if self._clock() - echo[1] <= _ECHO_NS else 0
+                echo[0] -= absorbed
+                count -= absorbed
+                if echo[0] <= 0 or not absorbed:
+                    del market.echo[key]
+                if count <= 0:
+                    return
         orders = market.resting[maker_on_yes]
         if not orders:
             return
-        level = yes_price if maker_on_yes else PRICE_SCALE - yes_price
-        key = (maker_on_yes, level)
         pending = market.pending.get(key)
         if pending is None:
             pending = market.pending[key] = _Pending()
@@ -337,6 +354,9 @@ class SimulatedExchange:
             units = min(order.remaining, opposite[p])
             fill_price = PRICE_SCALE - p if order.on_yes else p
             self._fill(order, units, fill_price, is_taker=True)
+            echo = market.echo.setdefault((not order.on_yes, p), [0, 0])
+            echo[0] += units
+            echo[1] = self._clock()
         if order.remaining == 0:
             self._close(market, order, "executed", None, resting=False)
         elif order.time_in_force != "good_till_canceled":

@@ -50,7 +50,7 @@ _NEVER: Final = 1 << 62
 DEFAULT_CASH_MICROS: Final = 100_000 * 1_000_000
 
 # Delivery kinds (small ints: compared on the hot path).
-_BOOK, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP = range(7)
+_BOOK, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP, _OWN = range(8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,12 +383,15 @@ class BacktestRunner:
             ctx.apply_update(item)
             if "on_order_update" in hooks:
                 await strategy.on_order_update(ctx, item)
-        elif kind == _BOOK:
+        elif kind == _BOOK or kind == _OWN:
             ticker, is_yes, price, delta = item
             book = self._books.get(ticker)
             if book is None:
                 return
-            book.apply(is_yes, price, delta)
+            if kind == _OWN:
+                book.apply_own(is_yes, price, delta)
+            else:
+                book.apply(is_yes, price, delta)
             book.ts_ns = self._now
             if "on_book" in hooks:
                 await strategy.on_book(ctx, book)
@@ -397,9 +400,9 @@ class BacktestRunner:
             book = self._books.get(ticker)
             if book is None:
                 book = self._books[ticker] = Book(ticker)
-            book.set_levels(yes, no)
+            book.set_levels(yes, no, keep_own=False)
             for order in self.exchange.resting_in(ticker):
-                book.apply(order.on_yes, order.book_price, order.remaining)
+                book.apply_own(order.on_yes, order.book_price, order.remaining)
             book.ts_ns = self._now
             if "on_book" in hooks:
                 await strategy.on_book(ctx, book)
@@ -413,7 +416,7 @@ class BacktestRunner:
             await self._deliver_lifecycle(item)
 
     def _own_delta(self, ticker: str, on_yes: bool, price: int, delta: int) -> None:
-        self._deliveries.append((self._now + self._data_ns, _BOOK, (ticker, on_yes, price, delta)))
+        self._deliveries.append((self._now + self._data_ns, _OWN, (ticker, on_yes, price, delta)))
 
     def _on_report(self, report: Fill | OrderUpdate) -> None:
         kind = _FILL if type(report) is Fill else _UPDATE

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from kalshi.strategy.book import Book
     from kalshi.strategy.context import Context
     from kalshi.strategy.types import Fill, MarketLifecycle, OrderUpdate, Ticker, Trade
+    from kalshi.ws.lifecycle import LifecycleEvent
 
 __all__ = ["HOOKS", "Strategy", "overridden_hooks"]
 
@@ -31,6 +32,7 @@ HOOKS: tuple[str, ...] = (
     "on_order_update",
     "on_lifecycle",
     "on_timer",
+    "on_connection",
     "on_stop",
 )
 
@@ -70,6 +72,10 @@ class Strategy:
 
     async def on_timer(self, ctx: Context, now_ns: int) -> None:
         """Called every :attr:`timer_interval` seconds of the runner's clock."""
+
+    async def on_connection(self, ctx: Context, event: LifecycleEvent) -> None:
+        """Paper and live only: the stream's lifecycle (connected, disconnected, reconnected, gap, repaired,
+        closed; see :mod:`kalshi.ws.lifecycle`). Books of a market are rebuilt by its next snapshot."""
 
     async def on_stop(self, ctx: Context) -> None:
         """Called once at the end (recording exhausted, runner stopped)."""

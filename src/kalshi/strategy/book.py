@@ -21,16 +21,21 @@ class Book:
         ticker: the market.
         yes: YES bids, ``price_ticks -> count_units``.
         no: NO bids, ``price_ticks -> count_units`` (YES asks at ``10000 - price``).
+        own_yes: the part of ``yes`` that is the strategy's own orders (from deltas carrying its
+            ``client_order_id``, or its simulated orders in a backtest / paper run).
+        own_no: the same for ``no``.
         version: increments on every change.
         ts_ns: time of the last change (the runner's clock).
     """
 
-    __slots__ = ("_best_no", "_best_yes", "no", "ticker", "ts_ns", "version", "yes")
+    __slots__ = ("_best_no", "_best_yes", "no", "own_no", "own_yes", "ticker", "ts_ns", "version", "yes")
 
     def __init__(self, ticker: str) -> None:
         self.ticker = ticker
         self.yes: dict[int, int] = {}
         self.no: dict[int, int] = {}
+        self.own_yes: dict[int, int] = {}
+        self.own_no: dict[int, int] = {}
         self._best_yes = 0
         self._best_no = 0
         self.version = 0
@@ -68,6 +73,26 @@ class Book:
             return None
         return self._best_yes + PRICE_SCALE - self._best_no
 
+    @property
+    def others_best_bid(self) -> int | None:
+        """Best YES bid of other traders (levels holding only the strategy's own orders are skipped)."""
+        return self._others_best(self.yes, self.own_yes, self._best_yes) or None
+
+    @property
+    def others_best_ask(self) -> int | None:
+        """Best YES ask of other traders (levels holding only the strategy's own orders are skipped)."""
+        best = self._others_best(self.no, self.own_no, self._best_no)
+        return PRICE_SCALE - best if best else None
+
+    @staticmethod
+    def _others_best(levels: dict[int, int], own: dict[int, int], best: int) -> int:
+        price = best
+        while price:
+            if levels.get(price, 0) > own.get(price, 0):
+                return price
+            price = max((p for p in levels if p < price), default=0)
+        return 0
+
     def bids(self) -> list[tuple[int, int]]:
         """YES bids ``(price, units)``, best (highest) first."""
         return sorted(self.yes.items(), reverse=True)
@@ -88,16 +113,34 @@ class Book:
         """Empty both sides."""
         self.yes.clear()
         self.no.clear()
+        self.own_yes.clear()
+        self.own_no.clear()
         self._best_yes = self._best_no = 0
         self.version += 1
 
-    def set_levels(self, yes: Iterable[tuple[int, int]], no: Iterable[tuple[int, int]]) -> None:
-        """Replace the book with a snapshot's levels (``(price_ticks, count_units)``; zero sizes ignored)."""
+    def set_levels(
+        self, yes: Iterable[tuple[int, int]], no: Iterable[tuple[int, int]], *, keep_own: bool = True
+    ) -> None:
+        """Replace the book with a snapshot's levels (``(price_ticks, count_units)``; zero sizes ignored).
+
+        A snapshot does not say which size is ours: ``keep_own`` keeps the own sizes known so far (capped by
+        the new levels); without it they are cleared, for a caller that re-adds them.
+        """
         self.yes = {p: u for p, u in yes if u > 0}
         self.no = {p: u for p, u in no if u > 0}
         self._best_yes = max(self.yes, default=0)
         self._best_no = max(self.no, default=0)
         self.version += 1
+
+    def apply_own(self, is_yes: bool, price: int, delta: int) -> int:
+        """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
+        own = self.own_yes if is_yes else self.own_no
+        size = own.get(price, 0) + delta
+        if size > 0:
+            own[price] = size
+        else:
+            own.pop(price, None)
+        return self.apply(is_yes, price, delta)
 
     def apply(self, is_yes: bool, price: int, delta: int) -> int:
         """Add ``delta`` units at ``price`` on the YES (``is_yes``) or NO side; returns the new level size.

@@ -55,7 +55,8 @@ class MarketMaker(Strategy):
         ticker = book.ticker
         if self.markets and ticker not in self.markets:
             return
-        bid, ask = book.best_bid, book.best_ask
+        # Quote off the other traders' prices: the book also holds our own quotes.
+        bid, ask = book.others_best_bid, book.others_best_ask
         position = ctx.position(ticker)
         key = (bid, ask, position)
         if self._seen.get(ticker) == key:
