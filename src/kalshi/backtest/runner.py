@@ -383,7 +383,7 @@ class BacktestRunner:
             ctx.apply_update(item)
             if "on_order_update" in hooks:
                 await strategy.on_order_update(ctx, item)
-        elif kind == _BOOK or kind == _OWN:
+        elif kind in (_BOOK, _OWN):
             ticker, is_yes, price, delta = item
             book = self._books.get(ticker)
             if book is None:
