@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from kalshi.backtest.matching import SimulatedExchange
 from kalshi.strategy.types import Fill, OrderState, OrderUpdate
 
-
 PRICES = st.integers(min_value=1, max_value=99).map(lambda c: c * 100)
 UNITS = st.integers(min_value=1, max_value=20).map(lambda c: c * 50)
 
