@@ -25,10 +25,23 @@ class Book:
             ``client_order_id``, or its simulated orders in a backtest / paper run).
         own_no: the same for ``no``.
         version: increments on every change.
+        top_version: increments when a best price or the size at a best price may have changed (a cheap
+            "did the top of the book move" check for strategies).
         ts_ns: time of the last change (the runner's clock).
     """
 
-    __slots__ = ("_best_no", "_best_yes", "no", "own_no", "own_yes", "ticker", "ts_ns", "version", "yes")
+    __slots__ = (
+        "_best_no",
+        "_best_yes",
+        "no",
+        "own_no",
+        "own_yes",
+        "ticker",
+        "top_version",
+        "ts_ns",
+        "version",
+        "yes",
+    )
 
     def __init__(self, ticker: str) -> None:
         self.ticker = ticker
@@ -39,6 +52,7 @@ class Book:
         self._best_yes = 0
         self._best_no = 0
         self.version = 0
+        self.top_version = 0
         self.ts_ns = 0
 
     def __repr__(self) -> str:
@@ -115,6 +129,7 @@ class Book:
         self.no.clear()
         self.own_yes.clear()
         self.own_no.clear()
+        self.top_version += 1
         self._best_yes = self._best_no = 0
         self.version += 1
 
@@ -134,6 +149,7 @@ class Book:
 
     def apply_own(self, is_yes: bool, price: int, delta: int) -> int:
         """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
+        self.top_version += 1  # the split between own and others' size at a level changed
         own = self.own_yes if is_yes else self.own_no
         size = own.get(price, 0) + delta
         if size > 0:
@@ -150,6 +166,8 @@ class Book:
         levels = self.yes if is_yes else self.no
         size = levels.get(price, 0) + delta
         self.version += 1
+        if price >= (self._best_yes if is_yes else self._best_no):
+            self.top_version += 1
         if size > 0:
             levels[price] = size
             if is_yes:

@@ -46,22 +46,23 @@ class MarketMaker(Strategy):
         self.improve = improve
         if markets:
             self.markets = tuple(markets)
+        self._wanted = frozenset(self.markets)
         self._quotes: dict[tuple[str, str], str] = {}  # (ticker, side) -> client order id
-        self._seen: dict[str, tuple[int | None, int | None, int]] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
         self._reducing: dict[str, str] = {}  # ticker -> client order id of the IOC in flight
         self._cancelling: set[str] = set()
 
     async def on_book(self, ctx: Context, book: Book) -> None:
         ticker = book.ticker
-        if self.markets and ticker not in self.markets:
+        if self._wanted and ticker not in self._wanted:
             return
+        position = ctx.position(ticker)
+        key = (book.top_version, position)
+        if self._seen.get(ticker) == key:
+            return  # neither the top of the book nor the position moved
+        self._seen[ticker] = key
         # Quote off the other traders' prices: the book also holds our own quotes.
         bid, ask = book.others_best_bid, book.others_best_ask
-        position = ctx.position(ticker)
-        key = (bid, ask, position)
-        if self._seen.get(ticker) == key:
-            return
-        self._seen[ticker] = key
         if bid is None or ask is None or bid >= ask:
             for side in ("bid", "ask"):
                 self._pull(ctx, ticker, side)

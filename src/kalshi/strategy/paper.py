@@ -84,6 +84,7 @@ class PaperRunner:
         self._hooks = overridden_hooks(strategy)
         self._reports: deque[tuple[str, Any]] = deque()
         self._settled: set[str] = set()
+        self._stream: MarketStream | None = None
         self.events = 0
 
     # ------------------------------------------------------------------ OrderSink: the simulated exchange only
@@ -97,6 +98,11 @@ class PaperRunner:
     def cancel(self, order: OrderState) -> None:
         self.exchange.cancel(order)
 
+    def caught_up(self) -> bool:
+        """True when every item received so far was handled (for tests and checkpoints)."""
+        stream = self._stream
+        return stream is not None and stream.backlog() == 0 and self.events == stream.forwarded
+
     # ------------------------------------------------------------------ running
 
     async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None) -> BacktestResult:
@@ -107,6 +113,7 @@ class PaperRunner:
         """
         stop = stop or asyncio.Event()
         async with MarketStream(self._session, self.markets, timer_interval=self.strategy.timer_interval) as stream:
+            self._stream = stream
             await self._hook("on_start", self.ctx)
             await self._drain_reports()
             try:
