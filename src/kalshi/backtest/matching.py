@@ -177,8 +177,9 @@ class SimulatedExchange:
         market.window = ts_ms
         book = market.book
         book.apply(on_yes, price, delta)
+        resting = market.resting
         if delta < 0:
-            for order in market.resting[on_yes]:
+            for order in resting[on_yes]:
                 if order.book_price == price:
                     key = (on_yes, price)
                     pending = market.pending.get(key)
@@ -191,7 +192,7 @@ class SimulatedExchange:
                         self._flush(market)
                     break
         else:
-            opposite = market.resting[not on_yes]
+            opposite = resting[not on_yes]
             # New size on the other side: if it crosses a resting order, the incoming order traded with it.
             if opposite and opposite[0].book_price + price >= PRICE_SCALE:
                 self._cross(market, opposite, price, delta)
@@ -341,7 +342,8 @@ class SimulatedExchange:
         opposite = book.no if order.on_yes else book.yes
         # Opposite book prices that cross: their YES/NO complement is within the limit.
         floor = PRICE_SCALE - order.book_price
-        crossing = sorted((p for p in opposite if p >= floor), reverse=True)
+        top = book.top_level(not order.on_yes)
+        crossing = sorted((p for p in opposite if p >= floor), reverse=True) if top >= floor else []
         if crossing and order.post_only:
             self._reject(order, "post_only_cross: the order would take liquidity")
             return

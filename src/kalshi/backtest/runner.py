@@ -25,7 +25,7 @@ from kalshi.backtest.fees import FeeSchedule
 from kalshi.backtest.matching import CancelModel, SimulatedExchange
 from kalshi.backtest.replay import iter_frame_batches
 from kalshi.backtest.results import BacktestResult, ResultCollector
-from kalshi.backtest.wire import LEAN_DECODER, LeanDelta, LeanTrade
+from kalshi.backtest.wire import LEAN_DECODER, LEAN_TICKER, LeanDelta, LeanTrade
 from kalshi.errors import KalshiError, KalshiProtocolError
 from kalshi.record.reader import Recording
 from kalshi.strategy.base import Strategy, overridden_hooks
@@ -242,7 +242,7 @@ class BacktestRunner:
                         if last is not None and seq != last + 1 and not self._check_seq(sid, seq, last, ticker):
                             continue
                         seqs[sid] = seq
-                    if ticker in stale or (exclude_own and m.client_order_id is not None):
+                    if (stale and ticker in stale) or (exclude_own and m.client_order_id is not None):
                         continue
                     is_yes = m.side == "yes"
                     if delta_of(ticker, is_yes, price, delta, m.ts_ms) is None:
@@ -273,6 +273,8 @@ class BacktestRunner:
                         deliveries.append((t + data_ns, _TRADE, Trade(ticker, price, count, taker, t)))
                     elif on_trade is not None:
                         await on_trade(ctx, Trade(ticker, price, count, taker, t))
+                elif kind is LEAN_TICKER and not data_ns and on_ticker is None:
+                    pass  # nobody reads tickers: not worth decoding
                 else:
                     try:
                         message: Any = decode_message(frame)

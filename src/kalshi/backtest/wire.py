@@ -12,7 +12,7 @@ from typing import Final
 
 import msgspec
 
-__all__ = ["LEAN_DECODER", "FullFrame", "LeanDelta", "LeanDeltaBody", "LeanTrade", "LeanTradeBody"]
+__all__ = ["LEAN_DECODER", "LEAN_TICKER", "FullFrame", "LeanDelta", "LeanDeltaBody", "LeanTrade", "LeanTradeBody"]
 
 
 class LeanDeltaBody(msgspec.Struct, frozen=True, gc=False):
@@ -66,6 +66,8 @@ class _Ticker(FullFrame, frozen=True, gc=False, tag="ticker"):
 class _Lifecycle(FullFrame, frozen=True, gc=False, tag="market_lifecycle_v2"):
     pass
 
+
+LEAN_TICKER: Final = _Ticker
 
 LEAN_DECODER: Final[msgspec.json.Decoder[LeanDelta | LeanTrade | _Snapshot | _Ticker | _Lifecycle]] = (
     msgspec.json.Decoder(LeanDelta | LeanTrade | _Snapshot | _Ticker | _Lifecycle)

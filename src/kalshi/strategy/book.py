@@ -107,6 +107,10 @@ class Book:
             price = max((p for p in levels if p < price), default=0)
         return 0
 
+    def top_level(self, is_yes: bool) -> int:
+        """Best price on the YES-bid (``is_yes``) or NO-bid side in that side's own ticks, 0 when empty."""
+        return self._best_yes if is_yes else self._best_no
+
     def bids(self) -> list[tuple[int, int]]:
         """YES bids ``(price, units)``, best (highest) first."""
         return sorted(self.yes.items(), reverse=True)

@@ -49,6 +49,7 @@ class MarketMaker(Strategy):
         self._wanted = frozenset(self.markets)
         self._quotes: dict[tuple[str, str], str] = {}  # (ticker, side) -> client order id
         self._seen: dict[str, tuple[int, int]] = {}
+        self._targets: dict[str, tuple[int | None, int | None, int]] = {}
         self._reducing: dict[str, str] = {}  # ticker -> client order id of the IOC in flight
         self._cancelling: set[str] = set()
 
@@ -63,6 +64,10 @@ class MarketMaker(Strategy):
         self._seen[ticker] = key
         # Quote off the other traders' prices: the book also holds our own quotes.
         bid, ask = book.others_best_bid, book.others_best_ask
+        targets = (bid, ask, position)
+        if self._targets.get(ticker) == targets:
+            return  # the top moved, but not the prices we quote off
+        self._targets[ticker] = targets
         if bid is None or ask is None or bid >= ask:
             for side in ("bid", "ask"):
                 self._pull(ctx, ticker, side)
@@ -81,7 +86,7 @@ class MarketMaker(Strategy):
         self._quote(ctx, ticker, "ask", ask_px, position > -self.max_position)
 
     async def on_fill(self, ctx: Context, fill: Fill) -> None:
-        self._seen.pop(fill.ticker, None)  # the position changed: re-evaluate on the next book
+        self._forget(fill.ticker)  # the position changed: re-evaluate on the next book
 
     async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
         if update.status in ("canceled", "executed", "rejected"):
@@ -91,10 +96,14 @@ class MarketMaker(Strategy):
                 del self._reducing[update.ticker]
             if self._quotes.get(quote) == update.client_order_id:
                 del self._quotes[quote]
-                self._seen.pop(update.ticker, None)
+                self._forget(update.ticker)
                 book = ctx.book(update.ticker)
                 if book is not None:
                     await self.on_book(ctx, book)  # re-quote at once
+
+    def _forget(self, ticker: str) -> None:
+        self._seen.pop(ticker, None)
+        self._targets.pop(ticker, None)
 
     def _quote(self, ctx: Context, ticker: str, side: str, price: int, wanted: bool) -> None:
         cid = self._quotes.get((ticker, side))
