@@ -387,15 +387,15 @@ class SimulatedExchange:
         order.filled += units
         self.account.apply_fill(order.ticker, order.side, price, units, fee)
         fill = Fill(
-            client_order_id=order.client_order_id,
-            order_id=order.order_id,
-            ticker=order.ticker,
-            side=order.side,  # type: ignore[arg-type]
-            price=price,
-            count=units,
-            fee=fee,
-            is_taker=is_taker,
-            ts_ns=self._clock(),
+            order.client_order_id,
+            order.order_id,
+            order.ticker,
+            order.side,  # type: ignore[arg-type]
+            price,
+            units,
+            fee,
+            is_taker,
+            self._clock(),
         )
         self.fills.append(fill)
         self._emit(fill)
@@ -466,15 +466,15 @@ class SimulatedExchange:
         order.reason = reason
         self._emit(
             OrderUpdate(
-                client_order_id=order.client_order_id,
-                order_id=order.order_id,
-                ticker=order.ticker,
-                side=order.side,  # type: ignore[arg-type]
-                price=order.price,
-                status=status,
-                remaining=order.remaining,
-                filled=order.filled,
-                reason=reason,
-                ts_ns=self._clock(),
+                order.client_order_id,
+                order.order_id,
+                order.ticker,
+                order.side,  # type: ignore[arg-type]
+                order.price,
+                status,
+                order.remaining,
+                order.filled,
+                reason,
+                self._clock(),
             )
         )

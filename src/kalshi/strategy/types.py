@@ -1,6 +1,8 @@
 """What a strategy sees and asks for: market events, its own order reports, and order parameters.
 
-Units are the exchange's exact integers, as in the simulator's engine: prices are YES price *ticks* of
+Events are immutable (order updates, tickers and lifecycle events are named tuples: cheap to build, a backtest
+makes millions). Units are the exchange's exact
+integers, as in the simulator's engine: prices are YES price *ticks* of
 $0.0001 (``5600`` is $0.56), counts are *units* of 1/100 contract (``100`` is one contract), money is
 *micros* (one tick times one unit, $0.000001). ``side="bid"`` buys YES at up to ``price``; ``side="ask"``
 sells YES (buys NO at ``10000 - price``) at ``price`` or more.
@@ -9,7 +11,7 @@ sells YES (buys NO at ``10000 - price``) at ``price`` or more.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple
 
 from kalshi.errors import KalshiError
 
@@ -51,8 +53,7 @@ class Trade:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class Ticker:
+class Ticker(NamedTuple):
     """A ``ticker`` update: best bid/ask (None when that side is empty) and the last trade price."""
 
     ticker: str
@@ -62,8 +63,7 @@ class Ticker:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class MarketLifecycle:
+class MarketLifecycle(NamedTuple):
     """A market lifecycle change (``market_lifecycle_v2``).
 
     ``event_type`` is the wire's (``created``, ``activated``, ``deactivated``, ``close_date_updated``,
@@ -93,8 +93,7 @@ class Fill:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
+class OrderUpdate(NamedTuple):
     """A change of one of the strategy's orders: accepted (``resting``), done, or ``rejected`` with a reason."""
 
     client_order_id: str
