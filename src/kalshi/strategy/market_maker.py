@@ -5,7 +5,8 @@ stepping inside the spread by ``improve`` ticks when the spread allows), sized `
 bounded: at ``+max_position`` it stops bidding, at ``-max_position`` it stops offering, and beyond
 ``hard_limit`` it sends an immediate-or-cancel order at the opposite best price to get back under it (taking
 liquidity, so those fills pay the taker fee). It acts only when the top of the book or its position changed,
-so it is cheap on every delta.
+so it is cheap on every delta. A quote that must move is cancelled and placed anew rather than amended: an
+amend names the order's *total* count, so its result would depend on fills still in flight.
 
 Run it with ``kalshi backtest rec --strategy kalshi.strategy.market_maker:MarketMaker``.
 """
