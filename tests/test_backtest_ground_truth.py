@@ -28,6 +28,7 @@ from kalshi.sim import Simulator
 from kalshi.sim.rest_api import rest_controls
 from kalshi.strategy import MarketMaker
 from kalshi.strategy.live import LiveRunner
+from kalshi.strategy.stream import FrameTap
 from kalshi.ws import KalshiWebSocket
 
 STEPS = 400
@@ -76,10 +77,11 @@ async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> Non
         start_cash = sim.engine.balance(account).cash_micros
         stop = asyncio.Event()
         with Recorder(rec) as recorder:
-            ws = KalshiWebSocket(auth=auth, config=sim.config, on_raw_frame=recorder.add_frame)
+            tap = FrameTap(recorder.add_frame)  # the runner sees frames in wire order, as the backtest will
+            ws = KalshiWebSocket(auth=auth, config=sim.config, on_raw_frame=tap)
             rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
             async with rest, ws.connect() as session:
-                runner = LiveRunner(strategy(tickers), session, rest, markets=tickers)
+                runner = LiveRunner(strategy(tickers), session, rest, markets=tickers, tap=tap)
                 task = asyncio.create_task(runner.run(stop=stop))
                 await until(lambda: all(t in runner.books for t in tickers))
                 await checkpoint(sim, session, runner, task)

@@ -1,11 +1,13 @@
 """The backtest loop: a recording replayed through the simulated exchange into a strategy, with latencies.
 
-Timeline (one clock, the recording's receive time in epoch ns):
+Timeline (the recording's receive time in epoch ns is the clock):
 
-* a recorded message at ``t`` changes the exchange (books, fills of resting orders) at ``t``;
+* a recorded message received at ``t`` changes the exchange (books, fills of resting orders) in recording order;
 * the strategy sees it at ``t + data_latency`` (market data and its own order reports alike);
 * an order the strategy sends at ``s`` reaches the exchange at ``s + order_latency`` and matches against the
-  book as it is then.
+  book as it is then: after every recorded message whose exchange time (its ``ts_ms``, aligned to the local
+  clock by the smallest receive delay seen) is earlier, before the others. So an order a strategy sent on the
+  first frame of a burst the exchange produced at once sees the whole burst, as it did live.
 
 Everything due at the same instant runs in a fixed order (order arrivals, then deliveries, then timers, then
 the next recorded message), so a run is deterministic for a given recording and options.
@@ -203,6 +205,7 @@ class BacktestRunner:
         lean_decode = LEAN_DECODER.decode
         prices, deltas, counts = PRICE_CACHE, DELTA_CACHE, COUNT_CACHE
         events = 0
+        offset = _NEVER
         for batch in iter_frame_batches(self.recording, markets=wanted):
             for t, session, conn, frame in zip(batch.recv_ns, batch.session, batch.conn, batch.frame, strict=True):
                 if not started:
@@ -210,19 +213,30 @@ class BacktestRunner:
                     self._now = t
                     self._next_timer = t + timer_ns
                     await self._hook("on_start", ctx)
-                if (
-                    (orders and orders[0][0] <= t)
-                    or (deliveries and deliveries[0][0] <= t)
-                    or (timer_ns and self._next_timer <= t)
-                ):
-                    await self._advance(t)
-                self._now = t
                 events += 1
                 try:
                     lean: Any = lean_decode(frame)
                 except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
                     lean = None  # legacy or odd shape: the full decoder below decides
                 kind = type(lean)
+                # Exchange time of the message: its ts_ms on the local clock (shifted by the smallest
+                # receive delay seen, which absorbs clock offset), never after its receive time.
+                xt = t
+                if kind is LeanDelta or kind is LeanTrade:
+                    ts_ms = lean.msg.ts_ms
+                    if ts_ms is not None:
+                        stamp = ts_ms * _NS_PER_MS
+                        if t - stamp < offset:
+                            offset = t - stamp
+                        if stamp + offset < t:
+                            xt = stamp + offset
+                if (
+                    (orders and orders[0][0] <= xt)
+                    or (deliveries and deliveries[0][0] <= t)
+                    or (timer_ns and self._next_timer <= t)
+                ):
+                    await self._advance(t, xt)
+                self._now = t
                 if kind is LeanDelta:
                     m = lean.msg
                     ticker = m.market_ticker
@@ -314,20 +328,22 @@ class BacktestRunner:
                         else:
                             await self._deliver_lifecycle(event)
                 if deliveries and not data_ns:
-                    await self._advance(t)
+                    await self._advance(t, xt)
                 if t >= collector.next_sample_ns:
                     collector.sample(t)
         self.events = events
         # The recording is over: everything still in flight lands, then markets settle as told.
         if started:
-            await self._advance(max(self._horizon(), self._now))
+            end = max(self._horizon(), self._now)
+            await self._advance(end, end)
             for ticker, value in (self.options.settlements or {}).items():
                 if ticker not in self._settled:
                     event = MarketLifecycle(ticker, "settled", None, value, self._now)
                     self._exchange_lifecycle(event)
                     await self._deliver_lifecycle(event)
             await self._hook("on_stop", ctx)
-            await self._advance(max(self._horizon(), self._now))
+            end = max(self._horizon(), self._now)
+            await self._advance(end, end)
         collector.sample(self._now, force=True)
         return collector.result(events, self.ctx)
 
@@ -339,17 +355,20 @@ class BacktestRunner:
             last = max(last, self._deliveries[-1][0])
         return last + self._order_ns + self._data_ns
 
-    async def _advance(self, t: int) -> None:
-        """Run order arrivals, deliveries and timers due at or before ``t``, in time order."""
+    async def _advance(self, t: int, xt: int) -> None:
+        """Run what is due before the next recorded message (local time ``t``, exchange time ``xt``), in time
+        order: deliveries and timers due by ``t``; order arrivals due by ``xt`` (the exchange has not yet
+        done what the message reports) or before a due delivery or timer."""
         orders, deliveries, exchange = self._orders, self._deliveries, self.exchange
         never = _NEVER
         while True:
-            next_order = orders[0][0] if orders else never
             next_delivery = deliveries[0][0] if deliveries else never
             next_timer = self._next_timer if self._timer_ns else never
-            if next_order <= next_delivery and next_order <= next_timer:
-                if next_order > t:
-                    return
+            other = next_delivery if next_delivery <= next_timer else next_timer
+            if other > t:
+                other = never
+            next_order = orders[0][0] if orders else never
+            if next_order <= xt or next_order <= other < never:
                 if next_order > self._now:
                     self._now = next_order
                 _, op, state, price, count = orders.popleft()
@@ -360,16 +379,14 @@ class BacktestRunner:
                 else:
                     exchange.cancel(state)
                 self.collector.orders_sent += 1
+            elif other == never:
+                return
             elif next_delivery <= next_timer:
-                if next_delivery > t:
-                    return
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
                 await self._deliver(kind, item)
             else:
-                if next_timer > t:
-                    return
                 self._now = max(self._now, next_timer)
                 self._next_timer += self._timer_ns
                 await self._hook("on_timer", self.ctx, next_timer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
@@ -26,6 +27,7 @@ from kalshi.cli.common import (
     stop_on_signals,
 )
 from kalshi.errors import KalshiError
+from kalshi.record.recorder import Recorder
 
 if TYPE_CHECKING:
     from kalshi.auth import KalshiAuth
@@ -47,6 +49,7 @@ async def live_trade(
     limits: KillSwitchLimits,
     duration: float | None,
     stop: asyncio.Event | None = None,
+    record: Path | None = None,
 ) -> str | None:
     """Trade until ``duration`` or a stop signal; returns the kill switch's reason if it tripped.
 
@@ -56,6 +59,7 @@ async def live_trade(
     from kalshi.portfolio import Portfolio
     from kalshi.rest import AsyncKalshiClient
     from kalshi.strategy.live import LiveRunner
+    from kalshi.strategy.stream import FrameTap
     from kalshi.ws.client import KalshiWebSocket
 
     await preflight(config)
@@ -63,15 +67,21 @@ async def live_trade(
     stop = stop or asyncio.Event()
     console = err_console()
     console.print(f"LIVE trading {', '.join(markets)} on {config.rest_url} (Ctrl-C stops; resting orders stay)")
+    recorder = _recorder(record)
+    tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
     async with (
         AsyncKalshiClient(config, auth=auth, rng=random.Random()) as rest,
-        KalshiWebSocket(auth=auth, config=config).connect() as session,
+        KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session,
         KalshiWebSocket(auth=auth, config=config).connect() as portfolio_session,
         Portfolio(rest, portfolio_session) as portfolio,
     ):
-        runner = LiveRunner(instance, session, rest, limits=limits, portfolio=portfolio, markets=markets)
-        with stop_on_signals(stop):
-            await runner.run(stop=stop, duration=duration)
+        runner = LiveRunner(instance, session, rest, limits=limits, portfolio=portfolio, markets=markets, tap=tap)
+        try:
+            with stop_on_signals(stop):
+                await runner.run(stop=stop, duration=duration)
+        finally:
+            if recorder is not None:
+                recorder.close()
         positions = {t: p.position for t, p in portfolio.positions.items() if p.position}
         console.print(f"balance ${portfolio.balance}; positions {positions or 'none'}", highlight=False)
         if runner.kill_switch.reason:
@@ -91,6 +101,9 @@ def live_command(
         int | None, typer.Option("--max-orders-per-second", help="Kill switch: order requests per second.")
     ] = None,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
+    ] = None,
     confirm: Annotated[
         bool, typer.Option("--i-understand-real-money", help="Required to trade on production.")
     ] = False,
@@ -131,3 +144,12 @@ def live_command(
     )
     if reason:
         raise typer.Exit(1)
+
+
+def _recorder(path: Path | None) -> Recorder | None:
+    """A started recorder of the session's frames, or None."""
+    if path is None:
+        return None
+    recorder = Recorder(path, metadata={"source": "kalshi live"})
+    recorder.start()
+    return recorder

@@ -26,6 +26,7 @@ from kalshi.cli.common import (
     stop_on_signals,
 )
 from kalshi.errors import KalshiError
+from kalshi.record.recorder import Recorder
 
 if TYPE_CHECKING:
     from kalshi.auth import KalshiAuth
@@ -47,6 +48,7 @@ async def paper_trade(
     cash_micros: int,
     duration: float | None,
     stop: asyncio.Event | None = None,
+    record: Path | None = None,
 ) -> BacktestResult:
     """Paper-trade until ``duration`` or a stop signal; returns the paper results.
 
@@ -54,15 +56,22 @@ async def paper_trade(
         KalshiError: the exchange cannot be reached or the subscriptions failed.
     """
     from kalshi.strategy.paper import PaperRunner
+    from kalshi.strategy.stream import FrameTap
     from kalshi.ws.client import KalshiWebSocket
 
     await preflight(config)
     stop = stop or asyncio.Event()
     err_console().print(f"paper trading {', '.join(markets)} on {config.ws_url} (no orders are sent; Ctrl-C stops)")
-    async with KalshiWebSocket(auth=auth, config=config).connect() as session:
-        runner = PaperRunner(instance, session, markets=markets, cash_micros=cash_micros)
-        with stop_on_signals(stop):
-            return await runner.run(stop=stop, duration=duration)
+    recorder = _recorder(record)
+    tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
+    try:
+        async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
+            runner = PaperRunner(instance, session, markets=markets, cash_micros=cash_micros, tap=tap)
+            with stop_on_signals(stop):
+                return await runner.run(stop=stop, duration=duration)
+    finally:
+        if recorder is not None:
+            recorder.close()
 
 
 def paper_command(
@@ -71,6 +80,9 @@ def paper_command(
     params: ParamsOpt = None,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
     cash: Annotated[float, typer.Option("--cash", help="Starting paper cash in dollars.")] = 100_000.0,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write fills/orders/timeline Parquet here.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report to this file.")] = None,
     open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
@@ -103,7 +115,17 @@ def paper_command(
             markets=names,
             cash_micros=round(cash * _MICROS),
             duration=duration,
+            record=record,
         ),
         config=config,
     )
     finish(result, out, report, open_report, f"paper {strategy} on {config.ws_url}")
+
+
+def _recorder(path: Path | None) -> Recorder | None:
+    """A started recorder of the session's frames, or None."""
+    if path is None:
+        return None
+    recorder = Recorder(path, metadata={"source": "kalshi paper"})
+    recorder.start()
+    return recorder

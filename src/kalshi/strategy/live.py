@@ -34,7 +34,7 @@ from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
-from kalshi.strategy.stream import TIMER, MarketStream, apply_book_message
+from kalshi.strategy.stream import TIMER, FrameTap, MarketStream, apply_book_message
 from kalshi.strategy.types import OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.models import (
@@ -68,6 +68,8 @@ class LiveRunner:
             over REST and start flat).
         markets: the markets to trade (default: the strategy's ``markets``).
         id_prefix: prefix of client order ids (default: random per run, so ids never repeat across runs).
+        tap: the session's :class:`~kalshi.strategy.stream.FrameTap`: handle messages in wire order (as a
+            backtest of a recording of this session will).
 
     Raises:
         StrategyError: no markets to trade.
@@ -83,12 +85,14 @@ class LiveRunner:
         portfolio: Portfolio | None = None,
         markets: tuple[str, ...] | None = None,
         id_prefix: str | None = None,
+        tap: FrameTap | None = None,
     ) -> None:
         self.strategy = strategy
         self.markets = tuple(markets or strategy.markets)
         if not self.markets:
             raise StrategyError("live trading needs markets: give markets=... or set Strategy.markets")
         self._session = session
+        self._tap = tap
         self._rest = rest
         self.portfolio = portfolio
         self.kill_switch = KillSwitch(limits or KillSwitchLimits())
@@ -156,7 +160,7 @@ class LiveRunner:
         stop = stop or asyncio.Event()
         await self._seed()
         async with MarketStream(
-            self._session, self.markets, private=True, timer_interval=self.strategy.timer_interval
+            self._session, self.markets, private=True, timer_interval=self.strategy.timer_interval, tap=self._tap
         ) as stream:
             self._stream = stream
             self._worker = asyncio.create_task(self._work(), name="kalshi-live-orders")

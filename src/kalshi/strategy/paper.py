@@ -22,7 +22,7 @@ from kalshi.strategy.base import Strategy, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
-from kalshi.strategy.stream import TIMER, MarketStream
+from kalshi.strategy.stream import TIMER, FrameTap, MarketStream
 from kalshi.strategy.types import Fill, MarketLifecycle, OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.models import (
@@ -49,6 +49,7 @@ class PaperRunner:
         fees: the fee schedule.
         cancel_model: the queue model's cancel assumption (``"back"`` or ``"pro_rata"``).
         sample_interval_s: spacing of the timeline samples of the result.
+        tap: the session's :class:`~kalshi.strategy.stream.FrameTap`: handle messages in wire order.
 
     Raises:
         StrategyError: no markets to trade.
@@ -64,8 +65,10 @@ class PaperRunner:
         fees: FeeSchedule | None = None,
         cancel_model: CancelModel = "back",
         sample_interval_s: float = 1.0,
+        tap: FrameTap | None = None,
     ) -> None:
         self.strategy = strategy
+        self._tap = tap
         self.markets = tuple(markets or strategy.markets)
         if not self.markets:
             raise StrategyError("paper trading needs markets: give markets=... or set Strategy.markets")
@@ -112,7 +115,9 @@ class PaperRunner:
             KalshiError: subscribing failed or the session closed.
         """
         stop = stop or asyncio.Event()
-        async with MarketStream(self._session, self.markets, timer_interval=self.strategy.timer_interval) as stream:
+        async with MarketStream(
+            self._session, self.markets, timer_interval=self.strategy.timer_interval, tap=self._tap
+        ) as stream:
             self._stream = stream
             await self._hook("on_start", self.ctx)
             await self._drain_reports()

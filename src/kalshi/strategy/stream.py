@@ -1,4 +1,4 @@
-"""Live market data for paper and live runners: the streaming client's subscriptions merged into one queue.
+"""Live market data for paper and live runners: the streaming client's feed in one queue, in wire order.
 
 :class:`MarketStream` subscribes a connected :class:`~kalshi.ws.KalshiWebSocket` session to the strategy's
 markets (``orderbook_delta``, ``trade``, ``ticker``, ``market_lifecycle_v2``, and for live trading the private
@@ -6,6 +6,12 @@ markets (``orderbook_delta``, ``trade``, ``ticker``, ``market_lifecycle_v2``, an
 funnels everything into one bounded queue that a single consumer drains, so strategy hooks never run
 concurrently. A full queue blocks the forwarding tasks, and the client then applies TCP backpressure: nothing
 is dropped. One kept task per subscription, all cancelled on exit.
+
+Each subscription has its own queue, so messages of different channels that arrived in one read would be
+handed over grouped by channel. Give the session a :class:`FrameTap` (``KalshiWebSocket(on_raw_frame=tap)``,
+optionally chained to a recorder) and the stream takes the messages from the tap instead, in exactly the order
+the exchange sent them, the order a backtest of a recording replays them in; the subscriptions' own queues
+are then only drained. Sequence numbers are checked as in a backtest (:class:`SequenceFilter`).
 """
 
 from __future__ import annotations
@@ -13,17 +19,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
+from kalshi.errors import KalshiProtocolError
 from kalshi.strategy.book import Book
 from kalshi.ws.client import KalshiWebSocket
-from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage
+from kalshi.ws.models import (
+    FillMessage,
+    MarketLifecycleMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    SubscribedMessage,
+    TickerMessage,
+    TradeMessage,
+    UserOrdersMessage,
+    decode_message,
+)
 
-__all__ = ["TIMER", "MarketStream", "apply_book_message"]
+__all__ = ["TIMER", "FrameTap", "MarketStream", "SequenceFilter", "apply_book_message"]
 
 TIMER: Final = "timer"  # queue item tag of timer ticks
 _DEFAULT_QUEUE: Final = 10_000
+_TAP_HIGH: Final = 50_000  # frames waiting in a tap before the subscriptions stop being drained (backpressure)
+_MARKET_TYPES: Final = (TradeMessage, TickerMessage, MarketLifecycleMessage)
+_PRIVATE_TYPES: Final = (FillMessage, UserOrdersMessage)
+
+
+class FrameTap:
+    """Raw frames in wire order, for a :class:`MarketStream` (pass as ``KalshiWebSocket(on_raw_frame=tap)``).
+
+    Args:
+        then: another tap to call first with every frame (e.g. ``Recorder.add_frame``).
+    """
+
+    def __init__(self, then: Callable[[bytes, int], None] | None = None) -> None:
+        self._then = then
+        self.frames: deque[tuple[int, bytes]] = deque()
+        self.active = False
+        self.wake: asyncio.Event | None = None
+        self.space: asyncio.Event | None = None  # set while the backlog is below the high-water mark
+
+    def __call__(self, data: bytes, recv_ns: int) -> None:
+        if self._then is not None:
+            self._then(data, recv_ns)
+        if self.active:
+            self.frames.append((recv_ns, data))
+            if self.wake is not None:
+                self.wake.set()
+
+
+class SequenceFilter:
+    """Drops duplicate book messages and holds a subscription's books stale after a gap until their snapshots.
+
+    Sans-I/O; fed every decoded message in wire order.
+    """
+
+    def __init__(self) -> None:
+        self._seqs: dict[int, int] = {}
+        self._sid_markets: dict[int, set[str]] = {}
+        self.stale: set[str] = set()
+
+    def subscribed(self, sid: int) -> None:
+        """A (re)subscription assigned ``sid``: its numbering starts again."""
+        self._seqs.pop(sid, None)
+
+    def accept(self, message: OrderbookSnapshotMessage | OrderbookDeltaMessage) -> bool:
+        """True if the message should be applied to the books."""
+        ticker = message.msg.market_ticker
+        sid, seq = message.sid, message.seq
+        snapshot = isinstance(message, OrderbookSnapshotMessage)
+        if seq is not None and sid is not None:
+            markets = self._sid_markets.setdefault(sid, set())
+            markets.add(ticker)
+            last = self._seqs.get(sid)
+            if last is not None and seq <= last:
+                return False
+            self._seqs[sid] = seq
+            if last is not None and seq > last + 1:
+                self.stale.update(markets)
+        if snapshot:
+            self.stale.discard(ticker)
+            return True
+        return ticker not in self.stale
 
 
 def apply_book_message(books: dict[str, Book], message: Any, now_ns: int) -> Book | None:
@@ -55,6 +134,7 @@ class MarketStream:
     Args:
         session: a connected streaming session.
         tickers: the markets.
+        tap: the session's :class:`FrameTap`: take messages from it, in wire order.
         private: also subscribe ``fill`` and ``user_orders`` (needs an authenticated session).
         timer_interval: seconds between timer items (None: no timer).
         maxsize: bound of the merged queue.
@@ -68,8 +148,13 @@ class MarketStream:
         private: bool = False,
         timer_interval: float | None = None,
         maxsize: int = _DEFAULT_QUEUE,
+        tap: FrameTap | None = None,
     ) -> None:
         self._session = session
+        self._tap = tap
+        self._wanted = set(tickers)
+        self._filter = SequenceFilter()
+        self._tap_busy = False
         self._tickers = list(tickers)
         self._private = private
         self._timer = timer_interval
@@ -82,6 +167,13 @@ class MarketStream:
         session = self._session
         lifecycle = session.lifecycle_events()
         self._spawn(self._forward(lifecycle), "lifecycle")
+        tap = self._tap
+        if tap is not None:
+            tap.wake = asyncio.Event()
+            tap.space = asyncio.Event()
+            tap.space.set()
+            tap.active = True
+            self._spawn(self._from_tap(tap), "tap")
         if self._private:
             self._subs += [await session.subscribe_fill(), await session.subscribe_user_orders()]
         self._subs += [
@@ -91,12 +183,15 @@ class MarketStream:
             await session.subscribe_orderbook_delta(self._tickers),
         ]
         for sub in self._subs:
-            self._spawn(self._forward(sub), "subscription")
+            self._spawn(self._forward(sub) if tap is None else self._drain(sub, tap), "subscription")
         if self._timer:
             self._spawn(self._tick(self._timer), "timer")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._tap is not None:
+            self._tap.active = False
+            self._tap.frames.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -120,6 +215,8 @@ class MarketStream:
     def backlog(self) -> int:
         """Items waiting in the subscriptions' queues and in the merged queue."""
         waiting: int = self.queue.qsize() + sum(sub.queue.qsize() for sub in self._subs)
+        if self._tap is not None:
+            waiting += len(self._tap.frames) + self._tap_busy
         return waiting
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -130,6 +227,52 @@ class MarketStream:
         async for item in source:
             await put((time.time_ns(), item))
             self.forwarded += 1
+
+    async def _drain(self, source: AsyncIterator[Any], tap: FrameTap) -> None:
+        """Empty a subscription whose messages the tap delivers; stop while the tap is far behind."""
+        space = tap.space
+        assert space is not None
+        async for _ in source:
+            if len(tap.frames) > _TAP_HIGH:
+                space.clear()
+                await space.wait()
+
+    async def _from_tap(self, tap: FrameTap) -> None:
+        wake, space = tap.wake, tap.space
+        assert wake is not None and space is not None
+        frames, put, wanted, filt = tap.frames, self.queue.put, self._wanted, self._filter
+        private = self._private
+        while True:
+            await wake.wait()
+            wake.clear()
+            while frames:
+                recv_ns, data = frames.popleft()
+                if len(frames) < _TAP_HIGH // 2:
+                    space.set()
+                self._tap_busy = True
+                try:
+                    try:
+                        message = decode_message(data)
+                    except KalshiProtocolError:
+                        continue
+                    if isinstance(message, OrderbookSnapshotMessage | OrderbookDeltaMessage):
+                        if message.msg.market_ticker not in wanted or not filt.accept(message):
+                            continue
+                    elif isinstance(message, _MARKET_TYPES):
+                        if message.msg.market_ticker not in wanted:
+                            continue
+                    elif isinstance(message, _PRIVATE_TYPES):
+                        if not private:
+                            continue
+                    elif isinstance(message, SubscribedMessage):
+                        filt.subscribed(message.msg.sid)
+                        continue
+                    else:
+                        continue
+                    await put((recv_ns, message))
+                    self.forwarded += 1
+                finally:
+                    self._tap_busy = False
 
     async def _tick(self, interval: float) -> None:
         loop = asyncio.get_running_loop()
