@@ -116,3 +116,15 @@ def test_kill_switch_limits_by_hand() -> None:
     assert other.check(ledger, {"M": 4800}) is not None  # down $0.02
     with pytest.raises(ValueError):
         KillSwitchLimits(max_position=0)
+
+
+async def test_a_loss_beyond_the_limit_trips_the_kill_switch(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    _, other = sim.create_account_auth()
+    sim.place_order(other, ticker, "ask", 9900, 1_000)
+    sim.place_order(other, ticker, "bid", 100, 1_000)
+    strategy = Spammer(ticker, per_book=0, take=300)  # buys 3 contracts at $0.99 with the mid near $0.50
+    runner, account = await live(sim, strategy, KillSwitchLimits(max_loss_micros=500_000))
+    assert runner.kill_switch.reason is not None and runner.kill_switch.reason.startswith("loss")
+    assert sim.engine.position(account, ticker).position_units == 300
+    assert sim.engine.orders(account, "resting") == []

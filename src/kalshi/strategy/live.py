@@ -96,6 +96,7 @@ class LiveRunner:
         self._rest = rest
         self.portfolio = portfolio
         self.kill_switch = KillSwitch(limits or KillSwitchLimits())
+        self._watch_loss = self.kill_switch.limits.max_loss_micros is not None
         self.books: dict[str, Book] = {}
         prefix = id_prefix if id_prefix is not None else f"k{uuid.uuid4().hex[:8]}-"
         self.ctx = Context(self, time.time_ns, self.books, cash=0, id_prefix=prefix)
@@ -206,6 +207,13 @@ class LiveRunner:
         kind = type(item)
         if kind is OrderbookDeltaMessage or kind is OrderbookSnapshotMessage:
             book = apply_book_message(self.books, item, recv_ns)
+            if (
+                book is not None
+                and self._watch_loss
+                and ctx.ledger.positions.get(book.ticker)
+                and self.kill_switch.check(ctx.ledger, self._marks()) is not None
+            ):
+                self._trip()  # the mark moved against an open position
             if book is not None and "on_book" in hooks:
                 await strategy.on_book(ctx, book)
         elif kind is FillMessage:
