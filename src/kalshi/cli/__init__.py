@@ -18,6 +18,8 @@ EXTRA_OF_MODULE: Final[dict[str, str]] = {
     "click": "cli",
     "aiohttp": "sim",
     "pyarrow": "record",
+    "plotly": "backtest",
+    "redis": "relay",
 }
 
 _EXIT_FAILURE: Final = 1

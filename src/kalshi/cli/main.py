@@ -12,10 +12,13 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from kalshi import __version__
+from kalshi.cli.backtest import backtest_command
 from kalshi.cli.book import book_command
 from kalshi.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, configure_logging, err_console, fail
 from kalshi.cli.demo import demo_command
+from kalshi.cli.live import live_command
 from kalshi.cli.markets import markets_command
+from kalshi.cli.paper import paper_command
 from kalshi.cli.record import record_command
 from kalshi.cli.replay import replay_command
 from kalshi.cli.stream import stream_command
@@ -46,6 +49,12 @@ _EXAMPLES: Final = {
         "duckdb -c \"SELECT type, count(*) FROM 'rec/*.parquet' WHERE kind='frame' GROUP BY type\"",
     ],
     "replay": ["kalshi replay rec/ --speed 10", "kalshi replay rec/ --as-fast-as-possible --port 0"],
+    "backtest": [
+        "kalshi backtest rec/ --strategy kalshi.strategy.market_maker:MarketMaker --out bt/ --open",
+        "kalshi backtest rec/ -s mybot:Bot --order-latency-ms 25 --data-latency-ms 5 --cancel-model pro_rata",
+    ],
+    "paper": ["kalshi paper -s kalshi.strategy.market_maker:MarketMaker -m KXFED-25DEC-T4.00 --env demo"],
+    "live": ["kalshi live -s mybot:Bot -m KXFED-25DEC-T4.00 --env demo --max-position 10 --max-loss 50"],
 }
 
 
@@ -175,6 +184,9 @@ for _name, _command in (
     ("sim", sim_command),
     ("record", record_command),
     ("replay", replay_command),
+    ("backtest", backtest_command),
+    ("paper", paper_command),
+    ("live", live_command),
 ):
     app.command(_name, cls=_Command, epilog=_epilog(_name))(_command)
 

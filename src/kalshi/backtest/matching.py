@@ -1,0 +1,480 @@
+"""The simulated exchange of backtests and paper trading: the strategy's orders against a recorded (or live) book.
+
+Sans-I/O and exact. Market data (snapshots, deltas, trades) comes in through :meth:`SimulatedExchange.snapshot`,
+:meth:`~SimulatedExchange.delta` and :meth:`~SimulatedExchange.trade`; the strategy's orders through
+:meth:`~SimulatedExchange.place`, :meth:`~SimulatedExchange.amend` and :meth:`~SimulatedExchange.cancel`.
+Fills and order reports go to the ``emit`` callback. Fees are :mod:`kalshi.backtest.fees` (the engine's).
+
+The fill model (the exchange's rules, with the book seen only as aggregated levels):
+
+* **Taking**: an arriving order matches the visible opposite levels best price first, at the resting price, up
+  to its limit (fill-or-kill only if it fills completely; immediate-or-cancel cancels the rest; post-only is
+  rejected if it would cross). The strategy does not move the book: the recording's later deltas do, as they
+  did when it was made (**no market impact**).
+* **Queue position**: a resting order joins the back of its level: ``ahead`` = the visible size at its price
+  on arrival; size added later queues behind it.
+* **Trades** at the order's price consume ``ahead`` first, then fill the order; a trade at a worse price
+  than the order (the taker swept through it) fills it at its own price. A taker's volume fills the
+  strategy's orders in price-time priority, each unit once.
+* **Crossing liquidity**: new opposite size that would cross a resting order fills it at its price (the
+  incoming order would have traded with it instead of resting).
+* **Cancels ahead**, model ``"back"`` (default, conservative) - **cancels come from the back**: a decrease of a
+  level not explained by trades at that price removes size behind the order first, so ``ahead`` only shrinks
+  when the level becomes smaller than it. Model ``"pro_rata"``: a cancel of ``c`` units from a level of ``L``
+  removes ``c * ahead / L`` (rounded down) from ahead. Decreases and trades are paired per level over one
+  exchange timestamp (the exchange publishes a trade's delta and its trade message with the same ``ts_ms``,
+  in either order), so a trade is never counted twice.
+* **Own taker fills in the recording**: the trades a strategy's own taker fills caused (present when the
+  recording is of its own live run) are absorbed for a second after the fill instead of being taken for
+  other takers' flow.
+* **Own orders in the recording**: deltas carrying a ``client_order_id`` (the exchange shows it only to the
+  order's owner) were the recording account's own orders and are skipped by the runner when
+  ``exclude_own`` is set (the default), so a strategy replayed on its own live recording does not queue
+  behind itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kalshi.backtest.fees import CENT_DENOMINATOR, FeeSchedule, fee_numerator
+from kalshi.strategy.book import Book
+from kalshi.strategy.context import Ledger
+from kalshi.strategy.types import PRICE_SCALE, Fill, OrderState, OrderStatus, OrderUpdate
+
+__all__ = ["CancelModel", "SimOrder", "SimulatedExchange"]
+
+CancelModel = Literal["back", "pro_rata"]
+_MICROS_PER_CENT = 10_000
+_ECHO_NS = 1_000_000_000  # a taker fill's echo in the recording arrives well within a second
+
+
+def _ignore(ticker: str, on_yes: bool, price: int, delta: int) -> None:
+    return None
+
+
+def _fee(acc: int, extra: int) -> int:
+    before = -(-acc // CENT_DENOMINATOR)
+    after = -(-(acc + extra) // CENT_DENOMINATOR)
+    return (after - before) * _MICROS_PER_CENT
+
+
+@dataclass(slots=True, eq=False)
+class SimOrder:
+    """The exchange's side of one strategy order."""
+
+    client_order_id: str
+    order_id: str
+    ticker: str
+    side: str
+    price: int
+    remaining: int
+    filled: int
+    time_in_force: str
+    post_only: bool
+    seq: int
+    on_yes: bool = True  # rests on the YES-bid side of the book (a bid) or the NO-bid side (an ask)
+    book_price: int = 0  # price on its book side: YES price for bids, 10000 - price for asks
+    ahead: int = 0
+    taker_acc: int = 0
+    maker_acc: int = 0
+    fees: int = 0
+    created_ns: int = 0
+    status: OrderStatus = "pending"
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    decrease: int = 0  # level decreases not yet explained by trades
+    traded: int = 0  # trade volume at the level not yet matched by a decrease
+
+
+@dataclass(slots=True)
+class _Market:
+    book: Book
+    resting: dict[bool, list[SimOrder]] = field(default_factory=lambda: {True: [], False: []})
+    pending: dict[tuple[bool, int], _Pending] = field(default_factory=dict)
+    window: int | None = None
+    # Units the strategy took from a level as taker, (level side, price) -> [units, at_ns]: the recorded
+    # trades that echo them (the recording of a live run has them) are not someone else's flow.
+    echo: dict[tuple[bool, int], list[int]] = field(default_factory=dict)
+
+
+class SimulatedExchange:
+    """Fills a strategy's orders against a book it does not own (see the module doc for the model).
+
+    Args:
+        emit: receives every :class:`Fill` and :class:`OrderUpdate`, in exchange order.
+        clock_ns: the exchange clock (replay time, or epoch ns in paper trading).
+        fees: the fee schedule.
+        cancel_model: ``"back"`` or ``"pro_rata"``.
+        cash: the account's starting cash in micros.
+        on_own_delta: called with ``(ticker, on_yes, book_price, delta_units)`` whenever the strategy's resting
+            size changes, so a runner can show the strategy a book that includes its own orders (as the
+            exchange's feed does live).
+
+    Raises:
+        ValueError: an unknown cancel model.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[Fill | OrderUpdate], None],
+        clock_ns: Callable[[], int],
+        *,
+        fees: FeeSchedule | None = None,
+        cancel_model: CancelModel = "back",
+        cash: int = 0,
+        on_own_delta: Callable[[str, bool, int, int], None] | None = None,
+    ) -> None:
+        if cancel_model not in ("back", "pro_rata"):
+            raise ValueError(f"cancel_model must be 'back' or 'pro_rata', not {cancel_model!r}")
+        self._emit = emit
+        self._clock = clock_ns
+        self.fees = fees or FeeSchedule()
+        self._taker_bp = self.fees.taker_fee_bp
+        self._maker_bp = self.fees.maker_fee_bp
+        self.cancel_model: CancelModel = cancel_model
+        self.account = Ledger(cash)
+        self.markets: dict[str, _Market] = {}
+        self.orders: dict[str, SimOrder] = {}  # every order by client order id
+        self.fills: list[Fill] = []
+        self._seq = 0
+        self._own = on_own_delta or _ignore
+
+    # ------------------------------------------------------------------ market data
+
+    def book(self, ticker: str) -> Book | None:
+        """The exchange-side book of ``ticker`` (others' visible liquidity), or None before its snapshot."""
+        market = self.markets.get(ticker)
+        return market.book if market is not None else None
+
+    def snapshot(self, ticker: str, yes: list[tuple[int, int]], no: list[tuple[int, int]]) -> Book:
+        """Replace a market's book; resting orders keep their place, capped by what is now visible."""
+        market = self.markets.get(ticker)
+        if market is None:
+            market = self.markets[ticker] = _Market(Book(ticker))
+        book = market.book
+        book.set_levels(yes, no)
+        book.ts_ns = self._clock()
+        market.pending.clear()
+        for on_yes in (True, False):
+            levels = book.yes if on_yes else book.no
+            for order in market.resting[on_yes]:
+                order.ahead = min(order.ahead, levels.get(order.book_price, 0))
+        return book
+
+    def delta(self, ticker: str, on_yes: bool, price: int, delta: int, ts_ms: int | None) -> Book | None:
+        """Apply a level change (``on_yes``: the YES-bid side; else NO bids at NO ``price``)."""
+        market = self.markets.get(ticker)
+        if market is None:
+            return None
+        if market.pending and (market.window != ts_ms or ts_ms is None):
+            self._flush(market)
+        market.window = ts_ms
+        book = market.book
+        book.apply(on_yes, price, delta)
+        resting = market.resting
+        if delta < 0:
+            for order in resting[on_yes]:
+                if order.book_price == price:
+                    key = (on_yes, price)
+                    pending = market.pending.get(key)
+                    if pending is None:
+                        pending = market.pending[key] = _Pending()
+                    explained = -delta if -delta < pending.traded else pending.traded
+                    pending.traded -= explained
+                    pending.decrease += -delta - explained
+                    if ts_ms is None:
+                        self._flush(market)
+                    break
+        else:
+            opposite = resting[not on_yes]
+            # New size on the other side: if it crosses a resting order, the incoming order traded with it.
+            if opposite and opposite[0].book_price + price >= PRICE_SCALE:
+                self._cross(market, opposite, price, delta)
+        return book
+
+    def trade(self, ticker: str, yes_price: int, count: int, taker_yes: bool, ts_ms: int | None) -> None:
+        """A public trade: ``count`` units at YES ``yes_price``; ``taker_yes`` when the taker bought YES."""
+        market = self.markets.get(ticker)
+        if market is None:
+            return
+        if market.pending and market.window != ts_ms:
+            self._flush(market)
+        market.window = ts_ms
+        maker_on_yes = not taker_yes
+        level = yes_price if maker_on_yes else PRICE_SCALE - yes_price
+        key = (maker_on_yes, level)
+        if market.echo:
+            echo = market.echo.get(key)
+            if echo is not None:
+                absorbed = min(count, echo[0]) if self._clock() - echo[1] <= _ECHO_NS else 0
+                echo[0] -= absorbed
+                count -= absorbed
+                if echo[0] <= 0 or not absorbed:
+                    del market.echo[key]
+                if count <= 0:
+                    return
+        orders = market.resting[maker_on_yes]
+        if not orders:
+            return
+        pending = market.pending.get(key)
+        if pending is None:
+            pending = market.pending[key] = _Pending()
+        explained = min(count, pending.decrease)
+        pending.decrease -= explained
+        pending.traded += count - explained
+        budget = count
+        consumed = 0  # others consumed at the trade's level by this trade
+        done: list[SimOrder] = []
+        for order in orders:
+            if budget <= 0 or order.book_price < level:
+                break
+            if order.book_price == level:
+                order.ahead = max(order.ahead - consumed, 0)
+                take = min(order.ahead, budget)
+                order.ahead -= take
+                consumed += take
+                budget -= take
+                if budget <= 0:
+                    break
+            units = min(order.remaining, budget)
+            budget -= units
+            self._fill(order, units, order.price, is_taker=False)
+            if order.remaining == 0:
+                done.append(order)
+        for order in done:
+            self._close(market, order, "executed", None)
+
+    def settle(self, ticker: str, value: int) -> int:
+        """Settle ``ticker`` at ``value`` ticks per YES unit: cancel resting orders, pay out the position.
+
+        Returns:
+            The payout in micros.
+        """
+        market = self.markets.get(ticker)
+        if market is not None:
+            for on_yes in (True, False):
+                for order in list(market.resting[on_yes]):
+                    self._close(market, order, "canceled", "market settled")
+        return self.account.settle(ticker, value)
+
+    # ------------------------------------------------------------------ orders
+
+    def place(self, state: OrderState) -> None:
+        """An order arrives at the exchange now: match, then rest / cancel the rest as its time in force says."""
+        self._seq += 1
+        on_yes = state.side == "bid"
+        order = SimOrder(
+            client_order_id=state.client_order_id,
+            order_id=f"bt-{self._seq}",
+            ticker=state.ticker,
+            side=state.side,
+            price=state.price,
+            remaining=state.count,
+            filled=0,
+            time_in_force=state.time_in_force,
+            post_only=state.post_only,
+            seq=self._seq,
+            on_yes=on_yes,
+            book_price=state.price if on_yes else PRICE_SCALE - state.price,
+            created_ns=self._clock(),
+        )
+        self.orders[order.client_order_id] = order
+        market = self.markets.get(order.ticker)
+        if market is None:
+            self._reject(order, "market_not_found: no book for this market yet")
+            return
+        self._enter(market, order)
+
+    def amend(self, state: OrderState, price: int, count: int) -> None:
+        """Change a resting order; same price and a smaller remainder keeps its queue place."""
+        order = self.orders.get(state.client_order_id)
+        market = self.markets.get(state.ticker)
+        if order is None or market is None or order.status != "resting":
+            self._report_reject(state, "order_not_resting")
+            return
+        remaining = count - order.filled
+        if remaining <= 0:
+            self._report_reject(state, "invalid_count: count must exceed the units already filled")
+            return
+        if price == order.price and remaining <= order.remaining:
+            if remaining < order.remaining:
+                self._own(order.ticker, order.on_yes, order.book_price, remaining - order.remaining)
+            order.remaining = remaining
+            self._update(order, "resting", "Amend")
+            return
+        market.resting[order.on_yes].remove(order)
+        self._own(order.ticker, order.on_yes, order.book_price, -order.remaining)
+        self._seq += 1
+        order.seq = self._seq
+        order.price = price
+        order.book_price = price if order.on_yes else PRICE_SCALE - price
+        order.remaining = remaining
+        self._enter(market, order, reason="Amend")
+
+    def cancel(self, state: OrderState) -> None:
+        """Cancel a resting order (nothing happens for one already done)."""
+        order = self.orders.get(state.client_order_id)
+        market = self.markets.get(state.ticker)
+        if order is None or market is None or order.status != "resting":
+            return
+        self._close(market, order, "canceled", None)
+
+    def resting_in(self, ticker: str) -> list[SimOrder]:
+        """Resting orders of one market."""
+        market = self.markets.get(ticker)
+        return [] if market is None else market.resting[True] + market.resting[False]
+
+    def open_orders(self) -> list[SimOrder]:
+        """Resting orders of every market, in arrival order."""
+        out = [o for m in self.markets.values() for side in (True, False) for o in m.resting[side]]
+        return sorted(out, key=lambda o: o.seq)
+
+    # ------------------------------------------------------------------ internals
+
+    def _enter(self, market: _Market, order: SimOrder, reason: str | None = None) -> None:
+        book = market.book
+        opposite = book.no if order.on_yes else book.yes
+        # Opposite book prices that cross: their YES/NO complement is within the limit.
+        floor = PRICE_SCALE - order.book_price
+        top = book.top_level(not order.on_yes)
+        crossing = sorted((p for p in opposite if p >= floor), reverse=True) if top >= floor else []
+        if crossing and order.post_only:
+            self._reject(order, "post_only_cross: the order would take liquidity")
+            return
+        if order.time_in_force == "fill_or_kill" and sum(opposite[p] for p in crossing) < order.remaining:
+            self._close(market, order, "canceled", "fill_or_kill: not enough liquidity", resting=False)
+            return
+        for p in crossing:
+            if order.remaining == 0:
+                break
+            units = min(order.remaining, opposite[p])
+            fill_price = PRICE_SCALE - p if order.on_yes else p
+            self._fill(order, units, fill_price, is_taker=True)
+            echo = market.echo.setdefault((not order.on_yes, p), [0, 0])
+            echo[0] += units
+            echo[1] = self._clock()
+        if order.remaining == 0:
+            self._close(market, order, "executed", None, resting=False)
+        elif order.time_in_force != "good_till_canceled":
+            self._close(market, order, "canceled", None, resting=False)
+        else:
+            same = book.yes if order.on_yes else book.no
+            order.ahead = same.get(order.book_price, 0)
+            side = market.resting[order.on_yes]
+            side.append(order)
+            side.sort(key=lambda o: (-o.book_price, o.seq))
+            self._own(order.ticker, order.on_yes, order.book_price, order.remaining)
+            self._update(order, "resting", reason)
+
+    def _fill(self, order: SimOrder, units: int, price: int, *, is_taker: bool) -> None:
+        extra = fee_numerator(self._taker_bp if is_taker else self._maker_bp, units, price)
+        if is_taker:
+            fee = _fee(order.taker_acc, extra)
+            order.taker_acc += extra
+        else:
+            fee = _fee(order.maker_acc, extra)
+            order.maker_acc += extra
+        order.fees += fee
+        if not is_taker:
+            self._own(order.ticker, order.on_yes, order.book_price, -units)
+        order.remaining -= units
+        order.filled += units
+        self.account.apply_fill(order.ticker, order.side, price, units, fee)
+        fill = Fill(
+            order.client_order_id,
+            order.order_id,
+            order.ticker,
+            order.side,  # type: ignore[arg-type]
+            price,
+            units,
+            fee,
+            is_taker,
+            self._clock(),
+        )
+        self.fills.append(fill)
+        self._emit(fill)
+
+    def _cross(self, market: _Market, orders: list[SimOrder], price: int, units: int) -> None:
+        budget = units
+        done = []
+        for order in orders:
+            if budget <= 0 or order.book_price + price < PRICE_SCALE:
+                break
+            take = min(order.remaining, budget)
+            budget -= take
+            self._fill(order, take, order.price, is_taker=False)
+            if order.remaining == 0:
+                done.append(order)
+        for order in done:
+            self._close(market, order, "executed", None)
+
+    def _flush(self, market: _Market) -> None:
+        book = market.book
+        for (on_yes, price), pending in market.pending.items():
+            cancelled = pending.decrease
+            if cancelled <= 0:
+                continue
+            visible = (book.yes if on_yes else book.no).get(price, 0)
+            for order in market.resting[on_yes]:
+                if order.book_price != price:
+                    continue
+                if self.cancel_model == "pro_rata":
+                    before = visible + cancelled
+                    order.ahead -= cancelled * order.ahead // before if before else order.ahead
+                order.ahead = min(order.ahead, visible)
+        market.pending.clear()
+
+    def _close(
+        self, market: _Market, order: SimOrder, status: OrderStatus, reason: str | None, *, resting: bool = True
+    ) -> None:
+        if resting and order.status == "resting":
+            market.resting[order.on_yes].remove(order)
+            if order.remaining:
+                self._own(order.ticker, order.on_yes, order.book_price, -order.remaining)
+        if status == "canceled":
+            order.remaining = 0
+        self._update(order, status, reason)
+
+    def _reject(self, order: SimOrder, reason: str) -> None:
+        order.remaining = 0
+        self._update(order, "rejected", reason)
+
+    def _report_reject(self, state: OrderState, reason: str) -> None:
+        self._emit(
+            OrderUpdate(
+                client_order_id=state.client_order_id,
+                order_id=state.order_id,
+                ticker=state.ticker,
+                side=state.side,
+                price=state.price,
+                status=state.status,
+                remaining=state.remaining,
+                filled=state.filled,
+                reason=reason,
+                ts_ns=self._clock(),
+            )
+        )
+
+    def _update(self, order: SimOrder, status: OrderStatus, reason: str | None) -> None:
+        order.status = status
+        order.reason = reason
+        self._emit(
+            OrderUpdate(
+                order.client_order_id,
+                order.order_id,
+                order.ticker,
+                order.side,  # type: ignore[arg-type]
+                order.price,
+                status,
+                order.remaining,
+                order.filled,
+                reason,
+                self._clock(),
+            )
+        )

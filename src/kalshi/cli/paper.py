@@ -1,0 +1,131 @@
+"""``kalshi paper``: a strategy on live market data with simulated fills; no order is ever sent."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+
+from kalshi.cli.backtest import ParamsOpt, StrategyOpt, finish
+from kalshi.cli.common import (
+    EXIT_USAGE,
+    ConnectOptions,
+    EnvOpt,
+    KeyIdOpt,
+    KeyPathOpt,
+    UrlOpt,
+    err_console,
+    fail,
+    preflight,
+    resolve_auth,
+    resolve_config,
+    run,
+    split_values,
+    stop_on_signals,
+)
+from kalshi.errors import KalshiError
+from kalshi.record.recorder import Recorder
+
+if TYPE_CHECKING:
+    from kalshi.auth import KalshiAuth
+    from kalshi.backtest.results import BacktestResult
+    from kalshi.config import KalshiConfig
+    from kalshi.strategy.base import Strategy
+
+__all__ = ["paper_command", "paper_trade"]
+
+_MICROS: Final = 1_000_000
+
+
+async def paper_trade(
+    instance: Strategy,
+    *,
+    config: KalshiConfig,
+    auth: KalshiAuth | None,
+    markets: tuple[str, ...],
+    cash_micros: int,
+    duration: float | None,
+    stop: asyncio.Event | None = None,
+    record: Path | None = None,
+) -> BacktestResult:
+    """Paper-trade until ``duration`` or a stop signal; returns the paper results.
+
+    Raises:
+        KalshiError: the exchange cannot be reached or the subscriptions failed.
+    """
+    from kalshi.strategy.paper import PaperRunner
+    from kalshi.strategy.stream import FrameTap
+    from kalshi.ws.client import KalshiWebSocket
+
+    await preflight(config)
+    stop = stop or asyncio.Event()
+    err_console().print(f"paper trading {', '.join(markets)} on {config.ws_url} (no orders are sent; Ctrl-C stops)")
+    recorder = _recorder(record)
+    tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
+    try:
+        async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
+            runner = PaperRunner(instance, session, markets=markets, cash_micros=cash_micros, tap=tap)
+            with stop_on_signals(stop):
+                return await runner.run(stop=stop, duration=duration)
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def paper_command(
+    strategy: StrategyOpt,
+    markets: Annotated[list[str] | None, typer.Option("--markets", "-m", help="Markets to trade.")] = None,
+    params: ParamsOpt = None,
+    duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
+    cash: Annotated[float, typer.Option("--cash", help="Starting paper cash in dollars.")] = 100_000.0,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write fills/orders/timeline Parquet here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report to this file.")] = None,
+    open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
+    env: EnvOpt = "prod",
+    url: UrlOpt = None,
+    key_id: KeyIdOpt = None,
+    key_path: KeyPathOpt = None,
+) -> None:
+    """Paper-trade a strategy: live data from production, demo, a simulator or a relay; fills simulated by the
+    backtest's queue model against the live book. Nothing reaches the exchange: the paper runner has no REST
+    client at all.
+    """
+    from kalshi.strategy.loader import load_strategy
+
+    options = ConnectOptions(env, url, key_id, key_path)
+    config = resolve_config(options)
+    try:
+        instance = load_strategy(strategy, params)
+    except KalshiError as exc:
+        fail(str(exc), EXIT_USAGE)
+    names = tuple(split_values(markets)) or tuple(instance.markets)
+    if not names:
+        fail("paper trading needs --markets TICKER[,TICKER...] (or a strategy with markets)", EXIT_USAGE)
+    auth = resolve_auth(options, config, required=True)
+    result = run(
+        lambda: paper_trade(
+            instance,
+            config=config,
+            auth=auth,
+            markets=names,
+            cash_micros=round(cash * _MICROS),
+            duration=duration,
+            record=record,
+        ),
+        config=config,
+    )
+    finish(result, out, report, open_report, f"paper {strategy} on {config.ws_url}")
+
+
+def _recorder(path: Path | None) -> Recorder | None:
+    """A started recorder of the session's frames, or None."""
+    if path is None:
+        return None
+    recorder = Recorder(path, metadata={"source": "kalshi paper"})
+    recorder.start()
+    return recorder

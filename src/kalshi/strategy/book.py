@@ -1,0 +1,189 @@
+"""A small mutable L2 book in exact integers, as every mode of a strategy keeps it (no I/O, no asyncio).
+
+The book holds the two sides the exchange publishes: YES bids and NO bids, ``price_ticks -> count_units``.
+A NO bid at ``q`` is a YES ask at ``10000 - q``. Best prices are cached and recomputed only when the best
+level empties, so reading them is O(1) on every delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kalshi.strategy.types import PRICE_SCALE
+
+__all__ = ["Book"]
+
+
+class Book:
+    """The aggregated book of one market.
+
+    Attributes:
+        ticker: the market.
+        yes: YES bids, ``price_ticks -> count_units``.
+        no: NO bids, ``price_ticks -> count_units`` (YES asks at ``10000 - price``).
+        own_yes: the part of ``yes`` that is the strategy's own orders (from deltas carrying its
+            ``client_order_id``, or its simulated orders in a backtest / paper run).
+        own_no: the same for ``no``.
+        version: increments on every change.
+        top_version: increments when a best price or the size at a best price may have changed (a cheap
+            "did the top of the book move" check for strategies).
+        ts_ns: time of the last change (the runner's clock).
+    """
+
+    __slots__ = (
+        "_best_no",
+        "_best_yes",
+        "no",
+        "own_no",
+        "own_yes",
+        "ticker",
+        "top_version",
+        "ts_ns",
+        "version",
+        "yes",
+    )
+
+    def __init__(self, ticker: str) -> None:
+        self.ticker = ticker
+        self.yes: dict[int, int] = {}
+        self.no: dict[int, int] = {}
+        self.own_yes: dict[int, int] = {}
+        self.own_no: dict[int, int] = {}
+        self._best_yes = 0
+        self._best_no = 0
+        self.version = 0
+        self.top_version = 0
+        self.ts_ns = 0
+
+    def __repr__(self) -> str:
+        return f"Book({self.ticker!r}, bid={self.best_bid}, ask={self.best_ask}, v{self.version})"
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def best_bid(self) -> int | None:
+        """Best YES bid in ticks, or None when there is none."""
+        return self._best_yes or None
+
+    @property
+    def best_ask(self) -> int | None:
+        """Best YES ask in ticks (``10000 -`` the best NO bid), or None when there is none."""
+        return PRICE_SCALE - self._best_no if self._best_no else None
+
+    @property
+    def bid_size(self) -> int:
+        """Units at the best YES bid (0 when empty)."""
+        return self.yes.get(self._best_yes, 0)
+
+    @property
+    def ask_size(self) -> int:
+        """Units at the best YES ask (0 when empty)."""
+        return self.no.get(self._best_no, 0)
+
+    @property
+    def mid2(self) -> int | None:
+        """Twice the mid price in ticks (exact), or None unless both sides are present."""
+        if not self._best_yes or not self._best_no:
+            return None
+        return self._best_yes + PRICE_SCALE - self._best_no
+
+    @property
+    def others_best_bid(self) -> int | None:
+        """Best YES bid of other traders (levels holding only the strategy's own orders are skipped)."""
+        return self._others_best(self.yes, self.own_yes, self._best_yes) or None
+
+    @property
+    def others_best_ask(self) -> int | None:
+        """Best YES ask of other traders (levels holding only the strategy's own orders are skipped)."""
+        best = self._others_best(self.no, self.own_no, self._best_no)
+        return PRICE_SCALE - best if best else None
+
+    @staticmethod
+    def _others_best(levels: dict[int, int], own: dict[int, int], best: int) -> int:
+        price = best
+        while price:
+            if levels.get(price, 0) > own.get(price, 0):
+                return price
+            price = max((p for p in levels if p < price), default=0)
+        return 0
+
+    def top_level(self, is_yes: bool) -> int:
+        """Best price on the YES-bid (``is_yes``) or NO-bid side in that side's own ticks, 0 when empty."""
+        return self._best_yes if is_yes else self._best_no
+
+    def bids(self) -> list[tuple[int, int]]:
+        """YES bids ``(price, units)``, best (highest) first."""
+        return sorted(self.yes.items(), reverse=True)
+
+    def asks(self) -> list[tuple[int, int]]:
+        """YES asks ``(yes_price, units)``, best (lowest) first."""
+        return [(PRICE_SCALE - p, u) for p, u in sorted(self.no.items(), reverse=True)]
+
+    def size_at(self, side: str, price: int) -> int:
+        """Units resting at YES ``price`` on ``side`` (``"bid"``: YES bids; ``"ask"``: YES asks)."""
+        if side == "bid":
+            return self.yes.get(price, 0)
+        return self.no.get(PRICE_SCALE - price, 0)
+
+    # ------------------------------------------------------------------ changing
+
+    def clear(self) -> None:
+        """Empty both sides."""
+        self.yes.clear()
+        self.no.clear()
+        self.own_yes.clear()
+        self.own_no.clear()
+        self.top_version += 1
+        self._best_yes = self._best_no = 0
+        self.version += 1
+
+    def set_levels(
+        self, yes: Iterable[tuple[int, int]], no: Iterable[tuple[int, int]], *, keep_own: bool = True
+    ) -> None:
+        """Replace the book with a snapshot's levels (``(price_ticks, count_units)``; zero sizes ignored).
+
+        A snapshot does not say which size is ours: ``keep_own`` keeps the own sizes known so far (capped by
+        the new levels); without it they are cleared, for a caller that re-adds them.
+        """
+        self.yes = {p: u for p, u in yes if u > 0}
+        self.no = {p: u for p, u in no if u > 0}
+        self._best_yes = max(self.yes, default=0)
+        self._best_no = max(self.no, default=0)
+        self.version += 1
+
+    def apply_own(self, is_yes: bool, price: int, delta: int) -> int:
+        """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
+        self.top_version += 1  # the split between own and others' size at a level changed
+        own = self.own_yes if is_yes else self.own_no
+        size = own.get(price, 0) + delta
+        if size > 0:
+            own[price] = size
+        else:
+            own.pop(price, None)
+        return self.apply(is_yes, price, delta)
+
+    def apply(self, is_yes: bool, price: int, delta: int) -> int:
+        """Add ``delta`` units at ``price`` on the YES (``is_yes``) or NO side; returns the new level size.
+
+        A level that would go negative is clamped at zero (a book that lost a message stays usable).
+        """
+        levels = self.yes if is_yes else self.no
+        size = levels.get(price, 0) + delta
+        self.version += 1
+        if price >= (self._best_yes if is_yes else self._best_no):
+            self.top_version += 1
+        if size > 0:
+            levels[price] = size
+            if is_yes:
+                if price > self._best_yes:
+                    self._best_yes = price
+            elif price > self._best_no:
+                self._best_no = price
+            return size
+        levels.pop(price, None)
+        if is_yes:
+            if price == self._best_yes:
+                self._best_yes = max(levels, default=0)
+        elif price == self._best_no:
+            self._best_no = max(levels, default=0)
+        return 0

@@ -1,0 +1,372 @@
+"""Live trading: the same strategy with real orders through the REST client, guarded by a kill switch.
+
+:class:`LiveRunner` reads the market and the account's private channels from a connected, authenticated
+streaming session (:class:`~kalshi.strategy.stream.MarketStream`), sends the strategy's orders over REST from
+one kept worker task (in order, so an amend or cancel always follows the order it names), and feeds fills and
+order updates from the ``fill``/``user_orders`` channels back to the strategy. A
+:class:`~kalshi.portfolio.Portfolio` (its own REST snapshot and reconciliation after reconnects) seeds the
+starting cash and positions and stays readable as :attr:`LiveRunner.portfolio`.
+
+The :class:`~kalshi.strategy.killswitch.KillSwitch` is asked before every request and after every fill; when a
+limit is hit, the context refuses new orders, queued requests are dropped and every resting order of the
+account is cancelled (``DELETE /portfolio/events/orders``), then the runner keeps streaming so the strategy
+sees the cancels arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import time
+import uuid
+from collections import deque
+from decimal import Decimal
+from typing import Any, Final
+
+from kalshi._fixed import format_count, format_price
+from kalshi.errors import KalshiAPIError, KalshiError
+from kalshi.portfolio import Portfolio
+from kalshi.rest import AsyncKalshiClient
+from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.book import Book
+from kalshi.strategy.context import Context
+from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
+from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
+from kalshi.strategy.stream import TIMER, FrameTap, MarketStream, apply_book_message
+from kalshi.strategy.types import OrderState, OrderUpdate, StrategyError
+from kalshi.ws.client import KalshiWebSocket
+from kalshi.ws.models import (
+    FillMessage,
+    MarketLifecycleMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    TickerMessage,
+    TradeMessage,
+    UserOrdersMessage,
+)
+
+__all__ = ["LiveRunner"]
+
+logger = logging.getLogger(__name__)
+
+_STP: Final = "taker_at_cross"
+_MICROS: Final = Decimal(1_000_000)
+_REQUEST_QUEUE: Final = 1_000
+
+
+class LiveRunner:
+    """Runs a strategy against an exchange with real orders.
+
+    Args:
+        strategy: the strategy.
+        session: a connected, authenticated streaming session (market data and private channels).
+        rest: an authenticated REST client of the same exchange and account.
+        limits: the kill switch limits.
+        portfolio: a started Portfolio to read the starting cash and positions from (None: read the balance
+            over REST and start flat).
+        markets: the markets to trade (default: the strategy's ``markets``).
+        id_prefix: prefix of client order ids (default: random per run, so ids never repeat across runs).
+        tap: the session's :class:`~kalshi.strategy.stream.FrameTap`: handle messages in wire order (as a
+            backtest of a recording of this session will).
+
+    Raises:
+        StrategyError: no markets to trade.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        session: KalshiWebSocket,
+        rest: AsyncKalshiClient,
+        *,
+        limits: KillSwitchLimits | None = None,
+        portfolio: Portfolio | None = None,
+        markets: tuple[str, ...] | None = None,
+        id_prefix: str | None = None,
+        tap: FrameTap | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.markets = tuple(markets or strategy.markets)
+        if not self.markets:
+            raise StrategyError("live trading needs markets: give markets=... or set Strategy.markets")
+        self._session = session
+        self._tap = tap
+        self._rest = rest
+        self.portfolio = portfolio
+        self.kill_switch = KillSwitch(limits or KillSwitchLimits())
+        self._watch_loss = self.kill_switch.limits.max_loss_micros is not None
+        self.books: dict[str, Book] = {}
+        prefix = id_prefix if id_prefix is not None else f"k{uuid.uuid4().hex[:8]}-"
+        self.ctx = Context(self, time.time_ns, self.books, cash=0, id_prefix=prefix)
+        self._hooks = overridden_hooks(strategy)
+        self._requests: asyncio.Queue[tuple[int, OrderState, int, int]] = asyncio.Queue(_REQUEST_QUEUE)
+        self._order_ids: dict[str, str] = {}
+        self._stream: MarketStream | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.round_trips: deque[float] = deque(maxlen=10_000)  # REST order round trips, seconds
+        self.events = 0
+        self.cancelled_all = False
+
+    # ------------------------------------------------------------------ OrderSink: the REST worker
+
+    def place(self, order: OrderState) -> None:
+        self._submit(0, order, 0, 0)
+
+    def amend(self, order: OrderState, price: int, count: int) -> None:
+        self._submit(1, order, price, count)
+
+    def cancel(self, order: OrderState) -> None:
+        self._submit(2, order, 0, 0)
+
+    def _submit(self, op: int, order: OrderState, price: int, count: int) -> None:
+        if self.kill_switch.on_request() is not None:
+            self._trip()
+            if op == 0:
+                raise StrategyError(f"orders are blocked by the kill switch: {self.kill_switch.reason}")
+            return
+        try:
+            self._requests.put_nowait((op, order, price, count))
+        except asyncio.QueueFull:
+            raise StrategyError(f"{_REQUEST_QUEUE} order requests are waiting for the exchange; slow down") from None
+        self._inflight += 1
+        self._idle.clear()
+
+    @property
+    def median_round_trip(self) -> float | None:
+        """Median REST order round trip in seconds (None before the first order)."""
+        return statistics.median(self.round_trips) if self.round_trips else None
+
+    def caught_up(self) -> bool:
+        """True when every item received so far was handled and every order request was answered."""
+        stream = self._stream
+        return stream is not None and stream.backlog() == 0 and self.events == stream.forwarded and self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Wait until every order request sent so far was answered."""
+        await self._idle.wait()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None) -> None:
+        """Trade until ``stop`` is set or ``duration`` seconds passed (or forever).
+
+        Raises:
+            KalshiError: subscribing, the starting balance or the session failed.
+        """
+        stop = stop or asyncio.Event()
+        await self._seed()
+        async with MarketStream(
+            self._session, self.markets, private=True, timer_interval=self.strategy.timer_interval, tap=self._tap
+        ) as stream:
+            self._stream = stream
+            self._worker = asyncio.create_task(self._work(), name="kalshi-live-orders")
+            try:
+                await self._hook("on_start", self.ctx)
+                async with asyncio.timeout(duration):
+                    waiter = asyncio.create_task(stop.wait())
+                    try:
+                        while True:
+                            getter = asyncio.create_task(stream.get())
+                            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                            if getter not in done:
+                                getter.cancel()
+                                with contextlib.suppress(asyncio.CancelledError):
+                                    await getter
+                                break
+                            await self.handle(*getter.result())
+                    finally:
+                        waiter.cancel()
+            except TimeoutError:
+                pass
+            finally:
+                with contextlib.suppress(KalshiError):
+                    await self._hook("on_stop", self.ctx)
+                await self._stop_worker()
+
+    async def _seed(self) -> None:
+        if self.portfolio is not None and self.portfolio.balance is not None:
+            cash = int(self.portfolio.balance * _MICROS)
+            positions = {t: int(p.position * 100) for t, p in self.portfolio.positions.items() if p.position}
+        else:
+            balance = await self._rest.portfolio.get_balance()
+            cash = int(Decimal(balance.balance_dollars) * _MICROS)
+            positions = {}
+        ledger = self.ctx.ledger
+        ledger.start_cash = ledger.cash = cash
+        ledger.positions.update(positions)
+
+    async def handle(self, recv_ns: int, item: Any) -> None:
+        """Process one item of the feed (market data, our fills and order updates, lifecycle, timer)."""
+        self.events += 1
+        strategy, ctx, hooks = self.strategy, self.ctx, self._hooks
+        kind = type(item)
+        if kind is OrderbookDeltaMessage or kind is OrderbookSnapshotMessage:
+            book = apply_book_message(self.books, item, recv_ns)
+            if (
+                book is not None
+                and self._watch_loss
+                and ctx.ledger.positions.get(book.ticker)
+                and self.kill_switch.check(ctx.ledger, self._marks()) is not None
+            ):
+                self._trip()  # the mark moved against an open position
+            if book is not None and "on_book" in hooks:
+                await strategy.on_book(ctx, book)
+        elif kind is FillMessage:
+            fill = fill_of(item, recv_ns)
+            if fill is not None:
+                ctx.apply_fill(fill)
+                if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
+                    self._trip()
+                if "on_fill" in hooks:
+                    await strategy.on_fill(ctx, fill)
+        elif kind is UserOrdersMessage:
+            update = order_update_of(item, recv_ns)
+            if update.order_id:
+                self._order_ids[update.client_order_id] = update.order_id
+            ctx.apply_update(update)
+            if "on_order_update" in hooks:
+                await strategy.on_order_update(ctx, update)
+        elif kind is OrderUpdate:  # a rejection from the REST worker
+            ctx.apply_update(item)
+            if "on_order_update" in hooks:
+                await strategy.on_order_update(ctx, item)
+        elif kind is TradeMessage:
+            trade = trade_of(item, recv_ns)
+            if trade is not None and "on_trade" in hooks:
+                await strategy.on_trade(ctx, trade)
+        elif kind is TickerMessage:
+            if "on_ticker" in hooks:
+                await strategy.on_ticker(ctx, ticker_of(item, recv_ns))
+        elif kind is MarketLifecycleMessage:
+            event = lifecycle_of(item, recv_ns)
+            if event.event_type in SETTLING_EVENTS and event.settlement_value is not None:
+                ctx.apply_settlement(event.ticker, event.settlement_value)
+            await self._hook("on_lifecycle", ctx, event)
+        elif item == TIMER:
+            if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
+                self._trip()
+            await self._hook("on_timer", ctx, recv_ns)
+        else:
+            await self._hook("on_connection", ctx, item)
+
+    def _marks(self) -> dict[str, int]:
+        marks = {}
+        for ticker, book in self.books.items():
+            mid2 = book.mid2
+            if mid2 is not None:
+                marks[ticker] = mid2 // 2
+        return marks
+
+    # ------------------------------------------------------------------ the kill switch
+
+    def _trip(self) -> None:
+        if self.ctx.blocked is not None:
+            return
+        reason = self.kill_switch.reason or "kill switch"
+        logger.error("kill switch: %s; cancelling every resting order", reason)
+        self.ctx.blocked = reason
+        while not self._requests.empty():  # queued requests never reach the exchange
+            self._requests.get_nowait()
+            self._done_one()
+        self._submit_cancel_all()
+
+    def _submit_cancel_all(self) -> None:
+        self._inflight += 1
+        self._idle.clear()
+        self._requests.put_nowait((3, _NO_ORDER, 0, 0))
+
+    # ------------------------------------------------------------------ the REST worker
+
+    async def _work(self) -> None:
+        orders = self._rest.orders
+        while True:
+            op, order, price, count = await self._requests.get()
+            started = time.monotonic()
+            try:
+                if op == 0:
+                    created = await orders.create_order_v2(
+                        ticker=order.ticker,
+                        side=order.side,
+                        count=format_count(order.count),
+                        price=format_price(order.price),
+                        time_in_force=order.time_in_force,
+                        self_trade_prevention_type=_STP,
+                        client_order_id=order.client_order_id,
+                        post_only=order.post_only or None,
+                    )
+                    self._order_ids[order.client_order_id] = created.order_id
+                    if order.order_id is None:
+                        order.order_id = created.order_id
+                elif op == 3:
+                    await orders.cancel_all_orders()
+                    self.cancelled_all = True
+                else:
+                    order_id = self._order_ids.get(order.client_order_id) or order.order_id
+                    if order_id is None:
+                        raise StrategyError(f"order {order.client_order_id} has no exchange id (it was rejected)")
+                    if op == 1:
+                        await orders.amend_order_v2(
+                            order_id,
+                            ticker=order.ticker,
+                            side=order.side,
+                            price=format_price(price),
+                            count=format_count(count),
+                        )
+                    else:
+                        await orders.cancel_order_v2(order_id)
+                self.round_trips.append(time.monotonic() - started)
+            except (KalshiAPIError, StrategyError) as exc:
+                self._reject(op, order, exc)
+            except KalshiError as exc:  # the exchange could not be reached: report, keep going
+                logger.warning("order request failed: %s", exc)
+                self._reject(op, order, exc)
+            finally:
+                self._done_one()
+
+    def _reject(self, op: int, order: OrderState, exc: Exception) -> None:
+        if op == 3:
+            logger.error("cancel-all failed: %s", exc)
+            return
+        if op != 0 or self._stream is None:
+            logger.warning("order %s: %s", order.client_order_id, exc)
+            return
+        update = OrderUpdate(
+            client_order_id=order.client_order_id,
+            order_id=None,
+            ticker=order.ticker,
+            side=order.side,
+            price=order.price,
+            status="rejected",
+            remaining=0,
+            filled=0,
+            reason=str(exc),
+            ts_ns=time.time_ns(),
+        )
+        if not self._stream.inject(update):
+            logger.error("order %s rejected (%s) but the feed queue is full", order.client_order_id, exc)
+
+    def _done_one(self) -> None:
+        self._inflight -= 1
+        if self._inflight <= 0:
+            self._inflight = 0
+            self._idle.set()
+
+    async def _stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._idle.set()
+
+    async def _hook(self, name: str, *args: Any) -> None:
+        if name in self._hooks:
+            await getattr(self.strategy, name)(*args)
+
+
+_NO_ORDER: Final = OrderState("", "", "bid", 1, 1, "good_till_canceled", False)

@@ -1,0 +1,231 @@
+"""Paper trading: a strategy on live market data, its orders filled by the backtest's model, none sent.
+
+:class:`PaperRunner` takes a connected streaming session (production, demo, the simulator or a relay) and
+nothing else: it has no REST client and this module imports none, so no order can reach an exchange. The
+strategy's orders go to a :class:`~kalshi.backtest.matching.SimulatedExchange` fed by the live book and
+trades, the same queue-position model and fees as a backtest; the strategy sees the live book with its own
+paper orders added, as the exchange's feed would show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+from kalshi.backtest.fees import FeeSchedule
+from kalshi.backtest.matching import CancelModel, SimulatedExchange
+from kalshi.backtest.results import BacktestResult, ResultCollector
+from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.book import Book
+from kalshi.strategy.context import Context
+from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
+from kalshi.strategy.stream import TIMER, FrameTap, MarketStream
+from kalshi.strategy.types import Fill, MarketLifecycle, OrderState, OrderUpdate, StrategyError
+from kalshi.ws.client import KalshiWebSocket
+from kalshi.ws.models import (
+    MarketLifecycleMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    TickerMessage,
+    TradeMessage,
+)
+
+__all__ = ["PaperRunner"]
+
+logger = logging.getLogger(__name__)
+
+
+class PaperRunner:
+    """Runs a strategy on a live session with simulated fills.
+
+    Args:
+        strategy: the strategy (its ``markets`` are subscribed unless ``markets`` is given).
+        session: a connected :class:`~kalshi.ws.KalshiWebSocket` session; no credentials are needed.
+        markets: the markets to trade.
+        cash_micros: starting paper cash.
+        fees: the fee schedule.
+        cancel_model: the queue model's cancel assumption (``"back"`` or ``"pro_rata"``).
+        sample_interval_s: spacing of the timeline samples of the result.
+        tap: the session's :class:`~kalshi.strategy.stream.FrameTap`: handle messages in wire order.
+
+    Raises:
+        StrategyError: no markets to trade.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        session: KalshiWebSocket,
+        *,
+        markets: tuple[str, ...] | None = None,
+        cash_micros: int = 100_000 * 1_000_000,
+        fees: FeeSchedule | None = None,
+        cancel_model: CancelModel = "back",
+        sample_interval_s: float = 1.0,
+        tap: FrameTap | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self._tap = tap
+        self.markets = tuple(markets or strategy.markets)
+        if not self.markets:
+            raise StrategyError("paper trading needs markets: give markets=... or set Strategy.markets")
+        self._session = session
+        self.exchange = SimulatedExchange(
+            self._on_report,
+            time.time_ns,
+            fees=fees,
+            cancel_model=cancel_model,
+            cash=cash_micros,
+            on_own_delta=self._own_delta,
+        )
+        self.books: dict[str, Book] = {}
+        self.ctx = Context(self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper")
+        self.collector = ResultCollector(self.exchange, sample_interval_s)
+        self._hooks = overridden_hooks(strategy)
+        self._reports: deque[tuple[str, Any]] = deque()
+        self._settled: set[str] = set()
+        self._stream: MarketStream | None = None
+        self.events = 0
+
+    # ------------------------------------------------------------------ OrderSink: the simulated exchange only
+
+    def place(self, order: OrderState) -> None:
+        self.exchange.place(order)
+
+    def amend(self, order: OrderState, price: int, count: int) -> None:
+        self.exchange.amend(order, price, count)
+
+    def cancel(self, order: OrderState) -> None:
+        self.exchange.cancel(order)
+
+    def caught_up(self) -> bool:
+        """True when every item received so far was handled (for tests and checkpoints)."""
+        stream = self._stream
+        return stream is not None and stream.backlog() == 0 and self.events == stream.forwarded
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None) -> BacktestResult:
+        """Trade until ``stop`` is set or ``duration`` seconds passed (or forever); returns the paper results.
+
+        Raises:
+            KalshiError: subscribing failed or the session closed.
+        """
+        stop = stop or asyncio.Event()
+        async with MarketStream(
+            self._session, self.markets, timer_interval=self.strategy.timer_interval, tap=self._tap
+        ) as stream:
+            self._stream = stream
+            await self._hook("on_start", self.ctx)
+            await self._drain_reports()
+            try:
+                async with asyncio.timeout(duration):
+                    waiter = asyncio.create_task(stop.wait())
+                    try:
+                        while not stop.is_set():
+                            getter = asyncio.create_task(stream.get())
+                            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                            if getter not in done:
+                                getter.cancel()
+                                break
+                            recv_ns, item = getter.result()
+                            await self.handle(recv_ns, item)
+                    finally:
+                        waiter.cancel()
+            except TimeoutError:
+                pass
+            await self._hook("on_stop", self.ctx)
+            await self._drain_reports()
+        self.collector.sample(time.time_ns(), force=True)
+        return self.collector.result(self.events, self.ctx)
+
+    async def handle(self, recv_ns: int, item: Any) -> None:
+        """Process one item of the live feed (a typed message, a lifecycle event or a timer tick)."""
+        self.events += 1
+        strategy, ctx, hooks, exchange = self.strategy, self.ctx, self._hooks, self.exchange
+        kind = type(item)
+        if kind is OrderbookDeltaMessage:
+            m = item.msg
+            on_yes, price, delta = m.side == "yes", m.price_ticks(), m.delta_units()
+            exchange.delta(m.market_ticker, on_yes, price, delta, m.ts_ms)
+            book = self.books.get(m.market_ticker)
+            if book is not None:
+                book.apply(on_yes, price, delta)
+                book.ts_ns = recv_ns
+                if "on_book" in hooks:
+                    await strategy.on_book(ctx, book)
+        elif kind is OrderbookSnapshotMessage:
+            m2 = item.msg
+            yes, no = m2.levels_ticks()
+            exchange.snapshot(m2.market_ticker, yes, no)
+            book = self.books.get(m2.market_ticker)
+            if book is None:
+                book = self.books[m2.market_ticker] = Book(m2.market_ticker)
+            book.set_levels(yes, no, keep_own=False)
+            for order in exchange.resting_in(m2.market_ticker):
+                book.apply_own(order.on_yes, order.book_price, order.remaining)
+            book.ts_ns = recv_ns
+            if "on_book" in hooks:
+                await strategy.on_book(ctx, book)
+        elif kind is TradeMessage:
+            trade = trade_of(item, recv_ns)
+            if trade is not None:
+                exchange.trade(trade.ticker, trade.price, trade.count, trade.taker_side == "yes", item.msg.ts_ms)
+                if "on_trade" in hooks:
+                    await strategy.on_trade(ctx, trade)
+        elif kind is TickerMessage:
+            if "on_ticker" in hooks:
+                await strategy.on_ticker(ctx, ticker_of(item, recv_ns))
+        elif kind is MarketLifecycleMessage:
+            await self._lifecycle(lifecycle_of(item, recv_ns))
+        elif item == TIMER:
+            await self._hook("on_timer", ctx, recv_ns)
+        elif "on_connection" in hooks:
+            await strategy.on_connection(ctx, item)
+        await self._drain_reports()
+        self.collector.maybe_sample(recv_ns)
+
+    async def _lifecycle(self, event: MarketLifecycle) -> None:
+        value = event.settlement_value
+        if event.event_type in SETTLING_EVENTS and value is not None and event.ticker not in self._settled:
+            self._settled.add(event.ticker)
+            self.exchange.settle(event.ticker, value)
+            await self._drain_reports()
+            self.ctx.apply_settlement(event.ticker, value)
+        await self._hook("on_lifecycle", self.ctx, event)
+
+    def _on_report(self, report: Fill | OrderUpdate) -> None:
+        self._reports.append(("report", report))
+
+    def _own_delta(self, ticker: str, on_yes: bool, price: int, delta: int) -> None:
+        self._reports.append(("own", (ticker, on_yes, price, delta)))
+
+    async def _drain_reports(self) -> None:
+        """Deliver the simulated exchange's reports after the hook that caused them (never re-entrantly)."""
+        strategy, ctx, hooks = self.strategy, self.ctx, self._hooks
+        reports = self._reports
+        while reports:
+            kind, item = reports.popleft()
+            if kind == "own":
+                ticker, on_yes, price, delta = item
+                book = self.books.get(ticker)
+                if book is not None:
+                    book.apply_own(on_yes, price, delta)
+                    if "on_book" in hooks:
+                        await strategy.on_book(ctx, book)
+            elif type(item) is Fill:
+                ctx.apply_fill(item)
+                self.collector.on_fill(item)
+                if "on_fill" in hooks:
+                    await strategy.on_fill(ctx, item)
+            else:
+                ctx.apply_update(item)
+                if "on_order_update" in hooks:
+                    await strategy.on_order_update(ctx, item)
+
+    async def _hook(self, name: str, *args: Any) -> None:
+        if name in self._hooks:
+            await getattr(self.strategy, name)(*args)

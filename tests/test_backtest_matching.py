@@ -1,0 +1,197 @@
+"""The simulated exchange's fill model on small hand-built books: queue position, cancels, trades, crossing, taking."""
+
+from __future__ import annotations
+
+import pytest
+
+from kalshi.backtest.fees import FeeSchedule
+from kalshi.backtest.matching import SimulatedExchange
+from kalshi.strategy.types import Fill, OrderState, OrderUpdate
+
+T = "MKT"
+
+
+class Harness:
+    def __init__(self, *, cancel_model: str = "back", fees: FeeSchedule | None = None) -> None:
+        self.now = 1_000
+        self.fills: list[Fill] = []
+        self.updates: list[OrderUpdate] = []
+        self.own: list[tuple[str, bool, int, int]] = []
+        self.ex = SimulatedExchange(
+            self.emit,
+            lambda: self.now,
+            cancel_model=cancel_model,  # type: ignore[arg-type]
+            fees=fees,
+            cash=10**12,
+            on_own_delta=lambda *a: self.own.append(a),
+        )
+        self.n = 0
+
+    def emit(self, report: Fill | OrderUpdate) -> None:
+        (self.fills if isinstance(report, Fill) else self.updates).append(report)
+
+    def order(
+        self, side: str, price: int, count: int, tif: str = "good_till_canceled", post_only: bool = False
+    ) -> OrderState:
+        self.n += 1
+        state = OrderState(f"c{self.n}", T, side, price, count, tif, post_only, remaining=count)  # type: ignore[arg-type]
+        self.ex.place(state)
+        return state
+
+    def ahead(self, state: OrderState) -> int:
+        return self.ex.orders[state.client_order_id].ahead
+
+    def status(self, state: OrderState) -> str:
+        return self.ex.orders[state.client_order_id].status
+
+
+def book(h: Harness, yes: list[tuple[int, int]], no: list[tuple[int, int]]) -> None:
+    h.ex.snapshot(T, yes, no)
+
+
+def test_a_resting_order_queues_behind_the_visible_size_and_trades_consume_the_queue_first() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])  # YES bid 0.50 x3, YES ask 0.51 x5
+    bid = h.order("bid", 5000, 100)
+    assert h.status(bid) == "resting" and h.ahead(bid) == 300
+    h.ex.delta(T, True, 5000, 200, 1)  # joins behind us
+    assert h.ahead(bid) == 300
+    h.ex.trade(T, 5000, 200, False, 2)  # a NO taker hits the YES bids at 0.50
+    assert h.ahead(bid) == 100 and h.fills == []
+    h.ex.trade(T, 5000, 150, False, 3)
+    assert h.ahead(bid) == 0
+    assert [(f.price, f.count, f.is_taker) for f in h.fills] == [(5000, 50, False)]
+    h.ex.trade(T, 5000, 100, False, 4)
+    assert [f.count for f in h.fills] == [50, 50]
+    assert h.status(bid) == "executed"
+    assert h.ex.account.positions[T] == 100
+
+
+def test_a_trade_through_a_better_priced_order_fills_it_at_its_own_price() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4800, 500)])
+    bid = h.order("bid", 5100, 200)  # inside the spread: alone at its price
+    assert h.ahead(bid) == 0
+    h.ex.trade(T, 5000, 150, False, 1)  # the taker sold down to 0.50: it went through 0.51 first
+    assert [(f.price, f.count) for f in h.fills] == [(5100, 150)]
+
+
+def test_a_trade_at_a_worse_price_for_the_taker_does_not_reach_the_order() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4800, 500)])
+    h.order("bid", 4900, 100)
+    h.ex.trade(T, 5000, 300, False, 1)
+    assert h.fills == []
+
+
+@pytest.mark.parametrize(("model", "expected"), [("back", 300), ("pro_rata", 240)])
+def test_cancels_ahead_follow_the_named_model(model: str, expected: int) -> None:
+    h = Harness(cancel_model=model)
+    book(h, [(5000, 300)], [(4900, 500)])
+    bid = h.order("bid", 5000, 100)
+    h.ex.delta(T, True, 5000, 200, 1)  # level 500: 300 ahead, 200 behind
+    h.ex.delta(T, True, 5000, -100, 2)  # a cancel somewhere in the level
+    h.ex.delta(T, True, 5100, 100, 3)  # the next exchange timestamp settles the window
+    # back: the cancel came from behind us (ahead unchanged); pro-rata: 100 * 300 / 500 = 60 of it was ahead.
+    assert h.ahead(bid) == expected
+
+
+def test_cancels_from_the_back_shrink_the_queue_only_when_the_level_gets_smaller_than_it() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    bid = h.order("bid", 5000, 100)
+    h.ex.delta(T, True, 5000, -250, 1)
+    h.ex.delta(T, True, 5100, 100, 2)
+    assert h.ahead(bid) == 50
+
+
+@pytest.mark.parametrize("delta_first", [True, False])
+def test_a_trade_and_its_delta_count_once_in_either_order(delta_first: bool) -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    bid = h.order("bid", 5000, 100)
+    if delta_first:
+        h.ex.delta(T, True, 5000, -120, 7)
+        h.ex.trade(T, 5000, 120, False, 7)
+    else:
+        h.ex.trade(T, 5000, 120, False, 7)
+        h.ex.delta(T, True, 5000, -120, 7)
+    h.ex.delta(T, False, 4000, 100, 8)  # next timestamp
+    assert h.ahead(bid) == 180 and h.fills == []
+
+
+def test_new_opposite_size_that_crosses_a_resting_order_fills_it_as_maker() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4700, 500)])  # ask 0.53
+    ask = h.order("ask", 5200, 300)  # sell YES at 0.52: rests on the NO side at 4800
+    assert h.status(ask) == "resting"
+    h.ex.delta(T, True, 5300, 200, 1)  # someone bids 0.53 for YES: would have traded with our 0.52 offer
+    assert [(f.side, f.price, f.count, f.is_taker) for f in h.fills] == [("ask", 5200, 200, False)]
+    assert h.ex.account.positions[T] == -200
+
+
+def test_taking_walks_the_levels_at_their_prices_and_ioc_cancels_the_rest() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 100), (4800, 200)])  # asks 0.51 x1, 0.52 x2
+    ioc = h.order("bid", 5200, 500, "immediate_or_cancel")
+    assert [(f.price, f.count, f.is_taker) for f in h.fills] == [(5100, 100, True), (5200, 200, True)]
+    assert h.status(ioc) == "canceled"
+    # No market impact: the recorded book is what the recording says it is.
+    assert h.ex.book(T).asks() == [(5100, 100), (5200, 200)]  # type: ignore[union-attr]
+
+
+def test_fill_or_kill_and_post_only() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 100)])
+    fok = h.order("bid", 5100, 200, "fill_or_kill")
+    assert h.status(fok) == "canceled" and h.fills == []
+    post = h.order("bid", 5100, 100, post_only=True)
+    assert h.status(post) == "rejected" and "post_only" in (h.updates[-1].reason or "")
+    fine = h.order("bid", 5000, 100, post_only=True)
+    assert h.status(fine) == "resting"
+    unknown = OrderState("x", "NOPE", "bid", 5000, 100, "good_till_canceled", False, remaining=100)
+    h.ex.place(unknown)
+    assert h.ex.orders["x"].status == "rejected"
+
+
+def test_amend_keeps_the_place_only_for_a_smaller_size_at_the_same_price() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    bid = h.order("bid", 5000, 200)
+    h.ex.delta(T, True, 5000, 100, 1)
+    h.ex.amend(bid, 5000, 100)
+    assert h.ahead(bid) == 300 and h.ex.orders[bid.client_order_id].remaining == 100
+    bid.status = "resting"
+    h.ex.amend(bid, 4900, 100)
+    assert h.ahead(bid) == 0  # a new level of its own
+    h.ex.cancel(bid)
+    assert h.status(bid) == "canceled"
+    # The strategy's own size moved with it: +200, -100, -100 at 5000, +100 at 4900, -100 at 4900.
+    assert h.own == [
+        (T, True, 5000, 200),
+        (T, True, 5000, -100),
+        (T, True, 5000, -100),
+        (T, True, 4900, 100),
+        (T, True, 4900, -100),
+    ]
+
+
+def test_settlement_pays_the_position_and_cancels_resting_orders() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    h.order("bid", 5100, 300, "immediate_or_cancel")  # buys 3 YES at 0.51
+    rest = h.order("bid", 4000, 100)
+    cash = h.ex.account.cash
+    payout = h.ex.settle(T, 10_000)
+    assert payout == 300 * 10_000 and h.ex.account.cash == cash + payout
+    assert h.status(rest) == "canceled" and h.ex.account.positions[T] == 0
+
+
+def test_the_strategy_s_own_taker_trades_in_the_recording_are_not_counted_twice() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    ask = h.order("ask", 5000, 100)  # sells into the 0.50 bid (taker), rests nothing
+    assert h.status(ask) == "executed"
+    bid = h.order("bid", 5000, 100)  # now bids at 0.50 behind 300
+    h.ex.trade(T, 5000, 100, False, 1)  # the recording's echo of our own sale: not somebody else's flow
+    assert h.ahead(bid) == 300

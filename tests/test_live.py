@@ -1,0 +1,130 @@
+"""Live trading against the simulator: real orders over REST, reports from the private channels, the kill switch."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Callable
+
+import pytest
+
+from kalshi.rest import AsyncKalshiClient, RateLimiter
+from kalshi.sim import Simulator
+from kalshi.sim.rest_api import rest_controls
+from kalshi.strategy import Book, Context, OrderUpdate, Strategy, StrategyError
+from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
+from kalshi.strategy.live import LiveRunner
+from kalshi.ws import KalshiWebSocket
+
+
+async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    async with asyncio.timeout(limit):
+        for _ in itertools.count():
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+
+class Spammer(Strategy):
+    """Rests far-away bids on every book update, then (optionally) buys at the ask."""
+
+    def __init__(self, ticker: str, *, per_book: int, take: int = 0) -> None:
+        self.markets = (ticker,)
+        self.per_book = per_book
+        self.take = take
+        self.refused: list[str] = []
+        self.updates: list[OrderUpdate] = []
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        try:
+            for _ in range(self.per_book):
+                ctx.place_order(book.ticker, "bid", 100, 100, post_only=True)
+            if self.take and book.best_ask is not None:
+                ctx.place_order(book.ticker, "bid", book.best_ask, self.take, time_in_force="immediate_or_cancel")
+                self.take = 0
+        except StrategyError as exc:
+            self.refused.append(str(exc))
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+
+async def live(sim: Simulator, strategy: Strategy, limits: KillSwitchLimits) -> tuple[LiveRunner, str]:
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
+    async with rest, KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+        runner = LiveRunner(strategy, session, rest, limits=limits)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop=stop))
+        await until(lambda: runner.kill_switch.tripped or task.done())
+        await until(lambda: (runner.cancelled_all and runner.caught_up()) or task.done())
+        await sim.quiesce()
+        await until(runner.caught_up)
+        stop.set()
+        await task
+    return runner, account
+
+
+@pytest.fixture
+async def sim() -> Simulator:  # type: ignore[misc]
+    async with Simulator(seed=4, markets=2, rate=0, lifecycle=False, ping_interval=0) as s:
+        yield s
+
+
+async def test_the_order_rate_limit_trips_the_kill_switch_and_everything_is_cancelled(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    strategy = Spammer(ticker, per_book=4)  # four per book update: the second update crosses the limit
+    runner, account = await live(sim, strategy, KillSwitchLimits(max_orders_per_second=5))
+    assert runner.kill_switch.reason == "order rate above 5/s"
+    assert strategy.refused and "kill switch" in strategy.refused[0]
+    assert sim.engine.orders(account, "resting") == []  # cancelled on the exchange
+    placed = sim.engine.orders(account)
+    assert 1 <= len(placed) <= 5  # some rested before the trip; the requests past the limit never left
+    assert all(o.status == "canceled" for o in placed)
+    with pytest.raises(StrategyError, match="blocked"):
+        runner.ctx.place_order(ticker, "bid", 100, 100)
+
+
+async def test_a_position_beyond_the_limit_trips_the_kill_switch(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    _, seller = sim.create_account_auth()
+    sim.place_order(seller, ticker, "ask", 9900, 1_000)  # liquidity to take, whatever the seeded book holds
+    strategy = Spammer(ticker, per_book=1, take=300)
+    runner, account = await live(sim, strategy, KillSwitchLimits(max_position=200))
+    assert runner.kill_switch.reason is not None and "position" in runner.kill_switch.reason
+    assert sim.engine.position(account, ticker).position_units > 200
+    assert runner.ctx.position(ticker) == sim.engine.position(account, ticker).position_units
+    assert sim.engine.orders(account, "resting") == []
+    assert any(u.status == "canceled" for u in strategy.updates)
+
+
+def test_kill_switch_limits_by_hand() -> None:
+    now = [0.0]
+    switch = KillSwitch(KillSwitchLimits(max_orders_per_second=2, max_loss_micros=1_000), clock=lambda: now[0])
+    assert switch.on_request() is None and switch.on_request() is None
+    now[0] = 1.5  # the window moved on
+    assert switch.on_request() is None and switch.on_request() is None
+    assert switch.on_request() == "order rate above 2/s"
+    from kalshi.strategy.context import Ledger
+
+    other = KillSwitch(KillSwitchLimits(max_loss_micros=10_000))  # one cent
+    ledger = Ledger(1_000_000)
+    ledger.apply_fill("M", "bid", 5000, 100, 0)  # 1 contract at 0.50
+    assert other.check(ledger, {"M": 4950}) is None  # down $0.005
+    assert other.check(ledger, {"M": 4800}) is not None  # down $0.02
+    with pytest.raises(ValueError):
+        KillSwitchLimits(max_position=0)
+
+
+async def test_a_loss_beyond_the_limit_trips_the_kill_switch(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    _, other = sim.create_account_auth()
+    sim.place_order(other, ticker, "ask", 9900, 1_000)
+    sim.place_order(other, ticker, "bid", 100, 1_000)
+    strategy = Spammer(ticker, per_book=0, take=300)  # buys 3 contracts at $0.99 with the mid near $0.50
+    runner, account = await live(sim, strategy, KillSwitchLimits(max_loss_micros=500_000))
+    assert runner.kill_switch.reason is not None and runner.kill_switch.reason.startswith("loss")
+    assert sim.engine.position(account, ticker).position_units == 300
+    assert sim.engine.orders(account, "resting") == []

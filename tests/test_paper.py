@@ -1,0 +1,111 @@
+"""Paper trading: live data from the simulator, fills from the backtest's model, and no order ever sent.
+
+The guarantee is structural (the paper runner is built from a streaming session only; its modules import no REST
+client; nothing reachable from it is one) and it is checked behaviourally: an authenticated session whose
+account could trade runs the market maker, the paper account fills, and the exchange never sees an order.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+import kalshi.strategy.paper as paper_module
+from kalshi.rest import AsyncKalshiClient, KalshiClient
+from kalshi.sim import Simulator
+from kalshi.strategy import MarketMaker
+from kalshi.strategy.paper import PaperRunner
+from kalshi.ws import KalshiWebSocket
+
+PAPER_MODULES = ["strategy/paper.py", "strategy/stream.py", "strategy/context.py", "backtest/matching.py"]
+
+
+async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    async with asyncio.timeout(limit):
+        for _ in itertools.count():
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_paper_modules_import_no_rest_client() -> None:
+    root = Path(paper_module.__file__).parents[1]
+    for name in PAPER_MODULES:
+        imports = imported_modules(root / name)
+        bad = {m for m in imports if m.startswith(("kalshi.rest", "kalshi.portfolio", "httpx", "kalshi.strategy.live"))}
+        assert not bad, (name, bad)
+
+
+def reachable(obj: object, depth: int = 4) -> list[object]:
+    """Objects reachable through attributes, dicts and lists (bounded depth)."""
+    seen: dict[int, object] = {}
+    frontier = [obj]
+    for _ in range(depth):
+        nxt = []
+        for item in frontier:
+            if id(item) in seen or isinstance(item, str | bytes | int | float | type):
+                continue
+            seen[id(item)] = item
+            if isinstance(item, dict):
+                nxt += list(item.values())
+            elif isinstance(item, list | tuple | set | frozenset):
+                nxt += list(item)
+            else:
+                nxt += list(getattr(item, "__dict__", {}).values())
+                nxt += [getattr(item, s) for s in getattr(type(item), "__slots__", ()) if hasattr(item, s)]
+        frontier = nxt
+    return list(seen.values())
+
+
+async def test_paper_fills_on_live_data_and_no_order_reaches_the_exchange(tmp_path: Path) -> None:
+    async with Simulator(
+        seed=11, markets=3, rate=0, lifecycle=False, ping_interval=0, command_rate=1e6, command_burst=1_000_000
+    ) as sim:
+        auth, account = sim.create_account_auth()  # an account that could trade: paper must not
+        tickers = tuple(sim.tickers[:2])
+        async with KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+            runner = PaperRunner(MarketMaker(size=300, improve=100, markets=tickers), session)
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(stop=stop))
+
+            async def checkpoint() -> None:
+                await sim.quiesce()
+                await session.list_subscriptions()
+                await until(lambda: runner.caught_up() or task.done())
+                assert not task.done(), task.exception()
+
+            await until(lambda: all(t in runner.books for t in tickers))
+            for _ in range(300):
+                sim.step(1)
+                await checkpoint()
+            assert not any(
+                isinstance(o, AsyncKalshiClient | KalshiClient | httpx.AsyncClient | httpx.Client)
+                for o in reachable(runner)
+            )
+            stop.set()
+            result = await task
+        assert result.summary.fills > 0 and result.summary.orders > 0
+        assert sim.engine.orders(account) == []  # the exchange never saw one of them
+        assert sim.engine.fills(account) == []
+        # Paper fills are at prices the live book offered: maker fills at the quote's own limit.
+        orders = {o["client_order_id"]: o for o in result.orders.to_pylist()}
+        for fill in result.fills.to_pylist():
+            assert fill["price_ticks"] == orders[fill["client_order_id"]]["price_ticks"] or fill["is_taker"]
+        result.write(tmp_path / "paper")
+        assert (tmp_path / "paper" / "fills.parquet").exists()
