@@ -32,6 +32,7 @@ from kalshi.ws.models import (
     UnknownMessage,
     UserOrdersMessage,
 )
+from kalshi.ws.transport import Connection
 from ws_client_helpers import (
     Drain,
     Recorder,
@@ -334,18 +335,18 @@ async def test_subscribe_outside_a_session_is_refused(sim: Simulator) -> None:
 
 
 async def test_generic_subscribe_forwards_only_documented_params(
-    sim: Simulator, caplog: pytest.LogCaptureFixture
+    sim: Simulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[bytes] = []
     ticker = sim.tickers[0]
+    original = Connection.send
+
+    def spy(self: Connection, data: bytes) -> None:
+        sent.append(data)
+        original(self, data)
+
+    monkeypatch.setattr(Connection, "send", spy)  # what goes on the wire
     async with session_for(sim, private=False) as (session, _):
-        original = session._flush
-
-        def spy() -> None:
-            sent.extend(session._proto._outbox)
-            original()
-
-        session._flush = spy  # type: ignore[method-assign]
         with caplog.at_level(logging.WARNING, logger="kalshi.ws.channels"):
             stream = await session.subscribe(
                 "ticker",

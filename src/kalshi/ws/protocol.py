@@ -426,7 +426,9 @@ class ClientProtocol:
                         return self._invalid(data, exc, delta.sid, delta.seq)
             seq = delta.seq
             if seq is None:
-                return delta
+                # Deltas are only meaningful in sequence: without seq, continuity cannot be checked.
+                error = KalshiProtocolError("orderbook_delta without seq: the book cannot be kept in sequence")
+                return self._invalid(data, error, delta.sid, None)
             sid = delta.sid
             last_seqs = self._last
             last = last_seqs.get(sid)
