@@ -91,7 +91,7 @@ class LinkPool:
         self._next_number += 1
         self.links.append(link)
         try:
-            await link.open(first=True)
+            await link.open()
         except BaseException:
             self.links.remove(link)
             self._changed()

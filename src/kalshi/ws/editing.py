@@ -90,10 +90,13 @@ class SubscriptionEditor:
     ) -> Subscription[Any]:
         """Subscribe and return the user's handle once the server confirmed every chunk.
 
+        While the session is reconnecting (or when the connection drops before the server answered) the
+        subscription is kept and subscribed by the reconnect, like every other: the handle is returned at once.
+
         Raises:
-            KalshiSubscriptionError: not connected, or the server refused (nothing is left subscribed).
+            KalshiSubscriptionError: no session, or the server refused (nothing is left subscribed).
         """
-        if self.closing or not self._commands.connected:
+        if self.closing:
             raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
         if book_mode is None and channel == "orderbook_delta":
             book_mode = "raw"
@@ -113,7 +116,14 @@ class SubscriptionEditor:
             logger.warning("channel %r has both an iterator and a callback: both receive every message", channel)
         try:
             for chunk in list(state.chunks):
-                await self._issue(state, chunk)
+                if self._commands.connected:
+                    await self._issue(state, chunk)
+        except KalshiSubscriptionError:
+            if self.closing or self._commands.connected:
+                self.discard(state)
+                raise
+            # The connection went down meanwhile: the reconnect subscribes it (see resubscribe_all).
+            logger.info("the connection dropped while subscribing %s; it is subscribed after reconnecting", channel)
         except BaseException:
             self.discard(state)
             raise
@@ -159,8 +169,18 @@ class SubscriptionEditor:
         self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets)))
 
     async def resubscribe_all(self) -> None:
-        """After a reconnect: every subscription again, in order (books restart from snapshots)."""
-        for state in list(self.states.values()):
+        """After a reconnect: every subscription again, in order (books restart from snapshots), including
+        those made while the connection was down."""
+        done: set[int] = set()
+        while todo := [state for state in self.states.values() if state.client_id not in done]:
+            done.update(state.client_id for state in todo)
+            if not await self._resubscribe(todo):
+                return  # the new connection dropped too: the supervisor goes round again
+
+    async def _resubscribe(self, states: list[SubscriptionState]) -> bool:
+        for state in states:
+            if state.client_id not in self.states:
+                continue
             self.reconnecting(state)
             for chunk in list(state.chunks):
                 chunk.sid = None
@@ -173,10 +193,11 @@ class SubscriptionEditor:
                     self.discard(state)
                     break
                 except KalshiSubscriptionError:
-                    return  # the new connection dropped too: the supervisor goes round again
+                    return False
             else:
                 state.stats.resubscribes += 1
                 self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets)))
+        return True
 
     def server_error(self, event: ServerError) -> None:
         """An ``error`` answering no command; a terminal one (10, 25) ended a server subscription: redo it."""
