@@ -88,6 +88,7 @@ async def test_unsigned_401_on_connect_is_not_retried(kalshi_sim_factory: Callab
             async with ws.connect():
                 raise AssertionError("must not connect")
         assert refused.value.status == 401
+        assert "(unknown_key: unknown API key id" in str(refused.value)  # the server's reason, then what to do
         assert sum(sim.rejections.values()) == 1  # one attempt, no retry storm
         assert ws.state is S.CLOSED
 

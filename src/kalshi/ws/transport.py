@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import ssl
 from collections import deque
@@ -610,10 +611,37 @@ def _handshake_error(exc: WSHandshakeError, where: str) -> KalshiConnectionError
     status = int(response.status)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     message = f"{where} refused the WebSocket upgrade with HTTP {status}"
-    body = (exc.raw_body or b"")[:200].decode("utf-8", "replace").strip()
-    if body:
-        message += f" ({body})"
+    reason = _refusal_reason(exc.raw_body or b"", response.headers.get("WWW-Authenticate"))
+    if reason:
+        message += f" ({reason})"
     hint = _HANDSHAKE_HINTS.get(status) or ("the exchange is unavailable; retry with backoff" if status >= 500 else "")
     if hint:
         message += f": {hint}"
     return KalshiHandshakeError(message, status=status, retry_after=retry_after)
+
+
+_REASON_CHARS: Final = 200
+
+
+def _refusal_reason(body: bytes, authenticate: str | None) -> str:
+    """The server's reason for refusing an upgrade: ``code: message`` from a JSON error body (``{"error": {"code",
+    "message"}}``, ``{"code", "message"}`` or ``{"error": "..."}``), else the body's text, else the
+    ``WWW-Authenticate`` header; shortened for a one-line message."""
+    text = body[:4096].decode("utf-8", "replace").strip()
+    reason = ""
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            inner = data.get("error", data)
+            if isinstance(inner, dict):
+                code, detail = inner.get("code"), inner.get("message") or inner.get("msg") or inner.get("detail")
+                reason = ": ".join(str(part) for part in (code, detail) if part)
+            elif isinstance(inner, str):
+                reason = inner
+    if not reason:
+        reason = text or (authenticate or "").strip()
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= _REASON_CHARS else reason[: _REASON_CHARS - 3] + "..."
