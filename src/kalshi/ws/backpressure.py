@@ -244,12 +244,21 @@ class MessageQueue(Generic[T]):
         Raises:
             KalshiBackpressureError: Under ERROR when the queue is full (``item`` is not added).
         """
+        items = self._items
+        index = self._index
+        if index is None and len(items) < self._maxsize and not self._closed:
+            # The common case first (room, not keyed): an append and, if the consumer waits, one wakeup.
+            items.append(item)
+            getter = self._getter
+            if getter is not None:
+                self._getter = None
+                if not getter.done():
+                    getter.set_result(None)
+            return True
         if self._closed:
             self.dropped += 1
             return False
-        items = self._items
         kept = True
-        index = self._index
         if index is not None:
             key = self._key(item)
             if key in index:

@@ -427,7 +427,9 @@ class KalshiWebSocket:
         repairs and reconnects rely on it).
 
         ``keep_books=True`` also maintains the books (readable in :attr:`books`, checked delta by delta); by
-        default they are left to the consumer, which is much cheaper. :meth:`orderbook` always keeps them.
+        default they are left to the consumer, which is much cheaper. :meth:`orderbook` always keeps them. A raw
+        stream checks prices before delivery and sizes when the consumer converts them (``msg.msg.delta_units()``
+        raises ``KalshiProtocolError`` for a malformed one); a delta without ``seq`` is never delivered.
 
         Raises:
             KalshiSubscriptionError: no market given.

@@ -28,7 +28,7 @@ from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.codes import TYPE_CHANNEL
 from kalshi.ws.flow import FlowControl
 from kalshi.ws.models import ErrorMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage, TickerMessage
-from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
+from kalshi.ws.models._numbers import PRICE_CACHE
 from kalshi.ws.protocol import (
     AwaitingSnapshotDropped,
     ClientProtocol,
@@ -85,10 +85,11 @@ class Router:
         self._books: BookKeeper | None = None
         self._commands: CommandChannel | None = None
         self._editor: SubscriptionEditor | None = None
-        self.frames_received = 0
+        self.receive, self._count = self._build_receive()
+        """Process one frame (the transport's frame callback)."""
 
     def __repr__(self) -> str:
-        return f"Router(routes={sorted(self._routes)}, frames={self.frames_received})"
+        return f"Router(routes={sorted(self._routes)}, frames={self._count()})"
 
     def wire(self, *, books: BookKeeper, commands: CommandChannel, editor: SubscriptionEditor) -> None:
         """Connect the collaborators that take what is not plain data."""
@@ -144,47 +145,72 @@ class Router:
 
     # ------------------------------------------------------------------ receive path (hot)
 
-    def receive(self, data: bytes) -> None:
-        """Process one frame (the transport's frame callback)."""
-        # The two message types that make up almost all traffic take the first branches; class identity checks
-        # are used because a failing isinstance() on a msgspec Struct is slow.
-        self.frames_received += 1
-        if self._tap is not None:
-            self._tap(data, time.time_ns())
-        result: Any = self._receive(data)
-        cls = result.__class__
-        if cls is OrderbookDeltaMessage:
-            route = self._routes.get(result.sid)
-            if route is None:
-                return self._other(result)
-            state = route[0]
-            body = result.msg
-            # Straight to the queue only for a raw stream without books, nothing held back, and numbers seen (so
-            # checked) before; everything else goes through the book keeper.
-            if (
-                not state.plain
-                or state.stale
-                or body.price_dollars not in PRICE_CACHE
-                or body.delta_fp not in DELTA_CACHE
-            ):
-                books = self._books
-                assert books is not None
-                return books.delta(state, route[1], result)
-        elif cls is TickerMessage:
-            route = self._routes.get(result.sid)
-            if route is None:
-                return self._other(result)
-            state = route[0]
-        else:
-            return self._other(result)
-        # deliver(), inlined: this is most of the traffic.
-        try:
-            state.queue.put_nowait(result)
-        except KalshiBackpressureError as exc:
-            return self._on_fatal(exc)
-        callbacks = state.callbacks
-        if callbacks is not None:
-            callbacks.put_nowait(result)
+    @property
+    def frames_received(self) -> int:
+        """Frames received over every connection."""
+        return self._count()
+
+    def _build_receive(self) -> tuple[Callable[[bytes], None], Callable[[], int]]:
+        """The frame callback, built as a closure: its state lives in local cells, not instance attributes (this
+        runs once per frame; every lookup saved counts)."""
+        decode = self._receive
+        routes = self._routes
+        tap = self._tap
+        other = self._other
+        fatal = self._on_fatal
+        delta_class = OrderbookDeltaMessage
+        ticker_class = TickerMessage
+        prices = PRICE_CACHE
+        now_ns = time.time_ns
+        frames = 0
+
+        def receive(data: bytes) -> None:
+            # The two message types that make up almost all traffic take the first branches; class identity
+            # checks are used because a failing isinstance() on a msgspec Struct is slow.
+            nonlocal frames
+            frames += 1
+            if tap is not None:
+                tap(data, now_ns())
+            result: Any = decode(data)
+            cls = result.__class__
+            if cls is delta_class:
+                route = routes.get(result.sid)
+                if route is None:
+                    return other(result)
+                state = route[0]
+                body = result.msg
+                # Straight to the queue only for a raw stream without books, nothing held back, and a price seen
+                # (so checked) before; everything else goes through the book keeper. The size is not looked up
+                # here: its parse cache is large (a lookup that misses the CPU cache costs more than the rest of
+                # this function); a raw consumer's own delta_units() checks it, and a book-keeping stream's
+                # book does.
+                if not state.plain or state.stale or body.price_dollars not in prices:
+                    return self._book_delta(state, route[1], result)
+            elif cls is ticker_class:
+                route = routes.get(result.sid)
+                if route is None:
+                    return other(result)
+                state = route[0]
+            else:
+                return other(result)
+            # deliver(), inlined: this is most of the traffic.
+            try:
+                state.queue.put_nowait(result)
+            except KalshiBackpressureError as exc:
+                return fatal(exc)
+            callbacks = state.callbacks
+            if callbacks is not None:
+                callbacks.put_nowait(result)
+
+        def count() -> int:
+            return frames
+
+        return receive, count
+
+    def _book_delta(self, state: SubscriptionState, chunk: Chunk, message: Any) -> None:
+        books = self._books
+        assert books is not None
+        books.delta(state, chunk, message)
 
     def deliver(self, state: SubscriptionState, message: Any) -> None:
         """Hand one message to a subscription's queue and its channel's callbacks."""
