@@ -37,6 +37,12 @@ class Collaborators:
     def server_error(self, event: ServerError) -> None:
         self.server_errors.append(event)
 
+    def delta(self, state: SubscriptionState, chunk: Chunk, message: Any) -> None:
+        self.delivered.append(message)
+
+    def snapshot(self, state: SubscriptionState, chunk: Chunk, message: Any) -> None:
+        self.delivered.append(message)
+
 
 def frame(**fields: Any) -> bytes:
     return json.dumps(fields).encode()

@@ -26,7 +26,7 @@ from kalshi.ws.commands import CommandChannel
 from kalshi.ws.lifecycle import Gap, LifecycleBus, Repaired
 from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
-from kalshi.ws.orderbook import BookError, DeltaResult
+from kalshi.ws.orderbook import BookError, DeltaResult, OrderbookState
 from kalshi.ws.protocol import ClientProtocol, GapDetected, ProtocolErrorEvent
 from kalshi.ws.router import Route, Router
 from kalshi.ws.subscription import BooksView, Chunk, SubscriptionState
@@ -88,6 +88,29 @@ class BookKeeper:
 
     def delta(self, state: SubscriptionState, chunk: Chunk, message: OrderbookDeltaMessage) -> None:
         books = state.books
+        if state.views and books is not None:
+            # orderbook() views, the hot case: apply to the ready book and queue the book itself (conflated per
+            # market; the consumer takes the view). Anything unusual takes the general path below.
+            body = message.msg
+            book = books.get(body.market_ticker)
+            seq = message.seq
+            if book is not None and (seq is None or (book.last_seq or 0) < seq):
+                try:
+                    result = book.apply_delta(
+                        body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock
+                    )
+                except KalshiProtocolError:
+                    result = None  # reported by the general path
+                if result is _APPLIED:
+                    state.queue.put_nowait(book)
+                    if state.callbacks is not None:
+                        state.callbacks.put_nowait(message)
+                    if self._waiters:
+                        self._wake(body.market_ticker, book)
+                    return
+                if result is not None:
+                    self._rejected(state, chunk, body.market_ticker, result)
+                    return
         if books is None:
             body = message.msg
             if state.stale and body.market_ticker in state.stale:
@@ -149,6 +172,10 @@ class BookKeeper:
             state.queue.put_nowait(book)  # CONFLATE per market; the iterator takes the view (see Subscription)
             if state.callbacks is not None:
                 state.callbacks.put_nowait(message)
+        if self._waiters:
+            self._wake(ticker, book)
+
+    def _wake(self, ticker: str, book: OrderbookState) -> None:
         waiters = self._waiters.get(ticker)
         if waiters:
             view = book.view()

@@ -85,7 +85,8 @@ class Router:
         self._books: BookKeeper | None = None
         self._commands: CommandChannel | None = None
         self._editor: SubscriptionEditor | None = None
-        self.receive, self._count = self._build_receive()
+        self._book_delta: Callable[[SubscriptionState, Chunk, Any], None] = self._no_books
+        self.receive, self._count = self._build_receive(0)
         """Process one frame (the transport's frame callback)."""
 
     def __repr__(self) -> str:
@@ -96,6 +97,8 @@ class Router:
         self._books = books
         self._commands = commands
         self._editor = editor
+        self._book_delta = books.delta
+        self.receive, self._count = self._build_receive(self._count())
 
     # ------------------------------------------------------------------ routes
 
@@ -150,7 +153,7 @@ class Router:
         """Frames received over every connection."""
         return self._count()
 
-    def _build_receive(self) -> tuple[Callable[[bytes], None], Callable[[], int]]:
+    def _build_receive(self, frames: int) -> tuple[Callable[[bytes], None], Callable[[], int]]:
         """The frame callback, built as a closure: its state lives in local cells, not instance attributes (this
         runs once per frame; every lookup saved counts)."""
         decode = self._receive
@@ -162,7 +165,7 @@ class Router:
         ticker_class = TickerMessage
         prices = PRICE_CACHE
         now_ns = time.time_ns
-        frames = 0
+        book_delta = self._book_delta
 
         def receive(data: bytes) -> None:
             # The two message types that make up almost all traffic take the first branches; class identity
@@ -185,7 +188,7 @@ class Router:
                 # this function); a raw consumer's own delta_units() checks it, and a book-keeping stream's
                 # book does.
                 if not state.plain or state.stale or body.price_dollars not in prices:
-                    return self._book_delta(state, route[1], result)
+                    return book_delta(state, route[1], result)
             elif cls is ticker_class:
                 route = routes.get(result.sid)
                 if route is None:
@@ -207,10 +210,9 @@ class Router:
 
         return receive, count
 
-    def _book_delta(self, state: SubscriptionState, chunk: Chunk, message: Any) -> None:
-        books = self._books
-        assert books is not None
-        books.delta(state, chunk, message)
+    @staticmethod
+    def _no_books(state: SubscriptionState, chunk: Chunk, message: Any) -> None:
+        raise AssertionError("Router.wire() was not called")
 
     def deliver(self, state: SubscriptionState, message: Any) -> None:
         """Hand one message to a subscription's queue and its channel's callbacks."""
