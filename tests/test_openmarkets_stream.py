@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from conftest import eventually
 from kalshi.sim.openmarkets_server import OpenMarketsServer
 from openmarkets import (
     ConnectionLimitError,
@@ -60,13 +61,6 @@ def assert_tables_match(stream: LiquidityStream, server: OpenMarketsServer, cont
         view = stream.table(contest)
         assert view is not None and not view.stale, contest
         assert rows(view) == server.truth(contest), contest
-
-
-async def eventually(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll a condition the client reaches through background tasks (reconnects, hooks), failing after limit s."""
-    async with asyncio.timeout(limit):
-        while not predicate():  # noqa: ASYNC110 - conditions on plain attributes, no event to wait on
-            await asyncio.sleep(0.005)
 
 
 def pending(feed: Feed[Any]) -> list[Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -19,12 +18,9 @@ from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismat
 Levels = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
 
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(
-        seed=11, markets=16, lifecycle=False, open_access=True, max_markets_per_subscription=5
-    ) as s:
-        yield s
+pytestmark = pytest.mark.sim(
+    seed=11, markets=16, max_markets_per_subscription=5
+)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 def levels(book: Orderbook) -> Levels:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -45,11 +44,7 @@ from ws_client_helpers import (
     until,
 )
 
-
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(seed=5, markets=8, lifecycle=False, open_access=True) as s:
-        yield s
+pytestmark = pytest.mark.sim(seed=5, markets=8)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 # -- public market data -----------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -20,10 +20,7 @@ from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, re
 S = ConnectionState
 
 
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(seed=8, markets=6, lifecycle=False, open_access=True) as s:
-        yield s
+pytestmark = pytest.mark.sim(seed=8, markets=6)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 async def wait_reconnected(session: KalshiWebSocket, count: int) -> None:
