@@ -12,6 +12,7 @@ import pytest
 
 from conftest import eventually
 from kalshi.sim.openmarkets_server import OpenMarketsServer
+from kalshi.ws.lifecycle import Closed, Connected, Disconnected, Reconnected
 from openmarkets import (
     ConnectionLimitError,
     ConnectionState,
@@ -345,6 +346,27 @@ async def test_reconnect_resubscribes_and_rebuilds_tables(server: OpenMarketsSer
             assert server.connections[0].filters == {"liquidity": contests, "contest_state": contests[:2]}
         await eventually(lambda: bool(states) and states[-1] is ConnectionState.STREAMING)
         assert ConnectionState.RECONNECTING in states
+
+
+async def test_lifecycle_events_come_from_the_shared_supervisor(server: OpenMarketsServer) -> None:
+    stream = stream_for(server)
+    events = stream.lifecycle_events()
+    seen: list[Any] = []
+    async with stream:
+        await stream.subscribe(server.contest_ids[:2])
+        await stream.sync()
+        await server.drop_connections()
+        async with asyncio.timeout(5):
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, Reconnected):
+                    break
+    async with asyncio.timeout(5):
+        seen.extend([event async for event in events])
+    kinds = [type(e) for e in seen]
+    assert kinds[:3] == [Connected, Disconnected, Reconnected] and kinds[-1] is Closed
+    assert all(KEY not in repr(e) for e in seen)  # the URL in the events never carries the key
+    assert isinstance(seen[1], Disconnected) and seen[1].will_reconnect
 
 
 # ---------------------------------------------------------------------------- errors
