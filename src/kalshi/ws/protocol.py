@@ -43,7 +43,7 @@ tracker. Responses are matched to the commands sent by ``id``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -411,6 +411,43 @@ class ClientProtocol:
             message = self._decode(data)
         except _DECODE_ERRORS as exc:
             return self._undecodable(data, exc)
+        return self._decoded(data, message)
+
+    def receiver(self) -> Callable[[bytes | str], ReceiveResult]:
+        """:meth:`receive_frame` as a closure over this protocol's state: the same results, less work per frame
+        for the two message types that make up most traffic (in-order deltas, tickers). Stays valid across
+        :meth:`reset`."""
+        decode = self._decode
+        last_seqs = self._last
+        decoded = self._decoded
+        undecodable = self._undecodable
+        delta_class = OrderbookDeltaMessage
+        ticker_class = TickerMessage
+        validate = self._validate
+        errors = _DECODE_ERRORS
+
+        def receive(data: bytes | str) -> ReceiveResult:
+            try:
+                message = decode(data)
+            except errors as exc:
+                return undecodable(data, exc)
+            cls = message.__class__
+            if cls is delta_class and not validate:
+                delta: OrderbookDeltaMessage = message  # type: ignore[assignment]  # narrowed by the class check
+                seq = delta.seq
+                if seq is not None:
+                    sid = delta.sid
+                    last = last_seqs.get(sid)
+                    if last is not None and seq == last + 1:
+                        last_seqs[sid] = seq
+                        return delta
+            elif cls is ticker_class:
+                return message
+            return decoded(data, message)
+
+        return receive
+
+    def _decoded(self, data: bytes | str, message: AnyMessage) -> ReceiveResult:
         # Identity checks on the class: a failing isinstance() on a Struct class costs ~10x more.
         cls = message.__class__
         if cls is OrderbookDeltaMessage:

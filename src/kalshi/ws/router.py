@@ -59,7 +59,7 @@ class Router:
     """Routes decoded frames by sid (see the module docstring).
 
     Args:
-        proto: the session's protocol (its ``receive_frame`` runs here).
+        proto: the session's protocol (its :meth:`~kalshi.ws.protocol.ClientProtocol.receiver` runs here).
         flow: held by BLOCK queues at their high watermark.
         on_fatal: called with the error when an ERROR-strategy queue overflows (the session ends).
         emit_error: hands a server ``error`` that answers no command to ``on_error``.
@@ -74,7 +74,7 @@ class Router:
         emit_error: Callable[[ErrorMessage], None],
         tap: Callable[[bytes, int], None] | None = None,
     ) -> None:
-        self._receive = proto.receive_frame
+        self._receive = proto.receiver()
         self._emit_error = emit_error
         self._flow = flow
         self._on_fatal = on_fatal
