@@ -12,7 +12,7 @@ from conftest import eventually, fast_config
 from kalshi.sim import Simulator
 from kalshi.sim.engine import MarketSpec
 from kalshi.ws import KalshiWebSocket, OverflowStrategy, Subscription
-from kalshi.ws.codes import CHANNEL_TABLE, default_overflow
+from kalshi.ws.codes import CHANNEL_TABLE, default_overflow, defaults_table
 from kalshi.ws.models import EventLifecycleMessage, FillMessage, TickerMessage
 from ws_client_helpers import Drain, settle
 
@@ -77,6 +77,8 @@ def test_money_channels_default_to_block_and_the_table_says_why() -> None:
         assert default_overflow(channel) is OverflowStrategy.BLOCK, channel
     assert default_overflow("ticker") is OverflowStrategy.CONFLATE
     assert all(spec.why for spec in CHANNEL_TABLE)
+    table = defaults_table()
+    assert all(f"| `{spec.name}` | {spec.overflow.name} |" in table for spec in CHANNEL_TABLE)
     assert len({spec.name for spec in CHANNEL_TABLE}) == len(CHANNEL_TABLE)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ErrorCode",
     "channel_spec",
     "default_overflow",
+    "defaults_table",
 ]
 
 _BLOCK: Final = OverflowStrategy.BLOCK
@@ -105,7 +106,7 @@ CHANNEL_TABLE: Final[tuple[ChannelSpec, ...]] = (
     ),
     ChannelSpec("multivariate", ("multivariate_lookup",), False, _DROP, "retired (2026-08); kept for recordings", True),
 )
-"""Every channel, once. The README's table of defaults is generated from this."""
+"""Every channel, once (the README table of defaults mirrors it: see :func:`defaults_table`)."""
 
 _BY_NAME: Final = {spec.name: spec for spec in CHANNEL_TABLE}
 
@@ -176,3 +177,10 @@ class ClientErrorCode(IntEnum):
     """A user callback raised (or an ERROR-strategy queue overflowed and ended the session)."""
     RESUBSCRIBE = 1004
     """A subscription could not be restored (after a reconnect or a server-ended subscription)."""
+
+
+def defaults_table() -> str:
+    """The channels' default overflow strategies and why, as a Markdown table (for the README)."""
+    rows = ["| channel | default overflow | why |", "|---|---|---|"]
+    rows += [f"| `{spec.name}` | {spec.overflow.name} | {spec.why} |" for spec in CHANNEL_TABLE]
+    return "\n".join(rows)
