@@ -104,7 +104,7 @@ async def test_block_pauses_the_socket_and_loses_nothing(sim: Simulator) -> None
         await settle(sim, session, drain)
         sid = stream.sids[0]
         last_seq_sent = sim.connections()[0].session.subscriptions[sid].seq
-        assert session._flow.pauses > 0  # the consumer was slower than the feed: reading paused
+        assert session.read_pauses > 0  # the consumer was slower than the feed: reading paused
         assert mismatched_books(sim, replay(drain.items), tickers) == []
     seqs = [m.seq for m in drain.items]
     assert seqs == list(range(1, last_seq_sent + 1)) and len(seqs) > 200

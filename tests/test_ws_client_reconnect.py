@@ -198,7 +198,7 @@ async def test_shutdown_leaves_no_pending_task(kalshi_sim_factory: Callable[...,
             views = await session.orderbook(sim.tickers[0])
             waiter = asyncio.create_task(session.wait_for_book("NOT-A-MARKET"))
             sim.step(500)
-            await until(lambda: bool(seen) and session._flow.paused)
+            await until(lambda: bool(seen) and session.reading_paused)
         assert session.state is S.CLOSED
         with pytest.raises(KalshiConnectionError, match="closed"):
             await waiter
