@@ -144,3 +144,13 @@ async def test_a_new_connection_is_paused_again_while_held() -> None:
     flow.use(second)  # type: ignore[arg-type]
     await asyncio.sleep(0)
     assert second.paused
+
+
+def test_put_keyed_conflates_like_put_nowait() -> None:
+    queue: MessageQueue[tuple[str, int]] = MessageQueue(2, OverflowStrategy.CONFLATE, conflate_key=lambda item: item[0])
+    for item in (("a", 1), ("b", 1), ("a", 2)):
+        queue.put_keyed(item[0], item)
+    queue.put_keyed("c", ("c", 1))  # full of distinct keys: the oldest is evicted
+    assert queue.take_all() == [("b", 1), ("c", 1)] and queue.conflated == 1 and queue.dropped == 1
+    with pytest.raises(KalshiConfigError):
+        MessageQueue(2).put_keyed("a", 1)

@@ -296,6 +296,21 @@ class MessageQueue(Generic[T]):
                 getter.set_result(None)
         return kept
 
+    def put_keyed(self, key: Hashable, item: T) -> bool:
+        """:meth:`put_nowait` for a CONFLATE queue when the caller already knows the item's key (no key call).
+
+        Raises:
+            KalshiConfigError: not a CONFLATE queue.
+        """
+        index = self._index
+        if index is None:
+            raise KalshiConfigError("put_keyed() is for OverflowStrategy.CONFLATE queues")
+        if key in index:
+            index[key] = item
+            self.conflated += 1
+            return True
+        return self.put_nowait(item)
+
     async def put(self, item: T) -> bool:
         """Add a message; under BLOCK, first wait while the queue is full.
 

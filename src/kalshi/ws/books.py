@@ -102,7 +102,7 @@ class BookKeeper:
                 except KalshiProtocolError:
                     result = None  # reported by the general path
                 if result is _APPLIED:
-                    state.queue.put_nowait(book)
+                    state.queue.put_keyed(body.market_ticker, book)
                     if state.callbacks is not None:
                         state.callbacks.put_nowait(message)
                     if self._waiters:
