@@ -9,7 +9,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "kalshi"
 FORBIDDEN = {"asyncio", "socket", "picows", "aiohttp", "httpx", "websockets", "selectors", "ssl"}
-PURE_MODULES = ["ws/protocol.py", "ws/orderbook.py", "sim/engine.py", "_fixed.py"]
+PURE_MODULES = ["ws/protocol.py", "ws/protocol_events.py", "ws/orderbook.py", "sim/engine.py", "_fixed.py"]
 
 
 def imported_roots(path: Path) -> set[str]:
