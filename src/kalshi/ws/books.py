@@ -201,7 +201,9 @@ class BookKeeper:
         """One market's book cannot be trusted: hide it (stale) and re-snapshot that market alone."""
         self._report(code, f"{state.channel} {ticker}: {why}", chunk.sid)
         state.mark_stale([ticker])
-        self._bus.publish(Gap(state.channel, chunk.sid, markets=(ticker,), reason="bad_book_update"))
+        self._bus.publish(
+            Gap(state.channel, chunk.sid, markets=(ticker,), reason="bad_book_update", subscription=state.client_id)
+        )
         if again:  # never in a loop of bad answers to our own request
             self._repair(state, chunk, [ticker])
 
@@ -215,7 +217,17 @@ class BookKeeper:
         state.stats.gaps += 1
         logger.info("seq gap on sid %s (%s): expected %s, got %s", gap.sid, state.channel, gap.expected, gap.received)
         markets = tuple(chunk.markets or ())
-        self._bus.publish(Gap(state.channel, gap.sid, gap.expected, gap.received, markets, reason="seq_gap"))
+        self._bus.publish(
+            Gap(
+                state.channel,
+                gap.sid,
+                gap.expected,
+                gap.received,
+                markets,
+                reason="seq_gap",
+                subscription=state.client_id,
+            )
+        )
         if state.book_mode is not None:
             if chunk.markets:
                 state.mark_stale(chunk.markets)
@@ -234,7 +246,15 @@ class BookKeeper:
         state, chunk = route
         if state.book_mode is not None and chunk.markets:
             state.mark_stale(chunk.markets)
-            self._bus.publish(Gap(state.channel, chunk.sid, markets=tuple(chunk.markets), reason="protocol_error"))
+            self._bus.publish(
+                Gap(
+                    state.channel,
+                    chunk.sid,
+                    markets=tuple(chunk.markets),
+                    reason="protocol_error",
+                    subscription=state.client_id,
+                )
+            )
             self._repair(state, chunk, list(chunk.markets), whole_sid=True)
 
     def reconnecting(self, state: SubscriptionState) -> None:
@@ -242,7 +262,9 @@ class BookKeeper:
         markets = state.markets
         if state.book_mode is not None and markets:
             state.mark_stale(markets)
-            self._bus.publish(Gap(state.channel, None, markets=tuple(markets), reason="reconnect"))
+            self._bus.publish(
+                Gap(state.channel, None, markets=tuple(markets), reason="reconnect", subscription=state.client_id)
+            )
 
     def _repair(self, state: SubscriptionState, chunk: Chunk, tickers: list[str], *, whole_sid: bool = False) -> None:
         """Re-snapshot stale markets. ``whole_sid`` (a seq gap: every market of the sid is stale) also re-bases

@@ -166,7 +166,7 @@ class SubscriptionEditor:
             self._report(ClientErrorCode.RESUBSCRIBE, f"could not resubscribe {state.channel}: {exc}", None)
             return
         state.stats.resubscribes += 1
-        self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets)))
+        self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets), state.client_id))
 
     async def resubscribe_all(self) -> None:
         """After a reconnect: every subscription again, in order (books restart from snapshots), including
@@ -196,7 +196,7 @@ class SubscriptionEditor:
                     return False
             else:
                 state.stats.resubscribes += 1
-                self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets)))
+                self._bus.publish(Resubscribed(state.channel, tuple(state.sids), tuple(state.markets), state.client_id))
         return True
 
     def server_error(self, event: ServerError) -> None:
@@ -212,7 +212,15 @@ class SubscriptionEditor:
         if state.book_mode is not None and chunk.markets:
             state.mark_stale(chunk.markets)
         logger.warning("server ended sid %s (%s) with error %s; resubscribing", sid, state.channel, event.code)
-        self._bus.publish(Gap(state.channel, sid, markets=tuple(chunk.markets or ()), reason="subscription_ended"))
+        self._bus.publish(
+            Gap(
+                state.channel,
+                sid,
+                markets=tuple(chunk.markets or ()),
+                reason="subscription_ended",
+                subscription=state.client_id,
+            )
+        )
         self._spawn(self.reissue(state, chunk))
 
     # ------------------------------------------------------------------ edits
