@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import pytest
 
+import hypothesis_profile  # noqa: F401  (derandomized unless HYPOTHESIS_PROFILE says otherwise)
 from kalshi.config import KalshiConfig
 from kalshi.sim import Simulator
 
