@@ -4,7 +4,8 @@ The README's fenced ``sh`` and ``python`` blocks are run section by section (a `
 section in a fresh temporary directory that is also ``$HOME`` (so ``~/.kalshi/sim`` lands there). The only
 rewrites are the ones a reader makes on a busy machine: the simulator's and the replay's default ports
 (8765, 8766) become free ports, ``--duration N`` is capped at a few seconds, and with ``needs=sim`` a Python
-example's ``KalshiConfig.demo()`` points at the simulator started for it.
+example's ``KalshiConfig.demo()`` points at the simulator started for it. As in one terminal, the ``export``
+lines of a section's shell blocks hold for its later shell blocks.
 
 A block can say what it needs in an HTML comment just before it (several keys separated by spaces)::
 
@@ -207,6 +208,8 @@ class SectionRun:
         self.background: list[tuple[subprocess.Popen[str], str]] = []
         self.files: dict[str, int] = {}
         self.used_files: set[str] = set()
+        # `export` lines of earlier shell blocks: a reader types a section's blocks into one terminal.
+        self.exports: list[str] = []
 
     def run(self, block: Block) -> None:
         if "file" in block.directives:
@@ -230,6 +233,9 @@ class SectionRun:
                 ports.update(service.ports)
                 python_rewrites.update(service.python_rewrites)
             code = rewrite(block.code, ports)
+            if block.kind == "sh" and "background" not in block.directives:
+                code = "".join(f"{line}\n" for line in self.exports) + code
+                self.exports.extend(line for line in block.code.splitlines() if line.startswith("export "))
             if block.kind == "python":
                 for old, new in python_rewrites.items():
                     code = code.replace(old, new)
