@@ -1,5 +1,5 @@
 """The ``/historical/*`` operations: settled markets and old trades, fills and orders move there as the
-cutoff (one hour behind the engine's clock) passes them."""
+cutoff (one hour behind the engine's clock) passes them, and the live endpoints stop serving them."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ async def _order(c: AsyncKalshiClient, ticker: str, side: str, price: str, count
 
 async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env: Env) -> None:
     ticker = add_quiet_market(env.sim, "KXHIST-26-T1")
-    live = add_quiet_market(env.sim, "KXHIST-26-T2")
+    live = add_quiet_market(env.sim, "KXHISTLIVE-26-T1")  # another event: KXHIST-26 settles as a whole
     env.clock.ms = T0 + 10_000
     bought = await _order(env.a, ticker, "bid", "0.5500", "2.00")
     await _order(env.b, ticker, "ask", "0.5500", "2.00")
@@ -80,6 +80,8 @@ async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env
     assert not_yet.value.status == 404 and "not historical yet" in str(not_yet.value)
     assert (await env.p.historical.get_trades_historical(ticker=ticker)).trades == []
     assert (await env.a.historical.get_fills_historical()).fills == []
+    live_trades = (await env.p.markets.get_trades(ticker=ticker)).trades
+    assert len(live_trades) == 1
 
     env.clock.ms = T0 + 20_000 + HOUR  # the cutoff reaches the settlement
     after = await env.p.historical.get_historical_cutoff()
@@ -87,9 +89,9 @@ async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env
     markets = (await env.p.historical.get_historical_markets()).markets
     assert [m.ticker for m in markets] == [ticker] and markets[0].result == "yes"
     assert (await env.p.historical.get_historical_market(ticker)).market.status == "finalized"
-    live_trades = (await env.p.markets.get_trades(ticker=ticker)).trades
     old_trades = (await env.p.historical.get_trades_historical(ticker=ticker)).trades
     assert [t.trade_id for t in old_trades] == [t.trade_id for t in live_trades]
+    assert (await env.p.markets.get_trades(ticker=ticker)).trades == []  # moved, not copied
     fills = (await env.a.historical.get_fills_historical(ticker=ticker)).fills
     assert [(f.order_id, f.count_fp) for f in fills] == [(bought, "2.00")]
     orders = (await env.a.historical.get_historical_orders()).orders
@@ -103,6 +105,60 @@ async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env
     )
     (candle,) = candles.candlesticks
     assert (candle.price.open, candle.price.close, candle.volume) == ("0.5500", "0.5500", "2.00")
+
+
+async def _settle(env: Env, ticker: str, result: str = "yes") -> None:
+    env.sim.do(lambda e: e.close_market(ticker))
+    env.sim.do(lambda e: e.determine_market(ticker, result))
+    env.sim.do(lambda e: e.settle_market(ticker))
+
+
+async def test_the_live_endpoints_leave_what_the_cutoff_passed_to_historical(env: Env) -> None:
+    # Event KXLIVE-26 has two markets: T1 settles early, T2 later; an event's positions move as a whole.
+    first, second = add_quiet_market(env.sim, "KXLIVE-26-T1"), add_quiet_market(env.sim, "KXLIVE-26-T2")
+    other = add_quiet_market(env.sim, "KXOPEN-26-T1")
+    env.clock.ms = T0 + 10_000
+    bought = await _order(env.a, first, "bid", "0.5500", "2.00")
+    await _order(env.b, first, "ask", "0.5500", "2.00")
+    await _order(env.a, second, "bid", "0.3000", "1.00")
+    await _order(env.b, second, "ask", "0.3000", "1.00")
+    canceled = await _order(env.a, other, "bid", "0.2000", "1.00")
+    await env.a.orders.cancel_order_v2(canceled)
+    resting = await _order(env.a, other, "bid", "0.1000", "1.00")
+    env.clock.ms = T0 + 20_000
+    await _settle(env, first)
+    env.clock.ms = T0 + 20_000 + 2 * HOUR  # the cutoff passes the trades, fills, closed orders and T1
+    series, event = "KXLIVE", "KXLIVE-26"
+
+    markets = [m.ticker for m in (await env.p.markets.get_markets(event_ticker=event)).markets]
+    assert markets == [second]  # settled before the cutoff: only GET /historical/markets has it
+    assert [m.ticker for m in (await env.p.historical.get_historical_markets(event_ticker=event)).markets] == [first]
+    assert (await env.p.markets.get_trades(ticker=first)).trades == []
+    assert len((await env.p.historical.get_trades_historical(ticker=first)).trades) == 1
+    assert (await env.a.portfolio.get_fills()).fills == []
+    assert {f.order_id for f in (await env.a.historical.get_fills_historical()).fills} >= {bought}
+    live_orders = [o.order_id for o in (await env.a.orders.get_orders()).orders]
+    assert live_orders == [resting]  # resting orders stay live whatever their age
+    old_orders = {o.order_id for o in (await env.a.historical.get_historical_orders()).orders}
+    assert {bought, canceled} <= old_orders and resting not in old_orders
+    nested = (await env.p.events.get_event(event, with_nested_markets=True)).event.markets or []
+    assert [m.ticker for m in nested] == [second]
+    assert [m.ticker for m in (await env.p.events.get_event(event)).markets] == [second]
+    with pytest.raises(KalshiAPIError) as archived:
+        await env.p.markets.get_market_candlesticks(series, first, start_ts=0, end_ts=1, period_interval=1)
+    assert archived.value.status == 404 and "/historical/markets/" in str(archived.value)
+
+    # T2 is still open: the event's positions (T1's included) stay live, none are historical yet.
+    live = (await env.a.portfolio.get_positions()).market_positions
+    assert {first, second} <= {p.ticker for p in live}
+    assert (await env.a.historical.get_historical_positions()).market_positions == []
+    await _settle(env, second, "no")
+    assert {p.ticker for p in (await env.a.portfolio.get_positions()).market_positions} >= {first, second}
+    env.clock.ms += 2 * HOUR  # now the whole event lies before the cutoff: its positions move together
+    live_tickers = {p.ticker for p in (await env.a.portfolio.get_positions()).market_positions}
+    assert not live_tickers & {first, second}
+    moved = await env.a.historical.get_historical_positions(event_ticker=event)
+    assert sorted(p.ticker for p in moved.market_positions) == [first, second]
 
 
 async def test_historical_candles_of_a_live_market_are_a_404(env: Env) -> None:

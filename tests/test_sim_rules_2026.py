@@ -187,6 +187,10 @@ async def test_integer_ranges_minimums_and_shapes_are_checked(sim: Simulator, ht
         ("GetMarketOrderbook", {"depth": ["-1"]}, "depth"),
         ("GetMarkets", {"status": ["active"]}, "status"),
         ("GetMarketOrderbooks", {}, "tickers"),
+        ("GetMilestones", {"limit": ["5"], "min_updated_ts": [""]}, "min_updated_ts"),  # an empty integer is no integer
+        ("GetSeriesList", {"include_volume": [""]}, "include_volume"),
+        ("GetMultivariateEventCollections", {"status": [""]}, "status"),  # "" is no member of the enum
+        ("GetMilestones", {"limit": ["5"], "minimum_start_date": [""]}, "minimum_start_date"),
     ],
 )
 def test_query_validation_names_the_parameter(operation_id: str, query: dict[str, list[str]], field: str) -> None:
@@ -197,7 +201,7 @@ def test_query_validation_names_the_parameter(operation_id: str, query: dict[str
 
 def test_query_validation_accepts_what_the_spec_allows() -> None:
     validate_query("GetTrades", {"min_ts": [str(INT64_MAX)], "limit": ["1000"], "is_block_trade": ["TRUE"]})
-    validate_query("GetTrades", {"limit": [""], "unknown": ["whatever"]})  # empty = absent; unknown ignored
+    validate_query("GetTrades", {"cursor": [""], "unknown": ["whatever"]})  # empty string = absent; unknown ignored
     validate_query("GetMarketOrderbooks", {"tickers": ["A,B", "C"]})
 
 

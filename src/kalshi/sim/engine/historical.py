@@ -1,17 +1,20 @@
 """The historical cutoff: what the exchange has moved from its live tables to the historical ones (sans-I/O).
 
 The exchange serves settled markets, and the trades, orders and fills older than a cutoff, from
-``/historical/*``. The cutoff trails the clock by ``lag_ms`` (so it moves forward on its own) and can be pushed
-forward at once with :meth:`HistoricalCutoff.archive_through` (tests, replays). It never moves back.
+``/historical/*`` (and the live endpoints stop serving them). The cutoff trails the clock by ``lag_ms`` (so it
+moves forward on its own) and can be pushed forward at once with :meth:`HistoricalCutoff.archive_through`
+(tests, replays). It never moves back. The predicates below say which records lie past it, so the live and the
+historical endpoints split the data the same way: each record is served by exactly one of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
-from kalshi.sim.engine.types import EngineError
+from kalshi.sim.engine.types import EngineError, MarketView, OrderView
 
-__all__ = ["DEFAULT_LAG_MS", "HistoricalCutoff"]
+__all__ = ["DEFAULT_LAG_MS", "HistoricalCutoff", "archived_events", "market_archived", "order_archived"]
 
 DEFAULT_LAG_MS: Final = 3_600_000  # one hour
 
@@ -49,3 +52,22 @@ class HistoricalCutoff:
     def is_historical(self, ts_ms: int | None, now_ms: int) -> bool:
         """True when ``ts_ms`` (a settlement, trade or update time) is at or before the cutoff."""
         return ts_ms is not None and ts_ms <= self.cutoff_ms(now_ms)
+
+
+def market_archived(view: MarketView, cutoff_ms: int) -> bool:
+    """True when the market settled at or before the cutoff: it and its candlesticks are historical."""
+    return view.status == "settled" and view.settled_ts_ms is not None and view.settled_ts_ms <= cutoff_ms
+
+
+def order_archived(order: OrderView, cutoff_ms: int) -> bool:
+    """True when the order was canceled or fully executed at or before the cutoff (resting orders stay live)."""
+    return order.status != "resting" and order.last_updated_ts_ms <= cutoff_ms
+
+
+def archived_events(markets: Iterable[MarketView], cutoff_ms: int) -> frozenset[str]:
+    """The events every market of which is archived: their positions are historical, as a whole event."""
+    archived: dict[str, bool] = {}
+    for view in markets:
+        event = view.spec.event_ticker
+        archived[event] = archived.get(event, True) and market_archived(view, cutoff_ms)
+    return frozenset(event for event, whole in archived.items() if whole)

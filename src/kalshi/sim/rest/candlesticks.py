@@ -16,6 +16,8 @@ from typing import Any, Final
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import EngineError, MarketView
 from kalshi.sim.engine.candles import MAX_CANDLES, PERIODS_MINUTES, Candle, Ohlc, build_candles
+from kalshi.sim.engine.historical import market_archived
+from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Reply, RestCall, RestError, bad_field
 
 __all__ = [
@@ -123,6 +125,13 @@ def _market(call: RestCall, ticker: str, series: str | None = None) -> MarketVie
         raise RestError(404, "market_not_found", f"no market {ticker[:60]!r}") from None
     if series is not None and view.spec.series_ticker != series:
         raise RestError(404, "market_not_found", f"market {ticker[:60]!r} is not in series {series[:60]!r}")
+    if market_archived(view, cutoff_ms(call)):
+        raise RestError(
+            404,
+            "market_not_found",
+            f"market {ticker[:60]!r} settled before the historical cutoff: its candlesticks are only available via "
+            "GET /historical/markets/{ticker}/candlesticks",
+        )
     return view
 
 

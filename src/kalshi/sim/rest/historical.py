@@ -2,7 +2,8 @@
 
 Historical markets are markets settled at or before the cutoff; historical trades and fills were created
 at or before it; historical orders are closed orders last updated at or before it; historical positions are
-the account's positions in historical markets. The cutoff trails the clock (see
+the account's positions in events whose every market is historical (an event's positions move together). The
+live endpoints serve exactly the rest (:mod:`kalshi.sim.rest.archive`). The cutoff trails the clock (see
 :class:`kalshi.sim.engine.historical.HistoricalCutoff`), so data moves here as time passes. Trades and fills
 page newest first, markets and orders oldest first.
 """
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Final
 
 from kalshi.sim.engine import EngineError, FillEvent, MarketView, OrderView, PositionView, TradeEvent
+from kalshi.sim.engine.historical import market_archived, order_archived
+from kalshi.sim.rest.archive import archived_event_tickers, cutoff_ms
 from kalshi.sim.rest.candlesticks import historical_candle_json, market_candles_of, period_of, time_range
 from kalshi.sim.rest.common import Reply, RestCall, RestError, iso, paginate
 from kalshi.sim.rest.views import event_position_json, fill_json, market_json, order_json, position_json, trade_json
@@ -31,22 +34,13 @@ __all__ = [
 _INT64: Final = 2**63 - 1
 
 
-def _cutoff(call: RestCall) -> int:
-    engine = call.sim.engine
-    return engine.history.cutoff_ms(call.sim.clock_ms())
-
-
-def _is_historical(view: MarketView, cutoff: int) -> bool:
-    return view.status == "settled" and view.settled_ts_ms is not None and view.settled_ts_ms <= cutoff
-
-
 def _between(ts_ms: int, min_ts: int | None, max_ts: int | None) -> bool:
     seconds = ts_ms // 1000
     return (min_ts is None or seconds >= min_ts) and (max_ts is None or seconds <= max_ts)
 
 
 async def get_cutoff(call: RestCall) -> Reply:
-    at = iso(_cutoff(call))
+    at = iso(cutoff_ms(call))
     return Reply(
         {
             "market_settled_ts": at,
@@ -62,7 +56,7 @@ def _historical_market(call: RestCall, ticker: str) -> MarketView:
         view = call.sim.engine.market(ticker)
     except EngineError:
         raise RestError(404, "market_not_found", f"no market {ticker[:60]!r}") from None
-    if not _is_historical(view, _cutoff(call)):
+    if not market_archived(view, cutoff_ms(call)):
         raise RestError(
             404,
             "market_not_found",
@@ -78,12 +72,12 @@ async def get_markets(call: RestCall) -> Reply:
     tickers = set(q.csv("tickers"))
     event, series = q.text("event_ticker"), q.text("series_ticker")
     exclude_mve = q.choice("mve_filter", ("exclude",)) == "exclude"
-    cutoff = _cutoff(call)
+    cutoff = cutoff_ms(call)
 
     def matching() -> Iterator[tuple[tuple[int, ...], MarketView]]:
         for i, m in enumerate(engine.markets("settled")):
             spec = m.spec
-            if not _is_historical(m, cutoff):
+            if not market_archived(m, cutoff):
                 continue
             if (tickers and spec.ticker not in tickers) or (event is not None and spec.event_ticker != event):
                 continue
@@ -114,7 +108,7 @@ async def get_trades(call: RestCall) -> Reply:
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts", lo=0, hi=_INT64), q.integer("max_ts", lo=0, hi=_INT64)
     block = q.flag("is_block_trade")
-    cutoff = _cutoff(call)
+    cutoff = cutoff_ms(call)
     if ticker is not None:
         try:
             markets = [(0, engine.market(ticker))]
@@ -141,7 +135,7 @@ async def get_fills(call: RestCall) -> Reply:
     limit = q.limit(default=100, hi=1000)
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts", lo=0, hi=_INT64), q.integer("max_ts", lo=0, hi=_INT64)
-    cutoff = _cutoff(call)
+    cutoff = cutoff_ms(call)
     fills = engine.fills(call.account)
 
     def matching() -> Iterator[tuple[tuple[int, ...], FillEvent]]:
@@ -161,12 +155,12 @@ async def get_orders(call: RestCall) -> Reply:
     limit = q.limit(default=100, hi=1000)
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts", lo=0, hi=_INT64), q.integer("max_ts", lo=0, hi=_INT64)
-    cutoff = _cutoff(call)
+    cutoff = cutoff_ms(call)
     orders = engine.orders(call.account)
 
     def matching() -> Iterator[tuple[tuple[int, ...], OrderView]]:
         for i, o in enumerate(orders):
-            if o.status == "resting" or o.last_updated_ts_ms > cutoff:
+            if not order_archived(o, cutoff):
                 continue
             if (ticker is None or o.ticker == ticker) and _between(o.created_ts_ms, min_ts, max_ts):
                 yield (i,), o
@@ -181,12 +175,12 @@ async def get_positions(call: RestCall) -> Reply:
     q.subaccount()
     limit = q.limit(default=100, hi=1000)
     ticker, event = q.text("ticker"), q.text("event_ticker")
-    cutoff = _cutoff(call)
+    archived = archived_event_tickers(call, cutoff_ms(call))
 
     def matching() -> Iterator[tuple[tuple[int, ...], tuple[PositionView, str]]]:
         for i, p in enumerate(engine.positions(call.account)):
             view = engine.market(p.ticker)
-            if not _is_historical(view, cutoff):
+            if view.spec.event_ticker not in archived:
                 continue
             if (ticker is None or p.ticker == ticker) and (event is None or view.spec.event_ticker == event):
                 yield (i,), (p, view.spec.event_ticker)

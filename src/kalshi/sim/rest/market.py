@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kalshi._fixed import format_count, format_price
 from kalshi.sim.engine import EngineError, EventSpec, MarketView, TradeEvent
+from kalshi.sim.engine.historical import market_archived
 from kalshi.sim.market import SeriesSpec
+from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Reply, RestCall, RestError, bad_field, iso, paginate
 from kalshi.sim.rest.views import event_json, market_json, series_json, trade_json
 
@@ -107,12 +109,19 @@ def _event_markets(sim: Simulator, event_ticker: str) -> list[MarketView]:
     return [m for m in engine.markets() if m.spec.event_ticker == event_ticker]
 
 
+def _live_markets(call: RestCall, markets: list[MarketView]) -> list[MarketView]:
+    """Without the markets settled before the historical cutoff (events leave them out, says the spec)."""
+    cutoff = cutoff_ms(call)
+    return [m for m in markets if not market_archived(m, cutoff)]
+
+
 def _event_updated(sim: Simulator, event: EventSpec, markets: list[MarketView]) -> int:
     engine = sim.engine
     return max((m.updated_ts_ms for m in markets), default=engine.now_ms)
 
 
-def _event_out(sim: Simulator, event: EventSpec, *, nested: bool) -> dict[str, Any]:
+def _event_out(call: RestCall, event: EventSpec, *, nested: bool) -> dict[str, Any]:
+    sim = call.sim
     engine = sim.engine
     markets = _event_markets(sim, event.event_ticker)
     category = _series_of(sim, event.series_ticker).category
@@ -120,7 +129,7 @@ def _event_out(sim: Simulator, event: EventSpec, *, nested: bool) -> dict[str, A
         event,
         category=category,
         updated_ms=_event_updated(sim, event, markets),
-        markets=[market_json(engine, m) for m in markets] if nested else None,
+        markets=[market_json(engine, m) for m in _live_markets(call, markets)] if nested else None,
     )
 
 
@@ -251,7 +260,7 @@ async def get_events(call: RestCall) -> Reply:
             yield (i,), event
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="events")
-    body: dict[str, Any] = {"events": [_event_out(sim, e, nested=nested) for e in page], "cursor": cursor}
+    body: dict[str, Any] = {"events": [_event_out(call, e, nested=nested) for e in page], "cursor": cursor}
     if q.flag("with_milestones"):
         body["milestones"] = []
     return Reply(body)
@@ -276,7 +285,7 @@ async def get_multivariate_events(call: RestCall) -> Reply:
             yield (i,), event
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="mve-events")
-    return Reply({"events": [_event_out(sim, e, nested=nested) for e in page], "cursor": cursor})
+    return Reply({"events": [_event_out(call, e, nested=nested) for e in page], "cursor": cursor})
 
 
 def _find_event(sim: Simulator, event_ticker: str) -> EventSpec:
@@ -292,8 +301,8 @@ async def get_event(call: RestCall) -> Reply:
     engine = sim.engine
     event = _find_event(sim, call.param("event_ticker"))
     nested = bool(call.query.flag("with_nested_markets"))
-    markets = [market_json(engine, m) for m in _event_markets(sim, event.event_ticker)]
-    out = _event_out(sim, event, nested=nested)
+    markets = [market_json(engine, m) for m in _live_markets(call, _event_markets(sim, event.event_ticker))]
+    out = _event_out(call, event, nested=nested)
     return Reply({"event": out, "markets": markets})
 
 
@@ -336,10 +345,13 @@ async def get_markets(call: RestCall) -> Reply:
             "max_settled_ts",
         )
     }
+    cutoff = cutoff_ms(call)  # markets settled before it are only served by GET /historical/markets
 
     def matching() -> Iterator[tuple[tuple[int, ...], MarketView]]:
         for i, m in enumerate(engine.markets()):
             spec = m.spec
+            if market_archived(m, cutoff):
+                continue
             if status is not None and _status_word(m) != status:
                 continue
             if event is not None and spec.event_ticker != event:
@@ -396,6 +408,7 @@ async def get_trades(call: RestCall) -> Reply:
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
     block = q.flag("is_block_trade")
+    cutoff = cutoff_ms(call)  # older trades are only served by GET /historical/trades
     if ticker is not None:
         try:
             markets = [(0, engine.market(ticker))]
@@ -406,7 +419,7 @@ async def get_trades(call: RestCall) -> Reply:
     keyed: list[tuple[tuple[int, ...], TradeEvent]] = []
     for m_index, m in markets:
         for t_index, trade in enumerate(engine.trades(m.ticker)):
-            if block is not None and trade.is_block_trade != block:
+            if trade.ts_ms <= cutoff or (block is not None and trade.is_block_trade != block):
                 continue
             seconds = trade.ts_ms // 1000
             if (min_ts is not None and seconds < min_ts) or (max_ts is not None and seconds > max_ts):

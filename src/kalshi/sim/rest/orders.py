@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import KEEP, BookSide, EngineError, OrderView
+from kalshi.sim.engine.historical import order_archived
 from kalshi.sim.engine.types import SelfTradePrevention, TimeInForce
+from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Body, Reply, RestCall, RestError, bad_field, paginate
 from kalshi.sim.rest.views import order_json
 
@@ -147,10 +149,13 @@ async def get_orders(call: RestCall) -> Reply:
         raise bad_field("event_ticker", f"at most {_MAX_EVENT_FILTER} event tickers")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
     orders = engine.orders(call.account)
+    cutoff = cutoff_ms(call)  # orders closed before it are only served by GET /historical/orders
 
     def matching() -> Iterator[tuple[tuple[int, ...], OrderView]]:
         for i in range(len(orders) - 1, -1, -1):
             o = orders[i]
+            if order_archived(o, cutoff):
+                continue
             if (status is not None and o.status != status) or (ticker is not None and o.ticker != ticker):
                 continue
             if events and engine.market(o.ticker).spec.event_ticker not in events:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from kalshi.sim.engine import FillEvent, PositionView, SettlementView
+from kalshi.sim.rest.archive import archived_event_tickers, cutoff_ms
 from kalshi.sim.rest.common import Reply, RestCall, bad_field, cents, money, paginate
 from kalshi.sim.rest.views import event_position_json, fill_json, position_json, settlement_json
 
@@ -65,12 +66,14 @@ async def get_positions(call: RestCall) -> Reply:
     for name in wanted:
         if name not in ("position", "total_traded"):
             raise bad_field("count_filter", f"{name[:40]!r} is not one of position, total_traded")
+    archived = archived_event_tickers(call, cutoff_ms(call))  # whole settled events: GET /historical/positions
 
     def matching() -> Iterator[tuple[tuple[int, ...], PositionView]]:
         for i, p in enumerate(engine.positions(call.account)):
             if ticker is not None and p.ticker != ticker:
                 continue
-            if event is not None and _event_of(sim, p.ticker) != event:
+            event_ticker = _event_of(sim, p.ticker)
+            if event_ticker in archived or (event is not None and event_ticker != event):
                 continue
             if wanted and not (
                 ("position" in wanted and p.position_units) or ("total_traded" in wanted and p.total_traded_micros)
@@ -99,11 +102,12 @@ async def get_fills(call: RestCall) -> Reply:
     ticker, order_id = q.text("ticker"), q.text("order_id")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
     fills = engine.fills(call.account)
+    cutoff = cutoff_ms(call)  # older fills are only served by GET /historical/fills
 
     def matching() -> Iterator[tuple[tuple[int, ...], FillEvent]]:
         for i in range(len(fills) - 1, -1, -1):
             f = fills[i]
-            if ticker is not None and f.ticker != ticker:
+            if f.ts_ms <= cutoff or (ticker is not None and f.ticker != ticker):
                 continue
             if order_id is not None and f.order_id != order_id:
                 continue

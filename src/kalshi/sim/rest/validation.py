@@ -5,9 +5,11 @@ the types, integer ranges (``int32``/``int64``), minimums, maximums, enums, leng
 declares, before its handler runs. A violation is a 400 ``invalid_parameters`` naming the field
 (``min_ts: ...``, ``orders[0].market_ticker: ...``) and saying what a valid value looks like.
 
-Leniencies kept on purpose, as the exchange has them: an empty query value counts as absent, booleans may be
-``1``/``0``, unknown query parameters and body fields are ignored, and ``null`` for an optional body field
-means absent. Everything here is pure (no I/O).
+An empty value is held to its parameter's schema like any other: it is no integer, number, boolean, enum member
+or date-time, and it is a valid plain string (which handlers then read as absent); an empty array parameter has
+no items. Leniencies kept on purpose, as the exchange has them: booleans may be ``1``/``0``, unknown query
+parameters and body fields are ignored, and ``null`` for an optional body field means absent.
+Everything here is pure (no I/O).
 """
 
 from __future__ import annotations
@@ -130,16 +132,19 @@ def validate_query(operation_id: str, query: Mapping[str, Sequence[str]]) -> Non
     """
     for name, spec in QUERY_PARAMETERS.get(operation_id, {}).items():
         schema: Mapping[str, Any] = spec["schema"]
-        values = [v for v in query.get(name, ()) if v != ""]
-        if not values:
-            if spec["required"]:
-                raise bad_field(name, "is required")
-            continue
+        values = query.get(name, ())
         if schema.get("type") == "array":
             items = [part for value in values for part in value.split(",") if part != ""]
+            if not items and not values:
+                if spec["required"]:
+                    raise bad_field(name, "is required")
+                continue
             _check_array_size(name, len(items), schema)
             for item in items:
                 _query_scalar(name, item, schema.get("items", {}))
+        elif not values:
+            if spec["required"]:
+                raise bad_field(name, "is required")
         else:
             for value in values:
                 _query_scalar(name, value, schema)
