@@ -214,7 +214,7 @@ class Consumer:
         session = self.session
         if portfolio is None or session is None:
             return True
-        return not portfolio._reconcile_lock.locked() and portfolio._seen_reconnects == session.reconnects
+        return portfolio.settled
 
     # -- running ----------------------------------------------------------------------------------------------
 

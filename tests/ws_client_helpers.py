@@ -9,40 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
-from kalshi.config import KalshiConfig
+from conftest import FAST_RETRIES, eventually, fast_config
 from kalshi.models.markets import Orderbook
 from kalshi.sim import Simulator
 from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
 from kalshi.ws.models import ErrorMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
+__all__ = ["FAST_RETRIES", "Drain", "Recorder", "eventually", "fast_config", "session_for", "settle", "until"]
+
 T = TypeVar("T")
 
-FAST_RETRIES: dict[str, Any] = {
-    "retry_base_delay": 0.01,
-    "retry_max_delay": 0.05,
-    "ws_max_retries": 3,
-    "timeout": 5.0,
-    "connect_timeout": 2.0,
-}
-
-
-async def until(condition: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fails the test (TimeoutError) after ``limit`` seconds."""
-    async with asyncio.timeout(limit):
-        for _ in itertools.count():
-            if condition():
-                return
-            await asyncio.sleep(0.002)
-
-
-def fast_config(sim: Simulator, **options: Any) -> KalshiConfig:
-    """The simulator's config with quick retries (tests never wait for real backoff)."""
-    return sim.config.with_options(**{**FAST_RETRIES, **options})
+until = eventually
 
 
 class Drain(Generic[T]):

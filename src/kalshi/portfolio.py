@@ -1,9 +1,11 @@
 """A live portfolio: REST snapshot at start, WebSocket updates after, REST reconciliation after every disruption.
 
 The architecture of seed 002. Private WebSocket channels (``fill``, ``user_orders``, ``market_positions``) carry no
-``seq``: a message lost while a connection was down cannot be detected from the stream. So after every reconnect
-(once the channels are resubscribed and streaming again) and on request, the portfolio re-reads balance, positions and
-resting orders over REST, replaces its state, and reports each difference it corrected as a :class:`Correction`.
+``seq``: a message lost while a connection was down cannot be detected from the stream. So the portfolio follows the
+session's lifecycle events: after every reconnect, and after the server ends one of its subscriptions (error 25,
+which the client re-subscribes), once its channels are resubscribed (:class:`~kalshi.ws.lifecycle.Resubscribed`) and
+on request, it re-reads balance, positions and resting orders over REST, replaces its state, and reports each
+difference it corrected as a :class:`Correction`. Nothing polls.
 Stream updates that arrive during a reconciliation are applied after its snapshot, so none is overwritten.
 
 Usage::
@@ -25,8 +27,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 from kalshi.errors import KalshiError
-from kalshi.ws import ConnectionState
 from kalshi.ws.client import KalshiWebSocket
+from kalshi.ws.lifecycle import Closed, Gap, LifecycleListener, Reconnected, Resubscribed
 from kalshi.ws.models import FillMessage, MarketPositionsMessage, UserOrdersMessage
 from kalshi.ws.subscription import Subscription
 
@@ -36,7 +38,8 @@ logger = logging.getLogger(__name__)
 
 _ZERO: Final = Decimal(0)
 _DONE_STATUSES: Final = frozenset({"canceled", "cancelled", "executed", "expired"})
-_RECONNECT_POLL_SECONDS: Final = 0.05
+_CHANNELS: Final = ("fill", "user_orders", "market_positions")
+_RETRY_SECONDS: Final = 1.0
 _FILL_MEMORY: Final = 100_000
 
 
@@ -102,7 +105,10 @@ class Portfolio:
         self._subs: list[Subscription[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_lock = asyncio.Lock()
-        self._seen_reconnects = 0
+        self._events: LifecycleListener | None = None
+        # Channels that must be resubscribed before the next reconciliation (after a reconnect or a lost sub).
+        self._awaiting: set[str] = set()
+        self._due = False
         self._changed = asyncio.Condition()
 
     async def __aenter__(self) -> Portfolio:
@@ -118,17 +124,17 @@ class Portfolio:
         Raises:
             KalshiError: subscribing or the REST snapshot failed.
         """
+        self._events = self._ws.lifecycle_events()  # before subscribing: no disruption may go unseen
         fills = await self._ws.subscribe_fill(maxsize=10_000)
         orders = await self._ws.subscribe_user_orders(maxsize=10_000)
         positions = await self._ws.subscribe_market_positions(maxsize=10_000)
         self._subs = [fills, orders, positions]
-        self._seen_reconnects = self._ws.reconnects
         await self.reconcile(report=False)
         self._tasks = [
             asyncio.create_task(self._consume(fills, self._apply_fill), name="portfolio-fills"),
             asyncio.create_task(self._consume(orders, self._apply_order), name="portfolio-orders"),
             asyncio.create_task(self._consume(positions, self._apply_position), name="portfolio-positions"),
-            asyncio.create_task(self._watch_reconnects(), name="portfolio-reconnects"),
+            asyncio.create_task(self._watch_lifecycle(self._events), name="portfolio-lifecycle"),
         ]
 
     async def stop(self) -> None:
@@ -139,6 +145,9 @@ class Portfolio:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._events is not None:
+            self._events.close()
+            self._events = None
         for sub in self._subs:
             with contextlib.suppress(KalshiError):
                 await sub.unsubscribe()
@@ -213,21 +222,47 @@ class Portfolio:
 
     # ------------------------------------------------------------------ reconciliation
 
-    async def _watch_reconnects(self) -> None:
-        # fill/user_orders/market_positions have no seq: a reconnect is the only sign that updates were lost.
+    @property
+    def settled(self) -> bool:
+        """True when no reconciliation is running or due (every disruption seen so far is reconciled)."""
+        events = self._events
+        backlog = events.backlog if events is not None else 0
+        return not backlog and not self._due and not self._awaiting and not self._reconcile_lock.locked()
+
+    async def _watch_lifecycle(self, events: LifecycleListener) -> None:
+        # fill/user_orders/market_positions have no seq: a reconnect, or the server ending one of these
+        # subscriptions, is the only sign that updates were lost. Reconcile once all three flow again: a REST
+        # snapshot taken earlier would miss what happens before a channel is back, and nothing would reveal it.
+        pending = events.take_nowait()
         while True:
-            await asyncio.sleep(_RECONNECT_POLL_SECONDS)
-            if self._ws.reconnects != self._seen_reconnects:
-                if self._ws.state is not ConnectionState.STREAMING:
-                    # Still resubscribing: a snapshot taken now would miss what happens before the private
-                    # channels flow again, and nothing would reveal it.
-                    continue
-                self._seen_reconnects = self._ws.reconnects
+            for event in pending:
+                if isinstance(event, Closed):
+                    return
+                if isinstance(event, Reconnected):
+                    self._awaiting.update(_CHANNELS)
+                    self._due = True
+                elif isinstance(event, Gap) and event.channel in _CHANNELS:
+                    self._awaiting.add(event.channel)
+                    self._due = True
+                elif isinstance(event, Resubscribed):
+                    self._awaiting.discard(event.channel)
+            wait: float | None = None
+            if self._due and not self._awaiting:
                 try:
                     await self.reconcile()
+                    self._due = False
                 except KalshiError as exc:
-                    logger.warning("reconciliation after reconnect failed (%s); retrying on the next poll", exc)
-                    self._seen_reconnects -= 1
+                    logger.warning("reconciliation failed (%s); retrying in %s s", exc, _RETRY_SECONDS)
+                    wait = _RETRY_SECONDS  # or sooner, at the next event
+            pending = []
+            try:
+                async with asyncio.timeout(wait):
+                    pending.append(await anext(events))
+            except TimeoutError:
+                continue
+            except StopAsyncIteration:
+                return
+            pending.extend(events.take_nowait())
 
     async def reconcile(self, *, report: bool = True) -> list[Correction]:
         """Re-read balance, positions and resting orders over REST; replace local state; return the differences.

@@ -22,6 +22,7 @@ from kalshi.record.recorder import Recorder, RecorderStats
 from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.connection import ConnectionState
+from kalshi.ws.lifecycle import Disconnected, LifecycleEvent, Reconnected
 from kalshi.ws.models import ErrorMessage
 from kalshi.ws.subscription import Subscription
 
@@ -128,21 +129,19 @@ async def capture(
     stop = stop or asyncio.Event()
     ws: KalshiWebSocket
 
-    seen_reconnects = 0
+    reconnects = 0
 
     def tap(data: bytes, recv_ns: int) -> None:
-        nonlocal seen_reconnects
-        # The client bumps `reconnects` before resubscribing, so the new connection's first frame sees it.
-        if ws.reconnects != seen_reconnects:
-            seen_reconnects = ws.reconnects
-            recorder.new_connection({"reconnects": seen_reconnects})
+        nonlocal reconnects
+        # Lifecycle events are published synchronously, before the new connection's first frame: taking them here
+        # puts the connection boundary exactly between the frames of the two connections.
+        for event in events.take_nowait():
+            if isinstance(event, Reconnected):
+                reconnects += 1
+                recorder.new_connection({"reconnects": reconnects, "attempt": event.attempt})
         recorder.add_frame(data, recv_ns)
         if max_frames is not None and recorder.stats.frames >= max_frames:
             stop.set()
-
-    async def on_state(old: ConnectionState, new: ConnectionState) -> None:
-        if new is ConnectionState.RECONNECTING and recorder.started:
-            recorder.add_event("disconnect", detail={"from": old.value})
 
     async def on_error(message: ErrorMessage) -> None:
         code = message.msg.code
@@ -154,10 +153,16 @@ async def capture(
         auth,
         config,
         heartbeat_timeout=heartbeat_timeout,
-        on_state_change=on_state,
         on_error=on_error,
         on_raw_frame=tap,
     )
+    events = ws.lifecycle_events()
+
+    @ws.on_lifecycle
+    async def on_disconnect(event: LifecycleEvent) -> None:
+        if isinstance(event, Disconnected) and recorder.started:
+            recorder.add_event("disconnect", detail={"cause": event.cause, "code": event.code})
+
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     deadline = None if duration is None else loop.time() + duration

@@ -40,10 +40,12 @@ from kalshi.errors import (
 from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.channels import FORWARDED_PARAMS, ChannelSubscriptions
-from kalshi.ws.connection import CloseInfo, ConnectionState, backoff_delay
+from kalshi.ws.codes import ClientErrorCode
+from kalshi.ws.connection import CloseInfo, ConnectionState
 from kalshi.ws.editing import SubscriptionCommands
 from kalshi.ws.flow import FlowControl
 from kalshi.ws.hooks import HookRunner
+from kalshi.ws.lifecycle import Gap, LifecycleBus, LifecycleEvent, LifecycleListener, Repaired, Resubscribed
 from kalshi.ws.models import (
     ErrorMessage,
     ErrorPayload,
@@ -74,12 +76,14 @@ from kalshi.ws.subscription import (
     new_queue,
     take_markets,
 )
+from kalshi.ws.supervisor import Attempt, RetryPolicy, Supervisor
 from kalshi.ws.transport import Connection, open_connection
 
 __all__ = ["DEFAULT_MARKETS_PER_SUBSCRIPTION", "FORWARDED_PARAMS", "KalshiWebSocket"]
 
 logger = logging.getLogger(__name__)
 
+LifecycleCallback = Callable[[LifecycleEvent], Awaitable[None]]
 StateCallback = Callable[[ConnectionState, ConnectionState], Awaitable[None]]
 ErrorCallback = Callable[[ErrorMessage], Awaitable[None]]
 MessageCallback = Callable[[Any], Awaitable[None]]
@@ -91,10 +95,10 @@ _BLOCK: Final = OverflowStrategy.BLOCK
 _DEFAULT_MAXSIZE: Final = 1000
 _BOOK_MAXSIZE: Final = 100
 # Synthesized on_error codes (outside the server's 1-28): the client's own findings.
-CLIENT_ERROR_PROTOCOL: Final = 1001
-CLIENT_ERROR_GAP: Final = 1002
-CLIENT_ERROR_CALLBACK: Final = 1003
-CLIENT_ERROR_RESUBSCRIBE: Final = 1004
+CLIENT_ERROR_PROTOCOL: Final = ClientErrorCode.PROTOCOL
+CLIENT_ERROR_GAP: Final = ClientErrorCode.GAP
+CLIENT_ERROR_CALLBACK: Final = ClientErrorCode.CALLBACK
+CLIENT_ERROR_RESUBSCRIBE: Final = ClientErrorCode.RESUBSCRIBE
 
 
 class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
@@ -145,7 +149,22 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         self._rng = rng or random.Random()
         self._raw_tap = on_raw_frame
         self._callbacks: dict[str, list[MessageCallback]] = {}
-        self._state = ConnectionState.DISCONNECTED
+        self._lifecycle_callbacks: list[LifecycleCallback] = []
+        self._bus = LifecycleBus()
+        self._supervisor = Supervisor(
+            url=self._config.ws_url,
+            connect=self._open_once,
+            restore=self._resubscribe_all,
+            classify=_judge_attempt,
+            retry_on=(KalshiConnectionError,),
+            policy=RetryPolicy(
+                self._config.retry_base_delay, self._config.retry_max_delay, self._config.ws_max_retries
+            ),
+            bus=self._bus,
+            on_state=self._state_changed,
+            on_end=self._ended,
+            rng=self._rng,
+        )
         self._proto = self._new_protocol(1)
         self._conn: Connection | None = None
         self._subs: dict[int, Subscription[Any]] = {}
@@ -159,22 +178,16 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         self._snapshot_waits: dict[int, set[str]] = {}
         self._next_client_id = 1
         self._ever_subscribed = False
-        self._closing = False
-        self._lost: asyncio.Event | None = None
-        self._done: asyncio.Event | None = None
-        self._supervisor: asyncio.Task[None] | None = None
+        self._connected = False
         self._hooks: HookRunner | None = None
         self._flow = FlowControl(self._spawn, lambda: bool(self._pending))
         self._book_waiters: dict[str, list[asyncio.Future[Orderbook]]] = {}
         self._books_view = BooksView(self._subs)
-        self._terminal_error: BaseException | None = None
-        self._last_close: CloseInfo | None = None
-        self.reconnects = 0
         self.frames_received = 0
 
     def __repr__(self) -> str:
         return (
-            f"KalshiWebSocket(url={self._config.ws_url!r}, state={self._state.value}, subscriptions={len(self._subs)})"
+            f"KalshiWebSocket(url={self._config.ws_url!r}, state={self.state.value}, subscriptions={len(self._subs)})"
         )
 
     # ------------------------------------------------------------------ public: lifecycle
@@ -182,7 +195,28 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
     @property
     def state(self) -> ConnectionState:
         """The current connection state."""
-        return self._state
+        return self._supervisor.state
+
+    @property
+    def reconnects(self) -> int:
+        """Successful reconnects so far (see :meth:`lifecycle_events` to be told of each)."""
+        return self._supervisor.reconnects
+
+    def lifecycle_events(self) -> LifecycleListener:
+        """An async iterator over the lifecycle events published from now on (connected, disconnected,
+        reconnected, resubscribed, gap, repaired, closed); it ends after :class:`~kalshi.ws.lifecycle.Closed`.
+
+        Create it before ``connect()`` to see the first :class:`~kalshi.ws.lifecycle.Connected` too.
+        """
+        return self._bus.listen()
+
+    def on_lifecycle(self, callback: LifecycleCallback) -> LifecycleCallback:
+        """Register ``async fn(event)`` for every lifecycle event (usable as a decorator); called in order, off
+        the receive path. An exception it raises reaches ``on_error`` (code 1003) and the session continues."""
+        self._lifecycle_callbacks.append(callback)
+        if self._hooks is not None:
+            self._hooks.watch_lifecycle(self._bus.listen(), self._lifecycle_callbacks)
+        return callback
 
     @property
     def config(self) -> KalshiConfig:
@@ -201,23 +235,25 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
             KalshiHandshakeError: the server refused the upgrade with 401/403 (no retry), or kept refusing.
             KalshiConnectionError: the server could not be reached within ``ws_max_retries`` attempts.
         """
-        if self._supervisor is not None:
+        if self._connected:
             raise KalshiConnectionError("this KalshiWebSocket is already connected; use one connect() at a time")
-        self._closing = False
-        self._terminal_error = None
+        self._connected = True
         self._proto = self._new_protocol(self._proto.next_command_id)
         self._hooks = HookRunner(self._on_error, self._on_state_change)
         self._hooks.start()
         for channel, callbacks in self._callbacks.items():
             self._hooks.ensure_channel(channel, callbacks)
-        self._lost = asyncio.Event()
-        self._done = asyncio.Event()
+        if self._lifecycle_callbacks:
+            self._hooks.watch_lifecycle(self._bus.listen(), self._lifecycle_callbacks)
         try:
-            await self._open_with_retries(first=True)
-            self._supervisor = asyncio.create_task(self._supervise(), name="kalshi-ws-supervisor")
+            await self._supervisor.start()
+            self._supervisor.streaming()
             yield self
         finally:
-            await self._shutdown()
+            try:
+                await self._shutdown()
+            finally:
+                self._connected = False
 
     async def run_forever(self) -> None:
         """Block until the session ends (the connect() block exits or reconnecting gives up).
@@ -230,11 +266,11 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
                 "run_forever() needs at least one subscribe_*() call first: @ws.on() only routes messages, "
                 "the server sends frames only for channels you subscribe to"
             )
-        if self._done is None:
+        if not self._connected:
             raise KalshiConnectionError("not connected: use `async with ws.connect() as session:` first")
-        await self._done.wait()
-        if self._terminal_error is not None:
-            raise self._terminal_error
+        await self._supervisor.done.wait()
+        if self._supervisor.error is not None:
+            raise self._supervisor.error
 
     def on(self, channel: str) -> Callable[[MessageCallback], MessageCallback]:
         """Decorator: call ``async fn(message)`` for every message of ``channel`` (beside any iterators).
@@ -321,7 +357,7 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         book_mode: str | None,
         keep_books: bool = False,
     ) -> Subscription[Any]:
-        if self._conn is None or self._closing:
+        if self._conn is None or self._supervisor.closing:
             raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
         if book_mode is None and channel == "orderbook_delta":
             book_mode = "raw"
@@ -487,14 +523,20 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
             self._snapshot_answered(message.id, ticker)
         books = sub.books
         if books is None:
-            sub.stale.discard(ticker)
+            if ticker in sub.stale:
+                sub.stale.discard(ticker)
+                self._bus.publish(Repaired(sub.channel, chunk.sid, (ticker,)))
             self._deliver(sub, message)
             return
+        before = books.get(ticker)
+        was_stale = before is not None and before.stale
         try:
             books.apply_snapshot_message(message)
         except (BookError, KalshiProtocolError) as exc:
             self._book_broken(sub, chunk, ticker, CLIENT_ERROR_PROTOCOL, f"bad snapshot: {exc}", again=not message.id)
             return
+        if was_stale:
+            self._bus.publish(Repaired(sub.channel, chunk.sid, (ticker,)))
         self._book_updated(sub, ticker, message)
 
     def _book_updated(self, sub: Subscription[Any], ticker: str, message: Any) -> None:
@@ -532,6 +574,7 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         """One market's book cannot be trusted: hide it (stale) and re-snapshot that market alone."""
         self._client_error(code, f"{sub.channel} {ticker}: {why}", sub)
         sub.mark_stale([ticker])
+        self._bus.publish(Gap(sub.channel, chunk.sid, markets=(ticker,), reason="bad_book_update"))
         if again:  # never in a loop of bad answers to our own request
             self._repair(sub, chunk, [ticker])
 
@@ -570,6 +613,9 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
             return
         sub, chunk = route
         sub.stats.gaps += 1
+        self._bus.publish(
+            Gap(sub.channel, gap.sid, gap.expected, gap.received, tuple(chunk.markets or ()), reason="seq_gap")
+        )
         logger.info("seq gap on sid %s (%s): expected %s, got %s", gap.sid, sub.channel, gap.expected, gap.received)
         if sub.book_mode is not None:
             if chunk.markets:
@@ -596,12 +642,12 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
 
     async def _repair_async(self, sub: Subscription[Any], chunk: Chunk, tickers: list[str]) -> None:
         sid = chunk.sid
-        if sid is None or self._closing:
+        if sid is None or self._supervisor.closing:
             return
         try:
             await self._get_snapshot(sid, tickers)
         except KalshiError as exc:
-            if self._closing or self._conn is None or self._conn.closed:
+            if self._supervisor.closing or self._conn is None or self._conn.closed:
                 return  # reconnecting (or closing) re-bootstraps every book anyway
             logger.warning("get_snapshot on sid %s failed (%s); resubscribing the chunk", sid, exc)
             with contextlib.suppress(KalshiError):
@@ -628,15 +674,18 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         if sub.book_mode is not None and chunk.markets:
             sub.mark_stale(chunk.markets)
         logger.warning("server ended sid %s (%s) with error %s; resubscribing", sid, sub.channel, event.code)
+        self._bus.publish(Gap(sub.channel, sid, markets=tuple(chunk.markets or ()), reason="subscription_ended"))
         if self._hooks is not None:
             self._hooks.spawn(self._resubscribe_chunk(sub, chunk))
 
     async def _resubscribe_chunk(self, sub: Subscription[Any], chunk: Chunk) -> None:
         try:
             await self._issue_chunk(sub, chunk)
-            sub.stats.resubscribes += 1
         except KalshiError as exc:
             self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"could not resubscribe {sub.channel}: {exc}", sub)
+            return
+        sub.stats.resubscribes += 1
+        self._bus.publish(Resubscribed(sub.channel, tuple(sub.sids), tuple(sub.markets)))
 
     # ------------------------------------------------------------------ backpressure
 
@@ -673,26 +722,18 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
         logger.warning("%s", text)
         self._emit_error(message)
 
-    def _set_state(self, new: ConnectionState) -> None:
-        old = self._state
-        if old is new:
-            return
-        self._state = new
-        logger.info("connection state %s -> %s", old.value, new.value)
+    def _state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
         if self._hooks is not None:
             self._hooks.state(old, new)
 
     def _fatal(self, exc: BaseException) -> None:
         """Seed 000: an ERROR-strategy overflow ends the session: every iterator stops, state CLOSED."""
         logger.error("fatal: %s", exc)
-        self._terminal_error = exc
         self._client_error(CLIENT_ERROR_CALLBACK, str(exc), None)
-        self._closing = True
         self._flow.stop_reading()
         for sub in list(self._subs.values()):
             sub.queue.close()
-        if self._lost is not None:
-            self._lost.set()
+        self._supervisor.fail(exc)
 
     # ------------------------------------------------------------------ connection management
 
@@ -704,18 +745,16 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
     def _on_close(self, info: CloseInfo) -> None:
         if logger.isEnabledFor(logging.INFO):
             logger.info("connection closed: code=%s reason=%s", info.code, info.reason)
-        self._last_close = info
         for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(KalshiSubscriptionError("the connection closed before the server answered"))
-        if self._lost is not None:
-            self._lost.set()
+        self._supervisor.connection_lost(info)
 
     async def _open_once(self) -> None:
-        self._set_state(ConnectionState.CONNECTING)
+        """One connection attempt (the supervisor retries)."""
+        self._flow.unpause()
         self._proto.reset()
         self._routes.clear()
-        self._lost = asyncio.Event()
         self._conn = await open_connection(
             self._config.ws_url,
             headers=self._headers(),  # re-signed on every attempt
@@ -727,76 +766,23 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
             verify_tls=self._config.verify_tls,
         )
         self._flow.conn = self._conn
-        self._set_state(ConnectionState.CONNECTED)
 
-    async def _open_with_retries(self, *, first: bool) -> None:
-        attempts = self._config.ws_max_retries
-        last_error: KalshiError | None = None
-        for attempt in range(attempts + 1):
-            if attempt or not first:
-                delay = backoff_delay(attempt, self._config.retry_base_delay, self._config.retry_max_delay, self._rng)
-                if isinstance(last_error, KalshiHandshakeError) and last_error.retry_after:
-                    delay = max(delay, min(last_error.retry_after, self._config.retry_max_delay))
-                await asyncio.sleep(delay)
-            try:
-                await self._open_once()
-                return
-            except KalshiHandshakeError as exc:
-                if exc.is_permanent:
-                    self._set_state(ConnectionState.CLOSED)
-                    raise
-                last_error = exc
-            except KalshiConnectionError as exc:
-                last_error = exc
-            logger.warning("connect attempt %d/%d failed: %s", attempt + 1, attempts + 1, last_error)
-            self._set_state(ConnectionState.RECONNECTING if not first or attempt else ConnectionState.CONNECTING)
-        self._set_state(ConnectionState.CLOSED)
-        assert last_error is not None
-        raise last_error
-
-    async def _supervise(self) -> None:
-        """Own the connection: wait for it to drop, reconnect with full jitter, resubscribe everything."""
-        try:
-            while not self._closing:
-                lost = self._lost
-                assert lost is not None
-                if not lost.is_set():
-                    self._set_state(ConnectionState.STREAMING)
-                await lost.wait()
-                if self._closing:
-                    break
-                info = self._last_close
-                if info is not None and not info.reconnectable:
-                    self._terminal_error = KalshiConnectionError(
-                        f"server closed the connection for good (code {info.code}: {info.reason})"
-                    )
-                    break
-                self._set_state(ConnectionState.RECONNECTING)
-                self._flow.unpause()
-                try:
-                    await self._open_with_retries(first=False)
-                except KalshiError as exc:
-                    self._terminal_error = exc
-                    self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"reconnecting gave up: {exc}", None)
-                    break
-                self.reconnects += 1
-                await self._resubscribe_all()
-            conn = self._conn
-            if conn is not None and not conn.closed:
-                # Fatal teardown (or a permanent close): nothing reads the socket any more, close it now.
-                with contextlib.suppress(KalshiError, OSError):
-                    await conn.close(1000, "")
-        finally:
-            self._set_state(ConnectionState.CLOSED)
-            for sub in list(self._subs.values()):
-                sub.queue.close()
-            if self._done is not None:
-                self._done.set()
+    async def _ended(self, error: BaseException | None) -> None:
+        """The supervisor gave up (or the session failed): close the socket and end every iterator."""
+        if error is not None and not isinstance(error, KalshiBackpressureError):
+            self._client_error(CLIENT_ERROR_RESUBSCRIBE, f"reconnecting gave up: {error}", None)
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(KalshiError, OSError):
+                await conn.close(1000, "")
+        for sub in list(self._subs.values()):
+            sub.queue.close()
 
     async def _resubscribe_all(self) -> None:
         for sub in list(self._subs.values()):
-            if sub.book_mode is not None:
+            if sub.book_mode is not None and sub.markets:
                 sub.mark_stale(sub.markets)
+                self._bus.publish(Gap(sub.channel, None, markets=tuple(sub.markets), reason="reconnect"))
             for chunk in list(sub.chunks):
                 chunk.sid = None
                 try:
@@ -807,26 +793,22 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
                     await self._discard(sub)
                     break
                 except KalshiSubscriptionError:
-                    return  # the new connection dropped too: the supervisor loop goes round again
-            sub.stats.resubscribes += 1
+                    return  # the new connection dropped too: the supervisor goes round again
+            else:
+                sub.stats.resubscribes += 1
+                self._bus.publish(Resubscribed(sub.channel, tuple(sub.sids), tuple(sub.markets)))
 
     async def _shutdown(self) -> None:
-        self._closing = True
         for sub in list(self._subs.values()):
             sub.queue.close()
         self._subs.clear()
         self._routes.clear()
+        self._supervisor.begin_close()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(KalshiError, OSError):
                 await conn.close(1000, "")
-        if self._lost is not None:
-            self._lost.set()
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+        await self._supervisor.close()
         self._flow.unpause()
         if self._hooks is not None:
             await self._hooks.stop()
@@ -836,6 +818,12 @@ class KalshiWebSocket(SubscriptionCommands, ChannelSubscriptions):
                 if not future.done():
                     future.set_exception(KalshiConnectionError("the session closed while waiting for a book"))
         self._book_waiters.clear()
-        self._set_state(ConnectionState.CLOSED)
-        if self._done is not None:
-            self._done.set()
+
+
+def _judge_attempt(exc: BaseException, first: bool) -> Attempt:
+    """401/403 are never retried; a 429 waits at least its Retry-After; other connection errors retry."""
+    if isinstance(exc, KalshiHandshakeError):
+        if exc.is_permanent:
+            return Attempt(retry=False)
+        return Attempt(retry=True, not_before=exc.retry_after or 0.0)
+    return Attempt(retry=True)

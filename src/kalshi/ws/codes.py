@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["ErrorCode"]
+__all__ = ["ClientErrorCode", "ErrorCode"]
 
 
 class ErrorCode(IntEnum):
@@ -42,3 +42,16 @@ class ErrorCode(IntEnum):
     MARKET_LIMIT_EXCEEDED = 26
     TOO_MANY_REQUESTS = 27
     UNDERLYING_TICKERS_REQUIRED = 28
+
+
+class ClientErrorCode(IntEnum):
+    """Codes of the ``error`` messages the client synthesizes for ``on_error`` (outside the server's range)."""
+
+    PROTOCOL = 1001
+    """A frame could not be used (malformed, or a book update that does not fit): the book is repaired."""
+    GAP = 1002
+    """Messages were lost (a seq gap on a channel that cannot be replayed, or an inapplicable delta)."""
+    CALLBACK = 1003
+    """A user callback raised (or an ERROR-strategy queue overflowed and ended the session)."""
+    RESUBSCRIBE = 1004
+    """A subscription could not be restored (after a reconnect or a server-ended subscription)."""

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
+from kalshi.ws.codes import ClientErrorCode
 from kalshi.ws.connection import ConnectionState
-from kalshi.ws.models import ErrorMessage
+from kalshi.ws.lifecycle import LifecycleEvent, LifecycleListener
+from kalshi.ws.models import ErrorMessage, ErrorPayload
 
 __all__ = ["HookRunner"]
 
@@ -26,6 +28,7 @@ _CALLBACK_QUEUE: Final = 10_000
 _HOOK_QUEUE: Final = 10_000
 
 MessageCallback = Callable[[Any], Awaitable[None]]
+LifecycleCallback = Callable[[LifecycleEvent], Awaitable[None]]
 
 
 class HookRunner:
@@ -42,6 +45,7 @@ class HookRunner:
         self._channels: dict[str, MessageQueue[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._drainers: set[asyncio.Task[Any]] = set()  # hook and callback runners: allowed to finish their queue
+        self._lifecycle: LifecycleListener | None = None
         self.callback_errors = 0
 
     def start(self) -> None:
@@ -78,8 +82,33 @@ class HookRunner:
                 elif kind == "state" and self._on_state_change is not None:
                     await self._on_state_change(*payload)
             except Exception:
+                # Not reported to on_error: that hook may be the one failing.
                 self.callback_errors += 1
                 logger.exception("%s hook raised; the session continues", kind)
+
+    def _callback_failed(self, what: str, exc: Exception) -> None:
+        self.callback_errors += 1
+        logger.exception("%s raised; the session continues", what)
+        text = f"{what} raised {type(exc).__name__}: {exc}"
+        self.error(ErrorMessage(msg=ErrorPayload(code=ClientErrorCode.CALLBACK, msg=text)))
+
+    # ------------------------------------------------------------------ lifecycle hooks
+
+    def watch_lifecycle(self, events: LifecycleListener, callbacks: list[LifecycleCallback]) -> None:
+        """Run ``callbacks`` (a live list) for every event of ``events``, in order; one watcher per session."""
+        if self._lifecycle is not None:
+            events.close()
+            return
+        self._lifecycle = events
+        self._drainers.add(self.spawn(self._run_lifecycle(events, callbacks)))
+
+    async def _run_lifecycle(self, events: LifecycleListener, callbacks: list[LifecycleCallback]) -> None:
+        async for event in events:
+            for callback in list(callbacks):
+                try:
+                    await callback(event)
+                except Exception as exc:
+                    self._callback_failed(f"lifecycle callback {getattr(callback, '__name__', callback)!r}", exc)
 
     # ------------------------------------------------------------------ channel callbacks
 
@@ -121,15 +150,16 @@ class HookRunner:
             for callback in list(callbacks):
                 try:
                     await callback(message)
-                except Exception:
-                    self.callback_errors += 1
-                    logger.exception("callback for %r raised; the session continues", channel)
+                except Exception as exc:
+                    self._callback_failed(f"callback for {channel!r}", exc)
 
     # ------------------------------------------------------------------ shutdown
 
     async def stop(self) -> None:
         """Let queued hooks run briefly, then cancel every task and wait for them."""
         self._hooks.close()
+        if self._lifecycle is not None:
+            self._lifecycle.close()
         for queue in self._channels.values():
             queue.close()
         helpers = [task for task in self._tasks if task not in self._drainers]

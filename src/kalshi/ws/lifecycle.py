@@ -161,6 +161,17 @@ class LifecycleListener:
             self._bus._detach(self)
         return event
 
+    @property
+    def backlog(self) -> int:
+        """Events held, not yet taken."""
+        return len(self._buffer)
+
+    def take_nowait(self) -> list[LifecycleEvent]:
+        """Every event held now, oldest first, without waiting (for synchronous consumers such as a frame tap)."""
+        events = list(self._buffer)
+        self._buffer.clear()
+        return events
+
     def close(self) -> None:
         """Stop listening (the iterator ends after what it already holds)."""
         self._close()
