@@ -73,6 +73,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _END: Final = object()
 _JSON: Final = msgspec.json.Decoder()
+_RAW: Final = "*raw*"
+_ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
 _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "disconnected": Disconnected,
     "reconnected": Reconnected,
@@ -361,7 +363,7 @@ class RelayFeed:
         """Every entry of ``channels``' streams as stored (frames and control entries): for recorders."""
 
         async def start() -> RelaySubscription[RelayEntry]:
-            sub: RelaySubscription[RelayEntry] = RelaySubscription(self, "*raw*", None, maxsize)
+            sub: RelaySubscription[RelayEntry] = RelaySubscription(self, _RAW, None, maxsize)
             for channel in channels:
                 await self._attach(channel, sub)
             return sub
@@ -563,17 +565,20 @@ class RelayFeed:
 
     async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
         delivered = False
+        frame = fields.get(FIELD_FRAME)
+        if frame is None:
+            self._relayed_event(fields)
+        message: Any = None
         for sub in state.subs:
-            if sub.channel == "*raw*":
+            if sub.channel == _RAW:
                 await sub.queue.put((_entry(state.channel, entry_id, fields), state.key, entry_id))
                 delivered = True
                 continue
-            frame = fields.get(FIELD_FRAME)
             if frame is None:
-                self._relayed_event(fields)
                 continue
-            message = decode_message(frame)
-            if getattr(message, "type", None) in ("subscribed", "ok", "error", "unsubscribed"):
+            if message is None:
+                message = decode_message(frame)
+            if getattr(message, "type", None) in _ANSWERS:
                 continue
             if sub.tickers is not None:
                 body = getattr(message, "msg", None)
