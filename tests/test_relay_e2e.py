@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from kalshi.relay import Relay, RelayClient
+from kalshi.relay import Relay, RelayClient, RelayFeed
 from kalshi.relay.layout import parse_id
 from kalshi.sim import Simulator
 from redis_server import RedisServer
@@ -24,6 +24,11 @@ def mismatches(sim: Simulator, books: object, tickers: list[str]) -> list[str]:
     return [t for t in tickers if not (get(t) is not None and get(t) == sim.book(t))]
 
 
+def caught_up(feed: RelayFeed, entry_id: str) -> Callable[[], bool]:
+    target = parse_id(entry_id)
+    return lambda: parse_id(feed.position("orderbook_delta") or "0-0") >= target
+
+
 async def test_books_equal_the_exchange_at_quiescent_points(redis_server: RedisServer) -> None:
     async with Simulator(seed=3, markets=12, rate=0, open_access=True, lifecycle=False) as sim:
         relay = Relay(redis_server.url, config=sim.config, markets_per_connection=5, checkpoint_interval=60)
@@ -36,6 +41,5 @@ async def test_books_equal_the_exchange_at_quiescent_points(redis_server: RedisS
                     sim.step(200)
                     await sim.quiesce()
                     last = await relay.settle()
-                    target = parse_id(last["orderbook_delta"])
-                    await feed.wait_for(lambda: parse_id(feed.position("orderbook_delta") or "0-0") >= target)
+                    await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
                     assert mismatches(sim, feed.books, sim.tickers) == []
