@@ -16,6 +16,7 @@ from kalshi.cli.common import EXIT_FAILURE, EXIT_USAGE, configure_logging, fail
 from kalshi.cli.demo import demo_command
 from kalshi.cli.markets import markets_command
 from kalshi.cli.record import record_command
+from kalshi.cli.relay import RELAY_EXAMPLES, relay_command
 from kalshi.cli.replay import replay_command
 from kalshi.cli.stream import stream_command
 from kalshi.errors import KalshiError
@@ -44,6 +45,7 @@ _EXAMPLES: Final = {
         "duckdb -c \"SELECT type, count(*) FROM 'rec/*.parquet' WHERE kind='frame' GROUP BY type\"",
     ],
     "replay": ["kalshi replay rec/ --speed 10", "kalshi replay rec/ --as-fast-as-possible --port 9000"],
+    "relay": RELAY_EXAMPLES,
 }
 
 
@@ -126,6 +128,7 @@ for _name, _command in (
     ("sim", sim_command),
     ("record", record_command),
     ("replay", replay_command),
+    ("relay", relay_command),
 ):
     app.command(_name, epilog=_epilog(_name))(_command)
 
