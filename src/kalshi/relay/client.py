@@ -98,6 +98,19 @@ class RelayEntry(NamedTuple):
     kind: str | None
     body: dict[str, Any] | None
 
+    def fields(self) -> dict[bytes, bytes]:
+        """The entry's stored fields again (what :meth:`kalshi.relay.BookBuilder.apply` takes)."""
+        if self.frame is None:
+            return {FIELD_KIND: (self.kind or "").encode(), FIELD_JSON: msgspec.json.encode(self.body or {})}
+        out = {FIELD_FRAME: self.frame, FIELD_CONN: (self.conn or "").encode()}
+        if self.recv_ns is not None:
+            out[FIELD_RECV_NS] = b"%d" % self.recv_ns
+        if self.sid is not None:
+            out[FIELD_SID] = b"%d" % self.sid
+        if self.seq is not None:
+            out[FIELD_SEQ] = b"%d" % self.seq
+        return out
+
 
 def _entry(channel: str, entry_id: str, fields: Mapping[bytes, bytes]) -> RelayEntry:
     frame = fields.get(FIELD_FRAME)
