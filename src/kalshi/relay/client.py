@@ -28,9 +28,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -42,16 +42,15 @@ from kalshi.relay.books import BookBuilder
 from kalshi.relay.checkpoint import decode_checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
-    FIELD_CONN,
     FIELD_FRAME,
     FIELD_JSON,
     FIELD_KIND,
-    FIELD_RECV_NS,
-    FIELD_SEQ,
-    FIELD_SID,
+    KIND_GAP,
+    KIND_RELAY_START,
     StreamLayout,
     parse_id,
 )
+from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
 from kalshi.ws.lifecycle import (
     Closed,
     Connected,
@@ -71,7 +70,6 @@ __all__ = ["RelayClient", "RelayEntry", "RelayFeed", "RelaySubscription"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_END: Final = object()
 _JSON: Final = msgspec.json.Decoder()
 _RAW: Final = "*raw*"
 _ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
@@ -83,142 +81,6 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "repaired": Repaired,
     "connected": Connected,
 }
-
-
-class RelayEntry(NamedTuple):
-    """One stream entry as stored: a frame (``frame`` set) or a control entry (``kind`` and ``body`` set)."""
-
-    channel: str
-    id: str
-    frame: bytes | None
-    recv_ns: int | None
-    conn: str | None
-    sid: int | None
-    seq: int | None
-    kind: str | None
-    body: dict[str, Any] | None
-
-    def fields(self) -> dict[bytes, bytes]:
-        """The entry's stored fields again (what :meth:`kalshi.relay.BookBuilder.apply` takes)."""
-        if self.frame is None:
-            return {FIELD_KIND: (self.kind or "").encode(), FIELD_JSON: msgspec.json.encode(self.body or {})}
-        out = {FIELD_FRAME: self.frame, FIELD_CONN: (self.conn or "").encode()}
-        if self.recv_ns is not None:
-            out[FIELD_RECV_NS] = b"%d" % self.recv_ns
-        if self.sid is not None:
-            out[FIELD_SID] = b"%d" % self.sid
-        if self.seq is not None:
-            out[FIELD_SEQ] = b"%d" % self.seq
-        return out
-
-
-def _entry(channel: str, entry_id: str, fields: Mapping[bytes, bytes]) -> RelayEntry:
-    frame = fields.get(FIELD_FRAME)
-    if frame is None:
-        try:
-            body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
-        except msgspec.DecodeError:
-            body = {}
-        return RelayEntry(
-            channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}
-        )
-    sid = fields.get(FIELD_SID)
-    seq = fields.get(FIELD_SEQ)
-    recv = fields.get(FIELD_RECV_NS)
-    conn = fields.get(FIELD_CONN)
-    return RelayEntry(
-        channel,
-        entry_id,
-        frame,
-        int(recv) if recv else None,
-        conn.decode() if conn else None,
-        int(sid) if sid else None,
-        int(seq) if seq else None,
-        None,
-        None,
-    )
-
-
-class RelaySubscription(Generic[T]):
-    """Items of one subscription of a :class:`RelayFeed`: iterate it (``async for``). Bounded: a consumer that
-    does not keep up slows only its own reading of Redis, never the relay (whose streams are trimmed; what this
-    client then misses is reported as a gap)."""
-
-    def __init__(
-        self, feed: RelayFeed, channel: str, tickers: Collection[str] | None, maxsize: int, *, views: bool = False
-    ) -> None:
-        self.feed = feed
-        self.channel = channel
-        self.tickers = None if tickers is None else set(tickers)
-        self.views = views
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
-        self._pending_views: dict[str, None] = {}
-        self._view_ready = asyncio.Event()
-        self._unacked: tuple[str, str] | None = None
-        self.delivered = 0
-        self.closed = False
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        if self._unacked is not None:
-            self.feed._ack(*self._unacked)
-            self._unacked = None
-        if self.views:
-            return await self._next_view()
-        item = await self.queue.get()
-        if item is _END:
-            raise StopAsyncIteration
-        message, stream, entry_id = item
-        if self.feed.group is not None:
-            self._unacked = (stream, entry_id)
-        self.delivered += 1
-        return message  # type: ignore[no-any-return]
-
-    async def _next_view(self) -> T:
-        while not self._pending_views:
-            if self.closed:
-                raise StopAsyncIteration
-            self._view_ready.clear()
-            await self._view_ready.wait()
-        ticker = next(iter(self._pending_views))
-        del self._pending_views[ticker]
-        self.delivered += 1
-        return self.feed.books[ticker]  # type: ignore[return-value]
-
-    def _book_changed(self, ticker: str) -> None:
-        if self.tickers is None or ticker in self.tickers:
-            self._pending_views[ticker] = None
-            self._view_ready.set()
-
-    def _close(self) -> None:
-        self.closed = True
-        self._view_ready.set()
-        with contextlib.suppress(asyncio.QueueFull):
-            self.queue.put_nowait(_END)
-
-
-class _Request(Generic[T]):
-    """Awaitable (the subscription) and async-iterable (its items), like the streaming client's requests."""
-
-    def __init__(self, start: Callable[[], Awaitable[RelaySubscription[T]]]) -> None:
-        self._start = start
-        self._sub: RelaySubscription[T] | None = None
-
-    async def _get(self) -> RelaySubscription[T]:
-        if self._sub is None:
-            self._sub = await self._start()
-        return self._sub
-
-    def __await__(self) -> Generator[Any, None, RelaySubscription[T]]:
-        return self._get().__await__()
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self
-
-    async def __anext__(self) -> T:
-        return await (await self._get()).__anext__()
 
 
 class _StreamState:
@@ -354,7 +216,9 @@ class RelayFeed:
         """Call ``async callback(event)`` for every lifecycle event."""
         self._hooks.append(callback)
 
-    def subscribe(self, channel: str, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> _Request[Any]:
+    def subscribe(
+        self, channel: str, tickers: Sequence[str] | None = None, *, maxsize: int = 1000
+    ) -> RelayRequest[Any]:
         """Typed messages of any relayed channel (only ``tickers``' when given)."""
 
         async def start() -> RelaySubscription[Any]:
@@ -362,17 +226,17 @@ class RelayFeed:
             await self._attach(channel, sub)
             return sub
 
-        return _Request(start)
+        return RelayRequest(start)
 
-    def subscribe_ticker(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> _Request[Any]:
+    def subscribe_ticker(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> RelayRequest[Any]:
         """Ticker messages (all markets when ``tickers`` is None)."""
         return self.subscribe("ticker", tickers, maxsize=maxsize)
 
-    def subscribe_trade(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> _Request[Any]:
+    def subscribe_trade(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> RelayRequest[Any]:
         """Public trades (all markets when ``tickers`` is None)."""
         return self.subscribe("trade", tickers, maxsize=maxsize)
 
-    def subscribe_raw(self, channels: Sequence[str], *, maxsize: int = 10_000) -> _Request[RelayEntry]:
+    def subscribe_raw(self, channels: Sequence[str], *, maxsize: int = 10_000) -> RelayRequest[RelayEntry]:
         """Every entry of ``channels``' streams as stored (frames and control entries): for recorders."""
 
         async def start() -> RelaySubscription[RelayEntry]:
@@ -381,9 +245,9 @@ class RelayFeed:
                 await self._attach(channel, sub)
             return sub
 
-        return _Request(start)
+        return RelayRequest(start)
 
-    def orderbook(self, tickers: str | Sequence[str] | None = None) -> _Request[Orderbook]:
+    def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
         result for a view after every change (conflated per market). Books are in :attr:`books`.
 
@@ -404,7 +268,7 @@ class RelayFeed:
             self._book_subs.append(sub)
             return sub
 
-        return _Request(start)
+        return RelayRequest(start)
 
     async def wait_for(self, condition: Callable[[], bool], *, within: float = 10.0) -> None:
         """Wait until ``condition()`` holds (checked after every batch read).
@@ -580,11 +444,11 @@ class RelayFeed:
         delivered = False
         frame = fields.get(FIELD_FRAME)
         if frame is None:
-            self._relayed_event(fields)
+            self._relayed_event(state, fields)
         message: Any = None
         for sub in state.subs:
             if sub.channel == _RAW:
-                await sub.queue.put((_entry(state.channel, entry_id, fields), state.key, entry_id))
+                await sub.queue.put((entry_from_fields(state.channel, entry_id, fields), state.key, entry_id))
                 delivered = True
                 continue
             if frame is None:
@@ -602,8 +466,22 @@ class RelayFeed:
         if self.group is not None and not delivered:
             self._ack(state.key, entry_id)
 
-    def _relayed_event(self, fields: Mapping[bytes, bytes]) -> None:
-        cls = _RELAYED_EVENTS.get(fields.get(FIELD_KIND, b"").decode())
+    def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
+        kind = fields.get(FIELD_KIND, b"").decode()
+        if state.channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
+            # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
+            # the book builder reports its own, with the markets it hid.
+            try:
+                body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
+            except msgspec.DecodeError:
+                body = {}
+            if kind == KIND_RELAY_START:
+                self._publish(Gap(state.channel, None, reason="relay_restart"))
+                return
+            if isinstance(body, dict) and "dropped" in body:
+                self._publish(Gap(state.channel, None, None, body.get("dropped"), (), "buffer_overflow"))
+                return
+        cls = _RELAYED_EVENTS.get(kind)
         if cls is None:
             return
         try:
