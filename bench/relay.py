@@ -91,7 +91,7 @@ async def main(url, want):
     state = {"deltas": 0, "first": 0.0}
 
     def take(entry):
-        builder.apply(entry.id, entry.fields())
+        builder.apply(entry.id, entry.stored)
         if entry.frame is None:
             return
         frame = decode(entry.frame)
@@ -261,44 +261,41 @@ def percentile(values: list[int], q: float) -> float:
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis", persistent=False) as redis:
         rows: list[tuple[str, str]] = []
+        width = 62
+
+        def row(name: str, value: str) -> None:
+            rows.append((name, value))
+            print(f"{name:<{width}}  {value}", flush=True)
+
         print(f"redis-server {redis.binary}; load {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+        print(f"{'measure':<{width}}  value")
+        print(f"{'-' * width}  {'-' * 16}")
         pub = await bench_publish(redis.url, args.publish)
-        rows.append(("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s"))
-        rows.append(("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s"))
+        row("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s")
+        row("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s")
         fire = await run_pipeline(redis.url, "firehose", args.firehose, 0)
-        rows.append((f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s"))
-        rows.append(("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s"))
+        row(f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s")
+        row("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s")
         for i, result in enumerate(fire["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
-            rows.append(
-                (f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
-            )
+            row(f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
         paced = await run_pipeline(redis.url, "paced", args.rate, args.seconds)
         lat = [v for result in paced["consumers"] for v in result["latencies"]]
         for i, result in enumerate(paced["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
-            rows.append((f"paced {args.rate:,}/s: consumer {i + 1} rate", f"{rate:,.0f} msg/s ({result['deltas']:,})"))
-        rows.append(
-            (f"paced {args.rate:,}/s: added latency p50 (send -> consumer book)", f"{percentile(lat, 0.5):.2f} ms")
-        )
-        rows.append((f"paced {args.rate:,}/s: added latency p99", f"{percentile(lat, 0.99):.2f} ms"))
-        rows.append((f"paced {args.rate:,}/s: added latency max", f"{percentile(lat, 1.0):.2f} ms"))
+            row(f"paced {args.rate:,}/s: consumer {i + 1} rate", f"{rate:,.0f} msg/s ({result['deltas']:,})")
+        row(f"paced {args.rate:,}/s: added latency p50 (send -> consumer book)", f"{percentile(lat, 0.5):.2f} ms")
+        row(f"paced {args.rate:,}/s: added latency p99", f"{percentile(lat, 0.99):.2f} ms")
+        row(f"paced {args.rate:,}/s: added latency max", f"{percentile(lat, 1.0):.2f} ms")
         if lat:
-            rows.append(
-                (f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
-            )
-        width = max(len(name) for name, _ in rows)
-        print(f"{'measure':<{width}}  value")
-        print(f"{'-' * width}  {'-' * 16}")
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
+            row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
         print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--publish", type=int, default=300_000, help="frames for the publish measurement")
-    parser.add_argument("--firehose", type=int, default=100_000, help="deltas for the firehose measurement")
+    parser.add_argument("--publish", type=int, default=200_000, help="frames for the publish measurement")
+    parser.add_argument("--firehose", type=int, default=50_000, help="deltas for the firehose measurement")
     parser.add_argument("--rate", type=int, default=20_000, help="msg/s of the paced measurement")
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of the paced measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the paced measurement")
     asyncio.run(main(parser.parse_args()))

@@ -84,12 +84,14 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
 
 
 class _StreamState:
-    __slots__ = ("channel", "key", "last", "subs")
+    __slots__ = ("channel", "key", "last", "last_pos", "subs")
 
     def __init__(self, key: str, channel: str, last: str) -> None:
         self.key = key
         self.channel = channel
         self.last = last
+        # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
+        self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
         self.subs: list[RelaySubscription[Any]] = []
 
 
@@ -322,6 +324,7 @@ class RelayFeed:
             self._streams_changed.set()
         else:
             state.last = start  # the book stream is read from the checkpoint on by every subscription
+            state.last_pos = None if start == "0-0" else parse_id(start)
 
     # ------------------------------------------------------------------ reading
 
@@ -416,11 +419,10 @@ class RelayFeed:
             await self._deliver(state, entry_id, fields)
 
     def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
-        if state.last in ("0-0", "0", ">"):
-            return
-        last = parse_id(state.last)
         now = parse_id(entry_id)
-        if now[0] == last[0] and now[1] > last[1] + 1:
+        last = state.last_pos
+        state.last_pos = now
+        if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
             missing = now[1] - last[1] - 1
             self.missing_entries += missing
             self.gaps += 1

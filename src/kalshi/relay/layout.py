@@ -137,8 +137,7 @@ def parse_id(entry_id: str | bytes) -> tuple[int, int]:
     Raises:
         ValueError: not a Redis stream id.
     """
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, n = text.partition("-")
+    ms, _, n = entry_id.partition(b"-" if isinstance(entry_id, bytes) else "-")  # type: ignore[arg-type]
     return int(ms), int(n or 0)
 
 

@@ -38,19 +38,8 @@ class RelayEntry(NamedTuple):
     seq: int | None
     kind: str | None
     body: dict[str, Any] | None
-
-    def fields(self) -> dict[bytes, bytes]:
-        """The entry's stored fields again (what :meth:`kalshi.relay.BookBuilder.apply` takes)."""
-        if self.frame is None:
-            return {FIELD_KIND: (self.kind or "").encode(), FIELD_JSON: msgspec.json.encode(self.body or {})}
-        out = {FIELD_FRAME: self.frame, FIELD_CONN: (self.conn or "").encode()}
-        if self.recv_ns is not None:
-            out[FIELD_RECV_NS] = b"%d" % self.recv_ns
-        if self.sid is not None:
-            out[FIELD_SID] = b"%d" % self.sid
-        if self.seq is not None:
-            out[FIELD_SEQ] = b"%d" % self.seq
-        return out
+    stored: Mapping[bytes, bytes]
+    """The fields as stored (what :meth:`kalshi.relay.BookBuilder.apply` takes)."""
 
 
 def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]) -> RelayEntry:
@@ -61,7 +50,7 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
         except msgspec.DecodeError:
             body = {}
         return RelayEntry(
-            channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}
+            channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
         )
     sid = fields.get(FIELD_SID)
     seq = fields.get(FIELD_SEQ)
@@ -77,6 +66,7 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
         int(seq) if seq else None,
         None,
         None,
+        fields,
     )
 
 
