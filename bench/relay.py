@@ -85,7 +85,7 @@ class Frame(msgspec.Struct):
     msg: Body = Body()
 decode = msgspec.json.Decoder(Frame).decode
 
-async def main(url, want):
+async def main(url, want, out):
     builder = BookBuilder()
     latencies = []
     state = {"deltas": 0, "first": 0.0}
@@ -118,11 +118,12 @@ async def main(url, want):
         deltas, first = state["deltas"], state["first"]
         last = time.perf_counter()
 
-    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps - 0, "book": len(builder.books),
-              "latencies": latencies[len(latencies) // 10:]}
+    with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
+        f.write(msgspec.json.encode(latencies[len(latencies) // 10:]))
+    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books)}
     print(msgspec.json.encode(report).decode(), flush=True)
 
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
 """
 
 
@@ -189,20 +190,23 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
     await client.flushall()  # every phase starts with empty streams
     await client.aclose()
     want = amount if mode == "firehose" else int(amount * seconds) // 2 * 2
+    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(CONSUMERS)]
     consumers = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CONSUME, url, str(want), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+            sys.executable, "-c", CONSUME, url, str(want), str(out), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
-        for _ in range(CONSUMERS)
+        for out in outs
     ]
     for proc in consumers:
         assert proc.stdout is not None
         assert (await proc.stdout.readline()).strip() == b"ready"
+    note(f"{mode}: {CONSUMERS} consumers ready")
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-c", SERVE, mode, str(amount), str(seconds), stdout=subprocess.PIPE, stdin=subprocess.PIPE
     )
     assert sim.stdout is not None and sim.stdin is not None
     sim_url, ticker = (await sim.stdout.readline()).decode().split()
+    note(f"{mode}: simulator at {sim_url}")
     relay = Relay(
         url,
         config=KalshiConfig.local(sim_url),
@@ -227,6 +231,7 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             while core.counters.frames - base < want and loop.time() < deadline:
                 await asyncio.sleep(0.005)
             received = time.perf_counter() - start
+            note(f"{mode}: relay received {core.counters.frames - base:,} frames")
             await relay.flush(within=20)
             acked = time.perf_counter() - start
             results = []
@@ -234,6 +239,8 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
                 assert proc.stdout is not None
                 line = await asyncio.wait_for(proc.stdout.readline(), 60)
                 results.append(msgspec.json.decode(line))
+                results[-1]["latencies"] = msgspec.json.decode(outs[len(results) - 1].read_bytes())
+                note(f"{mode}: a consumer reported {results[-1]['deltas']:,} deltas")
                 await proc.wait()
             sim.stdin.write(b"done\n")
             await sim.stdin.drain()
@@ -249,6 +256,10 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
         "consumers": results,
         "pending_peak": relay.publisher.stats.max_batch if relay.publisher else 0,
     }
+
+
+def note(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[int], q: float) -> float:

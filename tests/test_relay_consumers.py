@@ -183,3 +183,10 @@ def test_cli_relay_runs_for_a_duration(redis_server: RedisServer, capsys: pytest
     assert asyncio.run(serve()) == 0
     err = capsys.readouterr().err
     assert "relayed" in err and "1 connection(s) for 4 market(s)" in err
+
+
+def test_cli_record_from_redis(redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rec"
+    assert kalshi_main(["record", "--from-redis", redis_server.url, "--out", str(out), "--duration", "0.5"]) == 0
+    assert "recorded 0 frames" in capsys.readouterr().err
+    assert kalshi_main(["record", "--from-redis", "localhost:6379", "--out", str(out)]) == 2

@@ -43,3 +43,41 @@ async def test_books_equal_the_exchange_at_quiescent_points(redis_server: RedisS
                     last = await relay.settle()
                     await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
                     assert mismatches(sim, feed.books, sim.tickers) == []
+
+
+async def test_error_26_halves_the_subscription_and_books_stay_exact(redis_server: RedisServer) -> None:
+    async with Simulator(
+        seed=4, markets=12, rate=0, open_access=True, lifecycle=False, max_markets_per_subscription=4
+    ) as sim:
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=8, checkpoint_interval=60)
+        async with relay.running():
+            assert relay.learned_limit == 4  # the exchange answered 26 to 8 markets: halved
+            assert [len(shard.markets) for shard in relay.shards] == [8, 4]
+            async with RelayClient(redis_server.url).connect() as feed:
+                await feed.orderbook(sim.tickers)
+                sim.step(300)
+                await sim.quiesce()
+                last = await relay.settle()
+                await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
+                assert mismatches(sim, feed.books, sim.tickers) == []
+
+
+async def test_a_consumer_starting_late_begins_at_the_latest_checkpoint(redis_server: RedisServer) -> None:
+    async with Simulator(seed=6, markets=6, rate=0, open_access=True, lifecycle=False) as sim:
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=3, checkpoint_interval=60)
+        async with relay.running():
+            sim.step(200)
+            await sim.quiesce()
+            await relay.settle()
+            checkpoint = await relay.checkpoint()
+            assert checkpoint is not None
+            sim.step(100)
+            await sim.quiesce()
+            last = await relay.settle()
+            async with RelayClient(redis_server.url).connect() as feed:
+                await feed.orderbook(sim.tickers)
+                builder = feed.builder
+                assert builder is not None and builder.stats.checkpoints_loaded == 1
+                await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
+                assert builder.stats.snapshots == 0  # nothing replayed from before the checkpoint
+                assert mismatches(sim, feed.books, sim.tickers) == []
