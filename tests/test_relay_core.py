@@ -241,3 +241,18 @@ def test_tickers_filter_what_books_shows() -> None:
     assert list(builder.books) == ["B"]
     with pytest.raises(KeyError):
         builder.books["A"]
+
+
+@pytest.mark.parametrize("module", ["core.py", "books.py", "resp.py", "layout.py", "checkpoint.py"])
+def test_relay_cores_import_no_io(module: str) -> None:
+    import ast
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "src" / "kalshi" / "relay" / module
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    assert not roots & {"asyncio", "socket", "redis", "picows", "aiohttp", "httpx", "selectors", "ssl"}
