@@ -225,10 +225,10 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             await sim.stdin.drain()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 40
-            while core.counters.frames - base < 2 and loop.time() < deadline:
+            while core.counters.frames - base < 2 and loop.time() < deadline:  # noqa: ASYNC110 (a bench polling a counter, bounded)
                 await asyncio.sleep(0.001)
             start = time.perf_counter()
-            while core.counters.frames - base < want and loop.time() < deadline:
+            while core.counters.frames - base < want and loop.time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
             received = time.perf_counter() - start
             note(f"{mode}: relay received {core.counters.frames - base:,} frames")
