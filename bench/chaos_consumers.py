@@ -167,7 +167,9 @@ class Consumer:
         session = self.session
         if session is None or session.state is not ConnectionState.STREAMING or len(self.subs) != self._expected:
             return False
-        return all(len(sub.sids) == len(sub.chunks) and sub.active for sub in session.subscriptions)
+        return all(
+            all(sid is not None for sid, _ in sub.server_subscriptions) and sub.active for sub in session.subscriptions
+        )
 
     @property
     def _expected(self) -> int:
@@ -192,21 +194,7 @@ class Consumer:
         session = self.session
         if session is None:
             return "no session"
-        subs = ", ".join(f"{s.channel}:{s.sids}:q{s.queue.qsize()}:{s.stats.as_dict()}" for s in session.subscriptions)
-        proto = session._proto
-        awaiting = {sid: proto.is_awaiting_snapshot(sid) for sub in session.subscriptions for sid in sub.sids}
-        waits = {k: len(v) for k, v in session._snapshot_waits.items()}
-        books = [
-            (t, st.has_snapshot, st.stale)
-            for sub in session.subscriptions
-            if sub.books
-            for t, st in sub.books.books.items()
-        ][:3]
-        return (
-            f"state {session.state.value}, reconnects {session.reconnects}, subscriptions [{subs}], "
-            f"awaiting {awaiting}, pending {list(session._pending)}, snapshot waits {waits}, books {books}, "
-            f"last seq {[proto.last_seq(sid) for sub in session.subscriptions for sid in sub.sids]}"
-        )
+        return f"{session.diagnostics()}"
 
     def portfolio_settled(self) -> bool:
         """No reconciliation running or due (reconnects already seen by the portfolio)."""
@@ -333,7 +321,7 @@ class Consumer:
 
     async def _on_state(self, old: ConnectionState, new: ConnectionState) -> None:
         if new is ConnectionState.RECONNECTING and old in (ConnectionState.STREAMING, ConnectionState.CONNECTED):
-            info = self.session._last_close if self.session is not None else None
+            info = self.session.last_close if self.session is not None else None
             cause = "unknown" if info is None else f"{info.reason}" + (f" {info.code}" if info.code else "")
             self.lost_because[cause] += 1
             if info is not None and info.reason == REASON_HEARTBEAT_TIMEOUT:

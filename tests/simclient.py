@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from asyncapi_schema import validate_message
+from conftest import eventually as eventually  # re-exported: the one polling helper
 from kalshi.auth import KalshiAuth
 from kalshi.models.markets import Orderbook
 
@@ -210,15 +211,6 @@ class SimClient:
                 break
             out.append(item)
         return out
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds (fails after ``within`` seconds)."""
-    for _ in range(int(within / 0.005)):
-        if predicate():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition not reached in time")
 
 
 def data_of(items: list[Received]) -> list[dict[str, Any]]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from conftest import eventually
 from kalshi.sim.openmarkets_server import OpenMarketsServer
+from kalshi.ws.lifecycle import Closed, Connected, Disconnected, Reconnected
 from openmarkets import (
     ConnectionLimitError,
     ConnectionState,
@@ -60,13 +62,6 @@ def assert_tables_match(stream: LiquidityStream, server: OpenMarketsServer, cont
         view = stream.table(contest)
         assert view is not None and not view.stale, contest
         assert rows(view) == server.truth(contest), contest
-
-
-async def eventually(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll a condition the client reaches through background tasks (reconnects, hooks), failing after limit s."""
-    async with asyncio.timeout(limit):
-        while not predicate():  # noqa: ASYNC110 - conditions on plain attributes, no event to wait on
-            await asyncio.sleep(0.005)
 
 
 def pending(feed: Feed[Any]) -> list[Any]:
@@ -351,6 +346,27 @@ async def test_reconnect_resubscribes_and_rebuilds_tables(server: OpenMarketsSer
             assert server.connections[0].filters == {"liquidity": contests, "contest_state": contests[:2]}
         await eventually(lambda: bool(states) and states[-1] is ConnectionState.STREAMING)
         assert ConnectionState.RECONNECTING in states
+
+
+async def test_lifecycle_events_come_from_the_shared_supervisor(server: OpenMarketsServer) -> None:
+    stream = stream_for(server)
+    events = stream.lifecycle_events()
+    seen: list[Any] = []
+    async with stream:
+        await stream.subscribe(server.contest_ids[:2])
+        await stream.sync()
+        await server.drop_connections()
+        async with asyncio.timeout(5):
+            async for event in events:
+                seen.append(event)
+                if isinstance(event, Reconnected):
+                    break
+    async with asyncio.timeout(5):
+        seen.extend([event async for event in events])
+    kinds = [type(e) for e in seen]
+    assert kinds[:3] == [Connected, Disconnected, Reconnected] and kinds[-1] is Closed
+    assert all(KEY not in repr(e) for e in seen)  # the URL in the events never carries the key
+    assert isinstance(seen[1], Disconnected) and seen[1].will_reconnect
 
 
 # ---------------------------------------------------------------------------- errors

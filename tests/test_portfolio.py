@@ -200,3 +200,20 @@ async def test_reconciles_once_the_private_channels_flow_again(sim: Simulator) -
         await eventually(lambda: portfolio_positions(portfolio) == {quiet: Decimal(1)})
         assert portfolio_positions(portfolio) == engine_positions(sim, account)
         sim.faults.delay_acks(0)
+
+
+async def test_error_25_on_a_private_channel_resubscribes_and_reconciles(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 4500, 1000)
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws, Portfolio(rest, ws) as portfolio:
+        [fills] = [sub for sub in ws.subscriptions if sub.channel == "fill"]
+        old_sid = fills.sids[0]
+        assert portfolio.reconciliations == 1
+        # The server ends the fill subscription (buffer overflow): fills sent meanwhile would be lost.
+        assert sim.faults.overflow(sid=old_sid)
+        sim.place_order(seller, quiet, "ask", 4500, 200)
+        await eventually(lambda: portfolio.reconciliations == 2 and portfolio.settled)
+        assert fills.sids and fills.sids != [old_sid]  # re-subscribed on a new sid
+        assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(2)}

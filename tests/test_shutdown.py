@@ -21,6 +21,7 @@ from collections.abc import Callable
 import psutil
 import pytest
 
+from conftest import FAST_RETRIES
 from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.sim import Simulator
@@ -28,7 +29,6 @@ from kalshi.ws import KalshiWebSocket
 from kalshi.ws.transport import open_connection
 
 ROUNDS = 1000
-FAST = {"retry_base_delay": 0.01, "retry_max_delay": 0.05, "ws_max_retries": 3, "timeout": 5.0, "connect_timeout": 2.0}
 
 
 async def one_session(config: KalshiConfig, auth: KalshiAuth | None, tickers: list[str], stage: list[str]) -> None:
@@ -70,7 +70,7 @@ async def test_cancelling_a_session_anywhere_leaves_no_task_socket_or_fd(
 ) -> None:
     async with kalshi_sim_factory(seed=31, markets=4, rate=2000.0, open_access=True, lifecycle=False) as sim:
         auth, _ = sim.create_account_auth()
-        config = sim.config.with_options(**FAST)
+        config = sim.config.with_options(**FAST_RETRIES)
         tickers = sim.tickers
         process = psutil.Process()
         baseline = set(asyncio.all_tasks())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,11 +16,7 @@ from kalshi.ws import ConnectionState, KalshiWebSocket, OverflowStrategy, Subscr
 from kalshi.ws.models import OrderbookSnapshotMessage, TickerMessage
 from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, replay, settle, until
 
-
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(seed=21, markets=6, lifecycle=False, open_access=True) as s:
-        yield s
+pytestmark = pytest.mark.sim(seed=21, markets=6)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 def sent_on(sim: Simulator, stream: Subscription[object]) -> int:
@@ -108,7 +104,7 @@ async def test_block_pauses_the_socket_and_loses_nothing(sim: Simulator) -> None
         await settle(sim, session, drain)
         sid = stream.sids[0]
         last_seq_sent = sim.connections()[0].session.subscriptions[sid].seq
-        assert session._flow.pauses > 0  # the consumer was slower than the feed: reading paused
+        assert session.read_pauses > 0  # the consumer was slower than the feed: reading paused
         assert mismatched_books(sim, replay(drain.items), tickers) == []
     seqs = [m.seq for m in drain.items]
     assert seqs == list(range(1, last_seq_sent + 1)) and len(seqs) > 200

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -19,12 +18,9 @@ from ws_client_helpers import Drain, Recorder, fast_config, latest_views, mismat
 Levels = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 
 
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(
-        seed=11, markets=16, lifecycle=False, open_access=True, max_markets_per_subscription=5
-    ) as s:
-        yield s
+pytestmark = pytest.mark.sim(
+    seed=11, markets=16, max_markets_per_subscription=5
+)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 def levels(book: Orderbook) -> Levels:
@@ -104,7 +100,7 @@ async def test_one_logical_subscription_over_many_server_sids(sim: Simulator, de
     async with ws.connect() as session:
         stream = await session.subscribe_orderbook_delta(tickers)
         assert len(stream.sids) >= 3 and sorted(stream.markets) == sorted(tickers)
-        assert all(len(chunk.markets or []) <= 5 for chunk in stream.chunks)
+        assert all(len(markets) <= 5 for _, markets in stream.server_subscriptions)
         listed = await session.list_subscriptions()
         assert sorted(sid for _, sid in listed) == sorted(stream.sids)
         drain = Drain(stream)
@@ -124,7 +120,7 @@ async def test_add_remove_markets_and_request_snapshot(sim: Simulator) -> None:
         drain = Drain(stream)
         await stream.add_markets(tickers[7:14])
         assert sorted(stream.markets) == sorted(tickers[:14])
-        assert all(len(chunk.markets or []) <= 5 for chunk in stream.chunks)
+        assert all(len(markets) <= 5 for _, markets in stream.server_subscriptions)
         sim.step(300)
         await settle(sim, session, drain)
         assert mismatched_books(sim, session.books, tickers[:14]) == []
@@ -293,8 +289,8 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
         )
         session._on_frame(b"\xff\xfe not even utf-8")
         session._on_frame(b"[1, 2, 3]")
-        # A well-formed delta that cannot apply (the level would go negative): that market alone is repaired,
-        # and the deltas of the sid's other markets that arrive meanwhile are still applied.
+        # A delta without seq cannot be checked for continuity: a protocol error, and the whole sid is
+        # re-snapshotted (its books hidden meanwhile).
         repairs = stream.stats.repairs
         session._on_frame(
             b'{"type":"orderbook_delta","sid":%d,"msg":{"market_ticker":"%s","price_dollars":"0.9999",'
@@ -308,10 +304,11 @@ async def test_malformed_frames_go_to_on_error_and_the_stream_continues(sim: Sim
         assert len(drain.items) > before
         assert stream.stats.repairs == repairs + 1
         assert mismatched_books(sim, session.books, tickers) == []
-        await until(lambda: recorder.codes().count(1001) >= 7)
+        await until(lambda: recorder.codes().count(1001) >= 8)
     protocol_errors = [e for e in recorder.errors if e.msg.code == 1001]
-    assert len(protocol_errors) == 7
-    assert recorder.codes().count(1002) == 1
+    assert len(protocol_errors) == 8
+    assert sum("without seq" in e.msg.msg for e in protocol_errors) == 2
+    assert recorder.codes().count(1002) == 0
     assert all(e.msg.msg for e in protocol_errors)
     assert session.state.value == "closed"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from kalshi.ws.models import (
     UnknownMessage,
     UserOrdersMessage,
 )
+from kalshi.ws.transport import Connection
 from ws_client_helpers import (
     Drain,
     Recorder,
@@ -44,11 +44,7 @@ from ws_client_helpers import (
     until,
 )
 
-
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(seed=5, markets=8, lifecycle=False, open_access=True) as s:
-        yield s
+pytestmark = pytest.mark.sim(seed=5, markets=8)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 # -- public market data -----------------------------------------------------------------------------------------
@@ -334,18 +330,18 @@ async def test_subscribe_outside_a_session_is_refused(sim: Simulator) -> None:
 
 
 async def test_generic_subscribe_forwards_only_documented_params(
-    sim: Simulator, caplog: pytest.LogCaptureFixture
+    sim: Simulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[bytes] = []
     ticker = sim.tickers[0]
+    original = Connection.send
+
+    def spy(self: Connection, data: bytes) -> None:
+        sent.append(data)
+        original(self, data)
+
+    monkeypatch.setattr(Connection, "send", spy)  # what goes on the wire
     async with session_for(sim, private=False) as (session, _):
-        original = session._flush
-
-        def spy() -> None:
-            sent.extend(session._proto._outbox)
-            original()
-
-        session._flush = spy  # type: ignore[method-assign]
         with caplog.at_level(logging.WARNING, logger="kalshi.ws.channels"):
             stream = await session.subscribe(
                 "ticker",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -20,10 +20,7 @@ from ws_client_helpers import Drain, Recorder, fast_config, mismatched_books, re
 S = ConnectionState
 
 
-@pytest.fixture
-async def sim(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Simulator]:
-    async with kalshi_sim_factory(seed=8, markets=6, lifecycle=False, open_access=True) as s:
-        yield s
+pytestmark = pytest.mark.sim(seed=8, markets=6)  # the shared `sim` fixture of conftest.py (open access, no lifecycle)
 
 
 async def wait_reconnected(session: KalshiWebSocket, count: int) -> None:
@@ -88,6 +85,7 @@ async def test_unsigned_401_on_connect_is_not_retried(kalshi_sim_factory: Callab
             async with ws.connect():
                 raise AssertionError("must not connect")
         assert refused.value.status == 401
+        assert "(unknown_key: unknown API key id" in str(refused.value)  # the server's reason, then what to do
         assert sum(sim.rejections.values()) == 1  # one attempt, no retry storm
         assert ws.state is S.CLOSED
 
@@ -200,7 +198,7 @@ async def test_shutdown_leaves_no_pending_task(kalshi_sim_factory: Callable[...,
             views = await session.orderbook(sim.tickers[0])
             waiter = asyncio.create_task(session.wait_for_book("NOT-A-MARKET"))
             sim.step(500)
-            await until(lambda: bool(seen) and session._flow.paused)
+            await until(lambda: bool(seen) and session.reading_paused)
         assert session.state is S.CLOSED
         with pytest.raises(KalshiConnectionError, match="closed"):
             await waiter

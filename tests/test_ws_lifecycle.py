@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 from conftest import eventually, fast_config
 from kalshi.sim import Simulator
-from kalshi.ws import KalshiWebSocket
+from kalshi.ws import KalshiWebSocket, OverflowStrategy
 from kalshi.ws.codes import ClientErrorCode
 from kalshi.ws.lifecycle import (
     Closed,
@@ -141,3 +142,26 @@ async def test_giving_up_publishes_closed_with_the_error(sim: Simulator) -> None
         assert isinstance(closed, Closed) and closed.cause == "reconnect_failed" and closed.error is not None
         await eventually(lambda: session.state.value == "closed")
     assert [type(e) for e in seen[:2]] == [Connected, Disconnected]
+
+
+async def test_subscribing_while_reconnecting_is_done_by_the_reconnect(sim: Simulator) -> None:
+    ticker = sim.tickers[0]
+    ws = KalshiWebSocket(config=fast_config(sim, ws_max_retries=50, retry_max_delay=0.02))
+    events = ws.lifecycle_events()
+    seen: list[LifecycleEvent] = []
+    async with ws.connect() as session:
+        await session.subscribe_trade()
+        sim.faults.refuse_handshakes(503, duration=30.0, now=time.monotonic())
+        sim.faults.drop()
+        await next_of(events, Disconnected, seen)
+        ticks = await session.subscribe_ticker(tickers=[ticker], overflow=OverflowStrategy.BLOCK)
+        assert ticks.active and ticks.sids == []  # kept: subscribed once a connection is back
+        sim.faults.stop_refusing()
+        await next_of(events, Reconnected, seen)
+        resubscribed = {(await next_of(events, Resubscribed, seen)).channel for _ in range(2)}  # type: ignore[attr-defined]
+        assert resubscribed == {"trade", "ticker"} and len(ticks.sids) == 1
+        drain = Drain(ticks)
+        sim.step(300)
+        await settle(sim, session, drain)
+        assert drain.items and all(m.msg.market_ticker == ticker for m in drain.items)
+        await drain.stop()

@@ -684,3 +684,34 @@ def test_fuzz_book_numbers_with_validation(price: str, size: str, level: str, si
         assert all(0 <= p <= 10_000 and u >= 0 for p, u in yes + no)
     else:
         assert isinstance(snap, ProtocolErrorEvent | GapDetected)
+
+
+def test_the_receiver_closure_matches_receive_frame() -> None:
+    def delta(sid: int, seq: int | None, ticker: str = "M1") -> bytes:
+        envelope: dict[str, object] = {"type": "orderbook_delta", "sid": sid, "msg": {
+            "market_ticker": ticker, "price_dollars": "0.5000", "delta_fp": "1.00", "side": "yes"}}  # fmt: skip
+        if seq is not None:
+            envelope["seq"] = seq
+        return json.dumps(envelope).encode()
+
+    snapshot = json.dumps(
+        {"type": "orderbook_snapshot", "sid": 1, "seq": 7, "msg": {"market_ticker": "M1", "yes_dollars_fp": []}}
+    ).encode()
+    ticker = json.dumps({"type": "ticker", "sid": 9, "msg": {"market_ticker": "M1", "price_dollars": "0.5"}}).encode()
+    frames = [delta(1, 1), delta(1, 2), delta(1, 2), delta(1, 5), delta(1, 6), ticker, delta(1, None), b"{bad"]
+    frames += [snapshot, delta(1, 8), delta(2, 1), delta(2, 3)]
+    for validate in (False, True):
+        plain, fast = ClientProtocol(validate_book=validate), ClientProtocol(validate_book=validate)
+        receive = fast.receiver()
+        for index, frame in enumerate(frames):
+            if index == 8:
+                plain.reset_sequence(1)
+                fast.reset_sequence(1)
+            expected, got = plain.receive_frame(frame), receive(frame)
+            assert type(got) is type(expected), (validate, index)
+            if isinstance(got, ProtocolErrorEvent):
+                assert (got.raw_preview, got.sid, got.seq) == (expected.raw_preview, expected.sid, expected.seq)
+            else:
+                assert got == expected, (validate, index)
+        fast.reset()  # the closure stays valid across a reset
+        assert type(receive(delta(3, 1))) is type(plain.receive_frame(delta(3, 1)))

@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 _ZERO: Final = Decimal(0)
 _DONE_STATUSES: Final = frozenset({"canceled", "cancelled", "executed", "expired"})
-_CHANNELS: Final = ("fill", "user_orders", "market_positions")
 _RETRY_SECONDS: Final = 1.0
 _FILL_MEMORY: Final = 100_000
 
@@ -106,8 +105,9 @@ class Portfolio:
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_lock = asyncio.Lock()
         self._events: LifecycleListener | None = None
-        # Channels that must be resubscribed before the next reconciliation (after a reconnect or a lost sub).
-        self._awaiting: set[str] = set()
+        # Our subscriptions (client ids) that must be live again before the next reconciliation (after a reconnect
+        # or after the server ended one). By subscription, not channel: other code may subscribe the same channels.
+        self._awaiting: set[int] = set()
         self._due = False
         self._changed = asyncio.Condition()
 
@@ -234,18 +234,19 @@ class Portfolio:
         # subscriptions, is the only sign that updates were lost. Reconcile once all three flow again: a REST
         # snapshot taken earlier would miss what happens before a channel is back, and nothing would reveal it.
         pending = events.take_nowait()
+        mine = {sub.client_id for sub in self._subs}
         while True:
             for event in pending:
                 if isinstance(event, Closed):
                     return
                 if isinstance(event, Reconnected):
-                    self._awaiting.update(_CHANNELS)
+                    self._awaiting.update(mine)
                     self._due = True
-                elif isinstance(event, Gap) and event.channel in _CHANNELS:
-                    self._awaiting.add(event.channel)
+                elif isinstance(event, Gap) and event.subscription in mine:
+                    self._awaiting.add(event.subscription)
                     self._due = True
-                elif isinstance(event, Resubscribed):
-                    self._awaiting.discard(event.channel)
+                elif isinstance(event, Resubscribed) and event.subscription is not None:
+                    self._awaiting.discard(event.subscription)
             wait: float | None = None
             if self._due and not self._awaiting:
                 try:

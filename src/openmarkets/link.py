@@ -1,8 +1,8 @@
 """One OpenMarkets WebSocket connection: open, greeting, command answers, reconnect. The stream owns several.
 
 Built on kalshi-kit's streaming core: :func:`kalshi.ws.transport.open_connection` (picows frames, answering the
-server's pings, silence detection, pause/resume) and the policy of :mod:`kalshi.ws.connection` (states, close
-classification, full-jitter :func:`~kalshi.ws.connection.backoff_delay`).
+server's pings, silence detection, pause/resume) and the same :class:`~kalshi.ws.supervisor.Supervisor` as
+:class:`~kalshi.ws.KalshiWebSocket` (connect, capped full-jitter reconnects, typed lifecycle events).
 
 The protocol has no command ids: the server answers each connection's commands in order, so a ``subscribed``
 answers the oldest pending subscribe on that channel, ``unsubscribed`` the oldest unsubscribe, ``pong`` the
@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
 
 from kalshi.errors import KalshiConfigError, KalshiConnectionError, KalshiError, KalshiHandshakeError
-from kalshi.ws.connection import REASON_CALLBACK_ERROR, CloseInfo, ConnectionState, backoff_delay
+from kalshi.ws.connection import REASON_CALLBACK_ERROR, CloseInfo, ConnectionState
+from kalshi.ws.lifecycle import LifecycleBus
+from kalshi.ws.supervisor import Attempt, RetryPolicy, Supervisor
 from kalshi.ws.transport import Connection, open_connection
 from openmarkets.errors import (
     ConnectionLimitError,
@@ -100,30 +102,53 @@ class _Pending:
 class Link:
     """One connection of a stream, numbered from 0, with its share of the contests (``desired``)."""
 
-    def __init__(self, owner: LinkOwner, settings: LinkSettings, number: int) -> None:
+    def __init__(self, owner: LinkOwner, settings: LinkSettings, number: int, bus: LifecycleBus | None = None) -> None:
         self.number = number
-        self.state = ConnectionState.DISCONNECTED
         # channel -> contest ids (ordered) this connection should be subscribed to; restored after reconnects.
         self.desired: dict[str, dict[str, None]] = {}
         self.greeting: ConnectedMessage | None = None
-        self.last_close: CloseInfo | None = None
-        self.reconnects = 0
         self.frames_received = 0
-        self.supervisor: asyncio.Task[None] | None = None
+        self.supervisor: asyncio.Task[None] | None = None  # the owner's watcher of this link (see supervise())
         self._owner = owner
         self._settings = settings
         self._conn: Connection | None = None
         self._closing = False
-        self._lost = asyncio.Event()
         self._ready = asyncio.Event()
         self._greeted: asyncio.Future[ConnectedMessage] | None = None
         self._commands: deque[_Pending] = deque()
         self._pings: deque[asyncio.Future[PongMessage]] = deque()
+        self._keeper = Supervisor(
+            url=settings.display_url,
+            connect=self._open_once,
+            restore=self._restore,
+            classify=_judge_attempt,
+            retry_on=(OpenMarketsError,),
+            policy=RetryPolicy(
+                settings.reconnect_base_delay, settings.reconnect_max_delay, settings.max_reconnect_attempts
+            ),
+            bus=bus if bus is not None else LifecycleBus(),
+            on_state=self._state_changed,
+            may_reconnect=_may_reconnect,
+            announce_close=False,  # one connection of several: the stream announces its own end
+            rng=settings.rng,
+        )
 
     def __repr__(self) -> str:
         return f"Link({self.number}, {self.state.value}, contests={self.contest_count})"
 
     # ------------------------------------------------------------------ facts
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._keeper.state
+
+    @property
+    def reconnects(self) -> int:
+        return self._keeper.reconnects
+
+    @property
+    def last_close(self) -> CloseInfo | None:
+        return self._keeper.last_close
 
     @property
     def contests(self) -> dict[str, None]:
@@ -165,62 +190,29 @@ class Link:
         """Called by the owner once the subscriptions are in place."""
         if self.connected:
             self._ready.set()
-            self._set_state(ConnectionState.STREAMING)
+            self._keeper.streaming()
 
     # ------------------------------------------------------------------ opening
 
-    async def open(self, *, first: bool) -> None:
-        """Connect, retrying with capped full-jitter backoff; no retry after 401/403.
-
-        Args:
-            first: True for a link's first connection: a 429 (connection limit) is then raised at once.
+    async def open(self) -> None:
+        """Open the link's first connection, retrying with capped full-jitter backoff; no retry after 401/403,
+        and a 429 (connection limit) is raised at once. Reconnects later are the supervisor's.
 
         Raises:
             OpenMarketsAuthError: the key was refused.
-            ConnectionLimitError: the key holds its maximum of connections (first connection only).
+            ConnectionLimitError: the key holds its maximum of connections.
             OpenMarketsConnectionError: every attempt failed.
         """
-        settings = self._settings
-        last: OpenMarketsConnectionError | None = None
-        for attempt in range(settings.max_reconnect_attempts + 1):
-            if attempt or not first:
-                delay = backoff_delay(
-                    attempt, settings.reconnect_base_delay, settings.reconnect_max_delay, settings.rng
-                )
-                if isinstance(last, ConnectionLimitError) and last.retry_after:
-                    delay = max(delay, min(last.retry_after, settings.reconnect_max_delay))
-                await asyncio.sleep(delay)
-            if self._closing:
-                raise OpenMarketsConnectionError(f"connection {self.number} was closed while reconnecting")
-            self._set_state(ConnectionState.CONNECTING if first and not attempt else ConnectionState.RECONNECTING)
-            try:
-                await self._open_once()
-                return
-            except OpenMarketsAuthError:
-                self._set_state(ConnectionState.CLOSED)
+        try:
+            await self._keeper.start()
+        except KalshiConnectionError as exc:
+            if isinstance(exc, OpenMarketsError):
                 raise
-            except ConnectionLimitError as exc:
-                if first:
-                    self._set_state(ConnectionState.CLOSED)
-                    raise
-                last = exc
-            except OpenMarketsConnectionError as exc:
-                last = exc
-            logger.warning(
-                "connection %d: attempt %d/%d failed: %s",
-                self.number,
-                attempt + 1,
-                settings.max_reconnect_attempts + 1,
-                last,
-            )
-        self._set_state(ConnectionState.CLOSED)
-        assert last is not None
-        raise last
+            raise OpenMarketsConnectionError(f"connection {self.number} was closed while connecting") from exc
 
     async def _open_once(self) -> None:
         settings = self._settings
         where = settings.display_url
-        self._lost = asyncio.Event()
         self._ready.clear()
         self.greeting = None
         greeted: asyncio.Future[ConnectedMessage] = asyncio.get_running_loop().create_future()
@@ -253,7 +245,6 @@ class Link:
             raise OpenMarketsConnectionError(
                 f"{where} sent no 'connected' greeting within {settings.connect_timeout} s"
             ) from None
-        self._set_state(ConnectionState.CONNECTED)
         logger.info("connection %d open to %s", self.number, where)
 
     # ------------------------------------------------------------------ receive path
@@ -304,7 +295,6 @@ class Link:
         logger.debug("connection %d: unsolicited %s for %s", self.number, kind.__name__, message.channel)
 
     def _on_close(self, info: CloseInfo) -> None:
-        self.last_close = info
         self._ready.clear()
         logger.info("connection %d closed: code=%s reason=%s", self.number, info.code, info.reason)
         lost = OpenMarketsConnectionError(f"connection {self.number} closed before the server answered")
@@ -319,7 +309,7 @@ class Link:
             if not future.done():
                 future.set_exception(lost)
         self._pings.clear()
-        self._lost.set()
+        self._keeper.connection_lost(info)
         if not self._closing:
             self._owner.link_lost(self)
 
@@ -386,55 +376,59 @@ class Link:
     # ------------------------------------------------------------------ supervision
 
     async def supervise(self) -> None:
-        """Reconnect whenever the connection drops (unless closed on purpose or for good), then let the owner
-        restore the subscriptions. Ends by reporting ``link_failed`` when reconnecting cannot help."""
-        while not self._closing:
-            lost = self._lost
-            await lost.wait()
-            if self._closing:
-                return
-            info = self.last_close
-            if info is not None and (not info.reconnectable or info.reason == REASON_CALLBACK_ERROR):
-                # A callback error is a bug here or in user code: reconnecting would only repeat it.
-                self._set_state(ConnectionState.CLOSED)
-                cause = info.error
-                error = OpenMarketsConnectionError(
-                    f"connection {self.number} ended for good (code {info.code}, {info.reason or 'no reason'})"
-                    + (f": {cause}" if cause is not None else "")
-                )
-                self._owner.link_failed(self, error)
-                return
-            self._set_state(ConnectionState.RECONNECTING)
-            try:
-                await self.open(first=False)
-            except OpenMarketsError as exc:
-                if not self._closing:
-                    self._owner.link_failed(self, exc)
-                return
-            self.reconnects += 1
-            await self._owner.link_reconnected(self)
+        """Wait until the link ends; report ``link_failed`` when it ended by itself (reconnecting could not help).
+        The reconnecting itself is the shared supervisor's; after each reconnect the owner restores the
+        subscriptions (``link_reconnected``)."""
+        await self._keeper.done.wait()
+        error = self._keeper.error
+        if self._closing or error is None:
+            return
+        if not isinstance(error, OpenMarketsError):
+            info = self._keeper.last_close
+            code = info.code if info is not None else None
+            reason = (info.reason if info is not None else "") or "no reason"
+            cause = info.error if info is not None else None
+            error = OpenMarketsConnectionError(
+                f"connection {self.number} ended for good (code {code}, {reason})"
+                + (f": {cause}" if cause is not None else "")
+            )
+        self._owner.link_failed(self, error)
+
+    async def _restore(self) -> None:
+        await self._owner.link_reconnected(self)
 
     async def close(self) -> None:
         """Close with 1000 and stop reconnecting. Idempotent."""
         self._closing = True
-        self._lost.set()
+        self._keeper.begin_close()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(KalshiError, OSError):
+                await conn.close(_CLOSE_NORMAL, "")
+        await self._keeper.close()
         task = self.supervisor
         if task is not None and task is not asyncio.current_task() and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(KalshiError, OSError):
-                await conn.close(_CLOSE_NORMAL, "")
         self._ready.set()  # wake sync() callers: they find the stream closed
-        self._set_state(ConnectionState.CLOSED)
 
-    def _set_state(self, new: ConnectionState) -> None:
-        if self.state is new:
-            return
-        self.state = new
+    def _state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
         self._owner.link_state_changed(self)
+
+
+def _may_reconnect(info: CloseInfo) -> bool:
+    # A callback error is a bug here or in user code: reconnecting would only repeat it.
+    return info.reconnectable and info.reason != REASON_CALLBACK_ERROR
+
+
+def _judge_attempt(exc: BaseException, first: bool) -> Attempt:
+    if isinstance(exc, OpenMarketsAuthError):
+        return Attempt(retry=False)
+    if isinstance(exc, ConnectionLimitError):
+        # The first connection of a link: a limit is an answer, not a glitch. Later: wait at least Retry-After.
+        return Attempt(retry=not first, not_before=exc.retry_after or 0.0)
+    return Attempt(retry=isinstance(exc, OpenMarketsConnectionError))
 
 
 def _handshake_error(exc: KalshiHandshakeError, where: str) -> OpenMarketsConnectionError | OpenMarketsAuthError:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from kalshi.ws.lifecycle import LifecycleBus
 from openmarkets.book import LiquidityBook
 from openmarkets.errors import OpenMarketsConnectionError, OpenMarketsError
 from openmarkets.link import Link, LinkOwner, LinkSettings
@@ -40,6 +41,7 @@ class LinkPool:
         spawn: runs a kept background task (the link supervisors).
         report: where errors found while restoring subscriptions go.
         changed: called when links are added or removed.
+        bus: where every link's supervisor publishes its lifecycle events (the stream's).
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class LinkPool:
         spawn: Spawn,
         report: Callable[[OpenMarketsError], None],
         changed: Callable[[], None],
+        bus: LifecycleBus | None = None,
     ) -> None:
         self.links: list[Link] = []
         self.lock = asyncio.Lock()
@@ -64,6 +67,7 @@ class LinkPool:
         self._spawn = spawn
         self._report = report
         self._changed = changed
+        self._bus = bus
         self._next_number = 0
 
     def __repr__(self) -> str:
@@ -87,11 +91,11 @@ class LinkPool:
             ConnectionLimitError: the key holds its maximum of connections.
             OpenMarketsConnectionError: the server could not be reached.
         """
-        link = Link(self._owner, self._settings, self._next_number)
+        link = Link(self._owner, self._settings, self._next_number, self._bus)
         self._next_number += 1
         self.links.append(link)
         try:
-            await link.open(first=True)
+            await link.open()
         except BaseException:
             self.links.remove(link)
             self._changed()

@@ -28,6 +28,7 @@ from kalshi.errors import KalshiConfigError
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.connection import ConnectionState
 from kalshi.ws.hooks import HookRunner
+from kalshi.ws.lifecycle import Closed, LifecycleBus, LifecycleListener
 from openmarkets._redact import install_log_filter, redact_url, with_api_key
 from openmarkets.book import LiquidityBook
 from openmarkets.errors import (
@@ -190,6 +191,7 @@ class LiquidityStream:
         self._update_feeds: tuple[Feed[Any], ...] = ()
         self._resume_tasks: dict[int, asyncio.Task[Any]] = {}
         self._hooks: HookRunner | None = None
+        self._bus = LifecycleBus()
         self._pool = LinkPool(
             self,
             self._settings,
@@ -199,6 +201,7 @@ class LiquidityStream:
             spawn=self._spawn,
             report=self._report,
             changed=self._recompute_state,
+            bus=self._bus,
         )
         self._state = ConnectionState.DISCONNECTED
         self._started = False
@@ -266,9 +269,16 @@ class LiquidityStream:
             task.cancel()
         self._resume_tasks.clear()
         self._set_state(ConnectionState.CLOSED)
+        self._bus.publish(Closed("client_close" if self._terminal is None else "error", self._terminal))
         if self._hooks is not None:
             await self._hooks.stop()
         await self._book.aclose()
+
+    def lifecycle_events(self) -> LifecycleListener:
+        """An async iterator over the lifecycle events of every connection of this stream, published from now on
+        (``Connected``, ``Disconnected``, ``Reconnected`` from the shared supervisor, carrying the key-free URL),
+        ending with ``Closed`` when the stream closes."""
+        return self._bus.listen()
 
     @property
     def state(self) -> ConnectionState:

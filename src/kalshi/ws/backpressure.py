@@ -14,10 +14,14 @@ Overflow strategies (:class:`OverflowStrategy`), applied when ``maxsize`` messag
   consumer sees the newest value per key and the queue never holds more messages than there are keys. When the
   queue is full of distinct keys, the oldest is evicted as in ``DROP_OLDEST``.
 * ``BLOCK``: nothing is ever lost. ``put_nowait`` always accepts (so a synchronous frame callback can hand over
-  what it already holds) and the producer must then honour :attr:`MessageQueue.is_full` by pausing its source
-  and awaiting :meth:`MessageQueue.wait_for_space`; ``await put()`` does that itself. Used for sequenced
-  channels, where a missing message would corrupt the book. The overshoot past ``maxsize`` is bounded by what
-  the producer had in hand when it saw ``is_full``.
+  what it already holds); the producer pauses its source instead. Two watermarks drive that, so a full queue does
+  not toggle per message: a put into a queue holding ``maxsize`` (the high watermark) calls the ``on_high`` hook of
+  :meth:`MessageQueue.watch_pressure` once; when the consumer has drained it to ``low_water`` (half by default)
+  ``on_low`` is called once. ``await put()`` and :meth:`MessageQueue.wait_for_space` wait the same way. Used for
+  channels where a missing message costs money or corrupts a book. The overshoot past ``maxsize`` is bounded by
+  what the producer had in hand when it was told to pause.
+
+Consumers take one message per ``async for`` step, or everything pending at once with :meth:`MessageQueue.batches`.
 
 Closing is graceful: after :meth:`MessageQueue.close` the pending messages are still delivered, then iteration
 stops. :meth:`MessageQueue.fail` does the same but ends the iteration by raising the given exception.
@@ -33,7 +37,7 @@ from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from kalshi.errors import KalshiBackpressureError, KalshiConfigError, KalshiError
 
-__all__ = ["MessageQueue", "OverflowStrategy", "QueueClosed"]
+__all__ = ["BatchIterator", "MessageQueue", "OverflowStrategy", "QueueClosed"]
 
 T = TypeVar("T")
 
@@ -50,7 +54,7 @@ class OverflowStrategy(enum.Enum):
     CONFLATE = "conflate"
     """Replace the pending message with the same key; evict the oldest when all keys differ."""
     BLOCK = "block"
-    """Never drop: the producer pauses until the consumer has drained half the queue."""
+    """Never drop: the producer pauses at the high watermark until the consumer has drained to the low one."""
 
 
 def _no_key(item: object) -> Hashable:
@@ -83,7 +87,10 @@ class MessageQueue(Generic[T]):
         "_key",
         "_low_water",
         "_maxsize",
+        "_on_high",
+        "_on_low",
         "_overflow",
+        "_pressed",
         "_putter",
         "conflated",
         "delivered",
@@ -125,6 +132,9 @@ class MessageQueue(Generic[T]):
         # A paused BLOCK producer resumes at half capacity, not at the first free slot, so it resumes for a
         # batch instead of flapping pause/resume on every message.
         self._low_water = maxsize // 2
+        self._on_high: Callable[[], None] | None = None
+        self._on_low: Callable[[], None] | None = None
+        self._pressed = False  # on_high was called and on_low not yet
         self._getter: asyncio.Future[None] | None = None
         self._putter: asyncio.Future[None] | None = None
         self._closed = False
@@ -158,6 +168,51 @@ class MessageQueue(Generic[T]):
         """True after :meth:`close` or :meth:`fail` (pending messages may still be delivered)."""
         return self._closed
 
+    @property
+    def low_water(self) -> int:
+        """The fill level at which a paused BLOCK producer resumes."""
+        return self._low_water
+
+    @property
+    def pressed(self) -> bool:
+        """True between the high-watermark signal and the low one (the producer should be paused)."""
+        return self._pressed
+
+    def watch_pressure(
+        self, on_high: Callable[[], None], on_low: Callable[[], None], *, low_water: int | None = None
+    ) -> None:
+        """Be told when a BLOCK producer must pause (``on_high``, once, when a put finds ``maxsize`` pending) and
+        when it may resume (``on_low``, once, when the consumer drained to ``low_water`` or the queue closed).
+
+        Raises:
+            KalshiConfigError: not a BLOCK queue, or ``low_water`` not in ``[0, maxsize)``.
+        """
+        if self._overflow is not OverflowStrategy.BLOCK:
+            raise KalshiConfigError("watermarks apply to OverflowStrategy.BLOCK queues")
+        if low_water is not None:
+            if not 0 <= low_water < self._maxsize:
+                raise KalshiConfigError(f"low_water must be in [0, {self._maxsize}), got {low_water}")
+            self._low_water = low_water
+        self._on_high = on_high
+        self._on_low = on_low
+
+    def set_overflow(self, overflow: OverflowStrategy) -> None:
+        """Switch between BLOCK, DROP_OLDEST and ERROR (a consumer that stopped reading may not stall its
+        producer). Switching away from BLOCK first trims the overshoot, counting it as dropped.
+
+        Raises:
+            KalshiConfigError: to or from CONFLATE (its keyed storage cannot change).
+        """
+        if OverflowStrategy.CONFLATE in (overflow, self._overflow) and overflow is not self._overflow:
+            raise KalshiConfigError("a CONFLATE queue cannot change strategy (and no queue can become one)")
+        self._overflow = overflow
+        if overflow is not OverflowStrategy.BLOCK:
+            items = self._items
+            while len(items) > self._maxsize:
+                items.popleft()
+                self.dropped += 1
+            self._release()
+
     def qsize(self) -> int:
         """Number of pending messages."""
         return len(self._items)
@@ -189,12 +244,21 @@ class MessageQueue(Generic[T]):
         Raises:
             KalshiBackpressureError: Under ERROR when the queue is full (``item`` is not added).
         """
+        items = self._items
+        index = self._index
+        if index is None and len(items) < self._maxsize and not self._closed:
+            # The common case first (room, not keyed): an append and, if the consumer waits, one wakeup.
+            items.append(item)
+            getter = self._getter
+            if getter is not None:
+                self._getter = None
+                if not getter.done():
+                    getter.set_result(None)
+            return True
         if self._closed:
             self.dropped += 1
             return False
-        items = self._items
         kept = True
-        index = self._index
         if index is not None:
             key = self._key(item)
             if key in index:
@@ -220,7 +284,10 @@ class MessageQueue(Generic[T]):
                         f"message queue full ({self._maxsize} pending): the consumer is too slow; consume faster, "
                         "raise maxsize, or choose another OverflowStrategy"
                     )
-                # BLOCK: accept past maxsize; the producer pauses its source when it sees is_full.
+                elif not self._pressed and self._on_high is not None:
+                    # BLOCK: accept past maxsize; tell the producer once to pause its source.
+                    self._pressed = True
+                    self._on_high()
             items.append(item)
         getter = self._getter
         if getter is not None:
@@ -228,6 +295,21 @@ class MessageQueue(Generic[T]):
             if not getter.done():
                 getter.set_result(None)
         return kept
+
+    def put_keyed(self, key: Hashable, item: T) -> bool:
+        """:meth:`put_nowait` for a CONFLATE queue when the caller already knows the item's key (no key call).
+
+        Raises:
+            KalshiConfigError: not a CONFLATE queue.
+        """
+        index = self._index
+        if index is None:
+            raise KalshiConfigError("put_keyed() is for OverflowStrategy.CONFLATE queues")
+        if key in index:
+            index[key] = item
+            self.conflated += 1
+            return True
+        return self.put_nowait(item)
 
     async def put(self, item: T) -> bool:
         """Add a message; under BLOCK, first wait while the queue is full.
@@ -310,9 +392,31 @@ class MessageQueue(Generic[T]):
         index = self._index
         item: T = head if index is None else index.pop(head)
         self.delivered += 1
-        if self._putter is not None and len(items) <= self._low_water:
-            self._wake_putter()
+        if len(items) <= self._low_water and (self._pressed or self._putter is not None):
+            self._drained()
         return item
+
+    def batches(self) -> BatchIterator[T]:
+        """An async iterator of lists: each holds every message pending when it is taken (at least one), oldest
+        first. Same ordering and loss rules as one-by-one iteration, one wakeup per batch instead of per message.
+        """
+        return BatchIterator(self)
+
+    def take_all(self) -> list[T]:
+        """Take every pending message at once (possibly none), oldest first."""
+        items = self._items
+        index = self._index
+        if index is None:
+            batch: list[T] = list(items)
+        else:
+            # CONFLATE keeps _index in queue order: a replaced key keeps its slot in both.
+            batch = list(index.values())
+            index.clear()
+        items.clear()
+        self.delivered += len(batch)
+        if self._pressed or self._putter is not None:
+            self._drained()
+        return batch
 
     # -- shutdown ------------------------------------------------------------------------------------------
 
@@ -326,6 +430,7 @@ class MessageQueue(Generic[T]):
         self._closed = True
         self._wake_getter()
         self._wake_putter()
+        self._release()
 
     def fail(self, exc: BaseException) -> None:
         """Close with a terminal error: after the pending messages, consumers get ``exc`` raised.
@@ -348,9 +453,21 @@ class MessageQueue(Generic[T]):
         index = self._index
         item: T = head if index is None else index.pop(head)
         self.delivered += 1
-        if self._putter is not None and len(items) <= self._low_water:
-            self._wake_putter()
+        if len(items) <= self._low_water and (self._pressed or self._putter is not None):
+            self._drained()
         return item
+
+    def _drained(self) -> None:
+        """The consumer reached the low watermark: wake a waiting producer and release the pause."""
+        self._wake_putter()
+        self._release()
+
+    def _release(self) -> None:
+        if self._pressed:
+            self._pressed = False
+            on_low = self._on_low
+            if on_low is not None:
+                on_low()
 
     def _raise_closed(self) -> NoReturn:
         if self._failure is not None:
@@ -395,3 +512,25 @@ class MessageQueue(Generic[T]):
                 raise
             # This task was not cancelled: the shared future was cancelled on behalf of another waiter.
             # Return; the caller re-checks its condition and waits again if needed.
+
+
+class BatchIterator(Generic[T]):
+    """``async for batch in queue.batches():`` lists of every message pending at that moment (at least one)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: MessageQueue[T]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> BatchIterator[T]:
+        return self
+
+    async def __anext__(self) -> list[T]:
+        queue = self._queue
+        while not queue._items:
+            if queue._closed:
+                if queue._failure is not None:
+                    raise queue._failure
+                raise StopAsyncIteration
+            await queue._wait_for_item()
+        return queue.take_all()

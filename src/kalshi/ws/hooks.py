@@ -9,12 +9,11 @@ queue and one task. Every task is kept and cancelled on :meth:`HookRunner.stop`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
-from kalshi.ws.backpressure import MessageQueue, OverflowStrategy, QueueClosed
+from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.codes import ClientErrorCode
 from kalshi.ws.connection import ConnectionState
 from kalshi.ws.lifecycle import LifecycleEvent, LifecycleListener
@@ -42,13 +41,22 @@ class HookRunner:
         self._on_error = on_error
         self._on_state_change = on_state_change
         self._hooks: MessageQueue[tuple[str, Any]] = MessageQueue(_HOOK_QUEUE, OverflowStrategy.DROP_OLDEST)
+        self._hooks.close()  # opened by start()
         self._channels: dict[str, MessageQueue[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._drainers: set[asyncio.Task[Any]] = set()  # hook and callback runners: allowed to finish their queue
         self._lifecycle: LifecycleListener | None = None
+        self._running = False
         self.callback_errors = 0
 
+    @property
+    def running(self) -> bool:
+        return self._running
+
     def start(self) -> None:
+        """Start running hooks (one session); :meth:`stop` ends it."""
+        self._running = True
+        self._hooks = MessageQueue(_HOOK_QUEUE, OverflowStrategy.DROP_OLDEST)
         if self._on_error is not None or self._on_state_change is not None:
             self._drainers.add(self.spawn(self._run_hooks()))
 
@@ -67,8 +75,14 @@ class HookRunner:
     # ------------------------------------------------------------------ hooks
 
     def error(self, message: ErrorMessage) -> None:
+        """Hand an error to ``on_error`` (dropped when no session runs)."""
         if self._on_error is not None:
             self._hooks.put_nowait(("error", message))
+
+    def client_error(self, code: int, text: str, sid: int | None = None) -> None:
+        """Report one of the client's own findings (a :class:`~kalshi.ws.codes.ClientErrorCode`) to ``on_error``."""
+        logger.warning("%s", text)
+        self.error(ErrorMessage(msg=ErrorPayload(code=code, msg=text), sid=sid))
 
     def state(self, old: ConnectionState, new: ConnectionState) -> None:
         if self._on_state_change is not None:
@@ -112,38 +126,21 @@ class HookRunner:
 
     # ------------------------------------------------------------------ channel callbacks
 
-    def ensure_channel(self, channel: str, callbacks: list[MessageCallback]) -> None:
-        if channel in self._channels:
-            return
-        queue: MessageQueue[Any] = MessageQueue(_CALLBACK_QUEUE, OverflowStrategy.BLOCK)
-        self._channels[channel] = queue
-        self._drainers.add(self.spawn(self._run_channel(channel, queue, callbacks)))
+    def ensure_channel(self, channel: str, callbacks: list[MessageCallback]) -> MessageQueue[Any]:
+        """The lossless callback queue of ``channel`` (a runner task is started for it once per session)."""
+        queue = self._channels.get(channel)
+        if queue is None:
+            queue = self._channels[channel] = MessageQueue(_CALLBACK_QUEUE, OverflowStrategy.BLOCK)
+            self._drainers.add(self.spawn(self._run_channel(channel, queue, callbacks)))
+        return queue
 
     def dispatch(self, channel: str, message: Any) -> bool:
-        """Queue a message for the channel's callbacks. Returns True when the caller should pause reading."""
+        """Queue a message for the channel's callbacks. Returns True when its queue is full."""
         queue = self._channels.get(channel)
         if queue is None:
             return False
         queue.put_nowait(message)
         return queue.is_full
-
-    def channel_full(self, channel: str) -> bool:
-        """Whether the channel's callback queue is full."""
-        queue = self._channels.get(channel)
-        return queue is not None and queue.is_full
-
-    def full_channel(self) -> str | None:
-        """A channel whose callback queue is full (reading must stay paused for it), if any."""
-        for channel, queue in self._channels.items():
-            if queue.is_full:
-                return channel
-        return None
-
-    async def wait_for_callback_space(self, channel: str) -> None:
-        queue = self._channels.get(channel)
-        if queue is not None:
-            with contextlib.suppress(QueueClosed):
-                await queue.wait_for_space()
 
     async def _run_channel(self, channel: str, queue: MessageQueue[Any], callbacks: list[MessageCallback]) -> None:
         async for message in queue:
@@ -157,6 +154,7 @@ class HookRunner:
 
     async def stop(self) -> None:
         """Let queued hooks run briefly, then cancel every task and wait for them."""
+        self._running = False
         self._hooks.close()
         if self._lifecycle is not None:
             self._lifecycle.close()
@@ -176,3 +174,5 @@ class HookRunner:
             await asyncio.wait(remaining)
         self._tasks.clear()
         self._drainers.clear()
+        self._channels.clear()
+        self._lifecycle = None

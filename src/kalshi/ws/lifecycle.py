@@ -74,11 +74,13 @@ class Reconnected:
 
 @dataclass(frozen=True, slots=True)
 class Resubscribed:
-    """After a reconnect, a logical subscription is live again (new sids; books restart from snapshots)."""
+    """After a reconnect (or after the server ended it), a logical subscription is live again (new sids; books
+    restart from snapshots). ``subscription`` is its ``Subscription.client_id`` when the stream has one."""
 
     channel: str
     sids: tuple[int, ...]
     markets: tuple[str, ...] = ()
+    subscription: int | None = None
     at_ms: int = field(default_factory=_now_ms)
 
 
@@ -86,7 +88,8 @@ class Resubscribed:
 class Gap:
     """Continuity broke: a sequence gap on ``sid`` (``expected`` seq, ``received`` seq), or data that could not
     be kept (``reason`` says which: ``seq_gap``, ``reconnect``, ``trimmed``, ``relay_restart``...). Books of
-    ``markets`` are not to be trusted until the matching :class:`Repaired`."""
+    ``markets`` are not to be trusted until the matching :class:`Repaired`. ``subscription`` is the
+    ``Subscription.client_id`` it happened to, when the stream has one."""
 
     channel: str
     sid: int | None
@@ -94,6 +97,7 @@ class Gap:
     received: int | None = None
     markets: tuple[str, ...] = ()
     reason: str = "seq_gap"
+    subscription: int | None = None
     at_ms: int = field(default_factory=_now_ms)
 
 

@@ -43,14 +43,14 @@ tracker. Responses are matched to the commands sent by ``id``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
 import msgspec
 
-from kalshi.errors import KalshiCommandError, KalshiProtocolError, KalshiSequenceGapError, KalshiSubscriptionError
+from kalshi.errors import KalshiProtocolError, KalshiSubscriptionError
 from kalshi.ws.models import (
     COMMAND_ENCODER,
     MESSAGE_DECODER,
@@ -79,6 +79,18 @@ from kalshi.ws.models import (
     decode_fallback,
 )
 from kalshi.ws.models._numbers import DELTA_CACHE, PRICE_CACHE
+from kalshi.ws.protocol_events import (
+    AwaitingSnapshotDropped,
+    CommandResponse,
+    DuplicateDropped,
+    GapDetected,
+    ProtocolErrorEvent,
+    ProtocolEvent,
+    ProtocolStats,
+    ReceiveResult,
+    ResponseMessage,
+    ServerError,
+)
 
 __all__ = [
     "AwaitingSnapshotDropped",
@@ -96,7 +108,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PREVIEW_CHARS: Final = 200
-ResponseMessage = SubscribedMessage | UnsubscribedMessage | OkMessage | ListSubscriptionsMessage | ErrorMessage
 
 # Replies to update_subscription list actions: data messages that also answer a command.
 _LIST_REPLIES: Final = frozenset(
@@ -108,114 +119,6 @@ _SEQUENCED_DATA: Final = frozenset(
 )
 _RESPONSE_CLASSES: Final = (SubscribedMessage, UnsubscribedMessage, OkMessage, ListSubscriptionsMessage, ErrorMessage)
 _DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError, TypeError)
-
-
-class ProtocolEvent:
-    """Base of everything :meth:`ClientProtocol.receive_frame` returns that is not a server message."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResponse(ProtocolEvent):
-    """The server answered a command: ``subscribed``, ``unsubscribed``, ``ok``, ``list_subscriptions`` or
-    ``error``. ``command`` is the command sent with ``cmd_id`` (None when unknown or already finished);
-    ``final`` is True when no further response to it is expected (subscribe gets one per channel)."""
-
-    cmd_id: int | None
-    message: ResponseMessage
-    command: ClientCommand | None = None
-    final: bool = True
-
-    @property
-    def error(self) -> KalshiCommandError | None:
-        """The command's failure as an exception, or None when it succeeded."""
-        if isinstance(self.message, ErrorMessage):
-            return self.message.to_error()
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class ServerError(ProtocolEvent):
-    """An ``error`` not answering a command (e.g. code 25, buffer overflow, on a sid)."""
-
-    message: ErrorMessage
-
-    @property
-    def sid(self) -> int | None:
-        return self.message.sid
-
-    @property
-    def code(self) -> int:
-        return self.message.msg.code
-
-    @property
-    def terminal(self) -> bool:
-        """The server ended the subscription (codes 10 and 25): the protocol has forgotten the sid."""
-        return self.message.terminal
-
-    def to_error(self) -> KalshiCommandError:
-        """The matching exception."""
-        return self.message.to_error()
-
-
-@dataclass(frozen=True, slots=True)
-class GapDetected(ProtocolEvent):
-    """``seq`` skipped numbers on ``sid``: state derived from the sid is stale. ``message`` (the one that
-    revealed the gap) was not delivered."""
-
-    sid: int
-    expected: int
-    received: int
-    message: AnyMessage
-    channel: str | None = None
-
-    def to_error(self) -> KalshiSequenceGapError:
-        """The matching exception, for callers that raise on gaps."""
-        return KalshiSequenceGapError(self.sid, self.expected, self.received)
-
-
-@dataclass(frozen=True, slots=True)
-class DuplicateDropped(ProtocolEvent):
-    """A data message whose ``seq`` was not new was dropped."""
-
-    sid: int
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitingSnapshotDropped(ProtocolEvent):
-    """A delta arrived on a sid waiting for a snapshot (after :meth:`ClientProtocol.reset_sequence`); dropped."""
-
-    sid: int
-    seq: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolErrorEvent(ProtocolEvent):
-    """A frame could not be used. ``raw_preview`` is its first 200 characters, escaped for logs. ``sid``/``seq``
-    are set when the envelope was readable (the message's seq was not counted, so the sid also reports a gap)."""
-
-    error: KalshiProtocolError
-    raw_preview: str
-    sid: int | None = None
-    seq: int | None = None
-
-
-ReceiveResult = AnyMessage | ProtocolEvent
-"""What :meth:`ClientProtocol.receive_frame` returns."""
-
-
-@dataclass(slots=True)
-class ProtocolStats:
-    """Counters of the rare outcomes (the hot path counts nothing)."""
-
-    gaps: int = 0
-    duplicates: int = 0
-    awaiting_snapshot_drops: int = 0
-    protocol_errors: int = 0
-    unknown_messages: int = 0
-    server_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -411,6 +314,43 @@ class ClientProtocol:
             message = self._decode(data)
         except _DECODE_ERRORS as exc:
             return self._undecodable(data, exc)
+        return self._decoded(data, message)
+
+    def receiver(self) -> Callable[[bytes | str], ReceiveResult]:
+        """:meth:`receive_frame` as a closure over this protocol's state: the same results, less work per frame
+        for the two message types that make up most traffic (in-order deltas, tickers). Stays valid across
+        :meth:`reset`."""
+        decode = self._decode
+        last_seqs = self._last
+        decoded = self._decoded
+        undecodable = self._undecodable
+        delta_class = OrderbookDeltaMessage
+        ticker_class = TickerMessage
+        validate = self._validate
+        errors = _DECODE_ERRORS
+
+        def receive(data: bytes | str) -> ReceiveResult:
+            try:
+                message = decode(data)
+            except errors as exc:
+                return undecodable(data, exc)
+            cls = message.__class__
+            if cls is delta_class and not validate:
+                delta: OrderbookDeltaMessage = message  # type: ignore[assignment]  # narrowed by the class check
+                seq = delta.seq
+                if seq is not None:
+                    sid = delta.sid
+                    last = last_seqs.get(sid)
+                    if last is not None and seq == last + 1:
+                        last_seqs[sid] = seq
+                        return delta
+            elif cls is ticker_class:
+                return message
+            return decoded(data, message)
+
+        return receive
+
+    def _decoded(self, data: bytes | str, message: AnyMessage) -> ReceiveResult:
         # Identity checks on the class: a failing isinstance() on a Struct class costs ~10x more.
         cls = message.__class__
         if cls is OrderbookDeltaMessage:
@@ -426,7 +366,9 @@ class ClientProtocol:
                         return self._invalid(data, exc, delta.sid, delta.seq)
             seq = delta.seq
             if seq is None:
-                return delta
+                # Deltas are only meaningful in sequence: without seq, continuity cannot be checked.
+                error = KalshiProtocolError("orderbook_delta without seq: the book cannot be kept in sequence")
+                return self._invalid(data, error, delta.sid, None)
             sid = delta.sid
             last_seqs = self._last
             last = last_seqs.get(sid)

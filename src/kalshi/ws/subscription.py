@@ -1,6 +1,14 @@
 """Logical subscriptions: what the user holds while server sids come and go.
 
-A :class:`Subscription` has a durable client id. Underneath it are one or more *chunks*, each one server
+* :class:`Subscription`: the user's handle, an async iterator of messages that survives reconnects, with its
+  edits (add/remove markets, snapshots, unsubscribe), its counters and :meth:`Subscription.batches`.
+* :class:`SubscriptionState`: the client's record behind a handle (queue, server chunks, books), shared by the
+  collaborators of :mod:`kalshi.ws.client`; users never need it.
+* :class:`SubscribeRequest`: what ``subscribe_*()`` returns: a real coroutine (``await`` it, or hand it to
+  ``asyncio.create_task``/``gather``/``wait_for``/``TaskGroup.create_task``) that is also async-iterable
+  (``async for msg in session.subscribe_ticker(...)``).
+
+A logical subscription has a durable client id. Underneath it are one or more *chunks*, each one server
 subscription (``sid``) over a slice of the markets, because the exchange caps markets per subscription (error 26).
 On reconnect every chunk is re-issued and gets a new sid; the user's iterator never notices.
 """
@@ -12,6 +20,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Generator,
     Hashable,
     Iterable,
@@ -19,26 +28,27 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from kalshi.models.markets import Orderbook
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
 from kalshi.ws.models import message_market
 from kalshi.ws.orderbook import OrderbookManager, OrderbookState
 
-if TYPE_CHECKING:
-    from kalshi.ws.client import KalshiWebSocket
-
-__all__ = ["BooksView", "Chunk", "SubscribeRequest", "Subscription", "SubscriptionStats"]
+__all__ = [
+    "BooksView",
+    "Chunk",
+    "SubscribeRequest",
+    "Subscription",
+    "SubscriptionEdits",
+    "SubscriptionState",
+    "SubscriptionStats",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_SEQUENCED_DEFAULT_BLOCK: Final = frozenset(
-    {"orderbook_delta", "order_group_updates", "trade", "market_lifecycle_v2", "multivariate_market_lifecycle"}
-)
-_CONFLATE_DEFAULT: Final = frozenset({"ticker"})
+_BLOCK: Final = OverflowStrategy.BLOCK
 
 
 class SubscriptionStats:
@@ -64,6 +74,9 @@ class SubscriptionStats:
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self._FIELDS}
 
+    def __repr__(self) -> str:
+        return f"SubscriptionStats({self.as_dict()})"
+
 
 class Chunk:
     """One server subscription under a logical one: its markets and, while connected, its sid."""
@@ -79,34 +92,48 @@ class Chunk:
         return f"Chunk(sid={self.sid}, markets={count})"
 
 
-class Subscription(Generic[T]):
-    """A live subscription: an async iterator of messages that survives reconnects.
+class SubscriptionState:
+    """The client's record of one logical subscription (internal: shared by router, books and editor).
 
-    Iterate it with ``async for``; it ends when the session closes or :meth:`unsubscribe` is called. It also
-    edits its markets in place (``update_subscription``) and asks for fresh order book snapshots.
+    ``book_mode``: "raw" yields snapshot/delta messages, "views" yields Orderbook views, None: not a book channel.
+    ``plain``: no book to maintain, so deltas may go straight to the queue. ``callbacks``: the channel's callback
+    queue when ``@ws.on(channel)`` callbacks exist (messages are copied there too).
     """
+
+    __slots__ = (
+        "active",
+        "book_mode",
+        "books",
+        "callbacks",
+        "channel",
+        "chunks",
+        "client_id",
+        "consumed",
+        "params",
+        "plain",
+        "queue",
+        "stale",
+        "stats",
+        "views",
+        "warned_unconsumed",
+    )
 
     def __init__(
         self,
-        client: KalshiWebSocket,
         client_id: int,
         channel: str,
         params: dict[str, Any],
-        markets: list[str] | None,
-        queue: MessageQueue[T],
+        queue: MessageQueue[Any],
         *,
         book_mode: str | None = None,
         keep_books: bool = False,
     ) -> None:
-        self._client = client
         self.client_id = client_id
         self.channel = channel
         self.params = params
         self.queue = queue
         self.chunks: list[Chunk] = []
-        self.initial_markets = markets
         self.stats = SubscriptionStats(queue)
-        # "raw": yield snapshot/delta messages; "views": yield Orderbook views; None: not a book channel.
         self.book_mode = book_mode
         self.views = book_mode == "views"
         self.books: OrderbookManager | None = (
@@ -114,25 +141,91 @@ class Subscription(Generic[T]):
         )
         # Raw subscriptions without books: markets whose deltas are held back until their next snapshot.
         self.stale: set[str] = set()
-        self.plain = self.books is None  # no book to maintain: deltas may go straight to the queue
+        self.plain = self.books is None
+        self.callbacks: MessageQueue[Any] | None = None
         self.active = False
         self.consumed = False  # set on first iteration: only a consumer that reads may pause the socket
         self.warned_unconsumed = False
 
+    def __repr__(self) -> str:
+        return f"SubscriptionState(id={self.client_id}, channel={self.channel!r}, chunks={self.chunks})"
+
+    @property
+    def markets(self) -> list[str]:
+        out: list[str] = []
+        for chunk in self.chunks:
+            if chunk.markets:
+                out.extend(chunk.markets)
+        return out
+
+    @property
+    def sids(self) -> list[int]:
+        return [chunk.sid for chunk in self.chunks if chunk.sid is not None]
+
+    def mark_stale(self, tickers: Iterable[str]) -> None:
+        """These markets' state is unknown until their next snapshot: their books are hidden, and no delta of
+        theirs is yielded before that snapshot (a consumer's own book would be corrupted)."""
+        if self.books is not None:
+            for ticker in tickers:
+                self.books.mark_stale(ticker)
+        else:
+            self.stale.update(tickers)
+
+    def start_consuming(self) -> None:
+        """The user iterates: a BLOCK queue that was shedding while nobody read blocks again."""
+        if not self.consumed:
+            self.consumed = True
+            if self.warned_unconsumed and self.queue.overflow is not _BLOCK:
+                self.queue.set_overflow(_BLOCK)
+
+
+class SubscriptionEdits(Protocol):
+    """What a :class:`Subscription` asks of the client (the client's subscription editor implements it)."""
+
+    async def add_markets(self, state: SubscriptionState, tickers: list[str]) -> None: ...
+
+    async def remove_markets(self, state: SubscriptionState, tickers: list[str]) -> None: ...
+
+    async def request_snapshot(self, state: SubscriptionState, tickers: list[str] | None) -> None: ...
+
+    async def unsubscribe(self, state: SubscriptionState) -> None: ...
+
+
+class Subscription(Generic[T]):
+    """A live subscription: an async iterator of messages that survives reconnects.
+
+    Iterate it with ``async for`` (one message per step) or ``async for batch in sub.batches()`` (every message
+    pending at that moment); it ends when the session closes or :meth:`unsubscribe` is called. It also edits its
+    markets in place (``update_subscription``) and asks for fresh order book snapshots.
+    """
+
+    __slots__ = ("_edits", "_state", "channel", "client_id", "queue", "stats")
+
+    def __init__(self, state: SubscriptionState, edits: SubscriptionEdits) -> None:
+        self._state = state
+        self._edits = edits
+        self.client_id = state.client_id
+        self.channel = state.channel
+        self.queue: MessageQueue[Any] = state.queue
+        """The bounded queue between the receive path and this iterator (``qsize()``, ``overflow``, counters)."""
+        self.stats = state.stats
+
     # ------------------------------------------------------------------ iteration
 
     def __aiter__(self) -> AsyncIterator[T]:
-        # ``async for`` iterates the queue itself: one call less per message on the hot path.
-        self.consumed = True
-        if self.views:
+        # ``async for`` iterates the queue itself: no extra call per message on the hot path.
+        self._state.start_consuming()
+        if self._state.views:
             return self
         return self.queue
 
     def __anext__(self) -> Awaitable[T]:
         # A plain method handing out the queue's own coroutine: one coroutine per message, not two (hot path).
         # The queue ends the iteration with StopAsyncIteration once closed and drained.
-        self.consumed = True
-        if self.views:
+        state = self._state
+        if not state.consumed:
+            state.start_consuming()
+        if state.views:
             return self._next_view()
         return self.queue.__anext__()
 
@@ -142,10 +235,31 @@ class Subscription(Generic[T]):
         # went stale meanwhile is skipped; its rebuilding snapshot queues it again.
         queue = self.queue
         while True:
-            state: Any = await queue.__anext__()  # an OrderbookState (views subscriptions only)
-            if state.has_snapshot:
-                view: T = state.view()
+            book: Any = await queue.__anext__()  # an OrderbookState (views subscriptions only)
+            if book.has_snapshot:
+                view: T = book.view()
                 return view
+
+    def batches(self) -> AsyncIterator[list[T]]:
+        """An async iterator of lists: each holds every message pending when it is taken (at least one).
+
+        Same ordering and loss rules as one-by-one iteration, one wakeup per batch: for consumers that want the
+        ceiling. Example::
+
+            async for batch in stream.batches():
+                for msg in batch:
+                    ...
+        """
+        self._state.start_consuming()
+        if self._state.views:
+            return self._view_batches()
+        return self.queue.batches()
+
+    async def _view_batches(self) -> AsyncIterator[list[T]]:
+        async for books in self.queue.batches():
+            views: list[T] = [book.view() for book in books if book.has_snapshot]
+            if views:
+                yield views
 
     def __repr__(self) -> str:
         return (
@@ -158,20 +272,26 @@ class Subscription(Generic[T]):
     @property
     def markets(self) -> list[str]:
         """Every market this subscription covers (empty when it takes the channel's whole feed)."""
-        out: list[str] = []
-        for chunk in self.chunks:
-            if chunk.markets:
-                out.extend(chunk.markets)
-        return out
+        return self._state.markets
 
     @property
     def sids(self) -> list[int]:
         """The server sids currently serving this subscription (they change on reconnect)."""
-        return [chunk.sid for chunk in self.chunks if chunk.sid is not None]
+        return self._state.sids
+
+    @property
+    def server_subscriptions(self) -> list[tuple[int | None, tuple[str, ...]]]:
+        """``(sid, markets)`` of each server subscription underneath (split under the per-subscription limit)."""
+        return [(chunk.sid, tuple(chunk.markets or ())) for chunk in self._state.chunks]
+
+    @property
+    def active(self) -> bool:
+        """True from the server's confirmation until unsubscribed or the session closed."""
+        return self._state.active
 
     @property
     def dropped(self) -> int:
-        """Messages dropped by the overflow strategy (DROP_OLDEST) so far."""
+        """Messages lost by the overflow strategy so far (evicted, refused, or arriving after close)."""
         return self.queue.dropped
 
     @property
@@ -179,14 +299,11 @@ class Subscription(Generic[T]):
         """Messages replaced by a newer one for the same market (CONFLATE) so far."""
         return self.queue.conflated
 
-    def mark_stale(self, tickers: Iterable[str]) -> None:
-        """These markets' state is unknown until their next snapshot: their books are hidden, and no delta of
-        theirs is yielded before that snapshot (a consumer's own book would be corrupted)."""
-        if self.books is not None:
-            for ticker in tickers:
-                self.books.mark_stale(ticker)
-        else:
-            self.stale.update(tickers)
+    @property
+    def books(self) -> Mapping[str, Orderbook]:
+        """The books this subscription maintains (``orderbook()`` and ``keep_books=True``), by ticker; a book
+        being repaired is absent until rebuilt."""
+        return BooksView([self._state])
 
     # ------------------------------------------------------------------ commands
 
@@ -196,7 +313,7 @@ class Subscription(Generic[T]):
         Raises:
             KalshiSubscriptionError: the subscription is closed, or the server refused.
         """
-        await self._client._add_markets(self, list(tickers))
+        await self._edits.add_markets(self._state, list(tickers))
 
     async def remove_markets(self, tickers: Sequence[str]) -> None:
         """Remove markets (``update_subscription`` ``delete_markets``).
@@ -204,7 +321,7 @@ class Subscription(Generic[T]):
         Raises:
             KalshiSubscriptionError: the subscription is closed, or the server refused.
         """
-        await self._client._remove_markets(self, list(tickers))
+        await self._edits.remove_markets(self._state, list(tickers))
 
     async def request_snapshot(self, tickers: Sequence[str] | None = None) -> None:
         """Ask for fresh order book snapshots (``get_snapshot``) of some or all markets.
@@ -212,7 +329,7 @@ class Subscription(Generic[T]):
         Raises:
             KalshiSubscriptionError: not an orderbook_delta subscription, or the server refused.
         """
-        await self._client._request_snapshot(self, None if tickers is None else list(tickers))
+        await self._edits.request_snapshot(self._state, None if tickers is None else list(tickers))
 
     async def unsubscribe(self) -> None:
         """End the subscription on the server; the iterator finishes after the queued messages.
@@ -220,67 +337,110 @@ class Subscription(Generic[T]):
         Raises:
             KalshiSubscriptionError: the server refused or did not answer (the subscription ends locally anyway).
         """
-        await self._client._unsubscribe(self)
+        await self._edits.unsubscribe(self._state)
 
 
-class SubscribeRequest(Generic[T]):
-    """What ``subscribe_*`` returns: await it for the :class:`Subscription`, or iterate it directly.
+class SubscribeRequest(Coroutine[Any, Any, Subscription[T]]):
+    """What ``subscribe_*`` returns: a coroutine of the :class:`Subscription`, also iterable directly.
 
-    Both forms of seed 000 work: ``stream = await session.subscribe_ticker(...)`` and
-    ``async for msg in session.subscribe_ticker(...)``.
+    All of these work::
+
+        stream = await session.subscribe_ticker(tickers)
+        task = asyncio.create_task(session.subscribe_ticker(tickers))      # also gather, wait_for, TaskGroup
+        async for msg in session.subscribe_ticker(tickers): ...
+
+    Iterating directly subscribes on the first step; every later step is the subscription's own, at no extra
+    cost. A request is used once: await it or iterate it.
     """
 
-    __slots__ = ("_factory", "_subscription")
+    __slots__ = ("_coro", "_factory", "_subscription")
 
     def __init__(self, factory: Callable[[], Awaitable[Subscription[T]]]) -> None:
         self._factory: Callable[[], Awaitable[Subscription[T]]] | None = factory
+        self._coro: Coroutine[Any, Any, Subscription[T]] | None = None
         self._subscription: Subscription[T] | None = None
 
+    def __repr__(self) -> str:
+        state = "done" if self._subscription is not None else "started" if self._coro is not None else "new"
+        return f"SubscribeRequest({state})"
+
     async def _start(self) -> Subscription[T]:
-        if self._subscription is None:
-            factory = self._factory
-            if factory is None:
-                raise RuntimeError("subscription request already in progress")
-            self._factory = None
-            self._subscription = await factory()
+        factory = self._factory
+        if factory is None:
+            raise RuntimeError("this subscribe request was already used; call subscribe_*() again")
+        self._factory = None
+        self._subscription = await factory()
         return self._subscription
 
-    def __await__(self) -> Generator[Any, None, Subscription[T]]:
-        return self._start().__await__()
+    def _inner(self) -> Coroutine[Any, Any, Subscription[T]]:
+        coro = self._coro
+        if coro is None:
+            coro = self._coro = self._start()
+        elif self._subscription is not None:
+            raise RuntimeError("this subscribe request was already used; call subscribe_*() again")
+        return coro
 
-    def __aiter__(self) -> AsyncIterator[T]:
+    # -- the Coroutine protocol (asyncio drives a task with send/throw) --
+
+    def __await__(self) -> Generator[Any, None, Subscription[T]]:
+        return self._inner().__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._inner().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None and tb is None:
+            return self._inner().throw(typ)
+        return self._inner().throw(typ, val, tb)  # pragma: no cover - legacy 3-argument form
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+        self._factory = None
+
+    # -- direct iteration --
+
+    def __aiter__(self) -> SubscribeRequest[T]:
         return self
 
-    async def __anext__(self) -> T:
-        subscription = await self._start()
+    def __anext__(self) -> Awaitable[T]:
+        subscription = self._subscription
+        if subscription is not None:
+            return subscription.__anext__()
+        return self._first()
+
+    async def _first(self) -> T:
+        subscription = self._subscription
+        if subscription is None:
+            subscription = await self._inner()
         return await subscription.__anext__()
 
 
 class BooksView(Mapping[str, Orderbook]):
-    """Read-only live mapping ``ticker -> Orderbook`` over every book-keeping subscription (``session.books``).
+    """Read-only live mapping ``ticker -> Orderbook`` over book-keeping subscriptions (``session.books``).
 
     Only books with a current snapshot appear (a book being repaired after a gap is absent until rebuilt).
     """
 
-    __slots__ = ("_subs",)
+    __slots__ = ("_states",)
 
-    def __init__(self, subs: Mapping[int, Subscription[Any]]) -> None:
-        self._subs = subs
+    def __init__(self, states: Iterable[SubscriptionState]) -> None:
+        self._states = states
 
     def _ready(self) -> Iterator[tuple[str, OrderbookState]]:
-        for sub in self._subs.values():
-            if sub.books is not None:
-                for ticker, state in sub.books.books.items():
-                    if state.has_snapshot:
-                        yield ticker, state
+        for state in self._states:
+            if state.books is not None:
+                for ticker, book in state.books.books.items():
+                    if book.has_snapshot:
+                        yield ticker, book
 
     def __getitem__(self, ticker: str) -> Orderbook:
-        for sub in self._subs.values():
-            books = sub.books
+        for state in self._states:
+            books = state.books
             if books is not None:
-                state = books.get(ticker)
-                if state is not None and state.has_snapshot:
-                    return state.view()
+                book = books.get(ticker)
+                if book is not None and book.has_snapshot:
+                    return book.view()
         raise KeyError(ticker)
 
     def __iter__(self) -> Iterator[str]:
@@ -302,11 +462,11 @@ def _payload_market(message: Any) -> Hashable:
     return ticker
 
 
-def _view_market(view: Any) -> Hashable:
+def _book_market(book: Any) -> Hashable:
     try:
-        ticker: Hashable = view.market_ticker
+        ticker: Hashable = book.market_ticker
     except AttributeError:
-        return market_key(view)
+        return market_key(book)
     return ticker
 
 
@@ -314,15 +474,19 @@ def market_key(message: Any) -> Hashable:
     """Conflation key: the market a message is about (messages without one never conflate together)."""
     ticker = message_market(message)
     if ticker is None:
-        ticker = getattr(message, "market_ticker", None)  # Orderbook views
+        ticker = getattr(message, "market_ticker", None)  # order books
     return ticker if ticker is not None else id(message)
 
 
 def new_queue(maxsize: int, overflow: OverflowStrategy, *, views: bool = False) -> MessageQueue[Any]:
-    """A subscription's queue; CONFLATE keys by market (``views``: the queue holds Orderbook views)."""
+    """A subscription's queue; CONFLATE keys by market (``views``: the queue holds order books).
+
+    Raises:
+        ValueError: ``maxsize`` < 1.
+    """
     if maxsize < 1:
         raise ValueError("maxsize must be >= 1")
-    key = (_view_market if views else _payload_market) if overflow is OverflowStrategy.CONFLATE else None
+    key = (_book_market if views else _payload_market) if overflow is OverflowStrategy.CONFLATE else None
     return MessageQueue(maxsize=maxsize, overflow=overflow, conflate_key=key)
 
 
@@ -338,32 +502,3 @@ def take_markets(params: dict[str, Any]) -> list[str] | None:
     if not markets:
         return None
     return list(dict.fromkeys(markets))
-
-
-def default_overflow(channel: str) -> OverflowStrategy:
-    if channel in _SEQUENCED_DEFAULT_BLOCK:
-        return OverflowStrategy.BLOCK
-    if channel in _CONFLATE_DEFAULT:
-        return OverflowStrategy.CONFLATE
-    return OverflowStrategy.DROP_OLDEST
-
-
-_TYPE_TO_CHANNEL: Final = {
-    "orderbook_snapshot": "orderbook_delta",
-    "orderbook_delta": "orderbook_delta",
-    "user_order": "user_orders",
-    "market_position": "market_positions",
-    "event_lifecycle": "market_lifecycle_v2",
-    "event_fee_update": "market_lifecycle_v2",
-    "multivariate_lookup": "multivariate",
-    "rfq_created": "communications",
-    "rfq_deleted": "communications",
-    "quote_created": "communications",
-    "quote_accepted": "communications",
-    "quote_executed": "communications",
-}
-
-
-def channel_of(message: Any) -> str:
-    kind: str = getattr(message, "type", "")
-    return _TYPE_TO_CHANNEL.get(kind, kind)

@@ -41,7 +41,7 @@ from kalshi.ws.connection import (
 )
 from kalshi.ws.lifecycle import Closed, Connected, Disconnected, LifecycleBus, Reconnected
 
-__all__ = ["Attempt", "RetryPolicy", "Supervisor", "disconnect_cause"]
+__all__ = ["Attempt", "RetryPolicy", "SessionClosing", "Supervisor", "disconnect_cause"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ _LOCAL_REASONS: Final = frozenset(
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 StateListener = Callable[[ConnectionState, ConnectionState], None]
+
+
+class SessionClosing(KalshiConnectionError):
+    """The session was closed while a connection attempt was pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,8 @@ class Supervisor:
         on_end: awaited once when the session ends by itself (gave up, permanent close, :meth:`fail`), with the
             error, before :class:`Closed` is published: the owner closes its connection and its consumers.
         may_reconnect: whether a connection that ended as ``CloseInfo`` says is worth reconnecting.
+        announce_close: publish :class:`Closed` when the session ends (False for one connection of several,
+            whose owner announces the end of the whole stream).
         rng: jitter source. clock: monotonic seconds. sleep: the backoff wait (tests inject fakes).
     """
 
@@ -127,6 +133,7 @@ class Supervisor:
         on_state: StateListener | None = None,
         on_end: Callable[[BaseException | None], Awaitable[None]] | None = None,
         may_reconnect: Callable[[CloseInfo], bool] = _default_reconnect,
+        announce_close: bool = True,
         rng: random.Random | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
@@ -141,6 +148,7 @@ class Supervisor:
         self._on_state = on_state
         self._on_end = on_end
         self._may_reconnect = may_reconnect
+        self._announce_close = announce_close
         self._rng = rng or random.Random()
         self._clock = clock
         self._sleep = sleep
@@ -255,7 +263,7 @@ class Supervisor:
                 delay = backoff_delay(attempt, policy.base_delay, policy.max_delay, self._rng)
                 await self._sleep(max(delay, min(not_before, policy.max_delay)))
                 if self._closing:
-                    raise KalshiConnectionError("the session was closed while reconnecting")
+                    raise SessionClosing("the session was closed while reconnecting")
             self._set_state(ConnectionState.CONNECTING)
             self._lost = asyncio.Event()
             self.attempts += 1
@@ -294,6 +302,8 @@ class Supervisor:
                 down_since = self._clock()
                 try:
                     attempt = await self._open(first=False)
+                except SessionClosing:
+                    break
                 except self._retry_on as exc:
                     if not self._closing:
                         self._end_cause = "reconnect_failed"
@@ -316,7 +326,8 @@ class Supervisor:
         self._set_state(ConnectionState.CLOSED)
         if not self._closed_published:
             self._closed_published = True
-            self._bus.publish(Closed(cause, error))
+            if self._announce_close:
+                self._bus.publish(Closed(cause, error))
         self._done.set()
 
     def _set_state(self, new: ConnectionState) -> None:

@@ -49,7 +49,7 @@ from picows import (
     ws_connect,
 )
 
-from kalshi.errors import KalshiConfigError, KalshiConnectionError, KalshiHandshakeError, KalshiProtocolError
+from kalshi.errors import KalshiConfigError, KalshiConnectionError, KalshiProtocolError
 from kalshi.ws.connection import (
     REASON_CALLBACK_ERROR,
     REASON_CLIENT_CLOSE,
@@ -57,8 +57,8 @@ from kalshi.ws.connection import (
     REASON_HEARTBEAT_TIMEOUT,
     REASON_PROTOCOL_ERROR,
     CloseInfo,
-    parse_retry_after,
 )
+from kalshi.ws.handshake import handshake_error
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_MAX_MESSAGE_SIZE", "Connection", "open_connection"]
 
@@ -569,7 +569,7 @@ async def open_connection(
     except WSInvalidURL as exc:
         raise KalshiConfigError(f"not a WebSocket URL: {url!r}; use wss://host/path") from exc
     except WSHandshakeError as exc:
-        raise _handshake_error(exc, where) from exc
+        raise handshake_error(exc, where) from exc
     except TimeoutError as exc:
         listener.abandon()
         raise KalshiConnectionError(f"could not open a WebSocket to {where} within {connect_timeout} s") from exc
@@ -593,27 +593,3 @@ def _client_ssl_context(verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-_HANDSHAKE_HINTS: Final[dict[int, str]] = {
-    401: "check the API key id, the private key, and that the clock is right (the signature covers a timestamp)",
-    403: "this key may not open the WebSocket; check its permissions",
-    404: "check ws_url: the path is /trade-api/ws/v2",
-    429: "too many connection attempts; wait retry_after seconds before the next one",
-}
-
-
-def _handshake_error(exc: WSHandshakeError, where: str) -> KalshiConnectionError:
-    response = exc.response
-    if response is None or int(response.status) == 101:
-        return KalshiConnectionError(f"invalid WebSocket upgrade response from {where}: {exc}")
-    status = int(response.status)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    message = f"{where} refused the WebSocket upgrade with HTTP {status}"
-    body = (exc.raw_body or b"")[:200].decode("utf-8", "replace").strip()
-    if body:
-        message += f" ({body})"
-    hint = _HANDSHAKE_HINTS.get(status) or ("the exchange is unavailable; retry with backoff" if status >= 500 else "")
-    if hint:
-        message += f": {hint}"
-    return KalshiHandshakeError(message, status=status, retry_after=retry_after)

@@ -20,6 +20,7 @@ from typing import Any, Final, get_args
 import msgspec
 
 from kalshi.errors import KalshiProtocolError
+from kalshi.ws.codes import CHANNEL_TABLE, CHANNEL_TYPES
 from kalshi.ws.models._base import DataMessage, Message, Payload
 from kalshi.ws.models.book import (
     BookSide,
@@ -250,44 +251,16 @@ MESSAGE_ENCODER: Final = msgspec.json.Encoder()
 MESSAGE_TYPES: Final[dict[str, type[Message]]] = {cls.type: cls for cls in get_args(ServerMessage)}
 """Wire ``type`` -> message class."""
 
-CHANNELS: Final = (
-    "orderbook_delta",
-    "ticker",
-    "trade",
-    "fill",
-    "market_positions",
-    "market_lifecycle_v2",
-    "multivariate_market_lifecycle",
-    "communications",
-    "order_group_updates",
-    "user_orders",
-    "cfbenchmarks_value",
-    "cfbenchmarks_value_5hz",
-    "pyth_value",
-)
+CHANNELS: Final = tuple(spec.name for spec in CHANNEL_TABLE if not spec.retired)
 """The channels a subscribe command may name today."""
 
 RETIRED_CHANNELS: Final = ("multivariate", "ticker_v2")
 
-_COMMS: Final = (RfqCreatedMessage, RfqDeletedMessage, QuoteCreatedMessage, QuoteAcceptedMessage, QuoteExecutedMessage)
-
 CHANNEL_MESSAGES: Final[dict[str, tuple[type[Message], ...]]] = {
-    "orderbook_delta": (OrderbookSnapshotMessage, OrderbookDeltaMessage),
-    "ticker": (TickerMessage,),
-    "trade": (TradeMessage,),
-    "fill": (FillMessage,),
-    "market_positions": (MarketPositionsMessage,),
-    "market_lifecycle_v2": (MarketLifecycleMessage, EventLifecycleMessage, EventFeeUpdateMessage),
-    "multivariate_market_lifecycle": (MultivariateLifecycleMessage, EventLifecycleMessage),
-    "communications": _COMMS,
-    "order_group_updates": (OrderGroupMessage,),
-    "user_orders": (UserOrdersMessage,),
-    "cfbenchmarks_value": (CfbenchmarksValueMessage, CfbenchmarksIndexListMessage),
-    "cfbenchmarks_value_5hz": (CfbenchmarksValue5HzMessage, Cfbenchmarks5HzIndexListMessage),
-    "pyth_value": (PythValueMessage, PythUnderlyingListMessage),
-    "multivariate": (MultivariateMessage,),
+    channel: tuple(MESSAGE_TYPES[kind] for kind in kinds) for channel, kinds in CHANNEL_TYPES.items()
 }
-"""Channel -> the message classes it delivers (``multivariate`` is retired, kept for recordings)."""
+"""Channel -> the message classes it delivers (``multivariate`` is retired, kept for recordings); built from
+:data:`kalshi.ws.codes.CHANNEL_TABLE`."""
 
 CONTROL_TYPES: Final = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
 
