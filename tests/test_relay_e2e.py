@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from kalshi.relay import Relay, RelayClient, RelayFeed
 from kalshi.relay.layout import parse_id
 from kalshi.sim import Simulator
+from kalshi.ws.lifecycle import Gap
 from redis_server import RedisServer
 
 
@@ -81,3 +83,31 @@ async def test_a_consumer_starting_late_begins_at_the_latest_checkpoint(redis_se
                 await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
                 assert builder.stats.snapshots == 0  # nothing replayed from before the checkpoint
                 assert mismatches(sim, feed.books, sim.tickers) == []
+
+
+async def test_an_exchange_reconnect_is_marked_and_books_rebuild(redis_server: RedisServer) -> None:
+    async with Simulator(seed=8, markets=6, rate=0, open_access=True, lifecycle=False) as sim:
+        config = sim.config.with_options(retry_base_delay=0.01, retry_max_delay=0.05, ws_max_retries=20)
+        relay = Relay(redis_server.url, config=config, markets_per_connection=3, checkpoint_interval=60)
+        async with relay.running(), RelayClient(redis_server.url).connect() as feed:
+            events = feed.lifecycle_events()
+            await feed.orderbook(sim.tickers)
+            sim.step(100)
+            first = relay.shards[0].ws
+            sim.drop_connection(sim.connection_ids()[0])
+            async with asyncio.timeout(10):
+                while first.reconnects < 1:  # noqa: ASYNC110 (the client reconnects on its own: polled, bounded)
+                    await asyncio.sleep(0.01)
+            sim.step(100)
+            await sim.quiesce()
+            last = await relay.settle()
+            await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
+            assert mismatches(sim, feed.books, sim.tickers) == []
+            reasons = []
+            async with asyncio.timeout(5):
+                async for event in events:
+                    if isinstance(event, Gap):
+                        reasons.append(event.reason)
+                    if "reconnect" in reasons:
+                        break
+            assert "reconnect" in reasons  # the dropped connection's books were hidden until rebuilt
