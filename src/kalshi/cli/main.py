@@ -20,6 +20,7 @@ from kalshi.cli.live import live_command
 from kalshi.cli.markets import markets_command
 from kalshi.cli.paper import paper_command
 from kalshi.cli.record import record_command
+from kalshi.cli.relay import RELAY_EXAMPLES, relay_command
 from kalshi.cli.replay import replay_command
 from kalshi.cli.stream import stream_command
 from kalshi.errors import KalshiError
@@ -55,6 +56,7 @@ _EXAMPLES: Final = {
     ],
     "paper": ["kalshi paper -s kalshi.strategy.market_maker:MarketMaker -m KXFED-25DEC-T4.00 --env demo"],
     "live": ["kalshi live -s mybot:Bot -m KXFED-25DEC-T4.00 --env demo --max-position 10 --max-loss 50"],
+    "relay": RELAY_EXAMPLES,
 }
 
 
@@ -187,6 +189,7 @@ for _name, _command in (
     ("backtest", backtest_command),
     ("paper", paper_command),
     ("live", live_command),
+    ("relay", relay_command),
 ):
     app.command(_name, cls=_Command, epilog=_epilog(_name))(_command)
 

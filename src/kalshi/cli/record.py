@@ -180,6 +180,9 @@ def record_command(
     url: UrlOpt = None,
     key_id: KeyIdOpt = None,
     key_path: KeyPathOpt = None,
+    from_redis: Annotated[
+        str | None, typer.Option("--from-redis", help="Record a `kalshi relay` from its Redis (redis://...).")
+    ] = None,
 ) -> None:
     """Record raw WebSocket frames to zstd Parquet: receive time (ns), exchange time, sid/seq, type, channel.
 
@@ -188,6 +191,10 @@ def record_command(
     and writes everything. Read the files with DuckDB, pandas or polars, with `kalshi.record.open(DIR)`,
     or serve them with `kalshi replay DIR`.
     """
+    if from_redis is not None:
+        from kalshi.cli.relay import record_relay
+
+        return record_relay(from_redis, out, split_values(channels) or list(DEFAULT_CHANNELS), duration, count)
     options = ConnectOptions(env, url, key_id, key_path)
     config = resolve_config(options)
     names = split_values(channels) or list(DEFAULT_CHANNELS)

@@ -1,0 +1,312 @@
+"""The relay through a real redis-server: messages/s into Redis, out of it per consumer, and added latency.
+
+Three measurements, each bounded (the whole run stays under about a minute):
+
+1. ``publish``: the relay's write path alone, in this process: realistic frames through ``RelayCore.frame`` and
+   the pipelined ``Publisher`` into Redis, timed until Redis acknowledged the last one.
+2. ``firehose``: a simulator in another process pushes orderbook deltas as fast as it can
+   (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis ->
+   4 consumer processes (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder``). Rates in and out.
+3. ``paced``: the same pipeline at a fixed rate (default 20k msg/s); every delta carries its send time
+   (``sent_ns``, an extra body field the decoders ignore); each consumer measures send -> its book updated.
+
+Run: ``.venv/bin/python bench/relay.py [--publish 400000] [--firehose 300000] [--rate 20000] [--seconds 5]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from kalshi._fixed import format_count, format_price
+from redis_server import RedisServer
+
+CONSUMERS = 4
+
+SERVE = """
+import asyncio, sys, time, msgspec
+from kalshi.sim import Simulator
+from kalshi.sim.firehose import firehose
+
+async def paced(sim, ticker, rate, seconds):
+    market_id = sim.feeds.market_id(ticker)
+    publish = sim.hub.publish_book
+    start = time.monotonic()
+    sent = 0
+    total = int(rate * seconds) // 2 * 2
+    while sent < total:
+        due = min(total, int((time.monotonic() - start) * rate))
+        while sent < due:
+            body = {"market_ticker": ticker, "market_id": market_id, "price_dollars": "0.0100",
+                    "delta_fp": "1.00" if sent % 2 == 0 else "-1.00", "side": "yes", "ts_ms": 0,
+                    "sent_ns": time.time_ns()}
+            publish(b"orderbook_delta", ticker, msgspec.json.encode(body))
+            sent += 1
+        await asyncio.sleep(0.0005)
+    return sent
+
+async def main(mode, amount, seconds):
+    async with Simulator(seed=1, markets=2, rate=0.0, open_access=True, lifecycle=False) as sim:
+        print(sim.url, sim.tickers[0], flush=True)
+        while not any(c.session.subscriptions for c in sim.connections()):
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(sys.stdin.readline)  # go
+        if mode == "firehose":
+            await firehose(sim, sim.tickers[0], frames=amount)
+        else:
+            await paced(sim, sim.tickers[0], amount, seconds)
+        await sim.quiesce(60)
+        await asyncio.to_thread(sys.stdin.readline)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+"""
+
+CONSUME = """
+import asyncio, sys, time, msgspec
+from kalshi.relay import BookBuilder, RelayClient
+
+class Body(msgspec.Struct, frozen=True):
+    sent_ns: int = 0
+class Frame(msgspec.Struct):
+    type: str = ""
+    msg: Body = Body()
+decode = msgspec.json.Decoder(Frame).decode
+
+async def main(url, want, out):
+    builder = BookBuilder()
+    latencies = []
+    state = {"deltas": 0, "first": 0.0}
+
+    def take(entry):
+        builder.apply(entry.id, entry.stored)
+        if entry.frame is None:
+            return
+        frame = decode(entry.frame)
+        if frame.type != "orderbook_delta":
+            return
+        now = time.time_ns()
+        state["deltas"] += 1
+        if state["deltas"] == 1:
+            state["first"] = time.perf_counter()
+        if frame.msg.sent_ns:
+            latencies.append(now - frame.msg.sent_ns)
+
+    async with RelayClient(url, start="earliest", batch=2000, block_ms=20).connect() as feed:
+        entries = await feed.subscribe_raw(["orderbook_delta"], maxsize=20000)
+        print("ready", flush=True)
+        try:
+            async with asyncio.timeout(45):  # bounded: a run that lost messages still reports
+                async for entry in entries:
+                    take(entry)
+                    if state["deltas"] >= want:
+                        break
+        except TimeoutError:
+            pass
+        deltas, first = state["deltas"], state["first"]
+        last = time.perf_counter()
+
+    with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
+        f.write(msgspec.json.encode(latencies[len(latencies) // 10:]))
+    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books)}
+    print(msgspec.json.encode(report).decode(), flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+"""
+
+
+def synthetic_frames(count: int, seed: int = 1) -> list[bytes]:
+    """Deltas over 50 markets with seq per sid, every frame different (as the relay would receive them)."""
+    rng = random.Random(seed)
+    markets = [f"KXSYN-{i // 5:02d}-T{4000 + 25 * (i % 5)}" for i in range(50)]
+    encode = msgspec.json.encode
+    out = []
+    for seq in range(1, count + 1):
+        market = rng.choice(markets)
+        body = {
+            "market_ticker": market,
+            "market_id": "0f3c0d4e-5b1a-4d39-9c7e-" + market[-12:].rjust(12, "0"),
+            "price_dollars": format_price(rng.randint(100, 9900)),
+            "delta_fp": format_count(rng.choice((-1, 1)) * rng.randint(1, 50_000)),
+            "side": rng.choice(("yes", "no")),
+            "ts_ms": 1_760_000_000_000 + seq,
+        }
+        out.append(encode({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": body}))
+    return out
+
+
+async def bench_publish(url: str, count: int) -> dict[str, float]:
+    from kalshi.relay.core import EntryBuffer, RelayCore
+    from kalshi.relay.layout import StreamLayout
+    from kalshi.relay.publisher import Publisher
+
+    frames = synthetic_frames(count)
+    core = RelayCore(StreamLayout("bench"), epoch=time.time_ns() // 1_000_000, maxlen=2_000_000, buffer=EntryBuffer())
+    conn = core.connection(0, 0)
+    publisher = Publisher(url, core.buffer, batch=4096)
+    task = asyncio.create_task(publisher.run())
+    start = time.perf_counter()
+    now_ns = time.time_ns()
+    chunk = 4096
+    for i in range(0, count, chunk):
+        for data in frames[i : i + chunk]:
+            core.frame(conn, data, now_ns)
+        publisher.wake()
+        await asyncio.sleep(0)  # what the event loop does between socket reads
+    queued = time.perf_counter() - start
+    await publisher.drained(120)
+    total = time.perf_counter() - start
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await publisher.aclose()
+    return {
+        "frames": count,
+        "core_per_s": count / queued,
+        "acked_per_s": count / total,
+        "batches": publisher.stats.batches,
+    }
+
+
+async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict[str, Any]:
+    """Simulator process -> Relay (here) -> Redis -> CONSUMERS processes."""
+    import redis.asyncio as aioredis
+
+    from kalshi.config import KalshiConfig
+    from kalshi.relay import Relay
+
+    client = aioredis.Redis.from_url(url)
+    await client.flushall()  # every phase starts with empty streams
+    await client.aclose()
+    want = amount if mode == "firehose" else int(amount * seconds) // 2 * 2
+    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(CONSUMERS)]
+    consumers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CONSUME, url, str(want), str(out), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        for out in outs
+    ]
+    for proc in consumers:
+        assert proc.stdout is not None
+        assert (await proc.stdout.readline()).strip() == b"ready"
+    note(f"{mode}: {CONSUMERS} consumers ready")
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVE, mode, str(amount), str(seconds), stdout=subprocess.PIPE, stdin=subprocess.PIPE
+    )
+    assert sim.stdout is not None and sim.stdin is not None
+    sim_url, ticker = (await sim.stdout.readline()).decode().split()
+    note(f"{mode}: simulator at {sim_url}")
+    relay = Relay(
+        url,
+        config=KalshiConfig.local(sim_url),
+        channels=["orderbook_delta"],
+        markets=[ticker],
+        maxlen=4_000_000,
+        checkpoint_interval=1.0,
+        follow_lifecycle=False,
+    )
+    try:
+        async with relay.running():
+            core = relay.core
+            assert core is not None
+            base = core.counters.frames
+            sim.stdin.write(b"go\n")
+            await sim.stdin.drain()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 40
+            while core.counters.frames - base < 2 and loop.time() < deadline:  # noqa: ASYNC110 (a bench polling a counter, bounded)
+                await asyncio.sleep(0.001)
+            start = time.perf_counter()
+            while core.counters.frames - base < want and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            received = time.perf_counter() - start
+            note(f"{mode}: relay received {core.counters.frames - base:,} frames")
+            await relay.flush(within=20)
+            acked = time.perf_counter() - start
+            results = []
+            for proc in consumers:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), 60)
+                results.append(msgspec.json.decode(line))
+                results[-1]["latencies"] = msgspec.json.decode(outs[len(results) - 1].read_bytes())
+                note(f"{mode}: a consumer reported {results[-1]['deltas']:,} deltas")
+                await proc.wait()
+            sim.stdin.write(b"done\n")
+            await sim.stdin.drain()
+    finally:
+        for proc in (*consumers, sim):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    received_frames = core.counters.frames - base
+    return {
+        "in_per_s": received_frames / received if received else 0.0,
+        "acked_per_s": received_frames / acked if acked else 0.0,
+        "consumers": results,
+        "pending_peak": relay.publisher.stats.max_batch if relay.publisher else 0,
+    }
+
+
+def note(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp) / "redis", persistent=False) as redis:
+        rows: list[tuple[str, str]] = []
+        width = 62
+
+        def row(name: str, value: str) -> None:
+            rows.append((name, value))
+            print(f"{name:<{width}}  {value}", flush=True)
+
+        print(f"redis-server {redis.binary}; load {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+        print(f"{'measure':<{width}}  value")
+        print(f"{'-' * width}  {'-' * 16}")
+        pub = await bench_publish(redis.url, args.publish)
+        row("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s")
+        row("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s")
+        fire = await run_pipeline(redis.url, "firehose", args.firehose, 0)
+        row(f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s")
+        row("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s")
+        for i, result in enumerate(fire["consumers"]):
+            rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
+            row(f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
+        paced = await run_pipeline(redis.url, "paced", args.rate, args.seconds)
+        lat = [v for result in paced["consumers"] for v in result["latencies"]]
+        for i, result in enumerate(paced["consumers"]):
+            rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
+            row(f"paced {args.rate:,}/s: consumer {i + 1} rate", f"{rate:,.0f} msg/s ({result['deltas']:,})")
+        row(f"paced {args.rate:,}/s: added latency p50 (send -> consumer book)", f"{percentile(lat, 0.5):.2f} ms")
+        row(f"paced {args.rate:,}/s: added latency p99", f"{percentile(lat, 0.99):.2f} ms")
+        row(f"paced {args.rate:,}/s: added latency max", f"{percentile(lat, 1.0):.2f} ms")
+        if lat:
+            row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
+        print(f"load after: {os.getloadavg()[0]:.2f} (1 min)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--publish", type=int, default=200_000, help="frames for the publish measurement")
+    parser.add_argument("--firehose", type=int, default=50_000, help="deltas for the firehose measurement")
+    parser.add_argument("--rate", type=int, default=20_000, help="msg/s of the paced measurement")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the paced measurement")
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,328 @@
+"""Consumer-side book builder (sans-I/O): a checkpoint plus the entries after it -> exact books.
+
+:class:`BookBuilder` reads entries of the relay's ``orderbook_delta`` stream in order. It applies snapshots and
+deltas with the same sequencing rules as the streaming client, so its books equal the relay's (and the
+exchange's) at every entry. Whenever continuity is lost it hides the books concerned (they are absent from
+:attr:`BookBuilder.books`) and publishes a :class:`~kalshi.ws.lifecycle.Gap`, until they are exact again (a fresh
+snapshot in the stream, or the next checkpoint) and a :class:`~kalshi.ws.lifecycle.Repaired` follows:
+
+* a ``seq`` jump on a sid (the relay's client repairs it with ``get_snapshot``; the snapshots follow in-stream);
+* a hole in the entry ids (``trimmed``: the consumer fell behind ``MAXLEN``; or entries lost by Redis);
+* a ``gap`` control entry (the relay's buffer overflowed while Redis was away), a new relay run
+  (``relay_restart``) or a new connection of a shard (``reconnect``).
+
+No asyncio and no Redis client: the glue (:mod:`kalshi.relay.client`) feeds it and fetches checkpoints when
+:attr:`BookBuilder.wants_checkpoint` names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from typing import Final
+
+import msgspec
+
+from kalshi.models.markets import Orderbook
+from kalshi.relay.checkpoint import Checkpoint
+from kalshi.relay.layout import (
+    BOOK_CHANNEL,
+    FIELD_CONN,
+    FIELD_FRAME,
+    FIELD_JSON,
+    FIELD_KIND,
+    KIND_CHECKPOINT,
+    KIND_CONNECTION,
+    KIND_GAP,
+    KIND_RELAY_START,
+    parse_id,
+    track_seq,
+)
+from kalshi.ws.lifecycle import Gap, LifecycleEvent, Repaired
+from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage, decode_message
+from kalshi.ws.orderbook import DeltaResult, OrderbookState
+
+__all__ = ["BookBuilder", "BookBuilderStats"]
+
+_APPLIED: Final = DeltaResult.APPLIED
+_JSON: Final = msgspec.json.Decoder()
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    type: str | None = None
+    sid: int | None = None
+    seq: int | None = None
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+
+
+class BookBuilderStats(msgspec.Struct):
+    """Counters of one builder."""
+
+    entries: int = 0
+    snapshots: int = 0
+    deltas: int = 0
+    duplicates: int = 0
+    seq_gaps: int = 0
+    missing_entries: int = 0
+    gaps: int = 0
+    repairs: int = 0
+    checkpoints_loaded: int = 0
+
+
+class _BooksView(Mapping[str, Orderbook]):
+    __slots__ = ("_builder",)
+
+    def __init__(self, builder: BookBuilder) -> None:
+        self._builder = builder
+
+    def __getitem__(self, ticker: str) -> Orderbook:
+        book = self._builder._books.get(ticker)
+        if book is None or not book.has_snapshot or not self._builder.wanted(ticker):
+            raise KeyError(ticker)
+        return book.view()
+
+    def __iter__(self) -> Iterator[str]:
+        builder = self._builder
+        return iter([t for t, b in builder._books.items() if b.has_snapshot and builder.wanted(t)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class BookBuilder:
+    """Exact books from the ``orderbook_delta`` stream (see the module docstring).
+
+    Args:
+        tickers: the markets to expose (None: every market in the stream). Other markets are still tracked
+            cheaply (their books are built too: a market added later is then ready at once).
+    """
+
+    def __init__(self, tickers: Collection[str] | None = None) -> None:
+        self._wanted: set[str] | None = None if tickers is None else set(tickers)
+        self._books: dict[str, OrderbookState] = {}
+        self._source: dict[str, tuple[bytes, int]] = {}
+        self._seq: dict[tuple[bytes, int], int] = {}
+        self._last_id: tuple[int, int] | None = None
+        self._events: list[LifecycleEvent] = []
+        self.stats = BookBuilderStats()
+        self.wants_checkpoint: str | None = None
+        """The checkpoint key to load (:meth:`load_checkpoint`) before the next entry, when books are stale."""
+        self.books: Mapping[str, Orderbook] = _BooksView(self)
+        """Exact books by ticker; stale and unbuilt ones are absent."""
+
+    # ------------------------------------------------------------------ state
+
+    def wanted(self, ticker: str) -> bool:
+        return self._wanted is None or ticker in self._wanted
+
+    def want(self, tickers: Collection[str]) -> None:
+        """Also expose ``tickers``."""
+        if self._wanted is not None:
+            self._wanted.update(tickers)
+
+    @property
+    def position(self) -> str | None:
+        """The id of the last entry applied (read on from here)."""
+        return None if self._last_id is None else f"{self._last_id[0]}-{self._last_id[1]}"
+
+    def stale(self) -> list[str]:
+        """Tickers known but not exact now."""
+        return [t for t, book in self._books.items() if not book.has_snapshot and self.wanted(t)]
+
+    def events(self) -> list[LifecycleEvent]:
+        """The lifecycle events since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def load_checkpoint(self, checkpoint: Checkpoint, *, start: bool = False) -> list[str]:
+        """Take the books of ``checkpoint``: all of them when ``start`` (the builder then reads on from
+        ``checkpoint.entry_id``), else only the stale or missing ones. Returns the tickers loaded.
+        """
+        self.wants_checkpoint = None
+        loaded = []
+        for entry in checkpoint.books:
+            book = self._books.get(entry.ticker)
+            if not start and book is not None and book.has_snapshot:
+                continue
+            state = OrderbookState(entry.ticker)
+            state.apply_snapshot(
+                [(p, s) for p, s in entry.yes], [(p, s) for p, s in entry.no], seq=entry.seq, clock=entry.clock
+            )
+            was_stale = book is not None
+            self._books[entry.ticker] = state
+            self._source[entry.ticker] = (entry.c.encode(), entry.sid)
+            loaded.append(entry.ticker)
+            if was_stale and not start:
+                self.stats.repairs += 1
+        self._seq = {(s.c.encode(), s.sid): s.seq for s in checkpoint.sids}
+        if start:
+            self._last_id = parse_id(checkpoint.entry_id)
+        self.stats.checkpoints_loaded += 1
+        repaired = tuple(t for t in loaded if self.wanted(t))
+        if repaired and not start:
+            self._events.append(Repaired(BOOK_CHANNEL, None, repaired))
+        return loaded
+
+    # ------------------------------------------------------------------ entries
+
+    def apply(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> str | None:
+        """Apply one entry; returns the ticker whose book changed (and is exact), if any."""
+        self.stats.entries += 1
+        position = parse_id(entry_id)
+        last = self._last_id
+        if last is not None:
+            if position[0] != last[0]:
+                if position[0] > last[0]:
+                    self._all_stale("relay_restart", None)
+            elif position[1] > last[1] + 1:
+                missing = position[1] - last[1] - 1
+                self.stats.missing_entries += missing
+                self._all_stale("trimmed", missing)
+            elif position[1] <= last[1]:
+                return None  # already applied (a re-read after reconnecting)
+        self._last_id = position
+        frame = fields.get(FIELD_FRAME)
+        if frame is None:
+            self._control(fields)
+            return None
+        return self._frame(frame, fields.get(FIELD_CONN, b""))
+
+    def _control(self, fields: Mapping[bytes, bytes]) -> None:
+        kind = fields.get(FIELD_KIND, b"").decode()
+        try:
+            body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
+        except msgspec.DecodeError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if kind == KIND_RELAY_START:
+            self._all_stale("relay_restart", None)
+        elif kind == KIND_CONNECTION:
+            prev = str(body.get("prev", "")).encode()
+            self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
+        elif kind == KIND_GAP and body.get("reason") == "buffer_overflow":
+            self._all_stale("buffer_overflow", None)
+        elif kind == KIND_CHECKPOINT and self.stale():
+            key = body.get("key")
+            if isinstance(key, str):
+                self.wants_checkpoint = key
+
+    def _frame(self, frame: bytes, conn: bytes) -> str | None:
+        try:
+            env = _ENVELOPE.decode(frame)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        kind = env.type
+        sid = env.sid
+        seq = env.seq
+        if sid is None:
+            return None
+        key = (conn, sid)
+        if kind == "orderbook_delta":
+            return self._delta(frame, key, seq)
+        if kind == "orderbook_snapshot":
+            return self._snapshot(frame, key, seq)
+        if kind == "subscribed":
+            self._seq.pop(key, None)
+        elif seq is not None:
+            self._seq[key] = track_seq(self._seq.get(key), seq, control=True)
+            if kind == "error":
+                # A subscription-scoped error ends the sid: the relay resubscribes, fresh snapshots follow.
+                self._mark_stale(self._markets_of(key), "subscription_error", sid)
+        elif kind == "error":
+            self._mark_stale(self._markets_of(key), "subscription_error", sid)
+        return None
+
+    def _markets_of(self, key: tuple[bytes, int]) -> list[str]:
+        return [t for t, source in self._source.items() if source == key]
+
+    def _delta(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+        if seq is not None:
+            last = self._seq.get(key)
+            if last is not None and seq != last + 1:
+                if seq <= last:
+                    self.stats.duplicates += 1
+                    return None
+                self._seq[key] = seq
+                self.stats.seq_gaps += 1
+                self._mark_stale(self._markets_of(key), "seq_gap", key[1], expected=last + 1, received=seq)
+                return None
+            self._seq[key] = seq
+        message = decode_message(frame)
+        if message.__class__ is not OrderbookDeltaMessage:
+            return None
+        body = message.msg
+        ticker = body.market_ticker
+        book = self._books.get(ticker)
+        if book is None or not book.has_snapshot or self._source.get(ticker) != key:
+            return None
+        try:
+            result = book.apply_delta(body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock)
+        except ValueError:
+            result = DeltaResult.BAD_PRICE
+        if result is not _APPLIED:
+            self._mark_stale([ticker], f"bad_delta_{result.name.lower()}", key[1])
+            return None
+        self.stats.deltas += 1
+        return ticker
+
+    def _snapshot(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+        message = decode_message(frame)
+        if message.__class__ is not OrderbookSnapshotMessage:
+            return None
+        body = message.msg
+        ticker = body.market_ticker
+        if seq is not None:
+            last = self._seq.get(key)
+            self._seq[key] = track_seq(last, seq, snapshot=True)
+            others = [t for t in self._markets_of(key) if t != ticker]
+            if last is not None and seq > last + 1 and others:
+                # Numbers were lost, maybe deltas of the sid's other markets: this snapshot cannot cover them.
+                self.stats.seq_gaps += 1
+                self._mark_stale([*others, ticker], "seq_gap", key[1], expected=last + 1, received=seq)
+                return None
+        book = self._books.get(ticker)
+        was_stale = book is not None and not book.has_snapshot
+        if book is None:
+            book = self._books[ticker] = OrderbookState(ticker)
+        yes, no = body.levels_ticks()
+        try:
+            book.apply_snapshot(yes, no, seq=seq, clock=body.clock)
+        except ValueError:
+            self._mark_stale([ticker], "bad_snapshot", key[1])
+            return None
+        self._source[ticker] = key
+        self.stats.snapshots += 1
+        if was_stale:
+            self.stats.repairs += 1
+            if self.wanted(ticker):
+                self._events.append(Repaired(BOOK_CHANNEL, key[1], (ticker,)))
+        return ticker
+
+    # ------------------------------------------------------------------ gaps
+
+    def _all_stale(self, reason: str, missing: int | None) -> None:
+        self._mark_stale(list(self._books), reason, None, received=missing)
+
+    def _mark_stale(
+        self,
+        tickers: list[str],
+        reason: str,
+        sid: int | None,
+        *,
+        expected: int | None = None,
+        received: int | None = None,
+    ) -> None:
+        hit = []
+        for ticker in tickers:
+            book = self._books.get(ticker)
+            if book is not None and book.has_snapshot:
+                book.mark_stale()
+                hit.append(ticker)
+        self.stats.gaps += 1
+        shown = tuple(t for t in hit if self.wanted(t))
+        if shown or reason == "trimmed":
+            self._events.append(Gap(BOOK_CHANNEL, sid, expected, received, shown, reason))

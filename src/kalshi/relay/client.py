@@ -1,0 +1,556 @@
+"""RelayClient: consume the relay's Redis Streams with the shape of a streaming session.
+
+::
+
+    async with RelayClient("redis://relay-host:6379/0").connect() as feed:
+        await feed.orderbook(["ECON-GDP-25Q1"])          # exact books from the latest checkpoint on
+        async for msg in feed.subscribe_trade():          # typed messages, as from KalshiWebSocket
+            print(msg.msg.market_ticker, feed.books.get("ECON-GDP-25Q1"))
+
+Two ways to share a stream:
+
+* fan-out (default): every client reads every entry (``XREAD``); books need this.
+* work sharing: ``RelayClient(url, group="writers", consumer="w1")`` reads through a Redis consumer group
+  (``XREADGROUP``): each entry goes to one member of the group. An entry is acknowledged (``XACK``) once the
+  iterator is asked for the next item after it; entries a dead member took but never acknowledged are claimed
+  by the others after ``claim_idle`` seconds (``XAUTOCLAIM``), and a member that restarts under the same name
+  first gets its own pending entries again. Delivery is at least once.
+
+Continuity is checked on every stream by the entry ids (see :mod:`kalshi.relay.layout`): entries trimmed away
+before this client read them, or lost by Redis, are reported as a :class:`~kalshi.ws.lifecycle.Gap`
+(``reason="trimmed"``, ``received`` = how many) and books are hidden until rebuilt. Redis going away is a
+``Disconnected``; the client reconnects with backoff and resumes after the last entry it read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Final, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from kalshi.errors import KalshiConnectionError, KalshiSubscriptionError
+from kalshi.models.markets import Orderbook
+from kalshi.relay.books import BookBuilder
+from kalshi.relay.checkpoint import decode_checkpoint
+from kalshi.relay.layout import (
+    BOOK_CHANNEL,
+    FIELD_FRAME,
+    FIELD_JSON,
+    FIELD_KIND,
+    KIND_GAP,
+    KIND_RELAY_START,
+    StreamLayout,
+    parse_id,
+)
+from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
+from kalshi.ws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    Gap,
+    LifecycleBus,
+    LifecycleEvent,
+    LifecycleListener,
+    Reconnected,
+    Repaired,
+    Resubscribed,
+)
+from kalshi.ws.models import decode_message
+
+__all__ = ["RelayClient", "RelayEntry", "RelayFeed", "RelaySubscription"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_JSON: Final = msgspec.json.Decoder()
+_RAW: Final = "*raw*"
+_ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
+_RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
+    "disconnected": Disconnected,
+    "reconnected": Reconnected,
+    "resubscribed": Resubscribed,
+    "gap": Gap,
+    "repaired": Repaired,
+    "connected": Connected,
+}
+
+
+class _StreamState:
+    __slots__ = ("channel", "key", "last", "last_pos", "subs")
+
+    def __init__(self, key: str, channel: str, last: str) -> None:
+        self.key = key
+        self.channel = channel
+        self.last = last
+        # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
+        self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
+        self.subs: list[RelaySubscription[Any]] = []
+
+
+class RelayClient:
+    """Where the relay is and how to read it.
+
+    Args:
+        redis_url: ``redis://host:port/db`` of the relay's Redis.
+        prefix: the relay's key prefix.
+        group: consumer group name for work sharing (None: fan-out).
+        consumer: this member's name in ``group`` (stable across restarts to get its pending entries back).
+        claim_idle: seconds an entry may stay unacknowledged by another member before this one claims it.
+        start: where message channels start: ``"latest"`` (entries from now on) or ``"earliest"``.
+        block_ms: longest wait of one read (new subscriptions start within this).
+        batch: most entries per read.
+        retry_max_delay: longest pause between reconnect attempts.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str = "kalshi",
+        group: str | None = None,
+        consumer: str | None = None,
+        claim_idle: float = 30.0,
+        start: str = "latest",
+        block_ms: int = 100,
+        batch: int = 1000,
+        retry_max_delay: float = 2.0,
+    ) -> None:
+        if start not in ("latest", "earliest"):
+            raise ValueError("start must be 'latest' or 'earliest'")
+        if group is not None and not consumer:
+            raise ValueError("a consumer group member needs a consumer name")
+        self.redis_url = redis_url
+        self.layout = StreamLayout(prefix)
+        self.group = group
+        self.consumer = consumer
+        self.claim_idle = claim_idle
+        self.start = start
+        self.block_ms = block_ms
+        self.batch = batch
+        self.retry_max_delay = retry_max_delay
+
+    def __repr__(self) -> str:
+        return f"RelayClient({self.redis_url!r}, prefix={self.layout.prefix!r}, group={self.group!r})"
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[RelayFeed]:
+        """Connect to Redis and read until the block exits.
+
+        Raises:
+            KalshiConnectionError: Redis cannot be reached.
+        """
+        redis = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=5.0)
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as exc:
+            await redis.aclose()
+            raise KalshiConnectionError(f"cannot reach the relay's Redis at {self.redis_url}: {exc}") from exc
+        feed = RelayFeed(self, redis)
+        feed._task = asyncio.create_task(feed._read_loop(), name="kalshi-relay-reader")
+        try:
+            yield feed
+            if feed._task.done() and not feed._task.cancelled() and feed._task.exception() is not None:
+                raise KalshiConnectionError(f"reading the relay failed: {feed._task.exception()!r}")
+        finally:
+            try:
+                await feed._close()
+            finally:
+                await redis.aclose()
+
+
+class RelayFeed:
+    """A connected :class:`RelayClient` (made by :meth:`RelayClient.connect`)."""
+
+    def __init__(self, client: RelayClient, redis: aioredis.Redis) -> None:
+        self.client = client
+        self.group = client.group
+        self._redis: Any = redis  # redis-py's reply types are unions of every protocol shape: read as Any
+        self._layout = client.layout
+        self._streams: dict[str, _StreamState] = {}
+        self._builder: BookBuilder | None = None
+        self._book_subs: list[RelaySubscription[Orderbook]] = []
+        self._bus = LifecycleBus()
+        self._hooks: list[Callable[[LifecycleEvent], Awaitable[None]]] = []
+        self._acks: dict[str, list[str]] = {}
+        self._changed = asyncio.Event()
+        self._streams_changed = asyncio.Event()
+        self._hook_tasks: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._rng = random.Random()
+        self.entries_read = 0
+        self.gaps = 0
+        self.missing_entries = 0
+        self.reconnects = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def books(self) -> Mapping[str, Orderbook]:
+        """Exact books of :meth:`orderbook` markets (stale or unbuilt ones are absent)."""
+        if self._builder is None:
+            return {}
+        return self._builder.books
+
+    @property
+    def builder(self) -> BookBuilder | None:
+        """The book builder (its ``stats`` count snapshots, deltas, gaps and repairs)."""
+        return self._builder
+
+    def position(self, channel: str) -> str | None:
+        """The id of the last entry read from ``channel``'s stream."""
+        state = self._streams.get(self._layout.stream(channel))
+        return state.last if state is not None else None
+
+    def lifecycle_events(self) -> LifecycleListener:
+        """Every lifecycle event from now on (Gap, Repaired, Disconnected, Reconnected, ...), as an iterator."""
+        return self._bus.listen()
+
+    def on_lifecycle(self, callback: Callable[[LifecycleEvent], Awaitable[None]]) -> None:
+        """Call ``async callback(event)`` for every lifecycle event."""
+        self._hooks.append(callback)
+
+    def subscribe(
+        self, channel: str, tickers: Sequence[str] | None = None, *, maxsize: int = 1000
+    ) -> RelayRequest[Any]:
+        """Typed messages of any relayed channel (only ``tickers``' when given)."""
+
+        async def start() -> RelaySubscription[Any]:
+            sub: RelaySubscription[Any] = RelaySubscription(self, channel, tickers, maxsize)
+            await self._attach(channel, sub)
+            return sub
+
+        return RelayRequest(start)
+
+    def subscribe_ticker(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> RelayRequest[Any]:
+        """Ticker messages (all markets when ``tickers`` is None)."""
+        return self.subscribe("ticker", tickers, maxsize=maxsize)
+
+    def subscribe_trade(self, tickers: Sequence[str] | None = None, *, maxsize: int = 1000) -> RelayRequest[Any]:
+        """Public trades (all markets when ``tickers`` is None)."""
+        return self.subscribe("trade", tickers, maxsize=maxsize)
+
+    def subscribe_raw(self, channels: Sequence[str], *, maxsize: int = 10_000) -> RelayRequest[RelayEntry]:
+        """Every entry of ``channels``' streams as stored (frames and control entries): for recorders."""
+
+        async def start() -> RelaySubscription[RelayEntry]:
+            sub: RelaySubscription[RelayEntry] = RelaySubscription(self, _RAW, None, maxsize)
+            for channel in channels:
+                await self._attach(channel, sub)
+            return sub
+
+        return RelayRequest(start)
+
+    def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
+        """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
+        result for a view after every change (conflated per market). Books are in :attr:`books`.
+
+        Raises:
+            KalshiSubscriptionError: in a consumer group (books need every entry: use fan-out).
+        """
+        names = None if tickers is None else ([tickers] if isinstance(tickers, str) else list(tickers))
+
+        async def start() -> RelaySubscription[Orderbook]:
+            if self.group is not None:
+                raise KalshiSubscriptionError("books need every entry: use a fan-out RelayClient (no group)")
+            sub: RelaySubscription[Orderbook] = RelaySubscription(self, BOOK_CHANNEL, names, 1, views=True)
+            if self._builder is None:
+                self._builder = BookBuilder(names)
+                await self._start_books()
+            elif names is not None:
+                self._builder.want(names)
+            self._book_subs.append(sub)
+            return sub
+
+        return RelayRequest(start)
+
+    async def wait_for(self, condition: Callable[[], bool], *, within: float = 10.0) -> None:
+        """Wait until ``condition()`` holds (checked after every batch read).
+
+        Raises:
+            TimeoutError: not within ``within`` seconds.
+        """
+        async with asyncio.timeout(within):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+    # ------------------------------------------------------------------ setup
+
+    async def _attach(self, channel: str, sub: RelaySubscription[Any]) -> None:
+        key = self._layout.stream(channel)
+        state = self._streams.get(key)
+        if state is None:
+            start = await self._start_id(key)
+            state = self._streams[key] = _StreamState(key, channel, start)
+            self._streams_changed.set()
+        state.subs.append(sub)
+
+    async def _start_id(self, key: str) -> str:
+        if self.group is not None:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                await self._redis.xgroup_create(
+                    key, self.group, id="$" if self.client.start == "latest" else "0", mkstream=True
+                )
+            return "0"  # first this member's own pending entries, then new ones
+        if self.client.start == "earliest":
+            return "0-0"
+        last = await self._redis.xrevrange(key, count=1)
+        return last[0][0].decode() if last else "0-0"
+
+    async def _start_books(self) -> None:
+        builder = self._builder
+        assert builder is not None
+        key = self._layout.stream(BOOK_CHANNEL)
+        start = "0-0"
+        latest = await self._redis.get(self._layout.checkpoint_latest)
+        if latest:
+            data = await self._redis.get(self._layout.checkpoint(latest.decode()))
+            if data:
+                checkpoint = decode_checkpoint(data)
+                builder.load_checkpoint(checkpoint, start=True)
+                start = checkpoint.entry_id
+        state = self._streams.get(key)
+        if state is None:
+            self._streams[key] = _StreamState(key, BOOK_CHANNEL, start)
+            self._streams_changed.set()
+        else:
+            state.last = start  # the book stream is read from the checkpoint on by every subscription
+            state.last_pos = None if start == "0-0" else parse_id(start)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read_loop(self) -> None:
+        attempt = 0
+        down = False
+        self._publish(Connected(self.client.redis_url))
+        while not self._closing:
+            if not self._streams:
+                self._streams_changed.clear()
+                await self._streams_changed.wait()
+                continue
+            try:
+                await self._flush_acks()
+                if self.group is not None:
+                    await self._claim()
+                replies = await self._read()
+            except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
+                if not down:
+                    down = True
+                    self._publish(Disconnected(f"redis: {type(exc).__name__}: {exc}", None, True))
+                attempt += 1
+                cap = min(self.client.retry_max_delay, 0.02 * 2 ** min(attempt, 10))
+                await asyncio.sleep(self._rng.uniform(0, cap))
+                continue
+            if down:
+                down = False
+                self.reconnects += 1
+                self._publish(Reconnected(self.client.redis_url, attempt, 0.0))
+            attempt = 0
+            for key, entries in replies:
+                await self._dispatch(key.decode() if isinstance(key, bytes) else key, entries)
+            self._changed.set()
+
+    async def _read(self) -> list[Any]:
+        streams = {key: state.last for key, state in self._streams.items()}
+        if self.group is None:
+            reply = await self._redis.xread(streams, count=self.client.batch, block=self.client.block_ms)
+            return list(reply or [])
+        consumer = self.client.consumer
+        assert consumer is not None
+        pending = {k: v for k, v in streams.items() if v != ">"}
+        if pending:
+            reply = await self._redis.xreadgroup(self.group, consumer, pending, count=self.client.batch)
+            for key, entries in reply or []:
+                if not entries:
+                    self._streams[key.decode()].last = ">"  # own pending entries done: new ones next
+            if reply and any(entries for _, entries in reply):
+                return list(reply)
+        news = {k: ">" for k in streams}
+        reply = await self._redis.xreadgroup(
+            self.group, consumer, news, count=self.client.batch, block=self.client.block_ms
+        )
+        return list(reply or [])
+
+    async def _claim(self) -> None:
+        consumer = self.client.consumer
+        assert self.group is not None and consumer is not None
+        for key in list(self._streams):
+            reply = await self._redis.xautoclaim(
+                key, self.group, consumer, int(self.client.claim_idle * 1000), "0-0", count=self.client.batch
+            )
+            entries = reply[1] if reply and len(reply) > 1 else []
+            if entries:
+                await self._dispatch(key, [e for e in entries if e and e[1] is not None])
+
+    async def _dispatch(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        state = self._streams.get(key)
+        if state is None:
+            return
+        builder = self._builder if state.channel == BOOK_CHANNEL else None
+        grouped = self.group is not None
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            self.entries_read += 1
+            if not grouped:
+                self._check_continuity(state, entry_id, builder is not None)
+                state.last = entry_id
+            if builder is not None:
+                if builder.wants_checkpoint is not None:
+                    await self._load_checkpoint(builder.wants_checkpoint)
+                changed = builder.apply(entry_id, fields)
+                for event in builder.events():
+                    self._publish(event)
+                if builder.wants_checkpoint is not None:
+                    await self._load_checkpoint(builder.wants_checkpoint)
+                if changed is not None:
+                    for sub in self._book_subs:
+                        sub._book_changed(changed)
+            await self._deliver(state, entry_id, fields)
+
+    def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
+        now = parse_id(entry_id)
+        last = state.last_pos
+        state.last_pos = now
+        if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
+            missing = now[1] - last[1] - 1
+            self.missing_entries += missing
+            self.gaps += 1
+            if not books:  # the book builder reports its own, with the markets it hid
+                self._publish(Gap(state.channel, None, last[1] + 1, now[1], (), "trimmed"))
+
+    async def _load_checkpoint(self, key: str) -> None:
+        builder = self._builder
+        assert builder is not None
+        data = await self._redis.get(key)
+        if data is None:
+            builder.wants_checkpoint = None  # expired: the next checkpoint entry asks again
+            return
+        for ticker in builder.load_checkpoint(decode_checkpoint(data)):
+            for sub in self._book_subs:
+                sub._book_changed(ticker)
+        for event in builder.events():
+            self._publish(event)
+
+    async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        delivered = False
+        frame = fields.get(FIELD_FRAME)
+        if frame is None:
+            self._relayed_event(state, fields)
+        message: Any = None
+        for sub in state.subs:
+            if sub.channel == _RAW:
+                await sub.queue.put((entry_from_fields(state.channel, entry_id, fields), state.key, entry_id))
+                delivered = True
+                continue
+            if frame is None:
+                continue
+            if message is None:
+                message = decode_message(frame)
+            if getattr(message, "type", None) in _ANSWERS:
+                continue
+            if sub.tickers is not None:
+                body = getattr(message, "msg", None)
+                if getattr(body, "market_ticker", None) not in sub.tickers:
+                    continue
+            await sub.queue.put((message, state.key, entry_id))
+            delivered = True
+        if self.group is not None and not delivered:
+            self._ack(state.key, entry_id)
+
+    def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
+        kind = fields.get(FIELD_KIND, b"").decode()
+        if state.channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
+            # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
+            # the book builder reports its own, with the markets it hid.
+            try:
+                body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
+            except msgspec.DecodeError:
+                body = {}
+            if kind == KIND_RELAY_START:
+                self._publish(Gap(state.channel, None, reason="relay_restart"))
+                return
+            if isinstance(body, dict) and "dropped" in body:
+                self._publish(Gap(state.channel, None, None, body.get("dropped"), (), "buffer_overflow"))
+                return
+        cls = _RELAYED_EVENTS.get(kind)
+        if cls is None:
+            return
+        try:
+            body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
+            body.pop("at_ms", None)
+            for name, value in list(body.items()):
+                if isinstance(value, list):
+                    body[name] = tuple(value)
+            self._publish(cls(**body))
+        except (msgspec.DecodeError, TypeError, AttributeError):
+            logger.debug("unreadable relayed lifecycle entry: %r", fields)
+
+    def _publish(self, event: LifecycleEvent) -> None:
+        self._bus.publish(event)
+        for hook in self._hooks:
+            task = asyncio.ensure_future(hook(event))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task[None]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lifecycle callback failed: %r", task.exception())
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def _ack(self, key: str, entry_id: str) -> None:
+        self._acks.setdefault(key, []).append(entry_id)
+
+    async def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, {}
+        for key, ids in acks.items():
+            if ids and self.group is not None:
+                try:
+                    await self._redis.xack(key, self.group, *ids)
+                except BaseException:
+                    self._acks.setdefault(key, []).extend(ids)
+                    raise
+
+    async def ack(self) -> None:
+        """Acknowledge now everything the iterators handed out and were asked past (done at close too)."""
+        for state in self._streams.values():
+            for sub in state.subs:
+                if sub._unacked is not None:
+                    self._ack(*sub._unacked)
+                    sub._unacked = None
+        await self._flush_acks()
+
+    # ------------------------------------------------------------------ closing
+
+    async def _close(self) -> None:
+        self._closing = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.group is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._flush_acks()
+        for state in self._streams.values():
+            for sub in state.subs:
+                sub._close()
+        for sub in self._book_subs:
+            sub._close()
+        self._publish(Closed("client_close"))
+        self._bus.close()
+        for hook_task in list(self._hook_tasks):
+            with contextlib.suppress(Exception):
+                await hook_task

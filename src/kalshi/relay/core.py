@@ -1,0 +1,359 @@
+"""The relay core (sans-I/O): frames, lifecycle events and book checkpoints in, Redis commands out.
+
+:class:`RelayCore` turns every frame a connection receives into one ``XADD`` of its channel's stream (see
+:mod:`kalshi.relay.layout`), reading only the envelope (``type``, ``sid``, ``seq``; the body of snapshots and
+``subscribed`` answers). The commands go into an :class:`EntryBuffer`, bounded and counted: while Redis is away the
+buffer fills, and once it is full new entries are dropped and counted per stream; the next entry that fits is
+preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed.
+
+:meth:`RelayCore.checkpoint` writes every book (as the streaming client holds it after the frames already
+buffered) next to a ``checkpoint`` control entry, so a consumer can start at that entry without the exchange.
+
+No asyncio, sockets or Redis client here: tests drive it with bytes and read the commands it produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from kalshi.models.markets import Orderbook
+from kalshi.record.schema import TYPE_CHANNELS
+from kalshi.relay.checkpoint import BookEntry, Checkpoint, SidEntry, encode_checkpoint
+from kalshi.relay.layout import (
+    BOOK_CHANNEL,
+    FIELD_JSON,
+    FIELD_KIND,
+    KIND_CHECKPOINT,
+    KIND_CONNECTION,
+    KIND_GAP,
+    OTHER_CHANNEL,
+    StreamLayout,
+    track_seq,
+)
+from kalshi.relay.resp import XaddHead, bulk, pack_command
+
+__all__ = ["ConnectionTag", "EntryBuffer", "RelayCore", "RelayCounters"]
+
+DEFAULT_BUFFER_LIMIT: Final = 1_000_000
+CHECKPOINT_TTL_S: Final = 600
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    type: str | None = None
+    sid: int | None = None
+    seq: int | None = None
+    msg: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Subscribed(msgspec.Struct, gc=False):
+    sid: int | None = None
+    channel: str | None = None
+
+
+class _Ticker(msgspec.Struct, gc=False):
+    market_ticker: str | None = None
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_SUBSCRIBED: Final = msgspec.json.Decoder(_Subscribed)
+_TICKER: Final = msgspec.json.Decoder(_Ticker)
+_JSON: Final = msgspec.json.Encoder()
+_CONTROL_TYPES: Final = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
+
+
+class EntryBuffer:
+    """Commands waiting for Redis, in order, at most ``limit`` (a checkpoint may overshoot by its few commands).
+
+    Counters: ``appended`` (commands ever put), ``acknowledged`` (Redis answered the batch holding them).
+    """
+
+    __slots__ = ("_items", "acknowledged", "appended", "limit")
+
+    def __init__(self, limit: int = DEFAULT_BUFFER_LIMIT) -> None:
+        if limit < 1:
+            raise ValueError("the buffer limit must be >= 1")
+        self.limit = limit
+        self._items: deque[bytes] = deque()
+        self.appended = 0
+        self.acknowledged = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.limit
+
+    def put(self, command: bytes) -> None:
+        self._items.append(command)
+        self.appended += 1
+
+    def take(self, count: int) -> list[bytes]:
+        """Up to ``count`` commands from the front (the caller owns them until :meth:`ack`)."""
+        items = self._items
+        n = min(count, len(items))
+        return [items.popleft() for _ in range(n)]
+
+    def ack(self, count: int) -> None:
+        self.acknowledged += count
+
+
+@dataclass(slots=True)
+class RelayCounters:
+    """What the relay did, for progress lines and tests."""
+
+    frames: int = 0
+    frame_bytes: int = 0
+    controls: int = 0
+    checkpoints: int = 0
+    dropped: int = 0
+    gaps_marked: int = 0
+    per_channel: dict[str, int] = field(default_factory=dict)
+
+
+class ConnectionTag:
+    """One connection of one shard: its tag ``<shard>.<number>`` and the envelope state of its sids."""
+
+    __slots__ = ("bulk", "number", "shard", "sid_channel", "sid_seq", "tag")
+
+    def __init__(self, shard: int, number: int) -> None:
+        self.shard = shard
+        self.number = number
+        self.tag = f"{shard}.{number}"
+        self.bulk = bulk(self.tag.encode())
+        self.sid_channel: dict[int, str] = {}
+        self.sid_seq: dict[int, int] = {}
+
+
+class _Stream:
+    __slots__ = ("dropped", "head", "n")
+
+    def __init__(self, head: XaddHead) -> None:
+        self.head = head
+        self.n = 0
+        self.dropped = 0
+
+
+class RelayCore:
+    """Turns frames into stream entries (see the module docstring).
+
+    Args:
+        layout: key names.
+        epoch: this run's id part (epoch ms above every id already in the streams).
+        maxlen: approximate stream length (``MAXLEN ~``); None keeps everything.
+        buffer: where commands go (default: a new :class:`EntryBuffer`).
+    """
+
+    def __init__(
+        self,
+        layout: StreamLayout,
+        *,
+        epoch: int,
+        maxlen: int | None = 1_000_000,
+        buffer: EntryBuffer | None = None,
+        checkpoint_ttl_s: int = CHECKPOINT_TTL_S,
+    ) -> None:
+        self.layout = layout
+        self.epoch = epoch
+        self.maxlen = maxlen
+        self.buffer = buffer if buffer is not None else EntryBuffer()
+        self.counters = RelayCounters()
+        self.checkpoint_ttl_s = checkpoint_ttl_s
+        self._streams: dict[str, _Stream] = {}
+        self._epoch_prefix = b"%d-" % epoch
+        # Where each book's snapshots come from: a gap on that (connection, sid) makes the book stale.
+        self.book_source: dict[str, tuple[str, int]] = {}
+        self.connections: dict[int, ConnectionTag] = {}
+
+    # ------------------------------------------------------------------ streams
+
+    def stream_keys(self) -> list[str]:
+        return [stream.head.key for stream in self._streams.values()]
+
+    def channels(self) -> list[str]:
+        return list(self._streams)
+
+    def _stream(self, channel: str) -> _Stream:
+        stream = self._streams.get(channel)
+        if stream is None:
+            stream = self._streams[channel] = _Stream(XaddHead(self.layout.stream(channel), self.maxlen))
+        return stream
+
+    def last_ids(self) -> dict[str, str]:
+        """The id of the last entry written so far, by channel (streams without entries are absent)."""
+        return {channel: f"{self.epoch}-{s.n - 1}" for channel, s in self._streams.items() if s.n}
+
+    def declare(self, channels: Iterable[str]) -> None:
+        """Create the streams of ``channels`` now (control entries for "every stream" reach them)."""
+        for channel in channels:
+            self._stream(channel)
+
+    def _next_id(self, stream: _Stream) -> bytes:
+        n = stream.n
+        stream.n = n + 1
+        return self._epoch_prefix + b"%d" % n
+
+    def _room(self, stream: _Stream, channel: str) -> bool:
+        """Whether an entry fits; a full buffer drops it (counted). Writes the pending gap marker first."""
+        if self.buffer.full:
+            stream.dropped += 1
+            self.counters.dropped += 1
+            return False
+        if stream.dropped:
+            dropped, stream.dropped = stream.dropped, 0
+            self.counters.gaps_marked += 1
+            self._put_control(stream, KIND_GAP, {"reason": "buffer_overflow", "dropped": dropped, "channel": channel})
+        return True
+
+    # ------------------------------------------------------------------ connections and frames
+
+    def connection(self, shard: int, number: int) -> ConnectionTag:
+        """The tag for connection ``number`` of ``shard``; a new number writes a ``connection`` control entry."""
+        previous = self.connections.get(shard)
+        if previous is not None and previous.number == number:
+            return previous
+        tag = self.connections[shard] = ConnectionTag(shard, number)
+        if previous is not None:
+            stale = sorted(t for t, (conn, _) in self.book_source.items() if conn == previous.tag)
+            for ticker in stale:
+                del self.book_source[ticker]
+            self.control(None, KIND_CONNECTION, {"c": tag.tag, "prev": previous.tag, "shard": shard})
+        return tag
+
+    def frame(self, conn: ConnectionTag, data: bytes, recv_ns: int) -> None:
+        """One frame as received on ``conn`` (``recv_ns``: epoch ns)."""
+        try:
+            env = _ENVELOPE.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            env = _Envelope()
+        kind = env.type
+        sid = env.sid
+        seq = env.seq
+        channel: str | None = None
+        if sid is not None:
+            channel = conn.sid_channel.get(sid)
+        if kind == "subscribed":
+            body = _decode_or_none(_SUBSCRIBED, env.msg)
+            if body is not None and body.sid is not None and body.channel:
+                conn.sid_channel[body.sid] = channel = body.channel
+                conn.sid_seq.pop(body.sid, None)
+        elif kind == "orderbook_snapshot" and sid is not None:
+            ticker_body = _decode_or_none(_TICKER, env.msg)
+            if ticker_body is not None and ticker_body.market_ticker:
+                self.book_source[ticker_body.market_ticker] = (conn.tag, sid)
+        if channel is None:
+            channel = TYPE_CHANNELS.get(kind, OTHER_CHANNEL) if kind is not None else OTHER_CHANNEL
+        if sid is not None and seq is not None:
+            sid_seq = conn.sid_seq
+            sid_seq[sid] = track_seq(
+                sid_seq.get(sid), seq, snapshot=kind == "orderbook_snapshot", control=kind in _CONTROL_TYPES
+            )
+        counters = self.counters
+        counters.frames += 1
+        counters.frame_bytes += len(data)
+        stream = self._streams.get(channel) or self._stream(channel)
+        if not self._room(stream, channel):
+            return
+        self.buffer.put(stream.head.frame(self._next_id(stream), data, recv_ns, conn.bulk, sid, seq))
+
+    # ------------------------------------------------------------------ control entries
+
+    def control(self, channels: Iterable[str] | None, kind: str, body: Mapping[str, Any]) -> list[str]:
+        """A control entry of ``kind`` in each stream of ``channels`` (None: every stream); returns the ids."""
+        names = list(self._streams) if channels is None else list(channels)
+        ids = []
+        for channel in names:
+            stream = self._stream(channel)
+            if self._room(stream, channel):
+                ids.append(self._put_control(stream, kind, body))
+        return ids
+
+    def _put_control(self, stream: _Stream, kind: str, body: Mapping[str, Any]) -> str:
+        entry_id = self._next_id(stream)
+        payload = _JSON.encode(body)
+        self.buffer.put(stream.head.fields(entry_id, ((FIELD_KIND, kind.encode()), (FIELD_JSON, payload))))
+        self.counters.controls += 1
+        return entry_id.decode()
+
+    def lifecycle(self, event: object) -> None:
+        """A lifecycle event of the streaming client (kalshi.ws.lifecycle) as a control entry.
+
+        ``Gap`` and ``Repaired`` go to their channel's stream, the rest to every stream.
+        """
+        kind = type(event).__name__.lower()
+        body: dict[str, Any] = {}
+        for name in getattr(event, "__slots__", ()):
+            value = getattr(event, name, None)
+            if isinstance(value, BaseException):
+                value = f"{type(value).__name__}: {value}"
+            elif isinstance(value, tuple):
+                value = list(value)
+            body[name] = value
+        channel = body.get("channel")
+        self.control([channel] if isinstance(channel, str) and channel in self._streams else None, kind, body)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, books: Mapping[str, Orderbook], *, taken_ns: int | None = None) -> str | None:
+        """Write every book of ``books`` (views as of the frames already given) and a ``checkpoint`` entry.
+
+        Books without a known source (no snapshot seen) are left out: a consumer waits for their snapshot.
+        Returns the checkpoint entry's id, or None when the buffer is full (no checkpoint this time).
+        """
+        stream = self._stream(BOOK_CHANNEL)
+        if self.buffer.full or not self._room(stream, BOOK_CHANNEL):
+            return None
+        entry_id = format_next(self.epoch, stream.n)
+        entries = []
+        for ticker, view in books.items():
+            source = self.book_source.get(ticker)
+            if source is None:
+                continue
+            entries.append(
+                BookEntry(
+                    ticker=ticker,
+                    c=source[0],
+                    sid=source[1],
+                    seq=view.seq,
+                    clock=view.clock,
+                    yes=[list(level) for level in view.yes_ticks],
+                    no=[list(level) for level in view.no_ticks],
+                )
+            )
+        sids = [
+            SidEntry(c=conn.tag, sid=sid, seq=seq, channel=conn.sid_channel.get(sid, ""))
+            for conn in self.connections.values()
+            for sid, seq in conn.sid_seq.items()
+        ]
+        snapshot = Checkpoint(
+            entry_id=entry_id,
+            taken_ns=taken_ns if taken_ns is not None else time.time_ns(),
+            connections=[conn.tag for conn in self.connections.values()],
+            books=entries,
+            sids=sids,
+        )
+        key = self.layout.checkpoint(entry_id)
+        buffer = self.buffer
+        buffer.put(pack_command("SET", key, encode_checkpoint(snapshot), "EX", self.checkpoint_ttl_s))
+        written = self._put_control(stream, KIND_CHECKPOINT, {"key": key, "books": len(entries)})
+        assert written == entry_id
+        buffer.put(pack_command("SET", self.layout.checkpoint_latest, entry_id))
+        self.counters.checkpoints += 1
+        return entry_id
+
+
+def format_next(epoch: int, n: int) -> str:
+    return f"{epoch}-{n}"
+
+
+def _decode_or_none(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw) -> Any:
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

@@ -1,0 +1,152 @@
+"""What a :class:`~kalshi.relay.client.RelayFeed` hands out: stored entries and bounded subscriptions.
+
+:class:`RelayEntry` is one stream entry as stored (for recorders); :class:`RelaySubscription` is one bounded
+iterator of typed messages, book views or entries, awaitable and iterable through :class:`RelayRequest` like the
+streaming client's subscribe requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
+
+import msgspec
+
+from kalshi.relay.layout import FIELD_CONN, FIELD_FRAME, FIELD_JSON, FIELD_KIND, FIELD_RECV_NS, FIELD_SEQ, FIELD_SID
+
+if TYPE_CHECKING:
+    from kalshi.relay.client import RelayFeed
+
+__all__ = ["RelayEntry", "RelayRequest", "RelaySubscription", "entry_from_fields"]
+
+T = TypeVar("T")
+END: Final = object()
+_JSON: Final = msgspec.json.Decoder()
+
+
+class RelayEntry(NamedTuple):
+    """One stream entry as stored: a frame (``frame`` set) or a control entry (``kind`` and ``body`` set)."""
+
+    channel: str
+    id: str
+    frame: bytes | None
+    recv_ns: int | None
+    conn: str | None
+    sid: int | None
+    seq: int | None
+    kind: str | None
+    body: dict[str, Any] | None
+    stored: Mapping[bytes, bytes]
+    """The fields as stored (what :meth:`kalshi.relay.BookBuilder.apply` takes)."""
+
+
+def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]) -> RelayEntry:
+    frame = fields.get(FIELD_FRAME)
+    if frame is None:
+        try:
+            body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
+        except msgspec.DecodeError:
+            body = {}
+        return RelayEntry(
+            channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
+        )
+    sid = fields.get(FIELD_SID)
+    seq = fields.get(FIELD_SEQ)
+    recv = fields.get(FIELD_RECV_NS)
+    conn = fields.get(FIELD_CONN)
+    return RelayEntry(
+        channel,
+        entry_id,
+        frame,
+        int(recv) if recv else None,
+        conn.decode() if conn else None,
+        int(sid) if sid else None,
+        int(seq) if seq else None,
+        None,
+        None,
+        fields,
+    )
+
+
+class RelaySubscription(Generic[T]):
+    """Items of one subscription of a :class:`RelayFeed`: iterate it (``async for``). Bounded: a consumer that
+    does not keep up slows only its own reading of Redis, never the relay (whose streams are trimmed; what this
+    client then misses is reported as a gap)."""
+
+    def __init__(
+        self, feed: RelayFeed, channel: str, tickers: Collection[str] | None, maxsize: int, *, views: bool = False
+    ) -> None:
+        self.feed = feed
+        self.channel = channel
+        self.tickers = None if tickers is None else set(tickers)
+        self.views = views
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self._pending_views: dict[str, None] = {}
+        self._view_ready = asyncio.Event()
+        self._unacked: tuple[str, str] | None = None
+        self.delivered = 0
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._unacked is not None:
+            self.feed._ack(*self._unacked)
+            self._unacked = None
+        if self.views:
+            return await self._next_view()
+        item = await self.queue.get()
+        if item is END:
+            raise StopAsyncIteration
+        message, stream, entry_id = item
+        if self.feed.group is not None:
+            self._unacked = (stream, entry_id)
+        self.delivered += 1
+        return message  # type: ignore[no-any-return]
+
+    async def _next_view(self) -> T:
+        while not self._pending_views:
+            if self.closed:
+                raise StopAsyncIteration
+            self._view_ready.clear()
+            await self._view_ready.wait()
+        ticker = next(iter(self._pending_views))
+        del self._pending_views[ticker]
+        self.delivered += 1
+        return self.feed.books[ticker]  # type: ignore[return-value]
+
+    def _book_changed(self, ticker: str) -> None:
+        if self.tickers is None or ticker in self.tickers:
+            self._pending_views[ticker] = None
+            self._view_ready.set()
+
+    def _close(self) -> None:
+        self.closed = True
+        self._view_ready.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(END)
+
+
+class RelayRequest(Generic[T]):
+    """Awaitable (the subscription) and async-iterable (its items), like the streaming client's requests."""
+
+    def __init__(self, start: Callable[[], Awaitable[RelaySubscription[T]]]) -> None:
+        self._start = start
+        self._sub: RelaySubscription[T] | None = None
+
+    async def _get(self) -> RelaySubscription[T]:
+        if self._sub is None:
+            self._sub = await self._start()
+        return self._sub
+
+    def __await__(self) -> Generator[Any, None, RelaySubscription[T]]:
+        return self._get().__await__()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await (await self._get()).__anext__()

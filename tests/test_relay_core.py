@@ -1,0 +1,258 @@
+"""The relay's sans-I/O parts: RESP packing, the relay core (streams, ids, buffer, gaps, checkpoints) and the
+consumer-side book builder, with no Redis (entries are read back from the commands the core produced)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from kalshi.models.markets import Orderbook
+from kalshi.relay.books import BookBuilder
+from kalshi.relay.checkpoint import decode_checkpoint
+from kalshi.relay.core import EntryBuffer, RelayCore
+from kalshi.relay.layout import StreamLayout, parse_id, track_seq
+from kalshi.relay.resp import XaddHead, bulk, pack_command
+from kalshi.ws.lifecycle import Gap, Repaired
+from relay_helpers import FakeRedisStore, delta, parse_commands, snapshot
+
+EPOCH = 1_700_000_000_000
+BOOKS = "kalshi:stream:orderbook_delta"
+
+
+def new_core(limit: int = 1000) -> RelayCore:
+    return RelayCore(StreamLayout(), epoch=EPOCH, maxlen=5000, buffer=EntryBuffer(limit))
+
+
+def test_xadd_packing_round_trips() -> None:
+    head = XaddHead("k:stream:x", 100)
+    data = b'{"type":"ticker","sid":2,"msg":{}}'
+    [args] = parse_commands(head.frame(b"5-1", data, 1234567890123456789, bulk(b"0.3"), 2, 77))
+    expected = [b"XADD", b"k:stream:x", b"MAXLEN", b"~", b"100", b"5-1", b"f", data, b"t", b"1234567890123456789"]
+    assert args == [*expected, b"c", b"0.3", b"s", b"2", b"q", b"77"]
+    [bare] = parse_commands(XaddHead("k", None).frame(b"1-0", b"x", 5, bulk(b"0.0"), None, None))
+    assert bare == [b"XADD", b"k", b"1-0", b"f", b"x", b"t", b"5", b"c", b"0.0"]
+    assert parse_commands(pack_command("SET", "a", b"b", "EX", 3)) == [[b"SET", b"a", b"b", b"EX", b"3"]]
+
+
+def test_frames_go_to_their_channel_stream_with_gapless_ids() -> None:
+    core = new_core()
+    conn = core.connection(0, 0)
+    core.frame(conn, b'{"type":"subscribed","id":1,"msg":{"channel":"orderbook_delta","sid":1}}', 1)
+    core.frame(conn, snapshot(1, 1, "A", [("0.4000", "10.00")], []), 2)
+    core.frame(conn, delta(1, 2, "A", "0.4000", "-5.00"), 3)
+    core.frame(conn, b'{"type":"ticker","sid":2,"msg":{"market_ticker":"A"}}', 4)
+    core.frame(conn, b"not json", 5)
+    store = FakeRedisStore()
+    store.drain(core)
+    book_ids = [parse_id(entry_id) for entry_id, _ in store.streams[BOOKS]]
+    assert book_ids == [(EPOCH, n) for n in range(len(book_ids))]
+    kinds = [msgspec.json.decode(f[b"f"])["type"] for _, f in store.streams[BOOKS] if b"f" in f]
+    assert kinds == ["subscribed", "orderbook_snapshot", "orderbook_delta"]
+    assert [f[b"f"] for _, f in store.streams["kalshi:stream:_other"]][-1] == b"not json"
+    assert store.streams["kalshi:stream:ticker"][0][1][b"c"] == b"0.0"
+    assert core.book_source == {"A": ("0.0", 1)}
+    assert core.last_ids()["orderbook_delta"] == f"{EPOCH}-{len(book_ids) - 1}"
+
+
+def test_a_full_buffer_drops_counted_entries_and_marks_the_gap() -> None:
+    core = new_core(limit=3)
+    conn = core.connection(0, 0)
+    for seq in range(1, 6):
+        core.frame(conn, delta(1, seq, "A", "0.1000", "1.00"), seq)
+    assert core.counters.dropped == 2
+    store = FakeRedisStore()
+    store.drain(core)
+    core.frame(conn, delta(1, 6, "A", "0.1000", "1.00"), 6)
+    store.drain(core)
+    entries = store.streams[BOOKS]
+    assert [parse_id(i)[1] for i, _ in entries] == [0, 1, 2, 3, 4]  # ids stay gapless: the loss is the marker
+    marker = entries[3][1]
+    assert marker[b"k"] == b"gap"
+    assert msgspec.json.decode(marker[b"j"]) == {
+        "reason": "buffer_overflow",
+        "dropped": 2,
+        "channel": "orderbook_delta",
+    }
+    assert core.buffer.appended == 5 and core.buffer.acknowledged == 5
+
+
+def test_a_new_connection_number_writes_a_connection_entry() -> None:
+    core = new_core()
+    core.declare(["orderbook_delta", "ticker"])
+    core.connection(1, 0)
+    assert len(core.buffer) == 0
+    core.connection(1, 1)
+    store = FakeRedisStore()
+    store.drain(core)
+    for key in (BOOKS, "kalshi:stream:ticker"):
+        [(_, fields)] = store.streams[key]
+        assert msgspec.json.decode(fields[b"j"]) == {"c": "1.1", "prev": "1.0", "shard": 1}
+
+
+def test_checkpoint_commands_are_ordered_key_marker_pointer() -> None:
+    core = new_core()
+    conn = core.connection(0, 0)
+    core.frame(conn, snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "2.00")]), 1)
+    view = Orderbook.from_levels("A", [(4000, 1000)], [(5000, 200)], seq=1, clock=9)
+    entry_id = core.checkpoint({"A": view, "B": view})
+    commands = parse_commands(b"".join(core.buffer.take(10)))
+    assert [c[0] for c in commands] == [b"XADD", b"SET", b"XADD", b"SET"]
+    assert commands[1][1] == f"kalshi:checkpoint:{entry_id}".encode()
+    assert commands[2][5] == str(entry_id).encode()
+    assert commands[3][1:] == [b"kalshi:checkpoint", str(entry_id).encode()]
+    checkpoint = decode_checkpoint(commands[1][2])
+    assert [b.ticker for b in checkpoint.books] == ["A"]  # B never had a snapshot on a known sid
+    assert checkpoint.sids[0].seq == 1
+
+
+def test_track_seq_rules() -> None:
+    assert track_seq(None, 5) == 5
+    assert track_seq(5, 9) == 9
+    assert track_seq(5, 3) == 5
+    assert track_seq(5, 3, snapshot=True) == 3
+    assert track_seq(5, 7, control=True) == 5
+    assert track_seq(5, 6, control=True) == 6
+
+
+# ---------------------------------------------------------------------- book builder
+
+
+def script() -> list[bytes]:
+    """Two markets on one sid: snapshots then deltas."""
+    frames = [
+        b'{"type":"subscribed","id":1,"msg":{"channel":"orderbook_delta","sid":1}}',
+        snapshot(1, 1, "A", [("0.4000", "10.00"), ("0.3900", "5.00")], [("0.5500", "3.00")]),
+        snapshot(1, 2, "B", [("0.1000", "1.00")], []),
+    ]
+    seq = 3
+    for i in range(40):
+        ticker = "A" if i % 3 else "B"
+        frames.append(delta(1, seq, ticker, f"0.2{i % 7:03d}", "2.00" if i % 2 == 0 else "1.00"))
+        seq += 1
+    return frames
+
+
+def relay(frames: list[bytes], core: RelayCore | None = None) -> tuple[RelayCore, FakeRedisStore]:
+    core = core or new_core()
+    conn = core.connection(0, 0)
+    store = FakeRedisStore()
+    for i, data in enumerate(frames):
+        core.frame(conn, data, i)
+    store.drain(core)
+    return core, store
+
+
+def replay(entries: list[tuple[str, dict[bytes, bytes]]], builder: BookBuilder | None = None) -> BookBuilder:
+    builder = builder or BookBuilder()
+    for entry_id, fields in entries:
+        builder.apply(entry_id, fields)
+    return builder
+
+
+def test_checkpoint_plus_entries_equals_reading_from_the_start() -> None:
+    frames = script()
+    core = new_core()
+    store = FakeRedisStore()
+    conn = core.connection(0, 0)
+    truth = BookBuilder()  # what the relay's client holds: every frame applied
+    for i, data in enumerate(frames):
+        core.frame(conn, data, i)
+        store.drain(core)
+        truth.apply(*store.streams[BOOKS][-1])
+        if i == 20:
+            core.checkpoint(truth.books)
+            store.drain(core)
+            truth.apply(*store.streams[BOOKS][-1])  # the checkpoint entry
+    full = replay(store.streams[BOOKS])
+    latest = store.keys["kalshi:checkpoint"].decode()
+    late = BookBuilder()
+    late.load_checkpoint(decode_checkpoint(store.keys[f"kalshi:checkpoint:{latest}"]), start=True)
+    after = [(i, f) for i, f in store.streams[BOOKS] if parse_id(i) > parse_id(latest)]
+    replay(after, late)
+    assert dict(full.books) == dict(late.books) == dict(truth.books)
+    assert set(full.books) == {"A", "B"}
+
+
+def test_seq_gap_hides_the_sids_books_until_their_snapshots() -> None:
+    frames = script()[:10]
+    frames.append(delta(1, 12, "A", "0.2000", "1.00"))  # seq 10 and 11 never came
+    frames.append(delta(1, 13, "A", "0.2000", "1.00"))
+    _, store = relay(frames)
+    builder = replay(store.streams[BOOKS])
+    assert dict(builder.books) == {}
+    [gap] = [e for e in builder.events() if isinstance(e, Gap)]
+    assert gap.reason == "seq_gap" and set(gap.markets) == {"A", "B"} and (gap.expected, gap.received) == (10, 12)
+    _, store2 = relay([snapshot(1, 14, "A", [("0.3000", "1.00")], [])])
+    [(_, repair)] = [e for e in store2.streams[BOOKS] if b"f" in e[1]]
+    builder.apply(f"{EPOCH}-{parse_id(store.streams[BOOKS][-1][0])[1] + 1}", repair)
+    assert list(builder.books) == ["A"]
+    assert builder.books["A"] == Orderbook.from_levels("A", [(3000, 100)])
+    assert any(isinstance(e, Repaired) and e.markets == ("A",) for e in builder.events())
+
+
+def test_trimmed_entries_hide_books_until_the_next_checkpoint() -> None:
+    frames = script()
+    core = new_core()
+    store = FakeRedisStore()
+    conn = core.connection(0, 0)
+    truth = BookBuilder()
+    for i, data in enumerate(frames):
+        core.frame(conn, data, i)
+        store.drain(core)
+        truth.apply(*store.streams[BOOKS][-1])
+    core.checkpoint(truth.books)
+    store.drain(core)
+    entries = store.streams[BOOKS]
+    reader = BookBuilder()
+    replay(entries[:8], reader)
+    replay(entries[12:], reader)  # four entries trimmed away before this reader got them
+    gaps = [e for e in reader.events() if isinstance(e, Gap)]
+    assert gaps[0].reason == "trimmed" and gaps[0].received == 4
+    assert reader.stats.missing_entries == 4
+    assert reader.wants_checkpoint is not None
+    reader.load_checkpoint(decode_checkpoint(store.keys[reader.wants_checkpoint]))
+    assert dict(reader.books) == dict(truth.books)
+
+
+def test_a_new_relay_run_or_connection_makes_books_stale() -> None:
+    _, store = relay(script()[:5])
+    builder = replay(store.streams[BOOKS])
+    assert set(builder.books) == {"A", "B"}
+    fields = {b"k": b"connection", b"j": b'{"c":"0.1","prev":"0.0","shard":0}'}
+    builder.apply(f"{EPOCH}-99", fields)  # also an id hole
+    assert dict(builder.books) == {}
+    builder2 = replay(store.streams[BOOKS])
+    builder2.apply(f"{EPOCH + 5}-0", {b"k": b"relay_start", b"j": b"{}"})
+    assert dict(builder2.books) == {}
+
+
+def test_duplicates_and_re_reads_change_nothing() -> None:
+    _, store = relay(script())
+    builder = replay(store.streams[BOOKS])
+    before = dict(builder.books)
+    replay(store.streams[BOOKS][-5:], builder)  # a re-read after reconnecting
+    assert dict(builder.books) == before
+    assert builder.stats.gaps == 0
+
+
+def test_tickers_filter_what_books_shows() -> None:
+    _, store = relay(script())
+    builder = replay(store.streams[BOOKS], BookBuilder(["B"]))
+    assert list(builder.books) == ["B"]
+    with pytest.raises(KeyError):
+        builder.books["A"]
+
+
+@pytest.mark.parametrize("module", ["core.py", "books.py", "resp.py", "layout.py", "checkpoint.py"])
+def test_relay_cores_import_no_io(module: str) -> None:
+    import ast
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "src" / "kalshi" / "relay" / module
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    assert not roots & {"asyncio", "socket", "redis", "picows", "aiohttp", "httpx", "selectors", "ssl"}
