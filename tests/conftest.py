@@ -69,3 +69,13 @@ async def sim(request: pytest.FixtureRequest, kalshi_sim_factory: Callable[..., 
         options.update(marker.kwargs)
     async with kalshi_sim_factory(**options) as running:
         yield running
+
+
+class ManualClock:
+    """An epoch-milliseconds clock the test moves by hand: pass it as the simulator's or engine's ``clock_ms``."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import hypothesis_profile  # noqa: F401  (derandomized unless HYPOTHESIS_PROFILE says otherwise)
+from conftest import ManualClock
 from kalshi.errors import KalshiError
 from kalshi.sim.engine import (
     KEEP,
@@ -46,22 +47,16 @@ T0 = 1_700_000_000_000
 DOLLAR = MICROS_PER_DOLLAR
 
 
-class Clock:
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def spec(ticker: str = "MKT-A", structure: str = "linear_cent", **kw: object) -> MarketSpec:
     return MarketSpec(
         ticker=ticker, event_ticker="EVT", series_ticker="SER", title=ticker, price_level_structure=structure, **kw
     )
 
 
-def make(*accounts: str, balance: int = 1_000 * DOLLAR, seed: int = 1, **market_kw: object) -> tuple[Engine, Clock]:
-    clock = Clock()
+def make(
+    *accounts: str, balance: int = 1_000 * DOLLAR, seed: int = 1, **market_kw: object
+) -> tuple[Engine, ManualClock]:
+    clock = ManualClock(T0)
     engine = Engine(clock, seed=seed)
     engine.add_market(spec(**market_kw))
     for account in accounts or ("a", "b", "c"):
@@ -571,7 +566,7 @@ def test_settlement_pays_out_and_flattens(result: str, value: int | None, yes_pa
 
 
 def test_market_lifecycle_open_pause_close_dates() -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     engine = Engine(clock, seed=3)
     engine.open_account("a", 100 * DOLLAR)
     engine.add_market(
@@ -705,7 +700,7 @@ def test_same_seed_same_ids_and_events() -> None:
 
 
 def test_history_limit_forgets_old_closed_orders() -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     engine = Engine(clock, history_limit=3)
     engine.add_market(spec())
     engine.open_account("a", 100 * DOLLAR)
@@ -741,7 +736,7 @@ class RandomFlow(RuleBasedStateMachine):
 
     @initialize()
     def setup(self) -> None:
-        self.clock = Clock()
+        self.clock = ManualClock(T0)
         self.engine = Engine(self.clock, seed=11)
         self.engine.add_market(spec("LIN", maker_fee_bp=175))
         self.engine.add_market(spec("DECI", "deci_cent"))

@@ -25,6 +25,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ManualClock
 from kalshi.sim.engine import Engine
 from kalshi.sim.fair import UNIT, Interval, LatentValue, probability_ticks
 from kalshi.sim.market import _FAIR_FLOOR, _QUOTE_BAND, _REQUOTE_SLACK, ActivityGenerator, MarketUniverse
@@ -35,14 +36,6 @@ LADDER_TOLERANCE = 2 * MID_BAND
 TRADE_TOLERANCE = 2 * (400 + 100)
 assert LADDER_TOLERANCE == 900
 CHECK_EVERY = 150
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @settings(derandomize=True, max_examples=200, deadline=None)
@@ -97,7 +90,7 @@ def mids(engine: Engine, tickers: list[str]) -> dict[str, float]:
 @settings(derandomize=True, max_examples=8, deadline=None)
 @given(seed=st.integers(0, 10**6), quick=st.booleans())
 def test_crowd_books_are_monotone_in_strike(seed: int, quick: bool) -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     engine = Engine(clock, seed=seed, history_limit=1000)
     universe = MarketUniverse.generate(seed, 12, now_ms=T0, engine=engine, quick=quick)
     activity = ActivityGenerator(engine, seed, universe=universe, lifecycle=True)

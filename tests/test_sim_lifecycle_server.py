@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from conftest import ManualClock
 from kalshi.config import REST_PATH
 from kalshi.sim import Simulator
 from kalshi.sim.__main__ import main as sim_main
@@ -20,14 +21,6 @@ from simclient import SimClient, data_of
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 async def get(http: aiohttp.ClientSession, sim: Simulator, path: str, **params: str) -> dict[str, Any]:
@@ -46,7 +39,7 @@ def close_of(sim: Simulator, ticker: str) -> int:
 async def test_a_market_settles_at_its_close_and_its_series_lists_the_next_event(
     kalshi_sim_factory: Callable[..., Simulator],
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     async with kalshi_sim_factory(seed=3, markets=6, quick_settle=True, clock_ms=clock, open_access=True) as sim:
         singles = [t for t in sim.tickers if not sim.engine.market(t).spec.is_multivariate]
         ticker = min(singles, key=lambda t: close_of(sim, t))
@@ -86,7 +79,7 @@ async def test_a_market_settles_at_its_close_and_its_series_lists_the_next_event
 async def test_default_simulator_lists_events_that_close_on_their_schedule(
     kalshi_sim_factory: Callable[..., Simulator],
 ) -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     async with kalshi_sim_factory(seed=1, markets=8, clock_ms=clock) as sim:
         closes = [close_of(sim, t) for t in sim.tickers]
         assert min(closes) >= T0 + HOUR, "nothing closes within minutes of the start"

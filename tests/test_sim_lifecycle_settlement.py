@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from conftest import ManualClock
 from kalshi.sim.engine import Engine, Event, MarketLifecycleEvent, MarketView
 from kalshi.sim.market import ActivityGenerator, MarketUniverse
 
@@ -14,18 +15,10 @@ T0 = 1_700_000_000_000
 HOUR = 3_600_000
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def exchange(
     seed: int, markets: int = 12, *, quick: bool = False, lifecycle: bool = True
-) -> tuple[Clock, Engine, MarketUniverse, ActivityGenerator]:
-    clock = Clock()
+) -> tuple[ManualClock, Engine, MarketUniverse, ActivityGenerator]:
+    clock = ManualClock(T0)
     engine = Engine(clock, seed=seed, history_limit=2000)
     universe = MarketUniverse.generate(seed, markets, now_ms=clock.now, engine=engine, quick=quick)
     activity = ActivityGenerator(engine, seed, universe=universe, lifecycle=lifecycle)

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import ManualClock
 from kalshi.sim.engine import (
     BookDelta,
     Engine,
@@ -22,18 +23,10 @@ from kalshi.sim.market import CROWD_ACCOUNTS, ActivityGenerator, IndexWalk, Mark
 T0 = 1_700_000_000_000
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def session(
     seed: int, steps: int, *, markets: int = 12, lifecycle: bool = False, quick: bool = False
 ) -> tuple[Engine, list[Event]]:
-    clock = Clock()
+    clock = ManualClock(T0)
     engine = Engine(clock, seed=seed)
     universe = MarketUniverse.generate(seed, markets, now_ms=clock.now, engine=engine, quick=quick)
     activity = ActivityGenerator(engine, seed, universe=universe, lifecycle=lifecycle)
@@ -85,7 +78,7 @@ def test_universe_has_sub_penny_multivariate_and_strikes() -> None:
 
 
 def test_install_emits_event_and_market_creation() -> None:
-    engine = Engine(Clock(), seed=1)
+    engine = Engine(ManualClock(T0), seed=1)
     universe = MarketUniverse.generate(5, 10, now_ms=T0, engine=engine)
     events = engine.drain_events()
     created = [e for e in events if isinstance(e, MarketLifecycleEvent)]
@@ -157,11 +150,11 @@ def test_quick_lifecycle_settles_markets_and_lists_successors() -> None:
 
 def test_lifecycle_needs_a_universe() -> None:
     with pytest.raises(ValueError):
-        ActivityGenerator(Engine(Clock()), 1, lifecycle=True)
+        ActivityGenerator(Engine(ManualClock(T0)), 1, lifecycle=True)
 
 
 def test_generator_without_universe_trades_existing_markets() -> None:
-    clock = Clock()
+    clock = ManualClock(T0)
     engine = Engine(clock)
     MarketUniverse.generate(6, 3, engine=engine)
     activity = ActivityGenerator(engine, 6, accounts=("x", "y"))

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import ManualClock
 from kalshi.errors import KalshiAPIError
 from kalshi.rest import AsyncKalshiClient
 from kalshi.sim import Simulator, rest_controls
@@ -25,18 +26,10 @@ GTC = "good_till_canceled"
 STP = "taker_at_cross"
 
 
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @dataclass
 class Env:
     sim: Simulator
-    clock: Clock
+    clock: ManualClock
     a: AsyncKalshiClient
     b: AsyncKalshiClient
     p: AsyncKalshiClient
@@ -45,7 +38,7 @@ class Env:
 
 @pytest.fixture
 async def env(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Env]:
-    clock = Clock(T0 + 5_000)
+    clock = ManualClock(T0 + 5_000)
     async with kalshi_sim_factory(seed=3, markets=2, clock_ms=clock, lifecycle=False) as sim:
         rest_controls(sim).limits.enabled = False
         ticker = add_quiet_market(sim, "KXCANDLE-26-T1")
@@ -69,7 +62,7 @@ async def _trade(env: Env, price: str, count: str) -> None:
 
 
 async def _trade_at(env: Env, ms: int, price: str, count: str) -> None:
-    env.clock.ms = ms
+    env.clock.now = ms
     await _trade(env, price, count)
 
 
@@ -80,7 +73,7 @@ async def test_minute_candles_match_the_trades_of_each_period(env: Env) -> None:
     await _trade_at(env, T0 + 125_000, "0.3000", "4.00")
     await _trade_at(env, T0 + 130_000, "0.5000", "1.00")
     await _trade_at(env, T0 + 170_000, "0.3500", "5.00")
-    env.clock.ms = T0 + 175_000
+    env.clock.now = T0 + 175_000
     spec = env.sim.engine.market(env.ticker).spec
     got = await env.p.markets.get_market_candlesticks(
         spec.series_ticker, env.ticker, start_ts=T0 // 1000, end_ts=T0 // 1000 + 175, period_interval=1
@@ -108,13 +101,13 @@ def _seconds(created: str) -> int:
 
 
 async def test_bid_and_ask_candles_follow_the_book_and_open_interest_the_positions(env: Env) -> None:
-    env.clock.ms = T0 + 10_000
+    env.clock.now = T0 + 10_000
     await _order(env.a, env.ticker, "bid", "0.2000", "3.00")
-    env.clock.ms = T0 + 20_000
+    env.clock.now = T0 + 20_000
     await _order(env.a, env.ticker, "bid", "0.2500", "3.00")
-    env.clock.ms = T0 + 30_000
+    env.clock.now = T0 + 30_000
     await _order(env.b, env.ticker, "ask", "0.7000", "3.00")
-    env.clock.ms = T0 + 70_000
+    env.clock.now = T0 + 70_000
     await _order(env.b, env.ticker, "ask", "0.2500", "3.00")  # takes the 0.25 bid: 3 contracts of open interest
     spec = env.sim.engine.market(env.ticker).spec
     got = await env.p.markets.get_market_candlesticks(
@@ -134,7 +127,7 @@ async def test_bid_and_ask_candles_follow_the_book_and_open_interest_the_positio
 async def test_every_period_and_the_batch_and_event_forms_agree(env: Env) -> None:
     await _trade_at(env, T0 + 10_000, "0.4000", "2.00")
     await _trade_at(env, T0 + 3_700_000, "0.6000", "3.00")  # in the second hour
-    env.clock.ms = T0 + 3_800_000
+    env.clock.now = T0 + 3_800_000
     spec = env.sim.engine.market(env.ticker).spec
     start, end = T0 // 1000, T0 // 1000 + 3800
     hours = await env.p.markets.get_market_candlesticks(
@@ -205,7 +198,7 @@ async def test_forecast_percentiles_read_the_greater_markets(env: Env) -> None:
     engine = env.sim.engine
     m = next(v for v in engine.markets() if v.spec.strike_type == "greater")
     env.sim.step(50)
-    now_s = env.clock.ms // 1000
+    now_s = env.clock.now // 1000
     got = await env.a.events.get_event_forecast_percentiles_history(
         m.spec.series_ticker, m.spec.event_ticker, percentiles=[1000, 9000], start_ts=now_s - 600, end_ts=now_s,
         period_interval=1,

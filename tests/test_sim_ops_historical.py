@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from conftest import ManualClock
 from kalshi.errors import KalshiAPIError
 from kalshi.rest import AsyncKalshiClient
 from kalshi.sim import Simulator, rest_controls
@@ -23,18 +24,10 @@ GTC = "good_till_canceled"
 STP = "taker_at_cross"
 
 
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @dataclass
 class Env:
     sim: Simulator
-    clock: Clock
+    clock: ManualClock
     a: AsyncKalshiClient
     b: AsyncKalshiClient
     p: AsyncKalshiClient
@@ -42,7 +35,7 @@ class Env:
 
 @pytest.fixture
 async def env(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Env]:
-    clock = Clock(T0)
+    clock = ManualClock(T0)
     async with kalshi_sim_factory(seed=5, markets=2, clock_ms=clock, lifecycle=False) as sim:
         rest_controls(sim).limits.enabled = False
         a_auth, _ = sim.create_account_auth()
@@ -62,16 +55,16 @@ async def _order(c: AsyncKalshiClient, ticker: str, side: str, price: str, count
 async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env: Env) -> None:
     ticker = add_quiet_market(env.sim, "KXHIST-26-T1")
     live = add_quiet_market(env.sim, "KXHISTLIVE-26-T1")  # another event: KXHIST-26 settles as a whole
-    env.clock.ms = T0 + 10_000
+    env.clock.now = T0 + 10_000
     bought = await _order(env.a, ticker, "bid", "0.5500", "2.00")
     await _order(env.b, ticker, "ask", "0.5500", "2.00")
     resting = await _order(env.a, live, "bid", "0.1000", "1.00")
-    env.clock.ms = T0 + 20_000
+    env.clock.now = T0 + 20_000
     env.sim.do(lambda e: e.close_market(ticker))
     env.sim.do(lambda e: e.determine_market(ticker, "yes"))
     env.sim.do(lambda e: e.settle_market(ticker))
 
-    env.clock.ms = T0 + 30_000
+    env.clock.now = T0 + 30_000
     before = await env.p.historical.get_historical_cutoff()
     assert before.market_settled_ts == iso(T0 + 30_000 - HOUR)
     assert ticker not in [m.ticker for m in (await env.p.historical.get_historical_markets()).markets]
@@ -83,7 +76,7 @@ async def test_a_settled_market_becomes_historical_when_the_cutoff_passes_it(env
     live_trades = (await env.p.markets.get_trades(ticker=ticker)).trades
     assert len(live_trades) == 1
 
-    env.clock.ms = T0 + 20_000 + HOUR  # the cutoff reaches the settlement
+    env.clock.now = T0 + 20_000 + HOUR  # the cutoff reaches the settlement
     after = await env.p.historical.get_historical_cutoff()
     assert after.trades_created_ts == iso(T0 + 20_000) and after.orders_updated_ts == iso(T0 + 20_000)
     markets = (await env.p.historical.get_historical_markets()).markets
@@ -117,7 +110,7 @@ async def test_the_live_endpoints_leave_what_the_cutoff_passed_to_historical(env
     # Event KXLIVE-26 has two markets: T1 settles early, T2 later; an event's positions move as a whole.
     first, second = add_quiet_market(env.sim, "KXLIVE-26-T1"), add_quiet_market(env.sim, "KXLIVE-26-T2")
     other = add_quiet_market(env.sim, "KXOPEN-26-T1")
-    env.clock.ms = T0 + 10_000
+    env.clock.now = T0 + 10_000
     bought = await _order(env.a, first, "bid", "0.5500", "2.00")
     await _order(env.b, first, "ask", "0.5500", "2.00")
     await _order(env.a, second, "bid", "0.3000", "1.00")
@@ -125,9 +118,9 @@ async def test_the_live_endpoints_leave_what_the_cutoff_passed_to_historical(env
     canceled = await _order(env.a, other, "bid", "0.2000", "1.00")
     await env.a.orders.cancel_order_v2(canceled)
     resting = await _order(env.a, other, "bid", "0.1000", "1.00")
-    env.clock.ms = T0 + 20_000
+    env.clock.now = T0 + 20_000
     await _settle(env, first)
-    env.clock.ms = T0 + 20_000 + 2 * HOUR  # the cutoff passes the trades, fills, closed orders and T1
+    env.clock.now = T0 + 20_000 + 2 * HOUR  # the cutoff passes the trades, fills, closed orders and T1
     series, event = "KXLIVE", "KXLIVE-26"
 
     markets = [m.ticker for m in (await env.p.markets.get_markets(event_ticker=event)).markets]
@@ -154,7 +147,7 @@ async def test_the_live_endpoints_leave_what_the_cutoff_passed_to_historical(env
     assert (await env.a.historical.get_historical_positions()).market_positions == []
     await _settle(env, second, "no")
     assert {p.ticker for p in (await env.a.portfolio.get_positions()).market_positions} >= {first, second}
-    env.clock.ms += 2 * HOUR  # now the whole event lies before the cutoff: its positions move together
+    env.clock.now += 2 * HOUR  # now the whole event lies before the cutoff: its positions move together
     live_tickers = {p.ticker for p in (await env.a.portfolio.get_positions()).market_positions}
     assert not live_tickers & {first, second}
     moved = await env.a.historical.get_historical_positions(event_ticker=event)
@@ -171,10 +164,10 @@ async def test_historical_candles_of_a_live_market_are_a_404(env: Env) -> None:
 async def test_filters_and_pages_of_historical_trades(env: Env) -> None:
     ticker = add_quiet_market(env.sim, "KXHIST-26-T4")
     for i in range(5):
-        env.clock.ms = T0 + 1_000 * (i + 1)
+        env.clock.now = T0 + 1_000 * (i + 1)
         await _order(env.a, ticker, "bid", "0.4000", "1.00")
         await _order(env.b, ticker, "ask", "0.4000", "1.00")
-    env.clock.ms = T0 + HOUR + 10_000
+    env.clock.now = T0 + HOUR + 10_000
     first = await env.p.historical.get_trades_historical(ticker=ticker, limit=2)
     second = await env.p.historical.get_trades_historical(ticker=ticker, limit=2, cursor=first.cursor)
     third = await env.p.historical.get_trades_historical(ticker=ticker, limit=2, cursor=second.cursor)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from conftest import ManualClock
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.errors import KalshiAPIError
 from kalshi.rest import AsyncKalshiClient
@@ -22,18 +23,10 @@ GTC = "good_till_canceled"
 STP = "taker_at_cross"
 
 
-class Clock:
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def __call__(self) -> int:
-        return self.ms
-
-
 @dataclass
 class Env:
     sim: Simulator
-    clock: Clock
+    clock: ManualClock
     a: AsyncKalshiClient
     b: AsyncKalshiClient
     alice: str
@@ -42,7 +35,7 @@ class Env:
 
 @pytest.fixture
 async def env(kalshi_sim_factory: Callable[..., Simulator]) -> AsyncIterator[Env]:
-    clock = Clock(T0)
+    clock = ManualClock(T0)
     async with kalshi_sim_factory(seed=4, markets=8, clock_ms=clock, lifecycle=False) as sim:
         rest_controls(sim).limits.enabled = False
         a_auth, alice = sim.create_account_auth()
@@ -152,7 +145,7 @@ async def test_an_expired_proposal_cannot_be_accepted(env: Env) -> None:
         buyer_user_id=user_id(env.alice), seller_user_id=user_id(env.bob), market_ticker=ticker,
         price_centi_cents=4200, centicount=100, maker_side="yes", expiration_ts=iso(T0 + 1_000),
     )  # fmt: skip
-    env.clock.ms = T0 + 1_000
+    env.clock.now = T0 + 1_000
     with pytest.raises(KalshiAPIError) as expired:
         await env.a.communications.accept_block_trade_proposal(proposed.block_trade_proposal_id)
     assert expired.value.status == 409 and expired.value.code == "block_trade_expired"
