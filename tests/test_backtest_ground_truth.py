@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kalshi.sim.rest_api import rest_controls
+from kalshi.sim.rest.controls import rest_controls
 
 from kalshi.backtest import run_async
 from kalshi.record import Recorder

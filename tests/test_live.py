@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable
 
 import pytest
-from kalshi.sim.rest_api import rest_controls
+from kalshi.sim.rest.controls import rest_controls
 
 from kalshi.rest import AsyncKalshiClient, RateLimiter
 from kalshi.sim import Simulator

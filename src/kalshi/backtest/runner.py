@@ -139,6 +139,7 @@ class BacktestRunner:
         self._orders: deque[tuple[int, int, OrderState, int, int]] = deque()
         self._deliveries: deque[tuple[int, int, Any]] = deque()
         self._hooks = overridden_hooks(strategy)
+        self._top_only = False
         self._settled: set[str] = set()
         self._ctx_settled: set[str] = set()
         self._stale: set[str] = set()
@@ -193,6 +194,7 @@ class BacktestRunner:
         deliveries = self._deliveries
         orders = self._orders
         on_book = strategy.on_book if "on_book" in hooks else None
+        self._top_only = top_only = strategy.book_updates == "top"
         on_trade = strategy.on_trade if "on_trade" in hooks else None
         on_ticker = strategy.on_ticker if "on_ticker" in hooks else None
         exclude_own = self.options.exclude_own
@@ -265,9 +267,10 @@ class BacktestRunner:
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
                         book = books[ticker]
+                        top = book.top_version
                         book.apply(is_yes, price, delta)
                         book.ts_ns = t
-                        if on_book is not None:
+                        if on_book is not None and (book.top_version != top or not top_only):
                             await on_book(ctx, book)
                 elif kind is LeanTrade:
                     tm = lean.msg
@@ -407,12 +410,13 @@ class BacktestRunner:
             book = self._books.get(ticker)
             if book is None:
                 return
+            top = book.top_version
             if kind == _OWN:
                 book.apply_own(is_yes, price, delta)
             else:
                 book.apply(is_yes, price, delta)
             book.ts_ns = self._now
-            if "on_book" in hooks:
+            if "on_book" in hooks and (book.top_version != top or not self._top_only):
                 await strategy.on_book(ctx, book)
         elif kind == _SNAP:
             ticker, yes, no = item

@@ -13,7 +13,7 @@ Hooks should not wait on real time (``asyncio.sleep``): a backtest runs faster t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from kalshi.strategy.book import Book
@@ -44,10 +44,15 @@ class Strategy:
         markets: market tickers the strategy trades; a runner subscribes to them (a backtest defaults to every
             market of the recording when empty).
         timer_interval: seconds between :meth:`on_timer` calls (on the runner's clock), or None for no timer.
+        book_updates: which book changes call :meth:`on_book`: ``"all"`` (default) every snapshot and delta;
+            ``"top"`` only snapshots and changes that bump :attr:`Book.top_version` (a best price, the size at
+            a best price, or the strategy's own resting size), for strategies that read nothing deeper. Runners
+            then skip the hook call for the other deltas, which is most of them.
     """
 
     markets: tuple[str, ...] = ()
     timer_interval: float | None = None
+    book_updates: Literal["all", "top"] = "all"
 
     async def on_start(self, ctx: Context) -> None:
         """Called once before the first market event."""

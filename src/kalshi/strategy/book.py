@@ -150,6 +150,7 @@ class Book:
         self._best_yes = max(self.yes, default=0)
         self._best_no = max(self.no, default=0)
         self.version += 1
+        self.top_version += 1
 
     def apply_own(self, is_yes: bool, price: int, delta: int) -> int:
         """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""

@@ -153,9 +153,10 @@ class PaperRunner:
             exchange.delta(m.market_ticker, on_yes, price, delta, m.ts_ms)
             book = self.books.get(m.market_ticker)
             if book is not None:
+                top = book.top_version
                 book.apply(on_yes, price, delta)
                 book.ts_ns = recv_ns
-                if "on_book" in hooks:
+                if "on_book" in hooks and (book.top_version != top or strategy.book_updates != "top"):
                     await strategy.on_book(ctx, book)
         elif kind is OrderbookSnapshotMessage:
             m2 = item.msg
