@@ -21,12 +21,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kalshi.sim.rest.controls import rest_controls
-
 from kalshi.backtest import run_async
 from kalshi.record import Recorder
 from kalshi.rest import AsyncKalshiClient, RateLimiter
 from kalshi.sim import Simulator
+from kalshi.sim.rest.controls import rest_controls
 from kalshi.strategy import MarketMaker
 from kalshi.strategy.live import LiveRunner
 from kalshi.strategy.stream import FrameTap

@@ -8,10 +8,10 @@ import random
 from collections.abc import Callable
 
 import pytest
-from kalshi.sim.rest.controls import rest_controls
 
 from kalshi.rest import AsyncKalshiClient, RateLimiter
 from kalshi.sim import Simulator
+from kalshi.sim.rest.controls import rest_controls
 from kalshi.strategy import Book, Context, OrderUpdate, Strategy, StrategyError
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
 from kalshi.strategy.live import LiveRunner

@@ -30,7 +30,7 @@ from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.backtest.wire import LEAN_DECODER, LEAN_TICKER, LeanDelta, LeanTrade
 from kalshi.errors import KalshiError, KalshiProtocolError
 from kalshi.record.reader import Recording
-from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
@@ -53,6 +53,7 @@ DEFAULT_CASH_MICROS: Final = 100_000 * 1_000_000
 
 # Delivery kinds (small ints: compared on the hot path).
 _BOOK, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP, _OWN = range(8)
+_WATCH: Final = {"all": 0, "top": 1, "quotes": 2}  # Strategy.book_updates on the hot path
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +140,7 @@ class BacktestRunner:
         self._orders: deque[tuple[int, int, OrderState, int, int]] = deque()
         self._deliveries: deque[tuple[int, int, Any]] = deque()
         self._hooks = overridden_hooks(strategy)
-        self._top_only = False
+        self._watch = 0
         self._settled: set[str] = set()
         self._ctx_settled: set[str] = set()
         self._stale: set[str] = set()
@@ -194,7 +195,7 @@ class BacktestRunner:
         deliveries = self._deliveries
         orders = self._orders
         on_book = strategy.on_book if "on_book" in hooks else None
-        self._top_only = top_only = strategy.book_updates == "top"
+        self._watch = watch = _WATCH[strategy.book_updates]
         on_trade = strategy.on_trade if "on_trade" in hooks else None
         on_ticker = strategy.on_ticker if "on_ticker" in hooks else None
         exclude_own = self.options.exclude_own
@@ -267,10 +268,19 @@ class BacktestRunner:
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
                         book = books[ticker]
-                        top = book.top_version
-                        book.apply(is_yes, price, delta)
+                        if watch == 2:
+                            before = book.quote_version
+                            book.apply(is_yes, price, delta)
+                            changed = book.quote_version != before
+                        elif watch:
+                            before = book.top_version
+                            book.apply(is_yes, price, delta)
+                            changed = book.top_version != before
+                        else:
+                            book.apply(is_yes, price, delta)
+                            changed = True
                         book.ts_ns = t
-                        if on_book is not None and (book.top_version != top or not top_only):
+                        if changed and on_book is not None:
                             await on_book(ctx, book)
                 elif kind is LeanTrade:
                     tm = lean.msg
@@ -410,13 +420,13 @@ class BacktestRunner:
             book = self._books.get(ticker)
             if book is None:
                 return
-            top = book.top_version
+            before = book_version(book, self._watch)
             if kind == _OWN:
                 book.apply_own(is_yes, price, delta)
             else:
                 book.apply(is_yes, price, delta)
             book.ts_ns = self._now
-            if "on_book" in hooks and (book.top_version != top or not self._top_only):
+            if "on_book" in hooks and (not self._watch or book_version(book, self._watch) != before):
                 await strategy.on_book(ctx, book)
         elif kind == _SNAP:
             ticker, yes, no = item

@@ -9,9 +9,9 @@ liquidity, so those fills pay the taker fee).
 Like a production market maker it does not chase every flicker of the book, which would cost it its queue
 place and load the exchange with cancels:
 
-* it re-evaluates only when the top of the book (a best price, the size there, or its own quotes) or its
-  inventory band (long limit, short limit, over the hard limit) changed, so it declares
-  :attr:`~kalshi.strategy.Strategy.book_updates` ``= "top"`` and runners skip the other deltas;
+* it re-evaluates only when the other traders' best bid or ask price or its inventory band (long limit,
+  short limit, over the hard limit) changed, so it declares :attr:`~kalshi.strategy.Strategy.book_updates`
+  ``= "quotes"`` and runners skip the other deltas (its decisions are the same when a runner does not);
 * a resting quote is moved only when its target price moved by at least ``requote_ticks``;
 * a quote younger than ``min_quote_life_s`` is left alone (a minimum quote life, as exchanges' market-maker
   programs ask for and as desks use against flickering); the move happens on the next top-of-book change
@@ -56,7 +56,7 @@ class MarketMaker(Strategy):
         ValueError: a non-positive size or ``requote_ticks``, or a negative limit or quote life.
     """
 
-    book_updates: Literal["all", "top"] = "top"
+    book_updates: Literal["all", "top", "quotes"] = "quotes"
 
     def __init__(
         self,
@@ -82,7 +82,7 @@ class MarketMaker(Strategy):
             self.markets = tuple(markets)
         self._wanted = frozenset(self.markets)
         self._quotes: dict[tuple[str, str], str] = {}  # (ticker, side) -> client order id
-        self._seen: dict[str, tuple[int, int]] = {}  # ticker -> (top_version, position) last handled
+        self._seen: dict[str, tuple[int, int]] = {}  # ticker -> (quote_version, position) last handled
         self._targets: dict[str, tuple[int | None, int | None, int]] = {}  # last acted-on (bid, ask, band)
         self._reducing: dict[str, str] = {}  # ticker -> client order id of the IOC in flight
         self._cancelling: set[str] = set()
@@ -102,9 +102,9 @@ class MarketMaker(Strategy):
         if self._wanted and ticker not in self._wanted:
             return
         position = ctx.position(ticker)
-        key = (book.top_version, position)
+        key = (book.quote_version, position)
         if self._seen.get(ticker) == key:
-            return  # neither the top of the book nor the position moved
+            return  # neither the others' best prices nor the position moved
         self._seen[ticker] = key
         # Quote off the other traders' prices: the book also holds our own quotes.
         bid, ask = book.others_best_bid, book.others_best_ask
@@ -129,7 +129,7 @@ class MarketMaker(Strategy):
         ask_px = ask - self.improve if inside else ask
         settled = self._quote(ctx, ticker, "bid", bid_px, band <= 0)
         if not self._quote(ctx, ticker, "ask", ask_px, band >= 0) or not settled:
-            del self._targets[ticker]  # a move was deferred: act again on the next change of the top
+            del self._targets[ticker]  # a move was deferred: act again on the next change of the others' prices
 
     async def on_fill(self, ctx: Context, fill: Fill) -> None:
         # The position changed: re-evaluate now, so the decision does not wait for (or depend on) the next delta.

@@ -18,7 +18,7 @@ from typing import Any
 from kalshi.backtest.fees import FeeSchedule
 from kalshi.backtest.matching import CancelModel, SimulatedExchange
 from kalshi.backtest.results import BacktestResult, ResultCollector
-from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
@@ -85,6 +85,7 @@ class PaperRunner:
         self.ctx = Context(self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper")
         self.collector = ResultCollector(self.exchange, sample_interval_s)
         self._hooks = overridden_hooks(strategy)
+        self._watch = {"all": 0, "top": 1, "quotes": 2}[strategy.book_updates]
         self._reports: deque[tuple[str, Any]] = deque()
         self._settled: set[str] = set()
         self._stream: MarketStream | None = None
@@ -153,10 +154,11 @@ class PaperRunner:
             exchange.delta(m.market_ticker, on_yes, price, delta, m.ts_ms)
             book = self.books.get(m.market_ticker)
             if book is not None:
-                top = book.top_version
+                watch = self._watch
+                before = book_version(book, watch)
                 book.apply(on_yes, price, delta)
                 book.ts_ns = recv_ns
-                if "on_book" in hooks and (book.top_version != top or strategy.book_updates != "top"):
+                if "on_book" in hooks and (not watch or book_version(book, watch) != before):
                     await strategy.on_book(ctx, book)
         elif kind is OrderbookSnapshotMessage:
             m2 = item.msg
@@ -214,8 +216,9 @@ class PaperRunner:
                 ticker, on_yes, price, delta = item
                 book = self.books.get(ticker)
                 if book is not None:
+                    before = book_version(book, self._watch)
                     book.apply_own(on_yes, price, delta)
-                    if "on_book" in hooks:
+                    if "on_book" in hooks and (not self._watch or book_version(book, self._watch) != before):
                         await strategy.on_book(ctx, book)
             elif type(item) is Fill:
                 ctx.apply_fill(item)
