@@ -66,7 +66,7 @@ class MarketMaker(Strategy):
         improve: int = 0,
         markets: tuple[str, ...] = (),
         requote_ticks: int = 100,
-        min_quote_life_s: float = 0.05,
+        min_quote_life_s: float = 0.25,
     ) -> None:
         if size <= 0 or requote_ticks <= 0 or max_position < 0 or improve < 0 or min_quote_life_s < 0:
             raise ValueError("size and requote_ticks must be > 0; max_position, improve, min_quote_life_s >= 0")
