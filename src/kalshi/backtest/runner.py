@@ -209,6 +209,8 @@ class BacktestRunner:
         prices, deltas, counts = PRICE_CACHE, DELTA_CACHE, COUNT_CACHE
         events = 0
         offset = _NEVER
+        cur_session: str | None = None  # the connection of the last sequenced delta (cheap identity check)
+        cur_conn = -1
         for batch in iter_frame_batches(self.recording, markets=wanted):
             for t, session, conn, frame in zip(batch.recv_ns, batch.session, batch.conn, batch.frame, strict=True):
                 if not started:
@@ -252,8 +254,10 @@ class BacktestRunner:
                         price, delta = parsed
                     seq = lean.seq
                     if seq is not None:
-                        if self._connection != (session, conn):
-                            self._new_connection(session, conn)
+                        if session is not cur_session or conn != cur_conn:
+                            if self._connection != (session, conn):
+                                self._new_connection(session, conn)
+                            cur_session, cur_conn = session, conn
                         sid = lean.sid
                         last = seqs.get(sid)
                         if last is not None and seq != last + 1 and not self._check_seq(sid, seq, last, ticker):
@@ -313,6 +317,7 @@ class BacktestRunner:
                         if message.seq is not None:
                             if self._connection != (session, conn):
                                 self._new_connection(session, conn)
+                            cur_session = None
                             last = seqs.get(message.sid)
                             if last is not None and message.seq <= last:
                                 continue
