@@ -42,7 +42,8 @@ def _repeated(column: pa.ChunkedArray) -> list[Any]:
     n = len(column)
     if n and column.null_count == 0 and pc.all(pc.equal(column, column[0])).as_py():
         return [column[0].as_py()] * n
-    return column.to_pylist()
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def iter_frame_batches(

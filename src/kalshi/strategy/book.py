@@ -222,8 +222,14 @@ class Book:
                 levels.pop(price, None)
                 if price == best:
                     self._best_yes = best = max(levels, default=0)
-            if self.own_yes:
-                if price >= self._others_yes:
+            own = self.own_yes
+            if own:
+                # Others' size at this level decides: it may become the others' best, or stop being it.
+                if size > own.get(price, 0):
+                    if price > self._others_yes:
+                        self._others_yes = price
+                        self.quote_version += 1
+                elif price == self._others_yes:
                     self._recompute_others(True)
             elif best != self._others_yes:
                 self._others_yes = best
@@ -243,8 +249,14 @@ class Book:
             levels.pop(price, None)
             if price == best:
                 self._best_no = best = max(levels, default=0)
-        if self.own_no:
-            if price >= self._others_no:
+        own = self.own_no
+        if own:
+            # Others' size at this level decides: it may become the others' best, or stop being it.
+            if size > own.get(price, 0):
+                if price > self._others_no:
+                    self._others_no = price
+                    self.quote_version += 1
+            elif price == self._others_no:
                 self._recompute_others(False)
         elif best != self._others_no:
             self._others_no = best
