@@ -411,7 +411,21 @@ class BacktestRunner:
 
     async def _deliver(self, kind: int, item: Any) -> None:
         ctx, strategy, hooks = self.ctx, self.strategy, self._hooks
-        if kind == _FILL:
+        if kind in (_BOOK, _OWN):  # by far the most common delivery: tested first
+            ticker, is_yes, price, delta = item
+            book = self._books.get(ticker)
+            if book is None:
+                return
+            watch = self._watch
+            before = book_version(book, watch) if watch else 0
+            if kind == _OWN:
+                book.apply_own(is_yes, price, delta)
+            else:
+                book.apply(is_yes, price, delta)
+            book.ts_ns = self._now
+            if "on_book" in hooks and (not watch or book_version(book, watch) != before):
+                await strategy.on_book(ctx, book)
+        elif kind == _FILL:
             ctx.apply_fill(item)
             self.collector.on_fill(item)
             if "on_fill" in hooks:
@@ -420,19 +434,6 @@ class BacktestRunner:
             ctx.apply_update(item)
             if "on_order_update" in hooks:
                 await strategy.on_order_update(ctx, item)
-        elif kind in (_BOOK, _OWN):
-            ticker, is_yes, price, delta = item
-            book = self._books.get(ticker)
-            if book is None:
-                return
-            before = book_version(book, self._watch)
-            if kind == _OWN:
-                book.apply_own(is_yes, price, delta)
-            else:
-                book.apply(is_yes, price, delta)
-            book.ts_ns = self._now
-            if "on_book" in hooks and (not self._watch or book_version(book, self._watch) != before):
-                await strategy.on_book(ctx, book)
         elif kind == _SNAP:
             ticker, yes, no = item
             book = self._books.get(ticker)
