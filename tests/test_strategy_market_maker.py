@@ -63,7 +63,7 @@ def test_a_young_quote_is_moved_only_after_its_minimum_life() -> None:
 
 
 def test_a_move_below_the_threshold_keeps_the_quote() -> None:
-    mm, ctx, sink, book, now = setup(requote_ticks=200, min_quote_life_s=0)
+    mm, ctx, sink, book, _ = setup(requote_ticks=200, min_quote_life_s=0)
     asyncio.run(mm.on_book(ctx, book))
     rest_all(ctx, sink)
     book.apply(True, 4100, 200)  # one cent: under the two-cent threshold
@@ -75,7 +75,7 @@ def test_a_move_below_the_threshold_keeps_the_quote() -> None:
 
 
 def test_deltas_that_leave_the_others_prices_alone_do_nothing() -> None:
-    mm, ctx, sink, book, now = setup(min_quote_life_s=0)
+    mm, ctx, sink, book, _ = setup(min_quote_life_s=0)
     asyncio.run(mm.on_book(ctx, book))
     rest_all(ctx, sink)
     sent = len(sink.sent)
