@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from kalshi.backtest import run_async
+from kalshi.backtest import FeeSchedule, run_async
 from kalshi.record import Recorder
 from kalshi.rest import AsyncKalshiClient, RateLimiter
 from kalshi.sim import Simulator
@@ -63,7 +63,7 @@ async def checkpoint(sim: Simulator, session: KalshiWebSocket, runner: LiveRunne
 
 
 def strategy(tickers: tuple[str, ...]) -> MarketMaker:
-    return MarketMaker(size=300, max_position=600, hard_limit=600, improve=100, markets=tickers)
+    return MarketMaker(size=300, max_position=600, hard_limit=600, improve=100, markets=tickers, min_quote_life_s=0)
 
 
 async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> None:
@@ -100,8 +100,20 @@ async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> Non
         assert sim.engine.orders(account, "resting") == []
         assert runner.median_round_trip is not None
         latency_ms = runner.median_round_trip / 2 * 1000
+        # The simulator's universe gives some series maker fees: the backtest is told the markets' schedule.
+        schedules = {
+            (m.spec.taker_fee_bp, m.spec.maker_fee_bp) for m in sim.engine.markets() if m.spec.ticker in tickers
+        }
+        assert len(schedules) == 1, schedules
+        ((taker_bp, maker_bp),) = schedules
 
-    result = await run_async(strategy(tickers), rec, order_latency_ms=latency_ms, cash_micros=start_cash)
+    result = await run_async(
+        strategy(tickers),
+        rec,
+        order_latency_ms=latency_ms,
+        cash_micros=start_cash,
+        fees=FeeSchedule(taker_fee_bp=taker_bp, maker_fee_bp=maker_bp),
+    )
     summary = result.summary
     backtest_fills = result.fills.to_pylist()
 

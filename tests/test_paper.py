@@ -14,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 import kalshi.strategy.paper as paper_module
 from kalshi.rest import AsyncKalshiClient, KalshiClient
 from kalshi.sim import Simulator
-from kalshi.strategy import MarketMaker
+from kalshi.strategy import Book, Context, Fill, MarketMaker, OrderUpdate
 from kalshi.strategy.paper import PaperRunner
 from kalshi.ws import KalshiWebSocket
 
@@ -109,3 +110,70 @@ async def test_paper_fills_on_live_data_and_no_order_reaches_the_exchange(tmp_pa
             assert fill["price_ticks"] == orders[fill["client_order_id"]]["price_ticks"] or fill["is_taker"]
         result.write(tmp_path / "paper")
         assert (tmp_path / "paper" / "fills.parquet").exists()
+
+
+class FirstBookBuyer(MarketMaker):
+    """Sends one marketable bid on the first two-sided book and notes whether the exchange saw it at once."""
+
+    def __init__(self, runner_ref: list[PaperRunner], markets: tuple[str, ...]) -> None:
+        super().__init__(markets=markets)
+        self.runner_ref = runner_ref
+        self.sent: tuple[str, int, bool] | None = None
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        if self.sent is None and book.best_ask is not None:
+            cid = ctx.place_order(book.ticker, "bid", book.best_ask, 100, time_in_force="immediate_or_cancel")
+            self.sent = (cid, ctx.now_ns, cid in self.runner_ref[0].exchange.orders)
+
+    async def on_fill(self, ctx: Context, fill: Fill) -> None:
+        return None
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        return None
+
+
+async def paper_order(latency_ms: float) -> tuple[tuple[str, int, bool], PaperRunner]:
+    async with Simulator(seed=5, markets=2, rate=0, lifecycle=False, ping_interval=0) as sim:
+        tickers = tuple(sim.tickers[:1])
+        auth, _ = sim.create_account_auth()
+        async with KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+            ref: list[PaperRunner] = []
+            strategy = FirstBookBuyer(ref, tickers)
+            runner = PaperRunner(strategy, session, order_latency_ms=latency_ms)
+            ref.append(runner)
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(stop=stop))
+            await until(lambda: tickers[0] in runner.books or task.done())
+            for _ in range(500):  # activity until the book has an ask
+                if strategy.sent is not None or task.done():
+                    break
+                sim.step(1)
+                await sim.quiesce()
+                await session.list_subscriptions()
+                await until(lambda: runner.caught_up() or strategy.sent is not None or task.done())
+            assert not task.done(), task.exception()
+            assert strategy.sent is not None
+            cid = strategy.sent[0]
+            await until(lambda: (o := runner.ctx.order(cid)) is not None and not o.is_open)
+            stop.set()
+            await task
+    return strategy.sent, runner
+
+
+async def test_paper_orders_reach_the_exchange_after_the_order_latency() -> None:
+    (cid, sent_ns, seen_at_once), runner = await paper_order(150.0)
+    assert not seen_at_once  # in flight: the simulated exchange has not seen it yet
+    order = runner.exchange.orders[cid]
+    assert order.created_ns >= sent_ns + 150_000_000  # it arrived (and matched) a latency later
+    assert runner.in_flight() == 0
+
+
+async def test_paper_orders_arrive_at_once_without_latency() -> None:
+    (cid, sent_ns, seen_at_once), runner = await paper_order(0.0)
+    assert seen_at_once
+    assert runner.exchange.orders[cid].created_ns - sent_ns < 150_000_000
+
+
+def test_paper_rejects_a_negative_latency() -> None:
+    with pytest.raises(ValueError, match="order_latency_ms"):
+        PaperRunner(MarketMaker(markets=("X",)), object(), order_latency_ms=-1)  # type: ignore[arg-type]

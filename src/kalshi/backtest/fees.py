@@ -8,8 +8,9 @@ is charged what it adds to the rounded total. In integers (prices in ticks of $0
 0.01 contract, money in micros) the numerator of one fill is ``bp * units * ticks * (10000 - ticks)`` and
 ``10**12`` of it is one cent.
 
-The simulator's engine implements the same arithmetic; ``tests/test_backtest_fees.py`` checks the two agree on
-random orders split into random fills.
+The arithmetic is the simulator engine's own (:mod:`kalshi.sim.engine.ledger`, sans-I/O, imported without
+the simulator's servers), so a backtest charges exactly what the engine charges; ``tests/test_backtest_fees.py``
+also checks both on random orders split into random fills.
 """
 
 from __future__ import annotations
@@ -17,21 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["CENT_DENOMINATOR", "FeeSchedule", "fee_for_fill", "fee_numerator", "fee_total"]
+from kalshi.sim.engine.ledger import FEE_CENT_DENOMINATOR, fee_numerator, fee_reserve, fee_total
 
-CENT_DENOMINATOR: Final = 10**12
-_MICROS_PER_CENT: Final = 10_000
-_PRICE_SCALE: Final = 10_000
+__all__ = ["CENT_DENOMINATOR", "FeeSchedule", "fee_for_fill", "fee_numerator", "fee_reserve", "fee_total"]
 
-
-def fee_numerator(fee_bp: int, units: int, price: int) -> int:
-    """Exact numerator of ``rate * C * P * (1 - P)`` for ``units`` at YES ``price`` ticks."""
-    return fee_bp * units * price * (_PRICE_SCALE - price)
-
-
-def fee_total(numerator: int) -> int:
-    """Fee in micros for an order's accumulated numerator, rounded up to the whole cent."""
-    return -(-numerator // CENT_DENOMINATOR) * _MICROS_PER_CENT
+CENT_DENOMINATOR: Final = FEE_CENT_DENOMINATOR
 
 
 def fee_for_fill(accumulated: int, fee_bp: int, units: int, price: int) -> tuple[int, int]:
@@ -40,8 +31,8 @@ def fee_for_fill(accumulated: int, fee_bp: int, units: int, price: int) -> tuple
     Returns:
         ``(fee_micros, new_accumulated)``.
     """
-    after = accumulated + fee_numerator(fee_bp, units, price)
-    return fee_total(after) - fee_total(accumulated), after
+    extra = fee_numerator(fee_bp, units, price)
+    return fee_reserve(accumulated, extra), accumulated + extra
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kalshi.backtest.fees import CENT_DENOMINATOR, FeeSchedule, fee_numerator
+from kalshi.backtest.fees import FeeSchedule, fee_numerator, fee_reserve
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Ledger
 from kalshi.strategy.types import PRICE_SCALE, Fill, OrderState, OrderStatus, OrderUpdate
@@ -47,18 +47,11 @@ from kalshi.strategy.types import PRICE_SCALE, Fill, OrderState, OrderStatus, Or
 __all__ = ["CancelModel", "SimOrder", "SimulatedExchange"]
 
 CancelModel = Literal["back", "pro_rata"]
-_MICROS_PER_CENT = 10_000
 _ECHO_NS = 1_000_000_000  # a taker fill's echo in the recording arrives well within a second
 
 
 def _ignore(ticker: str, on_yes: bool, price: int, delta: int) -> None:
     return None
-
-
-def _fee(acc: int, extra: int) -> int:
-    before = -(-acc // CENT_DENOMINATOR)
-    after = -(-(acc + extra) // CENT_DENOMINATOR)
-    return (after - before) * _MICROS_PER_CENT
 
 
 @dataclass(slots=True, eq=False)
@@ -375,10 +368,10 @@ class SimulatedExchange:
     def _fill(self, order: SimOrder, units: int, price: int, *, is_taker: bool) -> None:
         extra = fee_numerator(self._taker_bp if is_taker else self._maker_bp, units, price)
         if is_taker:
-            fee = _fee(order.taker_acc, extra)
+            fee = fee_reserve(order.taker_acc, extra)
             order.taker_acc += extra
         else:
-            fee = _fee(order.maker_acc, extra)
+            fee = fee_reserve(order.maker_acc, extra)
             order.maker_acc += extra
         order.fees += fee
         if not is_taker:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +35,15 @@ class FrameBatch(NamedTuple):
     session: list[str]
     conn: list[int]
     frame: list[str]
+
+
+def _repeated(column: pa.ChunkedArray) -> list[Any]:
+    """A column as a list; a single-valued one (a batch of one connection, the common case) as one shared object."""
+    n = len(column)
+    if n and column.null_count == 0 and pc.all(pc.equal(column, column[0])).as_py():
+        return [column[0].as_py()] * n
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def iter_frame_batches(
@@ -96,5 +105,9 @@ def iter_frame_batches(
                     fixed.append(last)
                 recv = fixed
             last = recv[-1]
-            conns = [c or 0 for c in table.column("conn").to_pylist()]
-            yield FrameBatch(recv, table.column("session").to_pylist(), conns, table.column("frame").to_pylist())
+            yield FrameBatch(
+                recv,
+                _repeated(table.column("session")),
+                _repeated(table.column("conn").fill_null(0)),
+                table.column("frame").to_pylist(),
+            )

@@ -30,7 +30,7 @@ from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.backtest.wire import LEAN_DECODER, LEAN_TICKER, LeanDelta, LeanTrade
 from kalshi.errors import KalshiError, KalshiProtocolError
 from kalshi.record.reader import Recording
-from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
@@ -53,6 +53,7 @@ DEFAULT_CASH_MICROS: Final = 100_000 * 1_000_000
 
 # Delivery kinds (small ints: compared on the hot path).
 _BOOK, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP, _OWN = range(8)
+_WATCH: Final = {"all": 0, "top": 1, "quotes": 2}  # Strategy.book_updates on the hot path
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class BacktestRunner:
         self._orders: deque[tuple[int, int, OrderState, int, int]] = deque()
         self._deliveries: deque[tuple[int, int, Any]] = deque()
         self._hooks = overridden_hooks(strategy)
+        self._watch = 0
         self._settled: set[str] = set()
         self._ctx_settled: set[str] = set()
         self._stale: set[str] = set()
@@ -193,6 +195,7 @@ class BacktestRunner:
         deliveries = self._deliveries
         orders = self._orders
         on_book = strategy.on_book if "on_book" in hooks else None
+        self._watch = watch = _WATCH[strategy.book_updates]
         on_trade = strategy.on_trade if "on_trade" in hooks else None
         on_ticker = strategy.on_ticker if "on_ticker" in hooks else None
         exclude_own = self.options.exclude_own
@@ -206,6 +209,8 @@ class BacktestRunner:
         prices, deltas, counts = PRICE_CACHE, DELTA_CACHE, COUNT_CACHE
         events = 0
         offset = _NEVER
+        cur_session: str | None = None  # the connection of the last sequenced delta (cheap identity check)
+        cur_conn = -1
         for batch in iter_frame_batches(self.recording, markets=wanted):
             for t, session, conn, frame in zip(batch.recv_ns, batch.session, batch.conn, batch.frame, strict=True):
                 if not started:
@@ -249,8 +254,10 @@ class BacktestRunner:
                         price, delta = parsed
                     seq = lean.seq
                     if seq is not None:
-                        if self._connection != (session, conn):
-                            self._new_connection(session, conn)
+                        if session is not cur_session or conn != cur_conn:
+                            if self._connection != (session, conn):
+                                self._new_connection(session, conn)
+                            cur_session, cur_conn = session, conn
                         sid = lean.sid
                         last = seqs.get(sid)
                         if last is not None and seq != last + 1 and not self._check_seq(sid, seq, last, ticker):
@@ -265,9 +272,19 @@ class BacktestRunner:
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
                         book = books[ticker]
-                        book.apply(is_yes, price, delta)
+                        if watch == 2:
+                            before = book.quote_version
+                            book.apply(is_yes, price, delta)
+                            changed = book.quote_version != before
+                        elif watch:
+                            before = book.top_version
+                            book.apply(is_yes, price, delta)
+                            changed = book.top_version != before
+                        else:
+                            book.apply(is_yes, price, delta)
+                            changed = True
                         book.ts_ns = t
-                        if on_book is not None:
+                        if changed and on_book is not None:
                             await on_book(ctx, book)
                 elif kind is LeanTrade:
                     tm = lean.msg
@@ -300,6 +317,7 @@ class BacktestRunner:
                         if message.seq is not None:
                             if self._connection != (session, conn):
                                 self._new_connection(session, conn)
+                            cur_session = None
                             last = seqs.get(message.sid)
                             if last is not None and message.seq <= last:
                                 continue
@@ -393,7 +411,21 @@ class BacktestRunner:
 
     async def _deliver(self, kind: int, item: Any) -> None:
         ctx, strategy, hooks = self.ctx, self.strategy, self._hooks
-        if kind == _FILL:
+        if kind in (_BOOK, _OWN):  # by far the most common delivery: tested first
+            ticker, is_yes, price, delta = item
+            book = self._books.get(ticker)
+            if book is None:
+                return
+            watch = self._watch
+            before = book_version(book, watch) if watch else 0
+            if kind == _OWN:
+                book.apply_own(is_yes, price, delta)
+            else:
+                book.apply(is_yes, price, delta)
+            book.ts_ns = self._now
+            if "on_book" in hooks and (not watch or book_version(book, watch) != before):
+                await strategy.on_book(ctx, book)
+        elif kind == _FILL:
             ctx.apply_fill(item)
             self.collector.on_fill(item)
             if "on_fill" in hooks:
@@ -402,18 +434,6 @@ class BacktestRunner:
             ctx.apply_update(item)
             if "on_order_update" in hooks:
                 await strategy.on_order_update(ctx, item)
-        elif kind in (_BOOK, _OWN):
-            ticker, is_yes, price, delta = item
-            book = self._books.get(ticker)
-            if book is None:
-                return
-            if kind == _OWN:
-                book.apply_own(is_yes, price, delta)
-            else:
-                book.apply(is_yes, price, delta)
-            book.ts_ns = self._now
-            if "on_book" in hooks:
-                await strategy.on_book(ctx, book)
         elif kind == _SNAP:
             ticker, yes, no = item
             book = self._books.get(ticker)

@@ -49,6 +49,7 @@ async def paper_trade(
     duration: float | None,
     stop: asyncio.Event | None = None,
     record: Path | None = None,
+    order_latency_ms: float = 0.0,
 ) -> BacktestResult:
     """Paper-trade until ``duration`` or a stop signal; returns the paper results.
 
@@ -66,7 +67,9 @@ async def paper_trade(
     tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
     try:
         async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
-            runner = PaperRunner(instance, session, markets=markets, cash_micros=cash_micros, tap=tap)
+            runner = PaperRunner(
+                instance, session, markets=markets, cash_micros=cash_micros, tap=tap, order_latency_ms=order_latency_ms
+            )
             with stop_on_signals(stop):
                 return await runner.run(stop=stop, duration=duration)
     finally:
@@ -80,6 +83,10 @@ def paper_command(
     params: ParamsOpt = None,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
     cash: Annotated[float, typer.Option("--cash", help="Starting paper cash in dollars.")] = 100_000.0,
+    order_latency_ms: Annotated[
+        float,
+        typer.Option("--order-latency-ms", min=0.0, help="Delay of every order on its way to the paper exchange."),
+    ] = 0.0,
     record: Annotated[
         Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
     ] = None,
@@ -116,6 +123,7 @@ def paper_command(
             cash_micros=round(cash * _MICROS),
             duration=duration,
             record=record,
+            order_latency_ms=order_latency_ms,
         ),
         config=config,
     )

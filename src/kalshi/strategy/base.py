@@ -13,7 +13,7 @@ Hooks should not wait on real time (``asyncio.sleep``): a backtest runs faster t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from kalshi.strategy.book import Book
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from kalshi.strategy.types import Fill, MarketLifecycle, OrderUpdate, Ticker, Trade
     from kalshi.ws.lifecycle import LifecycleEvent
 
-__all__ = ["HOOKS", "Strategy", "overridden_hooks"]
+__all__ = ["HOOKS", "Strategy", "book_version", "overridden_hooks"]
 
 HOOKS: tuple[str, ...] = (
     "on_start",
@@ -44,10 +44,17 @@ class Strategy:
         markets: market tickers the strategy trades; a runner subscribes to them (a backtest defaults to every
             market of the recording when empty).
         timer_interval: seconds between :meth:`on_timer` calls (on the runner's clock), or None for no timer.
+        book_updates: which book changes call :meth:`on_book`: ``"all"`` (default) every snapshot and delta;
+            ``"top"`` only snapshots and changes that bump :attr:`Book.top_version` (a best price, the size at
+            a best price, or the strategy's own resting size); ``"quotes"`` only snapshots and changes of the
+            other traders' best bid or ask price (:attr:`Book.quote_version`), for strategies that quote off
+            those prices and read nothing else of the book. Runners skip the hook call for the other deltas,
+            which is most of them; a strategy must then not depend on seeing them.
     """
 
     markets: tuple[str, ...] = ()
     timer_interval: float | None = None
+    book_updates: Literal["all", "top", "quotes"] = "all"
 
     async def on_start(self, ctx: Context) -> None:
         """Called once before the first market event."""
@@ -85,3 +92,10 @@ def overridden_hooks(strategy: Strategy) -> frozenset[str]:
     """Names of the hooks ``strategy`` overrides; runners skip the others (a no-op coroutine still costs)."""
     cls = type(strategy)
     return frozenset(name for name in HOOKS if getattr(cls, name) is not getattr(Strategy, name))
+
+
+def book_version(book: Book, watch: int) -> int:
+    """The book counter a ``book_updates`` mode watches (``watch``: 0 all, 1 top, 2 quotes; 0 reads ``version``)."""
+    if watch == 2:
+        return book.quote_version
+    return book.top_version if watch == 1 else book.version

@@ -27,15 +27,20 @@ class Book:
         version: increments on every change.
         top_version: increments when a best price or the size at a best price may have changed (a cheap
             "did the top of the book move" check for strategies).
+        quote_version: increments exactly when :attr:`others_best_bid` or :attr:`others_best_ask` changed
+            (the prices a quoting strategy quotes off), and on snapshots.
         ts_ns: time of the last change (the runner's clock).
     """
 
     __slots__ = (
         "_best_no",
         "_best_yes",
+        "_others_no",
+        "_others_yes",
         "no",
         "own_no",
         "own_yes",
+        "quote_version",
         "ticker",
         "top_version",
         "ts_ns",
@@ -51,8 +56,12 @@ class Book:
         self.own_no: dict[int, int] = {}
         self._best_yes = 0
         self._best_no = 0
+        # Others' best per side (own ticks), kept up to date on every change so reading it is O(1).
+        self._others_yes = 0
+        self._others_no = 0
         self.version = 0
         self.top_version = 0
+        self.quote_version = 0
         self.ts_ns = 0
 
     def __repr__(self) -> str:
@@ -90,12 +99,12 @@ class Book:
     @property
     def others_best_bid(self) -> int | None:
         """Best YES bid of other traders (levels holding only the strategy's own orders are skipped)."""
-        return self._others_best(self.yes, self.own_yes, self._best_yes) or None
+        return self._others_yes or None
 
     @property
     def others_best_ask(self) -> int | None:
         """Best YES ask of other traders (levels holding only the strategy's own orders are skipped)."""
-        best = self._others_best(self.no, self.own_no, self._best_no)
+        best = self._others_no
         return PRICE_SCALE - best if best else None
 
     @staticmethod
@@ -134,8 +143,9 @@ class Book:
         self.own_yes.clear()
         self.own_no.clear()
         self.top_version += 1
-        self._best_yes = self._best_no = 0
+        self._best_yes = self._best_no = self._others_yes = self._others_no = 0
         self.version += 1
+        self.quote_version += 1
 
     def set_levels(
         self, yes: Iterable[tuple[int, int]], no: Iterable[tuple[int, int]], *, keep_own: bool = True
@@ -147,9 +157,24 @@ class Book:
         """
         self.yes = {p: u for p, u in yes if u > 0}
         self.no = {p: u for p, u in no if u > 0}
+        if keep_own:
+            for levels, own in ((self.yes, self.own_yes), (self.no, self.own_no)):
+                for price in list(own):
+                    capped = min(own[price], levels.get(price, 0))
+                    if capped > 0:
+                        own[price] = capped
+                    else:
+                        del own[price]
+        else:
+            self.own_yes.clear()
+            self.own_no.clear()
         self._best_yes = max(self.yes, default=0)
         self._best_no = max(self.no, default=0)
+        self._others_yes = self._others_best(self.yes, self.own_yes, self._best_yes)
+        self._others_no = self._others_best(self.no, self.own_no, self._best_no)
         self.version += 1
+        self.top_version += 1
+        self.quote_version += 1
 
     def apply_own(self, is_yes: bool, price: int, delta: int) -> int:
         """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
@@ -160,30 +185,80 @@ class Book:
             own[price] = size
         else:
             own.pop(price, None)
-        return self.apply(is_yes, price, delta)
+        result = self.apply(is_yes, price, delta)
+        self._recompute_others(is_yes)  # others' sizes are unchanged, except where a level was clamped
+        return result
+
+    def _recompute_others(self, is_yes: bool) -> None:
+        if is_yes:
+            best = self._others_best(self.yes, self.own_yes, self._best_yes)
+            if best != self._others_yes:
+                self._others_yes = best
+                self.quote_version += 1
+        else:
+            best = self._others_best(self.no, self.own_no, self._best_no)
+            if best != self._others_no:
+                self._others_no = best
+                self.quote_version += 1
 
     def apply(self, is_yes: bool, price: int, delta: int) -> int:
         """Add ``delta`` units at ``price`` on the YES (``is_yes``) or NO side; returns the new level size.
 
         A level that would go negative is clamped at zero (a book that lost a message stays usable).
         """
-        levels = self.yes if is_yes else self.no
-        size = levels.get(price, 0) + delta
         self.version += 1
-        if price >= (self._best_yes if is_yes else self._best_no):
+        if is_yes:
+            levels = self.yes
+            size = levels.get(price, 0) + delta
+            best = self._best_yes
+            if price >= best:
+                self.top_version += 1
+            if size > 0:
+                levels[price] = size
+                if price > best:
+                    self._best_yes = best = price
+            else:
+                size = 0
+                levels.pop(price, None)
+                if price == best:
+                    self._best_yes = best = max(levels, default=0)
+            own = self.own_yes
+            if own:
+                # Others' size at this level decides: it may become the others' best, or stop being it.
+                if size > own.get(price, 0):
+                    if price > self._others_yes:
+                        self._others_yes = price
+                        self.quote_version += 1
+                elif price == self._others_yes:
+                    self._recompute_others(True)
+            elif best != self._others_yes:
+                self._others_yes = best
+                self.quote_version += 1
+            return size
+        levels = self.no
+        size = levels.get(price, 0) + delta
+        best = self._best_no
+        if price >= best:
             self.top_version += 1
         if size > 0:
             levels[price] = size
-            if is_yes:
-                if price > self._best_yes:
-                    self._best_yes = price
-            elif price > self._best_no:
-                self._best_no = price
-            return size
-        levels.pop(price, None)
-        if is_yes:
-            if price == self._best_yes:
-                self._best_yes = max(levels, default=0)
-        elif price == self._best_no:
-            self._best_no = max(levels, default=0)
-        return 0
+            if price > best:
+                self._best_no = best = price
+        else:
+            size = 0
+            levels.pop(price, None)
+            if price == best:
+                self._best_no = best = max(levels, default=0)
+        own = self.own_no
+        if own:
+            # Others' size at this level decides: it may become the others' best, or stop being it.
+            if size > own.get(price, 0):
+                if price > self._others_no:
+                    self._others_no = price
+                    self.quote_version += 1
+            elif price == self._others_no:
+                self._recompute_others(False)
+        elif best != self._others_no:
+            self._others_no = best
+            self.quote_version += 1
+        return size

@@ -18,7 +18,7 @@ from typing import Any
 from kalshi.backtest.fees import FeeSchedule
 from kalshi.backtest.matching import CancelModel, SimulatedExchange
 from kalshi.backtest.results import BacktestResult, ResultCollector
-from kalshi.strategy.base import Strategy, overridden_hooks
+from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
@@ -50,9 +50,14 @@ class PaperRunner:
         cancel_model: the queue model's cancel assumption (``"back"`` or ``"pro_rata"``).
         sample_interval_s: spacing of the timeline samples of the result.
         tap: the session's :class:`~kalshi.strategy.stream.FrameTap`: handle messages in wire order.
+        order_latency_ms: strategy -> exchange delay of every order, amend and cancel, as in a backtest: an
+            order sent at ``s`` reaches the simulated exchange at ``s + order_latency_ms`` and matches against
+            the live book as it is then (after every message received before that instant). Times are the
+            receive stamps of the feed (epoch ns), so orders and market data are ordered on one clock.
 
     Raises:
         StrategyError: no markets to trade.
+        ValueError: a negative order latency.
     """
 
     def __init__(
@@ -66,8 +71,14 @@ class PaperRunner:
         cancel_model: CancelModel = "back",
         sample_interval_s: float = 1.0,
         tap: FrameTap | None = None,
+        order_latency_ms: float = 0.0,
     ) -> None:
+        if order_latency_ms < 0:
+            raise ValueError("order_latency_ms must be >= 0")
         self.strategy = strategy
+        self._order_ns = int(order_latency_ms * 1_000_000)
+        # Orders on their way to the simulated exchange: (arrival epoch ns, op, order, price, count).
+        self._in_flight: deque[tuple[int, int, OrderState, int, int]] = deque()
         self._tap = tap
         self.markets = tuple(markets or strategy.markets)
         if not self.markets:
@@ -85,6 +96,7 @@ class PaperRunner:
         self.ctx = Context(self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper")
         self.collector = ResultCollector(self.exchange, sample_interval_s)
         self._hooks = overridden_hooks(strategy)
+        self._watch = {"all": 0, "top": 1, "quotes": 2}[strategy.book_updates]
         self._reports: deque[tuple[str, Any]] = deque()
         self._settled: set[str] = set()
         self._stream: MarketStream | None = None
@@ -93,18 +105,46 @@ class PaperRunner:
     # ------------------------------------------------------------------ OrderSink: the simulated exchange only
 
     def place(self, order: OrderState) -> None:
-        self.exchange.place(order)
+        if self._order_ns:
+            self._in_flight.append((time.time_ns() + self._order_ns, 0, order, 0, 0))
+        else:
+            self.exchange.place(order)
 
     def amend(self, order: OrderState, price: int, count: int) -> None:
-        self.exchange.amend(order, price, count)
+        if self._order_ns:
+            self._in_flight.append((time.time_ns() + self._order_ns, 1, order, price, count))
+        else:
+            self.exchange.amend(order, price, count)
 
     def cancel(self, order: OrderState) -> None:
-        self.exchange.cancel(order)
+        if self._order_ns:
+            self._in_flight.append((time.time_ns() + self._order_ns, 2, order, 0, 0))
+        else:
+            self.exchange.cancel(order)
 
     def caught_up(self) -> bool:
-        """True when every item received so far was handled (for tests and checkpoints)."""
+        """True when every item received so far was handled and no order is in flight (for checkpoints)."""
         stream = self._stream
-        return stream is not None and stream.backlog() == 0 and self.events == stream.forwarded
+        return stream is not None and stream.backlog() == 0 and self.events == stream.forwarded and not self._in_flight
+
+    def in_flight(self) -> int:
+        """Orders, amends and cancels sent but not yet at the simulated exchange (the order latency)."""
+        return len(self._in_flight)
+
+    def _arrive(self, now_ns: int) -> bool:
+        """Hand the simulated exchange every request due by ``now_ns``; True if there was one."""
+        flight, exchange = self._in_flight, self.exchange
+        arrived = False
+        while flight and flight[0][0] <= now_ns:
+            _, op, order, price, count = flight.popleft()
+            if op == 0:
+                exchange.place(order)
+            elif op == 1:
+                exchange.amend(order, price, count)
+            else:
+                exchange.cancel(order)
+            arrived = True
+        return arrived
 
     # ------------------------------------------------------------------ running
 
@@ -124,21 +164,36 @@ class PaperRunner:
             try:
                 async with asyncio.timeout(duration):
                     waiter = asyncio.create_task(stop.wait())
+                    getter: asyncio.Task[tuple[int, Any]] | None = None
                     try:
                         while not stop.is_set():
-                            getter = asyncio.create_task(stream.get())
-                            done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                            if getter not in done:
-                                getter.cancel()
+                            if getter is None:
+                                getter = asyncio.create_task(stream.get())
+                            wait = None
+                            if self._in_flight:  # wake when the next order reaches the exchange
+                                wait = max(self._in_flight[0][0] - time.time_ns(), 0) / 1e9
+                            done, _ = await asyncio.wait(
+                                {getter, waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
+                            )
+                            if getter in done:
+                                recv_ns, item = getter.result()
+                                getter = None
+                                await self.handle(recv_ns, item)
+                            elif waiter in done:
                                 break
-                            recv_ns, item = getter.result()
-                            await self.handle(recv_ns, item)
+                            elif self._arrive(time.time_ns()):
+                                await self._drain_reports()
                     finally:
                         waiter.cancel()
+                        if getter is not None:
+                            getter.cancel()
             except TimeoutError:
                 pass
             await self._hook("on_stop", self.ctx)
             await self._drain_reports()
+            while self._in_flight:  # what was sent before the stop still lands, as in a backtest
+                self._arrive(self._in_flight[-1][0])
+                await self._drain_reports()
         self.collector.sample(time.time_ns(), force=True)
         return self.collector.result(self.events, self.ctx)
 
@@ -146,6 +201,8 @@ class PaperRunner:
         """Process one item of the live feed (a typed message, a lifecycle event or a timer tick)."""
         self.events += 1
         strategy, ctx, hooks, exchange = self.strategy, self.ctx, self._hooks, self.exchange
+        if self._in_flight and self._arrive(recv_ns):
+            await self._drain_reports()  # orders that reached the exchange before this message did
         kind = type(item)
         if kind is OrderbookDeltaMessage:
             m = item.msg
@@ -153,9 +210,11 @@ class PaperRunner:
             exchange.delta(m.market_ticker, on_yes, price, delta, m.ts_ms)
             book = self.books.get(m.market_ticker)
             if book is not None:
+                watch = self._watch
+                before = book_version(book, watch)
                 book.apply(on_yes, price, delta)
                 book.ts_ns = recv_ns
-                if "on_book" in hooks:
+                if "on_book" in hooks and (not watch or book_version(book, watch) != before):
                     await strategy.on_book(ctx, book)
         elif kind is OrderbookSnapshotMessage:
             m2 = item.msg
@@ -213,8 +272,9 @@ class PaperRunner:
                 ticker, on_yes, price, delta = item
                 book = self.books.get(ticker)
                 if book is not None:
+                    before = book_version(book, self._watch)
                     book.apply_own(on_yes, price, delta)
-                    if "on_book" in hooks:
+                    if "on_book" in hooks and (not self._watch or book_version(book, self._watch) != before):
                         await strategy.on_book(ctx, book)
             elif type(item) is Fill:
                 ctx.apply_fill(item)

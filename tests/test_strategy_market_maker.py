@@ -1,0 +1,87 @@
+"""The example market maker's requote rules: a threshold in ticks and a minimum quote life."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kalshi.strategy import Book, Context, MarketMaker, OrderUpdate
+from kalshi.strategy.types import OrderState
+
+
+class Sink:
+    """Collects the context's requests (the order sink a runner provides)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, OrderState]] = []
+
+    def place(self, order: OrderState) -> None:
+        self.sent.append(("place", order))
+
+    def amend(self, order: OrderState, price: int, count: int) -> None:
+        self.sent.append(("amend", order))
+
+    def cancel(self, order: OrderState) -> None:
+        self.sent.append(("cancel", order))
+
+
+def setup(**params: object) -> tuple[MarketMaker, Context, Sink, Book, list[int]]:
+    now = [1_000_000_000]
+    book = Book("M")
+    book.set_levels([(4000, 500)], [(5000, 500)])  # bid 0.40, ask 0.50
+    sink = Sink()
+    ctx = Context(sink, lambda: now[0], {"M": book}, cash=10**12)
+    return MarketMaker(**params), ctx, sink, book, now  # type: ignore[arg-type]
+
+
+def rest_all(ctx: Context, sink: Sink) -> None:
+    for op, order in sink.sent:
+        if op == "place" and order.status == "pending":
+            ctx.apply_update(
+                OrderUpdate(
+                    order.client_order_id, "x", order.ticker, order.side, order.price, "resting", 100, 0, None, 0
+                )
+            )
+
+
+def cancels(sink: Sink) -> list[int]:
+    return [order.price for op, order in sink.sent if op == "cancel"]
+
+
+def test_a_young_quote_is_moved_only_after_its_minimum_life() -> None:
+    mm, ctx, sink, book, now = setup(min_quote_life_s=0.25)
+    asyncio.run(mm.on_book(ctx, book))
+    assert sorted(o.price for _, o in sink.sent) == [4000, 5000]
+    rest_all(ctx, sink)
+    now[0] += 100_000_000  # 0.1 s later the others' bid rises a cent
+    book.apply(True, 4100, 200)
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == []  # too young to move
+    now[0] += 200_000_000  # 0.3 s old: the next change of the others' prices moves it
+    book.apply(True, 4200, 200)
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == [4000]
+
+
+def test_a_move_below_the_threshold_keeps_the_quote() -> None:
+    mm, ctx, sink, book, _ = setup(requote_ticks=200, min_quote_life_s=0)
+    asyncio.run(mm.on_book(ctx, book))
+    rest_all(ctx, sink)
+    book.apply(True, 4100, 200)  # one cent: under the two-cent threshold
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == []
+    book.apply(True, 4200, 200)  # two cents from the quote
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == [4000]
+
+
+def test_deltas_that_leave_the_others_prices_alone_do_nothing() -> None:
+    mm, ctx, sink, book, _ = setup(min_quote_life_s=0)
+    asyncio.run(mm.on_book(ctx, book))
+    rest_all(ctx, sink)
+    sent = len(sink.sent)
+    version = book.quote_version
+    book.apply(True, 3900, 300)  # below the best bid
+    book.apply(True, 4000, -100)  # size at the best bid, which stays
+    assert book.quote_version == version
+    asyncio.run(mm.on_book(ctx, book))
+    assert len(sink.sent) == sent
