@@ -55,8 +55,10 @@ def test_the_client_library_needs_what_a_bot_needs() -> None:
     assert names(EXTRAS["record"]) == {"pyarrow"}
     assert {"typer", "rich"} <= names(EXTRAS["cli"]) and "kalshi-kit[sim,record]" in EXTRAS["cli"]
     assert {"mkdocs-material", "mkdocstrings"} <= names(EXTRAS["docs"])
-    # The test command needs the command line, the docs build and the test tools.
-    assert "kalshi-kit[cli,docs]" in EXTRAS["test"]
+    assert names(EXTRAS["relay"]) == {"redis", "hiredis"}
+    assert "plotly" in names(EXTRAS["backtest"]) and "kalshi-kit[record]" in EXTRAS["backtest"]
+    # The test command needs the command line, the docs build, the relay, backtests and the test tools.
+    assert "kalshi-kit[cli,docs,backtest,relay]" in EXTRAS["test"]
     assert {"pytest", "pytest-asyncio", "hypothesis", "ruff", "mypy"} <= names(EXTRAS["test"])
     assert PROJECT["scripts"] == {"kalshi": "kalshi.cli:main"}
     assert PROJECT["entry-points"]["pytest11"] == {"kalshi": "kalshi.testing"}
