@@ -188,6 +188,7 @@ async def test_injected_gaps_duplicates_and_reorders(sim: Simulator) -> None:
             views = await session.orderbook(tickers)
             raw = await session.subscribe_orderbook_delta(tickers[::2])
             view_drain, raw_drain = Drain(views), Drain(raw)
+            gaps_before = 0
             for round_ in range(4):
                 sim.faults.skip_seq(2, connection=victim)
                 sim.faults.duplicate(3, connection=victim)
@@ -201,9 +202,14 @@ async def test_injected_gaps_duplicates_and_reorders(sim: Simulator) -> None:
                 assert mismatched_books(sim, session.books, tickers) == [], round_
                 assert mismatched_books(sim, latest_views(view_drain.items), tickers) == []
                 assert mismatched_books(sim, replay(raw_drain.items), tickers[::2]) == []
+                # Each round starts from repaired books, so its skips show as at least one new gap. Not one gap
+                # per skip: a skip landing on a sid whose repair is still in flight (or next to a reordered frame)
+                # is absorbed by that repair, and whether it is depends on timing.
+                gaps = views.stats.gaps + raw.stats.gaps
+                assert gaps > gaps_before, (round_, gaps)
+                gaps_before = gaps
         counts = sim.faults.counts
     assert counts["skip_seq"] == 12 and counts["dup"] == 12 and counts["reorder"] == 16
-    assert views.stats.gaps + raw.stats.gaps >= counts["skip_seq"]
     assert views.stats.resubscribes == raw.stats.resubscribes == 0
     assert history.never_seen(view_drain.items) == []
     # A raw iterator never yields a duplicate, and its deltas are in order per sid.
