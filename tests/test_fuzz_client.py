@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kalshi.errors import KalshiError
@@ -503,6 +503,9 @@ def _valid_snapshot(levels: list[tuple[int, int]]) -> dict[int, int] | None:
 
 @settings(max_examples=BOOK_RUNS, **FUZZ)
 @given(book_ops, st.booleans())
+# Found by this fuzzer: a snapshot repeating a zero-size level was accepted (a repeat is refused, whatever sizes).
+@example(ops=[("snapshot", [], [(1, 0), (1, 0)])], with_seq=False)
+@example(ops=[("snapshot", [(5, 0), (5, 7)], [])], with_seq=True)
 def test_fuzz_book_manager_against_a_reference_model(ops: list[tuple[Any, ...]], with_seq: bool) -> None:
     manager = OrderbookManager()
     model: dict[str, dict[int, int]] | None = None

@@ -111,6 +111,12 @@ def test_snapshot_ignores_zero_levels_and_replaces_everything() -> None:
         ([(0, 5)], [], "outside"),
         ([], [(10_000, 5)], "outside"),
         ([(5600, 1), (5600, 2)], [], "twice"),
+        # A repeated price is refused whatever its sizes and their order (found by the book fuzzer: a repeat of a
+        # zero-size level used to pass, and (0 then 5) was accepted where (5 then 0) was refused).
+        ([(5600, 0), (5600, 0)], [], "twice"),
+        ([(5600, 0), (5600, 3)], [], "twice"),
+        ([(5600, 3), (5600, 0)], [], "twice"),
+        ([], [(100, 0), (100, 0)], "twice"),
         ([(D("0.56"), 1)], [], "integer"),
     ],
 )

@@ -1,8 +1,10 @@
 """Shutdown and leaks: a session cancelled at random points, a thousand times, leaves nothing behind.
 
-Each round opens a KalshiWebSocket session against a live simulator (seeded activity) and cancels its task after
-a random delay, so the cancellation lands anywhere: before the TCP connect, during the upgrade, while
-subscribing, while streaming books, or inside the shutdown of the ``connect()`` block. Afterwards: no task is
+Each round opens a KalshiWebSocket session against a live simulator (seeded activity) and cancels its task at a
+chosen point: before it starts, or once it reached a chosen phase (connecting, subscribing, streaming books,
+closing the ``connect()`` block) plus a seeded number of event-loop steps, so the cancellation lands anywhere
+inside that phase. The points are driven by the session's own progress (events), not by wall-clock delays, so
+what the test checks does not depend on the machine's load. Afterwards: no task is
 left pending, no socket is left unclosed (ResourceWarning is an error in this suite; ``gc.collect()`` makes any
 unclosed one speak up), the simulator sees every connection closed, and the process holds no more file
 descriptors than before.
@@ -31,25 +33,57 @@ from kalshi.ws.transport import open_connection
 ROUNDS = 1000
 
 
-async def one_session(config: KalshiConfig, auth: KalshiAuth | None, tickers: list[str], stage: list[str]) -> None:
+PHASES = ("connecting", "subscribing", "streaming", "closing")
+
+
+class Stages:
+    """The phases a session reached, in order, with an event per phase for the test to cancel on."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.events = {phase: asyncio.Event() for phase in (*PHASES, "closed")}
+
+    def enter(self, phase: str) -> None:
+        self.seen.append(phase)
+        self.events[phase].set()
+
+    @property
+    def last(self) -> str:
+        return self.seen[-1] if self.seen else "not started"
+
+
+async def one_session(config: KalshiConfig, auth: KalshiAuth | None, tickers: list[str], stages: Stages) -> None:
     """What an application does: connect, subscribe, read some books, ask the server something, leave."""
-    stage.append("connecting")
+    stages.enter("connecting")
     ws = KalshiWebSocket(auth=auth, config=config, rng=random.Random(1))
     async with ws.connect() as session:
-        stage.append("subscribing")
+        stages.enter("subscribing")
         books = await session.orderbook(tickers)
         await session.subscribe_ticker(tickers=tickers)
         if auth is not None:
             await session.subscribe_fill()
-        stage.append("streaming")
+        stages.enter("streaming")
         received = 0
         async for _ in books:
             received += 1
             if received >= 10:
                 break
         await session.list_subscriptions()
-        stage.append("closing")
-    stage.append("closed")
+        stages.enter("closing")
+    stages.enter("closed")
+
+
+async def reach(stages: Stages, phase: str, task: asyncio.Task[None]) -> None:
+    """Wait (bounded) until the session entered ``phase``; a session that failed before it fails the test."""
+    entered = asyncio.ensure_future(stages.events[phase].wait())
+    try:
+        done, _ = await asyncio.wait({entered, task}, timeout=30.0, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        entered.cancel()
+    if task in done and not stages.events[phase].is_set():
+        task.result()  # raises what the session raised
+        raise AssertionError(f"the session ended without entering {phase}: {stages.seen}")
+    assert done, f"the session did not enter {phase} within 30 s: {stages.seen}"
 
 
 async def settle(sim: Simulator, baseline: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
@@ -74,12 +108,9 @@ async def test_cancelling_a_session_anywhere_leaves_no_task_socket_or_fd(
         tickers = sim.tickers
         process = psutil.Process()
         baseline = set(asyncio.all_tasks())
-        # Warm up lazily created things (SSL contexts, import-time caches) before counting descriptors, and
-        # time a whole session: the cancellation delays spread over it.
-        started = asyncio.get_running_loop().time()
+        # Warm up lazily created things (SSL contexts, import-time caches) before counting descriptors.
         for _ in range(5):
-            await one_session(config, auth, tickers, [])
-        lifetime = (asyncio.get_running_loop().time() - started) / 5
+            await one_session(config, auth, tickers, Stages())
         assert not await settle(sim, baseline)
         gc.collect()
         fds_before = process.num_fds()
@@ -87,18 +118,33 @@ async def test_cancelling_a_session_anywhere_leaves_no_task_socket_or_fd(
         reached: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         for round_number in range(ROUNDS):
-            stage: list[str] = []
+            stages = Stages()
             signer = auth if round_number % 4 == 0 else None  # a quarter signed (RSA-free Ed25519 keys: fast)
-            task = asyncio.create_task(one_session(config, signer, tickers, stage))
-            # Spread the cancellations over the whole life of a session, plus a few before it starts at all.
-            await asyncio.sleep(0.0 if round_number % 20 == 0 else rng.uniform(0.0, 1.2 * lifetime))
+            task = asyncio.create_task(one_session(config, signer, tickers, stages))
+            target = "not started" if round_number % 20 == 0 else PHASES[round_number % len(PHASES)]
+            # Every other round cancels on entering the phase; the rest a seeded number of loop steps later, so
+            # the cancellations also land deeper inside each phase (at whatever await it has reached).
+            steps = 0 if rng.random() < 0.5 else rng.randrange(1, 40)
+            certain = target == "not started" or (steps == 0 and target != "closing")
+            outcomes["certain"] += certain
+            if target != "not started":
+                await reach(stages, target, task)
+                for _ in range(steps):
+                    await asyncio.sleep(0)
             task.cancel()
             try:
                 await task
                 outcomes["finished"] += 1
             except asyncio.CancelledError:
                 outcomes["cancelled"] += 1
-            reached[stage[-1] if stage else "not started"] += 1
+                if certain and target != "not started":
+                    # Cancelled in the same loop step it entered the phase: it cannot have left it (each phase
+                    # waits for the network) and the cancellation must not be swallowed.
+                    assert stages.last == target, (round_number, target, stages.seen)
+            else:
+                # Only a cancellation landing after the last await may let a session finish.
+                assert not certain, (round_number, target, stages.seen)
+            reached[stages.last] += 1
             if round_number % 100 == 99:
                 leftover = await settle(sim, baseline)
                 # A connection the simulator still serves is a client socket nobody closed (its tasks are the
@@ -114,11 +160,12 @@ async def test_cancelling_a_session_anywhere_leaves_no_task_socket_or_fd(
         gc.collect()
         fds_after = process.num_fds()
     assert fds_after <= fds_before + 3, f"file descriptors grew from {fds_before} to {fds_after}"
-    assert outcomes["cancelled"] >= ROUNDS // 2, outcomes
+    # Rounds cancelled before starting, and on entering connecting/subscribing/streaming, are cancelled for sure.
+    assert outcomes["cancelled"] >= outcomes["certain"] >= ROUNDS // 3, outcomes
+    assert reached["not started"] == ROUNDS // 20, reached
     # The cancellations landed in every phase of a session.
-    for phase in ("connecting", "subscribing", "streaming"):
+    for phase in PHASES:
         assert reached[phase] >= 20, reached
-    assert reached["closing"] + reached["closed"] >= 5, reached
 
 
 async def test_cancelled_during_the_upgrade_the_socket_is_closed_when_the_answer_comes() -> None:

@@ -78,6 +78,9 @@ def _side_levels(levels: Iterable[TickLevel], *, invert: bool, side: str) -> dic
             given twice.
     """
     out: dict[int, int] = {}
+    # Prices given with size 0 are not kept but still count as given: a repeated price is refused whatever its
+    # sizes and their order (a snapshot lists each level once; a repeat means the frame is not a book).
+    empty: set[int] | None = None
     for price, size in levels:
         if type(price) is not int or type(size) is not int:
             raise ValueError(f"{side} level ({price!r}, {size!r}) must be integer ticks and units")
@@ -87,10 +90,14 @@ def _side_levels(levels: Iterable[TickLevel], *, invert: bool, side: str) -> dic
             raise ValueError(f"{side} price {format_price(price)} is outside 0.0001..0.9999")
         if size < 0:
             raise ValueError(f"{side} level {format_price(price)} has negative size {format_count(size)}")
-        if price in out:
+        if price in out or (empty is not None and price in empty):
             raise ValueError(f"{side} price {format_price(price)} appears twice")
         if size:
             out[price] = size
+        elif empty is None:
+            empty = {price}
+        else:
+            empty.add(price)
     return out
 
 

@@ -30,6 +30,7 @@ from aiohttp import WSMsgType, web
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.record.reader import BookReplayer, Recording
 from kalshi.record.schema import CONTROL_TYPES
+from kalshi.ws.codes import ErrorCode
 
 __all__ = ["ReplayServer"]
 
@@ -61,7 +62,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 class _CommandError(Exception):
-    def __init__(self, code: int, text: str) -> None:
+    def __init__(self, code: ErrorCode, text: str) -> None:
         super().__init__(text)
         self.code = code
         self.text = text
@@ -114,9 +115,9 @@ class _Session:
             try:
                 command = _decode_any(text)
             except msgspec.DecodeError:
-                raise _CommandError(1, "Unable to process message") from None
+                raise _CommandError(ErrorCode.UNABLE_TO_PROCESS, "Unable to process message") from None
             if not isinstance(command, dict):
-                raise _CommandError(1, "Unable to process message")
+                raise _CommandError(ErrorCode.UNABLE_TO_PROCESS, "Unable to process message")
             raw_id = command.get("id")
             cmd_id = raw_id if type(raw_id) is int else 0
             params = command.get("params")
@@ -131,16 +132,16 @@ class _Session:
             elif name == "update_subscription":
                 await self._update(cmd_id, params)
             else:
-                raise _CommandError(5, "Unknown command")
+                raise _CommandError(ErrorCode.UNKNOWN_COMMAND, "Unknown command")
         except _CommandError as exc:
-            await self.send(_with_id({"type": "error"}, cmd_id) | {"msg": {"code": exc.code, "msg": exc.text}})
+            await self.send(_with_id({"type": "error"}, cmd_id) | {"msg": {"code": int(exc.code), "msg": exc.text}})
 
     async def _subscribe(self, cmd_id: int, params: Any) -> None:
         if not isinstance(params, dict):
-            raise _CommandError(2, "Params required")
+            raise _CommandError(ErrorCode.PARAMS_REQUIRED, "Params required")
         channels = params.get("channels")
         if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):
-            raise _CommandError(3, "Channels required")
+            raise _CommandError(ErrorCode.CHANNELS_REQUIRED, "Channels required")
         markets = _markets(params)
         for channel in channels:
             sub = _Subscription(self.next_sid, channel, set(markets) if markets is not None else None)
@@ -152,11 +153,14 @@ class _Session:
     async def _unsubscribe(self, cmd_id: int, params: Any) -> None:
         sids = params.get("sids") if isinstance(params, dict) else None
         if not isinstance(sids, list) or not sids:
-            raise _CommandError(4, "Subscription IDs required")
+            raise _CommandError(ErrorCode.SIDS_REQUIRED, "Subscription IDs required")
         for sid in sids:
             sub = self.subs.pop(sid, None) if type(sid) is int else None
             if sub is None:
-                await self.send(_with_id({"type": "error"}, cmd_id) | {"msg": {"code": 7, "msg": "Unknown sid"}})
+                await self.send(
+                    _with_id({"type": "error"}, cmd_id)
+                    | {"msg": {"code": int(ErrorCode.UNKNOWN_SID), "msg": "Unknown sid"}}
+                )
                 continue
             if sub.task is not None:
                 sub.task.cancel()
@@ -166,23 +170,23 @@ class _Session:
 
     async def _update(self, cmd_id: int, params: Any) -> None:
         if not isinstance(params, dict):
-            raise _CommandError(2, "Params required")
+            raise _CommandError(ErrorCode.PARAMS_REQUIRED, "Params required")
         sid = params.get("sid")
         if sid is None and isinstance(params.get("sids"), list) and len(params["sids"]) == 1:
             sid = params["sids"][0]
         sub = self.subs.get(sid) if type(sid) is int else None
         if sub is None:
-            raise _CommandError(7, "Unknown subscription ID")
+            raise _CommandError(ErrorCode.UNKNOWN_SID, "Unknown subscription ID")
         action = params.get("action")
         markets = _markets(params) or []
         if action == "get_snapshot" and sub.books is not None:
             if not markets:
-                raise _CommandError(14, "Market Ticker required")
+                raise _CommandError(ErrorCode.MARKET_TICKER_REQUIRED, "Market Ticker required")
             for ticker in markets:
                 await self._send_snapshot(sub, ticker, cmd_id)
         elif action in ("add_markets", "delete_markets") and sub.markets is not None:
             if not markets:
-                raise _CommandError(14, "Market Ticker required")
+                raise _CommandError(ErrorCode.MARKET_TICKER_REQUIRED, "Market Ticker required")
             if action == "add_markets":
                 sub.markets.update(markets)
             else:
@@ -194,7 +198,9 @@ class _Session:
                 for ticker in markets:
                     await self._send_snapshot(sub, ticker, None)
         else:
-            raise _CommandError(13, f"{str(action)[:40]!r} is not supported by the replay server")
+            raise _CommandError(
+                ErrorCode.UNSUPPORTED_ACTION, f"{str(action)[:40]!r} is not supported by the replay server"
+            )
 
     async def _send_snapshot(self, sub: _Subscription, ticker: str, cmd_id: int | None) -> None:
         assert sub.books is not None
