@@ -10,6 +10,23 @@ queue position is known exactly, plus inventory-reducing IOC orders (taker fills
 narrow to step inside, it joins a level and its queue place then depends on which orders ahead the activity
 cancels, which a recording of aggregated levels cannot tell: those maker fills are the only ones allowed to
 differ (tolerance below).
+
+The scenario is deterministic, so the comparison means the same thing every run:
+
+* the simulator runs on :class:`ScenarioClock`, not the wall clock: the crowd's fair values are a latent value
+  per event walked by the elapsed exchange time, so a wall clock gave different books (and fills) every run;
+* ``rate=0``: the activity happens only in :meth:`Simulator.step`, between quiescent checkpoints, so the
+  strategy's REST requests never race it;
+* the markets are chosen explicitly (two markets of one event, on a series with maker fees, so both fee
+  roundings are exercised) and their fee schedule is read from the simulator;
+* the market maker has no minimum quote life (a wall-clock rule) and no timer.
+
+Live, the engine's fills are then the same every run (checked by hand: identical fill lists run after run);
+what still varies is only the receive stamps, hence the measured latency, which the backtest's exchange-time
+alignment absorbs. A maker fill that differs changes the position and so the strategy's later decisions (its
+inventory-reducing IOC orders): the exact taker comparison holds because this scenario's maker fills all agree
+(other step lengths hit a joined level where a crowd cancel and a crowd trade share one timestamp, which the
+"cancels from the back" pairing attributes the other way round).
 """
 
 from __future__ import annotations
@@ -17,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections import Counter
-from collections.abc import Callable
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from kalshi.backtest import FeeSchedule, run_async
@@ -31,11 +49,38 @@ from kalshi.strategy.live import LiveRunner
 from kalshi.strategy.stream import FrameTap
 from kalshi.ws import KalshiWebSocket
 
+SEED = 11
 STEPS = 400
+START_MS = 1_780_000_000_000  # 2026-05-28T20:26:40Z: the exchange's clock at the start of every run
+STEP_MS = 30_000  # exchange time per activity step (the crowd's fair values walk by it)
 # Maker fills whose queue place depended on unobservable cancels ahead: at most this share of maker fills may
 # differ (by count). Justification: only quotes that had to join an existing level can differ, and "cancels
 # come from the back" can only delay such a fill, never invent one at a price the book did not trade.
 MAKER_TOLERANCE = 0.25
+
+
+class ScenarioClock:
+    """The simulator's epoch-ms clock: exactly ``start + k * step`` while the ``k``-th activity step runs (so the
+    crowd's values walk the same way every run), then running with the wall clock until the next step (capped
+    below it), so the exchange stamps the strategy's own orders when it handled them, as the backtest's
+    alignment of exchange time to receive time expects."""
+
+    def __init__(self, start_ms: int, step_ms: int) -> None:
+        self.base = start_ms
+        self.step_ms = step_ms
+        self._since: int | None = None
+
+    def __call__(self) -> int:
+        if self._since is None:
+            return self.base
+        return self.base + min(time.monotonic_ns() // 1_000_000 - self._since, self.step_ms - 1)
+
+    def step(self, sim: Simulator) -> None:
+        """Run one activity step at the next step time."""
+        self.base += self.step_ms
+        self._since = None
+        sim.step(1)
+        self._since = time.monotonic_ns() // 1_000_000
 
 
 async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
@@ -66,14 +111,48 @@ def strategy(tickers: tuple[str, ...]) -> MarketMaker:
     return MarketMaker(size=300, max_position=600, hard_limit=600, improve=100, markets=tickers, min_quote_life_s=0)
 
 
+def choose_markets(sim: Simulator) -> tuple[str, ...]:
+    """Two markets of the first event whose series charges maker fees (both fee roundings then matter)."""
+    by_event: defaultdict[str, list[str]] = defaultdict(list)
+    for market in sim.engine.markets():
+        spec = market.spec
+        if spec.maker_fee_bp > 0 and not spec.is_multivariate and market.status == "active":
+            by_event[spec.event_ticker].append(spec.ticker)
+    event = next(e for e, tickers in by_event.items() if len(tickers) >= 2)
+    return tuple(by_event[event][:2])
+
+
+FillKey = tuple[str, str, str, int]  # (order sequence number, ticker, side, price)
+
+
+def per_order_and_price(fills: Iterable[tuple[str, str, str, int, int, int]]) -> dict[FillKey, tuple[int, int]]:
+    """Units and fees summed per (order, price): a taker order that met several makers at one level is several
+    engine fills but one recorded level decrease, and its fee rounds on the order's running total, so the sums
+    are what a recording can reproduce exactly. Orders are named by their client order id's number."""
+    out: dict[FillKey, tuple[int, int]] = {}
+    for cid, ticker, side, price, units, fee in fills:
+        key = (cid.lstrip("abcdefghijklmnopqrstuvwxyz-"), ticker, side, price)
+        total, fees = out.get(key, (0, 0))
+        out[key] = (total + units, fees + fee)
+    return out
+
+
 async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
+    clock = ScenarioClock(START_MS, STEP_MS)
     async with Simulator(
-        seed=11, markets=3, rate=0, lifecycle=False, ping_interval=0, command_rate=1e6, command_burst=1_000_000
+        seed=SEED,
+        markets=3,
+        rate=0,
+        clock_ms=clock,
+        lifecycle=False,
+        ping_interval=0,
+        command_rate=1e6,
+        command_burst=1_000_000,
     ) as sim:
         rest_controls(sim).limits.enabled = False
         auth, account = sim.create_account_auth()
-        tickers = tuple(sim.tickers[:2])
+        tickers = choose_markets(sim)
         start_cash = sim.engine.balance(account).cash_micros
         stop = asyncio.Event()
         with Recorder(rec) as recorder:
@@ -81,12 +160,12 @@ async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> Non
             ws = KalshiWebSocket(auth=auth, config=sim.config, on_raw_frame=tap)
             rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
             async with rest, ws.connect() as session:
-                runner = LiveRunner(strategy(tickers), session, rest, markets=tickers, tap=tap)
+                runner = LiveRunner(strategy(tickers), session, rest, markets=tickers, tap=tap, id_prefix="gt-")
                 task = asyncio.create_task(runner.run(stop=stop))
                 await until(lambda: all(t in runner.books for t in tickers))
                 await checkpoint(sim, session, runner, task)
                 for _ in range(STEPS):
-                    sim.step(1)
+                    clock.step(sim)
                     await checkpoint(sim, session, runner, task)
                 for ticker in tickers:
                     result = "yes" if sim.engine.ticker_state(ticker).last_price_ticks >= 5000 else "no"
@@ -100,12 +179,13 @@ async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> Non
         assert sim.engine.orders(account, "resting") == []
         assert runner.median_round_trip is not None
         latency_ms = runner.median_round_trip / 2 * 1000
-        # The simulator's universe gives some series maker fees: the backtest is told the markets' schedule.
+        # The fee schedule of the chosen markets, as the simulator charges it.
         schedules = {
             (m.spec.taker_fee_bp, m.spec.maker_fee_bp) for m in sim.engine.markets() if m.spec.ticker in tickers
         }
         assert len(schedules) == 1, schedules
         ((taker_bp, maker_bp),) = schedules
+        assert maker_bp > 0
 
     result = await run_async(
         strategy(tickers),
@@ -117,30 +197,29 @@ async def test_backtest_reproduces_the_simulators_account(tmp_path: Path) -> Non
     summary = result.summary
     backtest_fills = result.fills.to_pylist()
 
-    def key(ticker: str, side: str, price: int, count: int, fee: int) -> tuple[str, str, int, int, int]:
-        return (ticker, side, price, count, fee)
+    def live(taker: bool) -> list[tuple[str, str, str, int, int, int]]:
+        return [
+            (f.client_order_id or "", f.ticker, f.book_side, f.yes_price_ticks, f.count_units, f.fee_micros)
+            for f in engine_fills
+            if f.is_taker == taker
+        ]
 
-    live_taker = [
-        key(f.ticker, f.book_side, f.yes_price_ticks, f.count_units, f.fee_micros) for f in engine_fills if f.is_taker
-    ]
-    bt_taker = [
-        key(f["ticker"], f["side"], f["price_ticks"], f["count_units"], f["fee_micros"])
-        for f in backtest_fills
-        if f["is_taker"]
-    ]
-    live_maker = Counter(
-        key(f.ticker, f.book_side, f.yes_price_ticks, f.count_units, f.fee_micros)
-        for f in engine_fills
-        if not f.is_taker
-    )
-    bt_maker = Counter(
-        key(f["ticker"], f["side"], f["price_ticks"], f["count_units"], f["fee_micros"])
-        for f in backtest_fills
-        if not f["is_taker"]
-    )
+    def backtest(taker: bool) -> list[tuple[str, str, str, int, int, int]]:
+        return [
+            (f["client_order_id"], f["ticker"], f["side"], f["price_ticks"], f["count_units"], f["fee_micros"])
+            for f in backtest_fills
+            if f["is_taker"] == taker
+        ]
+
     assert engine_fills, "the scenario must trade"
+    live_taker, bt_taker = per_order_and_price(live(True)), per_order_and_price(backtest(True))
     assert live_taker, "the scenario must have taker fills"
-    assert bt_taker == live_taker  # taker fills agree exactly: price, size and fee, in order
+    assert any(fee for _, fee in live_taker.values()), "the taker fees must be exercised"
+    # Taker fills agree exactly: the same orders fill the same units at the same prices and pay the same fees.
+    assert bt_taker == live_taker
+    live_maker = Counter(per_order_and_price(live(False)).items())
+    bt_maker = Counter(per_order_and_price(backtest(False)).items())
+    assert any(fee for _, (_, fee) in live_maker), "the maker fees must be exercised"
     differing = sum(((live_maker - bt_maker) + (bt_maker - live_maker)).values())
     assert differing <= MAKER_TOLERANCE * max(sum(live_maker.values()), 1), (live_maker, bt_maker)
     if differing == 0:
