@@ -22,6 +22,7 @@ from typing import Final
 
 import msgspec
 
+from kalshi.errors import KalshiProtocolError
 from kalshi.models.markets import Orderbook
 from kalshi.relay.checkpoint import Checkpoint
 from kalshi.relay.layout import (
@@ -38,7 +39,7 @@ from kalshi.relay.layout import (
     track_seq,
 )
 from kalshi.ws.lifecycle import Gap, LifecycleEvent, Repaired
-from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage, decode_message
+from kalshi.ws.models import OrderbookDeltaPayload, OrderbookSnapshotMessage, decode_message
 from kalshi.ws.orderbook import DeltaResult, OrderbookState
 
 __all__ = ["BookBuilder", "BookBuilderStats"]
@@ -51,9 +52,13 @@ class _Envelope(msgspec.Struct, gc=False):
     type: str | None = None
     sid: int | None = None
     seq: int | None = None
+    msg: msgspec.Raw = msgspec.Raw(
+        b"null"
+    )  # left unparsed: only a delta's body is decoded, once, straight into its type
 
 
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_DELTA_BODY: Final = msgspec.json.Decoder(OrderbookDeltaPayload)
 
 
 class BookBuilderStats(msgspec.Struct):
@@ -222,7 +227,7 @@ class BookBuilder:
             return None
         key = (conn, sid)
         if kind == "orderbook_delta":
-            return self._delta(frame, key, seq)
+            return self._delta(env.msg, key, seq)
         if kind == "orderbook_snapshot":
             return self._snapshot(frame, key, seq)
         if kind == "subscribed":
@@ -239,7 +244,7 @@ class BookBuilder:
     def _markets_of(self, key: tuple[bytes, int]) -> list[str]:
         return [t for t, source in self._source.items() if source == key]
 
-    def _delta(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _delta(self, raw: msgspec.Raw, key: tuple[bytes, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
@@ -251,17 +256,19 @@ class BookBuilder:
                 self._mark_stale(self._markets_of(key), "seq_gap", key[1], expected=last + 1, received=seq)
                 return None
             self._seq[key] = seq
-        message = decode_message(frame)
-        if message.__class__ is not OrderbookDeltaMessage:
+        try:
+            body = _DELTA_BODY.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # Which book it was for is unknown: every book of the sid is in doubt until repaired.
+            self._mark_stale(self._markets_of(key), "bad_delta_malformed", key[1])
             return None
-        body = message.msg
         ticker = body.market_ticker
         book = self._books.get(ticker)
         if book is None or not book.has_snapshot or self._source.get(ticker) != key:
             return None
         try:
             result = book.apply_delta(body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock)
-        except ValueError:
+        except (ValueError, KalshiProtocolError):
             result = DeltaResult.BAD_PRICE
         if result is not _APPLIED:
             self._mark_stale([ticker], f"bad_delta_{result.name.lower()}", key[1])

@@ -249,6 +249,20 @@ class RelayFeed:
 
         return RelayRequest(start)
 
+    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 64) -> RelayRequest[list[RelayEntry]]:
+        """Like :meth:`subscribe_raw`, but each item is everything one read of a stream returned (up to
+        ``RelayClient(batch=...)`` entries, in order): the fast path for consumers that process entries in bulk,
+        such as a :class:`~kalshi.relay.BookBuilder` of their own. In a consumer group the whole batch is
+        acknowledged once the iterator is asked for the next one."""
+
+        async def start() -> RelaySubscription[list[RelayEntry]]:
+            sub: RelaySubscription[list[RelayEntry]] = RelaySubscription(self, _RAW, None, maxsize, batches=True)
+            for channel in channels:
+                await self._attach(channel, sub)
+            return sub
+
+        return RelayRequest(start)
+
     def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
         result for a view after every change (conflated per market). Books are in :attr:`books`.
@@ -399,6 +413,10 @@ class RelayFeed:
             return
         builder = self._builder if state.channel == BOOK_CHANNEL else None
         grouped = self.group is not None
+        batch_subs = [sub for sub in state.subs if sub.batches]
+        per_entry = len(batch_subs) < len(state.subs)
+        collected: list[RelayEntry] = []
+        channel = state.channel
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
             self.entries_read += 1
@@ -416,7 +434,16 @@ class RelayFeed:
                 if changed is not None:
                     for sub in self._book_subs:
                         sub._book_changed(changed)
-            await self._deliver(state, entry_id, fields)
+            if batch_subs:
+                collected.append(entry_from_fields(channel, entry_id, fields))
+            if per_entry:
+                await self._deliver(state, entry_id, fields)
+            elif FIELD_FRAME not in fields:
+                self._relayed_event(state, fields)
+        if collected:  # one hand-over per read, not one queue put per entry
+            ids = [entry.id for entry in collected] if grouped else collected[-1].id
+            for sub in batch_subs:
+                await sub.queue.put((collected, state.key, ids))
 
     def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
         now = parse_id(entry_id)
@@ -443,12 +470,14 @@ class RelayFeed:
             self._publish(event)
 
     async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        delivered = False
+        delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
         if frame is None:
             self._relayed_event(state, fields)
         message: Any = None
         for sub in state.subs:
+            if sub.batches:
+                continue
             if sub.channel == _RAW:
                 await sub.queue.put((entry_from_fields(state.channel, entry_id, fields), state.key, entry_id))
                 delivered = True
@@ -465,7 +494,7 @@ class RelayFeed:
                     continue
             await sub.queue.put((message, state.key, entry_id))
             delivered = True
-        if self.group is not None and not delivered:
+        if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
 
     def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
@@ -510,8 +539,12 @@ class RelayFeed:
 
     # ------------------------------------------------------------------ acknowledgements
 
-    def _ack(self, key: str, entry_id: str) -> None:
-        self._acks.setdefault(key, []).append(entry_id)
+    def _ack(self, key: str, entry_id: str | list[str]) -> None:
+        ids = self._acks.setdefault(key, [])
+        if isinstance(entry_id, list):
+            ids.extend(entry_id)
+        else:
+            ids.append(entry_id)
 
     async def _flush_acks(self) -> None:
         acks, self._acks = self._acks, {}
