@@ -109,6 +109,7 @@ class BookBuilder:
         self._source: dict[str, tuple[bytes, int]] = {}
         self._seq: dict[tuple[bytes, int], int] = {}
         self._last_id: tuple[int, int] | None = None
+        self._epoch_prefix = "-"  # "<epoch>-" of the last id applied
         self._events: list[LifecycleEvent] = []
         self.stats = BookBuilderStats()
         self.wants_checkpoint: str | None = None
@@ -165,6 +166,7 @@ class BookBuilder:
         self._seq = {(s.c.encode(), s.sid): s.seq for s in checkpoint.sids}
         if start:
             self._last_id = parse_id(checkpoint.entry_id)
+            self._epoch_prefix = f"{self._last_id[0]}-"
         self.stats.checkpoints_loaded += 1
         repaired = tuple(t for t in loaded if self.wanted(t))
         if repaired and not start:
@@ -176,8 +178,13 @@ class BookBuilder:
     def apply(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> str | None:
         """Apply one entry; returns the ticker whose book changed (and is exact), if any."""
         self.stats.entries += 1
-        position = parse_id(entry_id)
         last = self._last_id
+        text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        prefix = self._epoch_prefix
+        if last is not None and text.startswith(prefix):  # same relay run (almost always): parse the count only
+            position = (last[0], int(text[len(prefix) :]))
+        else:
+            position = parse_id(text)
         if last is not None:
             if position[0] != last[0]:
                 if position[0] > last[0]:
@@ -188,6 +195,8 @@ class BookBuilder:
                 self._all_stale("trimmed", missing)
             elif position[1] <= last[1]:
                 return None  # already applied (a re-read after reconnecting)
+        if last is None or position[0] != last[0]:
+            self._epoch_prefix = f"{position[0]}-"
         self._last_id = position
         frame = fields.get(FIELD_FRAME)
         if frame is None:

@@ -84,7 +84,7 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
 
 
 class _StreamState:
-    __slots__ = ("channel", "key", "last", "last_pos", "subs")
+    __slots__ = ("channel", "epoch_prefix", "key", "last", "last_pos", "subs")
 
     def __init__(self, key: str, channel: str, last: str) -> None:
         self.key = key
@@ -92,6 +92,7 @@ class _StreamState:
         self.last = last
         # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
         self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
+        self.epoch_prefix = "-" if self.last_pos is None else f"{self.last_pos[0]}-"
         self.subs: list[RelaySubscription[Any]] = []
 
 
@@ -339,6 +340,7 @@ class RelayFeed:
         else:
             state.last = start  # the book stream is read from the checkpoint on by every subscription
             state.last_pos = None if start == "0-0" else parse_id(start)
+            state.epoch_prefix = "-" if state.last_pos is None else f"{state.last_pos[0]}-"
 
     # ------------------------------------------------------------------ reading
 
@@ -446,8 +448,12 @@ class RelayFeed:
                 await sub.queue.put((collected, state.key, ids))
 
     def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
-        now = parse_id(entry_id)
         last = state.last_pos
+        if last is not None and entry_id.startswith(state.epoch_prefix):  # same relay run: parse the count only
+            now = (last[0], int(entry_id[len(state.epoch_prefix) :]))
+        else:
+            now = parse_id(entry_id)
+            state.epoch_prefix = f"{now[0]}-"
         state.last_pos = now
         if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
             missing = now[1] - last[1] - 1
