@@ -88,6 +88,7 @@ decode = msgspec.json.Decoder(Frame).decode
 async def main(url, want, out):
     builder = BookBuilder()
     latencies = []
+    hops = []  # relay receive -> consumer book: where the added latency is
     state = {"deltas": 0, "first": 0.0}
 
     def take(batch):
@@ -104,6 +105,8 @@ async def main(url, want, out):
             state["deltas"] += 1
             if frame.msg.sent_ns:
                 latencies.append(now - frame.msg.sent_ns)
+                if entry.recv_ns:
+                    hops.append(now - entry.recv_ns)
         if not state["first"] and state["deltas"]:
             state["first"] = time.perf_counter()
 
@@ -122,7 +125,7 @@ async def main(url, want, out):
         last = time.perf_counter()
 
     with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
-        f.write(msgspec.json.encode(latencies[len(latencies) // 10:]))
+        f.write(msgspec.json.encode([latencies[len(latencies) // 10:], hops[len(hops) // 10:]]))
     report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books)}
     print(msgspec.json.encode(report).decode(), flush=True)
 
@@ -242,7 +245,7 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
                 assert proc.stdout is not None
                 line = await asyncio.wait_for(proc.stdout.readline(), 60)
                 results.append(msgspec.json.decode(line))
-                results[-1]["latencies"] = msgspec.json.decode(outs[len(results) - 1].read_bytes())
+                results[-1]["latencies"], results[-1]["hops"] = msgspec.json.decode(outs[len(results) - 1].read_bytes())
                 note(f"{mode}: a consumer reported {results[-1]['deltas']:,} deltas")
                 await proc.wait()
             sim.stdin.write(b"done\n")
@@ -301,6 +304,11 @@ async def main(args: argparse.Namespace) -> None:
         row(f"paced {args.rate:,}/s: added latency p50 (send -> consumer book)", f"{percentile(lat, 0.5):.2f} ms")
         row(f"paced {args.rate:,}/s: added latency p99", f"{percentile(lat, 0.99):.2f} ms")
         row(f"paced {args.rate:,}/s: added latency max", f"{percentile(lat, 1.0):.2f} ms")
+        hops = [v for result in paced["consumers"] for v in result["hops"]]
+        row(
+            f"paced {args.rate:,}/s: of which relay receive -> book p50 / p99",
+            f"{percentile(hops, 0.5):.2f} / {percentile(hops, 0.99):.2f} ms",
+        )
         if lat:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
         want = int(args.rate * args.seconds) // 2 * 2
