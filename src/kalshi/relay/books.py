@@ -22,6 +22,7 @@ from typing import Final
 
 import msgspec
 
+from kalshi.errors import KalshiProtocolError
 from kalshi.models.markets import Orderbook
 from kalshi.relay.checkpoint import Checkpoint
 from kalshi.relay.layout import (
@@ -38,7 +39,7 @@ from kalshi.relay.layout import (
     track_seq,
 )
 from kalshi.ws.lifecycle import Gap, LifecycleEvent, Repaired
-from kalshi.ws.models import OrderbookDeltaMessage, OrderbookSnapshotMessage, decode_message
+from kalshi.ws.models import OrderbookDeltaPayload, OrderbookSnapshotMessage, decode_message
 from kalshi.ws.orderbook import DeltaResult, OrderbookState
 
 __all__ = ["BookBuilder", "BookBuilderStats"]
@@ -51,9 +52,13 @@ class _Envelope(msgspec.Struct, gc=False):
     type: str | None = None
     sid: int | None = None
     seq: int | None = None
+    msg: msgspec.Raw = msgspec.Raw(
+        b"null"
+    )  # left unparsed: only a delta's body is decoded, once, straight into its type
 
 
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_DELTA_BODY: Final = msgspec.json.Decoder(OrderbookDeltaPayload)
 
 
 class BookBuilderStats(msgspec.Struct):
@@ -104,6 +109,7 @@ class BookBuilder:
         self._source: dict[str, tuple[bytes, int]] = {}
         self._seq: dict[tuple[bytes, int], int] = {}
         self._last_id: tuple[int, int] | None = None
+        self._epoch_prefix = "-"  # "<epoch>-" of the last id applied
         self._events: list[LifecycleEvent] = []
         self.stats = BookBuilderStats()
         self.wants_checkpoint: str | None = None
@@ -160,6 +166,7 @@ class BookBuilder:
         self._seq = {(s.c.encode(), s.sid): s.seq for s in checkpoint.sids}
         if start:
             self._last_id = parse_id(checkpoint.entry_id)
+            self._epoch_prefix = f"{self._last_id[0]}-"
         self.stats.checkpoints_loaded += 1
         repaired = tuple(t for t in loaded if self.wanted(t))
         if repaired and not start:
@@ -171,8 +178,13 @@ class BookBuilder:
     def apply(self, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> str | None:
         """Apply one entry; returns the ticker whose book changed (and is exact), if any."""
         self.stats.entries += 1
-        position = parse_id(entry_id)
         last = self._last_id
+        text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        prefix = self._epoch_prefix
+        if last is not None and text.startswith(prefix):  # same relay run (almost always): parse the count only
+            position = (last[0], int(text[len(prefix) :]))
+        else:
+            position = parse_id(text)
         if last is not None:
             if position[0] != last[0]:
                 if position[0] > last[0]:
@@ -183,6 +195,8 @@ class BookBuilder:
                 self._all_stale("trimmed", missing)
             elif position[1] <= last[1]:
                 return None  # already applied (a re-read after reconnecting)
+        if last is None or position[0] != last[0]:
+            self._epoch_prefix = f"{position[0]}-"
         self._last_id = position
         frame = fields.get(FIELD_FRAME)
         if frame is None:
@@ -222,7 +236,7 @@ class BookBuilder:
             return None
         key = (conn, sid)
         if kind == "orderbook_delta":
-            return self._delta(frame, key, seq)
+            return self._delta(env.msg, key, seq)
         if kind == "orderbook_snapshot":
             return self._snapshot(frame, key, seq)
         if kind == "subscribed":
@@ -239,7 +253,7 @@ class BookBuilder:
     def _markets_of(self, key: tuple[bytes, int]) -> list[str]:
         return [t for t, source in self._source.items() if source == key]
 
-    def _delta(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _delta(self, raw: msgspec.Raw, key: tuple[bytes, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
@@ -251,17 +265,19 @@ class BookBuilder:
                 self._mark_stale(self._markets_of(key), "seq_gap", key[1], expected=last + 1, received=seq)
                 return None
             self._seq[key] = seq
-        message = decode_message(frame)
-        if message.__class__ is not OrderbookDeltaMessage:
+        try:
+            body = _DELTA_BODY.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            # Which book it was for is unknown: every book of the sid is in doubt until repaired.
+            self._mark_stale(self._markets_of(key), "bad_delta_malformed", key[1])
             return None
-        body = message.msg
         ticker = body.market_ticker
         book = self._books.get(ticker)
         if book is None or not book.has_snapshot or self._source.get(ticker) != key:
             return None
         try:
             result = book.apply_delta(body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock)
-        except ValueError:
+        except (ValueError, KalshiProtocolError):
             result = DeltaResult.BAD_PRICE
         if result is not _APPLIED:
             self._mark_stale([ticker], f"bad_delta_{result.name.lower()}", key[1])

@@ -84,7 +84,7 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
 
 
 class _StreamState:
-    __slots__ = ("channel", "key", "last", "last_pos", "subs")
+    __slots__ = ("channel", "epoch_prefix", "key", "last", "last_pos", "subs")
 
     def __init__(self, key: str, channel: str, last: str) -> None:
         self.key = key
@@ -92,6 +92,7 @@ class _StreamState:
         self.last = last
         # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
         self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
+        self.epoch_prefix = "-" if self.last_pos is None else f"{self.last_pos[0]}-"
         self.subs: list[RelaySubscription[Any]] = []
 
 
@@ -249,6 +250,20 @@ class RelayFeed:
 
         return RelayRequest(start)
 
+    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 64) -> RelayRequest[list[RelayEntry]]:
+        """Like :meth:`subscribe_raw`, but each item is everything one read of a stream returned (up to
+        ``RelayClient(batch=...)`` entries, in order): the fast path for consumers that process entries in bulk,
+        such as a :class:`~kalshi.relay.BookBuilder` of their own. In a consumer group the whole batch is
+        acknowledged once the iterator is asked for the next one."""
+
+        async def start() -> RelaySubscription[list[RelayEntry]]:
+            sub: RelaySubscription[list[RelayEntry]] = RelaySubscription(self, _RAW, None, maxsize, batches=True)
+            for channel in channels:
+                await self._attach(channel, sub)
+            return sub
+
+        return RelayRequest(start)
+
     def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
         result for a view after every change (conflated per market). Books are in :attr:`books`.
@@ -325,6 +340,7 @@ class RelayFeed:
         else:
             state.last = start  # the book stream is read from the checkpoint on by every subscription
             state.last_pos = None if start == "0-0" else parse_id(start)
+            state.epoch_prefix = "-" if state.last_pos is None else f"{state.last_pos[0]}-"
 
     # ------------------------------------------------------------------ reading
 
@@ -399,6 +415,10 @@ class RelayFeed:
             return
         builder = self._builder if state.channel == BOOK_CHANNEL else None
         grouped = self.group is not None
+        batch_subs = [sub for sub in state.subs if sub.batches]
+        per_entry = len(batch_subs) < len(state.subs)
+        collected: list[RelayEntry] = []
+        channel = state.channel
         for raw_id, fields in entries:
             entry_id = raw_id.decode()
             self.entries_read += 1
@@ -416,11 +436,24 @@ class RelayFeed:
                 if changed is not None:
                     for sub in self._book_subs:
                         sub._book_changed(changed)
-            await self._deliver(state, entry_id, fields)
+            if batch_subs:
+                collected.append(entry_from_fields(channel, entry_id, fields))
+            if per_entry:
+                await self._deliver(state, entry_id, fields)
+            elif FIELD_FRAME not in fields:
+                self._relayed_event(state, fields)
+        if collected:  # one hand-over per read, not one queue put per entry
+            ids = [entry.id for entry in collected] if grouped else collected[-1].id
+            for sub in batch_subs:
+                await sub.queue.put((collected, state.key, ids))
 
     def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
-        now = parse_id(entry_id)
         last = state.last_pos
+        if last is not None and entry_id.startswith(state.epoch_prefix):  # same relay run: parse the count only
+            now = (last[0], int(entry_id[len(state.epoch_prefix) :]))
+        else:
+            now = parse_id(entry_id)
+            state.epoch_prefix = f"{now[0]}-"
         state.last_pos = now
         if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
             missing = now[1] - last[1] - 1
@@ -443,12 +476,14 @@ class RelayFeed:
             self._publish(event)
 
     async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        delivered = False
+        delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
         if frame is None:
             self._relayed_event(state, fields)
         message: Any = None
         for sub in state.subs:
+            if sub.batches:
+                continue
             if sub.channel == _RAW:
                 await sub.queue.put((entry_from_fields(state.channel, entry_id, fields), state.key, entry_id))
                 delivered = True
@@ -465,7 +500,7 @@ class RelayFeed:
                     continue
             await sub.queue.put((message, state.key, entry_id))
             delivered = True
-        if self.group is not None and not delivered:
+        if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
 
     def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
@@ -510,8 +545,12 @@ class RelayFeed:
 
     # ------------------------------------------------------------------ acknowledgements
 
-    def _ack(self, key: str, entry_id: str) -> None:
-        self._acks.setdefault(key, []).append(entry_id)
+    def _ack(self, key: str, entry_id: str | list[str]) -> None:
+        ids = self._acks.setdefault(key, [])
+        if isinstance(entry_id, list):
+            ids.extend(entry_id)
+        else:
+            ids.append(entry_id)
 
     async def _flush_acks(self) -> None:
         acks, self._acks = self._acks, {}

@@ -70,16 +70,20 @@ _CONTROL_TYPES: Final = frozenset({"subscribed", "unsubscribed", "ok", "error", 
 class EntryBuffer:
     """Commands waiting for Redis, in order, at most ``limit`` (a checkpoint may overshoot by its few commands).
 
+    Each ``XADD`` carries a mark, ``(stream key, entry id)``, so the publisher can check after a batch that Redis
+    really stored it (replies are off while a batch is written; see :mod:`kalshi.relay.publisher`).
+
     Counters: ``appended`` (commands ever put), ``acknowledged`` (Redis answered the batch holding them).
     """
 
-    __slots__ = ("_items", "acknowledged", "appended", "limit")
+    __slots__ = ("_items", "_marks", "acknowledged", "appended", "limit")
 
     def __init__(self, limit: int = DEFAULT_BUFFER_LIMIT) -> None:
         if limit < 1:
             raise ValueError("the buffer limit must be >= 1")
         self.limit = limit
         self._items: deque[bytes] = deque()
+        self._marks: deque[tuple[str, bytes] | None] = deque()
         self.appended = 0
         self.acknowledged = 0
 
@@ -90,15 +94,22 @@ class EntryBuffer:
     def full(self) -> bool:
         return len(self._items) >= self.limit
 
-    def put(self, command: bytes) -> None:
+    def put(self, command: bytes, mark: tuple[str, bytes] | None = None) -> None:
+        """Append ``command``; ``mark`` is ``(stream key, entry id)`` for an ``XADD``."""
         self._items.append(command)
+        self._marks.append(mark)
         self.appended += 1
 
     def take(self, count: int) -> list[bytes]:
         """Up to ``count`` commands from the front (the caller owns them until :meth:`ack`)."""
+        return self.take_marked(count)[0]
+
+    def take_marked(self, count: int) -> tuple[list[bytes], list[tuple[str, bytes] | None]]:
+        """Like :meth:`take`, with each command's mark."""
         items = self._items
+        marks = self._marks
         n = min(count, len(items))
-        return [items.popleft() for _ in range(n)]
+        return [items.popleft() for _ in range(n)], [marks.popleft() for _ in range(n)]
 
     def ack(self, count: int) -> None:
         self.acknowledged += count
@@ -260,7 +271,9 @@ class RelayCore:
         stream = self._streams.get(channel) or self._stream(channel)
         if not self._room(stream, channel):
             return
-        self.buffer.put(stream.head.frame(self._next_id(stream), data, recv_ns, conn.bulk, sid, seq))
+        entry_id = self._next_id(stream)
+        head = stream.head
+        self.buffer.put(head.frame(entry_id, data, recv_ns, conn.bulk, sid, seq), (head.key, entry_id))
 
     # ------------------------------------------------------------------ control entries
 
@@ -277,7 +290,10 @@ class RelayCore:
     def _put_control(self, stream: _Stream, kind: str, body: Mapping[str, Any]) -> str:
         entry_id = self._next_id(stream)
         payload = _JSON.encode(body)
-        self.buffer.put(stream.head.fields(entry_id, ((FIELD_KIND, kind.encode()), (FIELD_JSON, payload))))
+        head = stream.head
+        self.buffer.put(
+            head.fields(entry_id, ((FIELD_KIND, kind.encode()), (FIELD_JSON, payload))), (head.key, entry_id)
+        )
         self.counters.controls += 1
         return entry_id.decode()
 

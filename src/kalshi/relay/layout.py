@@ -137,8 +137,9 @@ def parse_id(entry_id: str | bytes) -> tuple[int, int]:
     Raises:
         ValueError: not a Redis stream id.
     """
-    ms, _, n = entry_id.partition(b"-" if isinstance(entry_id, bytes) else "-")  # type: ignore[arg-type]
-    return int(ms), int(n or 0)
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, n = text.partition("-")
+    return int(ms), int(n) if n else 0
 
 
 def track_seq(last: int | None, seq: int, *, snapshot: bool = False, control: bool = False) -> int:

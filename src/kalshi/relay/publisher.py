@@ -1,12 +1,17 @@
 """Publisher: the relay's pipelined writer from an :class:`~kalshi.relay.core.EntryBuffer` to Redis.
 
 One task owns one Redis connection (redis-py asyncio, hiredis parser when installed). It takes up to ``batch``
-commands at a time and writes them in one go between ``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``: Redis runs a
-connection's commands in order, so its single ``OK`` to the final ``ON`` acknowledges the whole batch. (A redis-py
-pipeline reads one reply per XADD, which measured 3-5x slower here.) The relay only writes entries of fixed shape
-to its own keys, so there are no per-command errors to miss, except one on purpose: a batch re-sent after a lost
-connection is rejected entry by entry for ids Redis already has (explicit, increasing ids), which makes re-sending
-idempotent.
+commands at a time and writes them in one go between ``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py
+pipeline reads one reply per XADD, which measured 3-5x slower here.) Redis runs a connection's commands in order,
+so the ``OK`` to the final ``ON`` says every command was executed, but not that each succeeded: with replies off,
+an ``XADD`` Redis refuses (``OOM`` under ``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``)
+would vanish without a word. So each batch ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote,
+whose replies do come back: a stream whose newest id is below the batch's last entry for it did not store that
+tail. Only what Redis holds is acknowledged; the rest stays in flight, the refusal is read with replies on (it
+goes to ``stats.last_error`` and the log), and the batch is retried with backoff like a lost connection (the
+buffer meanwhile fills, bounded and counted). A batch re-sent after a lost connection is rejected entry by entry
+for ids Redis already has (explicit, increasing ids): re-sending is idempotent, and the check counts those entries
+as stored, which they are.
 
 While Redis is unreachable the batch in flight is kept and the buffer fills (bounded, counted, see
 :class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
@@ -19,13 +24,15 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from kalshi.relay.core import EntryBuffer
-from kalshi.relay.resp import REPLY_OFF, REPLY_ON
+from kalshi.relay.layout import parse_id
+from kalshi.relay.resp import REPLY_OFF, REPLY_ON, pack_command
 
 __all__ = ["Publisher", "PublisherStats"]
 
@@ -45,6 +52,13 @@ class PublisherStats:
     last_error: str = ""
     down_since: float | None = None
     max_batch: int = 0
+    refused: int = 0
+    """Refusals of entries with replies off, counted per attempt (the entries are kept and retried, never
+    acknowledged)."""
+
+
+class _Refused(RedisError):
+    """Redis did not store some entries of a batch (they stay in flight)."""
 
 
 class Publisher:
@@ -83,7 +97,9 @@ class Publisher:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._attempted = asyncio.Event()  # set after every write attempt, whatever its outcome
         self._inflight: list[bytes] = []
+        self._marks: list[tuple[str, bytes] | None] = []
         self._pool = aioredis.ConnectionPool.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self._conn: aioredis.Connection | None = None
 
@@ -110,6 +126,17 @@ class Publisher:
             return False
         return True
 
+    async def wait_until(self, condition: Callable[[], bool], within: float) -> None:
+        """Wait until ``condition()`` holds, checked after every write attempt.
+
+        Raises:
+            TimeoutError: not within ``within`` seconds.
+        """
+        async with asyncio.timeout(within):
+            while not condition():
+                self._attempted.clear()
+                await self._attempted.wait()
+
     async def run(self) -> None:
         """Write until cancelled."""
         try:
@@ -121,10 +148,11 @@ class Publisher:
                         self._wakeup.clear()
                         await self._wakeup.wait()
                         continue
-                    self._inflight = self.buffer.take(self.batch)
+                    self._inflight, self._marks = self.buffer.take_marked(self.batch)
                 try:
-                    await self._write(self._inflight)
+                    await self._write(self._inflight, self._marks)
                 except (RedisError, OSError, TimeoutError) as exc:
+                    self._attempted.set()
                     await self._lost(exc, attempt)
                     attempt += 1
                     continue
@@ -135,6 +163,8 @@ class Publisher:
                 done = len(self._inflight)
                 self.buffer.ack(done)
                 self._inflight = []
+                self._marks = []
+                self._attempted.set()
                 stats = self.stats
                 stats.batches += 1
                 stats.commands += done
@@ -142,19 +172,78 @@ class Publisher:
         finally:
             await self._close()
 
-    async def _write(self, commands: list[bytes]) -> None:
+    async def _write(self, commands: list[bytes], marks: list[tuple[str, bytes] | None]) -> None:
         conn = self._conn
         if conn is None:
             conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
             await conn.connect()
             self._conn = conn
-        payload = b"".join((REPLY_OFF, *commands, REPLY_ON))
+        last: dict[str, bytes] = {}
+        for mark in marks:
+            if mark is not None:
+                last[mark[0]] = mark[1]
+        checks = [pack_command("XREVRANGE", key, "+", "-", "COUNT", 1) for key in last]
+        payload = b"".join((REPLY_OFF, *commands, REPLY_ON, *checks))
         await conn.send_packed_command(payload, check_health=False)
+        newest: dict[str, tuple[int, int] | None] = {}
         async with asyncio.timeout(self.timeout):
             reply = await conn.read_response()
+            if reply not in (b"OK", "OK"):
+                raise RedisError(f"unexpected reply to CLIENT REPLY ON: {reply!r}")
+            for key in last:
+                try:
+                    top = await conn.read_response()
+                except ResponseError:  # not a stream (WRONGTYPE): nothing of this batch is in it
+                    newest[key] = None
+                    continue
+                newest[key] = parse_id(top[0][0]) if top else None
         self.stats.bytes += len(payload)
-        if reply not in (b"OK", "OK"):
-            raise RedisError(f"unexpected reply to CLIENT REPLY ON: {reply!r}")
+        short = {key for key, entry_id in last.items() if (top := newest[key]) is None or parse_id(entry_id) > top}
+        if short:
+            await self._refused(conn, commands, marks, short, newest)
+
+    async def _refused(
+        self,
+        conn: aioredis.Connection,
+        commands: list[bytes],
+        marks: list[tuple[str, bytes] | None],
+        short: set[str],
+        newest: dict[str, tuple[int, int] | None],
+    ) -> None:
+        """Acknowledge what Redis holds, keep the rest in flight, and raise with Redis's reason."""
+
+        def stored(mark: tuple[str, bytes] | None) -> bool:
+            if mark is None or mark[0] not in short:
+                return True
+            top = newest[mark[0]]
+            return top is not None and parse_id(mark[1]) <= top
+
+        first = next(i for i, mark in enumerate(marks) if not stored(mark))
+        keep = [i for i in range(first, len(commands)) if marks[i] is None or not stored(marks[i])]
+        landed = len(commands) - len(keep)
+        self.buffer.ack(landed)
+        self.stats.commands += landed
+        self._inflight = [commands[i] for i in keep]
+        self._marks = [marks[i] for i in keep]
+        refused = sum(1 for i in keep if marks[i] is not None)
+        self.stats.refused += refused
+        reason = "no reason given"
+        try:  # the first refused entry again, with replies on, to learn why
+            await conn.send_packed_command(self._inflight[0], check_health=False)
+            async with asyncio.timeout(self.timeout):
+                await conn.read_response()
+            self.buffer.ack(1)  # stored this time
+            self.stats.commands += 1
+            del self._inflight[0], self._marks[0]
+            reason = "stored when retried alone"
+        except ResponseError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        mark = marks[keep[0]]
+        key = mark[0] if mark is not None else "?"
+        raise _Refused(
+            f"Redis refused {refused} XADD(s) to {key} ({reason}); they are kept and retried: "
+            "check Redis (maxmemory and eviction policy, disk errors, a replica, the key's type)"
+        )
 
     async def _lost(self, exc: BaseException, attempt: int) -> None:
         stats = self.stats

@@ -52,22 +52,30 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
         return RelayEntry(
             channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
         )
-    sid = fields.get(FIELD_SID)
-    seq = fields.get(FIELD_SEQ)
-    recv = fields.get(FIELD_RECV_NS)
-    conn = fields.get(FIELD_CONN)
-    return RelayEntry(
-        channel,
-        entry_id,
-        frame,
-        int(recv) if recv else None,
-        conn.decode() if conn else None,
-        int(sid) if sid else None,
-        int(seq) if seq else None,
-        None,
-        None,
-        fields,
+    get = fields.get
+    sid = get(FIELD_SID)
+    seq = get(FIELD_SEQ)
+    recv = get(FIELD_RECV_NS)
+    conn = get(FIELD_CONN)
+    # tuple.__new__ directly: the NamedTuple constructor's keyword handling costs as much as the parsing.
+    return _new_entry(
+        RelayEntry,
+        (
+            channel,
+            entry_id,
+            frame,
+            int(recv) if recv else None,
+            conn.decode() if conn else None,
+            int(sid) if sid else None,
+            int(seq) if seq else None,
+            None,
+            None,
+            fields,
+        ),
     )
+
+
+_new_entry: Final = tuple.__new__
 
 
 class RelaySubscription(Generic[T]):
@@ -76,16 +84,25 @@ class RelaySubscription(Generic[T]):
     client then misses is reported as a gap)."""
 
     def __init__(
-        self, feed: RelayFeed, channel: str, tickers: Collection[str] | None, maxsize: int, *, views: bool = False
+        self,
+        feed: RelayFeed,
+        channel: str,
+        tickers: Collection[str] | None,
+        maxsize: int,
+        *,
+        views: bool = False,
+        batches: bool = False,
     ) -> None:
         self.feed = feed
         self.channel = channel
         self.tickers = None if tickers is None else set(tickers)
         self.views = views
+        self.batches = batches
+        """Items are whole reads (a list of :class:`RelayEntry` per stream per read), not single entries."""
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
         self._pending_views: dict[str, None] = {}
         self._view_ready = asyncio.Event()
-        self._unacked: tuple[str, str] | None = None
+        self._unacked: tuple[str, str | list[str]] | None = None
         self.delivered = 0
         self.closed = False
 
@@ -104,7 +121,7 @@ class RelaySubscription(Generic[T]):
         message, stream, entry_id = item
         if self.feed.group is not None:
             self._unacked = (stream, entry_id)
-        self.delivered += 1
+        self.delivered += len(message) if self.batches else 1
         return message  # type: ignore[no-any-return]
 
     async def _next_view(self) -> T:

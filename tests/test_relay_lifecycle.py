@@ -1,0 +1,64 @@
+"""The relay follows market_lifecycle_v2: a market listed while it runs is relayed, a settled one is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kalshi.relay import Relay, RelayClient
+from kalshi.relay.layout import parse_id
+from kalshi.sim import Simulator
+from redis_server import RedisServer
+
+NEW_TICKER = "KXRELAYNEW-26DEC03-T50"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis", persistent=False) as server:
+        yield server
+
+
+def relayed(relay: Relay) -> set[str]:
+    return {ticker for shard in relay.shards for ticker in shard.markets}
+
+
+async def test_a_market_listed_while_relaying_is_added_and_a_settled_one_removed(redis_server: RedisServer) -> None:
+    async with Simulator(seed=11, markets=4, rate=0, open_access=True, lifecycle=False) as sim:
+        first = sorted(sim.tickers)
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=10, checkpoint_interval=60)
+        async with relay.running(), RelayClient(redis_server.url).connect() as feed:
+            assert relayed(relay) == set(first)
+            await feed.orderbook([*first, NEW_TICKER])
+
+            spec = dataclasses.replace(sim.universe.markets[0], ticker=NEW_TICKER, market_id=None)
+            sim.do(lambda engine: engine.add_market(spec))
+            # The relay hears "created" on market_lifecycle_v2, subscribes the market, and its snapshot is
+            # relayed: the consumer's book of it appears (event-driven wait, bounded).
+            await feed.wait_for(lambda: NEW_TICKER in feed.books, within=15)
+            assert NEW_TICKER in relayed(relay)
+
+            sim.step(300)  # activity on every market, the new one included
+            await sim.quiesce()
+            last = parse_id((await relay.settle())["orderbook_delta"])
+            await feed.wait_for(lambda: parse_id(feed.position("orderbook_delta") or "0-0") >= last)
+            for ticker in [*first, NEW_TICKER]:
+                assert feed.books[ticker] == sim.book(ticker), ticker
+
+            gone = first[0]
+            sim.do(lambda engine: engine.determine_market(gone, "yes", 10_000))
+            sim.do(lambda engine: engine.settle_market(gone))
+            async with asyncio.timeout(15):
+                while gone in relayed(relay):  # noqa: ASYNC110 (the relay's own follower task: polled, bounded)
+                    await asyncio.sleep(0.01)
+            assert relayed(relay) == {*first[1:], NEW_TICKER}
+            sim.step(200)  # the markets still relayed stay exact
+            await sim.quiesce()
+            last = parse_id((await relay.settle())["orderbook_delta"])
+            await feed.wait_for(lambda: parse_id(feed.position("orderbook_delta") or "0-0") >= last)
+            for ticker in [*first[1:], NEW_TICKER]:
+                assert feed.books[ticker] == sim.book(ticker), ticker

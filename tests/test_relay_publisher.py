@@ -1,0 +1,111 @@
+"""The relay's publisher against a real redis-server: with replies off, a refused XADD is never acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from kalshi.relay.core import EntryBuffer, RelayCore
+from kalshi.relay.layout import StreamLayout, parse_id
+from kalshi.relay.publisher import Publisher
+from redis_server import RedisServer
+
+TICKERS = "kalshi:stream:ticker"
+TRADES = "kalshi:stream:trade"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis", persistent=False) as server:
+        yield server
+
+
+def frames(core: RelayCore, count: int) -> None:
+    """``count`` frames alternating between the ticker and trade streams."""
+    conn = core.connection(0, 0)
+    for i in range(count):
+        kind = "ticker" if i % 2 == 0 else "trade"
+        body = {"type": kind, "sid": 1 if kind == "ticker" else 2, "msg": {"market_ticker": "T", "n": i}}
+        core.frame(conn, msgspec.json.encode(body), i)
+
+
+@asynccontextmanager
+async def publishing(url: str, core: RelayCore) -> AsyncIterator[Publisher]:
+    publisher = Publisher(url, core.buffer, batch=16, retry_base_delay=0.001, retry_max_delay=0.01)
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield publisher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await publisher.aclose()
+
+
+async def stored_ids(redis: aioredis.Redis, key: str) -> list[int]:
+    return [parse_id(entry_id)[1] for entry_id, _ in await redis.xrange(key)]
+
+
+def new_core() -> RelayCore:
+    return RelayCore(StreamLayout(), epoch=time.time_ns() // 1_000_000, maxlen=None, buffer=EntryBuffer())
+
+
+async def test_xadd_refused_with_replies_off_is_kept_until_redis_stores_it(redis_server: RedisServer) -> None:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await redis.set(TICKERS, b"not a stream")  # every XADD to it is refused (WRONGTYPE), silently
+        core = new_core()
+        frames(core, 100)
+        async with publishing(redis_server.url, core) as publisher:
+            publisher.wake()
+            await publisher.wait_until(lambda: publisher.stats.refused > 0, 10.0)
+            buffer = core.buffer
+            assert buffer.acknowledged < buffer.appended
+            assert publisher.pending == buffer.appended - buffer.acknowledged > 0
+            assert "WRONGTYPE" in publisher.stats.last_error or "wrong kind" in publisher.stats.last_error
+            assert "ticker" in publisher.stats.last_error
+            trades_before = await redis.xlen(TRADES)
+            assert trades_before < 50  # the batch stopped at the first refused entry: order is kept
+
+            await redis.delete(TICKERS)  # the operator fixes it: the kept entries go in
+            assert await publisher.drained(10.0)
+            assert buffer.acknowledged == buffer.appended == 100
+        assert await stored_ids(redis, TICKERS) == list(range(50))
+        assert await stored_ids(redis, TRADES) == list(range(50))
+    finally:
+        await redis.aclose()
+
+
+async def test_out_of_memory_mid_stream_loses_nothing_acknowledged(redis_server: RedisServer) -> None:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        core = new_core()
+        async with publishing(redis_server.url, core) as publisher:
+            frames(core, 40)
+            publisher.wake()
+            assert await publisher.drained(10.0)
+            acknowledged = core.buffer.acknowledged
+            assert acknowledged == 40
+
+            await redis.config_set("maxmemory", "1")  # writes now fail with OOM (noeviction)
+            await redis.config_set("maxmemory-policy", "noeviction")
+            frames(core, 60)
+            publisher.wake()
+            await publisher.wait_until(lambda: publisher.stats.refused > 0, 10.0)
+            assert core.buffer.acknowledged == acknowledged  # nothing refused counts as stored
+            assert "maxmemory" in publisher.stats.last_error
+            assert await redis.xlen(TICKERS) + await redis.xlen(TRADES) == 40
+
+            await redis.config_set("maxmemory", "0")
+            assert await publisher.drained(10.0)
+            assert core.buffer.acknowledged == core.buffer.appended == 100
+        assert await stored_ids(redis, TICKERS) == list(range(50))
+        assert await stored_ids(redis, TRADES) == list(range(50))
+    finally:
+        await redis.aclose()
