@@ -161,7 +161,10 @@ async def test_record_from_redis_writes_the_recording_layout(redis_server: Redis
             rec = kalshi.record.open(out / shard)
             books = rec.books_at(time.time_ns())
             assert books and all(book == sim.book(ticker) for ticker, book in books.items())
-        assert stats.frames > 300
+        # Every entry of the two streams was read, and every frame entry went into a shard's recording. How many
+        # frames 300 crowd actions make depends on the crowd (some actions change no book), hence no exact count.
+        assert stats.entries == total
+        assert stats.frames == sum(shard.frames for shard in stats.shards.values()) > 100
 
 
 def test_cli_relay_runs_for_a_duration(redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
