@@ -50,7 +50,8 @@ def test_the_version_is_written_once() -> None:
 
 
 def test_the_client_library_needs_what_a_bot_needs() -> None:
-    assert names(PROJECT["dependencies"]) == {"msgspec", "picows", "httpx", "cryptography"}
+    # sniffio is httpx's own (optional) helper: without it every async request pays a failing import.
+    assert names(PROJECT["dependencies"]) == {"msgspec", "picows", "httpx", "sniffio", "cryptography"}
     assert names(EXTRAS["sim"]) == {"aiohttp"}
     assert names(EXTRAS["record"]) == {"pyarrow"}
     assert {"typer", "rich"} <= names(EXTRAS["cli"]) and "kalshi-kit[sim,record]" in EXTRAS["cli"]
