@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import pytest
-from conftest import eventually, fast_config
 
+from conftest import eventually, fast_config
 from kalshi.errors import KalshiSubscriptionError
 from kalshi.models.markets import Orderbook
 from kalshi.sim import Simulator
