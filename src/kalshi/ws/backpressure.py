@@ -297,11 +297,7 @@ class MessageQueue(Generic[T]):
             kept = False
         items.append(key)
         index[key] = item
-        getter = self._getter
-        if getter is not None:
-            self._getter = None
-            if not getter.done():
-                getter.set_result(None)
+        self._wake_getter()
         return kept
 
     def put_keyed(self, key: Hashable, item: T) -> bool:

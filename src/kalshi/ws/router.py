@@ -237,10 +237,7 @@ class Router:
                 state = route[0]
                 keyed = route[3]
                 if keyed is not None:
-                    try:
-                        keyed(result.msg.market_ticker, result)
-                    except KalshiBackpressureError as exc:
-                        return fatal(exc)
+                    keyed(result.msg.market_ticker, result)  # CONFLATE: never raises
                     callbacks = state.callbacks
                     if callbacks is not None:
                         callbacks.put_nowait(result)
