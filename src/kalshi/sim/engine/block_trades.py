@@ -82,11 +82,12 @@ class BlockTradeDesk:
             EngineError: ``account_not_found``, ``market_not_found``, ``invalid_parameters`` (self trade,
                 proposer not a party, price off the grid, non-positive count, expiry in the past).
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._core.account(buyer)
-            self._core.account(seller)
-            m = self._core.market(ticker)
+            core.account(buyer)
+            core.account(seller)
+            m = core.market(ticker)
             if buyer == seller:
                 raise EngineError("invalid_parameters", "buyer_user_id and seller_user_id must differ")
             if proposer not in (buyer, seller):
@@ -98,7 +99,7 @@ class BlockTradeDesk:
             if expiration_ms <= now:
                 raise EngineError("invalid_parameters", "expiration_ts must be in the future")
             proposal = BlockTradeProposal(
-                proposal_id=self._core.ids.new(),
+                proposal_id=core.ids.new(),
                 proposer=proposer,
                 buyer=buyer,
                 seller=seller,
@@ -115,7 +116,7 @@ class BlockTradeDesk:
             self._proposals[proposal.proposal_id] = proposal
             return proposal
         finally:
-            self._core.end()
+            core.end()
 
     def accept_block_trade(self, account: str, proposal_id: str) -> BlockTradeProposal:
         """Accept a proposal as its buyer or seller; executes it once both sides accepted.
@@ -146,7 +147,8 @@ class BlockTradeDesk:
             self._core.end()
 
     def _execute_block(self, p: BlockTradeProposal) -> BlockTradeProposal:
-        m = self._core.market(p.ticker)
+        core = self._core
+        m = core.market(p.ticker)
         if not m.is_trading():
             raise EngineError("market_closed", f"market {p.ticker} is not trading", status=409)
         buy = self._off_book.order(p.buyer, m, "bid", p.price_ticks, p.count_units)
@@ -157,8 +159,8 @@ class BlockTradeDesk:
             self._off_book.execute(m, buy, sell, who=("buyer", "seller"), what="block trade")
         return dataclasses.replace(
             p,
-            executed_ms=self._core.now,
-            updated_ms=self._core.now,
+            executed_ms=core.now,
+            updated_ms=core.now,
             buyer_order_id=buy.order_id,
             seller_order_id=sell.order_id,
         )

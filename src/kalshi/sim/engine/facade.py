@@ -315,8 +315,6 @@ class Engine:
 
     # ------------------------------------------------------------------------------------ subaccounts
 
-    # ------------------------------------------------------------------------------------ subaccounts
-
     def create_subaccount(self, owner: str) -> int:
         """Open the owner's next subaccount (an empty engine account); returns its number."""
         return self.subaccount_desk.create_subaccount(owner)
@@ -343,7 +341,7 @@ class Engine:
         """The combo market of ``legs`` in a collection, listed (and activated) if new."""
         return self.combo_desk.create_market(collection_ticker, legs)
 
-    # ------------------------------------------------------------------------------------ OrderDesk
+    # ------------------------------------------------------------------------------------ orders (OrderDesk)
 
     def place_order(
         self,
@@ -413,7 +411,7 @@ class Engine:
         """Cancel every resting order of ``account`` (in one market if ``ticker`` is given)."""
         return self.order_desk.cancel_all(account, ticker)
 
-    # ------------------------------------------------------------------------------------ GroupDesk
+    # ------------------------------------------------------------------------------------ order groups (GroupDesk)
 
     def create_order_group(self, account: str, contracts_limit_units: int) -> OrderGroupView:
         """Create an order group matching at most ``contracts_limit_units`` per rolling 15 s."""
@@ -443,7 +441,7 @@ class Engine:
         """Cancel the group's orders and delete it."""
         self.group_desk.delete_order_group(account, group_id)
 
-    # ------------------------------------------------------------------------------------ LifecycleDesk
+    # ------------------------------------------------------------------------------------ lifecycle (LifecycleDesk)
 
     def open_account(self, account: str, balance_micros: int = 0) -> BalanceView:
         """Open an account with a starting cash balance in micro-dollars."""
@@ -487,7 +485,7 @@ class Engine:
         """Pay every position at the settlement value, flatten them, and emit ``settled``."""
         return self.lifecycle_desk.settle_market(ticker)
 
-    # ------------------------------------------------------------------------------------ RfqDesk
+    # ------------------------------------------------------------------------------------ RFQs (RfqDesk)
 
     def create_rfq(
         self,
@@ -555,7 +553,7 @@ class Engine:
         """Quotes, oldest first: those ``account`` made or received, and/or those on ``rfq_id``."""
         return self.rfq_desk.quotes(account=account, rfq_id=rfq_id)
 
-    # ------------------------------------------------------------------------------------ BlockTradeDesk
+    # ------------------------------------------------------------------------------------ block trades (BlockTradeDesk)
 
     def propose_block_trade(
         self,

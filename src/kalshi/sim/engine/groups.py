@@ -62,16 +62,17 @@ class GroupDesk:
         Raises:
             EngineError: ``account_not_found``, ``invalid_parameters``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
-            self._core.account(account)
+            core.account(account)
             self._check_limit(contracts_limit_units)
-            group = GroupRecord(group_id=self._core.ids.new(), account=account, limit=contracts_limit_units)
-            self._core.groups[group.group_id] = group
+            group = GroupRecord(group_id=core.ids.new(), account=account, limit=contracts_limit_units)
+            core.groups[group.group_id] = group
             self._group_event(group, "created", contracts_limit_units)
             return self._group_view(group)
         finally:
-            self._core.end()
+            core.end()
 
     def order_group(self, account: str, group_id: str) -> OrderGroupView:
         """One order group of ``account``.
@@ -91,17 +92,18 @@ class GroupDesk:
         Raises:
             EngineError: ``order_group_not_found``, ``invalid_parameters``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
             group = self._own_group(account, group_id)
             self._check_limit(contracts_limit_units)
             group.limit = contracts_limit_units
             self._group_event(group, "limit_updated", contracts_limit_units)
             if not group.triggered and group.matched(now) >= group.limit:
-                self._core.trigger_group(group)
+                core.trigger_group(group)
             return self._group_view(group)
         finally:
-            self._core.end()
+            core.end()
 
     def reset_order_group(self, account: str, group_id: str) -> OrderGroupView:
         """Zero the matched counter and accept orders again after a trigger.
@@ -125,13 +127,14 @@ class GroupDesk:
         Raises:
             EngineError: ``order_group_not_found``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
             group = self._own_group(account, group_id)
-            self._core.trigger_group(group)
+            core.trigger_group(group)
             return self._group_view(group)
         finally:
-            self._core.end()
+            core.end()
 
     def delete_order_group(self, account: str, group_id: str) -> None:
         """Cancel the group's orders and delete it.
@@ -139,11 +142,12 @@ class GroupDesk:
         Raises:
             EngineError: ``order_group_not_found``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
             group = self._own_group(account, group_id)
-            self._core.cancel_group_orders(group)
-            del self._core.groups[group_id]
+            core.cancel_group_orders(group)
+            del core.groups[group_id]
             self._group_event(group, "deleted")
         finally:
-            self._core.end()
+            core.end()

@@ -57,24 +57,25 @@ class LifecycleDesk:
         Raises:
             EngineError: ``account_exists``, ``invalid_parameters`` for a negative balance.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            if account in self._core.accounts:
+            if account in core.accounts:
                 raise EngineError("account_exists", f"account {account!r} is already open", status=409)
             if balance_micros < 0:
                 raise EngineError("invalid_parameters", "balance must not be negative")
             acct = AccountRecord(
                 account_id=account,
-                communications_id=self._core.ids.new().replace("-", "")[:24],
+                communications_id=core.ids.new().replace("-", "")[:24],
                 cash=balance_micros,
                 deposits=balance_micros,
                 updated_ms=now,
-                fills=deque(maxlen=self._core.history_limit),
+                fills=deque(maxlen=core.history_limit),
             )
-            self._core.accounts[account] = acct
+            core.accounts[account] = acct
             return self.balance_view(acct)
         finally:
-            self._core.end()
+            core.end()
 
     def deposit(self, account: str, amount_micros: int) -> BalanceView:
         """Add cash to an account (negative amounts withdraw available cash).
@@ -82,9 +83,10 @@ class LifecycleDesk:
         Raises:
             EngineError: ``account_not_found``, ``insufficient_balance``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            acct = self._core.account(account)
+            acct = core.account(account)
             if acct.cash - acct.reserved + amount_micros < 0:
                 raise EngineError("insufficient_balance", "cannot withdraw more than the available balance")
             acct.cash += amount_micros
@@ -92,13 +94,14 @@ class LifecycleDesk:
             acct.updated_ms = now
             return self.balance_view(acct)
         finally:
-            self._core.end()
+            core.end()
 
     # ------------------------------------------------------------------------------------ reference data
 
     def _add_event(self, spec: EventSpec) -> None:
-        self._core.event_specs[spec.event_ticker] = spec
-        self._core.outbox.append(EventLifecycleEvent(event=spec, ts_ms=self._core.now))
+        core = self._core
+        core.event_specs[spec.event_ticker] = spec
+        core.outbox.append(EventLifecycleEvent(event=spec, ts_ms=core.now))
 
     def add_event(self, spec: EventSpec) -> None:
         """Register an event (emits ``EventLifecycleEvent``).
@@ -106,13 +109,14 @@ class LifecycleDesk:
         Raises:
             EngineError: ``event_exists``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
-            if spec.event_ticker in self._core.event_specs:
+            if spec.event_ticker in core.event_specs:
                 raise EngineError("event_exists", f"event {spec.event_ticker!r} exists", status=409)
             self._add_event(spec)
         finally:
-            self._core.end()
+            core.end()
 
     def add_market(self, spec: MarketSpec) -> MarketView:
         """Register a market (emits ``created``; an unknown event is created from the spec first).
@@ -122,9 +126,10 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_exists``, ``invalid_price_level_structure``, ``invalid_parameters``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            if spec.ticker in self._core.markets:
+            if spec.ticker in core.markets:
                 raise EngineError("market_exists", f"market {spec.ticker!r} exists", status=409)
             ranges = spec.ranges()
             if not ranges or any(r.step_ticks <= 0 or r.start_ticks > r.end_ticks for r in ranges):
@@ -132,7 +137,7 @@ class LifecycleDesk:
             if not 0 <= spec.maker_fee_bp <= spec.taker_fee_bp:
                 # Reservations rely on maker fees never exceeding taker fees.
                 raise EngineError("invalid_parameters", "fees need 0 <= maker_fee_bp <= taker_fee_bp")
-            if spec.event_ticker not in self._core.event_specs:
+            if spec.event_ticker not in core.event_specs:
                 self._add_event(
                     EventSpec(
                         event_ticker=spec.event_ticker,
@@ -143,17 +148,17 @@ class LifecycleDesk:
                 )
             m = MarketState(
                 spec=spec,
-                market_id=spec.market_id or self._core.ids.new(),
+                market_id=spec.market_id or core.ids.new(),
                 ranges=ranges,
                 prices=frozenset(valid_prices(ranges)),
                 status="initialized",
                 created_ms=now,
                 updated_ms=now,
                 close_ms=spec.close_time_ms,
-                trades=deque(maxlen=self._core.history_limit),
+                trades=deque(maxlen=core.history_limit),
             )
-            self._core.markets[spec.ticker] = m
-            self._core.lifecycle(
+            core.markets[spec.ticker] = m
+            core.lifecycle(
                 m,
                 "created",
                 spec=spec,
@@ -165,13 +170,13 @@ class LifecycleDesk:
             if spec.status == "active":
                 m.status = "active"
             else:
-                self._core.schedule_at(spec.open_time_ms, "open", spec.ticker)
+                core.schedule_at(spec.open_time_ms, "open", spec.ticker)
             if spec.close_time_ms is not None:
-                self._core.schedule_at(spec.close_time_ms, "close", spec.ticker)
-            self._core.run_timers(now)
+                core.schedule_at(spec.close_time_ms, "close", spec.ticker)
+            core.run_timers(now)
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -181,19 +186,20 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             if m.status == "initialized":
-                self._core.activate(m)
+                core.activate(m)
             elif m.status == "active" and m.paused:
                 m.paused = False
-                self._core.lifecycle(m, "activated", is_deactivated=False)
+                core.lifecycle(m, "activated", is_deactivated=False)
             else:
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; cannot activate")
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     def deactivate_market(self, ticker: str) -> MarketView:
         """Pause trading (emits ``deactivated``); orders with ``cancel_order_on_pause`` are cancelled.
@@ -201,19 +207,20 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        self._core.begin()
+        core = self._core
+        core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             if m.status != "active" or m.paused:
                 raise EngineError("invalid_market_status", f"market {ticker} is not trading; cannot pause")
             m.paused = True
-            self._core.lifecycle(m, "deactivated", is_deactivated=True)
+            core.lifecycle(m, "deactivated", is_deactivated=True)
             for order in m.book.orders():
                 if order.cancel_on_pause:
-                    self._core.cancel_resting(order, "HaltCancel")
+                    core.cancel_resting(order, "HaltCancel")
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     def update_close_time(self, ticker: str, close_time_ms: int) -> MarketView:
         """Move the scheduled close (emits ``close_date_updated``); a past time closes the market now.
@@ -221,18 +228,19 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             if m.status not in ("initialized", "active"):
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; its close time is final")
             m.close_ms = close_time_ms
-            self._core.lifecycle(m, "close_date_updated", close_time_ms=close_time_ms)
-            self._core.schedule_at(close_time_ms, "close", ticker)
-            self._core.run_timers(now)
+            core.lifecycle(m, "close_date_updated", close_time_ms=close_time_ms)
+            core.schedule_at(close_time_ms, "close", ticker)
+            core.run_timers(now)
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     def close_market(self, ticker: str) -> MarketView:
         """Close trading now and cancel resting orders; an early close emits ``close_date_updated``.
@@ -240,13 +248,14 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             self._close_now(m, now)
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     def _close_now(self, m: MarketState, now: int) -> None:
         if m.status not in ("initialized", "active"):
@@ -267,9 +276,10 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``, ``invalid_parameters``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             if result == "yes":
                 value = PRICE_SCALE
             elif result == "no":
@@ -290,7 +300,7 @@ class LifecycleDesk:
             m.result = result
             m.value = value
             m.determination_ms = now
-            self._core.lifecycle(
+            core.lifecycle(
                 m,
                 "determined",
                 result=result,
@@ -299,7 +309,7 @@ class LifecycleDesk:
             )
             return m.view()
         finally:
-            self._core.end()
+            core.end()
 
     def settle_market(self, ticker: str) -> list[SettlementView]:
         """Pay every position at the settlement value, flatten them, and emit ``settled``.
@@ -310,14 +320,15 @@ class LifecycleDesk:
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._core.market(ticker)
+            m = core.market(ticker)
             if m.status != "determined" or m.result is None or m.value is None:
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; determine it first")
             settlements = []
             for account in m.holders:
-                acct = self._core.accounts[account]
+                acct = core.accounts[account]
                 pos = acct.positions[ticker]
                 if not pos.units:
                     continue
@@ -340,12 +351,12 @@ class LifecycleDesk:
                 )
                 acct.settlements.append(settlement)
                 settlements.append(settlement)
-                self._core.outbox.append(PositionUpdate(position=pos.view(account, ticker), ts_ms=now))
+                core.outbox.append(PositionUpdate(position=pos.view(account, ticker), ts_ms=now))
             m.open_interest = 0
             m.status = "settled"
             m.settled_ms = now
-            self._core.touched[ticker] = None
-            self._core.lifecycle(m, "settled", settled_ts_ms=now)
+            core.touched[ticker] = None
+            core.lifecycle(m, "settled", settled_ts_ms=now)
             return settlements
         finally:
-            self._core.end()
+            core.end()

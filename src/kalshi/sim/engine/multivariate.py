@@ -130,13 +130,14 @@ class ComboDesk:
 
     def collections(self) -> list[CollectionSpec]:
         """Every collection: one per series of listed combo markets, plus those added explicitly."""
-        singles = tuple(e.event_ticker for e in self._core.event_specs.values() if not e.is_multivariate)
+        core = self._core
+        singles = tuple(e.event_ticker for e in core.event_specs.values() if not e.is_multivariate)
         found: dict[str, CollectionSpec] = {}
-        for m in self._core.markets.values():
+        for m in core.markets.values():
             ticker = m.spec.mve_collection_ticker
             if ticker is None or ticker in found or ticker in self._collections:
                 continue
-            members = [x for x in self._core.markets.values() if x.spec.mve_collection_ticker == ticker]
+            members = [x for x in core.markets.values() if x.spec.mve_collection_ticker == ticker]
             found[ticker] = CollectionSpec(
                 collection_ticker=ticker,
                 title=f"{ticker} combos",
@@ -158,13 +159,14 @@ class ComboDesk:
         Raises:
             EngineError: ``collection_not_found``, ``market_not_found`` (a leg), ``invalid_parameters``.
         """
+        core = self._core
         collection = next((c for c in self.collections() if c.collection_ticker == collection_ticker), None)
         if collection is None:
             raise EngineError("collection_not_found", f"no multivariate collection {collection_ticker!r}", status=404)
-        leg_specs = [self._core.market(leg.market_ticker).spec for leg in legs]
-        event, market = combo_specs(collection, legs, leg_specs, now_ms=self._core.now)
-        if market.ticker in self._core.markets:
-            return self._core.markets[market.ticker].view()
-        if event.event_ticker not in self._core.event_specs:
+        leg_specs = [core.market(leg.market_ticker).spec for leg in legs]
+        event, market = combo_specs(collection, legs, leg_specs, now_ms=core.now)
+        if market.ticker in core.markets:
+            return core.markets[market.ticker].view()
+        if event.event_ticker not in core.event_specs:
             self._lifecycle.add_event(event)
         return self._lifecycle.add_market(market)

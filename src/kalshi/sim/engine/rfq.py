@@ -126,10 +126,11 @@ class RfqDesk:
         Raises:
             EngineError: ``account_not_found``, ``market_not_found``, ``market_closed``, ``invalid_parameters``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._core.account(account)
-            m = self._core.market(ticker)
+            core.account(account)
+            m = core.market(ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {ticker} is not trading", status=409)
             if (contracts_units is None) == (target_cost_micros is None):
@@ -143,7 +144,7 @@ class RfqDesk:
                         self._close_rfq(rec, "replaced")
                         self._emit_rfq("rfq_deleted", rec.view)
             view = RfqView(
-                rfq_id=self._core.ids.new(),
+                rfq_id=core.ids.new(),
                 creator=account,
                 ticker=ticker,
                 event_ticker=m.spec.event_ticker,
@@ -160,7 +161,7 @@ class RfqDesk:
             self._emit_rfq("rfq_created", view)
             return view
         finally:
-            self._core.end()
+            core.end()
 
     def delete_rfq(self, account: str, rfq_id: str) -> RfqView:
         """Withdraw an open RFQ (its open quotes are cancelled).
@@ -196,16 +197,17 @@ class RfqDesk:
             EngineError: ``account_not_found``, ``rfq_not_found``, ``rfq_closed``, ``self_quote``,
                 ``market_closed``, ``invalid_price``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._core.account(account)
+            core.account(account)
             rec = self._rfq(rfq_id)
             rfq = rec.view
             if rfq.status != "open":
                 raise EngineError("rfq_closed", f"RFQ {rfq_id} is closed", status=409)
             if rfq.creator == account:
                 raise EngineError("self_quote", "an account cannot quote its own RFQ")
-            m = self._core.market(rfq.ticker)
+            m = core.market(rfq.ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {rfq.ticker} is not trading", status=409)
             for bid in (yes_bid_ticks, no_bid_ticks):
@@ -225,7 +227,7 @@ class RfqDesk:
                 if old.creator == account and old.status == "open":
                     self._cancel_quote(old)
             quote = QuoteView(
-                quote_id=self._core.ids.new(),
+                quote_id=core.ids.new(),
                 rfq_id=rfq_id,
                 creator=account,
                 rfq_creator=rfq.creator,
@@ -246,7 +248,7 @@ class RfqDesk:
             self._emit_quote("quote_created", quote)
             return quote
         finally:
-            self._core.end()
+            core.end()
 
     @staticmethod
     def _budget_units(budget_micros: int, unit_price: int, quoter_bid: int) -> int:
@@ -311,14 +313,15 @@ class RfqDesk:
             EngineError: ``quote_not_found``, ``quote_not_accepted``, ``market_closed``,
                 ``insufficient_balance``.
         """
-        now = self._core.begin()
+        core = self._core
+        now = core.begin()
         try:
             quote = self._quote(quote_id)
             if quote.creator != account:
                 raise EngineError("quote_not_found", f"no quote {quote_id!r} for this account", status=404)
             if quote.status != "accepted" or quote.accepted_side is None or not quote.contracts_accepted_units:
                 raise EngineError("quote_not_accepted", f"quote {quote_id} is {quote.status}", status=409)
-            m = self._core.market(quote.ticker)
+            m = core.market(quote.ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {quote.ticker} is not trading", status=409)
             units = quote.contracts_accepted_units
@@ -345,7 +348,7 @@ class RfqDesk:
             self._emit_quote("quote_executed", quote, recipient=account, order_id=maker.order_id)
             return quote
         finally:
-            self._core.end()
+            core.end()
 
     # ------------------------------------------------------------------------------------ queries
 
