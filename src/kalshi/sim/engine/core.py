@@ -175,6 +175,13 @@ class EngineCore:
         seed: seeds the one id generator every area draws from.
         history_limit: if set, keep at most this many closed orders (see :class:`~kalshi.sim.engine.Engine`).
         on_tickers: called at the end of each call with the ``TickerEvent`` list that call emitted.
+
+    Attributes:
+        now: the clock reading of the current (or latest) call; ``clock_ms`` reads the clock.
+        ids: the one id generator every area draws from, in call order.
+        markets, event_specs, accounts, orders, groups: the shared state, keyed by ticker or id.
+        outbox: events not yet drained; touched: markets whose ticker may have changed this call.
+        request_fills: the fills of the current call; history_limit: see :class:`~kalshi.sim.engine.Engine`.
     """
 
     def __init__(
@@ -208,12 +215,14 @@ class EngineCore:
     # ------------------------------------------------------------------------------------ bracketing
 
     def begin(self) -> int:
+        """Open a call: read the clock once, forget last call's fills, run due expiries and market timers."""
         self.now = now = self.clock_ms()
         self.request_fills.clear()
         self.run_timers(now)
         return now
 
     def end(self) -> None:
+        """Close a call: emit one ``TickerEvent`` per touched market whose ticker state changed."""
         mark = len(self.outbox)
         for ticker in self.touched:
             m = self.markets[ticker]
@@ -242,24 +251,28 @@ class EngineCore:
     # ------------------------------------------------------------------------------------ lookups
 
     def market(self, ticker: str) -> MarketState:
+        """The market ``ticker``; raises ``market_not_found``."""
         m = self.markets.get(ticker)
         if m is None:
             raise EngineError("market_not_found", f"no market {ticker!r}", status=404)
         return m
 
     def account(self, account: str) -> AccountRecord:
+        """The account ``account``; raises ``account_not_found``."""
         acct = self.accounts.get(account)
         if acct is None:
             raise EngineError("account_not_found", f"no account {account!r}; open it first", status=404)
         return acct
 
     def own_order(self, account: str, order_id: str) -> OrderRecord:
+        """An order of ``account``; raises ``order_not_found``."""
         order = self.orders.get(order_id)
         if order is None or order.account != account:
             raise EngineError("order_not_found", f"no order {order_id!r} for this account", status=404)
         return order
 
     def own_resting(self, account: str, order_id: str) -> OrderRecord:
+        """A resting order of ``account``; raises ``order_not_found``, ``order_not_resting``."""
         order = self.own_order(account, order_id)
         if order.status != "resting":
             raise EngineError("order_not_resting", f"order {order_id!r} is already {order.status}", status=409)
@@ -268,6 +281,7 @@ class EngineCore:
     # ------------------------------------------------------------------------------------ book edits
 
     def delta(self, m: MarketState, order: OrderRecord, units: int) -> None:
+        """Emit the book change of ``units`` (signed) at the order's level and advance the market's clock."""
         m.clock += 1
         bid = order.side == "bid"
         self.outbox.append(
@@ -287,6 +301,7 @@ class EngineCore:
         self.touched[m.spec.ticker] = None
 
     def rest(self, m: MarketState, order: OrderRecord) -> None:
+        """Put an order on the book, reserve its collateral and schedule its expiry."""
         m.book.add(order)
         self.delta(m, order, order.remaining)
         self.set_reserve(order, self.required(m, order, taker_phase=False))
@@ -294,14 +309,17 @@ class EngineCore:
             self.schedule_expiry(order)
 
     def schedule_expiry(self, order: OrderRecord) -> None:
+        """Cancel the order at its ``expiration_ms`` (a stale entry is skipped when it is due)."""
         assert order.expiration_ms is not None
         heapq.heappush(self._expiries, (order.expiration_ms, self._next_seq(), order.order_id))
 
     def unrest(self, m: MarketState, order: OrderRecord) -> None:
+        """Take an order off the book (emitting the delta); its reserve is left to the caller."""
         self.delta(m, order, -order.remaining)
         m.book.remove(order)
 
     def required(self, m: MarketState, order: OrderRecord, *, taker_phase: bool) -> int:
+        """The reserve a resting order needs now (0 once it is closed)."""
         if order.status != "resting":
             return 0
         return required_reserve(
@@ -315,11 +333,13 @@ class EngineCore:
         )
 
     def set_reserve(self, order: OrderRecord, amount: int) -> None:
+        """Set the collateral an order holds, moving its account's reserved total by the difference."""
         acct = self.accounts[order.account]
         acct.reserved += amount - order.reserved
         order.reserved = amount
 
     def close_order(self, order: OrderRecord, status: OrderStatus, reason: str | None) -> None:
+        """Close an order (executed or canceled), release its reserve and emit its update."""
         order.status = status
         order.remaining = 0
         if reason is not None:
@@ -446,6 +466,7 @@ class EngineCore:
                         self.trigger_group(group)
 
     def group_allowance(self, group_id: str | None) -> int | None:
+        """Units the order group may still match now; None without a (live) group."""
         if group_id is None:
             return None
         group = self.groups.get(group_id)
@@ -454,6 +475,7 @@ class EngineCore:
         return 0 if group.triggered else max(group.limit - group.matched(self.now), 0)
 
     def trigger_group(self, group: GroupRecord) -> None:
+        """Mark a group triggered (emitting the event) and cancel its resting orders."""
         group.triggered = True
         self.outbox.append(
             OrderGroupEvent(
@@ -467,6 +489,7 @@ class EngineCore:
         self.cancel_group_orders(group)
 
     def cancel_group_orders(self, group: GroupRecord) -> None:
+        """Cancel every resting order of a group."""
         for order_id in list(group.order_ids):
             order = self.orders[order_id]
             if order.status == "resting" and order.in_book:
@@ -490,6 +513,7 @@ class EngineCore:
         price_level_structure: str | None = None,
         price_ranges: tuple[PriceRange, ...] | None = None,
     ) -> None:
+        """Emit a market lifecycle event of ``event_type`` with the given fields."""
         m.updated_ms = self.now
         self.outbox.append(
             MarketLifecycleEvent(
@@ -512,19 +536,23 @@ class EngineCore:
         )
 
     def activate(self, m: MarketState) -> None:
+        """Open a market for trading (emits ``activated``)."""
         m.status = "active"
         self.lifecycle(m, "activated", is_deactivated=False)
 
     def close(self, m: MarketState) -> None:
+        """Close a market to trading and cancel its resting orders."""
         m.status = "closed"
         m.updated_ms = self.now
         for order in m.book.orders():
             self.cancel_resting(order, "CloseCancel")
 
     def schedule_at(self, when: int, kind: str, ticker: str) -> None:
+        """Run ``kind`` (``open`` or ``close``) for ``ticker`` once the clock reaches ``when``."""
         heapq.heappush(self._schedule, (when, self._next_seq(), kind, ticker))
 
     def run_timers(self, now: int) -> None:
+        """Run the order expiries, then the market openings and closings, due at ``now``."""
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
             when, _, order_id = heapq.heappop(expiries)
@@ -543,6 +571,7 @@ class EngineCore:
     # ------------------------------------------------------------------------------------ views
 
     def ticker_state(self, m: MarketState) -> TickerState:
+        """The market's current ticker state."""
         book = m.book
         bid = book.best_bid()
         ask = book.best_ask()
