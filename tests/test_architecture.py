@@ -104,3 +104,61 @@ def test_one_supervisor_and_one_channel_table() -> None:
     for relative in ("ws/subscription.py", "ws/router.py", "ws/editing.py"):
         text = (SRC / relative).read_text()
         assert '"event_lifecycle"' not in text and '"user_order"' not in text, relative  # types live in ws/codes.py
+
+
+def test_the_simulator_engine_is_composed_not_mixed_in() -> None:
+    import importlib
+    import inspect
+
+    from kalshi.sim.engine import Engine
+    from kalshi.sim.engine.block_trades import BlockTradeDesk
+    from kalshi.sim.engine.core import EngineCore
+    from kalshi.sim.engine.groups import GroupDesk
+    from kalshi.sim.engine.lifecycle import LifecycleDesk
+    from kalshi.sim.engine.multivariate import ComboDesk
+    from kalshi.sim.engine.off_book import OffBookDesk
+    from kalshi.sim.engine.orders import OrderDesk
+    from kalshi.sim.engine.rfq import RfqDesk
+    from kalshi.sim.engine.subaccounts import SubaccountDesk
+
+    inherited, mixins, reaching = [], [], []
+    for path in sorted(ENGINE.glob("*.py")):
+        module = importlib.import_module(f"kalshi.sim.engine.{path.stem}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            if name.endswith("Mixin"):
+                mixins.append(f"{path.name}: {name}")
+            inherited += [
+                f"{name}({b.__name__})" for b in cls.__mro__[1:] if b.__module__.startswith("kalshi.sim.engine")
+            ]
+        # A desk calls the core's public primitives; `other._state` would be reaching into another object.
+        reaching += [
+            f"{path.name} line {node.lineno}: .{node.attr}"
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+        ]
+    assert not mixins, mixins
+    assert not inherited, f"engine classes compose, they do not inherit from each other: {inherited}"
+    assert not reaching, reaching
+    assert Engine.__mro__ == (Engine, object)
+
+    engine = Engine(clock_ms=lambda: 1_700_000_000_000)
+    desks = {
+        "order_desk": OrderDesk,
+        "group_desk": GroupDesk,
+        "lifecycle_desk": LifecycleDesk,
+        "rfq_desk": RfqDesk,
+        "block_trade_desk": BlockTradeDesk,
+        "off_book": OffBookDesk,
+        "subaccount_desk": SubaccountDesk,
+        "combo_desk": ComboDesk,
+    }
+    for attribute, cls in desks.items():
+        assert type(getattr(engine, attribute)) is cls, attribute
+    assert isinstance(engine._core, EngineCore)
+    # One core: every desk works on the same state and draws from the same id generator.
+    assert all(getattr(engine, attribute)._core is engine._core for attribute in desks)

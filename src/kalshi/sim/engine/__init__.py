@@ -10,16 +10,20 @@ Modules, one job each:
 * :mod:`~kalshi.sim.engine.events`: the typed events the engine emits;
 * :mod:`~kalshi.sim.engine.book`: one market's price-time priority book;
 * :mod:`~kalshi.sim.engine.ledger`: accounts, cash, collateral, fees, netted positions, settlements;
-* :mod:`~kalshi.sim.engine.core`: the shared state and the call bracket (clock, expiries, event outbox);
-* :mod:`~kalshi.sim.engine.orders`, :mod:`~kalshi.sim.engine.groups`, :mod:`~kalshi.sim.engine.rfq`,
-  :mod:`~kalshi.sim.engine.lifecycle`: the operations on that state;
-* :mod:`~kalshi.sim.engine.block_trades`: block trades agreed off the book;
+* :mod:`~kalshi.sim.engine.core`: the shared state and primitives (clock, ids, expiries, event outbox, the
+  call bracket, resting, cancelling, filling) that every area desk is given;
+* the area desks, each composed over that core: :mod:`~kalshi.sim.engine.orders` (order entry and matching),
+  :mod:`~kalshi.sim.engine.groups` (order groups), :mod:`~kalshi.sim.engine.lifecycle` (accounts, events,
+  market lifecycle), :mod:`~kalshi.sim.engine.rfq` (RFQs and quotes), :mod:`~kalshi.sim.engine.block_trades`
+  (block trades agreed off the book), :mod:`~kalshi.sim.engine.off_book` (executing both off-book kinds);
 * composed books: :mod:`~kalshi.sim.engine.candles` (quote tape and candlesticks),
-  :mod:`~kalshi.sim.engine.historical` (the moving cutoff), :mod:`~kalshi.sim.engine.subaccounts`,
-  :mod:`~kalshi.sim.engine.api_keys`, :mod:`~kalshi.sim.engine.multivariate` (combo collections),
+  :mod:`~kalshi.sim.engine.historical` (the moving cutoff), :mod:`~kalshi.sim.engine.subaccounts` (with its
+  desk), :mod:`~kalshi.sim.engine.api_keys`, :mod:`~kalshi.sim.engine.multivariate` (combo collections, with
+  their desk),
   :mod:`~kalshi.sim.engine.fcm`, :mod:`~kalshi.sim.engine.settings`, :mod:`~kalshi.sim.engine.reference`
   (milestones, targets, incentives, live data derived from the listed events);
-* :mod:`~kalshi.sim.engine.facade`: :class:`Engine`, the public entry point, and its read-only queries.
+* :mod:`~kalshi.sim.engine.facade`: :class:`Engine`, the public entry point: it builds the desks, forwards
+  each operation to its desk, and answers the read-only queries.
 """
 
 from kalshi.sim.engine.events import (

@@ -12,11 +12,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from kalshi.sim.engine.core import required_reserve
-from kalshi.sim.engine.rfq import RfqMixin
+from kalshi.sim.engine.core import EngineCore
+from kalshi.sim.engine.off_book import OffBookDesk
 from kalshi.sim.engine.types import EngineError, OutcomeSide, is_valid_price
 
-__all__ = ["BlockTradeProposal", "BlockTradesMixin"]
+__all__ = ["BlockTradeDesk", "BlockTradeProposal"]
 
 ProposalStatus = Literal["proposed", "executed", "expired"]
 
@@ -49,10 +49,20 @@ class BlockTradeProposal:
         return "expired" if now_ms >= self.expiration_ms else "proposed"
 
 
-class BlockTradesMixin(RfqMixin):
-    """Block trade proposals and their execution (built on the RFQ block orders); part of the Engine."""
+class BlockTradeDesk:
+    """Block trade proposals (it owns them) and their execution; :class:`~kalshi.sim.engine.Engine` forwards to it.
 
-    _proposals: dict[str, BlockTradeProposal]  # made by the Engine
+    Args:
+        core: the engine's state and primitives.
+        off_book: executes an accepted proposal as one block trade.
+    """
+
+    __slots__ = ("_core", "_off_book", "_proposals")
+
+    def __init__(self, core: EngineCore, off_book: OffBookDesk) -> None:
+        self._core = core
+        self._off_book = off_book
+        self._proposals: dict[str, BlockTradeProposal] = {}
 
     def propose_block_trade(
         self,
@@ -72,11 +82,12 @@ class BlockTradesMixin(RfqMixin):
             EngineError: ``account_not_found``, ``market_not_found``, ``invalid_parameters`` (self trade,
                 proposer not a party, price off the grid, non-positive count, expiry in the past).
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._account(buyer)
-            self._account(seller)
-            m = self._market(ticker)
+            core.account(buyer)
+            core.account(seller)
+            m = core.market(ticker)
             if buyer == seller:
                 raise EngineError("invalid_parameters", "buyer_user_id and seller_user_id must differ")
             if proposer not in (buyer, seller):
@@ -88,7 +99,7 @@ class BlockTradesMixin(RfqMixin):
             if expiration_ms <= now:
                 raise EngineError("invalid_parameters", "expiration_ts must be in the future")
             proposal = BlockTradeProposal(
-                proposal_id=self._ids.new(),
+                proposal_id=core.ids.new(),
                 proposer=proposer,
                 buyer=buyer,
                 seller=seller,
@@ -105,7 +116,7 @@ class BlockTradesMixin(RfqMixin):
             self._proposals[proposal.proposal_id] = proposal
             return proposal
         finally:
-            self._end()
+            core.end()
 
     def accept_block_trade(self, account: str, proposal_id: str) -> BlockTradeProposal:
         """Accept a proposal as its buyer or seller; executes it once both sides accepted.
@@ -114,7 +125,7 @@ class BlockTradesMixin(RfqMixin):
             EngineError: ``block_trade_not_found``, ``block_trade_expired``, ``block_trade_executed``,
                 ``market_closed``, ``insufficient_balance``.
         """
-        now = self._begin()
+        now = self._core.begin()
         try:
             store = self._proposals
             p = store.get(proposal_id)
@@ -133,34 +144,25 @@ class BlockTradesMixin(RfqMixin):
             store[proposal_id] = p
             return p
         finally:
-            self._end()
+            self._core.end()
 
     def _execute_block(self, p: BlockTradeProposal) -> BlockTradeProposal:
-        m = self._market(p.ticker)
+        core = self._core
+        m = core.market(p.ticker)
         if not m.is_trading():
             raise EngineError("market_closed", f"market {p.ticker} is not trading", status=409)
-        buyer_is_maker = p.maker_side == "yes"
-        buy = self._block_order(p.buyer, m.spec.ticker, m.market_id, "bid", p.price_ticks, p.count_units)
-        sell = self._block_order(p.seller, m.spec.ticker, m.market_id, "ask", p.price_ticks, p.count_units)
-        maker, taker = (buy, sell) if buyer_is_maker else (sell, buy)
-        for order, taker_phase in ((taker, True), (maker, False)):
-            need = required_reserve(
-                m.spec, order.side, p.price_ticks, p.count_units, taker_fee_acc=0, maker_fee_acc=0,
-                taker_phase=taker_phase,
-            )  # fmt: skip
-            acct = self._accounts[order.account]
-            if need > acct.cash - acct.reserved:
-                who = "buyer" if order is buy else "seller"
-                raise EngineError("insufficient_balance", f"the {who} lacks the balance to execute this block trade")
-        for order, taker_phase in ((taker, True), (maker, False)):
-            order.order_id = self._ids.new()
-            self._orders[order.order_id] = order
-            self._accounts[order.account].order_ids[order.order_id] = None
-            self._set_reserve(order, self._required(m, order, taker_phase=taker_phase))
-        self._fill(m, taker, maker, p.count_units, p.price_ticks, block=True)
-        self._close_order(taker, "executed", "Trade")
+        buy = self._off_book.order(p.buyer, m, "bid", p.price_ticks, p.count_units)
+        sell = self._off_book.order(p.seller, m, "ask", p.price_ticks, p.count_units)
+        if p.maker_side == "yes":  # the buyer is the maker
+            self._off_book.execute(m, sell, buy, who=("seller", "buyer"), what="block trade")
+        else:
+            self._off_book.execute(m, buy, sell, who=("buyer", "seller"), what="block trade")
         return dataclasses.replace(
-            p, executed_ms=self._now, updated_ms=self._now, buyer_order_id=buy.order_id, seller_order_id=sell.order_id
+            p,
+            executed_ms=core.now,
+            updated_ms=core.now,
+            buyer_order_id=buy.order_id,
+            seller_order_id=sell.order_id,
         )
 
     def block_trade_proposals(self, account: str) -> list[BlockTradeProposal]:

@@ -1,9 +1,10 @@
 """Shared state and primitives of the engine: ids, time, the outbox, resting, cancelling, filling.
 
-The public :class:`kalshi.sim.engine.Engine` is assembled from this core and the per-topic mixins
-(orders, order groups, lifecycle, RFQs). Every public mutating call is bracketed by :meth:`_begin`
-(reads the clock once, runs due expiries, market openings and closings) and :meth:`_end` (emits at
-most one ``TickerEvent`` per market whose ticker state changed).
+The public :class:`kalshi.sim.engine.Engine` composes one :class:`EngineCore` with the area desks
+(orders, order groups, markets and accounts, RFQs, block trades), each given this core in its
+constructor. Every public mutating call is bracketed by :meth:`EngineCore.begin` (reads the clock once,
+runs due expiries, market openings and closings) and :meth:`EngineCore.end` (emits at most one
+``TickerEvent`` per market whose ticker state changed).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from kalshi.sim.engine.events import (
     OrderGroupEvent,
     OrderUpdate,
     PositionUpdate,
-    QuoteEvent,
-    RfqEvent,
     TickerEvent,
     TradeEvent,
 )
@@ -50,8 +49,6 @@ from kalshi.sim.engine.types import (
     MarketView,
     OrderStatus,
     PriceRange,
-    QuoteView,
-    RfqView,
     TickerState,
 )
 
@@ -170,51 +167,66 @@ class GroupRecord:
         return sum(units for _, units in self.window)
 
 
-@dataclass(slots=True, eq=False)
-class RfqRecord:
-    """Mutable state of an RFQ; :attr:`view` is replaced on each change."""
-
-    view: RfqView
-    quote_ids: list[str] = field(default_factory=list)
-
-
 class EngineCore:
-    """State and primitives shared by the engine's mixins. Not used directly."""
+    """State and primitives shared by the engine's area desks; the desks and the facade use it, users do not.
 
-    def __init__(self, clock_ms: Callable[[], int], *, seed: int = 0, history_limit: int | None = None) -> None:
+    Args:
+        clock_ms: returns the current time in epoch milliseconds; read once per call.
+        seed: seeds the one id generator every area draws from.
+        history_limit: if set, keep at most this many closed orders (see :class:`~kalshi.sim.engine.Engine`).
+        on_tickers: called at the end of each call with the ``TickerEvent`` list that call emitted.
+
+    Attributes:
+        now: the clock reading of the current (or latest) call; ``clock_ms`` reads the clock.
+        ids: the one id generator every area draws from, in call order.
+        markets, event_specs, accounts, orders, groups: the shared state, keyed by ticker or id.
+        outbox: events not yet drained; touched: markets whose ticker may have changed this call.
+        request_fills: the fills of the current call; history_limit: see :class:`~kalshi.sim.engine.Engine`.
+    """
+
+    def __init__(
+        self,
+        clock_ms: Callable[[], int],
+        *,
+        seed: int = 0,
+        history_limit: int | None = None,
+        on_tickers: Callable[[list[Event]], None] | None = None,
+    ) -> None:
         if history_limit is not None and history_limit < 1:
             raise ValueError("history_limit must be positive or None")
-        self._history_limit = history_limit
+        self.history_limit = history_limit
         self._closed_orders: deque[str] = deque()
-        self._request_fills: list[FillEvent] = []
-        self._clock_ms = clock_ms
-        self._ids = _Ids(seed)
-        self._now = clock_ms()
-        self._markets: dict[str, MarketState] = {}
-        self._event_specs: dict[str, EventSpec] = {}
-        self._accounts: dict[str, AccountRecord] = {}
-        self._orders: dict[str, OrderRecord] = {}
-        self._groups: dict[str, GroupRecord] = {}
-        self._rfqs: dict[str, RfqRecord] = {}
-        self._quotes: dict[str, QuoteView] = {}
-        self._outbox: list[Event] = []
-        self._touched: dict[str, None] = {}
+        self.request_fills: list[FillEvent] = []
+        self.clock_ms = clock_ms
+        self.ids = _Ids(seed)
+        self.now = clock_ms()
+        self.markets: dict[str, MarketState] = {}
+        self.event_specs: dict[str, EventSpec] = {}
+        self.accounts: dict[str, AccountRecord] = {}
+        self.orders: dict[str, OrderRecord] = {}
+        self.groups: dict[str, GroupRecord] = {}
+        self.outbox: list[Event] = []
+        self.touched: dict[str, None] = {}
         self._expiries: list[tuple[int, int, str]] = []
         self._schedule: list[tuple[int, int, str, str]] = []
         self._seq = 0
+        self._on_tickers = on_tickers
 
     # ------------------------------------------------------------------------------------ bracketing
 
-    def _begin(self) -> int:
-        self._now = now = self._clock_ms()
-        self._request_fills.clear()
-        self._run_timers(now)
+    def begin(self) -> int:
+        """Open a call: read the clock once, forget last call's fills, run due expiries and market timers."""
+        self.now = now = self.clock_ms()
+        self.request_fills.clear()
+        self.run_timers(now)
         return now
 
-    def _end(self) -> None:
-        for ticker in self._touched:
-            m = self._markets[ticker]
-            state = self._ticker_state(m)
+    def end(self) -> None:
+        """Close a call: emit one ``TickerEvent`` per touched market whose ticker state changed."""
+        mark = len(self.outbox)
+        for ticker in self.touched:
+            m = self.markets[ticker]
+            state = self.ticker_state(m)
             key = (
                 state.last_price_ticks,
                 state.yes_bid_ticks,
@@ -227,8 +239,10 @@ class EngineCore:
             )
             if key != m.last_ticker_key:
                 m.last_ticker_key = key
-                self._outbox.append(TickerEvent(state=state, ts_ms=self._now))
-        self._touched.clear()
+                self.outbox.append(TickerEvent(state=state, ts_ms=self.now))
+        self.touched.clear()
+        if self._on_tickers is not None:
+            self._on_tickers(self.outbox[mark:])  # the ticker events this call emitted
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -236,36 +250,41 @@ class EngineCore:
 
     # ------------------------------------------------------------------------------------ lookups
 
-    def _market(self, ticker: str) -> MarketState:
-        m = self._markets.get(ticker)
+    def market(self, ticker: str) -> MarketState:
+        """The market ``ticker``; raises ``market_not_found``."""
+        m = self.markets.get(ticker)
         if m is None:
             raise EngineError("market_not_found", f"no market {ticker!r}", status=404)
         return m
 
-    def _account(self, account: str) -> AccountRecord:
-        acct = self._accounts.get(account)
+    def account(self, account: str) -> AccountRecord:
+        """The account ``account``; raises ``account_not_found``."""
+        acct = self.accounts.get(account)
         if acct is None:
             raise EngineError("account_not_found", f"no account {account!r}; open it first", status=404)
         return acct
 
-    def _own_order(self, account: str, order_id: str) -> OrderRecord:
-        order = self._orders.get(order_id)
+    def own_order(self, account: str, order_id: str) -> OrderRecord:
+        """An order of ``account``; raises ``order_not_found``."""
+        order = self.orders.get(order_id)
         if order is None or order.account != account:
             raise EngineError("order_not_found", f"no order {order_id!r} for this account", status=404)
         return order
 
-    def _own_resting(self, account: str, order_id: str) -> OrderRecord:
-        order = self._own_order(account, order_id)
+    def own_resting(self, account: str, order_id: str) -> OrderRecord:
+        """A resting order of ``account``; raises ``order_not_found``, ``order_not_resting``."""
+        order = self.own_order(account, order_id)
         if order.status != "resting":
             raise EngineError("order_not_resting", f"order {order_id!r} is already {order.status}", status=409)
         return order
 
     # ------------------------------------------------------------------------------------ book edits
 
-    def _delta(self, m: MarketState, order: OrderRecord, units: int) -> None:
+    def delta(self, m: MarketState, order: OrderRecord, units: int) -> None:
+        """Emit the book change of ``units`` (signed) at the order's level and advance the market's clock."""
         m.clock += 1
         bid = order.side == "bid"
-        self._outbox.append(
+        self.outbox.append(
             BookDelta(
                 ticker=m.spec.ticker,
                 market_id=m.market_id,
@@ -276,27 +295,31 @@ class EngineCore:
                 order_id=order.order_id,
                 account=order.account,
                 client_order_id=order.client_order_id,
-                ts_ms=self._now,
+                ts_ms=self.now,
             )
         )
-        self._touched[m.spec.ticker] = None
+        self.touched[m.spec.ticker] = None
 
-    def _rest(self, m: MarketState, order: OrderRecord) -> None:
+    def rest(self, m: MarketState, order: OrderRecord) -> None:
+        """Put an order on the book, reserve its collateral and schedule its expiry."""
         m.book.add(order)
-        self._delta(m, order, order.remaining)
-        self._set_reserve(order, self._required(m, order, taker_phase=False))
+        self.delta(m, order, order.remaining)
+        self.set_reserve(order, self.required(m, order, taker_phase=False))
         if order.expiration_ms is not None:
-            self._schedule_expiry(order)
+            self.schedule_expiry(order)
 
-    def _schedule_expiry(self, order: OrderRecord) -> None:
+    def schedule_expiry(self, order: OrderRecord) -> None:
+        """Cancel the order at its ``expiration_ms`` (a stale entry is skipped when it is due)."""
         assert order.expiration_ms is not None
         heapq.heappush(self._expiries, (order.expiration_ms, self._next_seq(), order.order_id))
 
-    def _unrest(self, m: MarketState, order: OrderRecord) -> None:
-        self._delta(m, order, -order.remaining)
+    def unrest(self, m: MarketState, order: OrderRecord) -> None:
+        """Take an order off the book (emitting the delta); its reserve is left to the caller."""
+        self.delta(m, order, -order.remaining)
         m.book.remove(order)
 
-    def _required(self, m: MarketState, order: OrderRecord, *, taker_phase: bool) -> int:
+    def required(self, m: MarketState, order: OrderRecord, *, taker_phase: bool) -> int:
+        """The reserve a resting order needs now (0 once it is closed)."""
         if order.status != "resting":
             return 0
         return required_reserve(
@@ -309,54 +332,56 @@ class EngineCore:
             taker_phase=taker_phase,
         )
 
-    def _set_reserve(self, order: OrderRecord, amount: int) -> None:
-        acct = self._accounts[order.account]
+    def set_reserve(self, order: OrderRecord, amount: int) -> None:
+        """Set the collateral an order holds, moving its account's reserved total by the difference."""
+        acct = self.accounts[order.account]
         acct.reserved += amount - order.reserved
         order.reserved = amount
 
-    def _close_order(self, order: OrderRecord, status: OrderStatus, reason: str | None) -> None:
+    def close_order(self, order: OrderRecord, status: OrderStatus, reason: str | None) -> None:
+        """Close an order (executed or canceled), release its reserve and emit its update."""
         order.status = status
         order.remaining = 0
         if reason is not None:
             order.reason = reason
-        order.updated_ms = self._now
-        self._set_reserve(order, 0)
-        self._outbox.append(OrderUpdate(order=order.view(), ts_ms=self._now))
-        if self._history_limit is not None:
+        order.updated_ms = self.now
+        self.set_reserve(order, 0)
+        self.outbox.append(OrderUpdate(order=order.view(), ts_ms=self.now))
+        if self.history_limit is not None:
             self._closed_orders.append(order.order_id)
-            while len(self._closed_orders) > self._history_limit:
+            while len(self._closed_orders) > self.history_limit:
                 self._forget_order(self._closed_orders.popleft())
 
     def _forget_order(self, order_id: str) -> None:
-        order = self._orders.pop(order_id, None)
+        order = self.orders.pop(order_id, None)
         if order is None:
             return
-        self._accounts[order.account].order_ids.pop(order_id, None)
-        group = self._groups.get(order.group_id) if order.group_id is not None else None
+        self.accounts[order.account].order_ids.pop(order_id, None)
+        group = self.groups.get(order.group_id) if order.group_id is not None else None
         if group is not None:
             group.order_ids.pop(order_id, None)
 
-    def _cancel_resting(self, order: OrderRecord, reason: str | None) -> int:
+    def cancel_resting(self, order: OrderRecord, reason: str | None) -> int:
         """Cancel a resting order; returns the units taken off the book."""
         reduced = order.remaining
         if order.in_book:
-            self._unrest(self._markets[order.ticker], order)
-        self._close_order(order, "canceled", reason)
+            self.unrest(self.markets[order.ticker], order)
+        self.close_order(order, "canceled", reason)
         return reduced
 
     # ------------------------------------------------------------------------------------ trading
 
-    def _fill(
+    def fill(
         self, m: MarketState, taker: OrderRecord, maker: OrderRecord, units: int, price: int, *, block: bool
     ) -> None:
         """Trade ``units`` at YES ``price`` between an incoming ``taker`` and a ``maker``."""
-        now = self._now
+        now = self.now
         spec = m.spec
         ticker = spec.ticker
         if maker.in_book:
             m.book.shrink(maker, units)
-            self._delta(m, maker, -units)
-        trade_id = self._ids.new()
+            self.delta(m, maker, -units)
+        trade_id = self.ids.new()
         taker_outcome: Literal["yes", "no"] = "yes" if taker.side == "bid" else "no"
         trade = TradeEvent(
             trade_id=trade_id,
@@ -370,7 +395,7 @@ class EngineCore:
             ts_ms=now,
         )
         m.trades.append(trade)
-        self._outbox.append(trade)
+        self.outbox.append(trade)
         spread_num = price * (PRICE_SCALE - price) * units
         for order, is_taker in ((maker, False), (taker, True)):
             unit_cost = price if order.side == "bid" else PRICE_SCALE - price
@@ -390,7 +415,7 @@ class EngineCore:
             order.remaining -= units
             order.updated_ms = now
             order.reason = "Trade"
-            acct = self._accounts[order.account]
+            acct = self.accounts[order.account]
             pos = acct.position(ticker)
             m.holders[order.account] = None
             oi_before = max(pos.units, 0)
@@ -398,7 +423,7 @@ class EngineCore:
             m.open_interest += max(pos.units, 0) - oi_before
             pos.updated_ms = acct.updated_ms = now
             fill = FillEvent(
-                fill_id=self._ids.new(),
+                fill_id=self.ids.new(),
                 trade_id=trade_id,
                 order_id=order.order_id,
                 client_order_id=order.client_order_id,
@@ -415,61 +440,64 @@ class EngineCore:
                 exchange_index=spec.exchange_index,
             )
             acct.fills.append(fill)
-            self._request_fills.append(fill)
-            self._outbox.append(fill)
-            self._outbox.append(PositionUpdate(position=pos.view(order.account, ticker), ts_ms=now))
+            self.request_fills.append(fill)
+            self.outbox.append(fill)
+            self.outbox.append(PositionUpdate(position=pos.view(order.account, ticker), ts_ms=now))
         m.volume += units
         m.dollar_volume_micros += units * price
         m.last_price = price
         m.last_size = units
-        self._touched[ticker] = None
+        self.touched[ticker] = None
         if maker.remaining == 0:
             if maker.in_book:
                 m.book.remove(maker)
-            self._close_order(maker, "executed", "Trade")
+            self.close_order(maker, "executed", "Trade")
         else:
-            self._set_reserve(maker, self._required(m, maker, taker_phase=False))
+            self.set_reserve(maker, self.required(m, maker, taker_phase=False))
             if maker.in_book:
-                self._outbox.append(OrderUpdate(order=maker.view(), ts_ms=now))
-        self._set_reserve(taker, self._required(m, taker, taker_phase=True))
+                self.outbox.append(OrderUpdate(order=maker.view(), ts_ms=now))
+        self.set_reserve(taker, self.required(m, taker, taker_phase=True))
         for order in (maker, taker):
             if order.group_id is not None:
-                group = self._groups.get(order.group_id)
+                group = self.groups.get(order.group_id)
                 if group is not None:
                     group.window.append((now, units))
                     if not group.triggered and group.matched(now) >= group.limit:
-                        self._trigger_group(group)
+                        self.trigger_group(group)
 
-    def _group_allowance(self, group_id: str | None) -> int | None:
+    def group_allowance(self, group_id: str | None) -> int | None:
+        """Units the order group may still match now; None without a (live) group."""
         if group_id is None:
             return None
-        group = self._groups.get(group_id)
+        group = self.groups.get(group_id)
         if group is None:
             return None
-        return 0 if group.triggered else max(group.limit - group.matched(self._now), 0)
+        return 0 if group.triggered else max(group.limit - group.matched(self.now), 0)
 
-    def _trigger_group(self, group: GroupRecord) -> None:
+    def trigger_group(self, group: GroupRecord) -> None:
+        """Mark a group triggered (emitting the event) and cancel its resting orders."""
         group.triggered = True
-        self._outbox.append(
+        self.outbox.append(
             OrderGroupEvent(
                 account=group.account,
                 order_group_id=group.group_id,
                 event_type="triggered",
                 contracts_limit_units=None,
-                ts_ms=self._now,
+                ts_ms=self.now,
             )
         )
-        self._cancel_group_orders(group)
+        self.cancel_group_orders(group)
 
-    def _cancel_group_orders(self, group: GroupRecord) -> None:
+    def cancel_group_orders(self, group: GroupRecord) -> None:
+        """Cancel every resting order of a group."""
         for order_id in list(group.order_ids):
-            order = self._orders[order_id]
+            order = self.orders[order_id]
             if order.status == "resting" and order.in_book:
-                self._cancel_resting(order, None)
+                self.cancel_resting(order, None)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
-    def _lifecycle(
+    def lifecycle(
         self,
         m: MarketState,
         event_type: LifecycleType,
@@ -485,14 +513,15 @@ class EngineCore:
         price_level_structure: str | None = None,
         price_ranges: tuple[PriceRange, ...] | None = None,
     ) -> None:
-        m.updated_ms = self._now
-        self._outbox.append(
+        """Emit a market lifecycle event of ``event_type`` with the given fields."""
+        m.updated_ms = self.now
+        self.outbox.append(
             MarketLifecycleEvent(
                 ticker=m.spec.ticker,
                 market_id=m.market_id,
                 event_type=event_type,
                 is_multivariate=m.spec.is_multivariate,
-                ts_ms=self._now,
+                ts_ms=self.now,
                 spec=spec,
                 open_time_ms=open_time_ms,
                 close_time_ms=close_time_ms,
@@ -506,38 +535,43 @@ class EngineCore:
             )
         )
 
-    def _activate(self, m: MarketState) -> None:
+    def activate(self, m: MarketState) -> None:
+        """Open a market for trading (emits ``activated``)."""
         m.status = "active"
-        self._lifecycle(m, "activated", is_deactivated=False)
+        self.lifecycle(m, "activated", is_deactivated=False)
 
-    def _close(self, m: MarketState) -> None:
+    def close(self, m: MarketState) -> None:
+        """Close a market to trading and cancel its resting orders."""
         m.status = "closed"
-        m.updated_ms = self._now
+        m.updated_ms = self.now
         for order in m.book.orders():
-            self._cancel_resting(order, "CloseCancel")
+            self.cancel_resting(order, "CloseCancel")
 
-    def _schedule_at(self, when: int, kind: str, ticker: str) -> None:
+    def schedule_at(self, when: int, kind: str, ticker: str) -> None:
+        """Run ``kind`` (``open`` or ``close``) for ``ticker`` once the clock reaches ``when``."""
         heapq.heappush(self._schedule, (when, self._next_seq(), kind, ticker))
 
-    def _run_timers(self, now: int) -> None:
+    def run_timers(self, now: int) -> None:
+        """Run the order expiries, then the market openings and closings, due at ``now``."""
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
             when, _, order_id = heapq.heappop(expiries)
-            order = self._orders.get(order_id)
+            order = self.orders.get(order_id)
             if order is not None and order.status == "resting" and order.in_book and order.expiration_ms == when:
-                self._cancel_resting(order, "ExpiryCancel")
+                self.cancel_resting(order, "ExpiryCancel")
         schedule = self._schedule
         while schedule and schedule[0][0] <= now:
             when, _, kind, ticker = heapq.heappop(schedule)
-            m = self._markets[ticker]
+            m = self.markets[ticker]
             if kind == "open" and m.status == "initialized":
-                self._activate(m)
+                self.activate(m)
             elif kind == "close" and m.status == "active" and m.close_ms == when:
-                self._close(m)
+                self.close(m)
 
     # ------------------------------------------------------------------------------------ views
 
-    def _ticker_state(self, m: MarketState) -> TickerState:
+    def ticker_state(self, m: MarketState) -> TickerState:
+        """The market's current ticker state."""
         book = m.book
         bid = book.best_bid()
         ask = book.best_ask()
@@ -554,28 +588,5 @@ class EngineCore:
             open_interest_units=m.open_interest,
             dollar_volume=m.dollar_volume_micros // MICROS_PER_DOLLAR,
             dollar_open_interest=m.open_interest * m.last_price // MICROS_PER_DOLLAR,
-            ts_ms=self._now,
-        )
-
-    def _emit_rfq(self, kind: Literal["rfq_created", "rfq_deleted"], rfq: RfqView) -> None:
-        self._outbox.append(RfqEvent(kind=kind, rfq=rfq, ts_ms=self._now))
-
-    def _emit_quote(
-        self,
-        kind: Literal["quote_created", "quote_accepted", "quote_executed", "quote_deleted"],
-        quote: QuoteView,
-        *,
-        recipient: str | None = None,
-        order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> None:
-        self._outbox.append(
-            QuoteEvent(
-                kind=kind,
-                quote=quote,
-                ts_ms=self._now,
-                recipient=recipient,
-                order_id=order_id,
-                client_order_id=client_order_id,
-            )
+            ts_ms=self.now,
         )

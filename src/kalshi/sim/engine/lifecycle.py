@@ -19,19 +19,29 @@ from kalshi.sim.engine.types import (
     valid_prices,
 )
 
-__all__ = ["LifecycleMixin"]
+__all__ = ["LifecycleDesk"]
 
 
-class LifecycleMixin(EngineCore):
-    """Reference data and market lifecycle. Methods are documented on :class:`kalshi.sim.engine.Engine`."""
+class LifecycleDesk:
+    """Accounts, reference data and the market lifecycle; :class:`~kalshi.sim.engine.Engine` forwards to it.
+
+    Args:
+        core: the engine's state and primitives.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
 
     # ------------------------------------------------------------------------------------ accounts
 
-    def _balance_view(self, acct: AccountRecord) -> BalanceView:
+    def balance_view(self, acct: AccountRecord) -> BalanceView:
+        """Cash, reserved collateral and portfolio value (positions at the last price, else $0.50)."""
         value = 0
         for ticker, pos in acct.positions.items():
             if pos.units:
-                last = self._markets[ticker].last_price or PRICE_SCALE // 2
+                last = self._core.markets[ticker].last_price or PRICE_SCALE // 2
                 value += pos.units * last if pos.units > 0 else -pos.units * (PRICE_SCALE - last)
         return BalanceView(
             account=acct.account_id,
@@ -47,24 +57,25 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``account_exists``, ``invalid_parameters`` for a negative balance.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            if account in self._accounts:
+            if account in core.accounts:
                 raise EngineError("account_exists", f"account {account!r} is already open", status=409)
             if balance_micros < 0:
                 raise EngineError("invalid_parameters", "balance must not be negative")
             acct = AccountRecord(
                 account_id=account,
-                communications_id=self._ids.new().replace("-", "")[:24],
+                communications_id=core.ids.new().replace("-", "")[:24],
                 cash=balance_micros,
                 deposits=balance_micros,
                 updated_ms=now,
-                fills=deque(maxlen=self._history_limit),
+                fills=deque(maxlen=core.history_limit),
             )
-            self._accounts[account] = acct
-            return self._balance_view(acct)
+            core.accounts[account] = acct
+            return self.balance_view(acct)
         finally:
-            self._end()
+            core.end()
 
     def deposit(self, account: str, amount_micros: int) -> BalanceView:
         """Add cash to an account (negative amounts withdraw available cash).
@@ -72,23 +83,25 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``account_not_found``, ``insufficient_balance``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            acct = self._account(account)
+            acct = core.account(account)
             if acct.cash - acct.reserved + amount_micros < 0:
                 raise EngineError("insufficient_balance", "cannot withdraw more than the available balance")
             acct.cash += amount_micros
             acct.deposits += amount_micros
             acct.updated_ms = now
-            return self._balance_view(acct)
+            return self.balance_view(acct)
         finally:
-            self._end()
+            core.end()
 
     # ------------------------------------------------------------------------------------ reference data
 
     def _add_event(self, spec: EventSpec) -> None:
-        self._event_specs[spec.event_ticker] = spec
-        self._outbox.append(EventLifecycleEvent(event=spec, ts_ms=self._now))
+        core = self._core
+        core.event_specs[spec.event_ticker] = spec
+        core.outbox.append(EventLifecycleEvent(event=spec, ts_ms=core.now))
 
     def add_event(self, spec: EventSpec) -> None:
         """Register an event (emits ``EventLifecycleEvent``).
@@ -96,13 +109,14 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``event_exists``.
         """
-        self._begin()
+        core = self._core
+        core.begin()
         try:
-            if spec.event_ticker in self._event_specs:
+            if spec.event_ticker in core.event_specs:
                 raise EngineError("event_exists", f"event {spec.event_ticker!r} exists", status=409)
             self._add_event(spec)
         finally:
-            self._end()
+            core.end()
 
     def add_market(self, spec: MarketSpec) -> MarketView:
         """Register a market (emits ``created``; an unknown event is created from the spec first).
@@ -112,9 +126,10 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_exists``, ``invalid_price_level_structure``, ``invalid_parameters``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            if spec.ticker in self._markets:
+            if spec.ticker in core.markets:
                 raise EngineError("market_exists", f"market {spec.ticker!r} exists", status=409)
             ranges = spec.ranges()
             if not ranges or any(r.step_ticks <= 0 or r.start_ticks > r.end_ticks for r in ranges):
@@ -122,7 +137,7 @@ class LifecycleMixin(EngineCore):
             if not 0 <= spec.maker_fee_bp <= spec.taker_fee_bp:
                 # Reservations rely on maker fees never exceeding taker fees.
                 raise EngineError("invalid_parameters", "fees need 0 <= maker_fee_bp <= taker_fee_bp")
-            if spec.event_ticker not in self._event_specs:
+            if spec.event_ticker not in core.event_specs:
                 self._add_event(
                     EventSpec(
                         event_ticker=spec.event_ticker,
@@ -133,17 +148,17 @@ class LifecycleMixin(EngineCore):
                 )
             m = MarketState(
                 spec=spec,
-                market_id=spec.market_id or self._ids.new(),
+                market_id=spec.market_id or core.ids.new(),
                 ranges=ranges,
                 prices=frozenset(valid_prices(ranges)),
                 status="initialized",
                 created_ms=now,
                 updated_ms=now,
                 close_ms=spec.close_time_ms,
-                trades=deque(maxlen=self._history_limit),
+                trades=deque(maxlen=core.history_limit),
             )
-            self._markets[spec.ticker] = m
-            self._lifecycle(
+            core.markets[spec.ticker] = m
+            core.lifecycle(
                 m,
                 "created",
                 spec=spec,
@@ -155,13 +170,13 @@ class LifecycleMixin(EngineCore):
             if spec.status == "active":
                 m.status = "active"
             else:
-                self._schedule_at(spec.open_time_ms, "open", spec.ticker)
+                core.schedule_at(spec.open_time_ms, "open", spec.ticker)
             if spec.close_time_ms is not None:
-                self._schedule_at(spec.close_time_ms, "close", spec.ticker)
-            self._run_timers(now)
+                core.schedule_at(spec.close_time_ms, "close", spec.ticker)
+            core.run_timers(now)
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -171,19 +186,20 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        self._begin()
+        core = self._core
+        core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             if m.status == "initialized":
-                self._activate(m)
+                core.activate(m)
             elif m.status == "active" and m.paused:
                 m.paused = False
-                self._lifecycle(m, "activated", is_deactivated=False)
+                core.lifecycle(m, "activated", is_deactivated=False)
             else:
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; cannot activate")
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     def deactivate_market(self, ticker: str) -> MarketView:
         """Pause trading (emits ``deactivated``); orders with ``cancel_order_on_pause`` are cancelled.
@@ -191,19 +207,20 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        self._begin()
+        core = self._core
+        core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             if m.status != "active" or m.paused:
                 raise EngineError("invalid_market_status", f"market {ticker} is not trading; cannot pause")
             m.paused = True
-            self._lifecycle(m, "deactivated", is_deactivated=True)
+            core.lifecycle(m, "deactivated", is_deactivated=True)
             for order in m.book.orders():
                 if order.cancel_on_pause:
-                    self._cancel_resting(order, "HaltCancel")
+                    core.cancel_resting(order, "HaltCancel")
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     def update_close_time(self, ticker: str, close_time_ms: int) -> MarketView:
         """Move the scheduled close (emits ``close_date_updated``); a past time closes the market now.
@@ -211,18 +228,19 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             if m.status not in ("initialized", "active"):
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; its close time is final")
             m.close_ms = close_time_ms
-            self._lifecycle(m, "close_date_updated", close_time_ms=close_time_ms)
-            self._schedule_at(close_time_ms, "close", ticker)
-            self._run_timers(now)
+            core.lifecycle(m, "close_date_updated", close_time_ms=close_time_ms)
+            core.schedule_at(close_time_ms, "close", ticker)
+            core.run_timers(now)
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     def close_market(self, ticker: str) -> MarketView:
         """Close trading now and cancel resting orders; an early close emits ``close_date_updated``.
@@ -230,21 +248,22 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             self._close_now(m, now)
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     def _close_now(self, m: MarketState, now: int) -> None:
         if m.status not in ("initialized", "active"):
             raise EngineError("invalid_market_status", f"market {m.spec.ticker} is already {m.status}")
         if m.close_ms is None or m.close_ms > now:
             m.close_ms = now
-            self._lifecycle(m, "close_date_updated", close_time_ms=now)
-        self._close(m)
+            self._core.lifecycle(m, "close_date_updated", close_time_ms=now)
+        self._core.close(m)
 
     def determine_market(
         self, ticker: str, result: MarketResult, settlement_value_ticks: int | None = None
@@ -257,9 +276,10 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``, ``invalid_parameters``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             if result == "yes":
                 value = PRICE_SCALE
             elif result == "no":
@@ -280,7 +300,7 @@ class LifecycleMixin(EngineCore):
             m.result = result
             m.value = value
             m.determination_ms = now
-            self._lifecycle(
+            core.lifecycle(
                 m,
                 "determined",
                 result=result,
@@ -289,7 +309,7 @@ class LifecycleMixin(EngineCore):
             )
             return m.view()
         finally:
-            self._end()
+            core.end()
 
     def settle_market(self, ticker: str) -> list[SettlementView]:
         """Pay every position at the settlement value, flatten them, and emit ``settled``.
@@ -300,14 +320,15 @@ class LifecycleMixin(EngineCore):
         Raises:
             EngineError: ``market_not_found``, ``invalid_market_status``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            m = self._market(ticker)
+            m = core.market(ticker)
             if m.status != "determined" or m.result is None or m.value is None:
                 raise EngineError("invalid_market_status", f"market {ticker} is {m.status}; determine it first")
             settlements = []
             for account in m.holders:
-                acct = self._accounts[account]
+                acct = core.accounts[account]
                 pos = acct.positions[ticker]
                 if not pos.units:
                     continue
@@ -330,12 +351,12 @@ class LifecycleMixin(EngineCore):
                 )
                 acct.settlements.append(settlement)
                 settlements.append(settlement)
-                self._outbox.append(PositionUpdate(position=pos.view(account, ticker), ts_ms=now))
+                core.outbox.append(PositionUpdate(position=pos.view(account, ticker), ts_ms=now))
             m.open_interest = 0
             m.status = "settled"
             m.settled_ms = now
-            self._touched[ticker] = None
-            self._lifecycle(m, "settled", settled_ts_ms=now)
+            core.touched[ticker] = None
+            core.lifecycle(m, "settled", settled_ts_ms=now)
             return settlements
         finally:
-            self._end()
+            core.end()

@@ -12,10 +12,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kalshi.sim.engine.types import EngineError, EventSpec, MarketSpec, MveLeg
+from kalshi.sim.engine.types import EngineError, EventSpec, MarketSpec, MarketView, MveLeg
 
-__all__ = ["CollectionSpec", "combo_specs"]
+if TYPE_CHECKING:
+    from kalshi.sim.engine.core import EngineCore
+    from kalshi.sim.engine.lifecycle import LifecycleDesk
+
+__all__ = ["CollectionSpec", "ComboDesk", "combo_specs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +111,62 @@ def combo_specs(
         custom_strike={leg.market_ticker: leg.side for leg in legs},
     )
     return event, market
+
+
+class ComboDesk:
+    """Multivariate collections and their combo markets; :class:`~kalshi.sim.engine.Engine` forwards to it.
+
+    Args:
+        core: the engine's state and primitives.
+        lifecycle: lists the combo events and markets.
+    """
+
+    __slots__ = ("_collections", "_core", "_lifecycle")
+
+    def __init__(self, core: EngineCore, lifecycle: LifecycleDesk) -> None:
+        self._core = core
+        self._lifecycle = lifecycle
+        self._collections: dict[str, CollectionSpec] = {}
+
+    def collections(self) -> list[CollectionSpec]:
+        """Every collection: one per series of listed combo markets, plus those added explicitly."""
+        core = self._core
+        singles = tuple(e.event_ticker for e in core.event_specs.values() if not e.is_multivariate)
+        found: dict[str, CollectionSpec] = {}
+        for m in core.markets.values():
+            ticker = m.spec.mve_collection_ticker
+            if ticker is None or ticker in found or ticker in self._collections:
+                continue
+            members = [x for x in core.markets.values() if x.spec.mve_collection_ticker == ticker]
+            found[ticker] = CollectionSpec(
+                collection_ticker=ticker,
+                title=f"{ticker} combos",
+                associated_event_tickers=singles,
+                size_min=2,
+                size_max=max(2, min(4, len(singles))),
+                open_ms=min(x.created_ms for x in members),
+                close_ms=max((x.close_ms or x.created_ms) for x in members),
+            )
+        return [*found.values(), *self._collections.values()]
+
+    def add(self, collection: CollectionSpec) -> None:
+        """List a multivariate collection."""
+        self._collections[collection.collection_ticker] = collection
+
+    def create_market(self, collection_ticker: str, legs: list[MveLeg]) -> MarketView:
+        """The combo market of ``legs`` in a collection, listed (and activated) if new.
+
+        Raises:
+            EngineError: ``collection_not_found``, ``market_not_found`` (a leg), ``invalid_parameters``.
+        """
+        core = self._core
+        collection = next((c for c in self.collections() if c.collection_ticker == collection_ticker), None)
+        if collection is None:
+            raise EngineError("collection_not_found", f"no multivariate collection {collection_ticker!r}", status=404)
+        leg_specs = [core.market(leg.market_ticker).spec for leg in legs]
+        event, market = combo_specs(collection, legs, leg_specs, now_ms=core.now)
+        if market.ticker in core.markets:
+            return core.markets[market.ticker].view()
+        if event.event_ticker not in core.event_specs:
+            self._lifecycle.add_event(event)
+        return self._lifecycle.add_market(market)

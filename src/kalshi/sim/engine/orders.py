@@ -1,4 +1,4 @@
-"""Order entry of the engine: place (with matching), amend, decrease, cancel, cancel all."""
+"""Order entry of the engine: place (with matching), amend, decrease, cancel, cancel all (:class:`OrderDesk`)."""
 
 from __future__ import annotations
 
@@ -19,17 +19,17 @@ from kalshi.sim.engine.types import (
     TimeInForce,
 )
 
-__all__ = ["KEEP", "AmendResult", "CancelResult", "OrderResult", "OrdersMixin"]
+__all__ = ["KEEP", "AmendResult", "CancelResult", "Keep", "OrderDesk", "OrderResult"]
 
 
-class _Keep:
+class Keep:
     """Sentinel type: leave a field as it is."""
 
     def __repr__(self) -> str:
         return "KEEP"
 
 
-KEEP: Final = _Keep()
+KEEP: Final = Keep()
 
 _SIDES: Final = ("bid", "ask")
 _TIFS: Final = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
@@ -108,8 +108,17 @@ class AmendResult:
         return sum(f.count_units for f in self.fills)
 
 
-class OrdersMixin(EngineCore):
-    """Order entry. Methods are documented on :class:`kalshi.sim.engine.Engine`."""
+class OrderDesk:
+    """Order entry and matching on the shared :class:`EngineCore`; :class:`~kalshi.sim.engine.Engine` forwards to it.
+
+    Args:
+        core: the engine's state and primitives.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: EngineCore) -> None:
+        self._core = core
 
     # ------------------------------------------------------------------------------------ validation
 
@@ -134,13 +143,10 @@ class OrdersMixin(EngineCore):
             state = "paused" if m.paused and m.status == "active" else m.status
             raise EngineError("market_closed", f"market {m.spec.ticker} is {state}; it takes no orders now", status=409)
 
-    def _available(self, account: str) -> int:
-        acct = self._accounts[account]
-        return acct.cash - acct.reserved
-
     # ------------------------------------------------------------------------------------ matching
 
     def _match(self, m: MarketState, taker: OrderRecord) -> None:
+        core = self._core
         book = m.book
         resting_side: BookSide = "ask" if taker.side == "bid" else "bid"
         while taker.remaining > 0 and taker.status == "resting":
@@ -150,26 +156,26 @@ class OrdersMixin(EngineCore):
             maker = book.first_at(resting_side, price)
             if maker.account == taker.account:
                 if taker.stp == "taker_at_cross":
-                    self._close_order(taker, "canceled", "SelfTradeCancel")
+                    core.close_order(taker, "canceled", "SelfTradeCancel")
                     return
-                self._cancel_resting(maker, "SelfTradeCancel")
+                core.cancel_resting(maker, "SelfTradeCancel")
                 continue
             units = min(taker.remaining, maker.remaining)
-            maker_allowance = self._group_allowance(maker.group_id)
+            maker_allowance = core.group_allowance(maker.group_id)
             if maker_allowance == 0:
-                self._cancel_resting(maker, None)
+                core.cancel_resting(maker, None)
                 continue
-            taker_allowance = self._group_allowance(taker.group_id)
+            taker_allowance = core.group_allowance(taker.group_id)
             if taker_allowance == 0:
                 break
             for allowance in (maker_allowance, taker_allowance):
                 if allowance is not None:
                     units = min(units, allowance)
-            self._fill(m, taker, maker, units, price, block=False)
+            core.fill(m, taker, maker, units, price, block=False)
         if taker.status == "resting" and taker.remaining and taker.group_id is not None:
-            group = self._groups.get(taker.group_id)
+            group = core.groups.get(taker.group_id)
             if group is not None and group.triggered:
-                self._close_order(taker, "canceled", None)
+                core.close_order(taker, "canceled", None)
 
     def _fillable(self, m: MarketState, order: OrderRecord) -> int:
         """Units an incoming order could fill now, without changing anything (for fill-or-kill)."""
@@ -181,30 +187,31 @@ class OrdersMixin(EngineCore):
                     break
                 continue
             units = maker.remaining
-            allowance = self._group_allowance(maker.group_id)
+            allowance = self._core.group_allowance(maker.group_id)
             if allowance is not None and maker.group_id is not None:
                 units = min(units, allowance - used.get(maker.group_id, 0))
                 used[maker.group_id] = used.get(maker.group_id, 0) + units
             total += units
             if total >= order.remaining:
                 break
-        allowance = self._group_allowance(order.group_id)
+        allowance = self._core.group_allowance(order.group_id)
         return total if allowance is None else min(total, allowance)
 
     def _finish_incoming(self, m: MarketState, order: OrderRecord, capped: bool) -> None:
         """After matching: rest a good-till-cancelled remainder, close everything else."""
+        core = self._core
         if order.status != "resting":
             return
         if order.remaining == 0:
             if capped:  # reduce_only never placed part of the requested size
-                self._close_order(order, "canceled", "ReduceOnlyCancel")
+                core.close_order(order, "canceled", "ReduceOnlyCancel")
             else:
-                self._close_order(order, "executed", "Trade")
+                core.close_order(order, "executed", "Trade")
         elif order.time_in_force == "good_till_canceled":
-            self._rest(m, order)
-            self._outbox.append(OrderUpdate(order=order.view(), ts_ms=self._now))
+            core.rest(m, order)
+            core.outbox.append(OrderUpdate(order=order.view(), ts_ms=core.now))
         else:
-            self._close_order(order, "canceled", "ReduceOnlyCancel" if capped else None)
+            core.close_order(order, "canceled", "ReduceOnlyCancel" if capped else None)
 
     # ------------------------------------------------------------------------------------ public
 
@@ -238,10 +245,11 @@ class OrdersMixin(EngineCore):
                 ``duplicate_client_order_id``, ``order_group_not_found``, ``order_group_triggered``,
                 ``post_only_cross``, ``insufficient_balance``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            acct = self._account(account)
-            m = self._market(ticker)
+            acct = core.account(account)
+            m = core.market(ticker)
             if side not in _SIDES or time_in_force not in _TIFS or self_trade_prevention not in _STPS:
                 raise EngineError(
                     "invalid_parameters",
@@ -267,7 +275,7 @@ class OrdersMixin(EngineCore):
                     status=409,
                 )
             if order_group_id is not None:
-                group = self._groups.get(order_group_id)
+                group = core.groups.get(order_group_id)
                 if group is None or group.account != account:
                     raise EngineError("order_group_not_found", f"no order group {order_group_id!r}", status=404)
                 if group.triggered:
@@ -303,29 +311,29 @@ class OrdersMixin(EngineCore):
                 created_ms=now,
                 updated_ms=now,
             )
-            need = self._required(m, order, taker_phase=True)
+            need = core.required(m, order, taker_phase=True)
             if need > acct.cash - acct.reserved:
                 raise EngineError(
                     "insufficient_balance",
                     f"order needs {need} micro-dollars of collateral and fees; {acct.cash - acct.reserved} available",
                 )
-            order.order_id = self._ids.new()
-            self._orders[order.order_id] = order
+            order.order_id = core.ids.new()
+            core.orders[order.order_id] = order
             acct.order_ids[order.order_id] = None
             if order.client_order_id:
                 acct.client_order_ids.add(order.client_order_id)
             if order_group_id is not None:
-                self._groups[order_group_id].order_ids[order.order_id] = None
+                core.groups[order_group_id].order_ids[order.order_id] = None
             if time_in_force == "fill_or_kill" and self._fillable(m, order) < order.remaining:
-                self._close_order(order, "canceled", None)
+                core.close_order(order, "canceled", None)
             else:
-                self._set_reserve(order, need)
+                core.set_reserve(order, need)
                 self._match(m, order)
                 self._finish_incoming(m, order, capped=count < count_units)
-            fills = tuple(f for f in self._request_fills if f.order_id == order.order_id)
+            fills = tuple(f for f in core.request_fills if f.order_id == order.order_id)
             return OrderResult(order=order.view(), fills=fills, ts_ms=now)
         finally:
-            self._end()
+            core.end()
 
     def amend_order(
         self,
@@ -335,7 +343,7 @@ class OrdersMixin(EngineCore):
         price_ticks: int,
         count_units: int,
         updated_client_order_id: str | None = None,
-        expiration_ms: int | _Keep | None = KEEP,
+        expiration_ms: int | Keep | None = KEEP,
     ) -> AmendResult:
         """Change a resting order's price and/or total size (``count_units`` = filled + new remaining).
 
@@ -348,11 +356,12 @@ class OrdersMixin(EngineCore):
                 ``invalid_count``, ``invalid_expiration``, ``duplicate_client_order_id``,
                 ``post_only_cross``, ``insufficient_balance``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            order = self._own_resting(account, order_id)
-            acct = self._accounts[account]
-            m = self._markets[order.ticker]
+            order = core.own_resting(account, order_id)
+            acct = core.accounts[account]
+            m = core.markets[order.ticker]
             self._check_trading(m)
             self._check_price(m, price_ticks)
             self._check_count(m, count_units)
@@ -362,7 +371,7 @@ class OrdersMixin(EngineCore):
                     "invalid_count",
                     f"count must exceed the {order.filled} units already filled; cancel the order instead",
                 )
-            if not isinstance(expiration_ms, _Keep) and expiration_ms is not None and expiration_ms <= now:
+            if not isinstance(expiration_ms, Keep) and expiration_ms is not None and expiration_ms <= now:
                 raise EngineError("invalid_expiration", "expiration_time must be in the future")
             new_cid = updated_client_order_id or None
             if new_cid and new_cid != order.client_order_id and new_cid in acct.client_order_ids:
@@ -388,7 +397,7 @@ class OrdersMixin(EngineCore):
             if new_cid:
                 acct.client_order_ids.add(new_cid)
                 order.client_order_id = new_cid
-            if not isinstance(expiration_ms, _Keep):
+            if not isinstance(expiration_ms, Keep):
                 order.expiration_ms = expiration_ms
             order.initial = count_units
             order.reason = "Amend"
@@ -398,22 +407,22 @@ class OrdersMixin(EngineCore):
                 if shrink:
                     m.book.shrink(order, shrink)
                     order.remaining = new_rem
-                    self._delta(m, order, -shrink)
-                self._set_reserve(order, need)
+                    core.delta(m, order, -shrink)
+                core.set_reserve(order, need)
                 if order.expiration_ms is not None:
-                    self._schedule_expiry(order)
-                self._outbox.append(OrderUpdate(order=order.view(), ts_ms=now))
+                    core.schedule_expiry(order)
+                core.outbox.append(OrderUpdate(order=order.view(), ts_ms=now))
             else:
-                self._unrest(m, order)
+                core.unrest(m, order)
                 order.price = price_ticks
                 order.remaining = new_rem
-                self._set_reserve(order, need)
+                core.set_reserve(order, need)
                 self._match(m, order)
                 self._finish_incoming(m, order, capped=False)
-            fills = tuple(f for f in self._request_fills if f.order_id == order_id)
+            fills = tuple(f for f in core.request_fills if f.order_id == order_id)
             return AmendResult(old_order=old, order=order.view(), fills=fills, ts_ms=now)
         finally:
-            self._end()
+            core.end()
 
     def decrease_order(
         self, account: str, order_id: str, *, reduce_by: int | None = None, reduce_to: int | None = None
@@ -423,9 +432,10 @@ class OrdersMixin(EngineCore):
         Raises:
             EngineError: ``order_not_found``, ``order_not_resting``, ``invalid_parameters``.
         """
-        self._begin()
+        core = self._core
+        core.begin()
         try:
-            order = self._own_resting(account, order_id)
+            order = core.own_resting(account, order_id)
             if (reduce_by is None) == (reduce_to is None):
                 raise EngineError("invalid_parameters", "give exactly one of reduce_by or reduce_to")
             if reduce_by is not None:
@@ -440,20 +450,20 @@ class OrdersMixin(EngineCore):
                     )
                 new_rem = reduce_to
             if new_rem <= 0:
-                self._cancel_resting(order, "Decrease")
+                core.cancel_resting(order, "Decrease")
                 return order.view()
-            m = self._markets[order.ticker]
+            m = core.markets[order.ticker]
             shrink = order.remaining - new_rem
             m.book.shrink(order, shrink)
             order.remaining = new_rem
-            self._delta(m, order, -shrink)
+            core.delta(m, order, -shrink)
             order.reason = "Decrease"
-            order.updated_ms = self._now
-            self._set_reserve(order, self._required(m, order, taker_phase=False))
-            self._outbox.append(OrderUpdate(order=order.view(), ts_ms=self._now))
+            order.updated_ms = core.now
+            core.set_reserve(order, core.required(m, order, taker_phase=False))
+            core.outbox.append(OrderUpdate(order=order.view(), ts_ms=core.now))
             return order.view()
         finally:
-            self._end()
+            core.end()
 
     def cancel_order(self, account: str, order_id: str) -> CancelResult:
         """Cancel a resting order.
@@ -461,13 +471,14 @@ class OrdersMixin(EngineCore):
         Raises:
             EngineError: ``order_not_found``, ``order_not_resting``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            order = self._own_resting(account, order_id)
-            reduced = self._cancel_resting(order, None)
+            order = core.own_resting(account, order_id)
+            reduced = core.cancel_resting(order, None)
             return CancelResult(order=order.view(), reduced_by_units=reduced, ts_ms=now)
         finally:
-            self._end()
+            core.end()
 
     def cancel_all(self, account: str, ticker: str | None = None) -> list[CancelResult]:
         """Cancel every resting order of ``account`` (in one market if ``ticker`` is given).
@@ -475,15 +486,16 @@ class OrdersMixin(EngineCore):
         Raises:
             EngineError: ``account_not_found``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            acct = self._account(account)
+            acct = core.account(account)
             results = []
             for order_id in list(acct.order_ids):
-                order = self._orders[order_id]
+                order = core.orders[order_id]
                 if order.status == "resting" and order.in_book and (ticker is None or order.ticker == ticker):
-                    reduced = self._cancel_resting(order, None)
+                    reduced = core.cancel_resting(order, None)
                     results.append(CancelResult(order=order.view(), reduced_by_units=reduced, ts_ms=now))
             return results
         finally:
-            self._end()
+            core.end()

@@ -10,11 +10,13 @@ taker, the quoter the maker, and each gets an executed order, a fill and a ``quo
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kalshi._fixed import COUNT_SCALE, PRICE_SCALE
-from kalshi.sim.engine.book import OrderRecord
-from kalshi.sim.engine.core import EngineCore, RfqRecord, required_reserve
+from kalshi.sim.engine.core import EngineCore
+from kalshi.sim.engine.events import QuoteEvent, RfqEvent
+from kalshi.sim.engine.off_book import OffBookDesk
 from kalshi.sim.engine.types import (
     BookSide,
     EngineError,
@@ -24,11 +26,55 @@ from kalshi.sim.engine.types import (
     is_valid_price,
 )
 
-__all__ = ["RfqMixin"]
+__all__ = ["RfqDesk", "RfqRecord"]
 
 
-class RfqMixin(EngineCore):
-    """RFQs and quotes. Methods are documented on :class:`kalshi.sim.engine.Engine`."""
+@dataclass(slots=True, eq=False)
+class RfqRecord:
+    """Mutable state of an RFQ; :attr:`view` is replaced on each change."""
+
+    view: RfqView
+    quote_ids: list[str] = field(default_factory=list)
+
+
+class RfqDesk:
+    """RFQs and quotes (it owns them); :class:`~kalshi.sim.engine.Engine` forwards to it.
+
+    Args:
+        core: the engine's state and primitives.
+        off_book: executes a confirmed quote as a block trade.
+    """
+
+    __slots__ = ("_core", "_off_book", "_quotes", "_rfqs")
+
+    def __init__(self, core: EngineCore, off_book: OffBookDesk) -> None:
+        self._core = core
+        self._off_book = off_book
+        self._rfqs: dict[str, RfqRecord] = {}
+        self._quotes: dict[str, QuoteView] = {}
+
+    def _emit_rfq(self, kind: Literal["rfq_created", "rfq_deleted"], rfq: RfqView) -> None:
+        self._core.outbox.append(RfqEvent(kind=kind, rfq=rfq, ts_ms=self._core.now))
+
+    def _emit_quote(
+        self,
+        kind: Literal["quote_created", "quote_accepted", "quote_executed", "quote_deleted"],
+        quote: QuoteView,
+        *,
+        recipient: str | None = None,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> None:
+        self._core.outbox.append(
+            QuoteEvent(
+                kind=kind,
+                quote=quote,
+                ts_ms=self._core.now,
+                recipient=recipient,
+                order_id=order_id,
+                client_order_id=client_order_id,
+            )
+        )
 
     def _rfq(self, rfq_id: str) -> RfqRecord:
         rec = self._rfqs.get(rfq_id)
@@ -43,13 +89,17 @@ class RfqMixin(EngineCore):
         return quote
 
     def _set_quote(self, quote: QuoteView, **changes: Any) -> QuoteView:
-        new = dataclasses.replace(quote, updated_ts_ms=self._now, **changes)
+        new = dataclasses.replace(quote, updated_ts_ms=self._core.now, **changes)
         self._quotes[quote.quote_id] = new
         return new
 
     def _close_rfq(self, rec: RfqRecord, reason: str) -> None:
         rec.view = dataclasses.replace(
-            rec.view, status="closed", updated_ts_ms=self._now, cancelled_ts_ms=self._now, cancellation_reason=reason
+            rec.view,
+            status="closed",
+            updated_ts_ms=self._core.now,
+            cancelled_ts_ms=self._core.now,
+            cancellation_reason=reason,
         )
         for quote_id in rec.quote_ids:
             quote = self._quotes[quote_id]
@@ -57,7 +107,7 @@ class RfqMixin(EngineCore):
                 self._cancel_quote(quote)
 
     def _cancel_quote(self, quote: QuoteView) -> QuoteView:
-        quote = self._set_quote(quote, status="cancelled", cancelled_ts_ms=self._now)
+        quote = self._set_quote(quote, status="cancelled", cancelled_ts_ms=self._core.now)
         self._emit_quote("quote_deleted", quote)
         return quote
 
@@ -76,10 +126,11 @@ class RfqMixin(EngineCore):
         Raises:
             EngineError: ``account_not_found``, ``market_not_found``, ``market_closed``, ``invalid_parameters``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._account(account)
-            m = self._market(ticker)
+            core.account(account)
+            m = core.market(ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {ticker} is not trading", status=409)
             if (contracts_units is None) == (target_cost_micros is None):
@@ -93,7 +144,7 @@ class RfqMixin(EngineCore):
                         self._close_rfq(rec, "replaced")
                         self._emit_rfq("rfq_deleted", rec.view)
             view = RfqView(
-                rfq_id=self._ids.new(),
+                rfq_id=core.ids.new(),
                 creator=account,
                 ticker=ticker,
                 event_ticker=m.spec.event_ticker,
@@ -110,7 +161,7 @@ class RfqMixin(EngineCore):
             self._emit_rfq("rfq_created", view)
             return view
         finally:
-            self._end()
+            core.end()
 
     def delete_rfq(self, account: str, rfq_id: str) -> RfqView:
         """Withdraw an open RFQ (its open quotes are cancelled).
@@ -118,7 +169,7 @@ class RfqMixin(EngineCore):
         Raises:
             EngineError: ``rfq_not_found``, ``rfq_closed``.
         """
-        self._begin()
+        self._core.begin()
         try:
             rec = self._rfq(rfq_id)
             if rec.view.creator != account:
@@ -129,7 +180,7 @@ class RfqMixin(EngineCore):
             self._emit_rfq("rfq_deleted", rec.view)
             return rec.view
         finally:
-            self._end()
+            self._core.end()
 
     def create_quote(
         self,
@@ -146,16 +197,17 @@ class RfqMixin(EngineCore):
             EngineError: ``account_not_found``, ``rfq_not_found``, ``rfq_closed``, ``self_quote``,
                 ``market_closed``, ``invalid_price``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
-            self._account(account)
+            core.account(account)
             rec = self._rfq(rfq_id)
             rfq = rec.view
             if rfq.status != "open":
                 raise EngineError("rfq_closed", f"RFQ {rfq_id} is closed", status=409)
             if rfq.creator == account:
                 raise EngineError("self_quote", "an account cannot quote its own RFQ")
-            m = self._market(rfq.ticker)
+            m = core.market(rfq.ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {rfq.ticker} is not trading", status=409)
             for bid in (yes_bid_ticks, no_bid_ticks):
@@ -175,7 +227,7 @@ class RfqMixin(EngineCore):
                 if old.creator == account and old.status == "open":
                     self._cancel_quote(old)
             quote = QuoteView(
-                quote_id=self._ids.new(),
+                quote_id=core.ids.new(),
                 rfq_id=rfq_id,
                 creator=account,
                 rfq_creator=rfq.creator,
@@ -196,7 +248,7 @@ class RfqMixin(EngineCore):
             self._emit_quote("quote_created", quote)
             return quote
         finally:
-            self._end()
+            core.end()
 
     @staticmethod
     def _budget_units(budget_micros: int, unit_price: int, quoter_bid: int) -> int:
@@ -210,7 +262,7 @@ class RfqMixin(EngineCore):
         Raises:
             EngineError: ``quote_not_found``, ``quote_not_open``.
         """
-        self._begin()
+        self._core.begin()
         try:
             quote = self._quote(quote_id)
             if quote.creator != account:
@@ -219,7 +271,7 @@ class RfqMixin(EngineCore):
                 raise EngineError("quote_not_open", f"quote {quote_id} is {quote.status}", status=409)
             return self._cancel_quote(quote)
         finally:
-            self._end()
+            self._core.end()
 
     def accept_quote(self, account: str, quote_id: str, accepted_side: OutcomeSide) -> QuoteView:
         """The RFQ creator takes one side of a quote; the quoter must then confirm.
@@ -227,7 +279,7 @@ class RfqMixin(EngineCore):
         Raises:
             EngineError: ``quote_not_found``, ``quote_not_open``, ``rfq_closed``, ``invalid_parameters``.
         """
-        now = self._begin()
+        now = self._core.begin()
         try:
             quote = self._quote(quote_id)
             if quote.rfq_creator != account:
@@ -252,7 +304,7 @@ class RfqMixin(EngineCore):
             self._emit_quote("quote_accepted", quote)
             return quote
         finally:
-            self._end()
+            self._core.end()
 
     def confirm_quote(self, account: str, quote_id: str) -> QuoteView:
         """The quoter confirms an accepted quote: it executes now as a block trade.
@@ -261,14 +313,15 @@ class RfqMixin(EngineCore):
             EngineError: ``quote_not_found``, ``quote_not_accepted``, ``market_closed``,
                 ``insufficient_balance``.
         """
-        now = self._begin()
+        core = self._core
+        now = core.begin()
         try:
             quote = self._quote(quote_id)
             if quote.creator != account:
                 raise EngineError("quote_not_found", f"no quote {quote_id!r} for this account", status=404)
             if quote.status != "accepted" or quote.accepted_side is None or not quote.contracts_accepted_units:
                 raise EngineError("quote_not_accepted", f"quote {quote_id} is {quote.status}", status=409)
-            m = self._market(quote.ticker)
+            m = core.market(quote.ticker)
             if not m.is_trading():
                 raise EngineError("market_closed", f"market {quote.ticker} is not trading", status=409)
             units = quote.contracts_accepted_units
@@ -278,23 +331,9 @@ class RfqMixin(EngineCore):
             else:
                 price, creator_side = quote.yes_bid_ticks, "ask"
             quoter_side: BookSide = "ask" if creator_side == "bid" else "bid"
-            taker = self._block_order(quote.rfq_creator, m.spec.ticker, m.market_id, creator_side, price, units)
-            maker = self._block_order(account, m.spec.ticker, m.market_id, quoter_side, price, units)
-            for order, taker_phase in ((taker, True), (maker, False)):
-                need = required_reserve(
-                    m.spec, order.side, price, units, taker_fee_acc=0, maker_fee_acc=0, taker_phase=taker_phase
-                )
-                acct = self._accounts[order.account]
-                if need > acct.cash - acct.reserved:
-                    who = "RFQ creator" if taker_phase else "quoter"
-                    raise EngineError("insufficient_balance", f"the {who} lacks the balance to execute this quote")
-            for order, taker_phase in ((taker, True), (maker, False)):
-                order.order_id = self._ids.new()
-                self._orders[order.order_id] = order
-                self._accounts[order.account].order_ids[order.order_id] = None
-                self._set_reserve(order, self._required(m, order, taker_phase=taker_phase))
-            self._fill(m, taker, maker, units, price, block=True)
-            self._close_order(taker, "executed", "Trade")
+            taker = self._off_book.order(quote.rfq_creator, m, creator_side, price, units)
+            maker = self._off_book.order(account, m, quoter_side, price, units)
+            self._off_book.execute(m, taker, maker, who=("RFQ creator", "quoter"), what="quote")
             quote = self._set_quote(
                 quote,
                 status="executed",
@@ -309,32 +348,7 @@ class RfqMixin(EngineCore):
             self._emit_quote("quote_executed", quote, recipient=account, order_id=maker.order_id)
             return quote
         finally:
-            self._end()
-
-    def _block_order(
-        self, account: str, ticker: str, market_id: str, side: Literal["bid", "ask"], price: int, units: int
-    ) -> OrderRecord:
-        self._account(account)
-        return OrderRecord(
-            order_id="",
-            account=account,
-            ticker=ticker,
-            market_id=market_id,
-            side=side,
-            price=price,
-            initial=units,
-            remaining=units,
-            time_in_force="fill_or_kill",
-            stp="taker_at_cross",
-            post_only=False,
-            reduce_only=False,
-            cancel_on_pause=False,
-            client_order_id=None,
-            group_id=None,
-            expiration_ms=None,
-            created_ms=self._now,
-            updated_ms=self._now,
-        )
+            core.end()
 
     # ------------------------------------------------------------------------------------ queries
 

@@ -10,11 +10,23 @@ transfer id) and the netting flags; moving cash goes through the engine's ``depo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from kalshi.sim.engine.types import EngineError
 
-__all__ = ["MAX_SUBACCOUNT", "SubaccountBook", "SubaccountTransfer", "number_of", "owner_of", "subaccount_account"]
+if TYPE_CHECKING:
+    from kalshi.sim.engine.core import EngineCore
+    from kalshi.sim.engine.lifecycle import LifecycleDesk
+
+__all__ = [
+    "MAX_SUBACCOUNT",
+    "SubaccountBook",
+    "SubaccountDesk",
+    "SubaccountTransfer",
+    "number_of",
+    "owner_of",
+    "subaccount_account",
+]
 
 MAX_SUBACCOUNT: Final = 63
 _SEPARATOR: Final = "/sub"
@@ -119,3 +131,58 @@ class SubaccountBook:
     def transfers(self, owner: str) -> list[SubaccountTransfer]:
         """The owner's transfers, oldest first."""
         return [t for t in self._transfers if t.owner == owner]
+
+
+class SubaccountDesk:
+    """Opening subaccounts and moving cash between them; :class:`~kalshi.sim.engine.Engine` forwards to it.
+
+    Args:
+        core: the engine's state and primitives.
+        accounts: opens the subaccounts' engine accounts and moves their cash.
+        book: the numbering and the transfer log.
+    """
+
+    __slots__ = ("_accounts", "_book", "_core")
+
+    def __init__(self, core: EngineCore, accounts: LifecycleDesk, book: SubaccountBook) -> None:
+        self._core = core
+        self._accounts = accounts
+        self._book = book
+
+    def create_subaccount(self, owner: str) -> int:
+        """Open the owner's next subaccount (an empty engine account); returns its number.
+
+        Raises:
+            EngineError: ``account_not_found``, ``subaccount_limit_reached``.
+        """
+        self._core.account(owner)
+        number = self._book.allocate(owner)
+        self._accounts.open_account(subaccount_account(owner, number), 0)
+        return number
+
+    def transfer_between_subaccounts(
+        self, owner: str, client_transfer_id: str, from_number: int, to_number: int, amount_cents: int
+    ) -> SubaccountTransfer:
+        """Move available cash between two of the owner's subaccounts (a retry with the same id is a no-op).
+
+        Raises:
+            EngineError: ``subaccount_not_found``, ``invalid_parameters`` (same subaccount, non-positive
+                amount), ``insufficient_balance``.
+        """
+        previous = self._book.previous_transfer(owner, client_transfer_id)
+        if previous is not None:
+            return previous
+        source = self._book.resolve(owner, from_number)
+        target = self._book.resolve(owner, to_number)
+        if source == target:
+            raise EngineError("invalid_parameters", "from_subaccount and to_subaccount must differ")
+        if amount_cents <= 0:
+            raise EngineError("invalid_parameters", "amount_cents must be positive")
+        micros = amount_cents * 10_000
+        self._accounts.deposit(source, -micros)  # raises insufficient_balance before anything moves
+        self._accounts.deposit(target, micros)
+        transfer = SubaccountTransfer(
+            self._core.ids.new(), client_transfer_id, owner, from_number, to_number, amount_cents, self._core.now
+        )
+        self._book.record(transfer)
+        return transfer
