@@ -41,6 +41,7 @@ from kalshi.sim.engine import (
     valid_prices,
 )
 from kalshi.sim.engine.core import required_reserve
+from kalshi.sim.engine.events import OrderUpdate
 from kalshi.sim.engine.ledger import fee_numerator
 
 T0 = 1_700_000_000_000
@@ -712,6 +713,33 @@ def test_history_limit_forgets_old_closed_orders() -> None:
         engine.order(ids[0])
     with pytest.raises(ValueError):
         Engine(clock, history_limit=0)
+
+
+def test_cancel_all_with_history_limit_skips_orders_forgotten_meanwhile() -> None:
+    # Cancelling the resting order closes it, which makes history_limit=1 forget the older closed IOC order
+    # that the cancel loop has still to visit: it must skip it, not fail.
+    engine = Engine(ManualClock(T0), history_limit=1)
+    engine.add_market(spec())
+    engine.open_account("a", 100 * DOLLAR)
+    resting = engine.place_order("a", "MKT-A", "bid", 4000, 100).order_id
+    engine.place_order("a", "MKT-A", "bid", 4100, 100, time_in_force="immediate_or_cancel")
+    cancelled = engine.cancel_all("a")
+    assert [result.order.order_id for result in cancelled] == [resting]
+    assert engine.order(resting).status == "canceled"
+
+
+def test_a_triggered_group_with_history_limit_cancels_every_resting_order() -> None:
+    engine = Engine(ManualClock(T0), history_limit=1)
+    engine.add_market(spec())
+    engine.open_account("a", 100 * DOLLAR)
+    group = engine.create_order_group("a", 10_000).order_group_id
+    first = engine.place_order("a", "MKT-A", "bid", 4000, 100, order_group_id=group).order_id
+    engine.place_order("a", "MKT-A", "bid", 4100, 100, time_in_force="immediate_or_cancel", order_group_id=group)
+    second = engine.place_order("a", "MKT-A", "bid", 3900, 100, order_group_id=group).order_id
+    engine.trigger_order_group("a", group)
+    assert not [o for o in engine.orders("a") if o.status == "resting"]
+    updates = [e.order for e in engine.drain_events() if isinstance(e, OrderUpdate)]
+    assert {o.order_id for o in updates if o.status == "canceled"} >= {first, second}
 
 
 # ------------------------------------------------------------------------------------------ random flow

@@ -491,8 +491,8 @@ class EngineCore:
     def cancel_group_orders(self, group: GroupRecord) -> None:
         """Cancel every resting order of a group."""
         for order_id in list(group.order_ids):
-            order = self.orders[order_id]
-            if order.status == "resting" and order.in_book:
+            order = self.orders.get(order_id)  # None: forgotten by history_limit while this loop ran
+            if order is not None and order.status == "resting" and order.in_book:
                 self.cancel_resting(order, None)
 
     # ------------------------------------------------------------------------------------ lifecycle

@@ -492,7 +492,10 @@ class OrderDesk:
             acct = core.account(account)
             results = []
             for order_id in list(acct.order_ids):
-                order = core.orders[order_id]
+                # With history_limit, a cancel may forget an older closed order this loop has yet to reach.
+                order = core.orders.get(order_id)
+                if order is None:
+                    continue
                 if order.status == "resting" and order.in_book and (ticker is None or order.ticker == ticker):
                     reduced = core.cancel_resting(order, None)
                     results.append(CancelResult(order=order.view(), reduced_by_units=reduced, ts_ms=now))
