@@ -41,7 +41,6 @@ from kalshi.sim.engine import (
     valid_prices,
 )
 from kalshi.sim.engine.core import required_reserve
-from kalshi.sim.engine.events import OrderUpdate
 from kalshi.sim.engine.ledger import fee_numerator
 
 T0 = 1_700_000_000_000
