@@ -332,21 +332,30 @@ class SimulatedExchange:
 
     def _enter(self, market: _Market, order: SimOrder, reason: str | None = None) -> None:
         book = market.book
-        opposite = book.no if order.on_yes else book.yes
+        # Others' liquidity only: a book shared with the strategy's view also holds its own resting orders.
+        if order.on_yes:
+            opposite, opposite_own, same, same_own = book.no, book.own_no, book.yes, book.own_yes
+        else:
+            opposite, opposite_own, same, same_own = book.yes, book.own_yes, book.no, book.own_no
         # Opposite book prices that cross: their YES/NO complement is within the limit.
         floor = PRICE_SCALE - order.book_price
-        top = book.top_level(not order.on_yes)
-        crossing = sorted((p for p in opposite if p >= floor), reverse=True) if top >= floor else []
+        top = book.others_top_level(not order.on_yes)
+        crossing: list[tuple[int, int]] = []
+        if top >= floor:
+            for p in sorted((p for p in opposite if p >= floor), reverse=True):
+                others = opposite[p] - opposite_own.get(p, 0) if opposite_own else opposite[p]
+                if others > 0:
+                    crossing.append((p, others))
         if crossing and order.post_only:
             self._reject(order, "post_only_cross: the order would take liquidity")
             return
-        if order.time_in_force == "fill_or_kill" and sum(opposite[p] for p in crossing) < order.remaining:
+        if order.time_in_force == "fill_or_kill" and sum(u for _, u in crossing) < order.remaining:
             self._close(market, order, "canceled", "fill_or_kill: not enough liquidity", resting=False)
             return
-        for p in crossing:
+        for p, available in crossing:
             if order.remaining == 0:
                 break
-            units = min(order.remaining, opposite[p])
+            units = min(order.remaining, available)
             fill_price = PRICE_SCALE - p if order.on_yes else p
             self._fill(order, units, fill_price, is_taker=True)
             echo = market.echo.setdefault((not order.on_yes, p), [0, 0])
@@ -357,8 +366,7 @@ class SimulatedExchange:
         elif order.time_in_force != "good_till_canceled":
             self._close(market, order, "canceled", None, resting=False)
         else:
-            same = book.yes if order.on_yes else book.no
-            order.ahead = same.get(order.book_price, 0)
+            order.ahead = max(same.get(order.book_price, 0) - same_own.get(order.book_price, 0), 0)
             side = market.resting[order.on_yes]
             side.append(order)
             side.sort(key=lambda o: (-o.book_price, o.seq))
@@ -413,7 +421,7 @@ class SimulatedExchange:
             cancelled = pending.decrease
             if cancelled <= 0:
                 continue
-            visible = (book.yes if on_yes else book.no).get(price, 0)
+            visible = book.others_size(on_yes, price)
             for order in market.resting[on_yes]:
                 if order.book_price != price:
                     continue

@@ -266,22 +266,25 @@ class BacktestRunner:
                     if (stale and ticker in stale) or (exclude_own and m.client_order_id is not None):
                         continue
                     is_yes = m.side == "yes"
-                    if delta_of(ticker, is_yes, price, delta, m.ts_ms) is None:
-                        continue
                     if data_ns:
+                        if delta_of(ticker, is_yes, price, delta, m.ts_ms) is None:
+                            continue
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
-                        book = books[ticker]
+                        # One book, shared by the exchange and the strategy's view: the exchange's change is it.
+                        book = books.get(ticker)
+                        if book is None:
+                            continue  # no snapshot yet
                         if watch == 2:
                             before = book.quote_version
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
                             changed = book.quote_version != before
                         elif watch:
                             before = book.top_version
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
                             changed = book.top_version != before
                         else:
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
                             changed = True
                         book.ts_ns = t
                         if changed and on_book is not None:
@@ -438,7 +441,10 @@ class BacktestRunner:
             ticker, yes, no = item
             book = self._books.get(ticker)
             if book is None:
-                book = self._books[ticker] = Book(ticker)
+                # Without data latency the strategy sees the exchange's own book (one book to update per delta);
+                # with it, a book of its own that lags by the latency.
+                shared = None if self._data_ns else self.exchange.book(ticker)
+                book = self._books[ticker] = shared if shared is not None else Book(ticker)
             book.set_levels(yes, no, keep_own=False)
             for order in self.exchange.resting_in(ticker):
                 book.apply_own(order.on_yes, order.book_price, order.remaining)
