@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -141,6 +141,7 @@ class BacktestRunner:
         self._deliveries: deque[tuple[int, int, Any]] = deque()
         self._hooks = overridden_hooks(strategy)
         self._watch = 0
+        self._on_book: Callable[[Context, Book], Awaitable[None]] | None = None
         self._settled: set[str] = set()
         self._ctx_settled: set[str] = set()
         self._stale: set[str] = set()
@@ -194,7 +195,7 @@ class BacktestRunner:
         data_ns = self._data_ns
         deliveries = self._deliveries
         orders = self._orders
-        on_book = strategy.on_book if "on_book" in hooks else None
+        self._on_book = on_book = strategy.on_book if "on_book" in hooks else None
         self._watch = watch = _WATCH[strategy.book_updates]
         on_trade = strategy.on_trade if "on_trade" in hooks else None
         on_ticker = strategy.on_ticker if "on_ticker" in hooks else None
@@ -207,18 +208,18 @@ class BacktestRunner:
         seqs = self._seq_by_sid
         lean_decode = LEAN_DECODER.decode
         prices, deltas, counts = PRICE_CACHE, DELTA_CACHE, COUNT_CACHE
-        events = 0
+        events = 0  # counted a batch at a time
         offset = _NEVER
         cur_session: str | None = None  # the connection of the last sequenced delta (cheap identity check)
         cur_conn = -1
         for batch in iter_frame_batches(self.recording, markets=wanted):
+            events += len(batch.frame)
             for t, session, conn, frame in zip(batch.recv_ns, batch.session, batch.conn, batch.frame, strict=True):
                 if not started:
                     started = True
                     self._now = t
                     self._next_timer = t + timer_ns
                     await self._hook("on_start", ctx)
-                events += 1
                 try:
                     lean: Any = lean_decode(frame)
                 except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
@@ -228,12 +229,13 @@ class BacktestRunner:
                 # receive delay seen, which absorbs clock offset), never after its receive time.
                 xt = t
                 if kind is LeanDelta or kind is LeanTrade:
-                    ts_ms = lean.msg.ts_ms
+                    m = lean.msg
+                    ts_ms = m.ts_ms
                     if ts_ms is not None:
                         stamp = ts_ms * _NS_PER_MS
                         if t - stamp < offset:
                             offset = t - stamp
-                        if stamp + offset < t:
+                        elif t - stamp > offset:
                             xt = stamp + offset
                 if (
                     (orders and orders[0][0] <= xt)
@@ -243,7 +245,6 @@ class BacktestRunner:
                     await self._advance(t, xt)
                 self._now = t
                 if kind is LeanDelta:
-                    m = lean.msg
                     ticker = m.market_ticker
                     price = prices.get(m.price_dollars)
                     delta = deltas.get(m.delta_fp)
@@ -267,7 +268,7 @@ class BacktestRunner:
                         continue
                     is_yes = m.side == "yes"
                     if data_ns:
-                        if delta_of(ticker, is_yes, price, delta, m.ts_ms) is None:
+                        if delta_of(ticker, is_yes, price, delta, ts_ms) is None:
                             continue
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
@@ -277,38 +278,42 @@ class BacktestRunner:
                             continue  # no snapshot yet
                         if watch == 2:
                             before = book.quote_version
-                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = book.quote_version != before
                         elif watch:
                             before = book.top_version
-                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = book.top_version != before
                         else:
-                            delta_of(ticker, is_yes, price, delta, m.ts_ms)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = True
                         book.ts_ns = t
                         if changed and on_book is not None:
                             await on_book(ctx, book)
                 elif kind is LeanTrade:
-                    tm = lean.msg
-                    price = prices.get(tm.yes_price_dollars)
-                    count = counts.get(tm.count_fp)
-                    taker = tm.taker_outcome_side or tm.taker_side
+                    price = prices.get(m.yes_price_dollars)
+                    count = counts.get(m.count_fp)
+                    taker = m.taker_outcome_side or m.taker_side
                     if price is None or count is None:
                         full = _full_trade(frame, t)
                         if full is None:
                             continue
                         price, count, taker = full.price, full.count, full.taker_side
-                    ticker = tm.market_ticker
+                    ticker = m.market_ticker
                     if ticker in stale or (taker != "yes" and taker != "no"):
                         continue
-                    exchange.trade(ticker, price, count, taker == "yes", tm.ts_ms)
+                    exchange.trade(ticker, price, count, taker == "yes", ts_ms)
                     if data_ns:
-                        deliveries.append((t + data_ns, _TRADE, Trade(ticker, price, count, taker, t)))
+                        # Without an on_trade hook an empty delivery keeps the instant (see tickers below).
+                        trade = Trade(ticker, price, count, taker, t) if on_trade is not None else None
+                        deliveries.append((t + data_ns, _TRADE, trade))
                     elif on_trade is not None:
                         await on_trade(ctx, Trade(ticker, price, count, taker, t))
-                elif kind is LEAN_TICKER and not data_ns and on_ticker is None:
-                    pass  # nobody reads tickers: not worth decoding
+                elif kind is LEAN_TICKER and on_ticker is None:
+                    # Nobody reads tickers: not worth decoding. With data latency its delivery still happens
+                    # (an empty one): a delivery is an instant at which orders due before it reach the exchange.
+                    if data_ns:
+                        deliveries.append((t + data_ns, _TICKER, None))
                 else:
                     try:
                         message: Any = decode_message(frame)
@@ -382,9 +387,10 @@ class BacktestRunner:
         done what the message reports) or before a due delivery or timer."""
         orders, deliveries, exchange = self._orders, self._deliveries, self.exchange
         never = _NEVER
+        timer_ns = self._timer_ns
         while True:
             next_delivery = deliveries[0][0] if deliveries else never
-            next_timer = self._next_timer if self._timer_ns else never
+            next_timer = self._next_timer if timer_ns else never
             other = next_delivery if next_delivery <= next_timer else next_timer
             if other > t:
                 other = never
@@ -406,7 +412,26 @@ class BacktestRunner:
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
-                await self._deliver(kind, item)
+                if kind == _BOOK:  # the common delivery with data latency: inline
+                    book = self._books.get(item[0])
+                    if book is not None:
+                        watch = self._watch
+                        if watch == 2:
+                            before = book.quote_version
+                            book.apply(item[1], item[2], item[3])
+                            changed = book.quote_version != before
+                        elif watch:
+                            before = book.top_version
+                            book.apply(item[1], item[2], item[3])
+                            changed = book.top_version != before
+                        else:
+                            book.apply(item[1], item[2], item[3])
+                            changed = True
+                        book.ts_ns = self._now
+                        if changed and self._on_book is not None:
+                            await self._on_book(self.ctx, book)
+                else:
+                    await self._deliver(kind, item)
             else:
                 self._now = max(self._now, next_timer)
                 self._next_timer += self._timer_ns
