@@ -199,13 +199,17 @@ class Book:
         """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
         self.top_version += 1  # the split between own and others' size at a level changed
         own = self.own_yes if is_yes else self.own_no
-        size = own.get(price, 0) + delta
+        held = own.get(price, 0)
+        level = (self.yes if is_yes else self.no).get(price, 0)
+        size = held + delta
         if size > 0:
             own[price] = size
         else:
             own.pop(price, None)
         result = self.apply(is_yes, price, delta)
-        self._recompute_others(is_yes)  # others' sizes are unchanged, except where a level was clamped
+        if size < 0 or level + delta < 0:
+            # Others' sizes are unchanged (``apply`` kept their best) unless a level or the own size was clamped.
+            self._recompute_others(is_yes)
         return result
 
     def _recompute_others(self, is_yes: bool) -> None:
