@@ -339,14 +339,21 @@ class SimulatedExchange:
             opposite, opposite_own, same, same_own = book.yes, book.own_yes, book.no, book.own_no
         # Opposite book prices that cross: their YES/NO complement is within the limit.
         floor = PRICE_SCALE - order.book_price
+        # Self-trade prevention (the exchange's default, "taker_at_cross"): matching best price first meets the
+        # strategy's own crossing order after the others ahead of it at its level, and cancels the taker there.
+        mine = market.resting[not order.on_yes]
+        own_first = mine[0] if mine and mine[0].book_price >= floor else None
+        stop = own_first.book_price if own_first is not None else 0
         top = book.others_top_level(not order.on_yes)
         crossing: list[tuple[int, int]] = []
         if top >= floor:
-            for p in sorted((p for p in opposite if p >= floor), reverse=True):
+            for p in sorted((p for p in opposite if p >= max(floor, stop)), reverse=True):
                 others = opposite[p] - opposite_own.get(p, 0) if opposite_own else opposite[p]
+                if p == stop and own_first is not None:
+                    others = min(others, own_first.ahead)
                 if others > 0:
                     crossing.append((p, others))
-        if crossing and order.post_only:
+        if (crossing or own_first is not None) and order.post_only:
             self._reject(order, "post_only_cross: the order would take liquidity")
             return
         if order.time_in_force == "fill_or_kill" and sum(u for _, u in crossing) < order.remaining:
@@ -361,6 +368,9 @@ class SimulatedExchange:
             echo = market.echo.setdefault((not order.on_yes, p), [0, 0])
             echo[0] += units
             echo[1] = self._clock()
+        if order.remaining and own_first is not None:
+            self._close(market, order, "canceled", "SelfTradeCancel: it would have traded with your own order", resting=False)
+            return
         if order.remaining == 0:
             self._close(market, order, "executed", None, resting=False)
         elif order.time_in_force != "good_till_canceled":
