@@ -264,9 +264,13 @@ class BacktestRunner:
                         if last is not None and seq != last + 1 and not self._check_seq(sid, seq, last, ticker):
                             continue
                         seqs[sid] = seq
-                    if (stale and ticker in stale) or (exclude_own and m.client_order_id is not None):
+                    if stale and ticker in stale:
                         continue
                     is_yes = m.side == "yes"
+                    if exclude_own and m.client_order_id is not None:
+                        # Not others' liquidity, but it tells the queue model which trade volume it was.
+                        exchange.recorded_own_delta(ticker, is_yes, price, delta, ts_ms)
+                        continue
                     if data_ns:
                         if delta_of(ticker, is_yes, price, delta, ts_ms) is None:
                             continue
