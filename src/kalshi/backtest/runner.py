@@ -416,23 +416,19 @@ class BacktestRunner:
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
-                if kind == _BOOK:  # the common delivery with data latency: inline
+                if kind == _BOOK or kind == _OWN:  # the common deliveries: inline
                     book = self._books.get(item[0])
                     if book is not None:
                         watch = self._watch
-                        if watch == 2:
-                            before = book.quote_version
-                            book.apply(item[1], item[2], item[3])
-                            changed = book.quote_version != before
-                        elif watch:
-                            before = book.top_version
-                            book.apply(item[1], item[2], item[3])
-                            changed = book.top_version != before
+                        before = book.quote_version if watch == 2 else book.top_version if watch else 0
+                        if kind == _OWN:
+                            book.apply_own(item[1], item[2], item[3])
                         else:
                             book.apply(item[1], item[2], item[3])
-                            changed = True
                         book.ts_ns = self._now
-                        if changed and self._on_book is not None:
+                        if self._on_book is not None and (
+                            not watch or (book.quote_version if watch == 2 else book.top_version) != before
+                        ):
                             await self._on_book(self.ctx, book)
                 else:
                     await self._deliver(kind, item)
