@@ -416,7 +416,7 @@ class BacktestRunner:
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
-                if kind == _BOOK or kind == _OWN:  # the common deliveries: inline
+                if kind in (_BOOK, _OWN):  # the common deliveries: inline
                     book = self._books.get(item[0])
                     if book is not None:
                         watch = self._watch
