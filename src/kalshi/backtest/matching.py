@@ -247,8 +247,15 @@ class SimulatedExchange:
         if not orders:
             return
         pending = market.pending.get(key)
-        if pending is None:
+        if pending is None and any(order.book_price == level for order in orders):
+            # Only a level holding a resting order has its decreases recorded (the others need no pairing).
             pending = market.pending[key] = _Pending()
+        if pending is not None:
+            self._pair(market, pending, maker_on_yes, level, count)
+        self._trade_fills(market, orders, level, count)
+
+    def _pair(self, market: _Market, pending: _Pending, on_yes: bool, level: int, count: int) -> None:
+        """Pair a trade of ``count`` at a level holding a resting order with the level's recorded decreases."""
         # The exchange sends a trade's deltas just before (or after) its trade message: the latest decreases
         # recorded at the level are this trade's; earlier ones were cancels, which happened before the trade
         # and so change the queue ahead before the trade consumes it.
@@ -267,8 +274,11 @@ class SimulatedExchange:
         pending.traded += count - matched
         if decreases:
             # Visible at the time of those cancels: now plus this trade's own footprint on the level.
-            self._cancels(market, maker_on_yes, level, decreases, others_matched)
+            self._cancels(market, on_yes, level, decreases, others_matched)
             decreases.clear()
+
+    def _trade_fills(self, market: _Market, orders: list[SimOrder], level: int, count: int) -> None:
+        """A trade's volume through the resting orders of its side, in price-time priority."""
         budget = count
         consumed = 0  # others consumed at the trade's level by this trade
         done: list[SimOrder] = []
