@@ -11,6 +11,10 @@ Timeline (the recording's receive time in epoch ns is the clock):
 
 Everything due at the same instant runs in a fixed order (order arrivals, then deliveries, then timers, then
 the next recorded message), so a run is deterministic for a given recording and options.
+
+Without data latency the strategy's book is the simulated exchange's own book object (its own resting size is
+added by the same deliveries as with latency), so each recorded delta updates one book; with data latency the
+strategy keeps a book of its own that lags by it.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ class BacktestOptions:
         cancel_model: ``"back"`` (cancels come from the back of the queue) or ``"pro_rata"``.
         cash_micros: starting cash.
         markets: replay only these markets (default: the strategy's ``markets``, else all).
-        exclude_own: skip recorded deltas that carry a ``client_order_id`` (the recording account's own orders).
+        exclude_own: skip recorded deltas that carry a ``client_order_id`` (the recording account's own orders)
+            as liquidity; the queue model still uses them to tell which trade volume was that account's.
         settlements: settlement value in ticks by ticker, for markets the recording does not settle.
         sample_interval_s: spacing of the PnL/inventory timeline samples (fills are always sampled).
 
