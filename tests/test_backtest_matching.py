@@ -195,3 +195,69 @@ def test_the_strategy_s_own_taker_trades_in_the_recording_are_not_counted_twice(
     bid = h.order("bid", 5000, 100)  # now bids at 0.50 behind 300
     h.ex.trade(T, 5000, 100, False, 1)  # the recording's echo of our own sale: not somebody else's flow
     assert h.ahead(bid) == 300
+
+
+def test_a_crowd_cancel_recorded_before_a_trade_at_one_timestamp_moves_the_queue_before_the_trade() -> None:
+    # Live: 25 contracts ahead of us at 0.63; over time 1 is cancelled and 13 trade, leaving 11 ahead. Then, in one
+    # exchange timestamp, the crowd cancels those 11 (delta -11) and a taker sells 3 into the level: our order is
+    # now first and fills (the recording shows that delta with our client_order_id, then the trade).
+    h = Harness()
+    book(h, [(6330, 2500)], [(3000, 500)])
+    bid = h.order("bid", 6330, 300)
+    assert h.ahead(bid) == 2500
+    h.ex.delta(T, True, 6330, -100, 1)  # a cancel: nobody is behind us, so it was ahead
+    h.ex.delta(T, True, 6330, -1300, 2)
+    h.ex.trade(T, 6330, 1300, False, 2)
+    h.ex.delta(T, True, 6340, 100, 3)  # next timestamp
+    assert h.ahead(bid) == 1100
+    h.ex.delta(T, True, 6330, -1100, 4)  # the crowd cancel
+    h.ex.recorded_own_delta(T, True, 6330, -300, 4)  # the recording account's order leaves the level: the trade's
+    h.ex.trade(T, 6330, 300, False, 4)
+    assert [(f.price, f.count, f.is_taker) for f in h.fills] == [(6330, 300, False)]
+    assert h.status(bid) == "executed"
+
+
+def test_without_own_deltas_the_latest_decrease_before_a_trade_is_its_own_and_earlier_ones_are_cancels() -> None:
+    # One timestamp: a cancel of 200 (only ahead of us: nobody is behind), then the trade's delta of 250 and the trade.
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 500)])
+    bid = h.order("bid", 5000, 100)
+    h.ex.delta(T, True, 5000, -200, 9)
+    h.ex.delta(T, True, 5000, -50, 9)
+    h.ex.trade(T, 5000, 50, False, 9)
+    # The cancel happened first: 100 left ahead, which the 50 traded consume down to 50; nothing filled.
+    assert h.ahead(bid) == 50 and h.fills == []
+    h.ex.delta(T, True, 5000, -100, 10)
+    h.ex.trade(T, 5000, 100, False, 10)
+    assert [(f.price, f.count) for f in h.fills] == [(5000, 50)]
+
+
+def test_self_trade_prevention_cancels_a_taker_that_reaches_the_strategy_s_own_order() -> None:
+    h = Harness()
+    book(h, [(5000, 300)], [(4800, 500), (4700, 200)])  # asks 0.52 x5, 0.53 x2
+    ask = h.order("ask", 5200, 100)  # joins 0.52 behind 500
+    assert h.status(ask) == "resting" and h.ahead(ask) == 500
+    ioc = h.order("bid", 5300, 800, "immediate_or_cancel")
+    # It takes the 500 ahead of our offer, then would trade with it: cancelled there (0.53 is never reached).
+    assert [(f.price, f.count, f.is_taker) for f in h.fills] == [(5200, 500, True)]
+    assert h.status(ioc) == "canceled" and "SelfTrade" in (h.updates[-1].reason or "")
+    assert h.status(ask) == "resting"
+    inside = h.order("ask", 5100, 100)  # alone at 0.51, better than everyone
+    h.fills.clear()
+    gtc = h.order("bid", 5300, 100)
+    assert h.fills == [] and h.status(gtc) == "canceled"
+    assert h.status(h.order("bid", 5100, 100, post_only=True)) == "rejected"  # it would cross our own offer
+    assert h.status(inside) == "resting"
+
+
+def test_own_sizes_in_a_shared_book_are_not_others_liquidity() -> None:
+    # Without data latency the runner shows the strategy the exchange's own book with its orders added.
+    h = Harness()
+    book(h, [(5000, 300)], [(4900, 100)])
+    shared = h.ex.book(T)
+    assert shared is not None
+    first = h.order("bid", 5000, 200)
+    shared.apply_own(True, 5000, 200)  # as the runner delivers the exchange's own-size report
+    second = h.order("bid", 5000, 100)
+    assert h.ahead(first) == 300 and h.ahead(second) == 300  # our first order is not ahead of us as others are
+    assert shared.others_size(True, 5000) == 300 and shared.others_mid2 == 5000 + 5100

@@ -44,6 +44,31 @@ def test_latency_changes_what_fills(rec: Path) -> None:
     assert slow.summary.events == fast.summary.events
 
 
+class ListeningMaker(MarketMaker):
+    """The example strategy plus trade and ticker hooks that only count: they must not change what it does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    async def on_trade(self, ctx: Context, trade: Trade) -> None:
+        self.seen += 1
+
+    async def on_ticker(self, ctx: Context, ticker: object) -> None:  # type: ignore[override]
+        self.seen += 1
+
+
+@pytest.mark.parametrize("latency", [{}, {"order_latency_ms": 3, "data_latency_ms": 2}])
+def test_hooks_a_strategy_does_not_read_do_not_change_its_results(rec: Path, latency: dict[str, float]) -> None:
+    # The runner skips decoding tickers and building trades nobody reads: the timeline must stay the same.
+    listening = ListeningMaker()
+    heard = run(listening, rec, **latency)
+    plain = run(MarketMaker(), rec, **latency)
+    assert listening.seen > 0
+    assert fills_of(heard) == fills_of(plain)
+    assert heard.orders.to_pylist() == plain.orders.to_pylist() and heard.summary == plain.summary
+
+
 def test_results_are_parquet_duckdb_reads_and_an_html_report(rec: Path, tmp_path: Path) -> None:
     result = run(MarketMaker(), rec, sample_interval_s=0.05)
     out = result.write(tmp_path / "out")

@@ -9,7 +9,9 @@ The fill model (the exchange's rules, with the book seen only as aggregated leve
 
 * **Taking**: an arriving order matches the visible opposite levels best price first, at the resting price, up
   to its limit (fill-or-kill only if it fills completely; immediate-or-cancel cancels the rest; post-only is
-  rejected if it would cross). The strategy does not move the book: the recording's later deltas do, as they
+  rejected if it would cross, own resting orders included). **Self-trade prevention** (the exchange's default,
+  ``taker_at_cross``): a taker that reaches one of the strategy's own resting orders, after the others' size
+  ahead of it, is cancelled there. The strategy does not move the book: the recording's later deltas do, as they
   did when it was made (**no market impact**).
 * **Queue position**: a resting order joins the back of its level: ``ahead`` = the visible size at its price
   on arrival; size added later queues behind it.
@@ -22,8 +24,11 @@ The fill model (the exchange's rules, with the book seen only as aggregated leve
   level not explained by trades at that price removes size behind the order first, so ``ahead`` only shrinks
   when the level becomes smaller than it. Model ``"pro_rata"``: a cancel of ``c`` units from a level of ``L``
   removes ``c * ahead / L`` (rounded down) from ahead. Decreases and trades are paired per level over one
-  exchange timestamp (the exchange publishes a trade's delta and its trade message with the same ``ts_ms``,
-  in either order), so a trade is never counted twice.
+  exchange timestamp in recorded order (the exchange publishes a trade's delta and its trade message with the
+  same ``ts_ms``, the delta just before or after): the latest decreases before a trade are its own, so a trade
+  is never counted twice, and the earlier ones are cancels that happened before it, applied to ahead before
+  the trade consumes it. The recording account's own deltas (:meth:`SimulatedExchange.recorded_own_delta`)
+  take part in the pairing without being others' size: a trade whose delta is one went to that order.
 * **Own taker fills in the recording**: the trades a strategy's own taker fills caused (present when the
   recording is of its own live run) are absorbed for a second after the fill instead of being taken for
   other takers' flow.
@@ -81,8 +86,10 @@ class SimOrder:
 
 @dataclass(slots=True)
 class _Pending:
-    decrease: int = 0  # level decreases not yet explained by trades
-    traded: int = 0  # trade volume at the level not yet matched by a decrease
+    # Level decreases not yet explained by trades, in recorded order: others' (applied to the book) as positive
+    # units, the recording account's own (not in the book) as negative units.
+    decreases: list[int] = field(default_factory=list)
+    traded: int = 0  # trade volume at the level not yet matched by a decrease (its delta comes later)
 
 
 @dataclass(slots=True)
@@ -174,13 +181,7 @@ class SimulatedExchange:
         if delta < 0:
             for order in resting[on_yes]:
                 if order.book_price == price:
-                    key = (on_yes, price)
-                    pending = market.pending.get(key)
-                    if pending is None:
-                        pending = market.pending[key] = _Pending()
-                    explained = -delta if -delta < pending.traded else pending.traded
-                    pending.traded -= explained
-                    pending.decrease += -delta - explained
+                    self._decrease(market, on_yes, price, -delta, own=False)
                     if ts_ms is None:
                         self._flush(market)
                     break
@@ -190,6 +191,36 @@ class SimulatedExchange:
             if opposite and opposite[0].book_price + price >= PRICE_SCALE:
                 self._cross(market, opposite, price, delta)
         return book
+
+    def recorded_own_delta(self, ticker: str, on_yes: bool, price: int, delta: int, ts_ms: int | None) -> None:
+        """A level change of the recording account's own order (a delta carrying its ``client_order_id``).
+
+        It is not others' liquidity, so the book does not take it; but it tells which trade volume was the
+        recording account's: a trade whose delta this is did not consume others' queue, and the others'
+        decreases recorded before it at its level were cancels that happened before that trade.
+        """
+        market = self.markets.get(ticker)
+        if market is None or delta >= 0:
+            return
+        if market.pending and (market.window != ts_ms or ts_ms is None):
+            self._flush(market)
+        market.window = ts_ms
+        for order in market.resting[on_yes]:
+            if order.book_price == price:
+                self._decrease(market, on_yes, price, -delta, own=True)
+                if ts_ms is None:
+                    self._flush(market)
+                break
+
+    def _decrease(self, market: _Market, on_yes: bool, price: int, units: int, *, own: bool) -> None:
+        key = (on_yes, price)
+        pending = market.pending.get(key)
+        if pending is None:
+            pending = market.pending[key] = _Pending()
+        explained = units if units < pending.traded else pending.traded  # a trade recorded before its delta
+        pending.traded -= explained
+        if units > explained:
+            pending.decreases.append(explained - units if own else units - explained)
 
     def trade(self, ticker: str, yes_price: int, count: int, taker_yes: bool, ts_ms: int | None) -> None:
         """A public trade: ``count`` units at YES ``yes_price``; ``taker_yes`` when the taker bought YES."""
@@ -216,11 +247,38 @@ class SimulatedExchange:
         if not orders:
             return
         pending = market.pending.get(key)
-        if pending is None:
+        if pending is None and any(order.book_price == level for order in orders):
+            # Only a level holding a resting order has its decreases recorded (the others need no pairing).
             pending = market.pending[key] = _Pending()
-        explained = min(count, pending.decrease)
-        pending.decrease -= explained
-        pending.traded += count - explained
+        if pending is not None:
+            self._pair(market, pending, maker_on_yes, level, count)
+        self._trade_fills(market, orders, level, count)
+
+    def _pair(self, market: _Market, pending: _Pending, on_yes: bool, level: int, count: int) -> None:
+        """Pair a trade of ``count`` at a level holding a resting order with the level's recorded decreases."""
+        # The exchange sends a trade's deltas just before (or after) its trade message: the latest decreases
+        # recorded at the level are this trade's; earlier ones were cancels, which happened before the trade
+        # and so change the queue ahead before the trade consumes it.
+        decreases = pending.decreases
+        matched = others_matched = 0
+        while decreases and matched < count:
+            units = min(abs(decreases[-1]), count - matched)
+            matched += units
+            if decreases[-1] > 0:
+                others_matched += units
+                decreases[-1] -= units
+            else:
+                decreases[-1] += units
+            if not decreases[-1]:
+                decreases.pop()
+        pending.traded += count - matched
+        if decreases:
+            # Visible at the time of those cancels: now plus this trade's own footprint on the level.
+            self._cancels(market, on_yes, level, decreases, others_matched)
+            decreases.clear()
+
+    def _trade_fills(self, market: _Market, orders: list[SimOrder], level: int, count: int) -> None:
+        """A trade's volume through the resting orders of its side, in price-time priority."""
         budget = count
         consumed = 0  # others consumed at the trade's level by this trade
         done: list[SimOrder] = []
@@ -332,33 +390,53 @@ class SimulatedExchange:
 
     def _enter(self, market: _Market, order: SimOrder, reason: str | None = None) -> None:
         book = market.book
-        opposite = book.no if order.on_yes else book.yes
+        # Others' liquidity only: a book shared with the strategy's view also holds its own resting orders.
+        if order.on_yes:
+            opposite, opposite_own, same, same_own = book.no, book.own_no, book.yes, book.own_yes
+        else:
+            opposite, opposite_own, same, same_own = book.yes, book.own_yes, book.no, book.own_no
         # Opposite book prices that cross: their YES/NO complement is within the limit.
         floor = PRICE_SCALE - order.book_price
-        top = book.top_level(not order.on_yes)
-        crossing = sorted((p for p in opposite if p >= floor), reverse=True) if top >= floor else []
-        if crossing and order.post_only:
+        # Self-trade prevention (the exchange's default, "taker_at_cross"): matching best price first meets the
+        # strategy's own crossing order after the others ahead of it at its level, and cancels the taker there.
+        mine = market.resting[not order.on_yes]
+        own_first = mine[0] if mine and mine[0].book_price >= floor else None
+        stop = own_first.book_price if own_first is not None else 0
+        top = book.others_top_level(not order.on_yes)
+        crossing: list[tuple[int, int]] = []
+        if top >= floor:
+            for p in sorted((p for p in opposite if p >= max(floor, stop)), reverse=True):
+                others = opposite[p] - opposite_own.get(p, 0) if opposite_own else opposite[p]
+                if p == stop and own_first is not None:
+                    others = min(others, own_first.ahead)
+                if others > 0:
+                    crossing.append((p, others))
+        if (crossing or own_first is not None) and order.post_only:
             self._reject(order, "post_only_cross: the order would take liquidity")
             return
-        if order.time_in_force == "fill_or_kill" and sum(opposite[p] for p in crossing) < order.remaining:
+        if order.time_in_force == "fill_or_kill" and sum(u for _, u in crossing) < order.remaining:
             self._close(market, order, "canceled", "fill_or_kill: not enough liquidity", resting=False)
             return
-        for p in crossing:
+        for p, available in crossing:
             if order.remaining == 0:
                 break
-            units = min(order.remaining, opposite[p])
+            units = min(order.remaining, available)
             fill_price = PRICE_SCALE - p if order.on_yes else p
             self._fill(order, units, fill_price, is_taker=True)
             echo = market.echo.setdefault((not order.on_yes, p), [0, 0])
             echo[0] += units
             echo[1] = self._clock()
+        if order.remaining and own_first is not None:
+            self._close(
+                market, order, "canceled", "SelfTradeCancel: it would have traded with your own order", resting=False
+            )
+            return
         if order.remaining == 0:
             self._close(market, order, "executed", None, resting=False)
         elif order.time_in_force != "good_till_canceled":
             self._close(market, order, "canceled", None, resting=False)
         else:
-            same = book.yes if order.on_yes else book.no
-            order.ahead = same.get(order.book_price, 0)
+            order.ahead = max(same.get(order.book_price, 0) - same_own.get(order.book_price, 0), 0)
             side = market.resting[order.on_yes]
             side.append(order)
             side.sort(key=lambda o: (-o.book_price, o.seq))
@@ -408,20 +486,26 @@ class SimulatedExchange:
             self._close(market, order, "executed", None)
 
     def _flush(self, market: _Market) -> None:
-        book = market.book
         for (on_yes, price), pending in market.pending.items():
-            cancelled = pending.decrease
-            if cancelled <= 0:
-                continue
-            visible = (book.yes if on_yes else book.no).get(price, 0)
-            for order in market.resting[on_yes]:
-                if order.book_price != price:
-                    continue
-                if self.cancel_model == "pro_rata":
-                    before = visible + cancelled
-                    order.ahead -= cancelled * order.ahead // before if before else order.ahead
-                order.ahead = min(order.ahead, visible)
+            if pending.decreases:
+                self._cancels(market, on_yes, price, pending.decreases, 0)
         market.pending.clear()
+
+    def _cancels(self, market: _Market, on_yes: bool, price: int, decreases: list[int], later: int) -> None:
+        """Others' cancels at a level (the positive ``decreases``; own ones do not touch others' queue) move
+        the resting orders' queue place by the cancel model; ``later`` is size removed from the level after
+        them (a trade's footprint) that is already out of the book."""
+        cancelled = sum(units for units in decreases if units > 0)
+        if cancelled <= 0:
+            return
+        visible = market.book.others_size(on_yes, price) + later
+        for order in market.resting[on_yes]:
+            if order.book_price != price:
+                continue
+            if self.cancel_model == "pro_rata":
+                before = visible + cancelled
+                order.ahead -= cancelled * order.ahead // before if before else order.ahead
+            order.ahead = min(order.ahead, visible)
 
     def _close(
         self, market: _Market, order: SimOrder, status: OrderStatus, reason: str | None, *, resting: bool = True

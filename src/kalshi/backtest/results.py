@@ -88,7 +88,7 @@ class ResultCollector:
         marks = self._marks
         for ticker in account.positions:
             book = self.exchange.book(ticker)
-            mid2 = book.mid2 if book is not None else None
+            mid2 = book.others_mid2 if book is not None else None
             if mid2 is not None:
                 marks[ticker] = mid2 // 2
         equity = account.equity(marks)
@@ -184,8 +184,9 @@ class BacktestResult:
         marks = {}
         for ticker in account.positions:
             book = exchange.book(ticker)
-            if book is not None and book.mid2 is not None:
-                marks[ticker] = book.mid2 // 2
+            mid2 = book.others_mid2 if book is not None else None
+            if mid2 is not None:
+                marks[ticker] = mid2 // 2
         summary = BacktestSummary(
             events=events,
             pnl_micros=account.equity(marks) - account.start_cash,

@@ -11,13 +11,17 @@ Timeline (the recording's receive time in epoch ns is the clock):
 
 Everything due at the same instant runs in a fixed order (order arrivals, then deliveries, then timers, then
 the next recorded message), so a run is deterministic for a given recording and options.
+
+Without data latency the strategy's book is the simulated exchange's own book object (its own resting size is
+added by the same deliveries as with latency), so each recorded delta updates one book; with data latency the
+strategy keeps a book of its own that lags by it.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -67,7 +71,8 @@ class BacktestOptions:
         cancel_model: ``"back"`` (cancels come from the back of the queue) or ``"pro_rata"``.
         cash_micros: starting cash.
         markets: replay only these markets (default: the strategy's ``markets``, else all).
-        exclude_own: skip recorded deltas that carry a ``client_order_id`` (the recording account's own orders).
+        exclude_own: skip recorded deltas that carry a ``client_order_id`` (the recording account's own orders)
+            as liquidity; the queue model still uses them to tell which trade volume was that account's.
         settlements: settlement value in ticks by ticker, for markets the recording does not settle.
         sample_interval_s: spacing of the PnL/inventory timeline samples (fills are always sampled).
 
@@ -141,6 +146,7 @@ class BacktestRunner:
         self._deliveries: deque[tuple[int, int, Any]] = deque()
         self._hooks = overridden_hooks(strategy)
         self._watch = 0
+        self._on_book: Callable[[Context, Book], Awaitable[None]] | None = None
         self._settled: set[str] = set()
         self._ctx_settled: set[str] = set()
         self._stale: set[str] = set()
@@ -194,7 +200,7 @@ class BacktestRunner:
         data_ns = self._data_ns
         deliveries = self._deliveries
         orders = self._orders
-        on_book = strategy.on_book if "on_book" in hooks else None
+        self._on_book = on_book = strategy.on_book if "on_book" in hooks else None
         self._watch = watch = _WATCH[strategy.book_updates]
         on_trade = strategy.on_trade if "on_trade" in hooks else None
         on_ticker = strategy.on_ticker if "on_ticker" in hooks else None
@@ -207,18 +213,18 @@ class BacktestRunner:
         seqs = self._seq_by_sid
         lean_decode = LEAN_DECODER.decode
         prices, deltas, counts = PRICE_CACHE, DELTA_CACHE, COUNT_CACHE
-        events = 0
+        events = 0  # counted a batch at a time
         offset = _NEVER
         cur_session: str | None = None  # the connection of the last sequenced delta (cheap identity check)
         cur_conn = -1
         for batch in iter_frame_batches(self.recording, markets=wanted):
+            events += len(batch.frame)
             for t, session, conn, frame in zip(batch.recv_ns, batch.session, batch.conn, batch.frame, strict=True):
                 if not started:
                     started = True
                     self._now = t
                     self._next_timer = t + timer_ns
                     await self._hook("on_start", ctx)
-                events += 1
                 try:
                     lean: Any = lean_decode(frame)
                 except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
@@ -228,12 +234,13 @@ class BacktestRunner:
                 # receive delay seen, which absorbs clock offset), never after its receive time.
                 xt = t
                 if kind is LeanDelta or kind is LeanTrade:
-                    ts_ms = lean.msg.ts_ms
+                    m = lean.msg
+                    ts_ms = m.ts_ms
                     if ts_ms is not None:
                         stamp = ts_ms * _NS_PER_MS
                         if t - stamp < offset:
                             offset = t - stamp
-                        if stamp + offset < t:
+                        elif t - stamp > offset:
                             xt = stamp + offset
                 if (
                     (orders and orders[0][0] <= xt)
@@ -243,7 +250,6 @@ class BacktestRunner:
                     await self._advance(t, xt)
                 self._now = t
                 if kind is LeanDelta:
-                    m = lean.msg
                     ticker = m.market_ticker
                     price = prices.get(m.price_dollars)
                     delta = deltas.get(m.delta_fp)
@@ -263,49 +269,60 @@ class BacktestRunner:
                         if last is not None and seq != last + 1 and not self._check_seq(sid, seq, last, ticker):
                             continue
                         seqs[sid] = seq
-                    if (stale and ticker in stale) or (exclude_own and m.client_order_id is not None):
+                    if stale and ticker in stale:
                         continue
                     is_yes = m.side == "yes"
-                    if delta_of(ticker, is_yes, price, delta, m.ts_ms) is None:
+                    if exclude_own and m.client_order_id is not None:
+                        # Not others' liquidity, but it tells the queue model which trade volume it was.
+                        exchange.recorded_own_delta(ticker, is_yes, price, delta, ts_ms)
                         continue
                     if data_ns:
+                        if delta_of(ticker, is_yes, price, delta, ts_ms) is None:
+                            continue
                         deliveries.append((t + data_ns, _BOOK, (ticker, is_yes, price, delta)))
                     else:
-                        book = books[ticker]
+                        # One book, shared by the exchange and the strategy's view: the exchange's change is it.
+                        book = books.get(ticker)
+                        if book is None:
+                            continue  # no snapshot yet
                         if watch == 2:
                             before = book.quote_version
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = book.quote_version != before
                         elif watch:
                             before = book.top_version
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = book.top_version != before
                         else:
-                            book.apply(is_yes, price, delta)
+                            delta_of(ticker, is_yes, price, delta, ts_ms)
                             changed = True
                         book.ts_ns = t
                         if changed and on_book is not None:
                             await on_book(ctx, book)
                 elif kind is LeanTrade:
-                    tm = lean.msg
-                    price = prices.get(tm.yes_price_dollars)
-                    count = counts.get(tm.count_fp)
-                    taker = tm.taker_outcome_side or tm.taker_side
+                    price = prices.get(m.yes_price_dollars)
+                    count = counts.get(m.count_fp)
+                    taker = m.taker_outcome_side or m.taker_side
                     if price is None or count is None:
                         full = _full_trade(frame, t)
                         if full is None:
                             continue
                         price, count, taker = full.price, full.count, full.taker_side
-                    ticker = tm.market_ticker
+                    ticker = m.market_ticker
                     if ticker in stale or (taker != "yes" and taker != "no"):
                         continue
-                    exchange.trade(ticker, price, count, taker == "yes", tm.ts_ms)
+                    exchange.trade(ticker, price, count, taker == "yes", ts_ms)
                     if data_ns:
-                        deliveries.append((t + data_ns, _TRADE, Trade(ticker, price, count, taker, t)))
+                        # Without an on_trade hook an empty delivery keeps the instant (see tickers below).
+                        trade = Trade(ticker, price, count, taker, t) if on_trade is not None else None
+                        deliveries.append((t + data_ns, _TRADE, trade))
                     elif on_trade is not None:
                         await on_trade(ctx, Trade(ticker, price, count, taker, t))
-                elif kind is LEAN_TICKER and not data_ns and on_ticker is None:
-                    pass  # nobody reads tickers: not worth decoding
+                elif kind is LEAN_TICKER and on_ticker is None:
+                    # Nobody reads tickers: not worth decoding. With data latency its delivery still happens
+                    # (an empty one): a delivery is an instant at which orders due before it reach the exchange.
+                    if data_ns:
+                        deliveries.append((t + data_ns, _TICKER, None))
                 else:
                     try:
                         message: Any = decode_message(frame)
@@ -379,9 +396,10 @@ class BacktestRunner:
         done what the message reports) or before a due delivery or timer."""
         orders, deliveries, exchange = self._orders, self._deliveries, self.exchange
         never = _NEVER
+        timer_ns = self._timer_ns
         while True:
             next_delivery = deliveries[0][0] if deliveries else never
-            next_timer = self._next_timer if self._timer_ns else never
+            next_timer = self._next_timer if timer_ns else never
             other = next_delivery if next_delivery <= next_timer else next_timer
             if other > t:
                 other = never
@@ -403,7 +421,22 @@ class BacktestRunner:
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
-                await self._deliver(kind, item)
+                if kind in (_BOOK, _OWN):  # the common deliveries: inline
+                    book = self._books.get(item[0])
+                    if book is not None:
+                        watch = self._watch
+                        before = book.quote_version if watch == 2 else book.top_version if watch else 0
+                        if kind == _OWN:
+                            book.apply_own(item[1], item[2], item[3])
+                        else:
+                            book.apply(item[1], item[2], item[3])
+                        book.ts_ns = self._now
+                        if self._on_book is not None and (
+                            not watch or (book.quote_version if watch == 2 else book.top_version) != before
+                        ):
+                            await self._on_book(self.ctx, book)
+                else:
+                    await self._deliver(kind, item)
             else:
                 self._now = max(self._now, next_timer)
                 self._next_timer += self._timer_ns
@@ -438,7 +471,10 @@ class BacktestRunner:
             ticker, yes, no = item
             book = self._books.get(ticker)
             if book is None:
-                book = self._books[ticker] = Book(ticker)
+                # Without data latency the strategy sees the exchange's own book (one book to update per delta);
+                # with it, a book of its own that lags by the latency.
+                shared = None if self._data_ns else self.exchange.book(ticker)
+                book = self._books[ticker] = shared if shared is not None else Book(ticker)
             book.set_levels(yes, no, keep_own=False)
             for order in self.exchange.resting_in(ticker):
                 book.apply_own(order.on_yes, order.book_price, order.remaining)

@@ -116,6 +116,25 @@ class Book:
             price = max((p for p in levels if p < price), default=0)
         return 0
 
+    @property
+    def others_mid2(self) -> int | None:
+        """Twice the mid of the other traders' best prices in ticks (exact), or None unless both are present."""
+        if not self._others_yes or not self._others_no:
+            return None
+        return self._others_yes + PRICE_SCALE - self._others_no
+
+    def others_top_level(self, is_yes: bool) -> int:
+        """Like :meth:`top_level`, skipping levels that hold only the strategy's own orders."""
+        return self._others_yes if is_yes else self._others_no
+
+    def others_size(self, is_yes: bool, price: int) -> int:
+        """Other traders' units at ``price`` on the YES-bid (``is_yes``) or NO-bid side (own ticks)."""
+        if is_yes:
+            size = self.yes.get(price, 0) - self.own_yes.get(price, 0)
+        else:
+            size = self.no.get(price, 0) - self.own_no.get(price, 0)
+        return size if size > 0 else 0
+
     def top_level(self, is_yes: bool) -> int:
         """Best price on the YES-bid (``is_yes``) or NO-bid side in that side's own ticks, 0 when empty."""
         return self._best_yes if is_yes else self._best_no
@@ -180,13 +199,17 @@ class Book:
         """Apply a change of the strategy's own resting size (kept in ``own_yes``/``own_no`` too)."""
         self.top_version += 1  # the split between own and others' size at a level changed
         own = self.own_yes if is_yes else self.own_no
-        size = own.get(price, 0) + delta
+        held = own.get(price, 0)
+        level = (self.yes if is_yes else self.no).get(price, 0)
+        size = held + delta
         if size > 0:
             own[price] = size
         else:
             own.pop(price, None)
         result = self.apply(is_yes, price, delta)
-        self._recompute_others(is_yes)  # others' sizes are unchanged, except where a level was clamped
+        if size < 0 or level + delta < 0:
+            # Others' sizes are unchanged (``apply`` kept their best) unless a level or the own size was clamped.
+            self._recompute_others(is_yes)
         return result
 
     def _recompute_others(self, is_yes: bool) -> None:
