@@ -113,6 +113,7 @@ async def main(url, want, out):
     async with RelayClient(url, start="earliest", batch=5000, block_ms=20).connect() as feed:
         batches = await feed.subscribe_raw_batches(["orderbook_delta"])
         print("ready", flush=True)
+        cpu_start = time.process_time()
         try:
             async with asyncio.timeout(45):  # bounded: a run that lost messages still reports
                 async for batch in batches:
@@ -123,10 +124,12 @@ async def main(url, want, out):
             pass
         deltas, first = state["deltas"], state["first"]
         last = time.perf_counter()
+        cpu = time.process_time() - cpu_start
 
     with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
         f.write(msgspec.json.encode([latencies[len(latencies) // 10:], hops[len(hops) // 10:]]))
-    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books)}
+    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books),
+              "cpu": cpu}
     print(msgspec.json.encode(report).decode(), flush=True)
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
@@ -185,7 +188,7 @@ async def bench_publish(url: str, count: int) -> dict[str, float]:
     }
 
 
-async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict[str, Any]:
+async def run_pipeline(url: str, redis_pid: int, mode: str, amount: int, seconds: float) -> dict[str, Any]:
     """Simulator process -> Relay (here) -> Redis -> CONSUMERS processes."""
     import redis.asyncio as aioredis
 
@@ -227,6 +230,9 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             core = relay.core
             assert core is not None
             base = core.counters.frames
+            pids = {"sim": [sim.pid], "redis": [redis_pid]}
+            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+            relay_before = time.process_time()
             sim.stdin.write(b"go\n")
             await sim.stdin.drain()
             loop = asyncio.get_running_loop()
@@ -240,6 +246,8 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             note(f"{mode}: relay received {core.counters.frames - base:,} frames")
             await relay.flush(within=20)
             acked = time.perf_counter() - start
+            cpu = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / acked for name, group in pids.items()}
+            cpu["relay"] = (time.process_time() - relay_before) / acked
             results = []
             for proc in consumers:
                 assert proc.stdout is not None
@@ -261,11 +269,31 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
         "acked_per_s": received_frames / acked if acked else 0.0,
         "consumers": results,
         "pending_peak": relay.publisher.stats.max_batch if relay.publisher else 0,
+        "cpu": cpu,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def note(text: str) -> None:
     print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def cpu_text(result: dict[str, Any]) -> str:
+    cpu = result["cpu"]
+    return f"{cpu['relay']:.0%} / {cpu['sim']:.0%} / {cpu['redis']:.0%}"
+
+
+def consumer_cpu_text(result: dict[str, Any]) -> str:
+    shares = [r["cpu"] / r["seconds"] if r["seconds"] else 0.0 for r in result["consumers"]]
+    return " ".join(f"{share:.0%}" for share in shares)
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -287,16 +315,20 @@ async def main(args: argparse.Namespace) -> None:
         print(f"redis-server {redis.binary}; load {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
         print(f"{'measure':<{width}}  value")
         print(f"{'-' * width}  {'-' * 16}")
+        assert redis.process is not None
+        redis_pid = redis.process.pid
         pub = await bench_publish(redis.url, args.publish)
         row("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s")
         row("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s")
-        fire = await run_pipeline(redis.url, "firehose", args.firehose, 0)
+        fire = await run_pipeline(redis.url, redis_pid, "firehose", args.firehose, 0)
         row(f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s")
         row("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s")
         for i, result in enumerate(fire["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
             row(f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
-        paced = await run_pipeline(redis.url, "paced", args.rate, args.seconds)
+        row("firehose: CPU, % of one core (relay / sim / redis)", cpu_text(fire))
+        row("firehose: CPU of each consumer, % of one core", consumer_cpu_text(fire))
+        paced = await run_pipeline(redis.url, redis_pid, "paced", args.rate, args.seconds)
         lat = [v for result in paced["consumers"] for v in result["latencies"]]
         for i, result in enumerate(paced["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
@@ -309,6 +341,8 @@ async def main(args: argparse.Namespace) -> None:
             f"paced {args.rate:,}/s: of which relay receive -> book p50 / p99",
             f"{percentile(hops, 0.5):.2f} / {percentile(hops, 0.99):.2f} ms",
         )
+        row(f"paced {args.rate:,}/s: CPU, % of one core (relay / sim / redis)", cpu_text(paced))
+        row(f"paced {args.rate:,}/s: CPU of each consumer, % of one core", consumer_cpu_text(paced))
         if lat:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
         want = int(args.rate * args.seconds) // 2 * 2

@@ -27,10 +27,10 @@ from kalshi.models.markets import Orderbook
 from kalshi.relay.checkpoint import Checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
-    FIELD_CONN,
     FIELD_FRAME,
     FIELD_JSON,
     FIELD_KIND,
+    FIELD_META,
     KIND_CHECKPOINT,
     KIND_CONNECTION,
     KIND_GAP,
@@ -202,7 +202,8 @@ class BookBuilder:
         if frame is None:
             self._control(fields)
             return None
-        return self._frame(frame, fields.get(FIELD_CONN, b""))
+        meta = fields.get(FIELD_META)
+        return self.apply_frame(frame, meta.split(b" ", 2)[1] if meta and meta.count(b" ") == 3 else b"")
 
     def _control(self, fields: Mapping[bytes, bytes]) -> None:
         kind = fields.get(FIELD_KIND, b"").decode()
@@ -215,8 +216,7 @@ class BookBuilder:
         if kind == KIND_RELAY_START:
             self._all_stale("relay_restart", None)
         elif kind == KIND_CONNECTION:
-            prev = str(body.get("prev", "")).encode()
-            self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
+            self.connection_replaced(str(body.get("prev", "")).encode())
         elif kind == KIND_GAP and body.get("reason") == "buffer_overflow":
             self._all_stale("buffer_overflow", None)
         elif kind == KIND_CHECKPOINT and self.stale():
@@ -224,19 +224,24 @@ class BookBuilder:
             if isinstance(key, str):
                 self.wants_checkpoint = key
 
-    def _frame(self, frame: bytes, conn: bytes) -> str | None:
+    def apply_frame(self, frame: bytes, conn: bytes) -> str | None:
+        """Apply one frame received on connection ``conn`` (its tag, e.g. ``b"0.1"``) with no entry id: how the
+        relay keeps its own books for checkpoints. Returns the ticker whose book changed (and is exact), if any."""
         try:
             env = _ENVELOPE.decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        kind = env.type
-        sid = env.sid
-        seq = env.seq
+        return self.apply_message(env.type, env.sid, env.seq, env.msg, frame, conn)
+
+    def apply_message(
+        self, kind: str | None, sid: int | None, seq: int | None, body: msgspec.Raw, frame: bytes, conn: bytes
+    ) -> str | None:
+        """:meth:`apply_frame` with the envelope already read (``body``: its ``msg``, undecoded)."""
         if sid is None:
             return None
         key = (conn, sid)
         if kind == "orderbook_delta":
-            return self._delta(env.msg, key, seq)
+            return self._delta(body, key, seq)
         if kind == "orderbook_snapshot":
             return self._snapshot(frame, key, seq)
         if kind == "subscribed":
@@ -317,6 +322,10 @@ class BookBuilder:
             if self.wanted(ticker):
                 self._events.append(Repaired(BOOK_CHANNEL, key[1], (ticker,)))
         return ticker
+
+    def connection_replaced(self, prev: bytes) -> None:
+        """Frames of a shard now come on a new connection: the books of ``prev`` are stale until resnapshotted."""
+        self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
 
     # ------------------------------------------------------------------ gaps
 

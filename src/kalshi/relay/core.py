@@ -24,6 +24,7 @@ import msgspec
 
 from kalshi.models.markets import Orderbook
 from kalshi.record.schema import TYPE_CHANNELS
+from kalshi.relay.books import BookBuilder
 from kalshi.relay.checkpoint import BookEntry, Checkpoint, SidEntry, encode_checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
@@ -36,7 +37,7 @@ from kalshi.relay.layout import (
     StreamLayout,
     track_seq,
 )
-from kalshi.relay.resp import XaddHead, bulk, pack_command
+from kalshi.relay.resp import XaddHead, pack_command
 
 __all__ = ["ConnectionTag", "EntryBuffer", "RelayCore", "RelayCounters"]
 
@@ -131,13 +132,13 @@ class RelayCounters:
 class ConnectionTag:
     """One connection of one shard: its tag ``<shard>.<number>`` and the envelope state of its sids."""
 
-    __slots__ = ("bulk", "number", "shard", "sid_channel", "sid_seq", "tag")
+    __slots__ = ("number", "raw", "shard", "sid_channel", "sid_seq", "tag")
 
     def __init__(self, shard: int, number: int) -> None:
         self.shard = shard
         self.number = number
         self.tag = f"{shard}.{number}"
-        self.bulk = bulk(self.tag.encode())
+        self.raw = self.tag.encode()
         self.sid_channel: dict[int, str] = {}
         self.sid_seq: dict[int, int] = {}
 
@@ -181,6 +182,10 @@ class RelayCore:
         # Where each book's snapshots come from: a gap on that (connection, sid) makes the book stale.
         self.book_source: dict[str, tuple[str, int]] = {}
         self.connections: dict[int, ConnectionTag] = {}
+        # The relay's own books, kept from the frames it relays (the streaming client keeps none for it): what
+        # checkpoints write. The same rules as every consumer's builder, so a checkpoint equals what a consumer
+        # reading the stream from the start would hold at that entry.
+        self.books = BookBuilder()
 
     # ------------------------------------------------------------------ streams
 
@@ -234,6 +239,7 @@ class RelayCore:
             stale = sorted(t for t, (conn, _) in self.book_source.items() if conn == previous.tag)
             for ticker in stale:
                 del self.book_source[ticker]
+            self.books.connection_replaced(previous.raw)
             self.control(None, KIND_CONNECTION, {"c": tag.tag, "prev": previous.tag, "shard": shard})
         return tag
 
@@ -260,6 +266,8 @@ class RelayCore:
                 self.book_source[ticker_body.market_ticker] = (conn.tag, sid)
         if channel is None:
             channel = TYPE_CHANNELS.get(kind, OTHER_CHANNEL) if kind is not None else OTHER_CHANNEL
+        if channel == BOOK_CHANNEL:
+            self.books.apply_message(kind, sid, seq, env.msg, data, conn.raw)
         if sid is not None and seq is not None:
             sid_seq = conn.sid_seq
             sid_seq[sid] = track_seq(
@@ -273,7 +281,7 @@ class RelayCore:
             return
         entry_id = self._next_id(stream)
         head = stream.head
-        self.buffer.put(head.frame(entry_id, data, recv_ns, conn.bulk, sid, seq), (head.key, entry_id))
+        self.buffer.put(head.frame(entry_id, data, recv_ns, conn.raw, sid, seq), (head.key, entry_id))
 
     # ------------------------------------------------------------------ control entries
 
@@ -316,20 +324,24 @@ class RelayCore:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint(self, books: Mapping[str, Orderbook], *, taken_ns: int | None = None) -> str | None:
-        """Write every book of ``books`` (views as of the frames already given) and a ``checkpoint`` entry.
+    def checkpoint(self, books: Mapping[str, Orderbook] | None = None, *, taken_ns: int | None = None) -> str | None:
+        """Write every book (``books``: views as of the frames already given; default the core's own, kept
+        from those frames) and a ``checkpoint`` entry.
 
-        Books without a known source (no snapshot seen) are left out: a consumer waits for their snapshot.
-        Returns the checkpoint entry's id, or None when the buffer is full (no checkpoint this time).
+        Books without a known source (no snapshot seen) and stale ones are left out: a consumer waits for their
+        snapshot. Returns the checkpoint entry's id, or None when the buffer is full (no checkpoint this time).
         """
+        self.books.events()  # the relay's own gaps and repairs are in the stream already, as frames
+        if books is None:
+            books = self.books.books
         stream = self._stream(BOOK_CHANNEL)
         if self.buffer.full or not self._room(stream, BOOK_CHANNEL):
             return None
         entry_id = format_next(self.epoch, stream.n)
         entries = []
-        for ticker, view in books.items():
-            source = self.book_source.get(ticker)
-            if source is None:
+        for ticker, source in self.book_source.items():
+            view = books.get(ticker)
+            if view is None:
                 continue
             entries.append(
                 BookEntry(
