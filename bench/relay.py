@@ -92,9 +92,7 @@ async def main(url, want, out):
     state = {"deltas": 0, "first": 0.0}
 
     def take(batch):
-        apply = builder.apply
-        for entry in batch:
-            apply(entry.id, entry.stored)
+        builder.apply_entries(batch)
         now = time.time_ns()  # every book of this read is updated now: one clock read per batch
         for entry in batch:
             if entry.frame is None:
@@ -129,7 +127,7 @@ async def main(url, want, out):
     with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
         f.write(msgspec.json.encode([latencies[len(latencies) // 10:], hops[len(hops) // 10:]]))
     report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books),
-              "cpu": cpu}
+              "cpu": cpu, "per_read": feed.entries_read / max(feed.reads, 1)}
     print(msgspec.json.encode(report).decode(), flush=True)
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
@@ -269,6 +267,7 @@ async def run_pipeline(url: str, redis_pid: int, mode: str, amount: int, seconds
         "acked_per_s": received_frames / acked if acked else 0.0,
         "consumers": results,
         "pending_peak": relay.publisher.stats.max_batch if relay.publisher else 0,
+        "per_batch": relay.publisher.stats.commands / max(relay.publisher.stats.batches, 1) if relay.publisher else 0,
         "cpu": cpu,
     }
 
@@ -342,6 +341,8 @@ async def main(args: argparse.Namespace) -> None:
             f"{percentile(hops, 0.5):.2f} / {percentile(hops, 0.99):.2f} ms",
         )
         row(f"paced {args.rate:,}/s: CPU, % of one core (relay / sim / redis)", cpu_text(paced))
+        per_read = " ".join(f"{r['per_read']:.0f}" for r in paced["consumers"])
+        row(f"paced {args.rate:,}/s: entries per write (relay) / per read (consumers)", f"{paced['per_batch']:.0f} / {per_read}")
         row(f"paced {args.rate:,}/s: CPU of each consumer, % of one core", consumer_cpu_text(paced))
         if lat:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")

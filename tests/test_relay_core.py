@@ -12,6 +12,7 @@ from kalshi.relay.checkpoint import decode_checkpoint
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import StreamLayout, parse_id, parse_meta, track_seq
 from kalshi.relay.resp import XaddHead, pack_command
+from kalshi.relay.subscription import entry_from_fields
 from kalshi.ws.lifecycle import Gap, Repaired
 from relay_helpers import FakeRedisStore, delta, parse_commands, snapshot
 
@@ -203,6 +204,25 @@ def test_the_core_keeps_its_own_books_for_checkpoints() -> None:
     # A new connection of the shard: its books restart from their new snapshots.
     core.connection(0, 1)
     assert dict(core.books.books) == {}
+
+
+def test_apply_entries_equals_apply_one_by_one() -> None:
+    frames = script()
+    frames.insert(25, delta(1, 90, "A", "0.2000", "1.00"))  # a seq gap: the sid's books go stale
+    frames.append(snapshot(1, 91, "A", [("0.3000", "1.00")], []))
+    _, store = relay(frames)
+    entries = [entry_from_fields("orderbook_delta", i, f) for i, f in store.streams[BOOKS]]
+    del entries[30]  # a hole: trimmed
+    one = BookBuilder()
+    for entry in entries:
+        one.apply(entry.id, entry.stored)
+    batched = BookBuilder()
+    changed = [batched.apply_entries(entries[i : i + 7]) for i in range(0, len(entries), 7)]
+    assert dict(batched.books) == dict(one.books)
+    assert batched.events() == one.events() and batched.stats == one.stats
+    assert batched.position == one.position
+    assert changed[0] == ["A", "B"]  # each changed ticker once per read
+    assert batched.apply_entries(entries[-3:]) == []  # re-read: already applied
 
 
 def test_seq_gap_hides_the_sids_books_until_their_snapshots() -> None:

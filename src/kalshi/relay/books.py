@@ -17,8 +17,8 @@ No asyncio and no Redis client: the glue (:mod:`kalshi.relay.client`) feeds it a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
-from typing import Final
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -41,6 +41,9 @@ from kalshi.relay.layout import (
 from kalshi.ws.lifecycle import Gap, LifecycleEvent, Repaired
 from kalshi.ws.models import OrderbookDeltaPayload, OrderbookSnapshotMessage, decode_message
 from kalshi.ws.orderbook import DeltaResult, OrderbookState
+
+if TYPE_CHECKING:
+    from kalshi.relay.subscription import RelayEntry
 
 __all__ = ["BookBuilder", "BookBuilderStats"]
 
@@ -106,8 +109,8 @@ class BookBuilder:
     def __init__(self, tickers: Collection[str] | None = None) -> None:
         self._wanted: set[str] | None = None if tickers is None else set(tickers)
         self._books: dict[str, OrderbookState] = {}
-        self._source: dict[str, tuple[bytes, int]] = {}
-        self._seq: dict[tuple[bytes, int], int] = {}
+        self._source: dict[str, tuple[str, int]] = {}
+        self._seq: dict[tuple[str, int], int] = {}
         self._last_id: tuple[int, int] | None = None
         self._epoch_prefix = "-"  # "<epoch>-" of the last id applied
         self._events: list[LifecycleEvent] = []
@@ -159,11 +162,11 @@ class BookBuilder:
             )
             was_stale = book is not None
             self._books[entry.ticker] = state
-            self._source[entry.ticker] = (entry.c.encode(), entry.sid)
+            self._source[entry.ticker] = (entry.c, entry.sid)
             loaded.append(entry.ticker)
             if was_stale and not start:
                 self.stats.repairs += 1
-        self._seq = {(s.c.encode(), s.sid): s.seq for s in checkpoint.sids}
+        self._seq = {(s.c, s.sid): s.seq for s in checkpoint.sids}
         if start:
             self._last_id = parse_id(checkpoint.entry_id)
             self._epoch_prefix = f"{self._last_id[0]}-"
@@ -203,7 +206,60 @@ class BookBuilder:
             self._control(fields)
             return None
         meta = fields.get(FIELD_META)
-        return self.apply_frame(frame, meta.split(b" ", 2)[1] if meta and meta.count(b" ") == 3 else b"")
+        parts = meta.split(b" ") if meta is not None else ()
+        return self.apply_frame(frame, parts[1].decode() if len(parts) == 4 else "")
+
+    def apply_entries(self, entries: Sequence[RelayEntry]) -> list[str]:
+        """Apply one read's entries in order (an item of :meth:`RelayFeed.subscribe_raw_batches
+        <kalshi.relay.RelayFeed.subscribe_raw_batches>`); returns the tickers whose book changed (and is exact),
+        each once. Same result as :meth:`apply` on each entry, cheaper: continuity is checked once for the read
+        when its ids follow on without a hole (as they almost always do)."""
+        if not entries:
+            return []
+        last = self._last_id
+        prefix = self._epoch_prefix
+        first_id = entries[0].id
+        last_id = entries[-1].id
+        if last is None or not (first_id.startswith(prefix) and last_id.startswith(prefix)):
+            return self._apply_each(entries)
+        start = len(prefix)
+        first_n = int(first_id[start:])
+        last_n = int(last_id[start:])
+        if first_n != last[1] + 1 or last_n - first_n != len(entries) - 1:
+            return self._apply_each(entries)  # a hole, a re-read or a new relay run: entry by entry
+        self.stats.entries += len(entries)
+        self._last_id = (last[0], last_n)
+        changed: dict[str, None] = {}
+        decode = _ENVELOPE.decode
+        for entry in entries:
+            frame = entry.frame
+            if frame is None:
+                self._control(entry.stored)
+                continue
+            try:
+                env = decode(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            sid = env.sid
+            if sid is None:
+                continue
+            kind = env.type
+            key = (entry.conn or "", sid)
+            if kind == "orderbook_delta":
+                ticker = self._delta(env.msg, key, env.seq)
+            else:
+                ticker = self.apply_message(kind, sid, env.seq, env.msg, frame, key[0])
+            if ticker is not None:
+                changed[ticker] = None
+        return list(changed)
+
+    def _apply_each(self, entries: Sequence[RelayEntry]) -> list[str]:
+        changed: dict[str, None] = {}
+        for entry in entries:
+            ticker = self.apply(entry.id, entry.stored)
+            if ticker is not None:
+                changed[ticker] = None
+        return list(changed)
 
     def _control(self, fields: Mapping[bytes, bytes]) -> None:
         kind = fields.get(FIELD_KIND, b"").decode()
@@ -216,7 +272,7 @@ class BookBuilder:
         if kind == KIND_RELAY_START:
             self._all_stale("relay_restart", None)
         elif kind == KIND_CONNECTION:
-            self.connection_replaced(str(body.get("prev", "")).encode())
+            self.connection_replaced(str(body.get("prev", "")))
         elif kind == KIND_GAP and body.get("reason") == "buffer_overflow":
             self._all_stale("buffer_overflow", None)
         elif kind == KIND_CHECKPOINT and self.stale():
@@ -224,8 +280,8 @@ class BookBuilder:
             if isinstance(key, str):
                 self.wants_checkpoint = key
 
-    def apply_frame(self, frame: bytes, conn: bytes) -> str | None:
-        """Apply one frame received on connection ``conn`` (its tag, e.g. ``b"0.1"``) with no entry id: how the
+    def apply_frame(self, frame: bytes, conn: str) -> str | None:
+        """Apply one frame received on connection ``conn`` (its tag, e.g. ``"0.1"``) with no entry id: how the
         relay keeps its own books for checkpoints. Returns the ticker whose book changed (and is exact), if any."""
         try:
             env = _ENVELOPE.decode(frame)
@@ -234,7 +290,7 @@ class BookBuilder:
         return self.apply_message(env.type, env.sid, env.seq, env.msg, frame, conn)
 
     def apply_message(
-        self, kind: str | None, sid: int | None, seq: int | None, body: msgspec.Raw, frame: bytes, conn: bytes
+        self, kind: str | None, sid: int | None, seq: int | None, body: msgspec.Raw, frame: bytes, conn: str
     ) -> str | None:
         """:meth:`apply_frame` with the envelope already read (``body``: its ``msg``, undecoded)."""
         if sid is None:
@@ -255,10 +311,10 @@ class BookBuilder:
             self._mark_stale(self._markets_of(key), "subscription_error", sid)
         return None
 
-    def _markets_of(self, key: tuple[bytes, int]) -> list[str]:
+    def _markets_of(self, key: tuple[str, int]) -> list[str]:
         return [t for t, source in self._source.items() if source == key]
 
-    def _delta(self, raw: msgspec.Raw, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _delta(self, raw: msgspec.Raw, key: tuple[str, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
@@ -290,7 +346,7 @@ class BookBuilder:
         self.stats.deltas += 1
         return ticker
 
-    def _snapshot(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _snapshot(self, frame: bytes, key: tuple[str, int], seq: int | None) -> str | None:
         message = decode_message(frame)
         if message.__class__ is not OrderbookSnapshotMessage:
             return None
@@ -323,7 +379,7 @@ class BookBuilder:
                 self._events.append(Repaired(BOOK_CHANNEL, key[1], (ticker,)))
         return ticker
 
-    def connection_replaced(self, prev: bytes) -> None:
+    def connection_replaced(self, prev: str) -> None:
         """Frames of a shard now come on a new connection: the books of ``prev`` are stale until resnapshotted."""
         self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
 

@@ -50,7 +50,9 @@ from kalshi.relay.layout import (
     StreamLayout,
     parse_id,
 )
+from kalshi.relay.resp import pack_command
 from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
+from kalshi.relay.wire import RespConnection
 from kalshi.ws.lifecycle import (
     Closed,
     Connected,
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _JSON: Final = msgspec.json.Decoder()
 _RAW: Final = "*raw*"
+_READ_SLACK_S: Final = 10.0  # a blocking read's answer may take this much longer than its BLOCK
 _ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
 _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "disconnected": Disconnected,
@@ -185,9 +188,12 @@ class RelayFeed:
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._conn: RespConnection | None = None  # the reads' own connection (hot path; see kalshi.relay.wire)
         self._closing = False
         self._rng = random.Random()
         self.entries_read = 0
+        self.reads = 0
+        """Reads from Redis so far (``entries_read / reads``: entries per read)."""
         self.gaps = 0
         self.missing_entries = 0
         self.reconnects = 0
@@ -358,6 +364,7 @@ class RelayFeed:
                 if self.group is not None:
                     await self._claim()
                 replies = await self._read()
+                self.reads += 1
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
@@ -374,29 +381,45 @@ class RelayFeed:
                 self._publish(Reconnected(self.client.redis_url, attempt, 0.0))
             attempt = 0
             for key, entries in replies:
-                await self._dispatch(key.decode() if isinstance(key, bytes) else key, entries)
+                await self._dispatch(key.decode(), entries)
             self._changed.set()
 
     async def _read(self) -> list[Any]:
+        """One read of every stream: ``[[key, [[id, [field, value, ...]], ...]], ...]`` as hiredis parsed it."""
         streams = {key: state.last for key, state in self._streams.items()}
+        batch = self.client.batch
+        block = self.client.block_ms
         if self.group is None:
-            reply = await self._redis.xread(streams, count=self.client.batch, block=self.client.block_ms)
-            return list(reply or [])
+            return await self._xread(("XREAD", "COUNT", batch, "BLOCK", block), streams, block)
         consumer = self.client.consumer
         assert consumer is not None
+        head = ("XREADGROUP", "GROUP", self.group, consumer, "COUNT", batch)
         pending = {k: v for k, v in streams.items() if v != ">"}
         if pending:
-            reply = await self._redis.xreadgroup(self.group, consumer, pending, count=self.client.batch)
-            for key, entries in reply or []:
+            reply = await self._xread(head, pending, 0)
+            for key, entries in reply:
                 if not entries:
                     self._streams[key.decode()].last = ">"  # own pending entries done: new ones next
-            if reply and any(entries for _, entries in reply):
-                return list(reply)
-        news = {k: ">" for k in streams}
-        reply = await self._redis.xreadgroup(
-            self.group, consumer, news, count=self.client.batch, block=self.client.block_ms
-        )
-        return list(reply or [])
+            if any(entries for _, entries in reply):
+                return reply
+        return await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
+
+    async def _xread(self, head: tuple[str | int, ...], streams: dict[str, str], block_ms: int) -> list[Any]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = await RespConnection.open(self.client.redis_url)
+        payload = pack_command(*head, "STREAMS", *streams, *streams.values())
+        try:
+            # Bounded: a Redis that stopped answering (no RST) is a lost connection, not an endless wait.
+            reply = await conn.call(payload, within=block_ms / 1000 + _READ_SLACK_S)
+        except TimeoutError:
+            conn.close()
+            raise
+        if reply is None:
+            return []
+        if not isinstance(reply, list):
+            raise ResponseError(f"unexpected XREAD reply {reply!r:.80}")
+        return reply
 
     async def _claim(self) -> None:
         consumer = self.client.consumer
@@ -407,9 +430,11 @@ class RelayFeed:
             )
             entries = reply[1] if reply and len(reply) > 1 else []
             if entries:
-                await self._dispatch(key, [e for e in entries if e and e[1] is not None])
+                await self._dispatch(key, entries)
 
-    async def _dispatch(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _dispatch(self, key: str, entries: list[Any]) -> None:
+        """Hand out one read's entries of stream ``key``: ``(id, fields)`` with the fields as a dict (redis-py)
+        or flat ``[name, value, ...]`` (hiredis); an entry without fields (deleted, still pending) is skipped."""
         state = self._streams.get(key)
         if state is None:
             return
@@ -417,9 +442,22 @@ class RelayFeed:
         grouped = self.group is not None
         batch_subs = [sub for sub in state.subs if sub.batches]
         per_entry = len(batch_subs) < len(state.subs)
+        if batch_subs and not (grouped or per_entry or builder is not None) and self._follows_on(state, entries):
+            await self._hand_over(state, entries, batch_subs)
+            return
         collected: list[RelayEntry] = []
         channel = state.channel
-        for raw_id, fields in entries:
+        for raw_id, stored in entries:
+            if stored is None:
+                continue
+            if stored.__class__ is list:  # hiredis: data entries have two fields, control entries two too
+                fields = (
+                    {stored[0]: stored[1], stored[2]: stored[3]}
+                    if len(stored) == 4
+                    else dict(zip(stored[::2], stored[1::2], strict=False))
+                )
+            else:
+                fields = stored
             entry_id = raw_id.decode()
             self.entries_read += 1
             if not grouped:
@@ -446,6 +484,49 @@ class RelayFeed:
             ids = [entry.id for entry in collected] if grouped else collected[-1].id
             for sub in batch_subs:
                 await sub.queue.put((collected, state.key, ids))
+
+    def _follows_on(self, state: _StreamState, entries: list[Any]) -> bool:
+        """Whether a fan-out read continues right after the last entry read, without a hole (ids only grow, so
+        the first and last ids tell); then the read is the new position."""
+        last = state.last_pos
+        if last is None or not entries:
+            return False
+        prefix = state.epoch_prefix
+        first_id = entries[0][0].decode()
+        last_id = entries[-1][0].decode()
+        if not (first_id.startswith(prefix) and last_id.startswith(prefix)):
+            return False
+        first_n = int(first_id[len(prefix) :])
+        last_n = int(last_id[len(prefix) :])
+        if first_n != last[1] + 1 or last_n - first_n != len(entries) - 1:
+            return False
+        state.last_pos = (last[0], last_n)
+        state.last = last_id
+        return True
+
+    async def _hand_over(self, state: _StreamState, entries: list[Any], subs: list[RelaySubscription[Any]]) -> None:
+        """A fan-out read for batch subscriptions only, continuity already checked: the hot path."""
+        channel = state.channel
+        collected: list[RelayEntry] = []
+        append = collected.append
+        for raw_id, stored in entries:
+            if stored is None:
+                continue
+            if stored.__class__ is list:
+                fields = (
+                    {stored[0]: stored[1], stored[2]: stored[3]}
+                    if len(stored) == 4
+                    else dict(zip(stored[::2], stored[1::2], strict=False))
+                )
+            else:
+                fields = stored
+            entry = entry_from_fields(channel, raw_id.decode(), fields)
+            append(entry)
+            if entry.frame is None:
+                self._relayed_event(state, fields)
+        self.entries_read += len(collected)
+        for sub in subs:
+            await sub.queue.put((collected, state.key, state.last))
 
     def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
         last = state.last_pos
@@ -580,6 +661,9 @@ class RelayFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self.group is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._flush_acks()

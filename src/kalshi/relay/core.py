@@ -239,7 +239,7 @@ class RelayCore:
             stale = sorted(t for t, (conn, _) in self.book_source.items() if conn == previous.tag)
             for ticker in stale:
                 del self.book_source[ticker]
-            self.books.connection_replaced(previous.raw)
+            self.books.connection_replaced(previous.tag)
             self.control(None, KIND_CONNECTION, {"c": tag.tag, "prev": previous.tag, "shard": shard})
         return tag
 
@@ -267,7 +267,7 @@ class RelayCore:
         if channel is None:
             channel = TYPE_CHANNELS.get(kind, OTHER_CHANNEL) if kind is not None else OTHER_CHANNEL
         if channel == BOOK_CHANNEL:
-            self.books.apply_message(kind, sid, seq, env.msg, data, conn.raw)
+            self.books.apply_message(kind, sid, seq, env.msg, data, conn.tag)
         if sid is not None and seq is not None:
             sid_seq = conn.sid_seq
             sid_seq[sid] = track_seq(

@@ -53,20 +53,28 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
             channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
         )
     meta = fields.get(FIELD_META)
-    recv = conn = sid = seq = None
     if meta is not None:
-        parts = meta.split(b" ")
-        if len(parts) == 4:
-            recv_text, conn_text, sid_text, seq_text = parts
-            try:
-                recv = int(recv_text) if recv_text else None
-                sid = int(sid_text) if sid_text else None
-                seq = int(seq_text) if seq_text else None
-            except ValueError:
-                recv = sid = seq = None
-            conn = conn_text.decode() if conn_text else None
-    # tuple.__new__ directly: the NamedTuple constructor's keyword handling costs as much as the parsing.
-    return _new_entry(RelayEntry, (channel, entry_id, frame, recv, conn, sid, seq, None, None, fields))
+        try:  # the usual entry, in one go: "<recv_ns> <conn> <sid> <seq>"
+            recv, conn, sid, seq = meta.split(b" ")
+            # tuple.__new__ directly: the NamedTuple constructor's keyword handling costs as much as the parsing.
+            return _new_entry(
+                RelayEntry,
+                (
+                    channel,
+                    entry_id,
+                    frame,
+                    int(recv) if recv else None,
+                    conn.decode() if conn else None,
+                    int(sid) if sid else None,
+                    int(seq) if seq else None,
+                    None,
+                    None,
+                    fields,
+                ),
+            )
+        except ValueError:
+            pass  # a foreign or damaged meta field: the frame without it
+    return _new_entry(RelayEntry, (channel, entry_id, frame, None, None, None, None, None, None, fields))
 
 
 _new_entry: Final = tuple.__new__
