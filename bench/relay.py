@@ -342,7 +342,10 @@ async def main(args: argparse.Namespace) -> None:
         )
         row(f"paced {args.rate:,}/s: CPU, % of one core (relay / sim / redis)", cpu_text(paced))
         per_read = " ".join(f"{r['per_read']:.0f}" for r in paced["consumers"])
-        row(f"paced {args.rate:,}/s: entries per write (relay) / per read (consumers)", f"{paced['per_batch']:.0f} / {per_read}")
+        row(
+            f"paced {args.rate:,}/s: entries per write (relay) / per read (consumers)",
+            f"{paced['per_batch']:.0f} / {per_read}",
+        )
         row(f"paced {args.rate:,}/s: CPU of each consumer, % of one core", consumer_cpu_text(paced))
         if lat:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
