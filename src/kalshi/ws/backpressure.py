@@ -37,7 +37,7 @@ from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from kalshi.errors import KalshiBackpressureError, KalshiConfigError, KalshiError
 
-__all__ = ["BatchIterator", "MessageQueue", "OverflowStrategy", "QueueClosed"]
+__all__ = ["BatchIterator", "DiscardQueue", "MessageQueue", "OverflowStrategy", "QueueClosed"]
 
 T = TypeVar("T")
 
@@ -512,6 +512,22 @@ class MessageQueue(Generic[T]):
                 raise
             # This task was not cancelled: the shared future was cancelled on behalf of another waiter.
             # Return; the caller re-checks its condition and waits again if needed.
+
+
+class DiscardQueue(MessageQueue[T]):
+    """A queue that takes nothing: the queue of a ``tap_only`` subscription, whose frames only the session's
+    ``on_raw_frame`` tap reads. Iterating it yields nothing and ends when the session closes."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=1, overflow=OverflowStrategy.DROP_OLDEST)
+
+    def put_nowait(self, item: T) -> bool:
+        return True
+
+    def put_keyed(self, key: Hashable, item: T) -> bool:
+        return True
 
 
 class BatchIterator(Generic[T]):

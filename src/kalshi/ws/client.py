@@ -368,11 +368,12 @@ class KalshiWebSocket:
         *,
         book_mode: str | None = None,
         keep_books: bool = False,
+        tap_only: bool = False,
     ) -> SubscribeRequest[Any]:
         editor = self._editor
 
         def start() -> Coroutine[Any, Any, Subscription[Any]]:
-            return editor.open(channel, params, overflow, maxsize, book_mode, keep_books)
+            return editor.open(channel, params, overflow, maxsize, book_mode, keep_books, tap_only)
 
         return SubscribeRequest(start)
 
@@ -382,13 +383,25 @@ class KalshiWebSocket:
         params: Mapping[str, Any] | None = None,
         overflow: OverflowStrategy | None = None,
         maxsize: int = DEFAULT_MAXSIZE,
+        *,
+        tap_only: bool = False,
     ) -> SubscribeRequest[Any]:
         """Subscribe to any channel (forward compatible). Only the spec's params are forwarded.
 
         Unknown param keys are dropped with a warning. Known channels yield typed messages; unknown ones yield
         :class:`~kalshi.ws.models.UnknownMessage` whose ``raw`` is the dict.
+
+        ``tap_only=True`` (with ``KalshiWebSocket(on_raw_frame=...)``) is for consumers of the raw bytes, such as
+        relays and recorders: the subscription's frames reach only the tap. Its in-order data frames are read
+        for ``sid``/``seq`` and not decoded; gaps are still detected and repaired (a fresh snapshot follows,
+        also through the tap) and reported as lifecycle events. Iterating it yields nothing; ``@ws.on``
+        callbacks do not see it.
+
+        Raises:
+            KalshiSubscriptionError: the server refused, or ``tap_only`` without an ``on_raw_frame`` tap.
         """
-        return self._request(channel, channels.forwarded_params(channel, params), overflow, maxsize)
+        params_sent = channels.forwarded_params(channel, params)
+        return self._request(channel, params_sent, overflow, maxsize, tap_only=tap_only)
 
     def subscribe_ticker(
         self,
@@ -421,6 +434,7 @@ class KalshiWebSocket:
         keep_books: bool = False,
         overflow: OverflowStrategy | None = None,
         maxsize: int = DEFAULT_MAXSIZE,
+        tap_only: bool = False,
     ) -> SubscribeRequest[OrderbookSnapshotMessage | OrderbookDeltaMessage]:
         """Raw snapshot and delta messages, gap-repaired: after a gap, a market's deltas resume only after its
         fresh snapshot. Every market starts with a snapshot (``send_initial_snapshot`` is always sent as true:
@@ -430,14 +444,17 @@ class KalshiWebSocket:
         default they are left to the consumer, which is much cheaper. :meth:`orderbook` always keeps them. A raw
         stream checks prices before delivery and sizes when the consumer converts them (``msg.msg.delta_units()``
         raises ``KalshiProtocolError`` for a malformed one); a delta without ``seq`` is never delivered.
+        ``tap_only=True``: the frames reach only the ``on_raw_frame`` tap, gap-repaired (see :meth:`subscribe`).
 
         Raises:
-            KalshiSubscriptionError: no market given.
+            KalshiSubscriptionError: no market given, or ``tap_only`` with ``keep_books`` or without a tap.
         """
         params = channels.orderbook_params(
             tickers, send_initial_snapshot=send_initial_snapshot, use_yes_price=use_yes_price
         )
-        return self._request("orderbook_delta", params, overflow, maxsize, book_mode="raw", keep_books=keep_books)
+        return self._request(
+            "orderbook_delta", params, overflow, maxsize, book_mode="raw", keep_books=keep_books, tap_only=tap_only
+        )
 
     def subscribe_market_lifecycle(
         self, tickers: Sequence[str] | None = None, *, overflow: OverflowStrategy | None = None, maxsize: int = 1000

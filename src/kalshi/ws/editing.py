@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from kalshi.errors import KalshiCommandError, KalshiError, KalshiSubscriptionError
-from kalshi.ws.backpressure import OverflowStrategy
+from kalshi.ws.backpressure import DiscardQueue, OverflowStrategy
 from kalshi.ws.codes import ClientErrorCode, ErrorCode, default_overflow
 from kalshi.ws.commands import CommandChannel
 from kalshi.ws.lifecycle import Gap, LifecycleBus, Resubscribed
@@ -87,6 +87,7 @@ class SubscriptionEditor:
         maxsize: int,
         book_mode: str | None,
         keep_books: bool,
+        tap_only: bool = False,
     ) -> Subscription[Any]:
         """Subscribe and return the user's handle once the server confirmed every chunk.
 
@@ -94,16 +95,24 @@ class SubscriptionEditor:
         subscription is kept and subscribed by the reconnect, like every other: the handle is returned at once.
 
         Raises:
-            KalshiSubscriptionError: no session, or the server refused (nothing is left subscribed).
+            KalshiSubscriptionError: no session, or the server refused (nothing is left subscribed), or
+                ``tap_only`` without an ``on_raw_frame`` tap or with books.
         """
+        if tap_only and (not self._router.tapping or keep_books or book_mode == "views"):
+            raise KalshiSubscriptionError(
+                "tap_only=True needs KalshiWebSocket(on_raw_frame=...) (its frames go only there) and keeps no books:"
+                " drop keep_books, or use a normal subscription"
+            )
         if self.closing:
             raise KalshiSubscriptionError("not connected: subscribe inside `async with ws.connect() as session:`")
         if book_mode is None and channel == "orderbook_delta":
             book_mode = "raw"
         strategy = overflow or default_overflow(channel)
-        queue = new_queue(maxsize, strategy, views=book_mode == "views")
+        queue = DiscardQueue[Any]() if tap_only else new_queue(maxsize, strategy, views=book_mode == "views")
         markets = take_markets(params)
-        state = SubscriptionState(self._next_id, channel, params, queue, book_mode=book_mode, keep_books=keep_books)
+        state = SubscriptionState(
+            self._next_id, channel, params, queue, book_mode=book_mode, keep_books=keep_books, tap_only=tap_only
+        )
         self._next_id += 1
         if markets is None:
             state.chunks = [Chunk(None)]

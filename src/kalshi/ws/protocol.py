@@ -117,8 +117,27 @@ _LIST_REPLIES: Final = frozenset(
 _SEQUENCED_DATA: Final = frozenset(
     cls for kind, cls in MESSAGE_TYPES.items() if kind in SEQUENCED_TYPES and kind != "orderbook_snapshot"
 )
+# Types a tapped sid may skip decoding for: data that only advances the sid's sequence (snapshots re-base it and
+# list replies answer commands, so those are always decoded).
+_TAP_TYPES: Final = frozenset(
+    kind
+    for kind, cls in MESSAGE_TYPES.items()
+    if kind != "orderbook_snapshot" and cls not in _LIST_REPLIES and cls not in (SubscribedMessage, ErrorMessage)
+)
 _RESPONSE_CLASSES: Final = (SubscribedMessage, UnsubscribedMessage, OkMessage, ListSubscriptionsMessage, ErrorMessage)
 _DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError, TypeError)
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """What a tapped frame is read for: the body is skipped, not decoded."""
+
+    type: str = ""
+    sid: int | None = None
+    seq: int | None = None
+    id: int | None = None
+
+
+_ENVELOPE_DECODE: Final = msgspec.json.Decoder(_Envelope).decode
 
 
 @dataclass(slots=True)
@@ -160,6 +179,7 @@ class ClientProtocol:
         "_pending",
         "_validate",
         "stats",
+        "tapped_sids",
     )
 
     def __init__(self, *, validate_book: bool = True, first_command_id: int = 1) -> None:
@@ -175,6 +195,10 @@ class ClientProtocol:
         self._awaiting: set[int] = set()
         self._book_markets: dict[int, set[str]] = {}
         self.stats = ProtocolStats()
+        self.tapped_sids: set[int] = set()
+        """Sids whose in-order data frames are only sequence-checked: :meth:`receiver` returns None for them
+        without decoding the body (the frame's consumer reads the bytes itself, e.g. a relay). Anything else on
+        such a sid (a snapshot, a gap, a malformed frame, a delta without seq) is decoded and handled as usual."""
 
     # -- outgoing
     def send_subscribe(
@@ -316,10 +340,10 @@ class ClientProtocol:
             return self._undecodable(data, exc)
         return self._decoded(data, message)
 
-    def receiver(self) -> Callable[[bytes | str], ReceiveResult]:
+    def receiver(self) -> Callable[[bytes | str], ReceiveResult | None]:
         """:meth:`receive_frame` as a closure over this protocol's state: the same results, less work per frame
-        for the two message types that make up most traffic (in-order deltas, tickers). Stays valid across
-        :meth:`reset`."""
+        for the two message types that make up most traffic (in-order deltas, tickers), and None for an in-order
+        data frame on a sid in :attr:`tapped_sids`. Stays valid across :meth:`reset`."""
         decode = self._decode
         last_seqs = self._last
         decoded = self._decoded
@@ -329,7 +353,26 @@ class ClientProtocol:
         validate = self._validate
         errors = _DECODE_ERRORS
 
-        def receive(data: bytes | str) -> ReceiveResult:
+        tapped = self.tapped_sids
+        envelope = _ENVELOPE_DECODE
+        tap_types = _TAP_TYPES
+        sequenced = SEQUENCED_TYPES
+
+        def receive(data: bytes | str) -> ReceiveResult | None:
+            if tapped:
+                try:
+                    head = envelope(data)
+                except errors:
+                    head = None
+                if head is not None and head.sid in tapped and head.type in tap_types and head.id is None:
+                    seq = head.seq
+                    if head.type not in sequenced:
+                        return None
+                    if seq is not None:
+                        last = last_seqs.get(head.sid)
+                        if last is not None and seq == last + 1:
+                            last_seqs[head.sid] = seq
+                            return None
             try:
                 message = decode(data)
             except errors as exc:
@@ -562,8 +605,10 @@ class ClientProtocol:
         self._last.clear()
         self._awaiting.clear()
         self._book_markets.clear()
+        self.tapped_sids.clear()
 
     def _drop_sid_state(self, sid: int) -> None:
+        self.tapped_sids.discard(sid)
         self._last.pop(sid, None)
         self._awaiting.discard(sid)
         self._book_markets.pop(sid, None)

@@ -74,6 +74,7 @@ class Router:
         emit_error: Callable[[ErrorMessage], None],
         tap: Callable[[bytes, int], None] | None = None,
     ) -> None:
+        self._proto = proto
         self._receive = proto.receiver()
         self._emit_error = emit_error
         self._flow = flow
@@ -105,20 +106,33 @@ class Router:
     def route(self, sid: int | None) -> Route | None:
         return self._routes.get(sid) if sid is not None else None
 
+    @property
+    def tapping(self) -> bool:
+        """Whether an ``on_raw_frame`` tap sees every frame (``tap_only`` subscriptions need one)."""
+        return self._tap is not None
+
     def bind(self, sid: int, state: SubscriptionState, chunk: Chunk) -> None:
         chunk.sid = sid
         self._routes[sid] = (state, chunk)
+        if state.tap_only:
+            self._proto.tapped_sids.add(sid)
 
     def unbind(self, sid: int | None) -> Route | None:
-        return self._routes.pop(sid, None) if sid is not None else None
+        if sid is None:
+            return None
+        self._proto.tapped_sids.discard(sid)
+        return self._routes.pop(sid, None)
 
     def clear(self) -> None:
         """Forget every sid (a new connection has new ones)."""
         self._routes.clear()
+        self._proto.tapped_sids.clear()
 
     def adopt(self, state: SubscriptionState) -> None:
         """A new subscription: give it its channel's callbacks and watch its lossless queue."""
         self._states[state.client_id] = state
+        if state.tap_only:
+            return  # nothing decoded, nothing for callbacks
         state.callbacks = self._callback_queues.get(state.channel)
         queue = state.queue
         if queue.overflow is _BLOCK:
@@ -129,7 +143,7 @@ class Router:
         for chunk in state.chunks:
             route = self._routes.get(chunk.sid) if chunk.sid is not None else None
             if route is not None and route[0] is state:
-                del self._routes[route[1].sid]  # type: ignore[arg-type]  # bound routes have a sid
+                self.unbind(route[1].sid)
         self._flow.release(state.queue)
 
     def attach_callbacks(self, channel: str, queue: MessageQueue[Any]) -> None:
@@ -137,7 +151,7 @@ class Router:
         self._callback_queues[channel] = queue
         queue.watch_pressure(lambda: self._flow.hold(queue), lambda: self._flow.release(queue))
         for state in self._states.values():
-            if state.channel == channel:
+            if state.channel == channel and not state.tap_only:
                 state.callbacks = queue
 
     def detach_callbacks(self) -> None:
@@ -226,6 +240,8 @@ class Router:
             callbacks.put_nowait(message)
 
     def _other(self, result: Any) -> None:
+        if result is None:
+            return  # an in-order frame of a tap_only subscription: the tap had it
         if isinstance(result, ProtocolEvent):
             self._event(result)
             return

@@ -97,7 +97,8 @@ class SubscriptionState:
 
     ``book_mode``: "raw" yields snapshot/delta messages, "views" yields Orderbook views, None: not a book channel.
     ``plain``: no book to maintain, so deltas may go straight to the queue. ``callbacks``: the channel's callback
-    queue when ``@ws.on(channel)`` callbacks exist (messages are copied there too).
+    queue when ``@ws.on(channel)`` callbacks exist (messages are copied there too). ``tap_only``: its frames go
+    only to the session's ``on_raw_frame`` tap (its queue is a :class:`~kalshi.ws.backpressure.DiscardQueue`).
     """
 
     __slots__ = (
@@ -114,6 +115,7 @@ class SubscriptionState:
         "queue",
         "stale",
         "stats",
+        "tap_only",
         "views",
         "warned_unconsumed",
     )
@@ -127,6 +129,7 @@ class SubscriptionState:
         *,
         book_mode: str | None = None,
         keep_books: bool = False,
+        tap_only: bool = False,
     ) -> None:
         self.client_id = client_id
         self.channel = channel
@@ -141,6 +144,8 @@ class SubscriptionState:
         )
         # Raw subscriptions without books: markets whose deltas are held back until their next snapshot.
         self.stale: set[str] = set()
+        # tap_only: frames only reach the session's on_raw_frame tap (in-order data is not even decoded).
+        self.tap_only = tap_only
         self.plain = self.books is None
         self.callbacks: MessageQueue[Any] | None = None
         self.active = False
