@@ -363,10 +363,9 @@ class Relay:
             if channel == BOOK_CHANNEL:
                 if not shard.markets:
                     continue
-                # No books in the client: the relay core keeps its own from the frames (for checkpoints).
-                sub = await session.subscribe_orderbook_delta(
-                    shard.markets, overflow=OverflowStrategy.DROP_OLDEST, maxsize=1
-                )
+                # Frames for the tap only (the client reads their envelope, repairs gaps, decodes nothing and
+                # keeps no book): the relay core keeps its own books from the frames, for checkpoints.
+                sub = await session.subscribe_orderbook_delta(shard.markets, tap_only=True)
                 shard.books_sub = sub
                 self._learn_limit(sub)
             elif channel in _MARKET_CHANNELS and not everything:
@@ -379,9 +378,9 @@ class Relay:
             self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
 
     async def _quiet(self, session: KalshiWebSocket, channel: str, markets: list[str] | None) -> Subscription[Any]:
-        """A subscription nobody iterates: the tap relays its frames; its queue never holds the socket back."""
+        """A subscription for the tap only: its frames are relayed, never decoded or queued."""
         params: dict[str, Any] = {} if markets is None else {"market_tickers": markets}
-        return await session.subscribe(channel, params, overflow=OverflowStrategy.DROP_OLDEST, maxsize=1)
+        return await session.subscribe(channel, params, tap_only=True)
 
     def _learn_limit(self, sub: Subscription[Any]) -> None:
         if len(sub.sids) > 1:
