@@ -18,7 +18,7 @@ No asyncio and no Redis client: the glue (:mod:`kalshi.relay.client`) feeds it a
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -60,8 +60,58 @@ class _Envelope(msgspec.Struct, gc=False):
     )  # left unparsed: only a delta's body is decoded, once, straight into its type
 
 
+class _DeltaBody(msgspec.Struct, gc=False):
+    """The fields of an ``orderbook_delta`` body a book needs (the full payload type costs twice as much to
+    decode); conversions go through :class:`~kalshi.ws.models.OrderbookDeltaPayload`'s rules (see
+    :func:`_ticks`)."""
+
+    market_ticker: str
+    side: str = ""
+    price_dollars: str | None = None
+    delta_fp: str | None = None
+    clock: int | None = None
+    price: Any = None  # legacy cents
+    delta: Any = None  # legacy contracts
+
+
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_DELTA_BODY: Final = msgspec.json.Decoder(OrderbookDeltaPayload)
+_DELTA_BODY: Final = msgspec.json.Decoder(_DeltaBody)
+# Wire text -> integer, for the few distinct prices and sizes a stream repeats (validated on first sight).
+_PRICES: dict[str, int] = {}
+_DELTAS: dict[str, int] = {}
+_CACHE_LIMIT: Final = 100_000
+
+
+def _ticks(body: _DeltaBody) -> tuple[int, int]:
+    """``(price_ticks, delta_units)`` of a delta.
+
+    Raises:
+        KalshiProtocolError: no price or size, or not exact.
+    """
+    price = _PRICES.get(body.price_dollars) if body.price_dollars is not None else None
+    units = _DELTAS.get(body.delta_fp) if body.delta_fp is not None else None
+    if price is not None and units is not None:
+        return price, units
+    full = OrderbookDeltaPayload(
+        market_ticker=body.market_ticker,
+        side="yes",
+        price_dollars=body.price_dollars,
+        delta_fp=body.delta_fp,
+        price_cents=body.price,
+        delta_contracts=body.delta,
+    )
+    try:
+        price, units = full.price_ticks(), full.delta_units()
+    except (TypeError, ValueError) as exc:
+        raise KalshiProtocolError(f"orderbook_delta for {body.market_ticker[:60]!r}: {exc}") from exc
+    if len(_PRICES) > _CACHE_LIMIT or len(_DELTAS) > _CACHE_LIMIT:
+        _PRICES.clear()
+        _DELTAS.clear()
+    if body.price_dollars is not None:
+        _PRICES[body.price_dollars] = price
+    if body.delta_fp is not None:
+        _DELTAS[body.delta_fp] = units
+    return price, units
 
 
 class BookBuilderStats(msgspec.Struct):
@@ -337,9 +387,11 @@ class BookBuilder:
         if book is None or not book.has_snapshot or self._source.get(ticker) != key:
             return None
         try:
-            result = book.apply_delta(body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock)
-        except (ValueError, KalshiProtocolError):
+            price, units = _ticks(body)
+        except KalshiProtocolError:
             result = DeltaResult.BAD_PRICE
+        else:
+            result = book.apply_delta(body.side, price, units, seq=seq, clock=body.clock)
         if result is not _APPLIED:
             self._mark_stale([ticker], f"bad_delta_{result.name.lower()}", key[1])
             return None
