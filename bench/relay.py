@@ -78,9 +78,9 @@ CONSUME = """
 import asyncio, sys, time, msgspec
 from kalshi.relay import BookBuilder, RelayClient
 
-class Body(msgspec.Struct, frozen=True):
+class Body(msgspec.Struct, frozen=True, gc=False):
     sent_ns: int = 0
-class Frame(msgspec.Struct):
+class Frame(msgspec.Struct, gc=False):
     type: str = ""
     msg: Body = Body()
 decode = msgspec.json.Decoder(Frame).decode
@@ -108,7 +108,7 @@ async def main(url, want, out):
         if not state["first"] and state["deltas"]:
             state["first"] = time.perf_counter()
 
-    async with RelayClient(url, start="earliest", batch=5000, block_ms=20).connect() as feed:
+    async with RelayClient(url, start="earliest", block_ms=20).connect() as feed:
         batches = await feed.subscribe_raw_batches(["orderbook_delta"])
         print("ready", flush=True)
         cpu_start = time.process_time()

@@ -110,7 +110,8 @@ class RelayClient:
         claim_idle: seconds an entry may stay unacknowledged by another member before this one claims it.
         start: where message channels start: ``"latest"`` (entries from now on) or ``"earliest"``.
         block_ms: longest wait of one read (new subscriptions start within this).
-        batch: most entries per read.
+        batch: most entries per read. Reads of a few hundred entries are the cheapest per entry: larger ones keep
+            more objects alive at once, and Python's garbage collector then costs more than the reads save.
         retry_max_delay: longest pause between reconnect attempts.
     """
 
@@ -124,7 +125,7 @@ class RelayClient:
         claim_idle: float = 30.0,
         start: str = "latest",
         block_ms: int = 100,
-        batch: int = 1000,
+        batch: int = 300,
         retry_max_delay: float = 2.0,
     ) -> None:
         if start not in ("latest", "earliest"):
@@ -256,11 +257,12 @@ class RelayFeed:
 
         return RelayRequest(start)
 
-    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 64) -> RelayRequest[list[RelayEntry]]:
+    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 2) -> RelayRequest[list[RelayEntry]]:
         """Like :meth:`subscribe_raw`, but each item is everything one read of a stream returned (up to
         ``RelayClient(batch=...)`` entries, in order): the fast path for consumers that process entries in bulk,
         such as a :class:`~kalshi.relay.BookBuilder` of their own. In a consumer group the whole batch is
-        acknowledged once the iterator is asked for the next one."""
+        acknowledged once the iterator is asked for the next one. ``maxsize`` reads wait for the consumer (few:
+        Redis holds the rest, and entries read ahead only cost memory and garbage-collector time)."""
 
         async def start() -> RelaySubscription[list[RelayEntry]]:
             sub: RelaySubscription[list[RelayEntry]] = RelaySubscription(self, _RAW, None, maxsize, batches=True)
