@@ -4,7 +4,8 @@ Three measurements, each bounded (the whole run stays under about a minute):
 
 1. ``publish``: the relay's write path alone, in this process: realistic frames through ``RelayCore.frame`` and
    the pipelined ``Publisher`` into Redis, timed until Redis acknowledged the last one.
-2. ``firehose``: a simulator in another process pushes orderbook deltas as fast as it can
+2. ``firehose``: first with no consumer reading (the relay's own throughput), then with 4: a simulator in
+   another process pushes orderbook deltas as fast as it can
    (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis ->
    4 consumer processes (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder``). Rates in and out.
 3. ``paced``: the same pipeline at a fixed rate (default 20k msg/s); every delta carries its send time
@@ -186,8 +187,10 @@ async def bench_publish(url: str, count: int) -> dict[str, float]:
     }
 
 
-async def run_pipeline(url: str, redis_pid: int, mode: str, amount: int, seconds: float) -> dict[str, Any]:
-    """Simulator process -> Relay (here) -> Redis -> CONSUMERS processes."""
+async def run_pipeline(
+    url: str, redis_pid: int, mode: str, amount: int, seconds: float, readers: int = CONSUMERS
+) -> dict[str, Any]:
+    """Simulator process -> Relay (here) -> Redis -> ``readers`` consumer processes."""
     import redis.asyncio as aioredis
 
     from kalshi.config import KalshiConfig
@@ -197,7 +200,7 @@ async def run_pipeline(url: str, redis_pid: int, mode: str, amount: int, seconds
     await client.flushall()  # every phase starts with empty streams
     await client.aclose()
     want = amount if mode == "firehose" else int(amount * seconds) // 2 * 2
-    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(CONSUMERS)]
+    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(readers)]
     consumers = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", CONSUME, url, str(want), str(out), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -207,7 +210,7 @@ async def run_pipeline(url: str, redis_pid: int, mode: str, amount: int, seconds
     for proc in consumers:
         assert proc.stdout is not None
         assert (await proc.stdout.readline()).strip() == b"ready"
-    note(f"{mode}: {CONSUMERS} consumers ready")
+    note(f"{mode}: {readers} consumers ready")
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-c", SERVE, mode, str(amount), str(seconds), stdout=subprocess.PIPE, stdin=subprocess.PIPE
     )
@@ -319,9 +322,19 @@ async def main(args: argparse.Namespace) -> None:
         pub = await bench_publish(redis.url, args.publish)
         row("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s")
         row("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s")
+        alone = await run_pipeline(redis.url, redis_pid, "firehose", args.alone, 0, readers=0)
+        row(f"firehose, no consumer: relay in (sim -> relay, {args.alone:,} deltas)", f"{alone['in_per_s']:,.0f} msg/s")
+        row("firehose, no consumer: relay into Redis, acknowledged", f"{alone['acked_per_s']:,.0f} msg/s")
+        row("firehose, no consumer: CPU, % of one core (relay / sim / redis)", cpu_text(alone))
         fire = await run_pipeline(redis.url, redis_pid, "firehose", args.firehose, 0)
-        row(f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s")
-        row("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s")
+        row(
+            f"firehose, {CONSUMERS} consumers reading: relay in ({args.firehose:,} deltas)",
+            f"{fire['in_per_s']:,.0f} msg/s",
+        )
+        row(
+            f"firehose, {CONSUMERS} consumers reading: relay into Redis, acknowledged",
+            f"{fire['acked_per_s']:,.0f} msg/s",
+        )
         for i, result in enumerate(fire["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
             row(f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
@@ -351,7 +364,14 @@ async def main(args: argparse.Namespace) -> None:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
         want = int(args.rate * args.seconds) // 2 * 2
         goals = [
-            ("relay: >= 100,000 msg/s into Redis, acknowledged (firehose)", fire["acked_per_s"] >= 100_000),
+            (
+                "relay: >= 100,000 msg/s into Redis, acknowledged (firehose, no consumer)",
+                alone["acked_per_s"] >= 100_000,
+            ),
+            (
+                f"relay: >= 100,000 msg/s into Redis with {CONSUMERS} consumers reading at once",
+                fire["acked_per_s"] >= 100_000,
+            ),
             (
                 "consumers keep up: every consumer got every delta (firehose and paced)",
                 all(r["deltas"] >= args.firehose for r in fire["consumers"])
@@ -369,6 +389,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--publish", type=int, default=200_000, help="frames for the publish measurement")
+    parser.add_argument("--alone", type=int, default=200_000, help="deltas for the firehose without consumers")
     parser.add_argument("--firehose", type=int, default=50_000, help="deltas for the firehose measurement")
     parser.add_argument("--rate", type=int, default=20_000, help="msg/s of the paced measurement")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the paced measurement")
