@@ -232,6 +232,31 @@ def test_apply_entries_equals_apply_one_by_one() -> None:
     assert batched.apply_entries(entries[-3:]) == []  # re-read: already applied
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'"not an object"',
+        b'{"market_ticker":7,"side":"yes","price_dollars":"0.2000","delta_fp":"1.00"}',
+        b'{"market_ticker":"A","side":"yes","price_dollars":"0.2000","delta_fp":"1.00","clock":"soon"}',
+    ],
+)
+def test_a_malformed_delta_hides_the_sids_books_on_the_relay_and_consumers(body: bytes) -> None:
+    frames = script()[:6]
+    frames.append(b'{"type":"orderbook_delta","sid":1,"seq":6,"msg":%b}' % body)
+    core, store = relay(frames)
+    consumer = replay(store.streams[BOOKS])
+    assert dict(core.books.books) == dict(consumer.books) == {}
+    [gap] = [e for e in consumer.events() if isinstance(e, Gap)]
+    assert gap.reason == "bad_delta_malformed" and set(gap.markets) == {"A", "B"}
+
+
+def test_a_delta_with_a_bad_price_hides_only_its_market() -> None:
+    frames = [*script()[:6], delta(1, 6, "A", "1.5000", "1.00")]  # above $1
+    core, store = relay(frames)
+    consumer = replay(store.streams[BOOKS])
+    assert set(core.books.books) == set(consumer.books) == {"B"}
+
+
 def test_seq_gap_hides_the_sids_books_until_their_snapshots() -> None:
     frames = script()[:10]
     frames.append(delta(1, 12, "A", "0.2000", "1.00"))  # seq 10 and 11 never came

@@ -45,51 +45,77 @@ from kalshi.ws.orderbook import DeltaResult, OrderbookState
 if TYPE_CHECKING:
     from kalshi.relay.subscription import RelayEntry
 
-__all__ = ["BookBuilder", "BookBuilderStats"]
+__all__ = ["BookBuilder", "BookBuilderStats", "Frame", "FrameFields", "decode_frame"]
 
 _APPLIED: Final = DeltaResult.APPLIED
 _JSON: Final = msgspec.json.Decoder()
+
+
+class FrameFields(msgspec.Struct, gc=False):
+    """What the relay and the book builders read of a frame's ``msg``, decoded together with its envelope (every
+    other field is skipped). Loosely typed, so a frame of another channel never fails to decode because of them;
+    the values are checked where they are used."""
+
+    market_ticker: Any = None
+    side: Any = None
+    price_dollars: Any = None
+    delta_fp: Any = None
+    clock: Any = None
+    price: Any = None  # legacy cents
+    delta: Any = None  # legacy contracts
+    sid: Any = None  # subscribed answers
+    channel: Any = None
+
+
+class Frame(msgspec.Struct, gc=False):
+    """A frame's envelope and :class:`FrameFields`: one decode per frame (see :func:`decode_frame`)."""
+
+    type: str | None = None
+    sid: int | None = None
+    seq: int | None = None
+    msg: FrameFields | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
     type: str | None = None
     sid: int | None = None
     seq: int | None = None
-    msg: msgspec.Raw = msgspec.Raw(
-        b"null"
-    )  # left unparsed: only a delta's body is decoded, once, straight into its type
 
 
-class _DeltaBody(msgspec.Struct, gc=False):
-    """The fields of an ``orderbook_delta`` body a book needs (the full payload type costs twice as much to
-    decode); conversions go through :class:`~kalshi.ws.models.OrderbookDeltaPayload`'s rules (see
-    :func:`_ticks`)."""
-
-    market_ticker: str
-    side: str = ""
-    price_dollars: str | None = None
-    delta_fp: str | None = None
-    clock: int | None = None
-    price: Any = None  # legacy cents
-    delta: Any = None  # legacy contracts
-
-
+_FRAME: Final = msgspec.json.Decoder(Frame)
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_DELTA_BODY: Final = msgspec.json.Decoder(_DeltaBody)
+_NO_FRAME: Final = Frame()
+
+
+def decode_frame(data: bytes) -> Frame:
+    """The envelope and book fields of ``data``; never raises (what cannot be read is None)."""
+    try:
+        return _FRAME.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:  # a msg that is not an object: the envelope alone
+        env = _ENVELOPE.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _NO_FRAME
+    return Frame(env.type, env.sid, env.seq, None)
+
+
 # Wire text -> integer, for the few distinct prices and sizes a stream repeats (validated on first sight).
 _PRICES: dict[str, int] = {}
 _DELTAS: dict[str, int] = {}
 _CACHE_LIMIT: Final = 100_000
 
 
-def _ticks(body: _DeltaBody) -> tuple[int, int]:
-    """``(price_ticks, delta_units)`` of a delta.
+def _ticks(body: FrameFields) -> tuple[int, int]:
+    """``(price_ticks, delta_units)`` of a delta, by :class:`~kalshi.ws.models.OrderbookDeltaPayload`'s rules.
 
     Raises:
         KalshiProtocolError: no price or size, or not exact.
     """
-    price = _PRICES.get(body.price_dollars) if body.price_dollars is not None else None
-    units = _DELTAS.get(body.delta_fp) if body.delta_fp is not None else None
+    price_text = body.price_dollars if body.price_dollars.__class__ is str else None
+    delta_text = body.delta_fp if body.delta_fp.__class__ is str else None
+    price = _PRICES.get(price_text) if price_text is not None else None
+    units = _DELTAS.get(delta_text) if delta_text is not None else None
     if price is not None and units is not None:
         return price, units
     full = OrderbookDeltaPayload(
@@ -102,15 +128,15 @@ def _ticks(body: _DeltaBody) -> tuple[int, int]:
     )
     try:
         price, units = full.price_ticks(), full.delta_units()
-    except (TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:
         raise KalshiProtocolError(f"orderbook_delta for {body.market_ticker[:60]!r}: {exc}") from exc
     if len(_PRICES) > _CACHE_LIMIT or len(_DELTAS) > _CACHE_LIMIT:
         _PRICES.clear()
         _DELTAS.clear()
-    if body.price_dollars is not None:
-        _PRICES[body.price_dollars] = price
-    if body.delta_fp is not None:
-        _DELTAS[body.delta_fp] = units
+    if price_text is not None:
+        _PRICES[price_text] = price
+    if delta_text is not None:
+        _DELTAS[delta_text] = units
     return price, units
 
 
@@ -280,25 +306,19 @@ class BookBuilder:
         self.stats.entries += len(entries)
         self._last_id = (last[0], last_n)
         changed: dict[str, None] = {}
-        decode = _ENVELOPE.decode
         for entry in entries:
             frame = entry.frame
             if frame is None:
                 self._control(entry.stored)
                 continue
-            try:
-                env = decode(frame)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            sid = env.sid
+            decoded = decode_frame(frame)
+            sid = decoded.sid
             if sid is None:
                 continue
-            kind = env.type
-            key = (entry.conn or "", sid)
-            if kind == "orderbook_delta":
-                ticker = self._delta(env.msg, key, env.seq)
+            if decoded.type == "orderbook_delta":
+                ticker = self._delta(decoded.msg, (entry.conn or "", sid), decoded.seq)
             else:
-                ticker = self.apply_message(kind, sid, env.seq, env.msg, frame, key[0])
+                ticker = self.apply_decoded(decoded, frame, entry.conn or "")
             if ticker is not None:
                 changed[ticker] = None
         return list(changed)
@@ -333,21 +353,18 @@ class BookBuilder:
     def apply_frame(self, frame: bytes, conn: str) -> str | None:
         """Apply one frame received on connection ``conn`` (its tag, e.g. ``"0.1"``) with no entry id: how the
         relay keeps its own books for checkpoints. Returns the ticker whose book changed (and is exact), if any."""
-        try:
-            env = _ENVELOPE.decode(frame)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        return self.apply_message(env.type, env.sid, env.seq, env.msg, frame, conn)
+        return self.apply_decoded(decode_frame(frame), frame, conn)
 
-    def apply_message(
-        self, kind: str | None, sid: int | None, seq: int | None, body: msgspec.Raw, frame: bytes, conn: str
-    ) -> str | None:
-        """:meth:`apply_frame` with the envelope already read (``body``: its ``msg``, undecoded)."""
+    def apply_decoded(self, decoded: Frame, frame: bytes, conn: str) -> str | None:
+        """:meth:`apply_frame` with the frame already decoded (:func:`decode_frame`)."""
+        sid = decoded.sid
         if sid is None:
             return None
+        kind = decoded.type
+        seq = decoded.seq
         key = (conn, sid)
         if kind == "orderbook_delta":
-            return self._delta(body, key, seq)
+            return self._delta(decoded.msg, key, seq)
         if kind == "orderbook_snapshot":
             return self._snapshot(frame, key, seq)
         if kind == "subscribed":
@@ -364,7 +381,7 @@ class BookBuilder:
     def _markets_of(self, key: tuple[str, int]) -> list[str]:
         return [t for t, source in self._source.items() if source == key]
 
-    def _delta(self, raw: msgspec.Raw, key: tuple[str, int], seq: int | None) -> str | None:
+    def _delta(self, body: FrameFields | None, key: tuple[str, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
@@ -376,9 +393,11 @@ class BookBuilder:
                 self._mark_stale(self._markets_of(key), "seq_gap", key[1], expected=last + 1, received=seq)
                 return None
             self._seq[key] = seq
-        try:
-            body = _DELTA_BODY.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        if (
+            body is None
+            or body.market_ticker.__class__ is not str
+            or not (body.clock is None or body.clock.__class__ is int)
+        ):
             # Which book it was for is unknown: every book of the sid is in doubt until repaired.
             self._mark_stale(self._markets_of(key), "bad_delta_malformed", key[1])
             return None

@@ -24,7 +24,7 @@ import msgspec
 
 from kalshi.models.markets import Orderbook
 from kalshi.record.schema import TYPE_CHANNELS
-from kalshi.relay.books import BookBuilder
+from kalshi.relay.books import BookBuilder, decode_frame
 from kalshi.relay.checkpoint import BookEntry, Checkpoint, SidEntry, encode_checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
@@ -45,25 +45,6 @@ DEFAULT_BUFFER_LIMIT: Final = 1_000_000
 CHECKPOINT_TTL_S: Final = 600
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    type: str | None = None
-    sid: int | None = None
-    seq: int | None = None
-    msg: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _Subscribed(msgspec.Struct, gc=False):
-    sid: int | None = None
-    channel: str | None = None
-
-
-class _Ticker(msgspec.Struct, gc=False):
-    market_ticker: str | None = None
-
-
-_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_SUBSCRIBED: Final = msgspec.json.Decoder(_Subscribed)
-_TICKER: Final = msgspec.json.Decoder(_Ticker)
 _JSON: Final = msgspec.json.Encoder()
 _CONTROL_TYPES: Final = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
 
@@ -245,29 +226,26 @@ class RelayCore:
 
     def frame(self, conn: ConnectionTag, data: bytes, recv_ns: int) -> None:
         """One frame as received on ``conn`` (``recv_ns``: epoch ns)."""
-        try:
-            env = _ENVELOPE.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            env = _Envelope()
-        kind = env.type
-        sid = env.sid
-        seq = env.seq
+        decoded = decode_frame(data)  # once: the envelope and the few body fields the books need
+        kind = decoded.type
+        sid = decoded.sid
+        seq = decoded.seq
         channel: str | None = None
         if sid is not None:
             channel = conn.sid_channel.get(sid)
         if kind == "subscribed":
-            body = _decode_or_none(_SUBSCRIBED, env.msg)
-            if body is not None and body.sid is not None and body.channel:
+            body = decoded.msg
+            if body is not None and body.sid.__class__ is int and body.channel.__class__ is str and body.channel:
                 conn.sid_channel[body.sid] = channel = body.channel
                 conn.sid_seq.pop(body.sid, None)
         elif kind == "orderbook_snapshot" and sid is not None:
-            ticker_body = _decode_or_none(_TICKER, env.msg)
-            if ticker_body is not None and ticker_body.market_ticker:
-                self.book_source[ticker_body.market_ticker] = (conn.tag, sid)
+            body = decoded.msg
+            if body is not None and body.market_ticker.__class__ is str and body.market_ticker:
+                self.book_source[body.market_ticker] = (conn.tag, sid)
         if channel is None:
             channel = TYPE_CHANNELS.get(kind, OTHER_CHANNEL) if kind is not None else OTHER_CHANNEL
         if channel == BOOK_CHANNEL:
-            self.books.apply_message(kind, sid, seq, env.msg, data, conn.tag)
+            self.books.apply_decoded(decoded, data, conn.tag)
         if sid is not None and seq is not None:
             sid_seq = conn.sid_seq
             last = sid_seq.get(sid)
@@ -389,10 +367,3 @@ class RelayCore:
 
 def format_next(epoch: int, n: int) -> str:
     return f"{epoch}-{n}"
-
-
-def _decode_or_none(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw) -> Any:
-    try:
-        return decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
