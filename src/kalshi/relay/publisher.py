@@ -109,12 +109,29 @@ class Publisher:
         self._retry: list[bytes] = []  # what a failure left, in order: sent before anything newer
         self._retry_marks: list[tuple[str, bytes] | None] = []
         self._conn: RespConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kick_pending = False
+        self._hold = False  # a refusal is being settled: nothing new goes out
 
     def wake(self) -> None:
-        """New commands are in the buffer (cheap; call after every append)."""
+        """New commands are in the buffer (cheap; call after every append).
+
+        They are sent at the end of this turn of the event loop when the window has room (so every frame of one
+        socket read goes in one batch, without waiting for the batches in flight to be answered)."""
+        if not self._kick_pending and self._loop is not None:
+            self._kick_pending = True
+            self._loop.call_soon(self._kick)
         if not self._wakeup.is_set():
             self._wakeup.set()
             self._idle.clear()
+
+    def _kick(self) -> None:
+        self._kick_pending = False
+        conn = self._conn
+        if conn is None or conn.closed or self._retry or self._hold:
+            return  # the run loop reconnects, re-sends or settles a refusal first
+        while len(self._flights) < self.window and len(self.buffer):
+            self._launch(conn, *self.buffer.take_marked(self.batch))
 
     @property
     def pending(self) -> int:
@@ -146,6 +163,7 @@ class Publisher:
 
     async def run(self) -> None:
         """Write until cancelled."""
+        self._loop = asyncio.get_running_loop()
         try:
             attempt = 0
             while True:
@@ -168,6 +186,7 @@ class Publisher:
                 self.stats.down_since = None
                 self._attempted.set()
         finally:
+            self._loop = None
             await self._close()
 
     async def _step(self) -> None:
@@ -189,7 +208,7 @@ class Publisher:
             key for key, entry_id in flight.last.items() if (top := newest[key]) is None or parse_id(entry_id) > top
         }
         if short:
-            await self._refused_flights(conn, short, newest)  # raises when something is kept for a retry
+            await self._refused_flights(conn, newest)  # raises when something is kept for a retry
             return
         self._flights.popleft()
         done = len(flight.commands)
@@ -234,11 +253,16 @@ class Publisher:
         self._inflight_count = 0
         self._retry, self._retry_marks = commands, marks
 
-    async def _refused_flights(
-        self, conn: RespConnection, short: set[str], newest: dict[str, tuple[int, int] | None]
-    ) -> None:
+    async def _refused_flights(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
         """The oldest batch was not all stored: let the later ones land (Redis ran them too), then keep what
         Redis does not hold of all of them, in order, and raise with Redis's reason."""
+        self._hold = True
+        try:
+            await self._settle_refused(conn, newest)
+        finally:
+            self._hold = False
+
+    async def _settle_refused(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
         flights = list(self._flights)
         for flight in flights[1:]:
             try:
