@@ -3,20 +3,21 @@
 One task owns one Redis connection (:class:`~kalshi.relay.wire.RespConnection`: prepacked commands out,
 hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go between
 ``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py pipeline reads one reply per XADD, which measured 3-5x
-slower here.) Up to ``window`` such batches are in flight at once, so Redis always has the next one queued
-while it answers the previous one and while Python builds the one after. Redis runs a connection's commands in order,
-so the ``OK`` to the final ``ON`` says every command was executed, but not that each succeeded: with replies off,
-an ``XADD`` Redis refuses (``OOM`` under ``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``)
-would vanish without a word. So each batch ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote,
-whose replies do come back: a stream whose newest id is below the batch's last entry for it did not store that
-tail. Only what Redis holds is acknowledged; the rest stays in flight, the refusal is read with replies on (it
-goes to ``stats.last_error`` and the log), and the batch is retried with backoff like a lost connection (the
-buffer meanwhile fills, bounded and counted). A batch re-sent after a lost connection is rejected entry by entry
-for ids Redis already has (explicit, increasing ids): re-sending is idempotent, and the check counts those entries
-as stored, which they are.
+slower here.) Up to ``window`` such batches are in flight at once: new entries go out at the end of the event
+loop's turn that buffered them, without waiting for the answers to earlier batches, so Redis always has work
+queued. Redis runs a connection's commands in order, so the ``OK`` to the final ``ON`` says every command was
+executed, but not that each succeeded: with replies off, an ``XADD`` Redis refuses (``OOM`` under
+``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``) would vanish without a word. So each batch
+ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote, whose replies do come back: a stream whose
+newest id is below the batch's last entry for it did not store that tail. Only what Redis holds is acknowledged (the batches after a refused one are settled too, and nothing new
+is sent meanwhile); the rest is kept, the refusal is read with replies on (it goes to ``stats.last_error`` and
+the log), and it is retried with backoff like a lost connection (the buffer meanwhile fills, bounded and
+counted). A batch re-sent after a lost connection is rejected entry by entry for ids Redis already has
+(explicit, increasing ids): re-sending is idempotent, and the check counts those entries as stored, which they
+are.
 
-While Redis is unreachable the batch in flight is kept and the buffer fills (bounded, counted, see
-:class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
+While Redis is unreachable the batches in flight are kept (re-sent first, in order) and the buffer fills
+(bounded, counted, see :class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
 """
 
 from __future__ import annotations
