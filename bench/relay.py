@@ -4,14 +4,18 @@ Three measurements, each bounded (the whole run stays under about a minute):
 
 1. ``publish``: the relay's write path alone, in this process: realistic frames through ``RelayCore.frame`` and
    the pipelined ``Publisher`` into Redis, timed until Redis acknowledged the last one.
-2. ``firehose``: first with no consumer reading (the relay's own throughput), then with 4: a simulator in
-   another process pushes orderbook deltas as fast as it can
-   (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis ->
-   4 consumer processes (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder``). Rates in and out.
+2. ``firehose``: a simulator in another process pushes orderbook deltas as fast as it can
+   (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis,
+   first with no consumer reading (the relay's own rate), then with 4 consumer processes reading at once
+   (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder.apply_entries``). Rates in and out.
 3. ``paced``: the same pipeline at a fixed rate (default 20k msg/s); every delta carries its send time
    (``sent_ns``, an extra body field the decoders ignore); each consumer measures send -> its book updated.
 
-Run: ``.venv/bin/python bench/relay.py [--publish 400000] [--firehose 300000] [--rate 20000] [--seconds 5]``
+Every phase also prints the CPU each process used (% of one core; the machine's load is printed before and
+after: on a shared machine the figures are only comparable at the same load).
+
+Run: ``.venv/bin/python bench/relay.py [--publish 200000] [--alone 200000] [--firehose 50000] [--rate 20000]
+[--seconds 2]``
 """
 
 from __future__ import annotations
