@@ -274,7 +274,8 @@ class RelayFeed:
 
     def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
-        result for a view after every change (conflated per market). Books are in :attr:`books`.
+        result for a view of every book exact at the start (those of the checkpoint), then after every change
+        (conflated per market). Books are in :attr:`books`.
 
         Raises:
             KalshiSubscriptionError: in a consumer group (books need every entry: use fan-out).
@@ -291,6 +292,8 @@ class RelayFeed:
             elif names is not None:
                 self._builder.want(names)
             self._book_subs.append(sub)
+            for ticker in list(self._builder.books):  # exact already (from the checkpoint): the first views
+                sub._book_changed(ticker)
             return sub
 
         return RelayRequest(start)
