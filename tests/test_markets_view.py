@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import pickle
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import kalshi.models as models
-from kalshi.models.markets import Orderbook, PriceLevel
+from kalshi.models.markets import Orderbook, PriceLevel, _side_levels
 
 D = Decimal
 
@@ -216,3 +217,22 @@ def test_equal_books_are_not_unequal() -> None:
     assert operator.eq(a, b) is True and operator.ne(a, b) is False
     assert operator.eq(a, c) is False and operator.ne(a, c) is True
     assert operator.ne(a, "not a book") is True
+
+
+# The snapshot fast path of _side_levels (a list) must decide exactly as the level-by-level path (any other
+# iterable): same dict, or the same refusal.
+_LEVEL_VALUES = st.one_of(st.integers(min_value=-2, max_value=10_001), st.booleans(), st.sampled_from([0.5, 1.0, "5"]))
+
+
+@given(st.lists(st.tuples(_LEVEL_VALUES, _LEVEL_VALUES), max_size=8))
+def test_side_levels_fast_path_decides_like_the_checked_path(levels: list[tuple[Any, Any]]) -> None:
+    def decide(given: Any) -> object:
+        try:
+            return _side_levels(given, invert=False, side="yes")
+        except ValueError as exc:
+            return ("refused", str(exc))
+
+    fast, checked = decide(list(levels)), decide(tuple(levels))
+    assert fast == checked
+    if isinstance(fast, dict):
+        assert all(type(price) is int and type(size) is int for price, size in fast.items())

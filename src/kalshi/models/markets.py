@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
@@ -77,6 +77,19 @@ def _side_levels(levels: Iterable[TickLevel], *, invert: bool, side: str) -> dic
         ValueError: a price outside 1..9999 ticks, a negative size, a non-integer value or a price
             given twice.
     """
+    if not invert and type(levels) is list:
+        # The usual snapshot: integer pairs from the wire parsers, every price once, all in range, none empty.
+        # Checked with C-level passes over the dict; anything else takes the level-by-level path below.
+        try:
+            fast = dict(levels)
+        except (TypeError, ValueError):
+            fast = None
+        if fast is not None and len(fast) == len(levels):
+            if not fast:
+                return fast
+            exact = {*map(type, fast), *map(type, fast.values())} == _ONLY_INT  # int: not bool, not float
+            if exact and min(fast) > 0 and max(fast) < ONE_DOLLAR_TICKS and min(fast.values()) > 0:
+                return fast
     out: dict[int, int] = {}
     # Prices given with size 0 are not kept but still count as given: a repeated price is refused whatever its
     # sizes and their order (a snapshot lists each level once; a repeat means the frame is not a book).
@@ -99,6 +112,9 @@ def _side_levels(levels: Iterable[TickLevel], *, invert: bool, side: str) -> dic
         else:
             empty.add(price)
     return out
+
+
+_ONLY_INT: Final = {int}
 
 
 class _Ladder:

@@ -61,6 +61,11 @@ def _no_key(item: object) -> Hashable:
     raise AssertionError("conflate_key called outside CONFLATE")
 
 
+# Module constants: an enum member looked up on its class costs more than a global, on the per-message path.
+_BLOCK: Final = OverflowStrategy.BLOCK
+_DROP_OLDEST: Final = OverflowStrategy.DROP_OLDEST
+
+
 class QueueClosed(KalshiError):
     """``get()`` was called on a closed queue with nothing left to deliver."""
 
@@ -245,55 +250,54 @@ class MessageQueue(Generic[T]):
             KalshiBackpressureError: Under ERROR when the queue is full (``item`` is not added).
         """
         items = self._items
-        index = self._index
-        if index is None and len(items) < self._maxsize and not self._closed:
-            # The common case first (room, not keyed): an append and, if the consumer waits, one wakeup.
+        if self._index is None and not self._closed:
+            # Unkeyed and open: the hot case. Room, or BLOCK past maxsize (the producer was told once to pause;
+            # what it already read keeps arriving): an append and, if the consumer waits, one wakeup.
+            kept = True
+            if len(items) >= self._maxsize:
+                overflow = self._overflow
+                if overflow is _BLOCK:
+                    if not self._pressed and self._on_high is not None:
+                        self._pressed = True
+                        self._on_high()
+                elif overflow is _DROP_OLDEST:
+                    items.popleft()
+                    self.dropped += 1
+                    kept = False
+                else:
+                    self.dropped += 1
+                    raise KalshiBackpressureError(
+                        f"message queue full ({self._maxsize} pending): the consumer is too slow; consume faster, "
+                        "raise maxsize, or choose another OverflowStrategy"
+                    )
             items.append(item)
             getter = self._getter
             if getter is not None:
                 self._getter = None
                 if not getter.done():
                     getter.set_result(None)
-            return True
+            return kept
         if self._closed:
             self.dropped += 1
             return False
-        kept = True
-        if index is not None:
-            key = self._key(item)
-            if key in index:
-                index[key] = item
-                self.conflated += 1
-                return True
-            if len(items) >= self._maxsize:
-                del index[items.popleft()]
-                self.dropped += 1
-                kept = False
-            items.append(key)
+        return self._put_keyed(self._key(item), item)
+
+    def _put_keyed(self, key: Hashable, item: T) -> bool:
+        index = self._index
+        assert index is not None  # CONFLATE queues only
+        if key in index:
             index[key] = item
-        else:
-            if len(items) >= self._maxsize:
-                overflow = self._overflow
-                if overflow is OverflowStrategy.DROP_OLDEST:
-                    items.popleft()
-                    self.dropped += 1
-                    kept = False
-                elif overflow is OverflowStrategy.ERROR:
-                    self.dropped += 1
-                    raise KalshiBackpressureError(
-                        f"message queue full ({self._maxsize} pending): the consumer is too slow; consume faster, "
-                        "raise maxsize, or choose another OverflowStrategy"
-                    )
-                elif not self._pressed and self._on_high is not None:
-                    # BLOCK: accept past maxsize; tell the producer once to pause its source.
-                    self._pressed = True
-                    self._on_high()
-            items.append(item)
-        getter = self._getter
-        if getter is not None:
-            self._getter = None
-            if not getter.done():
-                getter.set_result(None)
+            self.conflated += 1
+            return True
+        kept = True
+        items = self._items
+        if len(items) >= self._maxsize:
+            del index[items.popleft()]
+            self.dropped += 1
+            kept = False
+        items.append(key)
+        index[key] = item
+        self._wake_getter()
         return kept
 
     def put_keyed(self, key: Hashable, item: T) -> bool:
@@ -303,13 +307,17 @@ class MessageQueue(Generic[T]):
             KalshiConfigError: not a CONFLATE queue.
         """
         index = self._index
-        if index is None:
-            raise KalshiConfigError("put_keyed() is for OverflowStrategy.CONFLATE queues")
-        if key in index:
+        if index is not None and key in index and not self._closed:
+            # The pending message of this key is replaced in place: the usual case of a busy market.
             index[key] = item
             self.conflated += 1
             return True
-        return self.put_nowait(item)
+        if index is None:
+            raise KalshiConfigError("put_keyed() is for OverflowStrategy.CONFLATE queues")
+        if self._closed:
+            self.dropped += 1
+            return False
+        return self._put_keyed(key, item)
 
     async def put(self, item: T) -> bool:
         """Add a message; under BLOCK, first wait while the queue is full.

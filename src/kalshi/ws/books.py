@@ -92,24 +92,33 @@ class BookKeeper:
             # orderbook() views, the hot case: apply to the ready book and queue the book itself (conflated per
             # market; the consumer takes the view). Anything unusual takes the general path below.
             body = message.msg
-            book = books.get(body.market_ticker)
+            ticker = body.market_ticker
+            book = books.get(ticker)
             seq = message.seq
             if book is not None and (seq is None or (book.last_seq or 0) < seq):
+                # Numbers seen before come from the parse caches without a call; new ones are parsed (and
+                # checked) by the payload's own methods.
+                price = PRICE_CACHE.get(body.price_dollars)  # type: ignore[arg-type]  # None: a miss
+                units = DELTA_CACHE.get(body.delta_fp)  # type: ignore[arg-type]  # None: a miss
                 try:
                     result = book.apply_delta(
-                        body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock
+                        body.side,
+                        body.price_ticks() if price is None else price,
+                        body.delta_units() if units is None else units,
+                        seq=seq,
+                        clock=body.clock,
                     )
                 except KalshiProtocolError:
                     result = None  # reported by the general path
                 if result is _APPLIED:
-                    state.queue.put_keyed(body.market_ticker, book)
+                    state.queue.put_keyed(ticker, book)
                     if state.callbacks is not None:
                         state.callbacks.put_nowait(message)
                     if self._waiters:
-                        self._wake(body.market_ticker, book)
+                        self._wake(ticker, book)
                     return
                 if result is not None:
-                    self._rejected(state, chunk, body.market_ticker, result)
+                    self._rejected(state, chunk, ticker, result)
                     return
         if books is None:
             body = message.msg

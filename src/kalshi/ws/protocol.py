@@ -101,6 +101,7 @@ __all__ = [
     "ProtocolErrorEvent",
     "ProtocolEvent",
     "ProtocolStats",
+    "ReceiveParts",
     "ReceiveResult",
     "ServerError",
 ]
@@ -138,6 +139,27 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _ENVELOPE_DECODE: Final = msgspec.json.Decoder(_Envelope).decode
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveParts:
+    """:meth:`ClientProtocol.receive_frame` in pieces, for a receive path that inlines the common case.
+
+    ``receive_frame(data)`` is ``decoded(data, decode(data))``, with ``undecodable(data, exc)`` for a ``decode``
+    that raised one of ``decode_errors``. The common case a caller may take itself, when ``validate_book`` is
+    off: a decoded ``OrderbookDeltaMessage`` whose ``seq == last_seqs[sid] + 1`` is in order (store the new seq
+    in ``last_seqs``); a ``TickerMessage`` is always delivered as it is. Everything else goes to ``decoded``.
+    While ``tapped_sids`` is not empty, use ``receive`` (the whole of :meth:`ClientProtocol.receiver`).
+    """
+
+    decode: Callable[[bytes | str], AnyMessage]
+    decode_errors: tuple[type[BaseException], ...]
+    last_seqs: dict[int, int]
+    decoded: Callable[[bytes | str, AnyMessage], ReceiveResult]
+    undecodable: Callable[[bytes | str, BaseException], ReceiveResult]
+    tapped_sids: set[int]
+    receive: Callable[[bytes | str], ReceiveResult | None]
+    validate_book: bool
 
 
 @dataclass(slots=True)
@@ -339,6 +361,20 @@ class ClientProtocol:
         except _DECODE_ERRORS as exc:
             return self._undecodable(data, exc)
         return self._decoded(data, message)
+
+    def receive_parts(self) -> ReceiveParts:
+        """The pieces of :meth:`receive_frame` for a receive path that takes the common case itself (see
+        :class:`ReceiveParts`). Stays valid across :meth:`reset`."""
+        return ReceiveParts(
+            self._decode,
+            _DECODE_ERRORS,
+            self._last,
+            self._decoded,
+            self._undecodable,
+            self.tapped_sids,
+            self.receiver(),
+            self._validate,
+        )
 
     def receiver(self) -> Callable[[bytes | str], ReceiveResult | None]:
         """:meth:`receive_frame` as a closure over this protocol's state: the same results, less work per frame

@@ -51,6 +51,7 @@ __all__ = ["Route", "Router"]
 logger = logging.getLogger(__name__)
 
 Route = tuple[SubscriptionState, Chunk]
+_Bound = tuple[SubscriptionState, Chunk, Callable[[Any], bool], Callable[[Any, Any], bool] | None]
 _BLOCK: Final = OverflowStrategy.BLOCK
 _DROP_OLDEST: Final = OverflowStrategy.DROP_OLDEST
 
@@ -75,12 +76,13 @@ class Router:
         tap: Callable[[bytes, int], None] | None = None,
     ) -> None:
         self._proto = proto
-        self._receive = proto.receiver()
+        self._parts = proto.receive_parts()
         self._emit_error = emit_error
         self._flow = flow
         self._on_fatal = on_fatal
         self._tap = tap
-        self._routes: dict[int, Route] = {}
+        # sid -> (state, chunk, the queue's put_nowait, its put_keyed for a CONFLATE queue else None)
+        self._routes: dict[int, _Bound] = {}
         self._callback_queues: dict[str, MessageQueue[Any]] = {}
         self._states: dict[int, SubscriptionState] = {}
         self._books: BookKeeper | None = None
@@ -104,7 +106,8 @@ class Router:
     # ------------------------------------------------------------------ routes
 
     def route(self, sid: int | None) -> Route | None:
-        return self._routes.get(sid) if sid is not None else None
+        bound = self._routes.get(sid) if sid is not None else None
+        return None if bound is None else (bound[0], bound[1])
 
     @property
     def tapping(self) -> bool:
@@ -113,7 +116,9 @@ class Router:
 
     def bind(self, sid: int, state: SubscriptionState, chunk: Chunk) -> None:
         chunk.sid = sid
-        self._routes[sid] = (state, chunk)
+        queue = state.queue
+        keyed = queue.put_keyed if queue.overflow is OverflowStrategy.CONFLATE and not state.views else None
+        self._routes[sid] = (state, chunk, queue.put_nowait, keyed)
         if state.tap_only:
             self._proto.tapped_sids.add(sid)
 
@@ -121,7 +126,8 @@ class Router:
         if sid is None:
             return None
         self._proto.tapped_sids.discard(sid)
-        return self._routes.pop(sid, None)
+        bound = self._routes.pop(sid, None)
+        return None if bound is None else (bound[0], bound[1])
 
     def clear(self) -> None:
         """Forget every sid (a new connection has new ones)."""
@@ -168,9 +174,18 @@ class Router:
         return self._count()
 
     def _build_receive(self, frames: int) -> tuple[Callable[[bytes], None], Callable[[], int]]:
-        """The frame callback, built as a closure: its state lives in local cells, not instance attributes (this
-        runs once per frame; every lookup saved counts)."""
-        decode = self._receive
+        """The frame callback, built as one closure: the protocol's common case (an in-order delta, a ticker;
+        see :class:`~kalshi.ws.protocol.ReceiveParts`), the route and the queue, in one Python call per frame.
+        Its state lives in local cells, not instance attributes: this runs once per frame."""
+        parts = self._parts
+        decode = parts.decode
+        errors = parts.decode_errors
+        last_seqs = parts.last_seqs
+        decoded = parts.decoded
+        undecodable = parts.undecodable
+        tapped = parts.tapped_sids
+        receive_whole = parts.receive
+        fast_deltas = not parts.validate_book
         routes = self._routes
         tap = self._tap
         other = self._other
@@ -182,42 +197,62 @@ class Router:
         book_delta = self._book_delta
 
         def receive(data: bytes) -> None:
-            # The two message types that make up almost all traffic take the first branches; class identity
-            # checks are used because a failing isinstance() on a msgspec Struct is slow.
+            # Class identity checks: a failing isinstance() on a msgspec Struct is slow.
             nonlocal frames
             frames += 1
             if tap is not None:
                 tap(data, now_ns())
-            result: Any = decode(data)
+                if tapped:
+                    return other(receive_whole(data))
+            try:
+                result: Any = decode(data)
+            except errors as exc:
+                return other(undecodable(data, exc))
             cls = result.__class__
             if cls is delta_class:
-                route = routes.get(result.sid)
-                if route is None:
-                    return other(result)
+                sid = result.sid
+                seq = result.seq
+                try:
+                    route = routes[sid]
+                    in_order = seq == last_seqs[sid] + 1  # False for a missing seq
+                except KeyError:  # no route, or no seq base yet: the protocol decides
+                    in_order = False
+                if not in_order or not fast_deltas:
+                    return other(decoded(data, result))
+                last_seqs[sid] = seq
                 state = route[0]
-                body = result.msg
                 # Straight to the queue only for a raw stream without books, nothing held back, and a price seen
                 # (so checked) before; everything else goes through the book keeper. The size is not looked up
                 # here: its parse cache is large (a lookup that misses the CPU cache costs more than the rest of
                 # this function); a raw consumer's own delta_units() checks it, and a book-keeping stream's
                 # book does.
-                if not state.plain or state.stale or body.price_dollars not in prices:
+                if not state.plain or state.stale or result.msg.price_dollars not in prices:
                     return book_delta(state, route[1], result)
+                put = route[2]
             elif cls is ticker_class:
-                route = routes.get(result.sid)
-                if route is None:
+                try:
+                    route = routes[result.sid]
+                except KeyError:
                     return other(result)
                 state = route[0]
+                keyed = route[3]
+                if keyed is not None:
+                    keyed(result.msg.market_ticker, result)  # CONFLATE: never raises
+                    callbacks = state.callbacks
+                    if callbacks is not None:
+                        callbacks.put_nowait(result)
+                    return None
+                put = route[2]
             else:
-                return other(result)
-            # deliver(), inlined: this is most of the traffic.
+                return other(decoded(data, result))
             try:
-                state.queue.put_nowait(result)
+                put(result)
             except KalshiBackpressureError as exc:
                 return fatal(exc)
             callbacks = state.callbacks
             if callbacks is not None:
                 callbacks.put_nowait(result)
+            return None
 
         def count() -> int:
             return frames
