@@ -12,6 +12,7 @@ from kalshi.relay.checkpoint import decode_checkpoint
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import StreamLayout, parse_id, parse_meta, track_seq
 from kalshi.relay.resp import XaddHead, pack_command
+from kalshi.relay.streams import StreamState, fields_of
 from kalshi.relay.subscription import entry_from_fields
 from kalshi.ws.lifecycle import Gap, Repaired
 from relay_helpers import FakeRedisStore, delta, parse_commands, snapshot
@@ -340,3 +341,15 @@ def test_relay_cores_import_no_io(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             roots.add(node.module.split(".")[0])
     assert not roots & {"asyncio", "socket", "redis", "picows", "aiohttp", "httpx", "selectors", "ssl"}
+
+
+def test_stream_state_finds_holes_by_the_ids() -> None:
+    state = StreamState("k", "ticker", f"{EPOCH}-4")
+    read = [[f"{EPOCH}-{n}".encode(), []] for n in (5, 6, 7)]
+    assert state.follows_on(read) and state.last == f"{EPOCH}-7"
+    assert not state.follows_on([[f"{EPOCH}-9".encode(), []]])  # entry 8 is missing: entry by entry
+    assert state.advance(f"{EPOCH}-9") == (8, 9)
+    assert state.advance(f"{EPOCH}-10") is None
+    assert state.advance(f"{EPOCH + 1}-0") is None  # a new relay run: not a hole (its start entry tells)
+    assert not state.follows_on([[f"{EPOCH + 1}-1".encode(), []], [f"{EPOCH + 1}-3".encode(), []]])
+    assert fields_of([b"f", b"x", b"m", b"1 0.0  "]) == {b"f": b"x", b"m": b"1 0.0  "}

@@ -48,9 +48,9 @@ from kalshi.relay.layout import (
     KIND_GAP,
     KIND_RELAY_START,
     StreamLayout,
-    parse_id,
 )
 from kalshi.relay.resp import pack_command
+from kalshi.relay.streams import StreamState, fields_of
 from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
 from kalshi.relay.wire import RespConnection
 from kalshi.ws.lifecycle import (
@@ -84,19 +84,6 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "repaired": Repaired,
     "connected": Connected,
 }
-
-
-class _StreamState:
-    __slots__ = ("channel", "epoch_prefix", "key", "last", "last_pos", "subs")
-
-    def __init__(self, key: str, channel: str, last: str) -> None:
-        self.key = key
-        self.channel = channel
-        self.last = last
-        # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
-        self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
-        self.epoch_prefix = "-" if self.last_pos is None else f"{self.last_pos[0]}-"
-        self.subs: list[RelaySubscription[Any]] = []
 
 
 class RelayClient:
@@ -179,7 +166,7 @@ class RelayFeed:
         self.group = client.group
         self._redis: Any = redis  # redis-py's reply types are unions of every protocol shape: read as Any
         self._layout = client.layout
-        self._streams: dict[str, _StreamState] = {}
+        self._streams: dict[str, StreamState] = {}
         self._builder: BookBuilder | None = None
         self._book_subs: list[RelaySubscription[Orderbook]] = []
         self._bus = LifecycleBus()
@@ -316,7 +303,7 @@ class RelayFeed:
         state = self._streams.get(key)
         if state is None:
             start = await self._start_id(key)
-            state = self._streams[key] = _StreamState(key, channel, start)
+            state = self._streams[key] = StreamState(key, channel, start)
             self._streams_changed.set()
         state.subs.append(sub)
 
@@ -346,12 +333,10 @@ class RelayFeed:
                 start = checkpoint.entry_id
         state = self._streams.get(key)
         if state is None:
-            self._streams[key] = _StreamState(key, BOOK_CHANNEL, start)
+            self._streams[key] = StreamState(key, BOOK_CHANNEL, start)
             self._streams_changed.set()
         else:
-            state.last = start  # the book stream is read from the checkpoint on by every subscription
-            state.last_pos = None if start == "0-0" else parse_id(start)
-            state.epoch_prefix = "-" if state.last_pos is None else f"{state.last_pos[0]}-"
+            state.restart(start)  # the book stream is read from the checkpoint on by every subscription
 
     # ------------------------------------------------------------------ reading
 
@@ -447,7 +432,7 @@ class RelayFeed:
         grouped = self.group is not None
         batch_subs = [sub for sub in state.subs if sub.batches]
         per_entry = len(batch_subs) < len(state.subs)
-        if batch_subs and not (grouped or per_entry or builder is not None) and self._follows_on(state, entries):
+        if batch_subs and not (grouped or per_entry or builder is not None) and state.follows_on(entries):
             await self._hand_over(state, entries, batch_subs)
             return
         collected: list[RelayEntry] = []
@@ -455,19 +440,14 @@ class RelayFeed:
         for raw_id, stored in entries:
             if stored is None:
                 continue
-            if stored.__class__ is list:  # hiredis: data entries have two fields, control entries two too
-                fields = (
-                    {stored[0]: stored[1], stored[2]: stored[3]}
-                    if len(stored) == 4
-                    else dict(zip(stored[::2], stored[1::2], strict=False))
-                )
-            else:
-                fields = stored
+            fields = fields_of(stored)
             entry_id = raw_id.decode()
             self.entries_read += 1
-            if not grouped:
-                self._check_continuity(state, entry_id, builder is not None)
-                state.last = entry_id
+            if not grouped and (hole := state.advance(entry_id)) is not None:
+                self.missing_entries += hole[1] - hole[0]
+                self.gaps += 1
+                if builder is None:  # the book builder reports its own, with the markets it hid
+                    self._publish(Gap(state.channel, None, hole[0], hole[1], (), "trimmed"))
             if builder is not None:
                 if builder.wants_checkpoint is not None:
                     await self._load_checkpoint(builder.wants_checkpoint)
@@ -490,26 +470,7 @@ class RelayFeed:
             for sub in batch_subs:
                 await sub.queue.put((collected, state.key, ids))
 
-    def _follows_on(self, state: _StreamState, entries: list[Any]) -> bool:
-        """Whether a fan-out read continues right after the last entry read, without a hole (ids only grow, so
-        the first and last ids tell); then the read is the new position."""
-        last = state.last_pos
-        if last is None or not entries:
-            return False
-        prefix = state.epoch_prefix
-        first_id = entries[0][0].decode()
-        last_id = entries[-1][0].decode()
-        if not (first_id.startswith(prefix) and last_id.startswith(prefix)):
-            return False
-        first_n = int(first_id[len(prefix) :])
-        last_n = int(last_id[len(prefix) :])
-        if first_n != last[1] + 1 or last_n - first_n != len(entries) - 1:
-            return False
-        state.last_pos = (last[0], last_n)
-        state.last = last_id
-        return True
-
-    async def _hand_over(self, state: _StreamState, entries: list[Any], subs: list[RelaySubscription[Any]]) -> None:
+    async def _hand_over(self, state: StreamState, entries: list[Any], subs: list[RelaySubscription[Any]]) -> None:
         """A fan-out read for batch subscriptions only, continuity already checked: the hot path."""
         channel = state.channel
         collected: list[RelayEntry] = []
@@ -517,14 +478,7 @@ class RelayFeed:
         for raw_id, stored in entries:
             if stored is None:
                 continue
-            if stored.__class__ is list:
-                fields = (
-                    {stored[0]: stored[1], stored[2]: stored[3]}
-                    if len(stored) == 4
-                    else dict(zip(stored[::2], stored[1::2], strict=False))
-                )
-            else:
-                fields = stored
+            fields = fields_of(stored)
             entry = entry_from_fields(channel, raw_id.decode(), fields)
             append(entry)
             if entry.frame is None:
@@ -532,21 +486,6 @@ class RelayFeed:
         self.entries_read += len(collected)
         for sub in subs:
             await sub.queue.put((collected, state.key, state.last))
-
-    def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
-        last = state.last_pos
-        if last is not None and entry_id.startswith(state.epoch_prefix):  # same relay run: parse the count only
-            now = (last[0], int(entry_id[len(state.epoch_prefix) :]))
-        else:
-            now = parse_id(entry_id)
-            state.epoch_prefix = f"{now[0]}-"
-        state.last_pos = now
-        if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
-            missing = now[1] - last[1] - 1
-            self.missing_entries += missing
-            self.gaps += 1
-            if not books:  # the book builder reports its own, with the markets it hid
-                self._publish(Gap(state.channel, None, last[1] + 1, now[1], (), "trimmed"))
 
     async def _load_checkpoint(self, key: str) -> None:
         builder = self._builder
@@ -561,7 +500,7 @@ class RelayFeed:
         for event in builder.events():
             self._publish(event)
 
-    async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
+    async def _deliver(self, state: StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
         delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
         if frame is None:
@@ -589,7 +528,7 @@ class RelayFeed:
         if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
 
-    def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
+    def _relayed_event(self, state: StreamState, fields: Mapping[bytes, bytes]) -> None:
         kind = fields.get(FIELD_KIND, b"").decode()
         if state.channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
             # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
