@@ -3,9 +3,9 @@
 One task owns one Redis connection (:class:`~kalshi.relay.wire.RespConnection`: prepacked commands out,
 hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go between
 ``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py pipeline reads one reply per XADD, which measured 3-5x
-slower here.) Up to ``window`` such batches are in flight at once: new entries go out at the end of the event
-loop's turn that buffered them, without waiting for the answers to earlier batches, so Redis always has work
-queued. Redis runs a connection's commands in order, so the ``OK`` to the final ``ON`` says every command was
+slower here.) Up to ``window`` such batches are in flight at once. New entries go out at the end of the event
+loop's turn that buffered them when nothing is in flight or a whole batch is ready (so Redis always has work
+queued under load), else with the answer to the batch in flight (one write per round trip for a trickle). Redis runs a connection's commands in order, so the ``OK`` to the final ``ON`` says every command was
 executed, but not that each succeeded: with replies off, an ``XADD`` Redis refuses (``OOM`` under
 ``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``) would vanish without a word. So each batch
 ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote, whose replies do come back: a stream whose
@@ -117,8 +117,8 @@ class Publisher:
     def wake(self) -> None:
         """New commands are in the buffer (cheap; call after every append).
 
-        They are sent at the end of this turn of the event loop when the window has room (so every frame of one
-        socket read goes in one batch, without waiting for the batches in flight to be answered)."""
+        They are sent at the end of this turn of the event loop (so every frame of one socket read goes in one
+        batch) when nothing is in flight or a whole batch is ready; otherwise with the next answer."""
         if not self._kick_pending and self._loop is not None:
             self._kick_pending = True
             self._loop.call_soon(self._kick)
@@ -131,8 +131,14 @@ class Publisher:
         conn = self._conn
         if conn is None or conn.closed or self._retry or self._hold:
             return  # the run loop reconnects, re-sends or settles a refusal first
-        while len(self._flights) < self.window and len(self.buffer):
-            self._launch(conn, *self.buffer.take_marked(self.batch))
+        # Like Nagle's algorithm: a batch goes out at once when nothing is in flight (latency) or when a whole one
+        # is ready (throughput); a few entries behind a batch in flight wait for its answer and go together, so
+        # a steady trickle costs one write per round trip, not one per event loop turn (each write wakes Redis and
+        # every blocked reader: a system call and a process switch each, the dearest part of a small write).
+        flights = self._flights
+        buffer = self.buffer
+        while len(flights) < self.window and (len(buffer) >= self.batch or (not flights and len(buffer))):
+            self._launch(conn, *buffer.take_marked(self.batch))
 
     @property
     def pending(self) -> int:
