@@ -5,12 +5,17 @@ Three measurements, each bounded (the whole run stays under about a minute):
 1. ``publish``: the relay's write path alone, in this process: realistic frames through ``RelayCore.frame`` and
    the pipelined ``Publisher`` into Redis, timed until Redis acknowledged the last one.
 2. ``firehose``: a simulator in another process pushes orderbook deltas as fast as it can
-   (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis ->
-   4 consumer processes (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder``). Rates in and out.
+   (``kalshi.sim.firehose``) -> ``Relay`` in this process (streaming client, tap, core, publisher) -> Redis,
+   first with no consumer reading (the relay's own rate), then with 4 consumer processes reading at once
+   (``RelayClient`` fan-out, each rebuilding the book with ``BookBuilder.apply_entries``). Rates in and out.
 3. ``paced``: the same pipeline at a fixed rate (default 20k msg/s); every delta carries its send time
    (``sent_ns``, an extra body field the decoders ignore); each consumer measures send -> its book updated.
 
-Run: ``.venv/bin/python bench/relay.py [--publish 400000] [--firehose 300000] [--rate 20000] [--seconds 5]``
+Every phase also prints the CPU each process used (% of one core; the machine's load is printed before and
+after: on a shared machine the figures are only comparable at the same load).
+
+Run: ``.venv/bin/python bench/relay.py [--publish 200000] [--alone 200000] [--firehose 50000] [--rate 20000]
+[--seconds 2]``
 """
 
 from __future__ import annotations
@@ -78,9 +83,9 @@ CONSUME = """
 import asyncio, sys, time, msgspec
 from kalshi.relay import BookBuilder, RelayClient
 
-class Body(msgspec.Struct, frozen=True):
+class Body(msgspec.Struct, frozen=True, gc=False):
     sent_ns: int = 0
-class Frame(msgspec.Struct):
+class Frame(msgspec.Struct, gc=False):
     type: str = ""
     msg: Body = Body()
 decode = msgspec.json.Decoder(Frame).decode
@@ -92,9 +97,7 @@ async def main(url, want, out):
     state = {"deltas": 0, "first": 0.0}
 
     def take(batch):
-        apply = builder.apply
-        for entry in batch:
-            apply(entry.id, entry.stored)
+        builder.apply_entries(batch)
         now = time.time_ns()  # every book of this read is updated now: one clock read per batch
         for entry in batch:
             if entry.frame is None:
@@ -110,9 +113,10 @@ async def main(url, want, out):
         if not state["first"] and state["deltas"]:
             state["first"] = time.perf_counter()
 
-    async with RelayClient(url, start="earliest", batch=5000, block_ms=20).connect() as feed:
+    async with RelayClient(url, start="earliest", block_ms=20).connect() as feed:
         batches = await feed.subscribe_raw_batches(["orderbook_delta"])
         print("ready", flush=True)
+        cpu_start = time.process_time()
         try:
             async with asyncio.timeout(45):  # bounded: a run that lost messages still reports
                 async for batch in batches:
@@ -123,10 +127,12 @@ async def main(url, want, out):
             pass
         deltas, first = state["deltas"], state["first"]
         last = time.perf_counter()
+        cpu = time.process_time() - cpu_start
 
     with open(out, "wb") as f:  # the first tenth is warm-up; a file, as the list is too long for one pipe line
         f.write(msgspec.json.encode([latencies[len(latencies) // 10:], hops[len(hops) // 10:]]))
-    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books)}
+    report = {"deltas": deltas, "seconds": last - first, "gaps": builder.stats.gaps, "book": len(builder.books),
+              "cpu": cpu, "per_read": feed.entries_read / max(feed.reads, 1)}
     print(msgspec.json.encode(report).decode(), flush=True)
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
@@ -185,8 +191,10 @@ async def bench_publish(url: str, count: int) -> dict[str, float]:
     }
 
 
-async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict[str, Any]:
-    """Simulator process -> Relay (here) -> Redis -> CONSUMERS processes."""
+async def run_pipeline(
+    url: str, redis_pid: int, mode: str, amount: int, seconds: float, readers: int = CONSUMERS
+) -> dict[str, Any]:
+    """Simulator process -> Relay (here) -> Redis -> ``readers`` consumer processes."""
     import redis.asyncio as aioredis
 
     from kalshi.config import KalshiConfig
@@ -196,7 +204,7 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
     await client.flushall()  # every phase starts with empty streams
     await client.aclose()
     want = amount if mode == "firehose" else int(amount * seconds) // 2 * 2
-    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(CONSUMERS)]
+    outs = [Path(tempfile.mkdtemp()) / "latencies.json" for _ in range(readers)]
     consumers = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", CONSUME, url, str(want), str(out), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -206,7 +214,7 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
     for proc in consumers:
         assert proc.stdout is not None
         assert (await proc.stdout.readline()).strip() == b"ready"
-    note(f"{mode}: {CONSUMERS} consumers ready")
+    note(f"{mode}: {readers} consumers ready")
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-c", SERVE, mode, str(amount), str(seconds), stdout=subprocess.PIPE, stdin=subprocess.PIPE
     )
@@ -227,6 +235,9 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             core = relay.core
             assert core is not None
             base = core.counters.frames
+            pids = {"sim": [sim.pid], "redis": [redis_pid]}
+            cpu_before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+            relay_before = time.process_time()
             sim.stdin.write(b"go\n")
             await sim.stdin.drain()
             loop = asyncio.get_running_loop()
@@ -240,6 +251,8 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
             note(f"{mode}: relay received {core.counters.frames - base:,} frames")
             await relay.flush(within=20)
             acked = time.perf_counter() - start
+            cpu = {name: (sum(map(cpu_seconds, group)) - cpu_before[name]) / acked for name, group in pids.items()}
+            cpu["relay"] = (time.process_time() - relay_before) / acked
             results = []
             for proc in consumers:
                 assert proc.stdout is not None
@@ -261,11 +274,32 @@ async def run_pipeline(url: str, mode: str, amount: int, seconds: float) -> dict
         "acked_per_s": received_frames / acked if acked else 0.0,
         "consumers": results,
         "pending_peak": relay.publisher.stats.max_batch if relay.publisher else 0,
+        "per_batch": relay.publisher.stats.commands / max(relay.publisher.stats.batches, 1) if relay.publisher else 0,
+        "cpu": cpu,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def note(text: str) -> None:
     print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def cpu_text(result: dict[str, Any]) -> str:
+    cpu = result["cpu"]
+    return f"{cpu['relay']:.0%} / {cpu['sim']:.0%} / {cpu['redis']:.0%}"
+
+
+def consumer_cpu_text(result: dict[str, Any]) -> str:
+    shares = [r["cpu"] / r["seconds"] if r["seconds"] else 0.0 for r in result["consumers"]]
+    return " ".join(f"{share:.0%}" for share in shares)
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -287,16 +321,30 @@ async def main(args: argparse.Namespace) -> None:
         print(f"redis-server {redis.binary}; load {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
         print(f"{'measure':<{width}}  value")
         print(f"{'-' * width}  {'-' * 16}")
+        assert redis.process is not None
+        redis_pid = redis.process.pid
         pub = await bench_publish(redis.url, args.publish)
         row("publish: RelayCore.frame (build XADD commands)", f"{pub['core_per_s']:,.0f} msg/s")
         row("publish: into Redis, acknowledged (pipelined)", f"{pub['acked_per_s']:,.0f} msg/s")
-        fire = await run_pipeline(redis.url, "firehose", args.firehose, 0)
-        row(f"firehose: relay in (sim -> relay, {args.firehose:,} deltas)", f"{fire['in_per_s']:,.0f} msg/s")
-        row("firehose: relay into Redis, acknowledged", f"{fire['acked_per_s']:,.0f} msg/s")
+        alone = await run_pipeline(redis.url, redis_pid, "firehose", args.alone, 0, readers=0)
+        row(f"firehose, no consumer: relay in (sim -> relay, {args.alone:,} deltas)", f"{alone['in_per_s']:,.0f} msg/s")
+        row("firehose, no consumer: relay into Redis, acknowledged", f"{alone['acked_per_s']:,.0f} msg/s")
+        row("firehose, no consumer: CPU, % of one core (relay / sim / redis)", cpu_text(alone))
+        fire = await run_pipeline(redis.url, redis_pid, "firehose", args.firehose, 0)
+        row(
+            f"firehose, {CONSUMERS} consumers reading: relay in ({args.firehose:,} deltas)",
+            f"{fire['in_per_s']:,.0f} msg/s",
+        )
+        row(
+            f"firehose, {CONSUMERS} consumers reading: relay into Redis, acknowledged",
+            f"{fire['acked_per_s']:,.0f} msg/s",
+        )
         for i, result in enumerate(fire["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
             row(f"firehose: out of Redis, consumer {i + 1} (book kept)", f"{rate:,.0f} msg/s ({result['deltas']:,})")
-        paced = await run_pipeline(redis.url, "paced", args.rate, args.seconds)
+        row("firehose: CPU, % of one core (relay / sim / redis)", cpu_text(fire))
+        row("firehose: CPU of each consumer, % of one core", consumer_cpu_text(fire))
+        paced = await run_pipeline(redis.url, redis_pid, "paced", args.rate, args.seconds)
         lat = [v for result in paced["consumers"] for v in result["latencies"]]
         for i, result in enumerate(paced["consumers"]):
             rate = result["deltas"] / result["seconds"] if result["seconds"] else 0.0
@@ -309,11 +357,25 @@ async def main(args: argparse.Namespace) -> None:
             f"paced {args.rate:,}/s: of which relay receive -> book p50 / p99",
             f"{percentile(hops, 0.5):.2f} / {percentile(hops, 0.99):.2f} ms",
         )
+        row(f"paced {args.rate:,}/s: CPU, % of one core (relay / sim / redis)", cpu_text(paced))
+        per_read = " ".join(f"{r['per_read']:.0f}" for r in paced["consumers"])
+        row(
+            f"paced {args.rate:,}/s: entries per write (relay) / per read (consumers)",
+            f"{paced['per_batch']:.0f} / {per_read}",
+        )
+        row(f"paced {args.rate:,}/s: CPU of each consumer, % of one core", consumer_cpu_text(paced))
         if lat:
             row(f"paced {args.rate:,}/s: samples", f"{len(lat):,} (mean {statistics.fmean(lat) / 1e6:.2f} ms)")
         want = int(args.rate * args.seconds) // 2 * 2
         goals = [
-            ("relay: >= 100,000 msg/s into Redis, acknowledged (firehose)", fire["acked_per_s"] >= 100_000),
+            (
+                "relay: >= 100,000 msg/s into Redis, acknowledged (firehose, no consumer)",
+                alone["acked_per_s"] >= 100_000,
+            ),
+            (
+                f"relay: >= 100,000 msg/s into Redis with {CONSUMERS} consumers reading at once",
+                fire["acked_per_s"] >= 100_000,
+            ),
             (
                 "consumers keep up: every consumer got every delta (firehose and paced)",
                 all(r["deltas"] >= args.firehose for r in fire["consumers"])
@@ -331,6 +393,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--publish", type=int, default=200_000, help="frames for the publish measurement")
+    parser.add_argument("--alone", type=int, default=200_000, help="deltas for the firehose without consumers")
     parser.add_argument("--firehose", type=int, default=50_000, help="deltas for the firehose measurement")
     parser.add_argument("--rate", type=int, default=20_000, help="msg/s of the paced measurement")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the paced measurement")

@@ -10,8 +10,10 @@ from kalshi.models.markets import Orderbook
 from kalshi.relay.books import BookBuilder
 from kalshi.relay.checkpoint import decode_checkpoint
 from kalshi.relay.core import EntryBuffer, RelayCore
-from kalshi.relay.layout import StreamLayout, parse_id, track_seq
-from kalshi.relay.resp import XaddHead, bulk, pack_command
+from kalshi.relay.layout import StreamLayout, parse_id, parse_meta, track_seq
+from kalshi.relay.resp import XaddHead, pack_command
+from kalshi.relay.streams import StreamState, fields_of
+from kalshi.relay.subscription import entry_from_fields
 from kalshi.ws.lifecycle import Gap, Repaired
 from relay_helpers import FakeRedisStore, delta, parse_commands, snapshot
 
@@ -26,11 +28,16 @@ def new_core(limit: int = 1000) -> RelayCore:
 def test_xadd_packing_round_trips() -> None:
     head = XaddHead("k:stream:x", 100)
     data = b'{"type":"ticker","sid":2,"msg":{}}'
-    [args] = parse_commands(head.frame(b"5-1", data, 1234567890123456789, bulk(b"0.3"), 2, 77))
-    expected = [b"XADD", b"k:stream:x", b"MAXLEN", b"~", b"100", b"5-1", b"f", data, b"t", b"1234567890123456789"]
-    assert args == [*expected, b"c", b"0.3", b"s", b"2", b"q", b"77"]
-    [bare] = parse_commands(XaddHead("k", None).frame(b"1-0", b"x", 5, bulk(b"0.0"), None, None))
-    assert bare == [b"XADD", b"k", b"1-0", b"f", b"x", b"t", b"5", b"c", b"0.0"]
+    [args] = parse_commands(head.frame(b"5-1", data, 1234567890123456789, b"0.3", 2, 77))
+    expected = [b"XADD", b"k:stream:x", b"MAXLEN", b"~", b"100", b"5-1", b"f", data]
+    assert args == [*expected, b"m", b"1234567890123456789 0.3 2 77"]
+    assert parse_meta(args[-1]) == (1234567890123456789, b"0.3", 2, 77)
+    [bare] = parse_commands(XaddHead("k", None).frame(b"1-0", b"x", 5, b"0.0", None, None))
+    assert bare == [b"XADD", b"k", b"1-0", b"f", b"x", b"m", b"5 0.0  "]
+    assert parse_meta(bare[-1]) == (5, b"0.0", None, None)
+    [sid_only] = parse_commands(XaddHead("k", None).frame(b"1-1", b"x", 5, b"0.0", 3, None))
+    assert parse_meta(sid_only[-1]) == (5, b"0.0", 3, None)
+    assert parse_meta(b"not meta") == (None, b"", None, None)
     assert parse_commands(pack_command("SET", "a", b"b", "EX", 3)) == [[b"SET", b"a", b"b", b"EX", b"3"]]
 
 
@@ -49,7 +56,7 @@ def test_frames_go_to_their_channel_stream_with_gapless_ids() -> None:
     kinds = [msgspec.json.decode(f[b"f"])["type"] for _, f in store.streams[BOOKS] if b"f" in f]
     assert kinds == ["subscribed", "orderbook_snapshot", "orderbook_delta"]
     assert [f[b"f"] for _, f in store.streams["kalshi:stream:_other"]][-1] == b"not json"
-    assert store.streams["kalshi:stream:ticker"][0][1][b"c"] == b"0.0"
+    assert parse_meta(store.streams["kalshi:stream:ticker"][0][1][b"m"])[1] == b"0.0"
     assert core.book_source == {"A": ("0.0", 1)}
     assert core.last_ids()["orderbook_delta"] == f"{EPOCH}-{len(book_ids) - 1}"
 
@@ -173,6 +180,84 @@ def test_checkpoint_plus_entries_equals_reading_from_the_start() -> None:
     assert set(full.books) == {"A", "B"}
 
 
+def test_the_core_keeps_its_own_books_for_checkpoints() -> None:
+    frames = script()
+    core, store = relay(frames[:20])
+    entry_id = core.checkpoint()  # no books given: the core's own, kept from the frames it relayed
+    core, store2 = relay(frames[20:], core)
+    truth = replay([*store.streams[BOOKS], *store2.streams[BOOKS]])
+    checkpoint = decode_checkpoint(store2.keys[f"kalshi:checkpoint:{entry_id}"])  # drained with the rest
+    late = BookBuilder()
+    late.load_checkpoint(checkpoint, start=True)
+    replay([(i, f) for i, f in store2.streams[BOOKS] if parse_id(i) > parse_id(entry_id)], late)
+    assert dict(core.books.books) == dict(truth.books) == dict(late.books)
+    assert set(truth.books) == {"A", "B"}
+    # A seq gap makes the sid's books stale on the relay too: the next checkpoint leaves them out.
+    core, _ = relay([delta(1, 99, "A", "0.2000", "1.00")], core)
+    assert dict(core.books.books) == {}
+    core.buffer.take(len(core.buffer))
+    gapped = core.checkpoint()
+    assert gapped is not None
+    [set_command] = [c for c in parse_commands(b"".join(core.buffer.take(10))) if c[1].endswith(gapped.encode())]
+    assert decode_checkpoint(set_command[2]).books == []
+    core, _ = relay([snapshot(1, 100, "B", [("0.1500", "4.00")], [])], core)
+    assert dict(core.books.books) == {"B": Orderbook.from_levels("B", [(1500, 400)], seq=100)}
+    # A new connection of the shard: its books restart from their new snapshots.
+    core.connection(0, 1)
+    assert dict(core.books.books) == {}
+
+
+def test_apply_entries_equals_apply_one_by_one() -> None:
+    frames = script()
+    frames.insert(25, delta(1, 90, "A", "0.2000", "1.00"))  # a seq gap: the sid's books go stale
+    frames.append(snapshot(1, 91, "A", [("0.3000", "1.00")], []))
+    _, store = relay(frames)
+    entries = [entry_from_fields("orderbook_delta", i, f) for i, f in store.streams[BOOKS]]
+    del entries[30]  # a hole: trimmed
+    one = BookBuilder()
+    for entry in entries:
+        one.apply(entry.id, entry.stored)
+    batched = BookBuilder()
+    changed = [batched.apply_entries(entries[i : i + 7]) for i in range(0, len(entries), 7)]
+    assert dict(batched.books) == dict(one.books)
+
+    def described(events: list[object]) -> list[tuple[object, ...]]:  # at_ms differs: when each was made
+        return [
+            (type(e).__name__, *(getattr(e, n) for n in ("sid", "markets", "reason") if hasattr(e, n))) for e in events
+        ]
+
+    assert described(batched.events()) == described(one.events())
+    assert batched.stats == one.stats
+    assert batched.position == one.position
+    assert changed[0] == ["A", "B"]  # each changed ticker once per read
+    assert batched.apply_entries(entries[-3:]) == []  # re-read: already applied
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'"not an object"',
+        b'{"market_ticker":7,"side":"yes","price_dollars":"0.2000","delta_fp":"1.00"}',
+        b'{"market_ticker":"A","side":"yes","price_dollars":"0.2000","delta_fp":"1.00","clock":"soon"}',
+    ],
+)
+def test_a_malformed_delta_hides_the_sids_books_on_the_relay_and_consumers(body: bytes) -> None:
+    frames = script()[:6]
+    frames.append(b'{"type":"orderbook_delta","sid":1,"seq":6,"msg":%b}' % body)
+    core, store = relay(frames)
+    consumer = replay(store.streams[BOOKS])
+    assert dict(core.books.books) == dict(consumer.books) == {}
+    [gap] = [e for e in consumer.events() if isinstance(e, Gap)]
+    assert gap.reason == "bad_delta_malformed" and set(gap.markets) == {"A", "B"}
+
+
+def test_a_delta_with_a_bad_price_hides_only_its_market() -> None:
+    frames = [*script()[:6], delta(1, 6, "A", "1.5000", "1.00")]  # above $1
+    core, store = relay(frames)
+    consumer = replay(store.streams[BOOKS])
+    assert set(core.books.books) == set(consumer.books) == {"B"}
+
+
 def test_seq_gap_hides_the_sids_books_until_their_snapshots() -> None:
     frames = script()[:10]
     frames.append(delta(1, 12, "A", "0.2000", "1.00"))  # seq 10 and 11 never came
@@ -256,3 +341,15 @@ def test_relay_cores_import_no_io(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             roots.add(node.module.split(".")[0])
     assert not roots & {"asyncio", "socket", "redis", "picows", "aiohttp", "httpx", "selectors", "ssl"}
+
+
+def test_stream_state_finds_holes_by_the_ids() -> None:
+    state = StreamState("k", "ticker", f"{EPOCH}-4")
+    read = [[f"{EPOCH}-{n}".encode(), []] for n in (5, 6, 7)]
+    assert state.follows_on(read) and state.last == f"{EPOCH}-7"
+    assert not state.follows_on([[f"{EPOCH}-9".encode(), []]])  # entry 8 is missing: entry by entry
+    assert state.advance(f"{EPOCH}-9") == (8, 9)
+    assert state.advance(f"{EPOCH}-10") is None
+    assert state.advance(f"{EPOCH + 1}-0") is None  # a new relay run: not a hole (its start entry tells)
+    assert not state.follows_on([[f"{EPOCH + 1}-1".encode(), []], [f"{EPOCH + 1}-3".encode(), []]])
+    assert fields_of([b"f", b"x", b"m", b"1 0.0  "]) == {b"f": b"x", b"m": b"1 0.0  "}

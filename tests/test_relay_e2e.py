@@ -83,6 +83,18 @@ async def test_a_consumer_starting_late_begins_at_the_latest_checkpoint(redis_se
                 await feed.wait_for(caught_up(feed, last["orderbook_delta"]))
                 assert builder.stats.snapshots == 0  # nothing replayed from before the checkpoint
                 assert mismatches(sim, feed.books, sim.tickers) == []
+            # The relay is still, and a consumer starting now gets a view of every book at once, from the checkpoint.
+            await relay.checkpoint()
+            await relay.settle()
+            async with RelayClient(redis_server.url).connect() as feed:
+                views = await feed.orderbook(sim.tickers)
+                seen = {}
+                async with asyncio.timeout(10):
+                    async for view in views:
+                        seen[view.market_ticker] = view
+                        if len(seen) == len(sim.tickers):
+                            break
+                assert seen == {ticker: sim.book(ticker) for ticker in sim.tickers}
 
 
 async def test_an_exchange_reconnect_is_marked_and_books_rebuild(redis_server: RedisServer) -> None:

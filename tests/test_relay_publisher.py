@@ -109,3 +109,27 @@ async def test_out_of_memory_mid_stream_loses_nothing_acknowledged(redis_server:
         assert await stored_ids(redis, TRADES) == list(range(50))
     finally:
         await redis.aclose()
+
+
+async def test_a_connection_lost_with_batches_in_flight_resends_them_in_order(redis_server: RedisServer) -> None:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        core = new_core()
+        publisher = Publisher(redis_server.url, core.buffer, batch=8, window=4, retry_base_delay=0.001)
+        task = asyncio.create_task(publisher.run())
+        try:
+            frames(core, 400)
+            publisher.wake()
+            await publisher.wait_until(lambda: publisher.stats.batches >= 2, 10.0)
+            killed = await redis.client_kill_filter(_type="normal", skipme=True)  # the publisher's connection
+            assert killed >= 1
+            assert await publisher.drained(10.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await publisher.aclose()
+        assert core.buffer.acknowledged == core.buffer.appended == 400
+        assert await stored_ids(redis, TICKERS) == list(range(200))  # each once, in order
+        assert await stored_ids(redis, TRADES) == list(range(200))
+    finally:
+        await redis.aclose()

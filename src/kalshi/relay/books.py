@@ -17,8 +17,8 @@ No asyncio and no Redis client: the glue (:mod:`kalshi.relay.client`) feeds it a
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
-from typing import Final
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -27,10 +27,10 @@ from kalshi.models.markets import Orderbook
 from kalshi.relay.checkpoint import Checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
-    FIELD_CONN,
     FIELD_FRAME,
     FIELD_JSON,
     FIELD_KIND,
+    FIELD_META,
     KIND_CHECKPOINT,
     KIND_CONNECTION,
     KIND_GAP,
@@ -42,23 +42,102 @@ from kalshi.ws.lifecycle import Gap, LifecycleEvent, Repaired
 from kalshi.ws.models import OrderbookDeltaPayload, OrderbookSnapshotMessage, decode_message
 from kalshi.ws.orderbook import DeltaResult, OrderbookState
 
-__all__ = ["BookBuilder", "BookBuilderStats"]
+if TYPE_CHECKING:
+    from kalshi.relay.subscription import RelayEntry
+
+__all__ = ["BookBuilder", "BookBuilderStats", "Frame", "FrameFields", "decode_frame"]
 
 _APPLIED: Final = DeltaResult.APPLIED
 _JSON: Final = msgspec.json.Decoder()
+
+
+class FrameFields(msgspec.Struct, gc=False):
+    """What the relay and the book builders read of a frame's ``msg``, decoded together with its envelope (every
+    other field is skipped). Loosely typed, so a frame of another channel never fails to decode because of them;
+    the values are checked where they are used."""
+
+    market_ticker: Any = None
+    side: Any = None
+    price_dollars: Any = None
+    delta_fp: Any = None
+    clock: Any = None
+    price: Any = None  # legacy cents
+    delta: Any = None  # legacy contracts
+    sid: Any = None  # subscribed answers
+    channel: Any = None
+
+
+class Frame(msgspec.Struct, gc=False):
+    """A frame's envelope and :class:`FrameFields`: one decode per frame (see :func:`decode_frame`)."""
+
+    type: str | None = None
+    sid: int | None = None
+    seq: int | None = None
+    msg: FrameFields | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
     type: str | None = None
     sid: int | None = None
     seq: int | None = None
-    msg: msgspec.Raw = msgspec.Raw(
-        b"null"
-    )  # left unparsed: only a delta's body is decoded, once, straight into its type
 
 
+_FRAME: Final = msgspec.json.Decoder(Frame)
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_DELTA_BODY: Final = msgspec.json.Decoder(OrderbookDeltaPayload)
+_NO_FRAME: Final = Frame()
+
+
+def decode_frame(data: bytes) -> Frame:
+    """The envelope and book fields of ``data``; never raises (what cannot be read is None)."""
+    try:
+        return _FRAME.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    try:  # a msg that is not an object: the envelope alone
+        env = _ENVELOPE.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _NO_FRAME
+    return Frame(env.type, env.sid, env.seq, None)
+
+
+# Wire text -> integer, for the few distinct prices and sizes a stream repeats (validated on first sight).
+_PRICES: dict[str, int] = {}
+_DELTAS: dict[str, int] = {}
+_CACHE_LIMIT: Final = 100_000
+
+
+def _ticks(body: FrameFields) -> tuple[int, int]:
+    """``(price_ticks, delta_units)`` of a delta, by :class:`~kalshi.ws.models.OrderbookDeltaPayload`'s rules.
+
+    Raises:
+        KalshiProtocolError: no price or size, or not exact.
+    """
+    price_text = body.price_dollars if body.price_dollars.__class__ is str else None
+    delta_text = body.delta_fp if body.delta_fp.__class__ is str else None
+    price = _PRICES.get(price_text) if price_text is not None else None
+    units = _DELTAS.get(delta_text) if delta_text is not None else None
+    if price is not None and units is not None:
+        return price, units
+    full = OrderbookDeltaPayload(
+        market_ticker=body.market_ticker,
+        side="yes",
+        price_dollars=body.price_dollars,
+        delta_fp=body.delta_fp,
+        price_cents=body.price,
+        delta_contracts=body.delta,
+    )
+    try:
+        price, units = full.price_ticks(), full.delta_units()
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise KalshiProtocolError(f"orderbook_delta for {body.market_ticker[:60]!r}: {exc}") from exc
+    if len(_PRICES) > _CACHE_LIMIT or len(_DELTAS) > _CACHE_LIMIT:
+        _PRICES.clear()
+        _DELTAS.clear()
+    if price_text is not None:
+        _PRICES[price_text] = price
+    if delta_text is not None:
+        _DELTAS[delta_text] = units
+    return price, units
 
 
 class BookBuilderStats(msgspec.Struct):
@@ -106,8 +185,8 @@ class BookBuilder:
     def __init__(self, tickers: Collection[str] | None = None) -> None:
         self._wanted: set[str] | None = None if tickers is None else set(tickers)
         self._books: dict[str, OrderbookState] = {}
-        self._source: dict[str, tuple[bytes, int]] = {}
-        self._seq: dict[tuple[bytes, int], int] = {}
+        self._source: dict[str, tuple[str, int]] = {}
+        self._seq: dict[tuple[str, int], int] = {}
         self._last_id: tuple[int, int] | None = None
         self._epoch_prefix = "-"  # "<epoch>-" of the last id applied
         self._events: list[LifecycleEvent] = []
@@ -159,11 +238,11 @@ class BookBuilder:
             )
             was_stale = book is not None
             self._books[entry.ticker] = state
-            self._source[entry.ticker] = (entry.c.encode(), entry.sid)
+            self._source[entry.ticker] = (entry.c, entry.sid)
             loaded.append(entry.ticker)
             if was_stale and not start:
                 self.stats.repairs += 1
-        self._seq = {(s.c.encode(), s.sid): s.seq for s in checkpoint.sids}
+        self._seq = {(s.c, s.sid): s.seq for s in checkpoint.sids}
         if start:
             self._last_id = parse_id(checkpoint.entry_id)
             self._epoch_prefix = f"{self._last_id[0]}-"
@@ -202,7 +281,55 @@ class BookBuilder:
         if frame is None:
             self._control(fields)
             return None
-        return self._frame(frame, fields.get(FIELD_CONN, b""))
+        meta = fields.get(FIELD_META)
+        parts = meta.split(b" ") if meta is not None else ()
+        return self.apply_frame(frame, parts[1].decode() if len(parts) == 4 else "")
+
+    def apply_entries(self, entries: Sequence[RelayEntry]) -> list[str]:
+        """Apply one read's entries in order (an item of :meth:`RelayFeed.subscribe_raw_batches
+        <kalshi.relay.RelayFeed.subscribe_raw_batches>`); returns the tickers whose book changed (and is exact),
+        each once. Same result as :meth:`apply` on each entry, cheaper: continuity is checked once for the read
+        when its ids follow on without a hole (as they almost always do)."""
+        if not entries:
+            return []
+        last = self._last_id
+        prefix = self._epoch_prefix
+        first_id = entries[0].id
+        last_id = entries[-1].id
+        if last is None or not (first_id.startswith(prefix) and last_id.startswith(prefix)):
+            return self._apply_each(entries)
+        start = len(prefix)
+        first_n = int(first_id[start:])
+        last_n = int(last_id[start:])
+        if first_n != last[1] + 1 or last_n - first_n != len(entries) - 1:
+            return self._apply_each(entries)  # a hole, a re-read or a new relay run: entry by entry
+        self.stats.entries += len(entries)
+        self._last_id = (last[0], last_n)
+        changed: dict[str, None] = {}
+        for entry in entries:
+            frame = entry.frame
+            if frame is None:
+                self._control(entry.stored)
+                continue
+            decoded = decode_frame(frame)
+            sid = decoded.sid
+            if sid is None:
+                continue
+            if decoded.type == "orderbook_delta":
+                ticker = self._delta(decoded.msg, (entry.conn or "", sid), decoded.seq)
+            else:
+                ticker = self.apply_decoded(decoded, frame, entry.conn or "")
+            if ticker is not None:
+                changed[ticker] = None
+        return list(changed)
+
+    def _apply_each(self, entries: Sequence[RelayEntry]) -> list[str]:
+        changed: dict[str, None] = {}
+        for entry in entries:
+            ticker = self.apply(entry.id, entry.stored)
+            if ticker is not None:
+                changed[ticker] = None
+        return list(changed)
 
     def _control(self, fields: Mapping[bytes, bytes]) -> None:
         kind = fields.get(FIELD_KIND, b"").decode()
@@ -215,8 +342,7 @@ class BookBuilder:
         if kind == KIND_RELAY_START:
             self._all_stale("relay_restart", None)
         elif kind == KIND_CONNECTION:
-            prev = str(body.get("prev", "")).encode()
-            self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
+            self.connection_replaced(str(body.get("prev", "")))
         elif kind == KIND_GAP and body.get("reason") == "buffer_overflow":
             self._all_stale("buffer_overflow", None)
         elif kind == KIND_CHECKPOINT and self.stale():
@@ -224,19 +350,21 @@ class BookBuilder:
             if isinstance(key, str):
                 self.wants_checkpoint = key
 
-    def _frame(self, frame: bytes, conn: bytes) -> str | None:
-        try:
-            env = _ENVELOPE.decode(frame)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return None
-        kind = env.type
-        sid = env.sid
-        seq = env.seq
+    def apply_frame(self, frame: bytes, conn: str) -> str | None:
+        """Apply one frame received on connection ``conn`` (its tag, e.g. ``"0.1"``) with no entry id: how the
+        relay keeps its own books for checkpoints. Returns the ticker whose book changed (and is exact), if any."""
+        return self.apply_decoded(decode_frame(frame), frame, conn)
+
+    def apply_decoded(self, decoded: Frame, frame: bytes, conn: str) -> str | None:
+        """:meth:`apply_frame` with the frame already decoded (:func:`decode_frame`)."""
+        sid = decoded.sid
         if sid is None:
             return None
+        kind = decoded.type
+        seq = decoded.seq
         key = (conn, sid)
         if kind == "orderbook_delta":
-            return self._delta(env.msg, key, seq)
+            return self._delta(decoded.msg, key, seq)
         if kind == "orderbook_snapshot":
             return self._snapshot(frame, key, seq)
         if kind == "subscribed":
@@ -250,10 +378,10 @@ class BookBuilder:
             self._mark_stale(self._markets_of(key), "subscription_error", sid)
         return None
 
-    def _markets_of(self, key: tuple[bytes, int]) -> list[str]:
+    def _markets_of(self, key: tuple[str, int]) -> list[str]:
         return [t for t, source in self._source.items() if source == key]
 
-    def _delta(self, raw: msgspec.Raw, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _delta(self, body: FrameFields | None, key: tuple[str, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
@@ -265,9 +393,11 @@ class BookBuilder:
                 self._mark_stale(self._markets_of(key), "seq_gap", key[1], expected=last + 1, received=seq)
                 return None
             self._seq[key] = seq
-        try:
-            body = _DELTA_BODY.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        if (
+            body is None
+            or body.market_ticker.__class__ is not str
+            or not (body.clock is None or body.clock.__class__ is int)
+        ):
             # Which book it was for is unknown: every book of the sid is in doubt until repaired.
             self._mark_stale(self._markets_of(key), "bad_delta_malformed", key[1])
             return None
@@ -276,16 +406,18 @@ class BookBuilder:
         if book is None or not book.has_snapshot or self._source.get(ticker) != key:
             return None
         try:
-            result = book.apply_delta(body.side, body.price_ticks(), body.delta_units(), seq=seq, clock=body.clock)
-        except (ValueError, KalshiProtocolError):
+            price, units = _ticks(body)
+        except KalshiProtocolError:
             result = DeltaResult.BAD_PRICE
+        else:
+            result = book.apply_delta(body.side, price, units, seq=seq, clock=body.clock)
         if result is not _APPLIED:
             self._mark_stale([ticker], f"bad_delta_{result.name.lower()}", key[1])
             return None
         self.stats.deltas += 1
         return ticker
 
-    def _snapshot(self, frame: bytes, key: tuple[bytes, int], seq: int | None) -> str | None:
+    def _snapshot(self, frame: bytes, key: tuple[str, int], seq: int | None) -> str | None:
         message = decode_message(frame)
         if message.__class__ is not OrderbookSnapshotMessage:
             return None
@@ -317,6 +449,10 @@ class BookBuilder:
             if self.wanted(ticker):
                 self._events.append(Repaired(BOOK_CHANNEL, key[1], (ticker,)))
         return ticker
+
+    def connection_replaced(self, prev: str) -> None:
+        """Frames of a shard now come on a new connection: the books of ``prev`` are stale until resnapshotted."""
+        self._mark_stale([t for t, (c, _) in self._source.items() if c == prev], "reconnect", None)
 
     # ------------------------------------------------------------------ gaps
 

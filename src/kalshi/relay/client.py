@@ -48,9 +48,11 @@ from kalshi.relay.layout import (
     KIND_GAP,
     KIND_RELAY_START,
     StreamLayout,
-    parse_id,
 )
+from kalshi.relay.resp import pack_command
+from kalshi.relay.streams import StreamState, fields_of
 from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
+from kalshi.relay.wire import RespConnection
 from kalshi.ws.lifecycle import (
     Closed,
     Connected,
@@ -72,6 +74,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _JSON: Final = msgspec.json.Decoder()
 _RAW: Final = "*raw*"
+_READ_SLACK_S: Final = 10.0  # a blocking read's answer may take this much longer than its BLOCK
 _ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
 _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "disconnected": Disconnected,
@@ -81,19 +84,6 @@ _RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
     "repaired": Repaired,
     "connected": Connected,
 }
-
-
-class _StreamState:
-    __slots__ = ("channel", "epoch_prefix", "key", "last", "last_pos", "subs")
-
-    def __init__(self, key: str, channel: str, last: str) -> None:
-        self.key = key
-        self.channel = channel
-        self.last = last
-        # ``last`` parsed, for the continuity check (None: read from the start, nothing to compare with).
-        self.last_pos: tuple[int, int] | None = None if last in ("0-0", "0", ">") else parse_id(last)
-        self.epoch_prefix = "-" if self.last_pos is None else f"{self.last_pos[0]}-"
-        self.subs: list[RelaySubscription[Any]] = []
 
 
 class RelayClient:
@@ -107,7 +97,8 @@ class RelayClient:
         claim_idle: seconds an entry may stay unacknowledged by another member before this one claims it.
         start: where message channels start: ``"latest"`` (entries from now on) or ``"earliest"``.
         block_ms: longest wait of one read (new subscriptions start within this).
-        batch: most entries per read.
+        batch: most entries per read. Reads of a few hundred entries are the cheapest per entry: larger ones keep
+            more objects alive at once, and Python's garbage collector then costs more than the reads save.
         retry_max_delay: longest pause between reconnect attempts.
     """
 
@@ -121,7 +112,7 @@ class RelayClient:
         claim_idle: float = 30.0,
         start: str = "latest",
         block_ms: int = 100,
-        batch: int = 1000,
+        batch: int = 300,
         retry_max_delay: float = 2.0,
     ) -> None:
         if start not in ("latest", "earliest"):
@@ -175,7 +166,7 @@ class RelayFeed:
         self.group = client.group
         self._redis: Any = redis  # redis-py's reply types are unions of every protocol shape: read as Any
         self._layout = client.layout
-        self._streams: dict[str, _StreamState] = {}
+        self._streams: dict[str, StreamState] = {}
         self._builder: BookBuilder | None = None
         self._book_subs: list[RelaySubscription[Orderbook]] = []
         self._bus = LifecycleBus()
@@ -185,9 +176,12 @@ class RelayFeed:
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._conn: RespConnection | None = None  # the reads' own connection (hot path; see kalshi.relay.wire)
         self._closing = False
         self._rng = random.Random()
         self.entries_read = 0
+        self.reads = 0
+        """Reads from Redis so far (``entries_read / reads``: entries per read)."""
         self.gaps = 0
         self.missing_entries = 0
         self.reconnects = 0
@@ -250,11 +244,12 @@ class RelayFeed:
 
         return RelayRequest(start)
 
-    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 64) -> RelayRequest[list[RelayEntry]]:
+    def subscribe_raw_batches(self, channels: Sequence[str], *, maxsize: int = 2) -> RelayRequest[list[RelayEntry]]:
         """Like :meth:`subscribe_raw`, but each item is everything one read of a stream returned (up to
         ``RelayClient(batch=...)`` entries, in order): the fast path for consumers that process entries in bulk,
         such as a :class:`~kalshi.relay.BookBuilder` of their own. In a consumer group the whole batch is
-        acknowledged once the iterator is asked for the next one."""
+        acknowledged once the iterator is asked for the next one. ``maxsize`` reads wait for the consumer (few:
+        Redis holds the rest, and entries read ahead only cost memory and garbage-collector time)."""
 
         async def start() -> RelaySubscription[list[RelayEntry]]:
             sub: RelaySubscription[list[RelayEntry]] = RelaySubscription(self, _RAW, None, maxsize, batches=True)
@@ -266,7 +261,8 @@ class RelayFeed:
 
     def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
-        result for a view after every change (conflated per market). Books are in :attr:`books`.
+        result for a view of every book exact at the start (those of the checkpoint), then after every change
+        (conflated per market). Books are in :attr:`books`.
 
         Raises:
             KalshiSubscriptionError: in a consumer group (books need every entry: use fan-out).
@@ -283,6 +279,8 @@ class RelayFeed:
             elif names is not None:
                 self._builder.want(names)
             self._book_subs.append(sub)
+            for ticker in list(self._builder.books):  # exact already (from the checkpoint): the first views
+                sub._book_changed(ticker)
             return sub
 
         return RelayRequest(start)
@@ -305,7 +303,7 @@ class RelayFeed:
         state = self._streams.get(key)
         if state is None:
             start = await self._start_id(key)
-            state = self._streams[key] = _StreamState(key, channel, start)
+            state = self._streams[key] = StreamState(key, channel, start)
             self._streams_changed.set()
         state.subs.append(sub)
 
@@ -335,12 +333,10 @@ class RelayFeed:
                 start = checkpoint.entry_id
         state = self._streams.get(key)
         if state is None:
-            self._streams[key] = _StreamState(key, BOOK_CHANNEL, start)
+            self._streams[key] = StreamState(key, BOOK_CHANNEL, start)
             self._streams_changed.set()
         else:
-            state.last = start  # the book stream is read from the checkpoint on by every subscription
-            state.last_pos = None if start == "0-0" else parse_id(start)
-            state.epoch_prefix = "-" if state.last_pos is None else f"{state.last_pos[0]}-"
+            state.restart(start)  # the book stream is read from the checkpoint on by every subscription
 
     # ------------------------------------------------------------------ reading
 
@@ -358,6 +354,7 @@ class RelayFeed:
                 if self.group is not None:
                     await self._claim()
                 replies = await self._read()
+                self.reads += 1
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
@@ -374,29 +371,45 @@ class RelayFeed:
                 self._publish(Reconnected(self.client.redis_url, attempt, 0.0))
             attempt = 0
             for key, entries in replies:
-                await self._dispatch(key.decode() if isinstance(key, bytes) else key, entries)
+                await self._dispatch(key.decode(), entries)
             self._changed.set()
 
     async def _read(self) -> list[Any]:
+        """One read of every stream: ``[[key, [[id, [field, value, ...]], ...]], ...]`` as hiredis parsed it."""
         streams = {key: state.last for key, state in self._streams.items()}
+        batch = self.client.batch
+        block = self.client.block_ms
         if self.group is None:
-            reply = await self._redis.xread(streams, count=self.client.batch, block=self.client.block_ms)
-            return list(reply or [])
+            return await self._xread(("XREAD", "COUNT", batch, "BLOCK", block), streams, block)
         consumer = self.client.consumer
         assert consumer is not None
+        head = ("XREADGROUP", "GROUP", self.group, consumer, "COUNT", batch)
         pending = {k: v for k, v in streams.items() if v != ">"}
         if pending:
-            reply = await self._redis.xreadgroup(self.group, consumer, pending, count=self.client.batch)
-            for key, entries in reply or []:
+            reply = await self._xread(head, pending, 0)
+            for key, entries in reply:
                 if not entries:
                     self._streams[key.decode()].last = ">"  # own pending entries done: new ones next
-            if reply and any(entries for _, entries in reply):
-                return list(reply)
-        news = {k: ">" for k in streams}
-        reply = await self._redis.xreadgroup(
-            self.group, consumer, news, count=self.client.batch, block=self.client.block_ms
-        )
-        return list(reply or [])
+            if any(entries for _, entries in reply):
+                return reply
+        return await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
+
+    async def _xread(self, head: tuple[str | int, ...], streams: dict[str, str], block_ms: int) -> list[Any]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = await RespConnection.open(self.client.redis_url)
+        payload = pack_command(*head, "STREAMS", *streams, *streams.values())
+        try:
+            # Bounded: a Redis that stopped answering (no RST) is a lost connection, not an endless wait.
+            reply = await conn.call(payload, within=block_ms / 1000 + _READ_SLACK_S)
+        except TimeoutError:
+            conn.close()
+            raise
+        if reply is None:
+            return []
+        if not isinstance(reply, list):
+            raise ResponseError(f"unexpected XREAD reply {reply!r:.80}")
+        return reply
 
     async def _claim(self) -> None:
         consumer = self.client.consumer
@@ -407,9 +420,11 @@ class RelayFeed:
             )
             entries = reply[1] if reply and len(reply) > 1 else []
             if entries:
-                await self._dispatch(key, [e for e in entries if e and e[1] is not None])
+                await self._dispatch(key, entries)
 
-    async def _dispatch(self, key: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _dispatch(self, key: str, entries: list[Any]) -> None:
+        """Hand out one read's entries of stream ``key``: ``(id, fields)`` with the fields as a dict (redis-py)
+        or flat ``[name, value, ...]`` (hiredis); an entry without fields (deleted, still pending) is skipped."""
         state = self._streams.get(key)
         if state is None:
             return
@@ -417,14 +432,22 @@ class RelayFeed:
         grouped = self.group is not None
         batch_subs = [sub for sub in state.subs if sub.batches]
         per_entry = len(batch_subs) < len(state.subs)
+        if batch_subs and not (grouped or per_entry or builder is not None) and state.follows_on(entries):
+            await self._hand_over(state, entries, batch_subs)
+            return
         collected: list[RelayEntry] = []
         channel = state.channel
-        for raw_id, fields in entries:
+        for raw_id, stored in entries:
+            if stored is None:
+                continue
+            fields = fields_of(stored)
             entry_id = raw_id.decode()
             self.entries_read += 1
-            if not grouped:
-                self._check_continuity(state, entry_id, builder is not None)
-                state.last = entry_id
+            if not grouped and (hole := state.advance(entry_id)) is not None:
+                self.missing_entries += hole[1] - hole[0]
+                self.gaps += 1
+                if builder is None:  # the book builder reports its own, with the markets it hid
+                    self._publish(Gap(state.channel, None, hole[0], hole[1], (), "trimmed"))
             if builder is not None:
                 if builder.wants_checkpoint is not None:
                     await self._load_checkpoint(builder.wants_checkpoint)
@@ -447,20 +470,22 @@ class RelayFeed:
             for sub in batch_subs:
                 await sub.queue.put((collected, state.key, ids))
 
-    def _check_continuity(self, state: _StreamState, entry_id: str, books: bool) -> None:
-        last = state.last_pos
-        if last is not None and entry_id.startswith(state.epoch_prefix):  # same relay run: parse the count only
-            now = (last[0], int(entry_id[len(state.epoch_prefix) :]))
-        else:
-            now = parse_id(entry_id)
-            state.epoch_prefix = f"{now[0]}-"
-        state.last_pos = now
-        if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
-            missing = now[1] - last[1] - 1
-            self.missing_entries += missing
-            self.gaps += 1
-            if not books:  # the book builder reports its own, with the markets it hid
-                self._publish(Gap(state.channel, None, last[1] + 1, now[1], (), "trimmed"))
+    async def _hand_over(self, state: StreamState, entries: list[Any], subs: list[RelaySubscription[Any]]) -> None:
+        """A fan-out read for batch subscriptions only, continuity already checked: the hot path."""
+        channel = state.channel
+        collected: list[RelayEntry] = []
+        append = collected.append
+        for raw_id, stored in entries:
+            if stored is None:
+                continue
+            fields = fields_of(stored)
+            entry = entry_from_fields(channel, raw_id.decode(), fields)
+            append(entry)
+            if entry.frame is None:
+                self._relayed_event(state, fields)
+        self.entries_read += len(collected)
+        for sub in subs:
+            await sub.queue.put((collected, state.key, state.last))
 
     async def _load_checkpoint(self, key: str) -> None:
         builder = self._builder
@@ -475,7 +500,7 @@ class RelayFeed:
         for event in builder.events():
             self._publish(event)
 
-    async def _deliver(self, state: _StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
+    async def _deliver(self, state: StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
         delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
         if frame is None:
@@ -503,7 +528,7 @@ class RelayFeed:
         if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
 
-    def _relayed_event(self, state: _StreamState, fields: Mapping[bytes, bytes]) -> None:
+    def _relayed_event(self, state: StreamState, fields: Mapping[bytes, bytes]) -> None:
         kind = fields.get(FIELD_KIND, b"").decode()
         if state.channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
             # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
@@ -580,6 +605,9 @@ class RelayFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self.group is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._flush_acks()

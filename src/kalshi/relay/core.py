@@ -24,6 +24,7 @@ import msgspec
 
 from kalshi.models.markets import Orderbook
 from kalshi.record.schema import TYPE_CHANNELS
+from kalshi.relay.books import BookBuilder, decode_frame
 from kalshi.relay.checkpoint import BookEntry, Checkpoint, SidEntry, encode_checkpoint
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
@@ -36,7 +37,7 @@ from kalshi.relay.layout import (
     StreamLayout,
     track_seq,
 )
-from kalshi.relay.resp import XaddHead, bulk, pack_command
+from kalshi.relay.resp import XaddHead, pack_command
 
 __all__ = ["ConnectionTag", "EntryBuffer", "RelayCore", "RelayCounters"]
 
@@ -44,25 +45,6 @@ DEFAULT_BUFFER_LIMIT: Final = 1_000_000
 CHECKPOINT_TTL_S: Final = 600
 
 
-class _Envelope(msgspec.Struct, gc=False):
-    type: str | None = None
-    sid: int | None = None
-    seq: int | None = None
-    msg: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _Subscribed(msgspec.Struct, gc=False):
-    sid: int | None = None
-    channel: str | None = None
-
-
-class _Ticker(msgspec.Struct, gc=False):
-    market_ticker: str | None = None
-
-
-_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
-_SUBSCRIBED: Final = msgspec.json.Decoder(_Subscribed)
-_TICKER: Final = msgspec.json.Decoder(_Ticker)
 _JSON: Final = msgspec.json.Encoder()
 _CONTROL_TYPES: Final = frozenset({"subscribed", "unsubscribed", "ok", "error", "list_subscriptions"})
 
@@ -131,13 +113,13 @@ class RelayCounters:
 class ConnectionTag:
     """One connection of one shard: its tag ``<shard>.<number>`` and the envelope state of its sids."""
 
-    __slots__ = ("bulk", "number", "shard", "sid_channel", "sid_seq", "tag")
+    __slots__ = ("number", "raw", "shard", "sid_channel", "sid_seq", "tag")
 
     def __init__(self, shard: int, number: int) -> None:
         self.shard = shard
         self.number = number
         self.tag = f"{shard}.{number}"
-        self.bulk = bulk(self.tag.encode())
+        self.raw = self.tag.encode()
         self.sid_channel: dict[int, str] = {}
         self.sid_seq: dict[int, int] = {}
 
@@ -181,6 +163,10 @@ class RelayCore:
         # Where each book's snapshots come from: a gap on that (connection, sid) makes the book stale.
         self.book_source: dict[str, tuple[str, int]] = {}
         self.connections: dict[int, ConnectionTag] = {}
+        # The relay's own books, kept from the frames it relays (the streaming client keeps none for it): what
+        # checkpoints write. The same rules as every consumer's builder, so a checkpoint equals what a consumer
+        # reading the stream from the start would hold at that entry.
+        self.books = BookBuilder()
 
     # ------------------------------------------------------------------ streams
 
@@ -234,46 +220,57 @@ class RelayCore:
             stale = sorted(t for t, (conn, _) in self.book_source.items() if conn == previous.tag)
             for ticker in stale:
                 del self.book_source[ticker]
+            self.books.connection_replaced(previous.tag)
             self.control(None, KIND_CONNECTION, {"c": tag.tag, "prev": previous.tag, "shard": shard})
         return tag
 
     def frame(self, conn: ConnectionTag, data: bytes, recv_ns: int) -> None:
         """One frame as received on ``conn`` (``recv_ns``: epoch ns)."""
-        try:
-            env = _ENVELOPE.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            env = _Envelope()
-        kind = env.type
-        sid = env.sid
-        seq = env.seq
+        decoded = decode_frame(data)  # once: the envelope and the few body fields the books need
+        kind = decoded.type
+        sid = decoded.sid
+        seq = decoded.seq
         channel: str | None = None
         if sid is not None:
             channel = conn.sid_channel.get(sid)
         if kind == "subscribed":
-            body = _decode_or_none(_SUBSCRIBED, env.msg)
-            if body is not None and body.sid is not None and body.channel:
+            body = decoded.msg
+            if body is not None and body.sid.__class__ is int and body.channel.__class__ is str and body.channel:
                 conn.sid_channel[body.sid] = channel = body.channel
                 conn.sid_seq.pop(body.sid, None)
         elif kind == "orderbook_snapshot" and sid is not None:
-            ticker_body = _decode_or_none(_TICKER, env.msg)
-            if ticker_body is not None and ticker_body.market_ticker:
-                self.book_source[ticker_body.market_ticker] = (conn.tag, sid)
+            body = decoded.msg
+            if body is not None and body.market_ticker.__class__ is str and body.market_ticker:
+                self.book_source[body.market_ticker] = (conn.tag, sid)
         if channel is None:
             channel = TYPE_CHANNELS.get(kind, OTHER_CHANNEL) if kind is not None else OTHER_CHANNEL
+        if channel == BOOK_CHANNEL:
+            self.books.apply_decoded(decoded, data, conn.tag)
         if sid is not None and seq is not None:
             sid_seq = conn.sid_seq
-            sid_seq[sid] = track_seq(
-                sid_seq.get(sid), seq, snapshot=kind == "orderbook_snapshot", control=kind in _CONTROL_TYPES
-            )
+            last = sid_seq.get(sid)
+            if kind == "orderbook_delta":  # most frames: track_seq's data rule, inlined
+                if last is None or seq > last:
+                    sid_seq[sid] = seq
+            else:
+                sid_seq[sid] = track_seq(
+                    last, seq, snapshot=kind == "orderbook_snapshot", control=kind in _CONTROL_TYPES
+                )
         counters = self.counters
         counters.frames += 1
         counters.frame_bytes += len(data)
         stream = self._streams.get(channel) or self._stream(channel)
-        if not self._room(stream, channel):
+        buffer = self.buffer
+        if (stream.dropped or len(buffer) >= buffer.limit) and not self._room(stream, channel):
             return
-        entry_id = self._next_id(stream)
+        # _next_id() and EntryBuffer.put(), inlined: this runs for every frame.
+        n = stream.n
+        stream.n = n + 1
+        entry_id = self._epoch_prefix + b"%d" % n
         head = stream.head
-        self.buffer.put(head.frame(entry_id, data, recv_ns, conn.bulk, sid, seq), (head.key, entry_id))
+        buffer._items.append(head.frame(entry_id, data, recv_ns, conn.raw, sid, seq))
+        buffer._marks.append((head.key, entry_id))
+        buffer.appended += 1
 
     # ------------------------------------------------------------------ control entries
 
@@ -316,20 +313,24 @@ class RelayCore:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint(self, books: Mapping[str, Orderbook], *, taken_ns: int | None = None) -> str | None:
-        """Write every book of ``books`` (views as of the frames already given) and a ``checkpoint`` entry.
+    def checkpoint(self, books: Mapping[str, Orderbook] | None = None, *, taken_ns: int | None = None) -> str | None:
+        """Write every book (``books``: views as of the frames already given; default the core's own, kept
+        from those frames) and a ``checkpoint`` entry.
 
-        Books without a known source (no snapshot seen) are left out: a consumer waits for their snapshot.
-        Returns the checkpoint entry's id, or None when the buffer is full (no checkpoint this time).
+        Books without a known source (no snapshot seen) and stale ones are left out: a consumer waits for their
+        snapshot. Returns the checkpoint entry's id, or None when the buffer is full (no checkpoint this time).
         """
+        self.books.events()  # the relay's own gaps and repairs are in the stream already, as frames
+        if books is None:
+            books = self.books.books
         stream = self._stream(BOOK_CHANNEL)
         if self.buffer.full or not self._room(stream, BOOK_CHANNEL):
             return None
         entry_id = format_next(self.epoch, stream.n)
         entries = []
-        for ticker, view in books.items():
-            source = self.book_source.get(ticker)
-            if source is None:
+        for ticker, source in self.book_source.items():
+            view = books.get(ticker)
+            if view is None:
                 continue
             entries.append(
                 BookEntry(
@@ -366,10 +367,3 @@ class RelayCore:
 
 def format_next(epoch: int, n: int) -> str:
     return f"{epoch}-{n}"
-
-
-def _decode_or_none(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw) -> Any:
-    try:
-        return decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None

@@ -1,38 +1,42 @@
 """Publisher: the relay's pipelined writer from an :class:`~kalshi.relay.core.EntryBuffer` to Redis.
 
-One task owns one Redis connection (redis-py asyncio, hiredis parser when installed). It takes up to ``batch``
-commands at a time and writes them in one go between ``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py
-pipeline reads one reply per XADD, which measured 3-5x slower here.) Redis runs a connection's commands in order,
-so the ``OK`` to the final ``ON`` says every command was executed, but not that each succeeded: with replies off,
-an ``XADD`` Redis refuses (``OOM`` under ``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``)
-would vanish without a word. So each batch ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote,
-whose replies do come back: a stream whose newest id is below the batch's last entry for it did not store that
-tail. Only what Redis holds is acknowledged; the rest stays in flight, the refusal is read with replies on (it
-goes to ``stats.last_error`` and the log), and the batch is retried with backoff like a lost connection (the
-buffer meanwhile fills, bounded and counted). A batch re-sent after a lost connection is rejected entry by entry
-for ids Redis already has (explicit, increasing ids): re-sending is idempotent, and the check counts those entries
-as stored, which they are.
+One task owns one Redis connection (:class:`~kalshi.relay.wire.RespConnection`: prepacked commands out,
+hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go between
+``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py pipeline reads one reply per XADD, which measured 3-5x
+slower here.) Up to ``window`` such batches are in flight at once. New entries go out at the end of the event
+loop's turn that buffered them when nothing is in flight or a whole batch is ready (so Redis always has work
+queued under load), else with the answer to the batch in flight (one write per round trip for a trickle). Redis runs a connection's commands in order, so the ``OK`` to the final ``ON`` says every command was
+executed, but not that each succeeded: with replies off, an ``XADD`` Redis refuses (``OOM`` under
+``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``) would vanish without a word. So each batch
+ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote, whose replies do come back: a stream whose
+newest id is below the batch's last entry for it did not store that tail. Only what Redis holds is acknowledged (the batches after a refused one are settled too, and nothing new
+is sent meanwhile); the rest is kept, the refusal is read with replies on (it goes to ``stats.last_error`` and
+the log), and it is retried with backoff like a lost connection (the buffer meanwhile fills, bounded and
+counted). A batch re-sent after a lost connection is rejected entry by entry for ids Redis already has
+(explicit, increasing ids): re-sending is idempotent, and the check counts those entries as stored, which they
+are.
 
-While Redis is unreachable the batch in flight is kept and the buffer fills (bounded, counted, see
-:class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
+While Redis is unreachable the batches in flight are kept (re-sent first, in order) and the buffer fills
+(bounded, counted, see :class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from kalshi.relay.core import EntryBuffer
 from kalshi.relay.layout import parse_id
 from kalshi.relay.resp import REPLY_OFF, REPLY_ON, pack_command
+from kalshi.relay.wire import RespConnection
 
 __all__ = ["Publisher", "PublisherStats"]
 
@@ -68,6 +72,7 @@ class Publisher:
         url: ``redis://host:port/db``.
         buffer: the commands to write, in order.
         batch: most commands per write.
+        window: most writes in flight at once (pipelined).
         retry_base_delay: first backoff cap in seconds (doubles per failed attempt).
         retry_max_delay: largest backoff cap.
         timeout: seconds to wait for Redis to answer a batch before reconnecting.
@@ -79,13 +84,14 @@ class Publisher:
         buffer: EntryBuffer,
         *,
         batch: int = 4096,
+        window: int = 4,
         retry_base_delay: float = 0.05,
         retry_max_delay: float = 2.0,
         timeout: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
-        if batch < 1:
-            raise ValueError("batch must be >= 1")
+        if batch < 1 or window < 1:
+            raise ValueError("batch and window must be >= 1")
         self.url = url
         self.buffer = buffer
         self.batch = batch
@@ -98,21 +104,46 @@ class Publisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._attempted = asyncio.Event()  # set after every write attempt, whatever its outcome
-        self._inflight: list[bytes] = []
-        self._marks: list[tuple[str, bytes] | None] = []
-        self._pool = aioredis.ConnectionPool.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        self._conn: aioredis.Connection | None = None
+        self.window = window
+        self._flights: deque[_Flight] = deque()
+        self._inflight_count = 0
+        self._retry: list[bytes] = []  # what a failure left, in order: sent before anything newer
+        self._retry_marks: list[tuple[str, bytes] | None] = []
+        self._conn: RespConnection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kick_pending = False
+        self._hold = False  # a refusal is being settled: nothing new goes out
 
     def wake(self) -> None:
-        """New commands are in the buffer (cheap; call after every append)."""
+        """New commands are in the buffer (cheap; call after every append).
+
+        They are sent at the end of this turn of the event loop (so every frame of one socket read goes in one
+        batch) when nothing is in flight or a whole batch is ready; otherwise with the next answer."""
+        if not self._kick_pending and self._loop is not None:
+            self._kick_pending = True
+            self._loop.call_soon(self._kick)
         if not self._wakeup.is_set():
             self._wakeup.set()
             self._idle.clear()
 
+    def _kick(self) -> None:
+        self._kick_pending = False
+        conn = self._conn
+        if conn is None or conn.closed or self._retry or self._hold:
+            return  # the run loop reconnects, re-sends or settles a refusal first
+        # Like Nagle's algorithm: a batch goes out at once when nothing is in flight (latency) or when a whole one
+        # is ready (throughput); a few entries behind a batch in flight wait for its answer and go together, so
+        # a steady trickle costs one write per round trip, not one per event loop turn (each write wakes Redis and
+        # every blocked reader: a system call and a process switch each, the dearest part of a small write).
+        flights = self._flights
+        buffer = self.buffer
+        while len(flights) < self.window and (len(buffer) >= self.batch or (not flights and len(buffer))):
+            self._launch(conn, *buffer.take_marked(self.batch))
+
     @property
     def pending(self) -> int:
         """Commands not yet acknowledged by Redis (buffered plus in flight)."""
-        return len(self.buffer) + len(self._inflight)
+        return len(self.buffer) + self._inflight_count + len(self._retry)
 
     async def drained(self, within: float) -> bool:
         """Wait up to ``within`` s until everything buffered so far is acknowledged; False on timeout."""
@@ -139,19 +170,19 @@ class Publisher:
 
     async def run(self) -> None:
         """Write until cancelled."""
+        self._loop = asyncio.get_running_loop()
         try:
             attempt = 0
             while True:
-                if not self._inflight:
-                    if not len(self.buffer):
-                        self._idle.set()
-                        self._wakeup.clear()
-                        await self._wakeup.wait()
-                        continue
-                    self._inflight, self._marks = self.buffer.take_marked(self.batch)
+                if not (self._flights or self._retry or len(self.buffer)):
+                    self._idle.set()
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
                 try:
-                    await self._write(self._inflight, self._marks)
+                    await self._step()
                 except (RedisError, OSError, TimeoutError) as exc:
+                    self._recall()
                     self._attempted.set()
                     await self._lost(exc, attempt)
                     attempt += 1
@@ -160,81 +191,136 @@ class Publisher:
                     logger.info("redis is back after %d attempt(s)", attempt)
                 attempt = 0
                 self.stats.down_since = None
-                done = len(self._inflight)
-                self.buffer.ack(done)
-                self._inflight = []
-                self._marks = []
                 self._attempted.set()
-                stats = self.stats
-                stats.batches += 1
-                stats.commands += done
-                stats.max_batch = max(stats.max_batch, done)
         finally:
+            self._loop = None
             await self._close()
 
-    async def _write(self, commands: list[bytes], marks: list[tuple[str, bytes] | None]) -> None:
+    async def _step(self) -> None:
+        """Send what the window allows, then settle the oldest batch in flight."""
         conn = self._conn
-        if conn is None:
-            conn = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            await conn.connect()
-            self._conn = conn
+        if conn is None or conn.closed:
+            conn = self._conn = await RespConnection.open(self.url, within=self.timeout)
+        if self._retry:  # what a failure left comes first, alone
+            commands, marks = self._retry, self._retry_marks
+            self._retry, self._retry_marks = [], []
+            self._launch(conn, commands, marks)
+        while len(self._flights) < self.window and len(self.buffer):
+            self._launch(conn, *self.buffer.take_marked(self.batch))
+        flight = self._flights[0]
+        async with asyncio.timeout(self.timeout):
+            replies = await flight.future
+        newest = _newest(flight, replies)
+        short = {
+            key for key, entry_id in flight.last.items() if (top := newest[key]) is None or parse_id(entry_id) > top
+        }
+        if short:
+            await self._refused_flights(conn, newest)  # raises when something is kept for a retry
+            return
+        self._flights.popleft()
+        done = len(flight.commands)
+        self._inflight_count -= done
+        self.buffer.ack(done)
+        stats = self.stats
+        stats.batches += 1
+        stats.commands += done
+        stats.bytes += flight.size
+        stats.max_batch = max(stats.max_batch, done)
+
+    def _launch(self, conn: RespConnection, commands: list[bytes], marks: list[tuple[str, bytes] | None]) -> None:
         last: dict[str, bytes] = {}
         for mark in marks:
             if mark is not None:
                 last[mark[0]] = mark[1]
         checks = [pack_command("XREVRANGE", key, "+", "-", "COUNT", 1) for key in last]
         payload = b"".join((REPLY_OFF, *commands, REPLY_ON, *checks))
-        await conn.send_packed_command(payload, check_health=False)
-        newest: dict[str, tuple[int, int] | None] = {}
-        async with asyncio.timeout(self.timeout):
-            reply = await conn.read_response()
-            if reply not in (b"OK", "OK"):
-                raise RedisError(f"unexpected reply to CLIENT REPLY ON: {reply!r}")
-            for key in last:
-                try:
-                    top = await conn.read_response()
-                except ResponseError:  # not a stream (WRONGTYPE): nothing of this batch is in it
-                    newest[key] = None
-                    continue
-                newest[key] = parse_id(top[0][0]) if top else None
-        self.stats.bytes += len(payload)
-        short = {key for key, entry_id in last.items() if (top := newest[key]) is None or parse_id(entry_id) > top}
-        if short:
-            await self._refused(conn, commands, marks, short, newest)
+        try:
+            future = conn.send(payload, 1 + len(checks))
+        except RedisError as exc:  # lost already: the batch stays in flight, to be recalled with the rest
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+        flight = _Flight(commands, marks, last, future, len(payload))
+        self._flights.append(flight)
+        self._inflight_count += len(commands)
+
+    def _recall(self) -> None:
+        """A failure: every batch in flight goes back, in order, to be sent again (ids make it idempotent)."""
+        commands = list(self._retry)
+        marks = list(self._retry_marks)
+        for flight in self._flights:
+            commands.extend(flight.commands)
+            marks.extend(flight.marks)
+            future = flight.future
+            if future.done():
+                if not future.cancelled():
+                    future.exception()  # seen: the failure is handled here
+            else:
+                future.cancel()
+        self._flights.clear()
+        self._inflight_count = 0
+        self._retry, self._retry_marks = commands, marks
+
+    async def _refused_flights(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
+        """The oldest batch was not all stored: let the later ones land (Redis ran them too), then keep what
+        Redis does not hold of all of them, in order, and raise with Redis's reason."""
+        self._hold = True
+        try:
+            await self._settle_refused(conn, newest)
+        finally:
+            self._hold = False
+
+    async def _settle_refused(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
+        flights = list(self._flights)
+        for flight in flights[1:]:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    replies = await flight.future
+            except (RedisError, OSError, TimeoutError):
+                break  # what is unsettled is recalled whole, and re-sending is idempotent
+            newest.update(_newest(flight, replies))
+        last: dict[str, bytes] = {}
+        for flight in flights:
+            last.update(flight.last)
+        short = {key for key, entry_id in last.items() if (top := newest.get(key)) is None or parse_id(entry_id) > top}
+        commands = [c for flight in flights for c in flight.commands]
+        marks = [m for flight in flights for m in flight.marks]
+        self._flights.clear()
+        self._inflight_count = 0
+        await self._refused(conn, commands, marks, short, newest)
 
     async def _refused(
         self,
-        conn: aioredis.Connection,
+        conn: RespConnection,
         commands: list[bytes],
         marks: list[tuple[str, bytes] | None],
         short: set[str],
         newest: dict[str, tuple[int, int] | None],
     ) -> None:
-        """Acknowledge what Redis holds, keep the rest in flight, and raise with Redis's reason."""
+        """Acknowledge what Redis holds, keep the rest for a retry, and raise with Redis's reason."""
 
         def stored(mark: tuple[str, bytes] | None) -> bool:
             if mark is None or mark[0] not in short:
                 return True
-            top = newest[mark[0]]
+            top = newest.get(mark[0])
             return top is not None and parse_id(mark[1]) <= top
 
-        first = next(i for i, mark in enumerate(marks) if not stored(mark))
+        first = next((i for i, mark in enumerate(marks) if not stored(mark)), len(commands))
         keep = [i for i in range(first, len(commands)) if marks[i] is None or not stored(marks[i])]
         landed = len(commands) - len(keep)
         self.buffer.ack(landed)
         self.stats.commands += landed
-        self._inflight = [commands[i] for i in keep]
-        self._marks = [marks[i] for i in keep]
+        self._retry = [commands[i] for i in keep]
+        self._retry_marks = [marks[i] for i in keep]
         refused = sum(1 for i in keep if marks[i] is not None)
         self.stats.refused += refused
+        if not self._retry:
+            return
         reason = "no reason given"
         try:  # the first refused entry again, with replies on, to learn why
-            await conn.send_packed_command(self._inflight[0], check_health=False)
-            async with asyncio.timeout(self.timeout):
-                await conn.read_response()
+            await conn.call(self._retry[0], within=self.timeout)
             self.buffer.ack(1)  # stored this time
             self.stats.commands += 1
-            del self._inflight[0], self._marks[0]
+            del self._retry[0], self._retry_marks[0]
             reason = "stored when retried alone"
         except ResponseError as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -252,7 +338,7 @@ class Publisher:
         if stats.down_since is None:
             stats.down_since = time.monotonic()
             logger.warning("redis write failed (%s); buffering and reconnecting", stats.last_error)
-        if self._inflight:
+        if self._retry:
             stats.resent_batches += 1
         await self._close()
         stats.reconnects += 1
@@ -262,9 +348,41 @@ class Publisher:
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(RedisError, OSError, RuntimeError):
-                await conn.disconnect()
+            conn.close()
 
     async def aclose(self) -> None:
         await self._close()
-        await self._pool.aclose()
+
+
+class _Flight:
+    """One batch written and not yet settled."""
+
+    __slots__ = ("commands", "future", "last", "marks", "size")
+
+    def __init__(
+        self,
+        commands: list[bytes],
+        marks: list[tuple[str, bytes] | None],
+        last: dict[str, bytes],
+        future: asyncio.Future[list[Any]],
+        size: int,
+    ) -> None:
+        self.commands = commands
+        self.marks = marks
+        self.last = last
+        self.future = future
+        self.size = size
+
+
+def _newest(flight: _Flight, replies: list[Any]) -> dict[str, tuple[int, int] | None]:
+    """Each checked stream's newest id after ``flight`` ran (None: empty, or not a stream).
+
+    Raises:
+        RedisError: the replies are not what the batch asked for.
+    """
+    if not replies or replies[0] != b"OK":
+        raise RedisError(f"unexpected reply to CLIENT REPLY ON: {replies[:1]!r}")
+    newest: dict[str, tuple[int, int] | None] = {}
+    for key, top in zip(flight.last, replies[1:], strict=True):
+        newest[key] = parse_id(top[0][0]) if isinstance(top, list) and top else None
+    return newest

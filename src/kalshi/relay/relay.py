@@ -4,7 +4,8 @@
 ``markets_per_connection`` (one streaming connection each), subscribes the channels, and publishes every frame
 through :class:`~kalshi.relay.core.RelayCore` and :class:`~kalshi.relay.publisher.Publisher`. It follows
 ``market_lifecycle_v2``: new markets are added to the last shard with room (or a new one), settled ones removed.
-Every ``checkpoint_interval`` seconds it writes every book so that consumers can start without the exchange.
+Every ``checkpoint_interval`` seconds it writes every book (kept by the core from the relayed frames, see
+:class:`~kalshi.relay.books.BookBuilder`) so that consumers can start without the exchange.
 
 Error 26 (too many markets on one subscription) is handled where it happens: the streaming client halves the
 subscription and retries; the relay learns the smaller limit and uses it for the shards it opens later.
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,7 +28,6 @@ from redis.exceptions import RedisError
 from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiConnectionError, KalshiError
-from kalshi.models.markets import Orderbook
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import (
     BOOK_CHANNEL,
@@ -84,31 +84,6 @@ class _Shard:
         self.session: KalshiWebSocket | None = None
         self.books_sub: Subscription[Any] | None = None
         self.subs: list[Subscription[Any]] = []
-
-
-class _AllBooks(Mapping[str, Orderbook]):
-    """Every shard's books as one mapping (read once per checkpoint)."""
-
-    def __init__(self, shards: Sequence[_Shard]) -> None:
-        self._shards = shards
-
-    def _maps(self) -> Iterator[Mapping[str, Orderbook]]:
-        for shard in self._shards:
-            if shard.session is not None:
-                yield shard.session.books
-
-    def __getitem__(self, ticker: str) -> Orderbook:
-        for books in self._maps():
-            if ticker in books:
-                return books[ticker]
-        raise KeyError(ticker)
-
-    def __iter__(self) -> Iterator[str]:
-        for books in self._maps():
-            yield from books
-
-    def __len__(self) -> int:
-        return sum(len(books) for books in self._maps())
 
 
 class Relay:
@@ -259,7 +234,7 @@ class Relay:
         core = self.core
         if core is None or BOOK_CHANNEL not in self.channels:
             return None
-        entry_id = core.checkpoint(_AllBooks(self.shards))
+        entry_id = core.checkpoint()
         if self.publisher is not None:
             self.publisher.wake()
         return entry_id
@@ -388,9 +363,9 @@ class Relay:
             if channel == BOOK_CHANNEL:
                 if not shard.markets:
                     continue
-                sub = await session.subscribe_orderbook_delta(
-                    shard.markets, keep_books=True, overflow=OverflowStrategy.DROP_OLDEST, maxsize=1
-                )
+                # Frames for the tap only (the client reads their envelope, repairs gaps, decodes nothing and
+                # keeps no book): the relay core keeps its own books from the frames, for checkpoints.
+                sub = await session.subscribe_orderbook_delta(shard.markets, tap_only=True)
                 shard.books_sub = sub
                 self._learn_limit(sub)
             elif channel in _MARKET_CHANNELS and not everything:
@@ -403,9 +378,9 @@ class Relay:
             self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
 
     async def _quiet(self, session: KalshiWebSocket, channel: str, markets: list[str] | None) -> Subscription[Any]:
-        """A subscription nobody iterates: the tap relays its frames; its queue never holds the socket back."""
+        """A subscription for the tap only: its frames are relayed, never decoded or queued."""
         params: dict[str, Any] = {} if markets is None else {"market_tickers": markets}
-        return await session.subscribe(channel, params, overflow=OverflowStrategy.DROP_OLDEST, maxsize=1)
+        return await session.subscribe(channel, params, tap_only=True)
 
     def _learn_limit(self, sub: Subscription[Any]) -> None:
         if len(sub.sids) > 1:

@@ -32,7 +32,7 @@ def _bulk(data: bytes) -> bytes:
 class XaddHead:
     """``XADD <key> MAXLEN ~ <maxlen>`` (or without trimming), ready to be completed with an id and fields."""
 
-    __slots__ = ("_tail", "fixed_args", "key")
+    __slots__ = ("_frame_head", "_tail", "fixed_args", "key")
 
     def __init__(self, key: str, maxlen: int | None) -> None:
         self.key = key
@@ -41,36 +41,28 @@ class XaddHead:
             tail += _bulk(b"MAXLEN") + _bulk(b"~") + _bulk(b"%d" % maxlen)
         self._tail = tail
         self.fixed_args = 5 if maxlen is not None else 2
+        self._frame_head = b"*%d\r\n%b" % (self.fixed_args + 5, tail)  # the id and two field pairs follow
 
     def frame(
         self, entry_id: bytes, frame: bytes, recv_ns: int, conn: bytes, sid: int | None, seq: int | None
     ) -> bytes:
-        """A data entry (``conn`` is the bulk-encoded connection tag, see :func:`bulk`)."""
-        # One join, so the frame (the bulk of the bytes) is copied once.
-        ns_text = b"%d" % recv_ns
+        """A data entry: fields ``f`` (the frame) and ``m`` (see :func:`kalshi.relay.layout.format_meta`;
+        ``conn`` is the connection tag, e.g. ``b"0.1"``)."""
         if sid is None:
-            count, rest = self.fixed_args + 7, b""
+            meta = b"%d %b  " % (recv_ns, conn)
         elif seq is None:
-            sid_text = b"%d" % sid
-            count, rest = self.fixed_args + 9, b"$1\r\ns\r\n$%d\r\n%b\r\n" % (len(sid_text), sid_text)
+            meta = b"%d %b %d " % (recv_ns, conn, sid)
         else:
-            sid_text = b"%d" % sid
-            seq_text = b"%d" % seq
-            count = self.fixed_args + 11
-            rest = b"$1\r\ns\r\n$%d\r\n%b\r\n$1\r\nq\r\n$%d\r\n%b\r\n" % (
-                len(sid_text),
-                sid_text,
-                len(seq_text),
-                seq_text,
-            )
-        return b"".join(
-            (
-                b"*%d\r\n" % count,
-                self._tail,
-                b"$%d\r\n%b\r\n$1\r\nf\r\n$%d\r\n" % (len(entry_id), entry_id, len(frame)),
-                frame,
-                b"\r\n$1\r\nt\r\n$%d\r\n%b\r\n$1\r\nc\r\n%b%b" % (len(ns_text), ns_text, conn, rest),
-            )
+            meta = b"%d %b %d %d" % (recv_ns, conn, sid, seq)
+        # One formatting pass, so the frame (the bulk of the bytes) is copied once.
+        return b"%b$%d\r\n%b\r\n$1\r\nf\r\n$%d\r\n%b\r\n$1\r\nm\r\n$%d\r\n%b\r\n" % (
+            self._frame_head,
+            len(entry_id),
+            entry_id,
+            len(frame),
+            frame,
+            len(meta),
+            meta,
         )
 
     def fields(self, entry_id: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> bytes:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 
 import msgspec
 
-from kalshi.relay.layout import FIELD_CONN, FIELD_FRAME, FIELD_JSON, FIELD_KIND, FIELD_RECV_NS, FIELD_SEQ, FIELD_SID
+from kalshi.relay.layout import FIELD_FRAME, FIELD_JSON, FIELD_KIND, FIELD_META
 
 if TYPE_CHECKING:
     from kalshi.relay.client import RelayFeed
@@ -52,27 +52,29 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
         return RelayEntry(
             channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
         )
-    get = fields.get
-    sid = get(FIELD_SID)
-    seq = get(FIELD_SEQ)
-    recv = get(FIELD_RECV_NS)
-    conn = get(FIELD_CONN)
-    # tuple.__new__ directly: the NamedTuple constructor's keyword handling costs as much as the parsing.
-    return _new_entry(
-        RelayEntry,
-        (
-            channel,
-            entry_id,
-            frame,
-            int(recv) if recv else None,
-            conn.decode() if conn else None,
-            int(sid) if sid else None,
-            int(seq) if seq else None,
-            None,
-            None,
-            fields,
-        ),
-    )
+    meta = fields.get(FIELD_META)
+    if meta is not None:
+        try:  # the usual entry, in one go: "<recv_ns> <conn> <sid> <seq>"
+            recv, conn, sid, seq = meta.split(b" ")
+            # tuple.__new__ directly: the NamedTuple constructor's keyword handling costs as much as the parsing.
+            return _new_entry(
+                RelayEntry,
+                (
+                    channel,
+                    entry_id,
+                    frame,
+                    int(recv) if recv else None,
+                    conn.decode() if conn else None,
+                    int(sid) if sid else None,
+                    int(seq) if seq else None,
+                    None,
+                    None,
+                    fields,
+                ),
+            )
+        except ValueError:
+            pass  # a foreign or damaged meta field: the frame without it
+    return _new_entry(RelayEntry, (channel, entry_id, frame, None, None, None, None, None, None, fields))
 
 
 _new_entry: Final = tuple.__new__
