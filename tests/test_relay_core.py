@@ -353,3 +353,14 @@ def test_stream_state_finds_holes_by_the_ids() -> None:
     assert state.advance(f"{EPOCH + 1}-0") is None  # a new relay run: not a hole (its start entry tells)
     assert not state.follows_on([[f"{EPOCH + 1}-1".encode(), []], [f"{EPOCH + 1}-3".encode(), []]])
     assert fields_of([b"f", b"x", b"m", b"1 0.0  "]) == {b"f": b"x", b"m": b"1 0.0  "}
+
+
+def test_a_bad_update_asks_for_a_snapshot_of_that_market_and_a_seq_gap_does_not() -> None:
+    # The relay re-snapshots what needs_snapshot names (the streaming client repairs seq gaps by itself).
+    core, _ = relay([*script()[:6], delta(1, 6, "A", "1.5000", "1.00")])
+    assert core.books.needs_snapshot == {"A"}
+    relay([snapshot(1, 7, "A", [("0.3000", "1.00")], [])], core)
+    assert core.books.needs_snapshot == set()
+    assert core.books.books["A"] == Orderbook.from_levels("A", [(3000, 100)])
+    gapped, _ = relay([*script()[:10], delta(1, 12, "A", "0.2000", "1.00")])
+    assert gapped.books.needs_snapshot == set()

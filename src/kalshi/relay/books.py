@@ -187,6 +187,9 @@ class BookBuilder:
         self._books: dict[str, OrderbookState] = {}
         self._source: dict[str, tuple[str, int]] = {}
         self._seq: dict[tuple[str, int], int] = {}
+        self.needs_snapshot: set[str] = set()
+        """Markets whose book a bad update broke (not a seq gap: the streaming client repairs those itself):
+        only a fresh snapshot mends them. The relay asks the exchange for one; a consumer waits for it."""
         self._last_id: tuple[int, int] | None = None
         self._epoch_prefix = "-"  # "<epoch>-" of the last id applied
         self._events: list[LifecycleEvent] = []
@@ -443,6 +446,7 @@ class BookBuilder:
             self._mark_stale([ticker], "bad_snapshot", key[1])
             return None
         self._source[ticker] = key
+        self.needs_snapshot.discard(ticker)
         self.stats.snapshots += 1
         if was_stale:
             self.stats.repairs += 1
@@ -475,6 +479,8 @@ class BookBuilder:
                 book.mark_stale()
                 hit.append(ticker)
         self.stats.gaps += 1
+        if reason.startswith("bad_"):
+            self.needs_snapshot.update(hit)
         shown = tuple(t for t in hit if self.wanted(t))
         if shown or reason == "trimmed":
             self._events.append(Gap(BOOK_CHANNEL, sid, expected, received, shown, reason))

@@ -145,6 +145,7 @@ class Relay:
         self.learned_limit: int | None = None
         self._stack: AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._repair_wanted = asyncio.Event()
         self._started = 0.0
         self._last_sample: tuple[float, int, int] = (0.0, 0, 0)
         self._edit_lock = asyncio.Lock()
@@ -277,6 +278,7 @@ class Relay:
             await self._open_shard(stack, chunk)
         if BOOK_CHANNEL in self.channels:
             self._tasks.append(asyncio.create_task(self._checkpoints(), name="kalshi-relay-checkpoints"))
+            self._tasks.append(asyncio.create_task(self._repairs(), name="kalshi-relay-repairs"))
 
     async def _stop(self) -> None:
         core = self.core
@@ -324,6 +326,8 @@ class Relay:
         index = len(self.shards)
         wake = self.publisher.wake
         holder: list[_Shard] = []
+        broken = core.books.needs_snapshot
+        repair = self._repair_wanted
 
         def tap(data: bytes, recv_ns: int) -> None:
             shard = holder[0]
@@ -333,6 +337,8 @@ class Relay:
                 conn = core.connection(index, number)
             core.frame(conn, data, recv_ns)
             wake()
+            if broken:
+                repair.set()
 
         limit = self.learned_limit or self.markets_per_connection
         ws = KalshiWebSocket(self.auth, self.config, markets_per_subscription=limit, on_raw_frame=tap)
@@ -390,6 +396,28 @@ class Relay:
                 logger.warning("error 26: at most %d markets per subscription; shards now hold %d", size, size)
                 self.learned_limit = size
                 self.markets_per_connection = min(self.markets_per_connection, size)
+
+    async def _repairs(self) -> None:
+        """Books a bad update broke (the relay's own books, kept from the frames): ask the exchange for fresh
+        snapshots of those markets. Their frames then reach Redis like any other, and mend every consumer."""
+        core = self.core
+        assert core is not None
+        while True:
+            await self._repair_wanted.wait()
+            self._repair_wanted.clear()
+            broken = set(core.books.needs_snapshot)
+            core.books.needs_snapshot.difference_update(broken)
+            for shard in self.shards:
+                mine = [t for t in shard.markets if t in broken]
+                if not mine or shard.books_sub is None:
+                    continue
+                logger.warning("re-snapshotting %d market(s) after a bad book update: %s", len(mine), mine[:5])
+                try:
+                    await shard.books_sub.request_snapshot(mine)
+                except KalshiError as exc:
+                    # The next reconnect re-snapshots every market anyway; until then the book stays out of
+                    # checkpoints (consumers see it as stale, never as wrong).
+                    logger.warning("could not re-snapshot %s: %s", mine[:5], exc)
 
     async def _checkpoints(self) -> None:
         while True:
