@@ -123,3 +123,25 @@ async def test_an_exchange_reconnect_is_marked_and_books_rebuild(redis_server: R
                     if "reconnect" in reasons:
                         break
             assert "reconnect" in reasons  # the dropped connection's books were hidden until rebuilt
+
+
+async def test_a_book_a_bad_update_broke_is_re_snapshotted_from_the_exchange(redis_server: RedisServer) -> None:
+    async with Simulator(seed=5, markets=4, rate=0, open_access=True, lifecycle=False) as sim:
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=4, checkpoint_interval=60)
+        async with relay.running():
+            sim.step(50)
+            await relay.settle()
+            core = relay.core
+            assert core is not None
+            books = core.books
+            before = books.stats.snapshots
+            broken = sim.tickers[1]
+            books.needs_snapshot.add(broken)  # what a bad update leaves (see test_relay_core)
+            sim.step(5)  # the next frames wake the relay's repair
+            async with asyncio.timeout(10):
+                while broken in books.needs_snapshot or books.stats.snapshots == before:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert books.stats.snapshots == before + 1, "one fresh snapshot, of that market alone"
+            await sim.quiesce()
+            await relay.settle()
+            assert books.books[broken] == sim.book(broken)
