@@ -94,6 +94,16 @@ async def test_seq_gap_publishes_gap_then_repaired(sim: Simulator) -> None:
         sim.step(30)
         await settle(sim, session, drain)
         sim.faults.skip_seq()
+
+        def skip_taken() -> bool:
+            # The skip lands on the next sequenced frame: move the market until one was sent (a few steps may
+            # touch no book of ours; the engine's activity depends on the clock).
+            if sim.faults.pending():
+                sim.step(10)
+                return False
+            return True
+
+        await eventually(skip_taken, what="a book frame took the skipped seq")
         sim.step(30)
         gap = await next_of(events, Gap, seen)
         assert isinstance(gap, Gap) and gap.reason == "seq_gap" and gap.sid == books.sids[0]
