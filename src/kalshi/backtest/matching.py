@@ -42,14 +42,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from kalshi.backtest.fees import FeeSchedule, fee_numerator, fee_reserve
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Ledger
 from kalshi.strategy.types import PRICE_SCALE, Fill, OrderState, OrderStatus, OrderUpdate
 
-__all__ = ["CancelModel", "SimOrder", "SimulatedExchange"]
+__all__ = ["AMEND", "CANCEL", "PLACE", "CancelModel", "SimOrder", "SimulatedExchange"]
+
+# A request on its way to the exchange (order latency) is queued as (arrival, op, order, price, count);
+# SimulatedExchange.submit() carries it out when it arrives.
+PLACE: Final = 0
+AMEND: Final = 1
+CANCEL: Final = 2
 
 CancelModel = Literal["back", "pro_rata"]
 _ECHO_NS = 1_000_000_000  # a taker fill's echo in the recording arrives well within a second
@@ -315,6 +321,15 @@ class SimulatedExchange:
         return self.account.settle(ticker, value)
 
     # ------------------------------------------------------------------ orders
+
+    def submit(self, op: int, state: OrderState, price: int, count: int) -> None:
+        """A queued request arrives: :data:`PLACE`, :data:`AMEND` (to ``price``/``count``) or :data:`CANCEL`."""
+        if op == PLACE:
+            self.place(state)
+        elif op == AMEND:
+            self.amend(state, price, count)
+        else:
+            self.cancel(state)
 
     def place(self, state: OrderState) -> None:
         """An order arrives at the exchange now: match, then rest / cancel the rest as its time in force says."""

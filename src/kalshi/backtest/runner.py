@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 
 from kalshi.backtest.fees import FeeSchedule
-from kalshi.backtest.matching import CancelModel, SimulatedExchange
+from kalshi.backtest.matching import AMEND, CANCEL, PLACE, CancelModel, SimulatedExchange
 from kalshi.backtest.replay import iter_frame_batches
 from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.backtest.wire import LEAN_DECODER, LEAN_TICKER, LeanDelta, LeanTrade
@@ -164,13 +164,13 @@ class BacktestRunner:
     # ------------------------------------------------------------------ OrderSink (the context calls these)
 
     def place(self, order: OrderState) -> None:
-        self._orders.append((self._now + self._order_ns, 0, order, 0, 0))
+        self._orders.append((self._now + self._order_ns, PLACE, order, 0, 0))
 
     def amend(self, order: OrderState, price: int, count: int) -> None:
-        self._orders.append((self._now + self._order_ns, 1, order, price, count))
+        self._orders.append((self._now + self._order_ns, AMEND, order, price, count))
 
     def cancel(self, order: OrderState) -> None:
-        self._orders.append((self._now + self._order_ns, 2, order, 0, 0))
+        self._orders.append((self._now + self._order_ns, CANCEL, order, 0, 0))
 
     # ------------------------------------------------------------------ the loop
 
@@ -408,12 +408,7 @@ class BacktestRunner:
                 if next_order > self._now:
                     self._now = next_order
                 _, op, state, price, count = orders.popleft()
-                if op == 0:
-                    exchange.place(state)
-                elif op == 1:
-                    exchange.amend(state, price, count)
-                else:
-                    exchange.cancel(state)
+                exchange.submit(op, state, price, count)
                 self.collector.orders_sent += 1
             elif other == never:
                 return

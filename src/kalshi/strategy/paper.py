@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 from kalshi.backtest.fees import FeeSchedule
-from kalshi.backtest.matching import CancelModel, SimulatedExchange
+from kalshi.backtest.matching import AMEND, CANCEL, PLACE, CancelModel, SimulatedExchange
 from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
@@ -106,19 +106,19 @@ class PaperRunner:
 
     def place(self, order: OrderState) -> None:
         if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, 0, order, 0, 0))
+            self._in_flight.append((time.time_ns() + self._order_ns, PLACE, order, 0, 0))
         else:
             self.exchange.place(order)
 
     def amend(self, order: OrderState, price: int, count: int) -> None:
         if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, 1, order, price, count))
+            self._in_flight.append((time.time_ns() + self._order_ns, AMEND, order, price, count))
         else:
             self.exchange.amend(order, price, count)
 
     def cancel(self, order: OrderState) -> None:
         if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, 2, order, 0, 0))
+            self._in_flight.append((time.time_ns() + self._order_ns, CANCEL, order, 0, 0))
         else:
             self.exchange.cancel(order)
 
@@ -137,12 +137,7 @@ class PaperRunner:
         arrived = False
         while flight and flight[0][0] <= now_ns:
             _, op, order, price, count = flight.popleft()
-            if op == 0:
-                exchange.place(order)
-            elif op == 1:
-                exchange.amend(order, price, count)
-            else:
-                exchange.cancel(order)
+            exchange.submit(op, order, price, count)
             arrived = True
         return arrived
 
