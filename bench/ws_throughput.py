@@ -4,7 +4,7 @@ The server (bench/firehose.py, picows) answers the subscribe commands and pours 
 ``orderbook_delta``, 28% ``ticker``, 2% ``orderbook_snapshot`` of 20-90 levels, 40 markets on 4 book sids and one
 ticker sid, current fixed-point fields, seq continuous per sid. Every client subscribes the same way (4 book
 subscriptions of 10 markets, then one ticker subscription of the whole feed) and is timed from the answer to its last subscribe to
-its last message (best of ``--rounds``). Side by side:
+its last message (best of ``--rounds``, the rows taking turns in each round). Side by side:
 
 (a) raw transport drain: ``kalshi.ws.transport`` only, frames counted, no decoding;
 (b) transport + decode: (a) plus ``MESSAGE_DECODER.decode`` of every frame;
@@ -290,13 +290,20 @@ async def run_naive(url: str, frames: int, *, stamp: bool = False) -> Result:
 # -- running -------------------------------------------------------------------------------------------------------
 
 
-async def best_of(rounds: int, server: FirehoseProcess, frames: int, run: Callable[[], Awaitable[Result]]) -> Result:
-    results = []
+async def interleaved_best(
+    rounds: int, server: FirehoseProcess, frames: int, runs: dict[str, Callable[[], Awaitable[Result]]]
+) -> dict[str, Result]:
+    """The best of ``rounds`` runs of every row, the rows taking turns within each round: the speed of a shared
+    machine drifts over minutes, and rows measured side by side compare under the same conditions."""
+    best: dict[str, Result] = {}
     for _ in range(rounds):
-        server.next_run(frames)
-        gc.collect()
-        results.append(await run())
-    return max(results, key=lambda r: r.rate)
+        for key, run in runs.items():
+            server.next_run(frames)
+            gc.collect()
+            result = await run()
+            if key not in best or result.rate > best[key].rate:
+                best[key] = result
+    return best
 
 
 def percentiles(server: FirehoseProcess, stamps: dict[tuple[int, int], int]) -> tuple[str, float]:
@@ -353,25 +360,16 @@ async def main_async(args: argparse.Namespace) -> None:
             f"{frames:,} frames per run ({book_frames / frames:.0%} order book, {ticker_frames / frames:.0%} ticker), "
             f"best of {args.rounds}, firehose server in another process\n"
         )
-        rows: dict[str, Result] = {}
-        rows["a"] = await best_of(args.rounds, server, frames, lambda: run_transport(url, frames, decode=False))
-        rows["b"] = await best_of(args.rounds, server, frames, lambda: run_transport(url, frames, decode=True))
-        rows["c"] = await best_of(
-            args.rounds, server, frames, lambda: run_client(url, book_frames, ticker_frames, views=False)
-        )
-        rows["c2"] = await best_of(
-            args.rounds, server, frames, lambda: run_client(url, book_frames, ticker_frames, views=False, batches=True)
-        )
-        rows["c3"] = await best_of(
-            args.rounds,
-            server,
-            frames,
-            lambda: run_client(url, book_frames, ticker_frames, views=False, every_ticker=True),
-        )
-        rows["d"] = await best_of(
-            args.rounds, server, frames, lambda: run_client(url, book_frames, ticker_frames, views=True)
-        )
-        rows["e"] = await best_of(args.rounds, server, frames, lambda: run_naive(url, frames))
+        runs: dict[str, Callable[[], Awaitable[Result]]] = {
+            "a": lambda: run_transport(url, frames, decode=False),
+            "b": lambda: run_transport(url, frames, decode=True),
+            "c": lambda: run_client(url, book_frames, ticker_frames, views=False),
+            "c2": lambda: run_client(url, book_frames, ticker_frames, views=False, batches=True),
+            "c3": lambda: run_client(url, book_frames, ticker_frames, views=False, every_ticker=True),
+            "d": lambda: run_client(url, book_frames, ticker_frames, views=True),
+            "e": lambda: run_naive(url, frames),
+        }
+        rows = await interleaved_best(args.rounds, server, frames, runs)
         names = {
             "a": "raw transport drain (no decode)",
             "b": "transport + decode (MESSAGE_DECODER)",
