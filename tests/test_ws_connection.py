@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from picows import WSCloseCode, WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_create_server
 
 from kalshi.errors import KalshiConfigError, KalshiConnectionError, KalshiHandshakeError, KalshiProtocolError
+from kalshi.ws.bounded_reads import MAX_READ_BYTES, BoundedReads, bound_reads
 from kalshi.ws.connection import (
     PERMANENT_CLOSE_CODES,
     REASON_CALLBACK_ERROR,
@@ -244,6 +245,109 @@ async def test_frames_arrive_complete_and_in_order(aio_server: Callable[..., Awa
     assert info.reconnectable
     assert conn.closed and conn.close_info == info
     assert await conn.wait_closed() == info
+
+
+async def test_reads_are_bounded_and_a_message_larger_than_a_read_arrives_whole(
+    aio_server: Callable[..., Awaitable[str]], server_tls: ssl.SSLContext
+) -> None:
+    big = "x" * (3 * MAX_READ_BYTES + 17)
+    count = 2_000
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(big)
+        for i in range(count):
+            await ws.send_str(numbered(i))
+        await ws.send_str(big)
+        await ws.close(code=1000, message=b"bye")
+        return ws
+
+    for url, options in (
+        (await aio_server(handler), {}),
+        (await aio_server(handler, ssl_context=server_tls), {"verify_tls": False}),
+    ):
+        sink = Sink()
+        conn = await connect(url, sink, **options)
+        protocol = conn._impl.transport.underlying_transport.get_protocol()  # type: ignore[union-attr]
+        assert isinstance(protocol, BoundedReads)
+        await sink.wait_close()
+        assert sink.frames == [big.encode(), *(numbered(i).encode() for i in range(count)), big.encode()]
+
+
+class _Recording(asyncio.BufferedProtocol):
+    def __init__(self, size: int) -> None:
+        self.buffer = bytearray(size)
+        self.calls: list[tuple[str, object]] = []
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        self.calls.append(("get_buffer", sizehint))
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.calls.append(("buffer_updated", nbytes))
+
+    def eof_received(self) -> bool:
+        self.calls.append(("eof_received", None))
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.calls.append(("connection_lost", exc))
+
+    def pause_writing(self) -> None:
+        self.calls.append(("pause_writing", None))
+
+    def resume_writing(self) -> None:
+        self.calls.append(("resume_writing", None))
+
+
+def test_bounded_reads_cut_every_buffer_and_pass_everything_else_through() -> None:
+    inner = _Recording(100)
+    bounded = BoundedReads(inner, 30)
+    view = bounded.get_buffer(-1)
+    assert len(view) == 30
+    view[:3] = b"abc"  # writes land in the wrapped protocol's own buffer
+    assert inner.buffer[:3] == b"abc"
+    assert len(BoundedReads(_Recording(10), 30).get_buffer(-1)) == 10  # a smaller buffer is left whole
+    bounded.buffer_updated(3)
+    assert bounded.eof_received() is True
+    bounded.pause_writing()
+    bounded.resume_writing()
+    lost = ConnectionResetError()
+    bounded.connection_lost(lost)
+    assert inner.calls == [
+        ("get_buffer", -1),
+        ("buffer_updated", 3),
+        ("eof_received", None),
+        ("pause_writing", None),
+        ("resume_writing", None),
+        ("connection_lost", lost),
+    ]
+    with pytest.raises(ValueError, match="at least one byte"):
+        BoundedReads(inner, 0)
+
+
+async def test_bound_reads_wraps_a_buffered_protocol_once_and_leaves_others_alone() -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        inner = _Recording(100)
+        transport, _ = await loop.create_connection(lambda: inner, "127.0.0.1", port)
+        bound_reads(transport, 10)
+        bounded = transport.get_protocol()
+        assert isinstance(bounded, BoundedReads) and bounded.protocol is inner
+        bound_reads(transport, 10)
+        assert transport.get_protocol() is bounded
+        transport.close()
+        plain, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        protocol = plain.get_protocol()
+        bound_reads(plain)
+        assert plain.get_protocol() is protocol
+        plain.close()
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_fragmented_message_is_reassembled_around_a_ping(picows_server: Callable[..., Awaitable[str]]) -> None:

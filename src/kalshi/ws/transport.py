@@ -50,6 +50,7 @@ from picows import (
 )
 
 from kalshi.errors import KalshiConfigError, KalshiConnectionError, KalshiProtocolError
+from kalshi.ws.bounded_reads import bound_reads
 from kalshi.ws.connection import (
     REASON_CALLBACK_ERROR,
     REASON_CLIENT_CLOSE,
@@ -582,6 +583,7 @@ async def open_connection(
         raise KalshiConnectionError(f"could not open a WebSocket to {where}: {exc}") from exc
     if connected is not listener or listener.transport is None:
         raise KalshiConnectionError(f"{where} closed the connection during the WebSocket upgrade")
+    bound_reads(listener.transport.underlying_transport)
     return Connection(listener)
 
 
