@@ -85,3 +85,32 @@ def test_deltas_that_leave_the_others_prices_alone_do_nothing() -> None:
     assert book.quote_version == version
     asyncio.run(mm.on_book(ctx, book))
     assert len(sink.sent) == sent
+
+
+def places(sink: Sink) -> list[tuple[str, int]]:
+    return [(order.side, order.price) for op, order in sink.sent if op == "place"]
+
+
+def test_a_refused_quote_is_sent_again_on_the_next_change_not_at_once() -> None:
+    mm, ctx, sink, book, _ = setup(min_quote_life_s=0)
+    asyncio.run(mm.on_book(ctx, book))
+    bid = next(order for op, order in sink.sent if op == "place" and order.side == "bid")
+    refused = OrderUpdate(bid.client_order_id, None, "M", "bid", bid.price, "rejected", 0, 0, "post_only_cross", 0)
+    ctx.apply_update(refused)
+    asyncio.run(mm.on_order_update(ctx, refused))
+    assert places(sink) == [("bid", 4000), ("ask", 5000)]  # not re-sent into the same refusal
+    book.apply(True, 4100, 200)  # the others' bid moves: quote again
+    asyncio.run(mm.on_book(ctx, book))
+    assert places(sink)[2:] == [("bid", 4100)]
+
+
+def test_a_reducing_order_that_found_nothing_is_not_repeated_at_once() -> None:
+    mm, ctx, sink, book, _ = setup(min_quote_life_s=0, max_position=100, hard_limit=100)
+    ctx.ledger.positions["M"] = 500  # over the hard limit: reduce with an IOC at the others' bid
+    asyncio.run(mm.on_book(ctx, book))
+    ioc = next(order for op, order in sink.sent if op == "place" and order.time_in_force == "immediate_or_cancel")
+    nothing = OrderUpdate(ioc.client_order_id, None, "M", "ask", ioc.price, "canceled", 0, 0, None, 0)
+    ctx.apply_update(nothing)
+    asyncio.run(mm.on_order_update(ctx, nothing))
+    iocs = [order for op, order in sink.sent if op == "place" and order.time_in_force == "immediate_or_cancel"]
+    assert len(iocs) == 1  # the same book would cancel the same IOC again

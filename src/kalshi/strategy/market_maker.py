@@ -144,11 +144,14 @@ class MarketMaker(Strategy):
             again = False
             if self._reducing.get(ticker) == cid:
                 del self._reducing[ticker]
-                again = True  # still over the hard limit? reduce again
+                again = update.filled > 0  # still over the hard limit? reduce again, unless this one found nothing
             quote = (ticker, update.side)
             if self._quotes.get(quote) == cid:
                 del self._quotes[quote]
-                again = True  # re-quote at once
+                # Re-quote at once, except after a refusal (e.g. a post-only bid that would cross our own older
+                # ask, still too young to move): sent again now it would be refused again, over and over at the
+                # same instant. The next change of the market or of the position quotes it again.
+                again = again or update.status != "rejected"
             if again:
                 self._forget(ticker)
                 book = ctx.book(ticker)
