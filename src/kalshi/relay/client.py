@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
@@ -40,19 +39,11 @@ from kalshi.errors import KalshiConnectionError, KalshiSubscriptionError
 from kalshi.models.markets import Orderbook
 from kalshi.relay.books import BookBuilder
 from kalshi.relay.checkpoint import decode_checkpoint
-from kalshi.relay.layout import (
-    BOOK_CHANNEL,
-    FIELD_FRAME,
-    FIELD_JSON,
-    FIELD_KIND,
-    KIND_GAP,
-    KIND_RELAY_START,
-    StreamLayout,
-)
-from kalshi.relay.resp import pack_command
+from kalshi.relay.control_entries import publish_control_entry
+from kalshi.relay.layout import BOOK_CHANNEL, FIELD_FRAME, StreamLayout
+from kalshi.relay.reads import StreamReads
 from kalshi.relay.streams import StreamState, fields_of
 from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
-from kalshi.relay.wire import RespConnection
 from kalshi.ws.lifecycle import (
     Closed,
     Connected,
@@ -62,8 +53,6 @@ from kalshi.ws.lifecycle import (
     LifecycleEvent,
     LifecycleListener,
     Reconnected,
-    Repaired,
-    Resubscribed,
 )
 from kalshi.ws.models import decode_message
 
@@ -72,18 +61,8 @@ __all__ = ["RelayClient", "RelayEntry", "RelayFeed", "RelaySubscription"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_JSON: Final = msgspec.json.Decoder()
 _RAW: Final = "*raw*"
-_READ_SLACK_S: Final = 10.0  # a blocking read's answer may take this much longer than its BLOCK
 _ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
-_RELAYED_EVENTS: Final[dict[str, type[Any]]] = {
-    "disconnected": Disconnected,
-    "reconnected": Reconnected,
-    "resubscribed": Resubscribed,
-    "gap": Gap,
-    "repaired": Repaired,
-    "connected": Connected,
-}
 
 
 class RelayClient:
@@ -176,7 +155,7 @@ class RelayFeed:
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._conn: RespConnection | None = None  # the reads' own connection (hot path; see kalshi.relay.wire)
+        self._reads = StreamReads(client, redis)
         self._closing = False
         self._rng = random.Random()
         self.entries_read = 0
@@ -353,7 +332,7 @@ class RelayFeed:
                 await self._flush_acks()
                 if self.group is not None:
                     await self._claim()
-                replies = await self._read()
+                replies = await self._reads.read(self._streams, self.group)
                 self.reads += 1
             except (RedisError, OSError) as exc:
                 if self._closing:
@@ -374,51 +353,10 @@ class RelayFeed:
                 await self._dispatch(key.decode(), entries)
             self._changed.set()
 
-    async def _read(self) -> list[Any]:
-        """One read of every stream: ``[[key, [[id, [field, value, ...]], ...]], ...]`` as hiredis parsed it."""
-        streams = {key: state.last for key, state in self._streams.items()}
-        batch = self.client.batch
-        block = self.client.block_ms
-        if self.group is None:
-            return await self._xread(("XREAD", "COUNT", batch, "BLOCK", block), streams, block)
-        consumer = self.client.consumer
-        assert consumer is not None
-        head = ("XREADGROUP", "GROUP", self.group, consumer, "COUNT", batch)
-        pending = {k: v for k, v in streams.items() if v != ">"}
-        if pending:
-            reply = await self._xread(head, pending, 0)
-            for key, entries in reply:
-                if not entries:
-                    self._streams[key.decode()].last = ">"  # own pending entries done: new ones next
-            if any(entries for _, entries in reply):
-                return reply
-        return await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
-
-    async def _xread(self, head: tuple[str | int, ...], streams: dict[str, str], block_ms: int) -> list[Any]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = self._conn = await RespConnection.open(self.client.redis_url)
-        payload = pack_command(*head, "STREAMS", *streams, *streams.values())
-        try:
-            # Bounded: a Redis that stopped answering (no RST) is a lost connection, not an endless wait.
-            reply = await conn.call(payload, within=block_ms / 1000 + _READ_SLACK_S)
-        except TimeoutError:
-            conn.close()
-            raise
-        if reply is None:
-            return []
-        if not isinstance(reply, list):
-            raise ResponseError(f"unexpected XREAD reply {reply!r:.80}")
-        return reply
-
     async def _claim(self) -> None:
-        consumer = self.client.consumer
-        assert self.group is not None and consumer is not None
+        assert self.group is not None
         for key in list(self._streams):
-            reply = await self._redis.xautoclaim(
-                key, self.group, consumer, int(self.client.claim_idle * 1000), "0-0", count=self.client.batch
-            )
-            entries = reply[1] if reply and len(reply) > 1 else []
+            entries = await self._reads.claim(key, self.group)
             if entries:
                 await self._dispatch(key, entries)
 
@@ -464,7 +402,7 @@ class RelayFeed:
             if per_entry:
                 await self._deliver(state, entry_id, fields)
             elif FIELD_FRAME not in fields:
-                self._relayed_event(state, fields)
+                publish_control_entry(state.channel, fields, self._publish)
         if collected:  # one hand-over per read, not one queue put per entry
             ids = [entry.id for entry in collected] if grouped else collected[-1].id
             for sub in batch_subs:
@@ -482,7 +420,7 @@ class RelayFeed:
             entry = entry_from_fields(channel, raw_id.decode(), fields)
             append(entry)
             if entry.frame is None:
-                self._relayed_event(state, fields)
+                publish_control_entry(state.channel, fields, self._publish)
         self.entries_read += len(collected)
         for sub in subs:
             await sub.queue.put((collected, state.key, state.last))
@@ -504,7 +442,7 @@ class RelayFeed:
         delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
         if frame is None:
-            self._relayed_event(state, fields)
+            publish_control_entry(state.channel, fields, self._publish)
         message: Any = None
         for sub in state.subs:
             if sub.batches:
@@ -527,34 +465,6 @@ class RelayFeed:
             delivered = True
         if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
-
-    def _relayed_event(self, state: StreamState, fields: Mapping[bytes, bytes]) -> None:
-        kind = fields.get(FIELD_KIND, b"").decode()
-        if state.channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
-            # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
-            # the book builder reports its own, with the markets it hid.
-            try:
-                body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
-            except msgspec.DecodeError:
-                body = {}
-            if kind == KIND_RELAY_START:
-                self._publish(Gap(state.channel, None, reason="relay_restart"))
-                return
-            if isinstance(body, dict) and "dropped" in body:
-                self._publish(Gap(state.channel, None, None, body.get("dropped"), (), "buffer_overflow"))
-                return
-        cls = _RELAYED_EVENTS.get(kind)
-        if cls is None:
-            return
-        try:
-            body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
-            body.pop("at_ms", None)
-            for name, value in list(body.items()):
-                if isinstance(value, list):
-                    body[name] = tuple(value)
-            self._publish(cls(**body))
-        except (msgspec.DecodeError, TypeError, AttributeError):
-            logger.debug("unreadable relayed lifecycle entry: %r", fields)
 
     def _publish(self, event: LifecycleEvent) -> None:
         self._bus.publish(event)
@@ -605,9 +515,7 @@ class RelayFeed:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._reads.close()
         if self.group is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._flush_acks()

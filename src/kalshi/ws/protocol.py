@@ -57,8 +57,6 @@ from kalshi.ws.models import (
     MESSAGE_TYPES,
     SEQUENCED_TYPES,
     AnyMessage,
-    Cfbenchmarks5HzIndexListMessage,
-    CfbenchmarksIndexListMessage,
     ClientCommand,
     ErrorMessage,
     ListSubscriptionsCommand,
@@ -66,7 +64,6 @@ from kalshi.ws.models import (
     OkMessage,
     OrderbookDeltaMessage,
     OrderbookSnapshotMessage,
-    PythUnderlyingListMessage,
     SubscribeCommand,
     SubscribedMessage,
     SubscribeParams,
@@ -91,6 +88,7 @@ from kalshi.ws.protocol_events import (
     ResponseMessage,
     ServerError,
 )
+from kalshi.ws.protocol_receive import DECODE_ERRORS, LIST_REPLIES, ReceiveParts, make_receiver
 
 __all__ = [
     "AwaitingSnapshotDropped",
@@ -110,56 +108,11 @@ logger = logging.getLogger(__name__)
 
 _PREVIEW_CHARS: Final = 200
 
-# Replies to update_subscription list actions: data messages that also answer a command.
-_LIST_REPLIES: Final = frozenset(
-    {CfbenchmarksIndexListMessage, Cfbenchmarks5HzIndexListMessage, PythUnderlyingListMessage}
-)
 # Data classes that take the fast sequenced path (the snapshot has its own path, deltas are checked first).
 _SEQUENCED_DATA: Final = frozenset(
     cls for kind, cls in MESSAGE_TYPES.items() if kind in SEQUENCED_TYPES and kind != "orderbook_snapshot"
 )
-# Types a tapped sid may skip decoding for: data that only advances the sid's sequence (snapshots re-base it and
-# list replies answer commands, so those are always decoded).
-_TAP_TYPES: Final = frozenset(
-    kind
-    for kind, cls in MESSAGE_TYPES.items()
-    if kind != "orderbook_snapshot" and cls not in _LIST_REPLIES and cls not in (SubscribedMessage, ErrorMessage)
-)
 _RESPONSE_CLASSES: Final = (SubscribedMessage, UnsubscribedMessage, OkMessage, ListSubscriptionsMessage, ErrorMessage)
-_DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError, TypeError)
-
-
-class _Envelope(msgspec.Struct, gc=False):
-    """What a tapped frame is read for: the body is skipped, not decoded."""
-
-    type: str = ""
-    sid: int | None = None
-    seq: int | None = None
-    id: int | None = None
-
-
-_ENVELOPE_DECODE: Final = msgspec.json.Decoder(_Envelope).decode
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiveParts:
-    """:meth:`ClientProtocol.receive_frame` in pieces, for a receive path that inlines the common case.
-
-    ``receive_frame(data)`` is ``decoded(data, decode(data))``, with ``undecodable(data, exc)`` for a ``decode``
-    that raised one of ``decode_errors``. The common case a caller may take itself, when ``validate_book`` is
-    off: a decoded ``OrderbookDeltaMessage`` whose ``seq == last_seqs[sid] + 1`` is in order (store the new seq
-    in ``last_seqs``); a ``TickerMessage`` is always delivered as it is. Everything else goes to ``decoded``.
-    While ``tapped_sids`` is not empty, use ``receive`` (the whole of :meth:`ClientProtocol.receiver`).
-    """
-
-    decode: Callable[[bytes | str], AnyMessage]
-    decode_errors: tuple[type[BaseException], ...]
-    last_seqs: dict[int, int]
-    decoded: Callable[[bytes | str, AnyMessage], ReceiveResult]
-    undecodable: Callable[[bytes | str, BaseException], ReceiveResult]
-    tapped_sids: set[int]
-    receive: Callable[[bytes | str], ReceiveResult | None]
-    validate_book: bool
 
 
 @dataclass(slots=True)
@@ -358,7 +311,7 @@ class ClientProtocol:
         """
         try:
             message = self._decode(data)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             return self._undecodable(data, exc)
         return self._decoded(data, message)
 
@@ -367,7 +320,7 @@ class ClientProtocol:
         :class:`ReceiveParts`). Stays valid across :meth:`reset`."""
         return ReceiveParts(
             self._decode,
-            _DECODE_ERRORS,
+            DECODE_ERRORS,
             self._last,
             self._decoded,
             self._undecodable,
@@ -380,54 +333,9 @@ class ClientProtocol:
         """:meth:`receive_frame` as a closure over this protocol's state: the same results, less work per frame
         for the two message types that make up most traffic (in-order deltas, tickers), and None for an in-order
         data frame on a sid in :attr:`tapped_sids`. Stays valid across :meth:`reset`."""
-        decode = self._decode
-        last_seqs = self._last
-        decoded = self._decoded
-        undecodable = self._undecodable
-        delta_class = OrderbookDeltaMessage
-        ticker_class = TickerMessage
-        validate = self._validate
-        errors = _DECODE_ERRORS
-
-        tapped = self.tapped_sids
-        envelope = _ENVELOPE_DECODE
-        tap_types = _TAP_TYPES
-        sequenced = SEQUENCED_TYPES
-
-        def receive(data: bytes | str) -> ReceiveResult | None:
-            if tapped:
-                try:
-                    head = envelope(data)
-                except errors:
-                    head = None
-                if head is not None and head.sid in tapped and head.type in tap_types and head.id is None:
-                    seq = head.seq
-                    if head.type not in sequenced:
-                        return None
-                    if seq is not None:
-                        last = last_seqs.get(head.sid)
-                        if last is not None and seq == last + 1:
-                            last_seqs[head.sid] = seq
-                            return None
-            try:
-                message = decode(data)
-            except errors as exc:
-                return undecodable(data, exc)
-            cls = message.__class__
-            if cls is delta_class and not validate:
-                delta: OrderbookDeltaMessage = message  # type: ignore[assignment]  # narrowed by the class check
-                seq = delta.seq
-                if seq is not None:
-                    sid = delta.sid
-                    last = last_seqs.get(sid)
-                    if last is not None and seq == last + 1:
-                        last_seqs[sid] = seq
-                        return delta
-            elif cls is ticker_class:
-                return message
-            return decoded(data, message)
-
-        return receive
+        return make_receiver(
+            self._decode, self._last, self._decoded, self._undecodable, self.tapped_sids, self._validate
+        )
 
     def _decoded(self, data: bytes | str, message: AnyMessage) -> ReceiveResult:
         # Identity checks on the class: a failing isinstance() on a Struct class costs ~10x more.
@@ -458,7 +366,7 @@ class ClientProtocol:
         if cls is TickerMessage:
             return message
         if cls in _SEQUENCED_DATA:
-            if message.id and cls in _LIST_REPLIES:
+            if message.id and cls in LIST_REPLIES:
                 # The reply to an indexlist/underlying_list action ends that command; it is delivered as data.
                 self._pending.pop(message.id, None)
             number = message.seq
