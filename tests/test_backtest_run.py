@@ -216,3 +216,41 @@ def test_a_gap_makes_the_book_stale_until_the_next_snapshot(tmp_path: Path) -> N
     strategy = Tops()
     run(strategy, tmp_path)
     assert strategy.bids == [4000, 4100, 4000]  # the deltas after the gap are not applied; the resync is
+
+
+class Resender(Strategy):
+    """A post-only bid at the best ask (always refused: it would cross), sent again at once after each refusal."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.started = False
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        if not self.started and book.best_ask is not None:
+            self.started = True
+            self._send(ctx, book.ticker, book.best_ask)
+
+    def _send(self, ctx: Context, ticker: str, price: int) -> None:
+        self.sent += 1
+        ctx.place_order(ticker, "bid", price, 100, post_only=True)
+
+    async def on_order_update(self, ctx: Context, update: object) -> None:  # type: ignore[override]
+        if update.status == "rejected":  # type: ignore[attr-defined]
+            self._send(ctx, update.ticker, update.price)  # type: ignore[attr-defined]
+
+
+def test_a_strategy_that_resends_refused_orders_at_once_stops_with_a_clear_error(rec: Path) -> None:
+    # Without latency the refusal comes back at the same instant: without the guard this would never end.
+    strategy = Resender()
+    with pytest.raises(StrategyError, match="order requests at one event") as caught:
+        run(strategy, rec)
+    assert "max_requests_per_event" in str(caught.value)
+    assert strategy.sent == 10_001
+
+
+def test_the_request_limit_per_event_counts_each_instant_afresh(rec: Path) -> None:
+    # With order latency every refusal arrives at a later instant, so the same strategy only loops slowly, each
+    # instant within the limit: the run ends with the recording.
+    strategy = Resender()
+    result = run(strategy, rec, order_latency_ms=1.0)
+    assert strategy.sent > 100 and result.summary.events > 6_000

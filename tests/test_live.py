@@ -128,3 +128,25 @@ async def test_a_loss_beyond_the_limit_trips_the_kill_switch(sim: Simulator) -> 
     assert runner.kill_switch.reason is not None and runner.kill_switch.reason.startswith("loss")
     assert sim.engine.position(account, ticker).position_units == 300
     assert sim.engine.orders(account, "resting") == []
+
+
+class CarelessSpammer(Spammer):
+    """Like Spammer, but lets the kill switch's refusal escape from its hook, as many strategies will."""
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        for _ in range(self.per_book):
+            ctx.place_order(book.ticker, "bid", 100, 100, post_only=True)
+
+
+async def test_a_refusal_the_strategy_does_not_catch_ends_the_run_and_still_cancels_everything(sim: Simulator) -> None:
+    strategy = CarelessSpammer(sim.tickers[0], per_book=4)
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
+    async with rest, KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+        runner = LiveRunner(strategy, session, rest, limits=KillSwitchLimits(max_orders_per_second=5))
+        async with asyncio.timeout(30):
+            await runner.run()  # ends by itself, without raising: the refusal escaped the strategy's hook
+    assert runner.kill_switch.reason == "order rate above 5/s"
+    assert runner.cancelled_all  # the queued cancel-all went out before the run ended
+    assert sim.engine.orders(account) and sim.engine.orders(account, "resting") == []

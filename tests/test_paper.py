@@ -19,7 +19,8 @@ import pytest
 import kalshi.strategy.paper as paper_module
 from kalshi.rest import AsyncKalshiClient, KalshiClient
 from kalshi.sim import Simulator
-from kalshi.strategy import Book, Context, Fill, MarketMaker, OrderUpdate
+from kalshi.strategy import Book, Context, Fill, MarketMaker, OrderUpdate, StrategyError
+from kalshi.strategy.killswitch import KillSwitchLimits
 from kalshi.strategy.paper import PaperRunner
 from kalshi.ws import KalshiWebSocket
 
@@ -177,3 +178,80 @@ async def test_paper_orders_arrive_at_once_without_latency() -> None:
 def test_paper_rejects_a_negative_latency() -> None:
     with pytest.raises(ValueError, match="order_latency_ms"):
         PaperRunner(MarketMaker(markets=("X",)), object(), order_latency_ms=-1)  # type: ignore[arg-type]
+
+
+class Resender(MarketMaker):
+    """A post-only bid at the best ask (refused: it would cross), sent again at once after every refusal."""
+
+    def __init__(self, markets: tuple[str, ...]) -> None:
+        super().__init__(markets=markets)
+        self.sent = 0
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        if not self.sent and book.best_ask is not None:
+            self.sent += 1
+            ctx.place_order(book.ticker, "bid", book.best_ask, 100, post_only=True)
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        if update.status == "rejected":
+            self.sent += 1
+            ctx.place_order(update.ticker, "bid", update.price, 100, post_only=True)
+
+
+class Stacker(MarketMaker):
+    """Rests one more far-away bid on every book update, and notes the refusals."""
+
+    refused: list[str]
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        try:
+            ctx.place_order(book.ticker, "bid", 100, 100)
+        except StrategyError as exc:
+            self.refused = [*getattr(self, "refused", []), str(exc)]
+
+
+async def paper_until_done(
+    strategy: MarketMaker, sim: Simulator, runner_options: dict[str, object], steps: int = 300
+) -> tuple[PaperRunner, asyncio.Task[object]]:
+    auth, _ = sim.create_account_auth()
+    async with KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+        runner = PaperRunner(strategy, session, **runner_options)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        task: asyncio.Task[object] = asyncio.create_task(runner.run(stop=stop))
+        await until(lambda: all(t in runner.books for t in strategy.markets) or task.done())
+        for _ in range(steps):
+            if task.done() or runner.ctx.blocked is not None:
+                break
+            sim.step(1)
+            await sim.quiesce()
+            await session.list_subscriptions()
+            await until(lambda: runner.caught_up() or task.done())
+        if not task.done():
+            stop.set()
+        await asyncio.wait({task})
+    return runner, task
+
+
+async def test_paper_stops_a_strategy_that_resends_refused_orders_at_once() -> None:
+    async with Simulator(seed=5, markets=2, rate=0, lifecycle=False, ping_interval=0) as sim:
+        strategy = Resender(tuple(sim.tickers[:1]))
+        _, task = await paper_until_done(strategy, sim, {})
+    with pytest.raises(StrategyError, match="order requests at one event"):
+        task.result()
+    assert strategy.sent == 10_001
+
+
+async def test_the_paper_kill_switch_blocks_orders_and_cancels_every_open_one() -> None:
+    async with Simulator(seed=5, markets=2, rate=0, lifecycle=False, ping_interval=0) as sim:
+        strategy = Stacker(markets=tuple(sim.tickers[:1]))
+        runner, task = await paper_until_done(strategy, sim, {"limits": KillSwitchLimits(max_orders_per_second=3)})
+        result = task.result()
+    assert runner.kill_switch.reason == "order rate above 3/s"
+    assert runner.ctx.blocked == "order rate above 3/s"
+    assert strategy.refused and "kill switch" in strategy.refused[0]
+    assert runner.ctx.open_orders() == [] and runner.exchange.open_orders() == []
+    orders = result.orders.to_pylist()  # type: ignore[attr-defined]
+    assert 1 <= len(orders) <= 3  # the request past the limit never became an order
+    assert all(o["status"] == "canceled" for o in orders)
+    with pytest.raises(StrategyError, match="blocked"):
+        runner.ctx.place_order(sim.tickers[0], "bid", 100, 100)

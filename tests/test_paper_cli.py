@@ -40,3 +40,22 @@ def test_live_needs_the_real_money_flag_on_production() -> None:
     assert "--i-understand-real-money" in result.output
     missing = CliRunner(env=NO_KEYS).invoke(app, ["live", "-s", MM, "--env", "demo"])
     assert missing.exit_code == 2 and "--markets" in missing.output
+
+
+def test_paper_takes_the_kill_switch_limits_and_refuses_bad_ones(tmp_path: Path) -> None:
+    runner = CliRunner(env=NO_KEYS)
+    bad = runner.invoke(
+        app, ["paper", "-s", MM, "-m", "X", "--max-orders-per-second", "0", "--url", "http://127.0.0.1:9"]
+    )
+    assert bad.exit_code == 2 and "max_orders_per_second must be positive" in bad.output
+    with SimThread(seed=3, markets=2, rate=300.0, open_access=True, lifecycle=False) as st:
+        tickers = st.call(lambda sim: sim.tickers)
+        result = runner.invoke(
+            app,
+            ["paper", "-s", MM, "-m", ",".join(tickers), "--url", st.url, "--duration", "1.0",
+             "--max-orders-per-second", "1", "--out", str(tmp_path / "paper")],
+        )  # fmt: skip
+    # The results are still written; the exit status says the run was stopped, as `kalshi live` does.
+    assert result.exit_code == 1, result.output
+    assert "kill switch tripped: order rate above 1/s" in result.output
+    assert "PnL" in result.stdout and (tmp_path / "paper" / "orders.parquet").exists()

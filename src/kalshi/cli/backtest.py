@@ -9,26 +9,15 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 
 from kalshi.cli.common import EXIT_USAGE, err_console, fail, out_console, split_values
+from kalshi.cli.strategy_options import ParamsOpt, StrategyOpt
 from kalshi.errors import KalshiError
 
 if TYPE_CHECKING:
     from kalshi.backtest.results import BacktestResult
 
-__all__ = ["StrategyOpt", "backtest_command", "finish", "print_summary"]
+__all__ = ["backtest_command", "finish", "print_summary"]
 
 _MICROS: Final = 1_000_000
-
-StrategyOpt = Annotated[
-    str,
-    typer.Option(
-        "--strategy",
-        "-s",
-        help="The strategy class, pkg.module:Class (e.g. kalshi.strategy.market_maker:MarketMaker).",
-    ),
-]
-ParamsOpt = Annotated[
-    str | None, typer.Option("--params", "-p", help="Keyword arguments of the class as JSON, e.g. '{\"size\": 200}'.")
-]
 
 
 def print_summary(result: BacktestResult, title: str) -> None:

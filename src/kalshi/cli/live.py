@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kalshi.cli.backtest import ParamsOpt, StrategyOpt
 from kalshi.cli.common import (
     EXIT_USAGE,
     ConnectOptions,
@@ -26,8 +25,16 @@ from kalshi.cli.common import (
     split_values,
     stop_on_signals,
 )
+from kalshi.cli.strategy_options import (
+    MaxLossOpt,
+    MaxOrderRateOpt,
+    MaxPositionOpt,
+    ParamsOpt,
+    StrategyOpt,
+    kill_switch_limits,
+    session_recorder,
+)
 from kalshi.errors import KalshiError
-from kalshi.record.recorder import Recorder
 
 if TYPE_CHECKING:
     from kalshi.auth import KalshiAuth
@@ -36,8 +43,6 @@ if TYPE_CHECKING:
     from kalshi.strategy.killswitch import KillSwitchLimits
 
 __all__ = ["live_command", "live_trade"]
-
-_MICROS: Final = 1_000_000
 
 
 async def live_trade(
@@ -67,7 +72,7 @@ async def live_trade(
     stop = stop or asyncio.Event()
     console = err_console()
     console.print(f"LIVE trading {', '.join(markets)} on {config.rest_url} (Ctrl-C stops; resting orders stay)")
-    recorder = _recorder(record)
+    recorder = session_recorder(record, "kalshi live")
     tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
     async with (
         AsyncKalshiClient(config, auth=auth, rng=random.Random()) as rest,
@@ -93,13 +98,9 @@ def live_command(
     strategy: StrategyOpt,
     markets: Annotated[list[str] | None, typer.Option("--markets", "-m", help="Markets to trade.")] = None,
     params: ParamsOpt = None,
-    max_position: Annotated[
-        float | None, typer.Option("--max-position", help="Kill switch: largest |position| per market, contracts.")
-    ] = None,
-    max_loss: Annotated[float | None, typer.Option("--max-loss", help="Kill switch: largest loss, dollars.")] = None,
-    max_orders_per_second: Annotated[
-        int | None, typer.Option("--max-orders-per-second", help="Kill switch: order requests per second.")
-    ] = None,
+    max_position: MaxPositionOpt = None,
+    max_loss: MaxLossOpt = None,
+    max_orders_per_second: MaxOrderRateOpt = None,
     duration: Annotated[float | None, typer.Option("--duration", "-d", help="Stop after this many seconds.")] = None,
     record: Annotated[
         Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
@@ -116,7 +117,6 @@ def live_command(
     reconciled after reconnects, and a kill switch (max position, max loss, max order rate) that cancels every
     resting order when hit. Defaults to the demo exchange.
     """
-    from kalshi.strategy.killswitch import KillSwitchLimits
     from kalshi.strategy.loader import load_strategy
 
     options = ConnectOptions(env, url, key_id, key_path)
@@ -125,11 +125,7 @@ def live_command(
         fail("live trading on production needs --i-understand-real-money (try --env demo first)", EXIT_USAGE)
     try:
         instance = load_strategy(strategy, params)
-        limits = KillSwitchLimits(
-            max_position=round(max_position * 100) if max_position is not None else None,
-            max_loss_micros=round(max_loss * _MICROS) if max_loss is not None else None,
-            max_orders_per_second=max_orders_per_second,
-        )
+        limits = kill_switch_limits(max_position, max_loss, max_orders_per_second)
     except (KalshiError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
     names = tuple(split_values(markets)) or tuple(instance.markets)
@@ -144,12 +140,3 @@ def live_command(
     )
     if reason:
         raise typer.Exit(1)
-
-
-def _recorder(path: Path | None) -> Recorder | None:
-    """A started recorder of the session's frames, or None."""
-    if path is None:
-        return None
-    recorder = Recorder(path, metadata={"source": "kalshi live"})
-    recorder.start()
-    return recorder

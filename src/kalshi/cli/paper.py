@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 
-from kalshi.cli.backtest import ParamsOpt, StrategyOpt, finish
+from kalshi.cli.backtest import finish
 from kalshi.cli.common import (
     EXIT_USAGE,
     ConnectOptions,
@@ -25,14 +25,23 @@ from kalshi.cli.common import (
     split_values,
     stop_on_signals,
 )
+from kalshi.cli.strategy_options import (
+    MaxLossOpt,
+    MaxOrderRateOpt,
+    MaxPositionOpt,
+    ParamsOpt,
+    StrategyOpt,
+    kill_switch_limits,
+    session_recorder,
+)
 from kalshi.errors import KalshiError
-from kalshi.record.recorder import Recorder
 
 if TYPE_CHECKING:
     from kalshi.auth import KalshiAuth
     from kalshi.backtest.results import BacktestResult
     from kalshi.config import KalshiConfig
     from kalshi.strategy.base import Strategy
+    from kalshi.strategy.killswitch import KillSwitchLimits
 
 __all__ = ["paper_command", "paper_trade"]
 
@@ -50,8 +59,10 @@ async def paper_trade(
     stop: asyncio.Event | None = None,
     record: Path | None = None,
     order_latency_ms: float = 0.0,
-) -> BacktestResult:
-    """Paper-trade until ``duration`` or a stop signal; returns the paper results.
+    limits: KillSwitchLimits | None = None,
+) -> tuple[BacktestResult, str | None]:
+    """Paper-trade until ``duration`` or a stop signal; returns the paper results and the kill switch's reason
+    if it tripped.
 
     Raises:
         KalshiError: the exchange cannot be reached or the subscriptions failed.
@@ -63,15 +74,25 @@ async def paper_trade(
     await preflight(config)
     stop = stop or asyncio.Event()
     err_console().print(f"paper trading {', '.join(markets)} on {config.ws_url} (no orders are sent; Ctrl-C stops)")
-    recorder = _recorder(record)
+    recorder = session_recorder(record, "kalshi paper")
     tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
     try:
         async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
             runner = PaperRunner(
-                instance, session, markets=markets, cash_micros=cash_micros, tap=tap, order_latency_ms=order_latency_ms
+                instance,
+                session,
+                markets=markets,
+                cash_micros=cash_micros,
+                tap=tap,
+                order_latency_ms=order_latency_ms,
+                limits=limits,
             )
             with stop_on_signals(stop):
-                return await runner.run(stop=stop, duration=duration)
+                result = await runner.run(stop=stop, duration=duration)
+            reason = runner.kill_switch.reason
+            if reason:
+                err_console().print(f"[bold red]kill switch tripped[/]: {reason} (every open paper order cancelled)")
+            return result, reason
     finally:
         if recorder is not None:
             recorder.close()
@@ -87,6 +108,9 @@ def paper_command(
         float,
         typer.Option("--order-latency-ms", min=0.0, help="Delay of every order on its way to the paper exchange."),
     ] = 0.0,
+    max_position: MaxPositionOpt = None,
+    max_loss: MaxLossOpt = None,
+    max_orders_per_second: MaxOrderRateOpt = None,
     record: Annotated[
         Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
     ] = None,
@@ -100,7 +124,7 @@ def paper_command(
 ) -> None:
     """Paper-trade a strategy: live data from production, demo, a simulator or a relay; fills simulated by the
     backtest's queue model against the live book. Nothing reaches the exchange: the paper runner has no REST
-    client at all.
+    client at all. The kill switch options of `kalshi live` apply to the paper account the same way.
     """
     from kalshi.strategy.loader import load_strategy
 
@@ -108,13 +132,14 @@ def paper_command(
     config = resolve_config(options)
     try:
         instance = load_strategy(strategy, params)
-    except KalshiError as exc:
+        limits = kill_switch_limits(max_position, max_loss, max_orders_per_second)
+    except (KalshiError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
     names = tuple(split_values(markets)) or tuple(instance.markets)
     if not names:
         fail("paper trading needs --markets TICKER[,TICKER...] (or a strategy with markets)", EXIT_USAGE)
     auth = resolve_auth(options, config, required=True)
-    result = run(
+    result, reason = run(
         lambda: paper_trade(
             instance,
             config=config,
@@ -124,16 +149,10 @@ def paper_command(
             duration=duration,
             record=record,
             order_latency_ms=order_latency_ms,
+            limits=limits,
         ),
         config=config,
     )
     finish(result, out, report, open_report, f"paper {strategy} on {config.ws_url}")
-
-
-def _recorder(path: Path | None) -> Recorder | None:
-    """A started recorder of the session's frames, or None."""
-    if path is None:
-        return None
-    recorder = Recorder(path, metadata={"source": "kalshi paper"})
-    recorder.start()
-    return recorder
+    if reason:
+        raise typer.Exit(1)

@@ -9,7 +9,7 @@ except by the clock and the fills it gets.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 from kalshi.strategy.book import Book
 from kalshi.strategy.types import (
@@ -26,6 +26,9 @@ from kalshi.strategy.types import (
 __all__ = ["Context", "Ledger", "OrderSink"]
 
 _TIME_IN_FORCE = frozenset({"good_till_canceled", "immediate_or_cancel", "fill_or_kill"})
+
+MAX_REQUESTS_PER_EVENT: Final = 10_000
+"""Default of :attr:`Context.max_requests_per_event`."""
 
 
 class OrderSink(Protocol):
@@ -100,6 +103,8 @@ class Context:
         books: the strategy-visible books by ticker (updated by the runner).
         cash: starting cash in micros.
         id_prefix: prefix of generated client order ids (unique per run live).
+        event_clock: what counts as one event for :attr:`max_requests_per_event` (default ``clock_ns``: one
+            instant of the runner's clock; live runners count the feed items they handled).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class Context:
         *,
         cash: int,
         id_prefix: str = "s",
+        event_clock: Callable[[], int] | None = None,
     ) -> None:
         self._sink = sink
         self._clock = clock_ns
@@ -120,6 +126,15 @@ class Context:
         self._prefix = id_prefix
         self._next_id = 1
         self.blocked: str | None = None  # set by a kill switch: new orders are refused with this reason
+        self.max_requests_per_event = MAX_REQUESTS_PER_EVENT
+        """Most order requests (places, amends, cancels) the strategy may send at one event (one instant of a
+        backtest's clock, one feed item live) before the run stops with :class:`StrategyError`. A strategy that
+        answers its own order reports with new orders at once, for example one that re-sends an order the
+        exchange refused, would otherwise loop forever at one instant of a backtest, and would hold a live
+        event loop (no pings answered, no data read). Raise it if a single event really needs more."""
+        self._event_clock = event_clock or clock_ns
+        self._event = -1
+        self._event_requests = 0
 
     # ------------------------------------------------------------------ reading
 
@@ -214,8 +229,13 @@ class Context:
             remaining=count,
             created_ns=self._clock(),
         )
+        self._count_request()
         self._orders[client_order_id] = self._open[client_order_id] = order
-        self._sink.place(order)
+        try:
+            self._sink.place(order)
+        except StrategyError:  # refused before it left (a kill switch): it never existed
+            del self._orders[client_order_id], self._open[client_order_id]
+            raise
         return client_order_id
 
     def amend_order(self, client_order_id: str, *, price: int, count: int) -> None:
@@ -231,6 +251,7 @@ class Context:
             raise StrategyError(f"price must be integer ticks in 1..9999, not {price!r}")
         if type(count) is not int or count <= order.filled:
             raise StrategyError(f"count must exceed the {order.filled} units already filled, not {count!r}")
+        self._count_request()
         self._sink.amend(order, price, count)
 
     def cancel_order(self, client_order_id: str) -> None:
@@ -243,12 +264,14 @@ class Context:
         if order is None:
             raise StrategyError(f"no order with client_order_id {client_order_id!r}")
         if order.is_open:
+            self._count_request()
             self._sink.cancel(order)
 
     def cancel_all(self, ticker: str | None = None) -> int:
         """Cancel every open order (of ``ticker`` if given); returns how many cancels were sent."""
         orders = self.open_orders(ticker)
         for order in orders:
+            self._count_request()
             self._sink.cancel(order)
         return len(orders)
 
@@ -285,6 +308,20 @@ class Context:
             order.remaining = 0
             self._open.pop(order.client_order_id, None)
         return self.ledger.settle(ticker, value)
+
+    def _count_request(self) -> None:
+        event = self._event_clock()
+        if event != self._event:
+            self._event = event
+            self._event_requests = 0
+        self._event_requests += 1
+        if self._event_requests > self.max_requests_per_event:
+            raise StrategyError(
+                f"more than {self.max_requests_per_event} order requests at one event (t={event}): the strategy "
+                "seems to answer its own order reports with new orders in a loop, e.g. sending an order again at "
+                "once after the exchange refused it (the order update says why). Send it again on a later change "
+                "of the market instead, or raise Context.max_requests_per_event if one event needs that many"
+            )
 
     def _open_order(self, client_order_id: str) -> OrderState:
         order = self._open.get(client_order_id)

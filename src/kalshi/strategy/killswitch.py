@@ -12,9 +12,21 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from kalshi.strategy.book import Book
 from kalshi.strategy.context import Ledger
 
-__all__ = ["KillSwitch", "KillSwitchLimits"]
+__all__ = ["KillSwitch", "KillSwitchLimits", "book_marks"]
+
+
+def book_marks(books: Mapping[str, Book]) -> dict[str, int]:
+    """Each book's mid in YES ticks (rounded down), the marks of :meth:`KillSwitch.check`; books without
+    both sides are left out."""
+    marks = {}
+    for ticker, book in books.items():
+        mid2 = book.mid2
+        if mid2 is not None:
+            marks[ticker] = mid2 // 2
+    return marks
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from kalshi.strategy.base import Strategy, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
-from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
+from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits, book_marks
 from kalshi.strategy.stream import TIMER, FrameTap, MarketStream, apply_book_message
 from kalshi.strategy.types import OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 _STP: Final = "taker_at_cross"
 _MICROS: Final = Decimal(1_000_000)
 _REQUEST_QUEUE: Final = 1_000
+_CANCEL_ALL_WITHIN_S: Final = 10.0
 
 
 class LiveRunner:
@@ -99,7 +100,7 @@ class LiveRunner:
         self._watch_loss = self.kill_switch.limits.max_loss_micros is not None
         self.books: dict[str, Book] = {}
         prefix = id_prefix if id_prefix is not None else f"k{uuid.uuid4().hex[:8]}-"
-        self.ctx = Context(self, time.time_ns, self.books, cash=0, id_prefix=prefix)
+        self.ctx = Context(self, time.time_ns, self.books, cash=0, id_prefix=prefix, event_clock=self._event_number)
         self._hooks = overridden_hooks(strategy)
         self._requests: asyncio.Queue[tuple[int, OrderState, int, int]] = asyncio.Queue(_REQUEST_QUEUE)
         self._order_ids: dict[str, str] = {}
@@ -183,6 +184,11 @@ class LiveRunner:
                         waiter.cancel()
             except TimeoutError:
                 pass
+            except StrategyError as exc:
+                if self.ctx.blocked is None:
+                    raise
+                # The kill switch tripped and the strategy did not catch the refusal: the run is over, not broken.
+                logger.error("the strategy stopped after the kill switch tripped: %s", exc)
             finally:
                 with contextlib.suppress(KalshiError):
                     await self._hook("on_stop", self.ctx)
@@ -254,13 +260,11 @@ class LiveRunner:
         else:
             await self._hook("on_connection", ctx, item)
 
+    def _event_number(self) -> int:
+        return self.events
+
     def _marks(self) -> dict[str, int]:
-        marks = {}
-        for ticker, book in self.books.items():
-            mid2 = book.mid2
-            if mid2 is not None:
-                marks[ticker] = mid2 // 2
-        return marks
+        return book_marks(self.books)
 
     # ------------------------------------------------------------------ the kill switch
 
@@ -358,6 +362,13 @@ class LiveRunner:
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
+        if worker is not None and self.ctx.blocked is not None and not self.cancelled_all:
+            # The kill switch's cancel-all is queued: it must reach the exchange before the worker stops.
+            try:
+                async with asyncio.timeout(_CANCEL_ALL_WITHIN_S):
+                    await self._idle.wait()
+            except TimeoutError:
+                logger.error("the kill switch's cancel-all did not finish within %.0f s", _CANCEL_ALL_WITHIN_S)
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

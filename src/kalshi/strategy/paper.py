@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 from kalshi.backtest.fees import FeeSchedule
@@ -22,6 +23,7 @@ from kalshi.strategy.base import Strategy, book_version, overridden_hooks
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, lifecycle_of, ticker_of, trade_of
+from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits, book_marks
 from kalshi.strategy.stream import TIMER, FrameTap, MarketStream
 from kalshi.strategy.types import Fill, MarketLifecycle, OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
@@ -54,6 +56,9 @@ class PaperRunner:
             order sent at ``s`` reaches the simulated exchange at ``s + order_latency_ms`` and matches against
             the live book as it is then (after every message received before that instant). Times are the
             receive stamps of the feed (epoch ns), so orders and market data are ordered on one clock.
+        limits: the kill switch of a live run (max position, max loss, max order rate), applied to the paper
+            account the same way: when a limit is hit, new orders are refused and every open paper order is
+            cancelled, so a strategy can be tried with the limits it will run under live.
 
     Raises:
         StrategyError: no markets to trade.
@@ -72,6 +77,7 @@ class PaperRunner:
         sample_interval_s: float = 1.0,
         tap: FrameTap | None = None,
         order_latency_ms: float = 0.0,
+        limits: KillSwitchLimits | None = None,
     ) -> None:
         if order_latency_ms < 0:
             raise ValueError("order_latency_ms must be >= 0")
@@ -93,7 +99,11 @@ class PaperRunner:
             on_own_delta=self._own_delta,
         )
         self.books: dict[str, Book] = {}
-        self.ctx = Context(self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper")
+        self.ctx = Context(
+            self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper", event_clock=self._event_number
+        )
+        self.kill_switch = KillSwitch(limits or KillSwitchLimits())
+        self._watch_loss = self.kill_switch.limits.max_loss_micros is not None
         self.collector = ResultCollector(self.exchange, sample_interval_s)
         self._hooks = overridden_hooks(strategy)
         self._watch = {"all": 0, "top": 1, "quotes": 2}[strategy.book_updates]
@@ -105,22 +115,48 @@ class PaperRunner:
     # ------------------------------------------------------------------ OrderSink: the simulated exchange only
 
     def place(self, order: OrderState) -> None:
-        if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, PLACE, order, 0, 0))
-        else:
-            self.exchange.place(order)
+        if self._allowed(PLACE):
+            self._send(PLACE, order, 0, 0)
 
     def amend(self, order: OrderState, price: int, count: int) -> None:
-        if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, AMEND, order, price, count))
-        else:
-            self.exchange.amend(order, price, count)
+        if self._allowed(AMEND):
+            self._send(AMEND, order, price, count)
 
     def cancel(self, order: OrderState) -> None:
+        if self._allowed(CANCEL):
+            self._send(CANCEL, order, 0, 0)
+
+    def _send(self, op: int, order: OrderState, price: int, count: int) -> None:
         if self._order_ns:
-            self._in_flight.append((time.time_ns() + self._order_ns, CANCEL, order, 0, 0))
+            self._in_flight.append((time.time_ns() + self._order_ns, op, order, price, count))
         else:
-            self.exchange.cancel(order)
+            self.exchange.submit(op, order, price, count)
+
+    def _allowed(self, op: int) -> bool:
+        """Count one request against the kill switch's order rate; False (and trip) once it is hit."""
+        if self.kill_switch.on_request() is None:
+            return True
+        self._trip()
+        if op == PLACE:
+            raise StrategyError(f"orders are blocked by the kill switch: {self.kill_switch.reason}")
+        return False
+
+    def _trip(self) -> None:
+        """A limit was hit: refuse new orders and cancel every open paper order (as a live run does)."""
+        ctx = self.ctx
+        if ctx.blocked is not None:
+            return
+        ctx.blocked = self.kill_switch.reason or "kill switch"
+        logger.error("kill switch: %s; cancelling every open paper order", ctx.blocked)
+        for order in ctx.open_orders():
+            self._send(CANCEL, order, 0, 0)
+
+    def _check_limits(self) -> None:
+        if self.kill_switch.check(self.ctx.ledger, book_marks(self.books)) is not None:
+            self._trip()
+
+    def _event_number(self) -> int:
+        return self.events
 
     def caught_up(self) -> bool:
         """True when every item received so far was handled and no order is in flight (for checkpoints)."""
@@ -154,43 +190,60 @@ class PaperRunner:
             self._session, self.markets, timer_interval=self.strategy.timer_interval, tap=self._tap
         ) as stream:
             self._stream = stream
-            await self._hook("on_start", self.ctx)
-            await self._drain_reports()
             try:
+                await self._hook("on_start", self.ctx)
+                await self._drain_reports()
                 async with asyncio.timeout(duration):
-                    waiter = asyncio.create_task(stop.wait())
-                    getter: asyncio.Task[tuple[int, Any]] | None = None
-                    try:
-                        while not stop.is_set():
-                            if getter is None:
-                                getter = asyncio.create_task(stream.get())
-                            wait = None
-                            if self._in_flight:  # wake when the next order reaches the exchange
-                                wait = max(self._in_flight[0][0] - time.time_ns(), 0) / 1e9
-                            done, _ = await asyncio.wait(
-                                {getter, waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
-                            )
-                            if getter in done:
-                                recv_ns, item = getter.result()
-                                getter = None
-                                await self.handle(recv_ns, item)
-                            elif waiter in done:
-                                break
-                            elif self._arrive(time.time_ns()):
-                                await self._drain_reports()
-                    finally:
-                        waiter.cancel()
-                        if getter is not None:
-                            getter.cancel()
+                    await self._trade(stream, stop)
             except TimeoutError:
                 pass
-            await self._hook("on_stop", self.ctx)
-            await self._drain_reports()
-            while self._in_flight:  # what was sent before the stop still lands, as in a backtest
-                self._arrive(self._in_flight[-1][0])
-                await self._drain_reports()
+            except StrategyError as exc:
+                self._stopped_by_kill_switch(exc)
+            # on_stop, then what was sent before the stop still lands, as in a backtest.
+            await self._unless_blocked(self._hook("on_stop", self.ctx))
+            while self._reports or self._in_flight:
+                if self._in_flight:
+                    self._arrive(self._in_flight[-1][0])
+                await self._unless_blocked(self._drain_reports())
         self.collector.sample(time.time_ns(), force=True)
         return self.collector.result(self.events, self.ctx)
+
+    async def _trade(self, stream: MarketStream, stop: asyncio.Event) -> None:
+        waiter = asyncio.create_task(stop.wait())
+        getter: asyncio.Task[tuple[int, Any]] | None = None
+        try:
+            while not stop.is_set():
+                if getter is None:
+                    getter = asyncio.create_task(stream.get())
+                wait = None
+                if self._in_flight:  # wake when the next order reaches the exchange
+                    wait = max(self._in_flight[0][0] - time.time_ns(), 0) / 1e9
+                done, _ = await asyncio.wait({getter, waiter}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    recv_ns, item = getter.result()
+                    getter = None
+                    await self.handle(recv_ns, item)
+                elif waiter in done:
+                    break
+                elif self._arrive(time.time_ns()):
+                    await self._drain_reports()
+        finally:
+            waiter.cancel()
+            if getter is not None:
+                getter.cancel()
+
+    def _stopped_by_kill_switch(self, exc: StrategyError) -> None:
+        """A hook raised: re-raise, unless it is the refusal of an order after the kill switch tripped (a strategy
+        that does not catch it has stopped trading, which is what the switch is for)."""
+        if self.ctx.blocked is None:
+            raise exc
+        logger.error("the strategy stopped after the kill switch tripped: %s", exc)
+
+    async def _unless_blocked(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except StrategyError as exc:
+            self._stopped_by_kill_switch(exc)
 
     async def handle(self, recv_ns: int, item: Any) -> None:
         """Process one item of the live feed (a typed message, a lifecycle event or a timer tick)."""
@@ -209,6 +262,8 @@ class PaperRunner:
                 before = book_version(book, watch)
                 book.apply(on_yes, price, delta)
                 book.ts_ns = recv_ns
+                if self._watch_loss and ctx.ledger.positions.get(m.market_ticker):
+                    self._check_limits()  # the mark moved under an open position
                 if "on_book" in hooks and (not watch or book_version(book, watch) != before):
                     await strategy.on_book(ctx, book)
         elif kind is OrderbookSnapshotMessage:
@@ -236,6 +291,7 @@ class PaperRunner:
         elif kind is MarketLifecycleMessage:
             await self._lifecycle(lifecycle_of(item, recv_ns))
         elif item == TIMER:
+            self._check_limits()
             await self._hook("on_timer", ctx, recv_ns)
         elif "on_connection" in hooks:
             await strategy.on_connection(ctx, item)
@@ -274,6 +330,7 @@ class PaperRunner:
             elif type(item) is Fill:
                 ctx.apply_fill(item)
                 self.collector.on_fill(item)
+                self._check_limits()
                 if "on_fill" in hooks:
                     await strategy.on_fill(ctx, item)
             else:
