@@ -12,10 +12,12 @@ import pytest
 from kalshi.rest import AsyncKalshiClient, RateLimiter
 from kalshi.sim import Simulator
 from kalshi.sim.rest.controls import rest_controls
-from kalshi.strategy import Book, Context, OrderUpdate, Strategy, StrategyError
+from kalshi.strategy import Book, Context, Fill, OrderUpdate, Strategy, StrategyError
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits
 from kalshi.strategy.live import LiveRunner
 from kalshi.ws import KalshiWebSocket
+from simclient import eventually
+from test_sim_rest_schema import add_quiet_market
 
 
 async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
@@ -150,3 +152,63 @@ async def test_a_refusal_the_strategy_does_not_catch_ends_the_run_and_still_canc
     assert runner.kill_switch.reason == "order rate above 5/s"
     assert runner.cancelled_all  # the queued cancel-all went out before the run ended
     assert sim.engine.orders(account) and sim.engine.orders(account, "resting") == []
+
+
+class RestingBid(Strategy):
+    """Rests one bid on the first book and notes every fill and order report it is given."""
+
+    def __init__(self, ticker: str, price: int, count: int) -> None:
+        self.markets = (ticker,)
+        self.price, self.count = price, count
+        self.cid: str | None = None
+        self.fills: list[Fill] = []
+        self.updates: list[OrderUpdate] = []
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        if self.cid is None:
+            self.cid = ctx.place_order(book.ticker, "bid", self.price, self.count)
+
+    async def on_fill(self, ctx: Context, fill: Fill) -> None:
+        self.fills.append(fill)
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        self.updates.append(update)
+
+
+async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_once(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    strategy = RestingBid(quiet, 5000, 1000)
+    rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
+    config = sim.config.with_options(retry_base_delay=0.02, retry_max_delay=0.1)
+    async with rest, KalshiWebSocket(auth=auth, config=config).connect() as session:
+        runner = LiveRunner(strategy, session, rest)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop=stop))
+        await eventually(lambda: bool(sim.engine.orders(account, "resting")) or task.done())
+        sim.place_order(seller, quiet, "ask", 5000, 100)
+        await eventually(lambda: runner.ctx.position(quiet) == 100 or task.done())
+        reconnects = session.reconnects
+        # The socket dies one frame into the next fill: the rest of it and the next two fills are never sent, and
+        # the private channels carry no seq to reveal it.
+        sim.faults.drop_all(after_messages=1)
+        sim.place_order(seller, quiet, "ask", 5000, 200)
+        sim.place_order(seller, quiet, "ask", 5000, 300)
+        sim.place_order(seller, quiet, "ask", 5000, 400)  # the order is now executed
+        await eventually(lambda: session.reconnects > reconnects or task.done(), within=10)
+        await eventually(lambda: runner.ctx.position(quiet) == 1000 or task.done(), within=10)
+        assert not task.done(), task.exception()
+        stop.set()
+        await task
+    assert sim.engine.position(account, quiet).position_units == 1000
+    assert sorted(f.count for f in strategy.fills) == [100, 200, 300, 400]  # each fill once, WS or REST
+    assert len({f.trade_id for f in strategy.fills}) == 4
+    assert runner.missed.recovered_fills >= 2
+    assert strategy.cid is not None
+    order = runner.ctx.order(strategy.cid)
+    assert order is not None and order.status == "executed" and order.remaining == 0 and order.filled == 1000
+    assert runner.ctx.open_orders() == []
+    fees = sum(f.fee for f in strategy.fills)
+    assert runner.ctx.ledger.fees == fees

@@ -28,7 +28,8 @@ from typing import Any, Final
 
 from kalshi.errors import KalshiError
 from kalshi.ws.client import KalshiWebSocket
-from kalshi.ws.lifecycle import Closed, Gap, LifecycleListener, Reconnected, Resubscribed
+from kalshi.ws.disruptions import DisruptionTracker
+from kalshi.ws.lifecycle import LifecycleListener
 from kalshi.ws.models import FillMessage, MarketPositionsMessage, UserOrdersMessage
 from kalshi.ws.subscription import Subscription
 
@@ -105,10 +106,8 @@ class Portfolio:
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_lock = asyncio.Lock()
         self._events: LifecycleListener | None = None
-        # Our subscriptions (client ids) that must be live again before the next reconciliation (after a reconnect
-        # or after the server ended one). By subscription, not channel: other code may subscribe the same channels.
-        self._awaiting: set[int] = set()
-        self._due = False
+        # By subscription, not channel: other code may subscribe the same channels.
+        self._tracker = DisruptionTracker()
         self._changed = asyncio.Condition()
 
     async def __aenter__(self) -> Portfolio:
@@ -227,31 +226,24 @@ class Portfolio:
         """True when no reconciliation is running or due (every disruption seen so far is reconciled)."""
         events = self._events
         backlog = events.backlog if events is not None else 0
-        return not backlog and not self._due and not self._awaiting and not self._reconcile_lock.locked()
+        return not backlog and not self._tracker.pending and not self._reconcile_lock.locked()
 
     async def _watch_lifecycle(self, events: LifecycleListener) -> None:
-        # fill/user_orders/market_positions have no seq: a reconnect, or the server ending one of these
-        # subscriptions, is the only sign that updates were lost. Reconcile once all three flow again: a REST
-        # snapshot taken earlier would miss what happens before a channel is back, and nothing would reveal it.
+        # The private channels have no seq: reconcile once all three flow again (see kalshi.ws.disruptions).
+        tracker = self._tracker
+        for sub in self._subs:
+            tracker.watch(sub.client_id)
         pending = events.take_nowait()
-        mine = {sub.client_id for sub in self._subs}
         while True:
             for event in pending:
-                if isinstance(event, Closed):
-                    return
-                if isinstance(event, Reconnected):
-                    self._awaiting.update(mine)
-                    self._due = True
-                elif isinstance(event, Gap) and event.subscription in mine:
-                    self._awaiting.add(event.subscription)
-                    self._due = True
-                elif isinstance(event, Resubscribed) and event.subscription is not None:
-                    self._awaiting.discard(event.subscription)
+                tracker.observe(event)
+            if tracker.closed:
+                return
             wait: float | None = None
-            if self._due and not self._awaiting:
+            if tracker.due:
                 try:
                     await self.reconcile()
-                    self._due = False
+                    tracker.reconciled()
                 except KalshiError as exc:
                     logger.warning("reconciliation failed (%s); retrying in %s s", exc, _RETRY_SECONDS)
                     wait = _RETRY_SECONDS  # or sooner, at the next event

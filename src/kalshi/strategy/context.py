@@ -170,6 +170,10 @@ class Context:
         """One of the strategy's orders by client order id (open or done), or None."""
         return self._orders.get(client_order_id)
 
+    def orders(self) -> list[OrderState]:
+        """Every order of the run, open or done, oldest first."""
+        return list(self._orders.values())
+
     def open_orders(self, ticker: str | None = None) -> list[OrderState]:
         """Pending and resting orders (of ``ticker`` if given), oldest first."""
         return [o for o in self._open.values() if ticker is None or o.ticker == ticker]

@@ -32,8 +32,11 @@ from kalshi.ws.models._numbers import COUNT_CACHE, PRICE_CACHE, parse_count, par
 
 __all__ = [
     "SETTLING_EVENTS",
+    "book_side_of",
     "fill_of",
     "lifecycle_of",
+    "money_micros",
+    "order_status_of",
     "order_update_of",
     "price_of",
     "ticker_of",
@@ -122,7 +125,8 @@ def lifecycle_of(message: MarketLifecycleMessage, ts_ns: int) -> MarketLifecycle
     )
 
 
-def _book_side(book_side: str | None, outcome: str | None) -> Side:
+def book_side_of(book_side: str | None, outcome: str | None) -> Side:
+    """The order's side in book terms, from ``book_side`` or else the outcome side (``"no"``: an ask)."""
     if book_side in ("bid", "ask"):
         return "bid" if book_side == "bid" else "ask"
     return "bid" if outcome != "no" else "ask"
@@ -139,16 +143,18 @@ def fill_of(message: FillMessage, ts_ns: int) -> Fill | None:
         client_order_id=m.client_order_id or "",
         order_id=m.order_id or "",
         ticker=m.market_ticker,
-        side=_book_side(m.book_side, m.outcome_side or m.side),
+        side=book_side_of(m.book_side, m.outcome_side or m.side),
         price=price,
         count=count,
-        fee=_money_micros(m.fee_cost) if m.fee_cost else 0,
+        fee=money_micros(m.fee_cost) if m.fee_cost else 0,
         is_taker=bool(m.is_taker),
         ts_ns=ts_ns,
+        trade_id=m.trade_id or "",
     )
 
 
-def _money_micros(dollars: str) -> int:
+def money_micros(dollars: str) -> int:
+    """``"0.0175"`` dollars -> micros (exact)."""
     whole, _, frac = dollars.strip().partition(".")
     negative = whole.startswith("-")
     digits = int((whole.lstrip("+-") or "0") + (frac + "000000")[:6])
@@ -165,6 +171,11 @@ _STATUSES: dict[str, OrderStatus] = {
 }
 
 
+def order_status_of(status: str | None) -> OrderStatus:
+    """The exchange's order status (WebSocket or REST) as the strategy's (unknown: ``"pending"``)."""
+    return _STATUSES.get(status or "", "pending")
+
+
 def order_update_of(message: UserOrdersMessage, ts_ns: int) -> OrderUpdate:
     """One of our order updates from the private ``user_orders`` channel."""
     m = message.msg
@@ -172,9 +183,9 @@ def order_update_of(message: UserOrdersMessage, ts_ns: int) -> OrderUpdate:
         client_order_id=m.client_order_id or "",
         order_id=m.order_id,
         ticker=m.ticker,
-        side=_book_side(m.book_side, m.outcome_side or m.side),
+        side=book_side_of(m.book_side, m.outcome_side or m.side),
         price=price_of(m.yes_price_dollars) or 0,
-        status=_STATUSES.get(m.status or "", "pending"),
+        status=order_status_of(m.status),
         remaining=units_of(m.remaining_count_fp) or 0,
         filled=units_of(m.fill_count_fp) or 0,
         reason=m.last_update_reason,

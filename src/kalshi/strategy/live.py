@@ -34,9 +34,11 @@ from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits, book_marks
+from kalshi.strategy.live_reconcile import MissedReports
 from kalshi.strategy.stream import TIMER, FrameTap, MarketStream, apply_book_message
-from kalshi.strategy.types import OrderState, OrderUpdate, StrategyError
+from kalshi.strategy.types import Fill, OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
+from kalshi.ws.disruptions import DisruptionTracker
 from kalshi.ws.models import (
     FillMessage,
     MarketLifecycleMessage,
@@ -55,6 +57,7 @@ _STP: Final = "taker_at_cross"
 _MICROS: Final = Decimal(1_000_000)
 _REQUEST_QUEUE: Final = 1_000
 _CANCEL_ALL_WITHIN_S: Final = 10.0
+_RECONCILE_RETRY_S: Final = 1.0
 
 
 class LiveRunner:
@@ -112,6 +115,10 @@ class LiveRunner:
         self.round_trips: deque[float] = deque(maxlen=10_000)  # REST order round trips, seconds
         self.events = 0
         self.cancelled_all = False
+        # Fills and order changes the private channels lost (a reconnect, error 25) come back over REST.
+        self.missed = MissedReports(rest, self.ctx)
+        self._disruptions = DisruptionTracker()
+        self._reconcile_after = 0.0  # monotonic time before which a failed reconciliation is not retried
 
     # ------------------------------------------------------------------ OrderSink: the REST worker
 
@@ -165,6 +172,8 @@ class LiveRunner:
             self._session, self.markets, private=True, timer_interval=self.strategy.timer_interval, tap=self._tap
         ) as stream:
             self._stream = stream
+            for subscription in stream.private_subscriptions:
+                self._disruptions.watch(subscription)
             self._worker = asyncio.create_task(self._work(), name="kalshi-live-orders")
             try:
                 await self._hook("on_start", self.ctx)
@@ -224,23 +233,12 @@ class LiveRunner:
                 await strategy.on_book(ctx, book)
         elif kind is FillMessage:
             fill = fill_of(item, recv_ns)
-            if fill is not None:
-                ctx.apply_fill(fill)
-                if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
-                    self._trip()
-                if "on_fill" in hooks:
-                    await strategy.on_fill(ctx, fill)
+            if fill is not None and self.missed.first_sight(fill):
+                await self._fill(fill)
         elif kind is UserOrdersMessage:
-            update = order_update_of(item, recv_ns)
-            if update.order_id:
-                self._order_ids[update.client_order_id] = update.order_id
-            ctx.apply_update(update)
-            if "on_order_update" in hooks:
-                await strategy.on_order_update(ctx, update)
+            await self._update(order_update_of(item, recv_ns))
         elif kind is OrderUpdate:  # a rejection from the REST worker
-            ctx.apply_update(item)
-            if "on_order_update" in hooks:
-                await strategy.on_order_update(ctx, item)
+            await self._update(item)
         elif kind is TradeMessage:
             trade = trade_of(item, recv_ns)
             if trade is not None and "on_trade" in hooks:
@@ -258,7 +256,42 @@ class LiveRunner:
                 self._trip()
             await self._hook("on_timer", ctx, recv_ns)
         else:
+            self._disruptions.observe(item)
             await self._hook("on_connection", ctx, item)
+        if self._disruptions.due and time.monotonic() >= self._reconcile_after:
+            await self._reconcile()
+
+    async def _fill(self, fill: Fill) -> None:
+        ctx = self.ctx
+        ctx.apply_fill(fill)
+        if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
+            self._trip()
+        if "on_fill" in self._hooks:
+            await self.strategy.on_fill(ctx, fill)
+
+    async def _update(self, update: OrderUpdate) -> None:
+        if update.order_id:
+            self._order_ids[update.client_order_id] = update.order_id
+        self.ctx.apply_update(update)
+        if "on_order_update" in self._hooks:
+            await self.strategy.on_order_update(self.ctx, update)
+
+    async def _reconcile(self) -> None:
+        """The private channels flow again after a disruption: hand the strategy what they did not deliver."""
+        try:
+            missed = await self.missed.fetch(self._order_ids)
+        except KalshiError as exc:
+            self._reconcile_after = time.monotonic() + _RECONCILE_RETRY_S
+            logger.warning("reconciling the run's orders failed (%s); retrying", exc)
+            return
+        self._disruptions.reconciled()
+        if missed:
+            logger.info("recovered %d report(s) the private channels did not deliver", len(missed))
+        for report in missed:
+            if type(report) is Fill:
+                await self._fill(report)
+            else:
+                await self._update(report)  # type: ignore[arg-type]  # the other kind
 
     def _event_number(self) -> int:
         return self.events

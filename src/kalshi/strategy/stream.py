@@ -162,6 +162,7 @@ class MarketStream:
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
         self.forwarded = 0  # items put into the queue so far
+        self.private_subscriptions: tuple[int, ...] = ()  # client ids of the fill and user_orders subscriptions
 
     async def __aenter__(self) -> MarketStream:
         session = self._session
@@ -176,6 +177,7 @@ class MarketStream:
             self._spawn(self._from_tap(tap), "tap")
         if self._private:
             self._subs += [await session.subscribe_fill(), await session.subscribe_user_orders()]
+            self.private_subscriptions = tuple(sub.client_id for sub in self._subs)
         self._subs += [
             await session.subscribe_market_lifecycle(self._tickers),
             await session.subscribe_trade(self._tickers),

@@ -91,6 +91,7 @@ class Fill:
     fee: int
     is_taker: bool
     ts_ns: int
+    trade_id: str = ""  # the exchange's id of the fill ("" when it gave none, and in backtests)
 
 
 class OrderUpdate(NamedTuple):
