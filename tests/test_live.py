@@ -212,3 +212,53 @@ async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_on
     assert runner.ctx.open_orders() == []
     fees = sum(f.fee for f in strategy.fills)
     assert runner.ctx.ledger.fees == fees
+
+
+async def run_resting_bid(sim: Simulator, quiet: str, auth: object, strategy: RestingBid) -> tuple[LiveRunner, str]:
+    """Run until the strategy's bid is settled (resting or rejected), then stop."""
+    config = sim.config.with_options(retry_base_delay=0.01, retry_max_delay=0.02, max_retries=2)
+    rest = AsyncKalshiClient(config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))  # type: ignore[arg-type]
+    async with rest, KalshiWebSocket(auth=auth, config=config).connect() as session:  # type: ignore[arg-type]
+        runner = LiveRunner(strategy, session, rest)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop=stop))
+
+        def settled() -> bool:
+            order = runner.ctx.order(strategy.cid) if strategy.cid else None
+            return task.done() or (order is not None and order.status != "pending" and runner.caught_up())
+
+        await eventually(settled, within=10)
+        assert not task.done(), task.exception()
+        stop.set()
+        await task
+    assert strategy.cid is not None
+    return runner, strategy.cid
+
+
+async def test_an_order_whose_reply_was_lost_is_found_on_the_exchange_not_reported_rejected(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    rest_controls(sim).limits.enabled = False
+    # The exchange places the order, the reply is lost (503); the client's retry then finds the id taken (409).
+    rest_controls(sim).faults.fail_next(1, status=503, operation_id="CreateOrderV2", after_serving=True)
+    auth, account = sim.create_account_auth()
+    strategy = RestingBid(quiet, 5000, 1000)
+    runner, cid = await run_resting_bid(sim, quiet, auth, strategy)
+    [resting] = sim.engine.orders(account, "resting")
+    order = runner.ctx.order(cid)
+    assert order is not None and order.status == "resting" and order.order_id == resting.order_id
+    assert [u.status for u in strategy.updates if u.status == "rejected"] == []
+    assert runner.ctx.open_orders() == [order]
+
+
+async def test_an_order_the_exchange_never_got_is_reported_rejected_with_the_failure(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    rest_controls(sim).limits.enabled = False
+    rest_controls(sim).faults.fail_next(3, status=503, operation_id="CreateOrderV2")  # every attempt
+    auth, account = sim.create_account_auth()
+    strategy = RestingBid(quiet, 5000, 1000)
+    runner, cid = await run_resting_bid(sim, quiet, auth, strategy)
+    assert sim.engine.orders(account) == []
+    order = runner.ctx.order(cid)
+    assert order is not None and order.status == "rejected" and runner.ctx.open_orders() == []
+    [rejected] = [u for u in strategy.updates if u.status == "rejected"]
+    assert rejected.reason is not None and "not on the exchange" in rejected.reason and "503" in rejected.reason

@@ -123,6 +123,7 @@ class Context:
         self.ledger = Ledger(cash)
         self._orders: dict[str, OrderState] = {}
         self._open: dict[str, OrderState] = {}
+        self._fill_units: dict[str, int] = {}  # units filled per order, summed from fill reports
         self._prefix = id_prefix
         self._next_id = 1
         self.blocked: str | None = None  # set by a kill switch: new orders are refused with this reason
@@ -286,8 +287,13 @@ class Context:
         self.ledger.apply_fill(fill.ticker, fill.side, fill.price, fill.count, fill.fee)
         order = self._orders.get(fill.client_order_id)
         if order is not None:
-            order.filled += fill.count
-            order.remaining = max(order.remaining - fill.count, 0)
+            # Fills and order reports come on different channels, in either order: an order report may already
+            # count this fill, so the order's filled size is the larger of the two sums, never both.
+            total = self._fill_units.get(fill.client_order_id, 0) + fill.count
+            self._fill_units[fill.client_order_id] = total
+            if total > order.filled:
+                order.remaining = max(order.remaining - (total - order.filled), 0)
+                order.filled = total
             if order.order_id is None:
                 order.order_id = fill.order_id
 

@@ -118,6 +118,7 @@ class LiveRunner:
         # Fills and order changes the private channels lost (a reconnect, error 25) come back over REST.
         self.missed = MissedReports(rest, self.ctx)
         self._disruptions = DisruptionTracker()
+        self._unknown: dict[str, str] = {}  # orders whose placing failed without a clear answer -> the failure
         self._reconcile_after = 0.0  # monotonic time before which a failed reconciliation is not retried
 
     # ------------------------------------------------------------------ OrderSink: the REST worker
@@ -251,6 +252,8 @@ class LiveRunner:
             if event.event_type in SETTLING_EVENTS and event.settlement_value is not None:
                 ctx.apply_settlement(event.ticker, event.settlement_value)
             await self._hook("on_lifecycle", ctx, event)
+        elif item is _LOOK_UP:
+            pass  # a wake-up for the reconciliation below
         elif item == TIMER:
             if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
                 self._trip()
@@ -278,13 +281,16 @@ class LiveRunner:
 
     async def _reconcile(self) -> None:
         """The private channels flow again after a disruption: hand the strategy what they did not deliver."""
+        unknown = dict(self._unknown)
         try:
-            missed = await self.missed.fetch(self._order_ids)
+            missed = await self.missed.fetch(self._order_ids, unknown)
         except KalshiError as exc:
             self._reconcile_after = time.monotonic() + _RECONCILE_RETRY_S
             logger.warning("reconciling the run's orders failed (%s); retrying", exc)
             return
         self._disruptions.reconciled()
+        for cid in unknown:
+            del self._unknown[cid]
         if missed:
             logger.info("recovered %d report(s) the private channels did not deliver", len(missed))
         for report in missed:
@@ -358,12 +364,27 @@ class LiveRunner:
                         await orders.cancel_order_v2(order_id)
                 self.round_trips.append(time.monotonic() - started)
             except (KalshiAPIError, StrategyError) as exc:
-                self._reject(op, order, exc)
+                if op == 0 and isinstance(exc, KalshiAPIError) and _outcome_unknown(exc):
+                    self._outcome_unknown(order, exc)
+                else:
+                    self._reject(op, order, exc)
             except KalshiError as exc:  # the exchange could not be reached: report, keep going
                 logger.warning("order request failed: %s", exc)
-                self._reject(op, order, exc)
+                if op == 0:
+                    self._outcome_unknown(order, exc)
+                else:
+                    self._reject(op, order, exc)
             finally:
                 self._done_one()
+
+    def _outcome_unknown(self, order: OrderState, exc: Exception) -> None:
+        """Placing failed without saying whether the exchange has the order (its reply was lost, or a retry of
+        it found the client order id taken): look it up before telling the strategy anything."""
+        logger.warning("order %s: %s; looking it up on the exchange", order.client_order_id, exc)
+        self._unknown[order.client_order_id] = str(exc)
+        self._disruptions.request()
+        if self._stream is not None and not self._stream.inject(_LOOK_UP):
+            logger.error("order %s: the feed queue is full; it is looked up after the next item", order.client_order_id)
 
     def _reject(self, op: int, order: OrderState, exc: Exception) -> None:
         if op == 3:
@@ -411,6 +432,15 @@ class LiveRunner:
     async def _hook(self, name: str, *args: Any) -> None:
         if name in self._hooks:
             await getattr(self.strategy, name)(*args)
+
+
+_LOOK_UP: Final = object()  # feed item: an order's fate is unknown, reconcile
+
+
+def _outcome_unknown(exc: KalshiAPIError) -> bool:
+    """Whether a refused order request may still have been carried out: a server error (after the client's
+    retries), or a retry that found its client order id already used (by the attempt whose reply was lost)."""
+    return exc.status >= 500 or (exc.status == 409 and "duplicate" in (exc.code or ""))
 
 
 _NO_ORDER: Final = OrderState("", "", "bid", 1, 1, "good_till_canceled", False)

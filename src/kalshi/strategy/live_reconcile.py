@@ -59,11 +59,18 @@ class MissedReports:
             del self._trades[next(iter(self._trades))]
         return True
 
-    async def fetch(self, order_ids: Mapping[str, str]) -> list[Fill | OrderUpdate]:
-        """What was missed, oldest first: fills, then the open orders whose state changed.
+    async def fetch(
+        self, order_ids: Mapping[str, str], unknown: Mapping[str, str] | None = None
+    ) -> list[Fill | OrderUpdate]:
+        """What was missed, oldest first: the orders of ``unknown`` as found, fills, then the open orders whose
+        state changed.
 
         Args:
             order_ids: exchange order id by client order id, for orders whose id the context does not hold yet.
+            unknown: orders whose placing failed without an answer that says whether the exchange has them (a
+                lost reply, a server error after retries), by client order id, with the failure. Each is looked
+                up among the exchange's orders of its market: found, it is reported as it is there; not found,
+                it is reported ``rejected`` with that failure.
 
         Raises:
             KalshiError: a REST call failed (nothing is marked as seen; call again).
@@ -75,19 +82,30 @@ class MissedReports:
         for order in ctx.orders():
             if order.order_id is not None:
                 exchange_ids[order.client_order_id] = order.order_id
+        found: list[OrderUpdate] = []
+        for cid, failure in (unknown or {}).items():
+            state = ctx.order(cid)
+            if state is None or cid in exchange_ids:
+                continue  # a report already said where it is
+            remote_order = await self._find(state)
+            if remote_order is None:
+                found.append(_rejected(state, failure, now_ns))
+            else:
+                exchange_ids[cid] = remote_order.order_id
+                found.append(_report_of(state, remote_order.order_id, remote_order, now_ns))
         client_ids = {order_id: cid for cid, order_id in exchange_ids.items()}
         fills: list[tuple[int, Fill]] = []
         async for remote in self._rest.portfolio.iter_get_fills(min_ts=self.since_s, limit=1000):
-            cid = client_ids.get(remote.order_id)
+            owner = client_ids.get(remote.order_id)
             trade = remote.trade_id or remote.fill_id
-            if cid is None or trade in self._trades:
+            if owner is None or trade in self._trades:
                 continue  # another program's order, or a fill the run saw
             price = price_of(remote.yes_price_dollars)
             count = units_of(remote.count_fp)
             if price is None or count is None:
                 continue
             fill = Fill(
-                client_order_id=cid,
+                client_order_id=owner,
                 order_id=remote.order_id,
                 ticker=remote.ticker,
                 side=book_side_of(remote.book_side, remote.outcome_side),
@@ -116,17 +134,45 @@ class MissedReports:
             self.first_sight(fill)
         self.since_s = started - _MARGIN_S
         self.recovered_fills += len(fills)
-        self.recovered_updates += len(updates)
-        return [*(fill for _, fill in fills), *updates]
+        self.recovered_updates += len(updates) + len(found)
+        return [*found, *(fill for _, fill in fills), *updates]
+
+    async def _find(self, order: OrderState) -> Any:
+        """The exchange's order with ``order``'s client order id, or None."""
+        since = order.created_ns // 1_000_000_000 - _MARGIN_S
+        async for remote in self._rest.orders.iter_get_orders(ticker=order.ticker, min_ts=since, limit=1000):
+            if remote.client_order_id == order.client_order_id:
+                return remote
+        return None
 
 
 def _update_of(order: OrderState, order_id: str, remote: Any, now_ns: int) -> OrderUpdate | None:
     """The exchange's state of ``order`` as a report, or None when the context already has it."""
+    update = _report_of(order, order_id, remote, now_ns)
+    if update.status == order.status and update.remaining == order.remaining:
+        return None
+    return update
+
+
+def _rejected(order: OrderState, failure: str, now_ns: int) -> OrderUpdate:
+    return OrderUpdate(
+        client_order_id=order.client_order_id,
+        order_id=None,
+        ticker=order.ticker,
+        side=order.side,
+        price=order.price,
+        status="rejected",
+        remaining=0,
+        filled=0,
+        reason=f"not on the exchange after: {failure}",
+        ts_ns=now_ns,
+    )
+
+
+def _report_of(order: OrderState, order_id: str, remote: Any, now_ns: int) -> OrderUpdate:
     status = order_status_of(str(remote.status))
     remaining = units_of(remote.remaining_count_fp) or 0
     filled = units_of(remote.fill_count_fp) or 0
-    if status == order.status and remaining == order.remaining:
-        return None
     return OrderUpdate(
         client_order_id=order.client_order_id,
         order_id=order_id,
@@ -136,6 +182,6 @@ def _update_of(order: OrderState, order_id: str, remote: Any, now_ns: int) -> Or
         status=status,
         remaining=remaining,
         filled=filled,
-        reason="reconciled after a disruption of the private channels",
+        reason="as the exchange has it (reconciled over REST)",
         ts_ns=now_ns,
     )

@@ -50,6 +50,10 @@ class DisruptionTracker:
         elif isinstance(event, Resubscribed) and event.subscription is not None:
             self._awaiting.discard(event.subscription)
 
+    def request(self) -> None:
+        """Ask for a reconciliation without a disruption (e.g. a request whose outcome is unknown)."""
+        self._due = True
+
     @property
     def due(self) -> bool:
         """A disruption was seen and every disrupted subscription is live again: reconcile now."""

@@ -52,6 +52,7 @@ class ForcedResponse:
     status: int
     retry_after: float | None = None
     operation_id: str | None = None  # only requests of this operation; None: any
+    after_serving: bool = False  # serve the request first (its effect happens), then send this instead
 
     def response(self) -> web.Response:
         """The error response to send."""
@@ -71,11 +72,20 @@ class RestFaults:
         self.injected = 0
 
     def fail_next(
-        self, n: int = 1, *, status: int = 503, retry_after: float | None = None, operation_id: str | None = None
+        self,
+        n: int = 1,
+        *,
+        status: int = 503,
+        retry_after: float | None = None,
+        operation_id: str | None = None,
+        after_serving: bool = False,
     ) -> None:
         """Answer the next ``n`` matching requests with ``status`` (and ``Retry-After`` if given).
 
         A 2xx ``status`` sends the error object with a success status (an exchange bug clients must catch).
+        With ``after_serving`` the request is carried out first and only its answer is replaced: a reply lost on
+        its way back (a gateway timeout after the exchange accepted the order), so the client cannot tell
+        whether it took effect.
 
         Raises:
             ValueError: ``n`` below 1, a status outside 200..599, or an unknown ``operation_id``.
@@ -84,7 +94,7 @@ class RestFaults:
             raise ValueError("n must be >= 1 and status an HTTP status")
         if operation_id is not None and operation_id not in OPERATIONS and operation_id != ANNOUNCEMENTS.operation_id:
             raise ValueError(f"unknown operation {operation_id!r}")
-        self._queue.extend([ForcedResponse(status, retry_after, operation_id)] * n)
+        self._queue.extend([ForcedResponse(status, retry_after, operation_id, after_serving)] * n)
 
     @property
     def pending(self) -> int:

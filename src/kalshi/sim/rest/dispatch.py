@@ -87,7 +87,7 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
     controls = sim.rest_controls
     controls.calls[op.operation_id] += 1
     forced = controls.faults.take(op.operation_id)
-    if forced is not None:
+    if forced is not None and not forced.after_serving:
         return forced.response()
     try:
         key_id = _authenticate(request, sim)
@@ -111,6 +111,8 @@ async def _serve(sim: Simulator, op: Operation, handler: Handler, request: web.R
         if (await request.read()).strip():
             validate_body(op.operation_id, (await call.body()).data)
         reply = await handler(call)
+        if forced is not None:  # served, and the answer is lost on the way back
+            return forced.response()
         return reply.response()
     except RestError as exc:
         log.debug("REST %s refused: %d %s", op.operation_id, exc.status, exc.code)
