@@ -189,6 +189,48 @@ async def test_order_body_is_exact_json_without_unset_fields(auth: KalshiAuth) -
     assert created.decimal("remaining_count") == Decimal("1.00")
 
 
+async def test_decimal_and_int_amounts_go_out_as_their_exact_text(auth: KalshiAuth) -> None:
+    exchange = Exchange(ok(ORDER_CREATED, 201), ok({"orders": []}, 201))
+    async with make_client(exchange, auth=auth) as client:
+        await client.orders.create_order_v2(
+            ticker="KXTEST-1",
+            side="bid",
+            count=Decimal("12.50"),  # type: ignore[arg-type]
+            price=Decimal("0.5601"),  # type: ignore[arg-type]
+            time_in_force="good_till_canceled",
+            self_trade_prevention_type="taker_at_cross",
+        )
+        item = CreateOrderV2Request(
+            ticker="KXTEST-2",
+            side="ask",
+            count=3,  # type: ignore[arg-type]
+            price=Decimal("0.07"),  # type: ignore[arg-type]
+            time_in_force="good_till_canceled",
+            self_trade_prevention_type="taker_at_cross",
+            client_order_id="c-2",
+        )
+        await client.orders.batch_create_orders_v2(orders=[item])
+    first = json.loads(exchange.requests[0].content)
+    assert (first["count"], first["price"]) == ("12.50", "0.5601")
+    [batched] = json.loads(exchange.requests[1].content)["orders"]
+    assert (batched["count"], batched["price"]) == ("3", "0.07")
+
+
+async def test_a_float_amount_is_refused_before_anything_is_sent(auth: KalshiAuth) -> None:
+    exchange = Exchange(ok(ORDER_CREATED, 201))
+    async with make_client(exchange, auth=auth) as client:
+        with pytest.raises(TypeError, match=r"CreateOrderV2Request.price is the float 0.30000000000000004"):
+            await client.orders.create_order_v2(
+                ticker="KXTEST-1",
+                side="bid",
+                count="1.00",
+                price=0.1 + 0.2,  # type: ignore[arg-type]
+                time_in_force="good_till_canceled",
+                self_trade_prevention_type="taker_at_cross",
+            )
+    assert exchange.requests == []
+
+
 async def test_query_encoding_booleans_lists_renamed_and_none() -> None:
     weather = {"city": "NYC", "units": "F", "timeseries": []}
     exchange = Exchange(ok({"orderbooks": []}), ok(weather), ok({"series": []}))

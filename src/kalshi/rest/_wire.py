@@ -110,8 +110,62 @@ def join_csv(value: str | Sequence[str] | None, name: str) -> str | None:
 
 
 def encode_body(body: object) -> bytes:
-    """JSON bytes of a model (optional fields left at None are omitted) or a plain mapping."""
+    """JSON bytes of a model (optional fields left at None are omitted) or a plain mapping.
+
+    Fixed-point text fields (prices ``"0.5600"``, counts ``"10.00"``) also take a ``Decimal`` or an ``int``, sent
+    as their exact text.
+
+    Raises:
+        TypeError: a float in a fixed-point field (binary floats are inexact for money).
+    """
+    _exact_text_fields(body)
     return _ENCODER.encode(body)
+
+
+_TEXT_FIELDS: dict[type, frozenset[str]] = {}
+
+
+def _text_fields(cls: type[msgspec.Struct]) -> frozenset[str]:
+    """The fields of ``cls`` typed as text (``str`` or ``str | None``): where the spec wants fixed-point strings."""
+    names = _TEXT_FIELDS.get(cls)
+    if names is None:
+        names = frozenset(f.name for f in msgspec.structs.fields(cls) if f.type is str or f.type == (str | None))
+        _TEXT_FIELDS[cls] = names
+    return names
+
+
+def _exact_text_fields(body: object) -> None:
+    """Turn Decimal and int values of a request model's text fields into their exact text, in place (nested
+    models and lists of them included)."""
+    if isinstance(body, list):
+        for item in body:
+            _exact_text_fields(item)
+        return
+    if not isinstance(body, msgspec.Struct):
+        return
+    text = _text_fields(type(body))
+    for name in body.__struct_fields__:
+        value = getattr(body, name)
+        cls = value.__class__
+        if value is None or cls is str or cls is bool:
+            continue
+        if name in text:
+            setattr(body, name, _exact_text(value, f"{type(body).__name__}.{name}"))
+        elif cls is list or isinstance(value, msgspec.Struct):
+            _exact_text_fields(value)
+
+
+def _exact_text(value: object, where: str) -> object:
+    if isinstance(value, float):
+        raise TypeError(
+            f"{where} is the float {value!r}: binary floats are inexact for money; pass a string such as "
+            f"'0.5600' or a Decimal"
+        )
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value  # something else: the exchange says what is wrong with it
 
 
 _DECODERS: dict[object, msgspec.json.Decoder[Any]] = {}
