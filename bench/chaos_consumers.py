@@ -25,6 +25,7 @@ from kalshi.errors import KalshiAPIError, KalshiConnectionError, KalshiError
 from kalshi.portfolio import Portfolio
 from kalshi.ws import ConnectionState, KalshiWebSocket, Subscription
 from kalshi.ws.connection import REASON_HEARTBEAT_TIMEOUT
+from kalshi.ws.lifecycle import Gap, LifecycleListener, Reconnected
 from kalshi.ws.models import ErrorMessage, FillMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage
 from kalshi.ws.orderbook import DeltaResult, OrderbookManager
 
@@ -35,6 +36,7 @@ log = logging.getLogger("bench.chaos")
 FillKey = tuple[str, str]  # (trade_id, order_id): one account's side of one trade
 _RESTART_PAUSE: Final = 0.2
 _RESTART_GIVE_UP: Final = 60.0
+_PRIVATE_CHANNELS: Final = frozenset({"fill", "user_orders", "market_positions"})
 
 
 class SubscriptionTotals:
@@ -142,6 +144,7 @@ class Consumer:
         self.on_disruption = on_disruption
         self.rest = rest
         self.portfolio: Portfolio | None = None
+        self._events: LifecycleListener | None = None
         self.session: KalshiWebSocket | None = None
         self.subs: list[Subscription[Any]] = []
         self.totals = SubscriptionTotals()
@@ -163,9 +166,13 @@ class Consumer:
     # -- status -----------------------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """Streaming, and every subscription is bound to a server sid."""
+        """Streaming, every subscription bound to a server sid, and every disruption so far reported to
+        ``on_disruption`` (a reconnect or an error 25 seen by the session but not yet by the watcher would let a
+        checkpoint count a fill as lost before its reconciliation was even asked for)."""
         session = self.session
         if session is None or session.state is not ConnectionState.STREAMING or len(self.subs) != self._expected:
+            return False
+        if self._events is not None and self._events.backlog:
             return False
         return all(
             all(sid is not None for sid, _ in sub.server_subscriptions) and sub.active for sub in session.subscriptions
@@ -249,10 +256,15 @@ class Consumer:
             self.totals.add(self.subs)
             self.session = None
             self.subs = []
+            if self._events is not None:
+                self._events.close()
+                self._events = None
 
     async def _one_session(self, ws: KalshiWebSocket) -> None:
         async with ws.connect() as session:
             self.session = session
+            # Before subscribing: no disruption may go unseen (the events are published synchronously).
+            self._events = session.lifecycle_events() if self.on_disruption is not None else None
             subs: list[Subscription[Any]] = []
             if self.private:
                 subs.append(await session.orderbook(self.tickers))
@@ -272,8 +284,10 @@ class Consumer:
             self._drains = [
                 asyncio.create_task(self._drain(sub, slow=self.slow and i == 0)) for i, sub in enumerate(subs)
             ]
-            if self.on_disruption is not None:
+            if self.on_disruption is not None and self._events is not None:
                 self.on_disruption()  # a fresh session: anything before it may be missing
+                private = [sub.client_id for sub in subs if sub.channel in _PRIVATE_CHANNELS]
+                self._drains.append(asyncio.create_task(self._watch_disruptions(self._events, private)))
             ended = asyncio.create_task(session.run_forever())
             stopper = asyncio.create_task(self._stop.wait())
             try:
@@ -296,6 +310,14 @@ class Consumer:
                 ended.result()  # re-raises why the session ended
             with contextlib.suppress(asyncio.CancelledError):
                 await ended
+
+    async def _watch_disruptions(self, events: LifecycleListener, private: list[int]) -> None:
+        """Report every disruption of the private channels (a reconnect, the server ending one: error 25) to
+        ``on_disruption`` as soon as it is published (not through the session's hooks, which may lag)."""
+        assert self.on_disruption is not None
+        async for event in events:
+            if isinstance(event, Reconnected) or (isinstance(event, Gap) and event.subscription in private):
+                self.on_disruption()
 
     async def _drain(self, sub: Subscription[Any], *, slow: bool) -> None:
         rng = self.rng
@@ -327,13 +349,9 @@ class Consumer:
             if info is not None and info.reason == REASON_HEARTBEAT_TIMEOUT:
                 self.heartbeat_losses.append(time.monotonic())
             log.info("%s: connection lost (%s)", self.name, cause)
-        if new is ConnectionState.STREAMING and old is not ConnectionState.DISCONNECTED and self.on_disruption:
-            self.on_disruption()
 
     async def _on_error(self, err: ErrorMessage) -> None:
         self.error_codes[err.msg.code] += 1
-        if err.msg.code == 25 and self.on_disruption is not None:
-            self.on_disruption()
 
 
 class _RawBooks:
