@@ -175,7 +175,10 @@ class RestingBid(Strategy):
         self.updates.append(update)
 
 
-async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_once(sim: Simulator) -> None:
+@pytest.mark.parametrize("rest_down", [False, True], ids=["rest-up", "rest-down-at-first"])
+async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_once(
+    sim: Simulator, rest_down: bool
+) -> None:
     quiet = add_quiet_market(sim)
     rest_controls(sim).limits.enabled = False
     auth, account = sim.create_account_auth()
@@ -193,6 +196,8 @@ async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_on
         reconnects = session.reconnects
         # The socket dies one frame into the next fill: the rest of it and the next two fills are never sent, and
         # the private channels carry no seq to reveal it.
+        if rest_down:  # the first reconciliation fails (every retry of its first call): it is tried again
+            rest_controls(sim).faults.fail_next(4, status=503, operation_id="GetFills")
         sim.faults.drop_all(after_messages=1)
         sim.place_order(seller, quiet, "ask", 5000, 200)
         sim.place_order(seller, quiet, "ask", 5000, 300)
@@ -206,6 +211,7 @@ async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_on
     assert sorted(f.count for f in strategy.fills) == [100, 200, 300, 400]  # each fill once, WS or REST
     assert len({f.trade_id for f in strategy.fills}) == 4
     assert runner.missed.recovered_fills >= 2
+    assert rest_controls(sim).faults.pending == 0
     assert strategy.cid is not None
     order = runner.ctx.order(strategy.cid)
     assert order is not None and order.status == "executed" and order.remaining == 0 and order.filled == 1000

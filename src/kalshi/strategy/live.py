@@ -120,6 +120,7 @@ class LiveRunner:
         self._disruptions = DisruptionTracker()
         self._unknown: dict[str, str] = {}  # orders whose placing failed without a clear answer -> the failure
         self._reconcile_after = 0.0  # monotonic time before which a failed reconciliation is not retried
+        self._retry_wake: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ OrderSink: the REST worker
 
@@ -202,6 +203,8 @@ class LiveRunner:
             finally:
                 with contextlib.suppress(KalshiError):
                     await self._hook("on_stop", self.ctx)
+                if self._retry_wake is not None:
+                    self._retry_wake.cancel()
                 await self._stop_worker()
 
     async def _seed(self) -> None:
@@ -279,6 +282,11 @@ class LiveRunner:
         if "on_order_update" in self._hooks:
             await self.strategy.on_order_update(self.ctx, update)
 
+    def _wake_for_retry(self) -> None:
+        self._retry_wake = None
+        if self._stream is not None:
+            self._stream.inject(_LOOK_UP)
+
     async def _reconcile(self) -> None:
         """The private channels flow again after a disruption: hand the strategy what they did not deliver."""
         unknown = dict(self._unknown)
@@ -286,6 +294,9 @@ class LiveRunner:
             missed = await self.missed.fetch(self._order_ids, unknown)
         except KalshiError as exc:
             self._reconcile_after = time.monotonic() + _RECONCILE_RETRY_S
+            # Retried at the first feed item after the pause; this one makes sure there is such an item.
+            if self._retry_wake is None or self._retry_wake.cancelled():
+                self._retry_wake = asyncio.get_running_loop().call_later(_RECONCILE_RETRY_S, self._wake_for_retry)
             logger.warning("reconciling the run's orders failed (%s); retrying", exc)
             return
         self._disruptions.reconciled()
