@@ -155,7 +155,7 @@ class RelayFeed:
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._reads = StreamReads(client, redis)
+        self._reads = StreamReads(client)
         self._closing = False
         self._rng = random.Random()
         self.entries_read = 0
@@ -356,13 +356,26 @@ class RelayFeed:
     async def _claim(self) -> None:
         assert self.group is not None
         for key in list(self._streams):
-            entries = await self._reads.claim(key, self.group)
+            entries, gone = await self._reads.claim(key, self.group)
+            if gone:
+                self._lost(key, gone)
             if entries:
                 await self._dispatch(key, entries)
 
+    def _lost(self, key: str, count: int) -> None:
+        """``count`` entries of stream ``key`` pending in the group were trimmed or deleted before any member took
+        them: a gap (they are out of the group now, acknowledged)."""
+        state = self._streams.get(key)
+        if state is None:
+            return
+        self.missing_entries += count
+        self.gaps += 1
+        self._publish(Gap(state.channel, None, None, count, (), "trimmed"))
+
     async def _dispatch(self, key: str, entries: list[Any]) -> None:
         """Hand out one read's entries of stream ``key``: ``(id, fields)`` with the fields as a dict (redis-py)
-        or flat ``[name, value, ...]`` (hiredis); an entry without fields (deleted, still pending) is skipped."""
+        or flat ``[name, value, ...]`` (hiredis); an entry without fields (a pending one of this group member,
+        trimmed or deleted since) is acknowledged and reported as a gap."""
         state = self._streams.get(key)
         if state is None:
             return
@@ -375,8 +388,12 @@ class RelayFeed:
             return
         collected: list[RelayEntry] = []
         channel = state.channel
+        gone = 0
         for raw_id, stored in entries:
             if stored is None:
+                if grouped:  # acknowledged, or it stays pending (and read again) for ever
+                    self._ack(state.key, raw_id.decode())
+                    gone += 1
                 continue
             fields = fields_of(stored)
             entry_id = raw_id.decode()
@@ -403,6 +420,8 @@ class RelayFeed:
                 await self._deliver(state, entry_id, fields)
             elif FIELD_FRAME not in fields:
                 publish_control_entry(state.channel, fields, self._publish)
+        if gone:
+            self._lost(state.key, gone)
         if collected:  # one hand-over per read, not one queue put per entry
             ids = [entry.id for entry in collected] if grouped else collected[-1].id
             for sub in batch_subs:

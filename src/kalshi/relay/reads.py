@@ -1,12 +1,13 @@
 """How a :class:`~kalshi.relay.client.RelayFeed` reads the relay's streams from Redis.
 
 One read covers every stream: ``XREAD`` in fan-out, ``XREADGROUP`` in a consumer group (this member's own pending
-entries first, then new ones). Reads go over their own :class:`~kalshi.relay.wire.RespConnection`, the hot path;
-``XAUTOCLAIM`` of entries other members left unacknowledged goes through redis-py.
+entries first, then new ones). Reads go over their own :class:`~kalshi.relay.wire.RespConnection`, the hot path,
+and so does ``XAUTOCLAIM`` of entries other members left unacknowledged.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,12 +31,10 @@ class StreamReads:
 
     Args:
         client: the feed's :class:`~kalshi.relay.client.RelayClient`.
-        redis: the feed's redis-py client (for ``XAUTOCLAIM``).
     """
 
-    def __init__(self, client: RelayClient, redis: Any) -> None:
+    def __init__(self, client: RelayClient) -> None:
         self.client = client
-        self._redis = redis  # redis-py's reply types are unions of every protocol shape: read as Any
         self._conn: RespConnection | None = None  # opened by the first read, and again after a lost one
 
     async def read(self, states: Mapping[str, StreamState], group: str | None) -> list[Any]:
@@ -54,38 +53,64 @@ class StreamReads:
         if pending:
             reply = await self._xread(head, pending, 0)
             for key, entries in reply:
-                if not entries:
-                    states[key.decode()].last = ">"  # own pending entries done: new ones next
+                # The next read goes on after the last pending entry read (they stay pending until acknowledged:
+                # from "0" again it would hand them out again); none left: new ones next.
+                states[key.decode()].last = entries[-1][0].decode() if entries else ">"
             if any(entries for _, entries in reply):
                 return reply
         return await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
 
     async def _xread(self, head: tuple[str | int, ...], streams: dict[str, str], block_ms: int) -> list[Any]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = self._conn = await RespConnection.open(self.client.redis_url)
         payload = pack_command(*head, "STREAMS", *streams, *streams.values())
-        try:
-            # Bounded: a Redis that stopped answering (no RST) is a lost connection, not an endless wait.
-            reply = await conn.call(payload, within=block_ms / 1000 + _READ_SLACK_S)
-        except TimeoutError:
-            conn.close()
-            raise
+        [reply] = await self._send(payload, 1, block_ms / 1000 + _READ_SLACK_S)
         if reply is None:
             return []
         if not isinstance(reply, list):
             raise ResponseError(f"unexpected XREAD reply {reply!r:.80}")
         return reply
 
-    async def claim(self, key: str, group: str) -> list[Any]:
+    async def _send(self, payload: bytes, replies: int, within: float) -> list[Any]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = await RespConnection.open(self.client.redis_url)
+        try:
+            # Bounded: a Redis that stopped answering (no RST) is a lost connection, not an endless wait.
+            async with asyncio.timeout(within):
+                answers = await conn.send(payload, replies)
+        except TimeoutError:
+            conn.close()
+            raise
+        for answer in answers:
+            if isinstance(answer, ResponseError):
+                raise answer
+        return answers
+
+    async def claim(self, key: str, group: str) -> tuple[list[Any], int]:
         """Entries of stream ``key`` that members of ``group`` left unacknowledged for ``claim_idle`` seconds,
-        now this member's (``XAUTOCLAIM``)."""
+        now this member's (``XAUTOCLAIM``): ``([[id, [field, value, ...]], ...], gone)``, ``gone`` counting the
+        claimed entries no longer in the stream (trimmed or deleted while pending). Those are acknowledged here:
+        no member can ever take them."""
         consumer = self.client.consumer
         assert consumer is not None
-        reply = await self._redis.xautoclaim(
-            key, group, consumer, int(self.client.claim_idle * 1000), "0-0", count=self.client.batch
-        )
-        return reply[1] if reply and len(reply) > 1 else []
+        idle_ms = int(self.client.claim_idle * 1000)
+        claim = pack_command("XAUTOCLAIM", key, group, consumer, idle_ms, "0-0", "COUNT", self.client.batch, "JUSTID")
+        [reply] = await self._send(claim, 1, _READ_SLACK_S)
+        ids: list[bytes] = reply[1] if isinstance(reply, list) and len(reply) > 1 else []
+        # Redis 7 takes deleted entries out of the group itself, and lists them apart.
+        gone = len(reply[2]) if isinstance(reply, list) and len(reply) > 2 else 0
+        if not ids:
+            return [], gone
+        # Read back by id rather than with the fields XAUTOCLAIM can return: Redis 6.2 claims deleted entries
+        # too and returns them without their id, so they could be neither reported nor acknowledged.
+        reads = b"".join(pack_command("XRANGE", key, entry_id, entry_id) for entry_id in ids)
+        found = await self._send(reads, len(ids), _READ_SLACK_S)
+        entries = [rows[0] for rows in found if rows]
+        if len(entries) < len(ids):
+            present = {entry_id for entry_id, _ in entries}
+            lost = [entry_id for entry_id in ids if entry_id not in present]
+            await self._send(pack_command("XACK", key, group, *lost), 1, _READ_SLACK_S)
+            gone += len(lost)
+        return entries, gone
 
     def close(self) -> None:
         """Close the reads' connection (a later read opens a new one)."""

@@ -1,0 +1,146 @@
+"""RelayClient's promises under the conditions that break them most easily, against a real redis-server: a
+member's own pending entries after a restart (some deleted meanwhile), a relay restart whose first entries were
+trimmed before a consumer read them, a book view asked for after its book went stale."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+
+from kalshi.relay import RelayClient
+from kalshi.relay.core import EntryBuffer, RelayCore
+from kalshi.relay.layout import StreamLayout
+from kalshi.relay.publisher import Publisher
+from kalshi.ws.lifecycle import Gap, LifecycleEvent, LifecycleListener
+from redis_server import RedisServer
+
+STREAM = "kalshi:stream:ticker"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path / "redis", persistent=False) as server:
+        yield server
+
+
+def new_core(*, epoch: int | None = None, maxlen: int | None = None) -> RelayCore:
+    return RelayCore(StreamLayout(), epoch=epoch or time.time_ns() // 1_000_000, maxlen=maxlen, buffer=EntryBuffer())
+
+
+def ticker_frame(i: int) -> bytes:
+    body = {
+        "type": "ticker",
+        "sid": 2,
+        "msg": {"market_ticker": f"T{i % 5}", "price_dollars": "0.5000", "dollar_volume": i},
+    }
+    return msgspec.json.encode(body)
+
+
+async def publish(url: str, core: RelayCore, frames: list[bytes]) -> None:
+    """``frames`` (on connection 0.0) and whatever the core holds already, written and acknowledged by Redis."""
+    conn = core.connection(0, 0)
+    for frame in frames:
+        core.frame(conn, frame, time.time_ns())
+    publisher = Publisher(url, core.buffer, batch=64)
+    task = asyncio.create_task(publisher.run())
+    try:
+        publisher.wake()
+        assert await publisher.drained(10.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await publisher.aclose()
+
+
+async def next_gap(events: LifecycleListener) -> Gap:
+    event: LifecycleEvent = await anext(events)
+    while not isinstance(event, Gap):
+        event = await anext(events)
+    return event
+
+
+async def test_a_restarted_member_gets_each_of_its_pending_entries_once(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    await publish(url, core, [ticker_frame(i) for i in range(5)])
+    client = aioredis.Redis.from_url(url)
+    await client.xgroup_create(STREAM, "g", id="0")
+    # Member "a" took the five entries and died before acknowledging any: they are its pending entries.
+    taken = await client.xreadgroup("g", "a", {STREAM: ">"})
+    assert len(taken[0][1]) == 5
+    await publish(url, core, [ticker_frame(i) for i in range(5, 10)])
+    ids = [f"{core.epoch}-{n}" for n in range(10)]
+    async with RelayClient(url, group="g", consumer="a", start="earliest").connect() as feed:
+        sub = await feed.subscribe_raw(["ticker"])
+        got = []
+        async with asyncio.timeout(10):
+            async for entry in sub:
+                got.append(entry.id)
+                if entry.id == ids[-1]:
+                    break
+        await feed.ack()
+    assert got == ids  # its five pending entries first, once each, then the new ones
+    assert (await client.xpending(STREAM, "g"))["pending"] == 0
+    await client.aclose()
+
+
+async def test_pending_entries_deleted_before_a_member_restarts_are_a_gap_not_a_stall(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    await publish(url, core, [ticker_frame(i) for i in range(5)])
+    client = aioredis.Redis.from_url(url)
+    await client.xgroup_create(STREAM, "g", id="0")
+    await client.xreadgroup("g", "a", {STREAM: ">"})
+    # Trimmed (or deleted) while still pending: Redis hands them back as an id without fields.
+    deleted = [f"{core.epoch}-1", f"{core.epoch}-2"]
+    assert await client.xdel(STREAM, *deleted) == 2
+    await publish(url, core, [ticker_frame(i) for i in range(5, 8)])
+    async with RelayClient(url, group="g", consumer="a", start="earliest").connect() as feed:
+        events = feed.lifecycle_events()
+        sub = await feed.subscribe_raw(["ticker"])
+        got = []
+        async with asyncio.timeout(10):
+            async for entry in sub:
+                got.append(entry.id)
+                if entry.id == f"{core.epoch}-7":
+                    break
+            gap = await next_gap(events)
+        await feed.ack()
+    assert got == [f"{core.epoch}-{n}" for n in (0, 3, 4, 5, 6, 7)]
+    assert (gap.channel, gap.reason, gap.received) == ("ticker", "trimmed", 2)
+    assert (await client.xpending(STREAM, "g"))["pending"] == 0  # the deleted ones are not pending for ever
+    await client.aclose()
+
+
+async def test_deleted_entries_a_member_claims_from_a_dead_one_are_a_gap(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    await publish(url, core, [ticker_frame(i) for i in range(4)])
+    client = aioredis.Redis.from_url(url)
+    await client.xgroup_create(STREAM, "g", id="0")
+    await client.xreadgroup("g", "dead", {STREAM: ">"})
+    assert await client.xdel(STREAM, f"{core.epoch}-2") == 1
+    left = {f"{core.epoch}-{n}" for n in (0, 1, 3)}
+    async with RelayClient(url, group="g", consumer="b", claim_idle=0.05, start="earliest").connect() as feed:
+        events = feed.lifecycle_events()
+        sub = await feed.subscribe_raw(["ticker"])
+        got = set()
+        async with asyncio.timeout(10):
+            async for entry in sub:
+                got.add(entry.id)
+                if got >= left:
+                    break
+            gap = await next_gap(events)
+        await feed.ack()
+    assert got == left
+    assert (gap.channel, gap.reason, gap.received) == ("ticker", "trimmed", 1)
+    assert (await client.xpending(STREAM, "g"))["pending"] == 0
+    await client.aclose()
