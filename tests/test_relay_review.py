@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from kalshi.relay import RelayClient
 from kalshi.relay.core import EntryBuffer, RelayCore
-from kalshi.relay.layout import StreamLayout
+from kalshi.relay.layout import KIND_RELAY_START, StreamLayout
 from kalshi.relay.publisher import Publisher
 from kalshi.ws.lifecycle import Gap, LifecycleEvent, LifecycleListener
 from redis_server import RedisServer
@@ -144,3 +144,25 @@ async def test_deleted_entries_a_member_claims_from_a_dead_one_are_a_gap(redis_s
     assert (gap.channel, gap.reason, gap.received) == ("ticker", "trimmed", 1)
     assert (await client.xpending(STREAM, "g"))["pending"] == 0
     await client.aclose()
+
+
+async def test_a_relay_restart_whose_first_entries_were_trimmed_is_a_gap(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    first = new_core(maxlen=100)
+    await publish(url, first, [ticker_frame(i) for i in range(10)])
+    async with RelayClient(url, start="earliest", batch=10).connect() as feed:
+        events = feed.lifecycle_events()
+        sub = await feed.subscribe_ticker(maxsize=1)
+        await anext(sub)  # its reader now holds the first run's ten entries, blocked on the full queue
+        # A new relay run (a higher epoch) writes so much that its relay_start entry is trimmed before this
+        # consumer reads on: nothing in the stream says the run began, only the ids do (its n starts at 0).
+        second = new_core(epoch=first.epoch + 1000, maxlen=100)
+        second.declare(["ticker"])
+        second.control(None, KIND_RELAY_START, {"epoch": second.epoch})
+        await publish(url, second, [ticker_frame(i) for i in range(3000)])
+        async with asyncio.timeout(10):
+            while not feed.missing_entries:
+                await anext(sub)
+            gap = await next_gap(events)
+    assert (gap.channel, gap.reason) == ("ticker", "trimmed")
+    assert feed.missing_entries > 2000

@@ -65,8 +65,9 @@ class StreamState:
         return True
 
     def advance(self, entry_id: str) -> tuple[int, int] | None:
-        """Move to ``entry_id``; returns ``(first missing n, n of entry_id)`` when entries of the same relay run
-        were skipped (trimmed away, or lost by Redis), else None."""
+        """Move to ``entry_id``; returns ``(first missing n, n of entry_id)`` when entries of its relay run were
+        skipped (trimmed away, or lost by Redis), else None. A run's entries count from 0, so the first one read
+        of a new run tells how many of its entries came before."""
         last = self.last_pos
         if last is not None and entry_id.startswith(self.epoch_prefix):  # same relay run: parse the count only
             now = (last[0], int(entry_id[len(self.epoch_prefix) :]))
@@ -75,9 +76,13 @@ class StreamState:
             self.epoch_prefix = f"{now[0]}-"
         self.last_pos = now
         self.last = entry_id
-        if last is not None and now[0] == last[0] and now[1] > last[1] + 1:
-            return last[1] + 1, now[1]
-        return None
+        if last is None:
+            return None
+        if now[0] == last[0]:
+            return (last[1] + 1, now[1]) if now[1] > last[1] + 1 else None
+        # A new relay run read after the last one: its first entries (its relay_start among them) were trimmed
+        # before this consumer got to them.
+        return (0, now[1]) if now[1] > 0 else None
 
 
 def fields_of(stored: Any) -> dict[bytes, bytes]:
