@@ -19,6 +19,7 @@ from kalshi.relay.layout import KIND_RELAY_START, StreamLayout
 from kalshi.relay.publisher import Publisher
 from kalshi.ws.lifecycle import Gap, LifecycleEvent, LifecycleListener
 from redis_server import RedisServer
+from relay_helpers import delta, snapshot
 
 STREAM = "kalshi:stream:ticker"
 
@@ -166,3 +167,25 @@ async def test_a_relay_restart_whose_first_entries_were_trimmed_is_a_gap(redis_s
             gap = await next_gap(events)
     assert (gap.channel, gap.reason) == ("ticker", "trimmed")
     assert feed.missing_entries > 2000
+
+
+async def test_a_book_view_pending_when_its_book_went_stale_is_skipped(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    async with RelayClient(url, start="earliest").connect() as feed:
+        sub = await feed.orderbook(["A", "B"])
+        await publish(
+            url,
+            core,
+            [
+                snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")]),
+                snapshot(2, 1, "B", [("0.3000", "7.00")], [("0.6000", "2.00")]),
+            ],
+        )
+        await feed.wait_for(lambda: set(feed.books) == {"A", "B"})
+        # A's seq jumps (a lost delta): A is stale; B changes. Both views are still waiting for the iterator.
+        await publish(url, core, [delta(1, 3, "A", "0.4000", "1.00"), delta(2, 2, "B", "0.3000", "1.00")])
+        await feed.wait_for(lambda: feed.builder is not None and feed.builder.stats.deltas == 1)
+        assert set(feed.books) == {"B"}
+        view = await anext(sub)
+    assert view.market_ticker == "B"

@@ -127,15 +127,18 @@ class RelaySubscription(Generic[T]):
         return message  # type: ignore[no-any-return]
 
     async def _next_view(self) -> T:
-        while not self._pending_views:
-            if self.closed:
-                raise StopAsyncIteration
-            self._view_ready.clear()
-            await self._view_ready.wait()
-        ticker = next(iter(self._pending_views))
-        del self._pending_views[ticker]
-        self.delivered += 1
-        return self.feed.books[ticker]  # type: ignore[return-value]
+        while True:
+            while not self._pending_views:
+                if self.closed:
+                    raise StopAsyncIteration
+                self._view_ready.clear()
+                await self._view_ready.wait()
+            ticker = next(iter(self._pending_views))
+            del self._pending_views[ticker]
+            view = self.feed.books.get(ticker)
+            if view is not None:  # None: stale since it changed; its repair brings the next view
+                self.delivered += 1
+                return view  # type: ignore[return-value]
 
     def _book_changed(self, ticker: str) -> None:
         if self.tickers is None or ticker in self.tickers:
