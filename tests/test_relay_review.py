@@ -189,3 +189,16 @@ async def test_a_book_view_pending_when_its_book_went_stale_is_skipped(redis_ser
         assert set(feed.books) == {"B"}
         view = await anext(sub)
     assert view.market_ticker == "B"
+
+
+async def test_a_subscription_full_when_its_feed_closes_ends_after_its_entries(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    await publish(url, core, [ticker_frame(i) for i in range(3)])
+    async with RelayClient(url, start="earliest").connect() as feed:
+        sub = await feed.subscribe_raw(["ticker"], maxsize=1)
+        async with asyncio.timeout(10):
+            while not sub.queue.full():  # noqa: ASYNC110 (yielding to the reader until it fills the queue)
+                await asyncio.sleep(0)
+    async with asyncio.timeout(10):
+        assert [entry.id async for entry in sub] == [f"{core.epoch}-0"]

@@ -117,6 +117,8 @@ class RelaySubscription(Generic[T]):
             self._unacked = None
         if self.views:
             return await self._next_view()
+        if self.closed and self.queue.empty():
+            raise StopAsyncIteration  # closed while full: the end marker did not fit
         item = await self.queue.get()
         if item is END:
             raise StopAsyncIteration
