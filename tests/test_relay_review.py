@@ -1,27 +1,36 @@
 """RelayClient's promises under the conditions that break them most easily, against a real redis-server: a
 member's own pending entries after a restart (some deleted meanwhile), a relay restart whose first entries were
-trimmed before a consumer read them, a book view asked for after its book went stale."""
+trimmed before a consumer read them, a book view asked for after its book went stale, malformed entries and
+unusable checkpoints (skipped and reported, the reader going on), a reader that fails (every subscription ends
+with its error), and an entry several subscriptions of one group member get (acknowledged once all took it)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+import kalshi.relay.client
+from kalshi.errors import KalshiConnectionError
 from kalshi.relay import RelayClient
+from kalshi.relay.checkpoint import BookEntry, Checkpoint, encode_checkpoint
 from kalshi.relay.core import EntryBuffer, RelayCore
-from kalshi.relay.layout import KIND_RELAY_START, StreamLayout
+from kalshi.relay.layout import BOOK_CHANNEL, KIND_CHECKPOINT, KIND_RELAY_START, StreamLayout
 from kalshi.relay.publisher import Publisher
-from kalshi.ws.lifecycle import Gap, LifecycleEvent, LifecycleListener
+from kalshi.ws.lifecycle import Closed, Disconnected, Gap, LifecycleEvent, LifecycleListener, Reconnected, Repaired
+from kalshi.ws.models import TickerMessage
 from redis_server import RedisServer
 from relay_helpers import delta, snapshot
 
 STREAM = "kalshi:stream:ticker"
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -202,3 +211,162 @@ async def test_a_subscription_full_when_its_feed_closes_ends_after_its_entries(r
                 await asyncio.sleep(0)
     async with asyncio.timeout(10):
         assert [entry.id async for entry in sub] == [f"{core.epoch}-0"]
+
+
+async def next_event(events: LifecycleListener, kind: type[T]) -> T:
+    event: LifecycleEvent = await anext(events)
+    while not isinstance(event, kind):
+        event = await anext(events)
+    return event
+
+
+async def test_a_malformed_frame_is_skipped_for_typed_subscriptions_and_reported(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    frames = [ticker_frame(0), ticker_frame(1), b'{"type": "ticker", "sid": 2, "msg": 7}', ticker_frame(3)]
+    async with RelayClient(url, start="earliest").connect() as feed:
+        events = feed.lifecycle_events()
+        typed = await feed.subscribe_ticker()
+        raw = await feed.subscribe_raw(["ticker"])
+        with caplog.at_level(logging.WARNING, logger="kalshi.relay"):
+            await publish(url, core, frames)
+            async with asyncio.timeout(10):
+                got = [message.msg.dollar_volume for message in [await anext(typed) for _ in range(3)]]
+                entries = [(await anext(raw)).id for _ in range(4)]
+                gap = await next_event(events, Gap)
+            # The reader goes on: later entries still flow, to both.
+            await publish(url, core, [ticker_frame(4)])
+            async with asyncio.timeout(10):
+                later = await anext(typed)
+                assert (await anext(raw)).id == f"{core.epoch}-4"
+    assert got == [0, 1, 3]
+    assert isinstance(later, TickerMessage) and later.msg.dollar_volume == 4
+    assert entries == [f"{core.epoch}-{n}" for n in range(4)]  # a raw subscription takes it as stored
+    assert feed.protocol_errors == 1
+    assert (gap.channel, gap.reason, gap.received) == ("ticker", "protocol_error", 1)
+    assert any(
+        f"{core.epoch}-2" in record.getMessage() and "malformed" in record.getMessage() for record in caplog.records
+    )
+
+
+async def stale_book_with_checkpoint_entry(url: str, core: RelayCore, key: str) -> str:
+    """Book A made stale by a lost delta, then a checkpoint entry pointing at ``key``: its id."""
+    await publish(url, core, [delta(1, 3, "A", "0.4000", "1.00")])
+    [entry_id] = core.control([BOOK_CHANNEL], KIND_CHECKPOINT, {"key": key, "books": 1})
+    await publish(url, core, [])
+    return entry_id
+
+
+async def test_a_redis_error_loading_a_checkpoint_is_a_reconnect_and_the_load_is_retried(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    key = "kalshi:checkpoint:wrong-type"
+    await client.rpush(key, b"not a string")  # GET answers WRONGTYPE: a Redis error
+    async with RelayClient(url, start="earliest", retry_max_delay=0.05).connect() as feed:
+        events = feed.lifecycle_events()
+        books = await feed.orderbook(["A"])
+        await publish(url, core, [snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")])])
+        async with asyncio.timeout(10):
+            view = await anext(books)
+        checkpoint_id = await stale_book_with_checkpoint_entry(url, core, key)
+        async with asyncio.timeout(10):
+            down = await next_event(events, Disconnected)
+        assert "WRONGTYPE" in down.cause
+        book = BookEntry("A", "0.0", 1, 1, None, [list(x) for x in view.yes_ticks], [list(x) for x in view.no_ticks])
+        await client.delete(key)
+        await client.set(key, encode_checkpoint(Checkpoint(checkpoint_id, 0, ["0.0"], [book], [])))
+        async with asyncio.timeout(10):
+            seen = [await anext(events)]
+            while not isinstance(seen[-1], Reconnected):
+                seen.append(await anext(events))
+            assert await anext(books) == view
+        # Still reading: a later snapshot arrives.
+        await publish(url, core, [snapshot(1, 4, "A", [("0.3000", "1.00")], [])])
+        await feed.wait_for(lambda: feed.books.get("A") != view)
+    # The checkpoint loaded once Redis answered, before reading on.
+    assert [(type(event), getattr(event, "markets", None)) for event in seen] == [
+        (Repaired, ("A",)),
+        (Reconnected, None),
+    ]
+    await client.aclose()
+
+
+async def test_an_undecodable_checkpoint_is_skipped_and_reported(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    key = "kalshi:checkpoint:foreign"
+    await client.set(key, b"not a checkpoint")
+    async with RelayClient(url, start="earliest").connect() as feed:
+        await feed.orderbook(["A"])
+        await publish(url, core, [snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")])])
+        await feed.wait_for(lambda: "A" in feed.books)
+        with caplog.at_level(logging.WARNING, logger="kalshi.relay"):
+            await stale_book_with_checkpoint_entry(url, core, key)
+            await feed.wait_for(lambda: feed.protocol_errors == 1)
+        assert "A" not in feed.books
+        # The book comes back with its next snapshot: the reader went on.
+        await publish(url, core, [snapshot(1, 4, "A", [("0.3000", "1.00")], [])])
+        await feed.wait_for(lambda: "A" in feed.books)
+    assert any(key in record.getMessage() for record in caplog.records)
+    await client.aclose()
+
+
+async def test_a_failed_reader_ends_every_subscription_with_its_error(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = redis_server.url
+    core = new_core()
+
+    def broken(data: bytes) -> object:
+        raise RuntimeError("a bug in the reader")
+
+    monkeypatch.setattr(kalshi.relay.client, "decode_message", broken)
+    with pytest.raises(KalshiConnectionError):
+        async with RelayClient(url, start="earliest").connect() as feed:
+            events = feed.lifecycle_events()
+            typed = await feed.subscribe_ticker()
+            raw = await feed.subscribe_raw(["trade"])
+            books = await feed.orderbook()
+            await publish(url, core, [ticker_frame(0)])
+            async with asyncio.timeout(10):
+                for sub in (typed, raw, books):
+                    with pytest.raises(KalshiConnectionError) as info:
+                        await anext(sub)
+                    assert isinstance(info.value.__cause__, RuntimeError)
+                closed = await next_event(events, Closed)
+    assert isinstance(closed.error, RuntimeError)
+
+
+async def test_entries_with_bytes_that_are_not_utf8_do_not_stop_the_reader(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    book_stream = f"kalshi:stream:{BOOK_CHANNEL}"
+    async with RelayClient(url, start="earliest").connect() as feed:
+        books = await feed.orderbook(["A"])
+        typed = await feed.subscribe_ticker()
+        raw = await feed.subscribe_raw(["ticker"])
+        # A foreign writer's entries (an earlier run): a control entry of a kind that is not UTF-8, a frame whose
+        # meta's connection is not; the relay's own entries follow.
+        before = core.epoch - 1
+        await client.xadd(STREAM, {b"k": b"\xff\xfe", b"j": b"{}"}, id=f"{before}-0")
+        await client.xadd(book_stream, {b"k": b"\xff", b"j": b"{}"}, id=f"{before}-0")
+        frame = snapshot(1, 1, "B", [("0.4000", "10.00")], [])
+        await client.xadd(book_stream, {b"f": frame, b"m": b"1 \xff 1 1"}, id=f"{before}-1")
+        await publish(url, core, [ticker_frame(1), snapshot(1, 1, "A", [("0.4000", "10.00")], [])])
+        async with asyncio.timeout(10):
+            control = await anext(raw)
+            message = await anext(typed)
+            view = await anext(books)
+    assert control.kind == "\ufffd\ufffd"
+    assert isinstance(message, TickerMessage) and message.msg.dollar_volume == 1
+    assert view.market_ticker == "A"
+    await client.aclose()

@@ -286,7 +286,7 @@ class BookBuilder:
             return None
         meta = fields.get(FIELD_META)
         parts = meta.split(b" ") if meta is not None else ()
-        return self.apply_frame(frame, parts[1].decode() if len(parts) == 4 else "")
+        return self.apply_frame(frame, parts[1].decode(errors="replace") if len(parts) == 4 else "")
 
     def apply_entries(self, entries: Sequence[RelayEntry]) -> list[str]:
         """Apply one read's entries in order (an item of :meth:`RelayFeed.subscribe_raw_batches
@@ -335,7 +335,7 @@ class BookBuilder:
         return list(changed)
 
     def _control(self, fields: Mapping[bytes, bytes]) -> None:
-        kind = fields.get(FIELD_KIND, b"").decode()
+        kind = fields.get(FIELD_KIND, b"").decode(errors="replace")
         try:
             body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
         except msgspec.DecodeError:

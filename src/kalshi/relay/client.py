@@ -19,7 +19,11 @@ Two ways to share a stream:
 Continuity is checked on every stream by the entry ids (see :mod:`kalshi.relay.layout`): entries trimmed away
 before this client read them, or lost by Redis, are reported as a :class:`~kalshi.ws.lifecycle.Gap`
 (``reason="trimmed"``, ``received`` = how many) and books are hidden until rebuilt. Redis going away is a
-``Disconnected``; the client reconnects with backoff and resumes after the last entry it read.
+``Disconnected``; the client reconnects with backoff and resumes after the last entry it read. An entry typed
+subscriptions cannot decode is skipped for them (raw ones still get it), logged and reported as a ``Gap``
+(``reason="protocol_error"``); an unreadable checkpoint is logged and skipped (books wait for the next one); both
+count in ``RelayFeed.protocol_errors``. Should reading fail otherwise, every subscription's iterator raises
+:class:`~kalshi.errors.KalshiConnectionError` (and so does leaving ``connect()``).
 """
 
 from __future__ import annotations
@@ -35,11 +39,11 @@ from typing import Any, Final, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from kalshi.errors import KalshiConnectionError, KalshiSubscriptionError
+from kalshi.errors import KalshiConnectionError, KalshiProtocolError, KalshiSubscriptionError
 from kalshi.models.markets import Orderbook
 from kalshi.relay.books import BookBuilder
-from kalshi.relay.checkpoint import decode_checkpoint
 from kalshi.relay.control_entries import publish_control_entry
+from kalshi.relay.feed_books import FeedBooks
 from kalshi.relay.layout import BOOK_CHANNEL, FIELD_FRAME, StreamLayout
 from kalshi.relay.reads import StreamReads
 from kalshi.relay.streams import StreamState, fields_of
@@ -63,6 +67,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _RAW: Final = "*raw*"
 _ANSWERS: Final = frozenset({"subscribed", "ok", "error", "unsubscribed"})  # command answers: not data
+_MALFORMED: Final = object()  # an entry's frame that typed subscriptions cannot take
 
 
 class RelayClient:
@@ -146,9 +151,8 @@ class RelayFeed:
         self._redis: Any = redis  # redis-py's reply types are unions of every protocol shape: read as Any
         self._layout = client.layout
         self._streams: dict[str, StreamState] = {}
-        self._builder: BookBuilder | None = None
-        self._book_subs: list[RelaySubscription[Orderbook]] = []
         self._bus = LifecycleBus()
+        self._books = FeedBooks(redis, self._layout, self._publish)
         self._hooks: list[Callable[[LifecycleEvent], Awaitable[None]]] = []
         self._acks: dict[str, list[str]] = {}
         self._changed = asyncio.Event()
@@ -164,20 +168,29 @@ class RelayFeed:
         self.gaps = 0
         self.missing_entries = 0
         self.reconnects = 0
+        self.malformed_entries = 0
+        """Entries typed subscriptions could not decode: each skipped, logged and reported as a ``Gap``
+        (``reason="protocol_error"``)."""
+        self._failure: BaseException | None = None
+        self._ended = False
 
     # ------------------------------------------------------------------ public
 
     @property
     def books(self) -> Mapping[str, Orderbook]:
         """Exact books of :meth:`orderbook` markets (stale or unbuilt ones are absent)."""
-        if self._builder is None:
-            return {}
-        return self._builder.books
+        return self._books.books
 
     @property
     def builder(self) -> BookBuilder | None:
         """The book builder (its ``stats`` count snapshots, deltas, gaps and repairs)."""
-        return self._builder
+        return self._books.builder
+
+    @property
+    def protocol_errors(self) -> int:
+        """Entries and checkpoints that could not be used (malformed, or not a checkpoint): each logged and
+        skipped (see :attr:`malformed_entries`)."""
+        return self.malformed_entries + self._books.unreadable_checkpoints
 
     def position(self, channel: str) -> str | None:
         """The id of the last entry read from ``channel``'s stream."""
@@ -252,14 +265,16 @@ class RelayFeed:
             if self.group is not None:
                 raise KalshiSubscriptionError("books need every entry: use a fan-out RelayClient (no group)")
             sub: RelaySubscription[Orderbook] = RelaySubscription(self, BOOK_CHANNEL, names, 1, views=True)
-            if self._builder is None:
-                self._builder = BookBuilder(names)
-                await self._start_books()
-            elif names is not None:
-                self._builder.want(names)
-            self._book_subs.append(sub)
-            for ticker in list(self._builder.books):  # exact already (from the checkpoint): the first views
-                sub._book_changed(ticker)
+            start = await self._books.start(names)
+            if start is not None:  # the book stream is read from the checkpoint on by every subscription
+                key = self._layout.stream(BOOK_CHANNEL)
+                state = self._streams.get(key)
+                if state is None:
+                    self._streams[key] = StreamState(key, BOOK_CHANNEL, start)
+                    self._streams_changed.set()
+                else:
+                    state.restart(start)
+            self._books.add(sub)  # its first views: the books exact already (from the checkpoint)
             return sub
 
         return RelayRequest(start)
@@ -269,9 +284,12 @@ class RelayFeed:
 
         Raises:
             TimeoutError: not within ``within`` seconds.
+            KalshiConnectionError: reading the relay failed.
         """
         async with asyncio.timeout(within):
             while not condition():
+                if self._failure is not None:
+                    raise KalshiConnectionError(f"reading the relay failed: {self._failure!r}") from self._failure
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -298,28 +316,16 @@ class RelayFeed:
         last = await self._redis.xrevrange(key, count=1)
         return last[0][0].decode() if last else "0-0"
 
-    async def _start_books(self) -> None:
-        builder = self._builder
-        assert builder is not None
-        key = self._layout.stream(BOOK_CHANNEL)
-        start = "0-0"
-        latest = await self._redis.get(self._layout.checkpoint_latest)
-        if latest:
-            data = await self._redis.get(self._layout.checkpoint(latest.decode()))
-            if data:
-                checkpoint = decode_checkpoint(data)
-                builder.load_checkpoint(checkpoint, start=True)
-                start = checkpoint.entry_id
-        state = self._streams.get(key)
-        if state is None:
-            self._streams[key] = StreamState(key, BOOK_CHANNEL, start)
-            self._streams_changed.set()
-        else:
-            state.restart(start)  # the book stream is read from the checkpoint on by every subscription
-
     # ------------------------------------------------------------------ reading
 
     async def _read_loop(self) -> None:
+        try:
+            await self._read()
+        except Exception as exc:
+            self._fail(exc)
+            raise
+
+    async def _read(self) -> None:
         attempt = 0
         down = False
         self._publish(Connected(self.client.redis_url))
@@ -330,10 +336,19 @@ class RelayFeed:
                 continue
             try:
                 await self._flush_acks()
+                await self._books.load_wanted()  # one whose load failed: before reading on
                 if self.group is not None:
                     await self._claim()
                 replies = await self._reads.read(self._streams, self.group)
                 self.reads += 1
+                if down:
+                    down = False
+                    self.reconnects += 1
+                    self._publish(Reconnected(self.client.redis_url, attempt, 0.0))
+                attempt = 0
+                # A checkpoint's load failing here leaves the stream at the entry before it: read again.
+                for key, entries in replies:
+                    await self._dispatch(key.decode(), entries)
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
@@ -344,13 +359,6 @@ class RelayFeed:
                 cap = min(self.client.retry_max_delay, 0.02 * 2 ** min(attempt, 10))
                 await asyncio.sleep(self._rng.uniform(0, cap))
                 continue
-            if down:
-                down = False
-                self.reconnects += 1
-                self._publish(Reconnected(self.client.redis_url, attempt, 0.0))
-            attempt = 0
-            for key, entries in replies:
-                await self._dispatch(key.decode(), entries)
             self._changed.set()
 
     async def _claim(self) -> None:
@@ -379,14 +387,36 @@ class RelayFeed:
         state = self._streams.get(key)
         if state is None:
             return
-        builder = self._builder if state.channel == BOOK_CHANNEL else None
+        books = self._books if state.channel == BOOK_CHANNEL and self._books.builder is not None else None
         grouped = self.group is not None
         batch_subs = [sub for sub in state.subs if sub.batches]
         per_entry = len(batch_subs) < len(state.subs)
-        if batch_subs and not (grouped or per_entry or builder is not None) and state.follows_on(entries):
+        if batch_subs and not (grouped or per_entry or books is not None) and state.follows_on(entries):
             await self._hand_over(state, entries, batch_subs)
             return
         collected: list[RelayEntry] = []
+        try:
+            gone = await self._dispatch_each(state, entries, books, batch_subs, per_entry, collected)
+        except (RedisError, OSError):
+            await self._hand_out(state, batch_subs, collected)  # what was read before the failed checkpoint load
+            raise
+        if gone:
+            self._lost(state.key, gone)
+        await self._hand_out(state, batch_subs, collected)
+
+    async def _dispatch_each(
+        self,
+        state: StreamState,
+        entries: list[Any],
+        books: FeedBooks | None,
+        batch_subs: list[RelaySubscription[Any]],
+        per_entry: bool,
+        collected: list[RelayEntry],
+    ) -> int:
+        """:meth:`_dispatch` entry by entry, collecting the entries of batch subscriptions; returns how many
+        were gone. A checkpoint the books ask for is loaded after the entry asking for it was handed out, so a
+        failing load leaves the stream at that entry (the next read goes on after it)."""
+        grouped = self.group is not None
         channel = state.channel
         gone = 0
         for raw_id, stored in entries:
@@ -401,29 +431,25 @@ class RelayFeed:
             if not grouped and (hole := state.advance(entry_id)) is not None:
                 self.missing_entries += hole[1] - hole[0]
                 self.gaps += 1
-                if builder is None:  # the book builder reports its own, with the markets it hid
+                if books is None:  # the book builder reports its own, with the markets it hid
                     self._publish(Gap(state.channel, None, hole[0], hole[1], (), "trimmed"))
-            if builder is not None:
-                if builder.wants_checkpoint is not None:
-                    await self._load_checkpoint(builder.wants_checkpoint)
-                changed = builder.apply(entry_id, fields)
-                for event in builder.events():
-                    self._publish(event)
-                if builder.wants_checkpoint is not None:
-                    await self._load_checkpoint(builder.wants_checkpoint)
-                if changed is not None:
-                    for sub in self._book_subs:
-                        sub._book_changed(changed)
+            if books is not None:
+                books.apply(entry_id, fields)
             if batch_subs:
                 collected.append(entry_from_fields(channel, entry_id, fields))
             if per_entry:
                 await self._deliver(state, entry_id, fields)
             elif FIELD_FRAME not in fields:
                 publish_control_entry(state.channel, fields, self._publish)
-        if gone:
-            self._lost(state.key, gone)
+            if books is not None:
+                await books.load_wanted()
+        return gone
+
+    async def _hand_out(
+        self, state: StreamState, batch_subs: list[RelaySubscription[Any]], collected: list[RelayEntry]
+    ) -> None:
         if collected:  # one hand-over per read, not one queue put per entry
-            ids = [entry.id for entry in collected] if grouped else collected[-1].id
+            ids = [entry.id for entry in collected] if self.group is not None else collected[-1].id
             for sub in batch_subs:
                 await sub.queue.put((collected, state.key, ids))
 
@@ -444,19 +470,6 @@ class RelayFeed:
         for sub in subs:
             await sub.queue.put((collected, state.key, state.last))
 
-    async def _load_checkpoint(self, key: str) -> None:
-        builder = self._builder
-        assert builder is not None
-        data = await self._redis.get(key)
-        if data is None:
-            builder.wants_checkpoint = None  # expired: the next checkpoint entry asks again
-            return
-        for ticker in builder.load_checkpoint(decode_checkpoint(data)):
-            for sub in self._book_subs:
-                sub._book_changed(ticker)
-        for event in builder.events():
-            self._publish(event)
-
     async def _deliver(self, state: StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
         delivered = False  # a batch subscription acknowledges its own (the whole read)
         frame = fields.get(FIELD_FRAME)
@@ -473,8 +486,12 @@ class RelayFeed:
             if frame is None:
                 continue
             if message is None:
-                message = decode_message(frame)
-            if getattr(message, "type", None) in _ANSWERS:
+                try:
+                    message = decode_message(frame)
+                except KalshiProtocolError as exc:
+                    message = _MALFORMED
+                    self._malformed(state, entry_id, exc)
+            if message is _MALFORMED or getattr(message, "type", None) in _ANSWERS:
                 continue
             if sub.tickers is not None:
                 body = getattr(message, "msg", None)
@@ -484,6 +501,30 @@ class RelayFeed:
             delivered = True
         if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
             self._ack(state.key, entry_id)
+
+    def _malformed(self, state: StreamState, entry_id: str, error: KalshiProtocolError) -> None:
+        self.malformed_entries += 1
+        logger.warning("relay entry %s of %s skipped for typed subscriptions: %s", entry_id, state.key, error)
+        self._publish(Gap(state.channel, None, None, 1, (), "protocol_error"))
+
+    def _fail(self, error: BaseException) -> None:
+        """Reading failed for good: every subscription ends with ``error``, rather than waiting for ever."""
+        logger.error("reading the relay failed: %r", error)
+        self._failure = error
+        for sub in self._subscriptions():
+            sub._fail(error)
+        self._changed.set()
+        self._end(Closed("reader_failed", error))
+
+    def _subscriptions(self) -> list[RelaySubscription[Any]]:
+        subs = {id(sub): sub for state in self._streams.values() for sub in state.subs}
+        subs.update((id(sub), sub) for sub in self._books.subs)
+        return list(subs.values())
+
+    def _end(self, closed: Closed) -> None:
+        if not self._ended:
+            self._ended = True
+            self._publish(closed)
 
     def _publish(self, event: LifecycleEvent) -> None:
         self._bus.publish(event)
@@ -538,12 +579,9 @@ class RelayFeed:
         if self.group is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._flush_acks()
-        for state in self._streams.values():
-            for sub in state.subs:
-                sub._close()
-        for sub in self._book_subs:
+        for sub in self._subscriptions():
             sub._close()
-        self._publish(Closed("client_close"))
+        self._end(Closed("client_close"))
         self._bus.close()
         for hook_task in list(self._hook_tasks):
             with contextlib.suppress(Exception):

@@ -37,7 +37,7 @@ def publish_control_entry(
 ) -> None:
     """``publish`` the lifecycle event of control entry ``fields`` of ``channel``'s stream, if it carries one (an
     unreadable one is logged at debug level and skipped)."""
-    kind = fields.get(FIELD_KIND, b"").decode()
+    kind = fields.get(FIELD_KIND, b"").decode(errors="replace")  # a foreign entry's: never fails
     if channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
         # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
         # the book builder reports its own, with the markets it hid.

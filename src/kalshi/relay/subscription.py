@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Generator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, NoReturn, TypeVar
 
 import msgspec
 
+from kalshi.errors import KalshiConnectionError
 from kalshi.relay.layout import FIELD_FRAME, FIELD_JSON, FIELD_KIND, FIELD_META
 
 if TYPE_CHECKING:
@@ -49,8 +50,9 @@ def entry_from_fields(channel: str, entry_id: str, fields: Mapping[bytes, bytes]
             body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
         except msgspec.DecodeError:
             body = {}
+        kind = fields.get(FIELD_KIND, b"")
         return RelayEntry(
-            channel, entry_id, None, None, None, None, None, fields.get(FIELD_KIND, b"").decode(), body or {}, fields
+            channel, entry_id, None, None, None, None, None, kind.decode(errors="replace"), body or {}, fields
         )
     meta = fields.get(FIELD_META)
     if meta is not None:
@@ -83,7 +85,8 @@ _new_entry: Final = tuple.__new__
 class RelaySubscription(Generic[T]):
     """Items of one subscription of a :class:`RelayFeed`: iterate it (``async for``). Bounded: a consumer that
     does not keep up slows only its own reading of Redis, never the relay (whose streams are trimmed; what this
-    client then misses is reported as a gap)."""
+    client then misses is reported as a gap). Should its feed's reading fail, the iterator raises
+    :class:`~kalshi.errors.KalshiConnectionError` once the items already read are taken."""
 
     def __init__(
         self,
@@ -107,6 +110,7 @@ class RelaySubscription(Generic[T]):
         self._unacked: tuple[str, str | list[str]] | None = None
         self.delivered = 0
         self.closed = False
+        self._error: BaseException | None = None
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self
@@ -118,10 +122,10 @@ class RelaySubscription(Generic[T]):
         if self.views:
             return await self._next_view()
         if self.closed and self.queue.empty():
-            raise StopAsyncIteration  # closed while full: the end marker did not fit
+            self._end()  # closed while full: the end marker did not fit
         item = await self.queue.get()
         if item is END:
-            raise StopAsyncIteration
+            self._end()
         message, stream, entry_id = item
         if self.feed.group is not None:
             self._unacked = (stream, entry_id)
@@ -132,7 +136,7 @@ class RelaySubscription(Generic[T]):
         while True:
             while not self._pending_views:
                 if self.closed:
-                    raise StopAsyncIteration
+                    self._end()
                 self._view_ready.clear()
                 await self._view_ready.wait()
             ticker = next(iter(self._pending_views))
@@ -146,6 +150,16 @@ class RelaySubscription(Generic[T]):
         if self.tickers is None or ticker in self.tickers:
             self._pending_views[ticker] = None
             self._view_ready.set()
+
+    def _end(self) -> NoReturn:
+        if self._error is not None:
+            raise KalshiConnectionError(f"reading the relay failed: {self._error!r}") from self._error
+        raise StopAsyncIteration
+
+    def _fail(self, error: BaseException) -> None:
+        """End with ``error``: the feed's reading failed."""
+        self._error = error
+        self._close()
 
     def _close(self) -> None:
         self.closed = True

@@ -1,0 +1,129 @@
+"""The books of a :class:`~kalshi.relay.client.RelayFeed`: its :class:`~kalshi.relay.books.BookBuilder`, the
+book view subscriptions, and the checkpoints the books start from or are repaired with.
+
+A checkpoint that cannot be read (a foreign key under the relay's prefix) is logged, counted and skipped: the
+books start from the stream's first entry instead, or wait for the next checkpoint to be repaired. A Redis error
+while loading one is raised: the feed's read loop reconnects and loads it again before reading on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
+
+import msgspec
+
+from kalshi.models.markets import Orderbook
+from kalshi.relay.books import BookBuilder
+from kalshi.relay.checkpoint import Checkpoint, decode_checkpoint
+from kalshi.relay.layout import StreamLayout
+from kalshi.relay.subscription import RelaySubscription
+from kalshi.ws.lifecycle import LifecycleEvent
+
+__all__ = ["FeedBooks"]
+
+logger = logging.getLogger(__name__)
+
+_UNREADABLE: Final = (msgspec.DecodeError, ValueError)  # ValueError: a key name that is not UTF-8
+
+
+class FeedBooks:
+    """Books kept from the ``orderbook_delta`` stream, and who is told when one changes.
+
+    Args:
+        redis: the feed's redis-py client (checkpoints are plain keys).
+        layout: the relay's key layout.
+        publish: publishes a lifecycle event of the feed.
+    """
+
+    def __init__(self, redis: Any, layout: StreamLayout, publish: Callable[[LifecycleEvent], None]) -> None:
+        self._redis = redis
+        self._layout = layout
+        self._publish = publish
+        self.builder: BookBuilder | None = None
+        self.subs: list[RelaySubscription[Orderbook]] = []
+        self.unreadable_checkpoints = 0
+        """Checkpoints skipped because they could not be decoded."""
+
+    @property
+    def books(self) -> Mapping[str, Orderbook]:
+        return {} if self.builder is None else self.builder.books
+
+    async def start(self, tickers: Collection[str] | None) -> str | None:
+        """Keep the books of ``tickers`` (None: every market); returns the id the book stream is read after (that
+        of the latest checkpoint, whose books are loaded, or the stream's start), or None when books are kept
+        already (``tickers`` are then added)."""
+        if self.builder is not None:
+            if tickers is not None:
+                self.builder.want(tickers)
+            return None
+        builder = BookBuilder(tickers)
+        checkpoint = await self._latest()
+        if checkpoint is None:
+            self.builder = builder
+            return "0-0"
+        builder.load_checkpoint(checkpoint, start=True)
+        self.builder = builder
+        return checkpoint.entry_id
+
+    async def _latest(self) -> Checkpoint | None:
+        latest = await self._redis.get(self._layout.checkpoint_latest)
+        if not latest:
+            return None
+        try:
+            key = self._layout.checkpoint(latest.decode())
+        except _UNREADABLE as exc:
+            self._unreadable(repr(latest), exc)
+            return None
+        data = await self._redis.get(key)
+        return self._decode(key, data) if data else None
+
+    def add(self, sub: RelaySubscription[Orderbook]) -> None:
+        """Tell ``sub`` of every change from now on, and first of every book exact already."""
+        self.subs.append(sub)
+        for ticker in list(self.books):
+            sub._book_changed(ticker)
+
+    def apply(self, entry_id: str, fields: Mapping[bytes, bytes]) -> None:
+        """Apply one entry of the book stream (books must be kept)."""
+        builder = self.builder
+        assert builder is not None
+        changed = builder.apply(entry_id, fields)
+        for event in builder.events():
+            self._publish(event)
+        if changed is not None:
+            for sub in self.subs:
+                sub._book_changed(changed)
+
+    async def load_wanted(self) -> None:
+        """Load the checkpoint the books asked for, if any (stale books are repaired from it).
+
+        Raises:
+            RedisError, OSError: Redis did not answer; the checkpoint is still wanted.
+        """
+        builder = self.builder
+        if builder is None or builder.wants_checkpoint is None:
+            return
+        key = builder.wants_checkpoint
+        data = await self._redis.get(key)
+        checkpoint = self._decode(key, data) if data is not None else None
+        if checkpoint is None:
+            builder.wants_checkpoint = None  # expired or unreadable: the next checkpoint entry asks again
+            return
+        for ticker in builder.load_checkpoint(checkpoint):
+            for sub in self.subs:
+                sub._book_changed(ticker)
+        for event in builder.events():
+            self._publish(event)
+
+    def _decode(self, key: str, data: bytes) -> Checkpoint | None:
+        try:
+            return decode_checkpoint(data)
+        except _UNREADABLE as exc:
+            self._unreadable(key, exc)
+            return None
+
+    def _unreadable(self, key: str, error: Exception) -> None:
+        self.unreadable_checkpoints += 1
+        logger.warning("relay checkpoint %s skipped: not a checkpoint (%s)", key, error)
