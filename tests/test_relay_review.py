@@ -370,3 +370,51 @@ async def test_entries_with_bytes_that_are_not_utf8_do_not_stop_the_reader(redis
     assert isinstance(message, TickerMessage) and message.msg.dollar_volume == 1
     assert view.market_ticker == "A"
     await client.aclose()
+
+
+async def pending(client: aioredis.Redis) -> int:
+    return int((await client.xpending(STREAM, "g"))["pending"])
+
+
+async def take(sub: object, count: int) -> list[str]:
+    """The ids of the next ``count`` entries of ``sub`` (raw entries, batches of them, or typed tickers)."""
+    ids: list[str] = []
+    async with asyncio.timeout(10):
+        while len(ids) < count:
+            item = await anext(sub)  # type: ignore[call-overload]
+            if isinstance(item, list):
+                ids += [entry.id for entry in item]
+            elif isinstance(item, TickerMessage):
+                ids.append(str(item.msg.dollar_volume))
+            else:
+                ids.append(item.id)
+    return ids
+
+
+@pytest.mark.parametrize("kinds", [("raw", "raw"), ("raw", "typed"), ("batches", "raw"), ("typed", "batches")])
+async def test_an_entry_two_subscriptions_of_a_member_get_is_acknowledged_once_both_took_it(
+    redis_server: RedisServer, kinds: tuple[str, str]
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    async with RelayClient(url, group="g", consumer="a", start="earliest").connect() as feed:
+        starts = {
+            "raw": lambda: feed.subscribe_raw(["ticker"]),
+            "typed": feed.subscribe_ticker,
+            "batches": lambda: feed.subscribe_raw_batches(["ticker"], maxsize=10),
+        }
+        first, second = [await starts[kind]() for kind in kinds]
+        await publish(url, core, [ticker_frame(i) for i in range(3)])
+        assert len(await take(first, 3)) == 3
+        await feed.ack()
+        # The second subscription has taken none of them yet: were the process to die now, they must come again.
+        assert await pending(client) == 3
+        if kinds[1] != "batches":  # (a batch is acknowledged whole)
+            assert len(await take(second, 2)) == 2
+            await feed.ack()
+            assert await pending(client) == 1  # those both took, and only those
+        assert len(await take(second, 3 if kinds[1] == "batches" else 1)) >= 1
+        await feed.ack()
+        assert await pending(client) == 0
+    await client.aclose()

@@ -12,7 +12,8 @@ Two ways to share a stream:
 * fan-out (default): every client reads every entry (``XREAD``); books need this.
 * work sharing: ``RelayClient(url, group="writers", consumer="w1")`` reads through a Redis consumer group
   (``XREADGROUP``): each entry goes to one member of the group. An entry is acknowledged (``XACK``) once the
-  iterator is asked for the next item after it; entries a dead member took but never acknowledged are claimed
+  iterator is asked for the next item after it (every iterator of the member that got it, when several did: see
+  :mod:`kalshi.relay.acks`); entries a dead member took but never acknowledged are claimed
   by the others after ``claim_idle`` seconds (``XAUTOCLAIM``), and a member that restarts under the same name
   first gets its own pending entries again. Delivery is at least once.
 
@@ -41,6 +42,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from kalshi.errors import KalshiConnectionError, KalshiProtocolError, KalshiSubscriptionError
 from kalshi.models.markets import Orderbook
+from kalshi.relay.acks import GroupAcks
 from kalshi.relay.books import BookBuilder
 from kalshi.relay.control_entries import publish_control_entry
 from kalshi.relay.feed_books import FeedBooks
@@ -154,7 +156,7 @@ class RelayFeed:
         self._bus = LifecycleBus()
         self._books = FeedBooks(redis, self._layout, self._publish)
         self._hooks: list[Callable[[LifecycleEvent], Awaitable[None]]] = []
-        self._acks: dict[str, list[str]] = {}
+        self._acks = GroupAcks()
         self._changed = asyncio.Event()
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
@@ -438,9 +440,12 @@ class RelayFeed:
             if batch_subs:
                 collected.append(entry_from_fields(channel, entry_id, fields))
             if per_entry:
-                await self._deliver(state, entry_id, fields)
-            elif FIELD_FRAME not in fields:
-                publish_control_entry(state.channel, fields, self._publish)
+                await self._deliver(state, entry_id, fields, len(batch_subs))
+            else:
+                if grouped and len(batch_subs) > 1:
+                    self._acks.share(state.key, entry_id, len(batch_subs))
+                if FIELD_FRAME not in fields:
+                    publish_control_entry(state.channel, fields, self._publish)
             if books is not None:
                 await books.load_wanted()
         return gone
@@ -470,18 +475,19 @@ class RelayFeed:
         for sub in subs:
             await sub.queue.put((collected, state.key, state.last))
 
-    async def _deliver(self, state: StreamState, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        delivered = False  # a batch subscription acknowledges its own (the whole read)
+    async def _deliver(self, state: StreamState, entry_id: str, fields: dict[bytes, bytes], batch_subs: int) -> None:
+        """Hand one entry to the per-entry subscriptions that want it (``batch_subs`` batch subscriptions get it in
+        their batch)."""
         frame = fields.get(FIELD_FRAME)
         if frame is None:
             publish_control_entry(state.channel, fields, self._publish)
+        takers: list[tuple[RelaySubscription[Any], Any]] = []
         message: Any = None
         for sub in state.subs:
             if sub.batches:
                 continue
             if sub.channel == _RAW:
-                await sub.queue.put((entry_from_fields(state.channel, entry_id, fields), state.key, entry_id))
-                delivered = True
+                takers.append((sub, entry_from_fields(state.channel, entry_id, fields)))
                 continue
             if frame is None:
                 continue
@@ -497,10 +503,15 @@ class RelayFeed:
                 body = getattr(message, "msg", None)
                 if getattr(body, "market_ticker", None) not in sub.tickers:
                     continue
-            await sub.queue.put((message, state.key, entry_id))
-            delivered = True
-        if self.group is not None and not delivered and not any(sub.batches for sub in state.subs):
-            self._ack(state.key, entry_id)
+            takers.append((sub, message))
+        if self.group is not None:
+            count = len(takers) + batch_subs
+            if not count:
+                self._ack(state.key, entry_id)
+            elif count > 1:  # before any of them can take it: acknowledged once all did
+                self._acks.share(state.key, entry_id, count)
+        for sub, item in takers:
+            await sub.queue.put((item, state.key, entry_id))
 
     def _malformed(self, state: StreamState, entry_id: str, error: KalshiProtocolError) -> None:
         self.malformed_entries += 1
@@ -541,21 +552,12 @@ class RelayFeed:
     # ------------------------------------------------------------------ acknowledgements
 
     def _ack(self, key: str, entry_id: str | list[str]) -> None:
-        ids = self._acks.setdefault(key, [])
-        if isinstance(entry_id, list):
-            ids.extend(entry_id)
-        else:
-            ids.append(entry_id)
+        """A subscription took these entries (or none wants them)."""
+        self._acks.taken(key, entry_id)
 
     async def _flush_acks(self) -> None:
-        acks, self._acks = self._acks, {}
-        for key, ids in acks.items():
-            if ids and self.group is not None:
-                try:
-                    await self._redis.xack(key, self.group, *ids)
-                except BaseException:
-                    self._acks.setdefault(key, []).extend(ids)
-                    raise
+        if self.group is not None:
+            await self._acks.flush(self._redis, self.group)
 
     async def ack(self) -> None:
         """Acknowledge now everything the iterators handed out and were asked past (done at close too)."""
