@@ -418,3 +418,88 @@ async def test_an_entry_two_subscriptions_of_a_member_get_is_acknowledged_once_b
         await feed.ack()
         assert await pending(client) == 0
     await client.aclose()
+
+
+def book_frames(first_seq: int, count: int) -> list[bytes]:
+    """``count`` deltas alternating between books A (sid 1) and B (sid 2), numbered from ``first_seq`` on each."""
+    return [
+        delta(1 + i % 2, first_seq + i // 2, "AB"[i % 2], "0.4000" if i % 2 == 0 else "0.3000", f"{1 + i}.00")
+        for i in range(count)
+    ]
+
+
+async def books_with_a_checkpoint_between(url: str, core: RelayCore) -> list[str]:
+    """Books A and B, deltas, a checkpoint, more deltas, all in the book stream: every id, in order."""
+    await publish(
+        url,
+        core,
+        [
+            snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")]),
+            snapshot(2, 1, "B", [("0.3000", "7.00")], [("0.6000", "2.00")]),
+            *book_frames(2, 8),
+        ],
+    )
+    assert core.checkpoint() is not None
+    await publish(url, core, book_frames(6, 8))
+    return [f"{core.epoch}-{n}" for n in range(19)]
+
+
+async def take_ids(sub: object, last: str) -> list[str]:
+    """The ids ``sub`` hands out (raw entries or batches of them) up to ``last``."""
+    ids: list[str] = []
+    async with asyncio.timeout(10):
+        while last not in ids:
+            item = await anext(sub)  # type: ignore[call-overload]
+            ids += [entry.id for entry in item] if isinstance(item, list) else [item.id]
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("kind", "taken", "batch"),
+    [("raw", 1, 1), ("raw", 14, 300), ("batches", 1, 300)],
+    ids=["behind-the-checkpoint", "ahead-mid-read", "batches-ahead"],
+)
+async def test_books_started_later_leave_the_other_subscriptions_of_their_stream_where_they_are(
+    redis_server: RedisServer, kind: str, taken: int, batch: int
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    ids = await books_with_a_checkpoint_between(url, core)
+    async with RelayClient(url, start="earliest", batch=batch).connect() as feed:
+        if kind == "raw":
+            # The full queue stops the reader: between reads of one entry (behind the checkpoint), or in the
+            # middle of handing out a read of them all (ahead of it).
+            sub: object = await feed.subscribe_raw([BOOK_CHANNEL], maxsize=1)
+        else:
+            sub = await feed.subscribe_raw_batches([BOOK_CHANNEL], maxsize=1)
+        got = []
+        async with asyncio.timeout(10):
+            while len(got) < taken:
+                item = await anext(sub)  # type: ignore[call-overload]
+                got += [entry.id for entry in item] if isinstance(item, list) else [item.id]
+        books = await feed.orderbook()
+        await publish(url, core, book_frames(10, 4))
+        ids += [f"{core.epoch}-{n}" for n in range(19, 23)]
+        got += await take_ids(sub, ids[-1])
+        assert got == ids  # every entry once, in order: none skipped up to the checkpoint, none read again
+        builder = feed.builder
+        assert builder is not None
+        await feed.wait_for(lambda: builder.position == ids[-1])
+        assert (builder.stats.gaps, feed.gaps) == (0, 0)  # the books missed no entry either
+        assert dict(feed.books) == dict(core.books.books) and len(feed.books) == 2
+        async with asyncio.timeout(10):
+            view = await anext(books)
+    assert view.market_ticker in ("A", "B")
+
+
+async def test_a_raw_subscription_after_the_books_starts_where_the_client_starts(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    ids = await books_with_a_checkpoint_between(url, core)
+    async with RelayClient(url, start="earliest").connect() as feed:
+        await feed.orderbook()
+        raw = await feed.subscribe_raw([BOOK_CHANNEL])
+        got = await take_ids(raw, ids[-1])
+        assert got == ids  # from the stream's first entry (start="earliest"), not from the books' checkpoint
+        await feed.wait_for(lambda: feed.builder is not None and feed.builder.position == ids[-1])
+    assert dict(feed.books) == dict(core.books.books) and len(feed.books) == 2

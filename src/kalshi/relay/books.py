@@ -269,8 +269,9 @@ class BookBuilder:
             position = parse_id(text)
         if last is not None:
             if position[0] != last[0]:
-                if position[0] > last[0]:
-                    self._all_stale("relay_restart", None)
+                if position[0] < last[0]:
+                    return None  # an earlier relay run's: before this builder's checkpoint (ids only grow)
+                self._all_stale("relay_restart", None)
             elif position[1] > last[1] + 1:
                 missing = position[1] - last[1] - 1
                 self.stats.missing_entries += missing

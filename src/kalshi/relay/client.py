@@ -256,7 +256,8 @@ class RelayFeed:
     def orderbook(self, tickers: str | Sequence[str] | None = None) -> RelayRequest[Orderbook]:
         """Maintain exact books of ``tickers`` (None: every market) from the latest checkpoint on; iterate the
         result for a view of every book exact at the start (those of the checkpoint), then after every change
-        (conflated per market). Books are in :attr:`books`.
+        (conflated per market). Books are in :attr:`books`. Other subscriptions of the book stream are not moved
+        (each still gets every entry once): the books catch up with them on their own.
 
         Raises:
             KalshiSubscriptionError: in a consumer group (books need every entry: use fan-out).
@@ -267,15 +268,7 @@ class RelayFeed:
             if self.group is not None:
                 raise KalshiSubscriptionError("books need every entry: use a fan-out RelayClient (no group)")
             sub: RelaySubscription[Orderbook] = RelaySubscription(self, BOOK_CHANNEL, names, 1, views=True)
-            start = await self._books.start(names)
-            if start is not None:  # the book stream is read from the checkpoint on by every subscription
-                key = self._layout.stream(BOOK_CHANNEL)
-                state = self._streams.get(key)
-                if state is None:
-                    self._streams[key] = StreamState(key, BOOK_CHANNEL, start)
-                    self._streams_changed.set()
-                else:
-                    state.restart(start)
+            await self._books.start(names, lambda: self._stream(BOOK_CHANNEL), batch=self.client.batch)
             self._books.add(sub)  # its first views: the books exact already (from the checkpoint)
             return sub
 
@@ -298,13 +291,19 @@ class RelayFeed:
     # ------------------------------------------------------------------ setup
 
     async def _attach(self, channel: str, sub: RelaySubscription[Any]) -> None:
+        (await self._stream(channel)).subs.append(sub)
+
+    async def _stream(self, channel: str) -> StreamState:
+        """``channel``'s stream, read from where ``start`` says the first time (later subscriptions join it)."""
         key = self._layout.stream(channel)
         state = self._streams.get(key)
         if state is None:
             start = await self._start_id(key)
-            state = self._streams[key] = StreamState(key, channel, start)
-            self._streams_changed.set()
-        state.subs.append(sub)
+            state = self._streams.get(key)  # made by another subscription meanwhile: join it
+            if state is None:
+                state = self._streams[key] = StreamState(key, channel, start)
+                self._streams_changed.set()
+        return state
 
     async def _start_id(self, key: str) -> str:
         if self.group is not None:
@@ -420,8 +419,12 @@ class RelayFeed:
         failing load leaves the stream at that entry (the next read goes on after it)."""
         grouped = self.group is not None
         channel = state.channel
+        book_stream = books is None and channel == BOOK_CHANNEL
         gone = 0
         for raw_id, stored in entries:
+            if book_stream and self._books.builder is not None:
+                books = self._books  # orderbook() caught up while this read was handed out: the rest is theirs
+                book_stream = False
             if stored is None:
                 if grouped:  # acknowledged, or it stays pending (and read again) for ever
                     self._ack(state.key, raw_id.decode())

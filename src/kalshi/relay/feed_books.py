@@ -1,6 +1,11 @@
 """The books of a :class:`~kalshi.relay.client.RelayFeed`: its :class:`~kalshi.relay.books.BookBuilder`, the
 book view subscriptions, and the checkpoints the books start from or are repaired with.
 
+The book stream's position is shared with every other subscription of it (raw ones, say), and starting books
+never moves it: the books read what lies between their checkpoint and that position on their own (``XRANGE``),
+then follow the shared reads. A position behind the checkpoint needs nothing: the builder skips the entries it
+holds already.
+
 A checkpoint that cannot be read (a foreign key under the relay's prefix) is logged, counted and skipped: the
 books start from the stream's first entry instead, or wait for the next checkpoint to be repaired. A Redis error
 while loading one is raised: the feed's read loop reconnects and loads it again before reading on.
@@ -8,8 +13,9 @@ while loading one is raised: the feed's read loop reconnects and loads it again 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -17,7 +23,8 @@ import msgspec
 from kalshi.models.markets import Orderbook
 from kalshi.relay.books import BookBuilder
 from kalshi.relay.checkpoint import Checkpoint, decode_checkpoint
-from kalshi.relay.layout import StreamLayout
+from kalshi.relay.layout import StreamLayout, parse_id
+from kalshi.relay.streams import StreamState
 from kalshi.relay.subscription import RelaySubscription
 from kalshi.ws.lifecycle import LifecycleEvent
 
@@ -45,27 +52,58 @@ class FeedBooks:
         self.subs: list[RelaySubscription[Orderbook]] = []
         self.unreadable_checkpoints = 0
         """Checkpoints skipped because they could not be decoded."""
+        self._starting = asyncio.Lock()  # two orderbook() calls at once: one builder
 
     @property
     def books(self) -> Mapping[str, Orderbook]:
         return {} if self.builder is None else self.builder.books
 
-    async def start(self, tickers: Collection[str] | None) -> str | None:
-        """Keep the books of ``tickers`` (None: every market); returns the id the book stream is read after (that
-        of the latest checkpoint, whose books are loaded, or the stream's start), or None when books are kept
-        already (``tickers`` are then added)."""
-        if self.builder is not None:
-            if tickers is not None:
-                self.builder.want(tickers)
-            return None
-        builder = BookBuilder(tickers)
-        checkpoint = await self._latest()
-        if checkpoint is None:
+    async def start(
+        self, tickers: Collection[str] | None, stream: Callable[[], Awaitable[StreamState]], *, batch: int
+    ) -> None:
+        """Keep the books of ``tickers`` (None: every market) from the latest checkpoint on (or from the stream's
+        first entry); when books are kept already, ``tickers`` are added.
+
+        Args:
+            tickers: the markets.
+            stream: gives the book stream's shared position (made when the feed reads the stream for the first
+                time); the books catch up with it without moving it.
+            batch: most entries per catch-up read.
+
+        Raises:
+            RedisError, OSError: Redis did not answer; no books are kept (call again).
+        """
+        async with self._starting:
+            if self.builder is not None:
+                if tickers is not None:
+                    self.builder.want(tickers)
+                return
+            builder = BookBuilder(tickers)
+            checkpoint = await self._latest()
+            after = "0-0"
+            if checkpoint is not None:
+                builder.load_checkpoint(checkpoint, start=True)
+                after = checkpoint.entry_id
+            # Only now: a stream read for the first time starts where the feed's start= says, and a subscription
+            # made right after this one gets what the feed reads from there on.
+            state = await stream()
+            await self._catch_up(builder, state, after, batch)
+            # No await since the last catch-up read: every entry up to the shared position is applied, and the
+            # feed's reads give the books the next ones (even the rest of a read it is handing out now).
             self.builder = builder
-            return "0-0"
-        builder.load_checkpoint(checkpoint, start=True)
-        self.builder = builder
-        return checkpoint.entry_id
+
+    async def _catch_up(self, builder: BookBuilder, state: StreamState, after: str, batch: int) -> None:
+        """Apply the entries after ``after`` up to ``state``'s position (which moves meanwhile)."""
+        done = parse_id(after)
+        while done < parse_id(state.last):
+            upto = state.last
+            entries = await self._redis.xrange(state.key, min=f"{done[0]}-{done[1] + 1}", max=upto, count=batch)
+            for entry_id, fields in entries:
+                builder.apply(entry_id, fields)
+            for event in builder.events():
+                self._publish(event)
+            # None left up to ``upto``: trimmed since the feed read them (the builder sees the hole next entry).
+            done = parse_id(entries[-1][0]) if entries else parse_id(upto)
 
     async def _latest(self) -> Checkpoint | None:
         latest = await self._redis.get(self._layout.checkpoint_latest)
