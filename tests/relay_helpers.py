@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from kalshi.relay.core import RelayCore
+from kalshi.relay.publisher import Publisher
 
 
 def parse_commands(data: bytes) -> list[list[bytes]]:
@@ -88,3 +90,16 @@ def delta(sid: int, seq: int, ticker: str, price: str, change: str, side: str = 
         delta_fp=change,
         side=side,
     )
+
+
+async def write_out(url: str, core: RelayCore) -> None:
+    """Everything ``core`` holds, written to the Redis at ``url`` and acknowledged by it."""
+    publisher = Publisher(url, core.buffer, batch=64)
+    task = asyncio.create_task(publisher.run())
+    try:
+        publisher.wake()
+        assert await publisher.drained(10.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await publisher.aclose()

@@ -23,11 +23,10 @@ from kalshi.relay import RelayClient
 from kalshi.relay.checkpoint import BookEntry, Checkpoint, encode_checkpoint
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import BOOK_CHANNEL, KIND_CHECKPOINT, KIND_RELAY_START, StreamLayout
-from kalshi.relay.publisher import Publisher
 from kalshi.ws.lifecycle import Closed, Disconnected, Gap, LifecycleEvent, LifecycleListener, Reconnected, Repaired
 from kalshi.ws.models import TickerMessage
 from redis_server import RedisServer
-from relay_helpers import delta, snapshot
+from relay_helpers import delta, snapshot, write_out
 
 STREAM = "kalshi:stream:ticker"
 T = TypeVar("T")
@@ -57,15 +56,7 @@ async def publish(url: str, core: RelayCore, frames: list[bytes]) -> None:
     conn = core.connection(0, 0)
     for frame in frames:
         core.frame(conn, frame, time.time_ns())
-    publisher = Publisher(url, core.buffer, batch=64)
-    task = asyncio.create_task(publisher.run())
-    try:
-        publisher.wake()
-        assert await publisher.drained(10.0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await publisher.aclose()
+    await write_out(url, core)
 
 
 async def next_gap(events: LifecycleListener) -> Gap:

@@ -17,11 +17,11 @@ from kalshi.record.from_redis import FromRedisStats, record_from_redis
 from kalshi.relay import Relay, RelayClient
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import StreamLayout
-from kalshi.relay.publisher import Publisher
 from kalshi.sim import Simulator
 from kalshi.ws.lifecycle import Gap
 from kalshi.ws.models import TickerMessage
 from redis_server import RedisServer
+from relay_helpers import write_out
 
 
 @pytest.fixture
@@ -45,15 +45,7 @@ async def publish_tickers(
             "msg": {"market_ticker": f"T{i % 5}", "price_dollars": "0.5000", "dollar_volume": i},
         }
         core.frame(conn, msgspec.json.encode(body), i)
-    publisher = Publisher(url, core.buffer, batch=64)
-    task = asyncio.create_task(publisher.run())
-    try:
-        publisher.wake()
-        assert await publisher.drained(10.0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await publisher.aclose()
+    await write_out(url, core)
     return core
 
 

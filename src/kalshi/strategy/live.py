@@ -34,7 +34,7 @@ from kalshi.strategy.book import Book
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits, book_marks
-from kalshi.strategy.live_reconcile import MissedReports
+from kalshi.strategy.live_reconcile import MissedReports, rejected
 from kalshi.strategy.stream import TIMER, FrameTap, MarketStream, apply_book_message
 from kalshi.strategy.types import Fill, OrderState, OrderUpdate, StrategyError
 from kalshi.ws.client import KalshiWebSocket
@@ -404,18 +404,7 @@ class LiveRunner:
         if op != 0 or self._stream is None:
             logger.warning("order %s: %s", order.client_order_id, exc)
             return
-        update = OrderUpdate(
-            client_order_id=order.client_order_id,
-            order_id=None,
-            ticker=order.ticker,
-            side=order.side,
-            price=order.price,
-            status="rejected",
-            remaining=0,
-            filled=0,
-            reason=str(exc),
-            ts_ns=time.time_ns(),
-        )
+        update = rejected(order, str(exc), time.time_ns())
         if not self._stream.inject(update):
             logger.error("order %s rejected (%s) but the feed queue is full", order.client_order_id, exc)
 

@@ -23,7 +23,7 @@ from kalshi.strategy.context import Context
 from kalshi.strategy.feed import book_side_of, money_micros, order_status_of, price_of, units_of
 from kalshi.strategy.types import Fill, OrderState, OrderUpdate
 
-__all__ = ["MissedReports"]
+__all__ = ["MissedReports", "rejected"]
 
 _MARGIN_S: Final = 5  # REST timestamps are whole seconds, and clocks differ: look back a little further
 _MEMORY: Final = 100_000  # trade ids remembered (oldest forgotten first)
@@ -89,7 +89,7 @@ class MissedReports:
                 continue  # a report already said where it is
             remote_order = await self._find(state)
             if remote_order is None:
-                found.append(_rejected(state, failure, now_ns))
+                found.append(rejected(state, f"not on the exchange after: {failure}", now_ns))
             else:
                 exchange_ids[cid] = remote_order.order_id
                 found.append(_report_of(state, remote_order.order_id, remote_order, now_ns))
@@ -154,7 +154,8 @@ def _update_of(order: OrderState, order_id: str, remote: Any, now_ns: int) -> Or
     return update
 
 
-def _rejected(order: OrderState, failure: str, now_ns: int) -> OrderUpdate:
+def rejected(order: OrderState, reason: str, now_ns: int) -> OrderUpdate:
+    """The report that ``order`` never reached the book, for ``reason``."""
     return OrderUpdate(
         client_order_id=order.client_order_id,
         order_id=None,
@@ -164,7 +165,7 @@ def _rejected(order: OrderState, failure: str, now_ns: int) -> OrderUpdate:
         status="rejected",
         remaining=0,
         filled=0,
-        reason=f"not on the exchange after: {failure}",
+        reason=reason,
         ts_ns=now_ns,
     )
 
