@@ -214,6 +214,7 @@ async def test_decimal_and_int_amounts_go_out_as_their_exact_text(auth: KalshiAu
     assert (first["count"], first["price"]) == ("12.50", "0.5601")
     [batched] = json.loads(exchange.requests[1].content)["orders"]
     assert (batched["count"], batched["price"]) == ("3", "0.07")
+    assert (item.count, item.price) == (3, Decimal("0.07"))  # the caller's model is left as it was
 
 
 async def test_a_float_amount_is_refused_before_anything_is_sent(auth: KalshiAuth) -> None:

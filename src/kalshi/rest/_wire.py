@@ -113,13 +113,12 @@ def encode_body(body: object) -> bytes:
     """JSON bytes of a model (optional fields left at None are omitted) or a plain mapping.
 
     Fixed-point text fields (prices ``"0.5600"``, counts ``"10.00"``) also take a ``Decimal`` or an ``int``, sent
-    as their exact text.
+    as their exact text (the caller's model is left as it is).
 
     Raises:
         TypeError: a float in a fixed-point field (binary floats are inexact for money).
     """
-    _exact_text_fields(body)
-    return _ENCODER.encode(body)
+    return _ENCODER.encode(_with_exact_text(body))
 
 
 _TEXT_FIELDS: dict[type, frozenset[str]] = {}
@@ -134,25 +133,30 @@ def _text_fields(cls: type[msgspec.Struct]) -> frozenset[str]:
     return names
 
 
-def _exact_text_fields(body: object) -> None:
-    """Turn Decimal and int values of a request model's text fields into their exact text, in place (nested
-    models and lists of them included)."""
+def _with_exact_text(body: object) -> object:
+    """``body`` with the Decimal and int values of its models' text fields as their exact text (nested models and
+    lists of them included); ``body`` itself when there is nothing to change."""
     if isinstance(body, list):
-        for item in body:
-            _exact_text_fields(item)
-        return
+        items = [_with_exact_text(item) for item in body]
+        return items if any(new is not old for new, old in zip(items, body, strict=True)) else body
     if not isinstance(body, msgspec.Struct):
-        return
+        return body
     text = _text_fields(type(body))
+    changes: dict[str, object] = {}
     for name in body.__struct_fields__:
         value = getattr(body, name)
         cls = value.__class__
         if value is None or cls is str or cls is bool:
             continue
         if name in text:
-            setattr(body, name, _exact_text(value, f"{type(body).__name__}.{name}"))
+            exact = _exact_text(value, f"{type(body).__name__}.{name}")
         elif cls is list or isinstance(value, msgspec.Struct):
-            _exact_text_fields(value)
+            exact = _with_exact_text(value)
+        else:
+            continue
+        if exact is not value:
+            changes[name] = exact
+    return msgspec.structs.replace(body, **changes) if changes else body
 
 
 def _exact_text(value: object, where: str) -> object:

@@ -226,13 +226,8 @@ class LiveRunner:
         kind = type(item)
         if kind is OrderbookDeltaMessage or kind is OrderbookSnapshotMessage:
             book = apply_book_message(self.books, item, recv_ns)
-            if (
-                book is not None
-                and self._watch_loss
-                and ctx.ledger.positions.get(book.ticker)
-                and self.kill_switch.check(ctx.ledger, self._marks()) is not None
-            ):
-                self._trip()  # the mark moved against an open position
+            if book is not None and self._watch_loss and ctx.ledger.positions.get(book.ticker):
+                self._check_limits()  # the mark moved under an open position
             if book is not None and "on_book" in hooks:
                 await strategy.on_book(ctx, book)
         elif kind is FillMessage:
@@ -258,8 +253,7 @@ class LiveRunner:
         elif item is _LOOK_UP:
             pass  # a wake-up for the reconciliation below
         elif item == TIMER:
-            if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
-                self._trip()
+            self._check_limits()
             await self._hook("on_timer", ctx, recv_ns)
         else:
             self._disruptions.observe(item)
@@ -270,8 +264,7 @@ class LiveRunner:
     async def _fill(self, fill: Fill) -> None:
         ctx = self.ctx
         ctx.apply_fill(fill)
-        if self.kill_switch.check(ctx.ledger, self._marks()) is not None:
-            self._trip()
+        self._check_limits()
         if "on_fill" in self._hooks:
             await self.strategy.on_fill(ctx, fill)
 
@@ -313,8 +306,9 @@ class LiveRunner:
     def _event_number(self) -> int:
         return self.events
 
-    def _marks(self) -> dict[str, int]:
-        return book_marks(self.books)
+    def _check_limits(self) -> None:
+        if self.kill_switch.check(self.ctx.ledger, book_marks(self.books)) is not None:
+            self._trip()
 
     # ------------------------------------------------------------------ the kill switch
 
