@@ -489,6 +489,42 @@ async def test_transport_error_becomes_connection_error_after_retries() -> None:
     assert len(exchange.requests) == 4 and len(sleeps.delays) == 3
 
 
+CANCELLED = {"order_id": "o-1", "reduced_by": "1.00", "ts_ms": 1}
+
+
+async def test_429_on_a_non_idempotent_request_is_retried(auth: KalshiAuth) -> None:
+    # A 429 is refused before processing: even a cancel (no client_order_id) is safe to send again.
+    sleeps = Sleeps()
+    exchange = Exchange(
+        ok({"error": {"code": "too_many_requests", "message": "slow"}}, 429, {"Retry-After": "0.5"}),
+        ok(CANCELLED),
+    )
+    async with make_client(exchange, auth=auth, sleeps=sleeps) as client:
+        cancelled = await client.orders.cancel_order_v2("o-1")
+    assert cancelled.order_id == "o-1"
+    assert [r.method for r in exchange.requests] == ["DELETE", "DELETE"] and sleeps.delays == [0.5]
+
+
+async def test_connection_never_made_retries_a_non_idempotent_request(auth: KalshiAuth) -> None:
+    # Nothing left the machine (refused, connect timeout, no pooled connection): the cancel is sent again.
+    for never_sent in (httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy")):
+        sleeps = Sleeps()
+        exchange = Exchange(never_sent, ok(CANCELLED))
+        async with make_client(exchange, auth=auth, sleeps=sleeps) as client:
+            await client.orders.cancel_order_v2("o-1")
+        assert len(exchange.requests) == 2 and len(sleeps.delays) == 1, never_sent
+
+
+async def test_server_errors_on_a_non_idempotent_request_are_raised_at_once(auth: KalshiAuth) -> None:
+    # A 503 may come after the exchange acted: a decrease sent twice would reduce twice.
+    for status in (500, 502, 503, 504):
+        exchange = Exchange(ok({"code": "unavailable", "message": "later"}, status), ok(CANCELLED))
+        async with make_client(exchange, auth=auth) as client:
+            with pytest.raises(KalshiServerError):
+                await client.orders.decrease_order_v2("o-1", reduce_by="1.00")
+        assert len(exchange.requests) == 1, status
+
+
 async def test_transport_error_on_non_idempotent_request_is_raised_at_once(auth: KalshiAuth) -> None:
     exchange = Exchange(httpx.ReadTimeout("slow"))
     async with make_client(exchange, auth=auth) as client:

@@ -21,7 +21,7 @@ from kalshi.errors import KalshiAuthError, KalshiConnectionError
 from kalshi.rest._generated_models import GetAccountApiLimitsResponse
 from kalshi.rest._generated_resources import AsyncResources
 from kalshi.rest._model import Model, Operation
-from kalshi.rest._retry import RetryPolicy, is_idempotent
+from kalshi.rest._retry import RetryPolicy, is_idempotent, was_never_sent
 from kalshi.rest._wire import (
     AsyncSleep,
     KalshiPaginationError,
@@ -77,7 +77,9 @@ class AsyncKalshiClient(AsyncResources):
     ``config.max_retries`` times, after the server's ``Retry-After`` or full jitter
     ``uniform(0, min(retry_base_delay * 2**attempt, retry_max_delay))``, but only when the request
     is idempotent: a GET, or a body carrying ``client_order_id`` (every item, for a batch). A
-    POST/PUT/DELETE without one is never retried: the first attempt may have taken effect.
+    POST/PUT/DELETE without one is not retried after a failure that may have reached the exchange (the
+    first attempt may have taken effect); it is retried after one that proves nothing happened: a 429
+    (refused before processing) or a connection that was never made.
 
     Args:
         config: where the exchange is and how patiently to talk to it (default: production).
@@ -317,7 +319,9 @@ class AsyncKalshiClient(AsyncResources):
             try:
                 response = await self._http.send(request)
             except httpx.HTTPError as exc:
-                delay = self._retry.delay_after_transport_error(attempt, idempotent=idempotent)
+                delay = self._retry.delay_after_transport_error(
+                    attempt, idempotent=idempotent, sent=not was_never_sent(exc)
+                )
                 if delay is None:
                     raise KalshiConnectionError(f"{op.method} {op.path} failed: {type(exc).__name__}: {exc}") from exc
                 logger.warning(
