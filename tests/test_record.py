@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import time
@@ -398,7 +399,14 @@ async def test_replay_protocol_rewrites_sid_and_seq(session: Session) -> None:
         await ws.send_json({"id": 8, "cmd": "list_subscriptions"})
         *frames, listing = await until_answer(8)
         assert listing == {"type": "ok", "id": 8, "msg": [{"channel": "orderbook_delta", "sid": 1}]}
-        assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+        # Renumbered 1, 2, 3, ... except at the recording's holes: the recorded gap skips the numbers the recorder
+        # missed, the reconnect one more.
+        [(gap_detail,)] = sql(session.directory, "SELECT detail FROM rec WHERE kind = 'gap'")
+        gap = json.loads(str(gap_detail))
+        seqs = [f["seq"] for f in frames]
+        jumps = [(a, b) for a, b in itertools.pairwise(seqs) if b != a + 1]
+        assert seqs[0] == 1 and len(jumps) == 2 and all(b > a for a, b in jumps)
+        assert seqs[-1] == len(frames) + (gap["received"] - gap["expected"]) + 1
         assert all(f["sid"] == 1 and f["msg"]["market_ticker"] == first and "id" not in f for f in frames)  # type: ignore[index]
         # Every recorded (conn, sid, seq) of the market once: the recorded duplicate is not replayed.
         [(recorded,)] = sql(
@@ -416,7 +424,7 @@ async def test_replay_protocol_rewrites_sid_and_seq(session: Session) -> None:
             }
         )
         snapshot = await ws.receive_json(timeout=10)
-        assert (snapshot["type"], snapshot["id"], snapshot["seq"]) == ("orderbook_snapshot", 9, len(frames) + 1)
+        assert (snapshot["type"], snapshot["id"], snapshot["seq"]) == ("orderbook_snapshot", 9, seqs[-1] + 1)
         levels = session.truth[first].to_dict()
         assert snapshot["msg"].get("yes_dollars_fp", []) == levels["yes"]
         assert snapshot["msg"].get("no_dollars_fp", []) == levels["no"]
@@ -431,7 +439,7 @@ async def test_replay_protocol_rewrites_sid_and_seq(session: Session) -> None:
         ok = await ws.receive_json(timeout=10)
         assert ok["type"] == "ok" and ok["msg"] == {"market_tickers": sorted([first, second])}
         added = await ws.receive_json(timeout=10)
-        assert added["msg"]["market_ticker"] == second and added["seq"] == len(frames) + 2
+        assert added["msg"]["market_ticker"] == second and added["seq"] == seqs[-1] + 2
 
         await ws.send_json({"id": 11, "cmd": "unsubscribe", "params": {"sids": [1]}})
         assert (await ws.receive_json(timeout=10))["type"] == "unsubscribed"
@@ -458,3 +466,56 @@ async def test_replay_paced_and_filtered(session: Session) -> None:
             assert views.queue.qsize() >= 1
     with pytest.raises(ValueError):
         ReplayServer(rec, speed=0)
+
+
+def snapshot(seq: int, ticker: str = "MKT-A", sid: int = 1, cmd_id: int | None = None) -> bytes:
+    answer = b'"id":%d,' % cmd_id if cmd_id is not None else b""
+    return (
+        b'{"type":"orderbook_snapshot",%s"sid":%d,"seq":%d,"msg":{"market_ticker":"%s",'
+        b'"yes_dollars_fp":[["0.5100","10.00"]]}}' % (answer, sid, seq, ticker.encode())
+    )
+
+
+def subscribed(sid: int = 1, channel: str = "orderbook_delta") -> bytes:
+    return b'{"type":"subscribed","id":1,"msg":{"channel":"%s","sid":%d}}' % (channel.encode(), sid)
+
+
+async def replayed_seqs(directory: Path, channel: str) -> list[int]:
+    """The seq of every data frame the replay server sends one ``channel`` subscription."""
+    async with (
+        ReplayServer(directory, speed=None) as server,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws_url) as ws,
+    ):
+        await ws.send_json({"id": 1, "cmd": "subscribe", "params": {"channels": [channel]}})
+        assert (await ws.receive_json(timeout=10))["type"] == "subscribed"
+        await server.wait_streams(1)
+        await ws.send_json({"id": 2, "cmd": "list_subscriptions"})
+        seqs = []
+        while (frame := await ws.receive_json(timeout=10)).get("id") != 2:
+            seqs.append(frame["seq"])
+        return seqs
+
+
+async def test_replay_keeps_a_recorded_gap_visible(tmp_path: Path) -> None:
+    # seq 3 never reached the recorder: a client of the replay must see the hole (and resync), not apply
+    # delta 4 to a book that lacks delta 3.
+    with Recorder(tmp_path) as recorder:
+        for data in (subscribed(), snapshot(1), delta(2), delta(4), snapshot(5, cmd_id=9), delta(6)):
+            recorder.add_frame(data)
+    assert recorder.stats.gaps == 1
+    assert await replayed_seqs(tmp_path, "orderbook_delta") == [1, 2, 4, 5, 6]
+
+
+async def test_replay_marks_a_recorded_reconnect_as_a_gap(tmp_path: Path) -> None:
+    # Trades sent while the recorder was reconnecting are not in the recording, and no snapshot repairs that.
+    def trade(seq: int) -> bytes:
+        return b'{"type":"trade","sid":1,"seq":%d,"msg":{"market_ticker":"MKT-A","count_fp":"1.00"}}' % seq
+
+    with Recorder(tmp_path) as recorder:
+        for data in (subscribed(channel="trade"), trade(1), trade(2)):
+            recorder.add_frame(data)
+        recorder.new_connection()
+        for data in (subscribed(channel="trade"), trade(1), trade(2)):
+            recorder.add_frame(data)
+    assert await replayed_seqs(tmp_path, "trade") == [1, 2, 4, 5]

@@ -4,9 +4,12 @@
 
 * ``subscribe``: ``subscribed`` with a new sid per channel, then the recorded data frames of that channel (and
   of ``market_tickers`` when given), from the start of the recording. The sid is rewritten to the new one and
-  ``seq`` renumbered 1, 2, 3, ... per subscription, so the stream is continuous across the recording's
-  reconnects (a reconnect in the recording shows up as fresh snapshots, exactly what resets a book). Recorded
-  duplicates are skipped; snapshots that answered the recorder's ``get_snapshot`` are replayed as snapshots.
+  ``seq`` renumbered 1, 2, 3, ... per subscription, except where the recording has a hole: a recorded gap (seq
+  numbers the recorder never received) skips as many numbers, and a recorded reconnect skips one (what was sent
+  while the recorder was disconnected is unknown), so a client sees the gap exactly where the live client did
+  and resyncs instead of applying later deltas to a book that lacks some. Recorded duplicates are skipped;
+  snapshots that answered the recorder's ``get_snapshot`` (and the fresh ones after a reconnect) are replayed
+  as snapshots, which repair the client's books.
 * ``update_subscription``: ``get_snapshot`` (answered from the books as replayed so far), ``add_markets`` and
   ``delete_markets``; ``unsubscribe``; ``list_subscriptions``. Anything else gets an ``error``.
 
@@ -28,7 +31,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from kalshi.config import WS_PATH, KalshiConfig
-from kalshi.record.reader import BookReplayer, Recording
+from kalshi.record.reader import BookReplayer, RecordedRow, Recording
 from kalshi.record.schema import CONTROL_TYPES
 from kalshi.ws.codes import ErrorCode
 
@@ -69,7 +72,7 @@ class _CommandError(Exception):
 
 
 class _Subscription:
-    __slots__ = ("books", "channel", "markets", "recorded_last", "seq", "sid", "task")
+    __slots__ = ("books", "channel", "connection", "markets", "missing", "recorded_last", "seq", "sid", "task")
 
     def __init__(self, sid: int, channel: str, markets: set[str] | None) -> None:
         self.sid = sid
@@ -78,11 +81,37 @@ class _Subscription:
         self.seq = 0
         self.books = BookReplayer() if channel == _ORDERBOOK else None
         self.recorded_last: dict[tuple[str, int | None, int | None], int] = {}
+        self.connection: tuple[str, int | None] | None = None  # the recorded connection of the last row
+        self.missing = 0  # seq numbers to skip before the next frame: the holes of the recording
         self.task: asyncio.Task[None] | None = None
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def next_data_seq(self) -> int:
+        """The seq of the next replayed data frame, past the holes met since the previous one."""
+        self.seq += 1 + self.missing
+        self.missing = 0
+        return self.seq
+
+    def note_recorded(self, row: RecordedRow) -> bool:
+        """Account for a recorded data row: False for a recorded duplicate (not replayed)."""
+        connection = (row.session, row.conn)
+        if connection != self.connection:
+            if self.connection is not None:
+                self.missing += 1  # the recorder was disconnected in between
+            self.connection = connection
+        if row.seq is None:
+            return True
+        key = (row.session, row.conn, row.sid)
+        last = self.recorded_last.get(key)
+        if last is not None and row.seq <= last:
+            return False
+        self.recorded_last[key] = row.seq
+        if last is not None:
+            self.missing += row.seq - last - 1
+        return True
 
 
 class _Session:
@@ -232,12 +261,8 @@ class _Session:
             for row in server.recording.frames(channels=(sub.channel,)):
                 if row.frame is None or row.type in CONTROL_TYPES:
                     continue
-                if row.seq is not None:
-                    key = (row.session, row.conn, row.sid)
-                    last = sub.recorded_last.get(key)
-                    if last is not None and row.seq <= last:
-                        continue  # a duplicate in the recording
-                    sub.recorded_last[key] = row.seq
+                if not sub.note_recorded(row):
+                    continue
                 if sub.books is not None:
                     sub.books.apply(row)
                 if sub.markets is not None and row.market_ticker not in sub.markets:
@@ -251,7 +276,7 @@ class _Session:
                     delay = started + (row.recv_ns - first_ns) / 1e9 / speed - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                seq = sub.next_seq() if recorded.seq is not None else None
+                seq = sub.next_data_seq() if recorded.seq is not None else None
                 await self.send(_encode(_OutFrame(type=recorded.type, sid=sub.sid, seq=seq, msg=recorded.msg)))
                 sent += 1
                 if speed is None and sent % _YIELD_EVERY == 0:
