@@ -154,6 +154,47 @@ async def test_a_refusal_the_strategy_does_not_catch_ends_the_run_and_still_canc
     assert sim.engine.orders(account) and sim.engine.orders(account, "resting") == []
 
 
+async def test_the_kill_switch_sends_its_cancel_all_again_until_it_is_answered(sim: Simulator) -> None:
+    # A DELETE without a body is not retried by the REST client after a 503 (it may have acted): the kill switch
+    # itself must insist, or orders stay resting after the trip.
+    rest_controls(sim).faults.fail_next(2, status=503, operation_id="CancelAllOrders")
+    strategy = Spammer(sim.tickers[0], per_book=4)
+    runner, account = await live(sim, strategy, KillSwitchLimits(max_orders_per_second=5))
+    assert runner.kill_switch.tripped and runner.cancelled_all and runner.cancel_all_failure is None
+    assert rest_controls(sim).calls["CancelAllOrders"] == 3
+    assert sim.engine.orders(account) and sim.engine.orders(account, "resting") == []
+
+
+async def test_cancel_everything_checks_that_nothing_rests_after_its_cancel_all(sim: Simulator) -> None:
+    from kalshi.strategy.cancel_everything import cancel_everything
+
+    # A cancel-all answered with success that did nothing (a bare 204): the resting orders are listed and
+    # cancelled one by one.
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    for price in (100, 200):
+        sim.place_order(account, sim.tickers[0], "bid", price, 100)
+    rest_controls(sim).faults.fail_next(1, status=204, operation_id="CancelAllOrders")
+    async with AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited()) as rest:
+        assert await cancel_everything(rest, within_s=5.0) is None
+    calls = rest_controls(sim).calls
+    assert calls["CancelAllOrders"] == 1 and calls["CancelOrderV2"] == 2
+    assert sim.engine.orders(account, "resting") == []
+
+
+async def test_cancel_everything_says_why_when_it_cannot_make_sure(sim: Simulator) -> None:
+    from kalshi.strategy.cancel_everything import cancel_everything
+
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    sim.place_order(account, sim.tickers[0], "bid", 100, 100)
+    rest_controls(sim).faults.fail_next(1_000, status=503, operation_id="CancelAllOrders")
+    async with AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited()) as rest:
+        failure = await cancel_everything(rest, within_s=0.2)
+    assert failure is not None and "503" in failure
+    assert len(sim.engine.orders(account, "resting")) == 1  # told, not hidden: the caller must say so loudly
+
+
 class RestingBid(Strategy):
     """Rests one bid on the first book and notes every fill and order report it is given."""
 

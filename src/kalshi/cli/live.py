@@ -91,6 +91,13 @@ async def live_trade(
         console.print(f"balance ${portfolio.balance}; positions {positions or 'none'}", highlight=False)
         if runner.kill_switch.reason:
             console.print(f"[bold red]kill switch tripped[/]: {runner.kill_switch.reason}")
+        if runner.cancel_all_failure is not None:
+            console.print(
+                f"[bold red]ORDERS MAY STILL REST ON THE EXCHANGE[/]: cancelling them failed "
+                f"({runner.cancel_all_failure}); cancel them yourself now (DELETE /portfolio/events/orders, "
+                "or the exchange's website)",
+                highlight=False,
+            )
         return runner.kill_switch.reason
 
 

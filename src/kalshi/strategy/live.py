@@ -31,6 +31,7 @@ from kalshi.portfolio import Portfolio
 from kalshi.rest import AsyncKalshiClient
 from kalshi.strategy.base import Strategy, overridden_hooks
 from kalshi.strategy.book import Book
+from kalshi.strategy.cancel_everything import cancel_everything
 from kalshi.strategy.context import Context
 from kalshi.strategy.feed import SETTLING_EVENTS, fill_of, lifecycle_of, order_update_of, ticker_of, trade_of
 from kalshi.strategy.killswitch import KillSwitch, KillSwitchLimits, book_marks
@@ -57,6 +58,7 @@ _STP: Final = "taker_at_cross"
 _MICROS: Final = Decimal(1_000_000)
 _REQUEST_QUEUE: Final = 1_000
 _CANCEL_ALL_WITHIN_S: Final = 10.0
+_STOP_WAIT_S: Final = _CANCEL_ALL_WITHIN_S + 5.0  # the cancel-all's own deadline comes first
 _RECONCILE_RETRY_S: Final = 1.0
 
 
@@ -115,6 +117,8 @@ class LiveRunner:
         self.round_trips: deque[float] = deque(maxlen=10_000)  # REST order round trips, seconds
         self.events = 0
         self.cancelled_all = False
+        # Why the kill switch could not make sure nothing rests (orders may still rest), or None.
+        self.cancel_all_failure: str | None = None
         # Fills and order changes the private channels lost (a reconnect, error 25) come back over REST.
         self.missed = MissedReports(rest, self.ctx)
         self._disruptions = DisruptionTracker()
@@ -351,8 +355,13 @@ class LiveRunner:
                     if order.order_id is None:
                         order.order_id = created.order_id
                 elif op == 3:
-                    await orders.cancel_all_orders()
-                    self.cancelled_all = True
+                    failure = await cancel_everything(self._rest, within_s=_CANCEL_ALL_WITHIN_S)
+                    self.cancelled_all = failure is None
+                    self.cancel_all_failure = failure
+                    if failure is not None:
+                        logger.critical(
+                            "the kill switch could not cancel every order, some may still rest: %s", failure
+                        )
                 else:
                     order_id = self._order_ids.get(order.client_order_id) or order.order_id
                     if order_id is None:
@@ -413,10 +422,11 @@ class LiveRunner:
         if worker is not None and self.ctx.blocked is not None and not self.cancelled_all:
             # The kill switch's cancel-all is queued: it must reach the exchange before the worker stops.
             try:
-                async with asyncio.timeout(_CANCEL_ALL_WITHIN_S):
+                async with asyncio.timeout(_STOP_WAIT_S):
                     await self._idle.wait()
             except TimeoutError:
-                logger.error("the kill switch's cancel-all did not finish within %.0f s", _CANCEL_ALL_WITHIN_S)
+                self.cancel_all_failure = f"the cancel-all did not finish within {_STOP_WAIT_S:.0f} s"
+                logger.critical("the kill switch's %s; orders may still rest", self.cancel_all_failure)
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
