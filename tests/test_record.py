@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import pytest
 import kalshi.record
 from kalshi.models.markets import Orderbook
 from kalshi.record import Recorder, RecorderStats, Recording, RecordingError, ReplayServer, capture
+from kalshi.record._writer import WriterThread
 from kalshi.record.schema import SCHEMA, decode_envelope
 from kalshi.sim import Simulator
 from kalshi.sim.ws.firehose import firehose
@@ -519,3 +521,73 @@ async def test_replay_marks_a_recorded_reconnect_as_a_gap(tmp_path: Path) -> Non
         for data in (subscribed(channel="trade"), trade(1), trade(2)):
             recorder.add_frame(data)
     assert await replayed_seqs(tmp_path, "trade") == [1, 2, 4, 5]
+
+
+class InterruptedPut:
+    """A writer queue whose first ``put`` is interrupted by Ctrl-C (as while waiting for a busy writer)."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.interrupted = False
+
+    def put(self, item: object) -> None:
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        self.real.put(item)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_ctrl_c_while_handing_over_a_batch_keeps_it(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, batch_rows=10)
+    with pytest.raises(KeyboardInterrupt), recorder:
+        assert recorder._writer is not None
+        recorder._writer.queue = InterruptedPut(recorder._writer.queue)  # type: ignore[assignment]
+        for seq in range(1, 31):
+            recorder.add_frame(delta(seq))
+    # The first batch (start, connect and 8 frames) filled up at frame 8, where Ctrl-C hit: every frame up to
+    # the interrupt is in the file, none dropped.
+    assert sql(tmp_path, "SELECT count(*), max(seq) FROM rec WHERE kind = 'frame'") == [(8, 8)]
+    assert sql(tmp_path, "SELECT count(*), count(DISTINCT n), max(n) FROM rec") == [
+        (recorder.stats.rows_written, recorder.stats.rows_written, recorder.stats.rows_written - 1)
+    ]
+
+
+def test_ctrl_c_while_closing_still_finishes_the_last_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A second Ctrl-C while close() waits for the writer: the process would exit with the last file still .tmp
+    # (no footer, every row of it unreadable), since the writer thread is a daemon.
+    release = threading.Event()
+    close_file = WriterThread._close_file
+
+    def slow_close_file(self: WriterThread) -> None:
+        release.wait()
+        close_file(self)
+
+    monkeypatch.setattr(WriterThread, "_close_file", slow_close_file)
+    recorder = Recorder(tmp_path)
+    recorder.start()
+    recorder.add_frame(delta(1))
+    writer = recorder._writer
+    assert writer is not None
+    join = writer.join
+    interrupts = iter([KeyboardInterrupt()])
+
+    def interrupted_join(timeout: float | None = None) -> None:
+        if (interrupt := next(interrupts, None)) is not None:
+            raise interrupt
+        release.set()
+        join(timeout)
+
+    monkeypatch.setattr(writer, "join", interrupted_join)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            recorder.close()
+        alive = writer.is_alive()
+    finally:
+        release.set()
+        join()
+    assert not alive, "close() gave up on the writer before the last file was complete"
+    assert [path.name for path in tmp_path.iterdir()] == [recorder.stats.files[0].name]
+    assert sql(tmp_path, "SELECT count(*) FROM rec WHERE kind = 'frame'") == [(1,)]

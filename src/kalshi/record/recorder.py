@@ -172,7 +172,8 @@ class Recorder:
     def close(self, detail: Mapping[str, Any] | None = None) -> RecorderStats:
         """Record a ``stop`` event, write everything, close the last file and stop the writer thread.
 
-        Idempotent. Returns the final counters.
+        Idempotent. Returns the final counters. A Ctrl-C (KeyboardInterrupt) while it runs does not cut it
+        short: the last file is completed first, then the interrupt is raised.
 
         Raises:
             RecordingError: a write failed at any time during the session.
@@ -186,16 +187,30 @@ class Recorder:
             "stop",
             detail={"frames": stats.frames, "gaps": stats.gaps, "reconnects": stats.reconnects, **(detail or {})},
         )
-        try:
-            self._hand_over()
-        finally:
-            writer.queue.put(CLOSE_FILE)
-            writer.queue.put(STOP)
-            writer.join()
-            self._closed = True
+        batch = self._batch
+        batch.path = self.out_dir / f"{self.session}-{self._file_index:05d}.parquet"
+        interrupted = self._stop_writer(writer, [batch, CLOSE_FILE, STOP])
+        self._closed = True
         if writer.error is not None:
             raise RecordingError(f"writing the recording in {self.out_dir} failed: {writer.error}") from writer.error
+        if interrupted is not None:
+            raise interrupted
         return stats
+
+    def _stop_writer(self, writer: WriterThread, items: list[Batch | str | None]) -> KeyboardInterrupt | None:
+        # The writer is a daemon thread: given up on, it dies at exit with the last file still .tmp (no footer,
+        # every row of it unreadable). So an interrupt here waits for it, and is handed back to be raised after.
+        interrupted: KeyboardInterrupt | None = None
+        while True:
+            try:
+                while items:
+                    writer.queue.put(items[0])
+                    del items[0]
+                writer.join()
+                return interrupted
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+                logger.warning("interrupted: completing the last file of the recording in %s first", self.out_dir)
 
     # ------------------------------------------------------------------ recording (hot path)
 
@@ -426,9 +441,11 @@ class Recorder:
             return
         # The file is decided now, not when the batch was started: a rotation may have happened since.
         batch.path = self.out_dir / f"{self.session}-{self._file_index:05d}.parquet"
+        # Blocks when the writer is behind (backpressure, by design). The batch stays the current one until
+        # the queue has it: a Ctrl-C while waiting leaves it for close() to write, not dropped.
+        writer.queue.put(batch)
         self._file_rows += len(batch)
         self._new_batch()
-        writer.queue.put(batch)  # blocks when the writer is behind: backpressure, by design
 
     def _new_batch(self) -> None:
         batch = self._batch = Batch(self._n, self._conn)
