@@ -2,7 +2,9 @@
 member's own pending entries after a restart (some deleted meanwhile), a relay restart whose first entries were
 trimmed before a consumer read them, a book view asked for after its book went stale, malformed entries and
 unusable checkpoints (skipped and reported, the reader going on), a reader that fails (every subscription ends
-with its error), and an entry several subscriptions of one group member get (acknowledged once all took it)."""
+with its error), an entry several subscriptions of one group member get (acknowledged once all took it), a
+consumer group that vanishes while read (made again, a gap), and a member's own entries it still holds (never
+claimed back and handed out twice)."""
 
 from __future__ import annotations
 
@@ -256,20 +258,21 @@ async def test_a_redis_error_loading_a_checkpoint_is_a_reconnect_and_the_load_is
     url = redis_server.url
     core = new_core()
     client = aioredis.Redis.from_url(url)
-    key = "kalshi:checkpoint:wrong-type"
-    await client.rpush(key, b"not a string")  # GET answers WRONGTYPE: a Redis error
+    key = "kalshi:checkpoint:not-allowed"
     async with RelayClient(url, start="earliest", retry_max_delay=0.05).connect() as feed:
         events = feed.lifecycle_events()
         books = await feed.orderbook(["A"])
         await publish(url, core, [snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")])])
         async with asyncio.timeout(10):
             view = await anext(books)
+        # Only the streams may be touched for now: GET of the checkpoint answers NOPERM, a Redis error.
+        await client.execute_command("ACL", "SETUSER", "default", "resetkeys", "~kalshi:stream:*")
         checkpoint_id = await stale_book_with_checkpoint_entry(url, core, key)
         async with asyncio.timeout(10):
             down = await next_event(events, Disconnected)
-        assert "WRONGTYPE" in down.cause
+        assert "NoPermissionError" in down.cause
+        await client.execute_command("ACL", "SETUSER", "default", "allkeys")
         book = BookEntry("A", "0.0", 1, 1, None, [list(x) for x in view.yes_ticks], [list(x) for x in view.no_ticks])
-        await client.delete(key)
         await client.set(key, encode_checkpoint(Checkpoint(checkpoint_id, 0, ["0.0"], [book], [])))
         async with asyncio.timeout(10):
             seen = [await anext(events)]
@@ -284,6 +287,54 @@ async def test_a_redis_error_loading_a_checkpoint_is_a_reconnect_and_the_load_is
         (Repaired, ("A",)),
         (Reconnected, None),
     ]
+    await client.aclose()
+
+
+async def test_a_checkpoint_key_of_another_type_is_skipped_and_the_next_checkpoint_repairs(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    wrong = "kalshi:checkpoint:wrong-type"
+    await client.rpush(wrong, b"not a string")  # GET answers WRONGTYPE: it will never be a checkpoint
+    async with RelayClient(url, start="earliest", retry_max_delay=0.05).connect() as feed:
+        events = feed.lifecycle_events()
+        books = await feed.orderbook(["A"])
+        await publish(url, core, [snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")])])
+        async with asyncio.timeout(10):
+            view = await anext(books)
+        with caplog.at_level(logging.WARNING, logger="kalshi.relay"):
+            await stale_book_with_checkpoint_entry(url, core, wrong)
+            await feed.wait_for(lambda: feed.protocol_errors == 1)
+        assert "A" not in feed.books
+        # The next checkpoint is a good one: it repairs the book.
+        good = "kalshi:checkpoint:good"
+        [entry_id] = core.control([BOOK_CHANNEL], KIND_CHECKPOINT, {"key": good, "books": 1})
+        book = BookEntry("A", "0.0", 1, 1, None, [list(x) for x in view.yes_ticks], [list(x) for x in view.no_ticks])
+        await client.set(good, encode_checkpoint(Checkpoint(entry_id, 0, ["0.0"], [book], [])))
+        await publish(url, core, [])
+        async with asyncio.timeout(10):
+            repaired = await next_event(events, Repaired)
+            assert await anext(books) == view
+    assert repaired.markets == ("A",)
+    assert (feed.protocol_errors, feed.reconnects) == (1, 0)  # not a Redis failure: no reconnect
+    assert len([record for record in caplog.records if wrong in record.getMessage()]) == 1
+    await client.aclose()
+
+
+async def test_books_start_from_the_stream_when_the_latest_checkpoint_key_is_of_another_type(
+    redis_server: RedisServer,
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    await client.rpush("kalshi:checkpoint", b"not an entry id")
+    await publish(url, core, [snapshot(1, 1, "A", [("0.4000", "10.00")], [("0.5000", "5.00")])])
+    async with RelayClient(url, start="earliest").connect() as feed:
+        await feed.orderbook(["A"])
+        await feed.wait_for(lambda: "A" in feed.books)
+    assert feed.protocol_errors == 1
     await client.aclose()
 
 
@@ -494,3 +545,56 @@ async def test_a_raw_subscription_after_the_books_starts_where_the_client_starts
         assert got == ids  # from the stream's first entry (start="earliest"), not from the books' checkpoint
         await feed.wait_for(lambda: feed.builder is not None and feed.builder.position == ids[-1])
     assert dict(feed.books) == dict(core.books.books) and len(feed.books) == 2
+
+
+@pytest.mark.parametrize("loss", ["restart", "flushall", "del", "destroy"])
+async def test_a_consumer_group_that_vanishes_is_created_again_and_reported_as_a_gap(
+    redis_server: RedisServer, loss: str
+) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    ids = [f"{core.epoch}-{n}" for n in range(6)]
+    async with RelayClient(url, group="g", consumer="a", start="earliest", retry_max_delay=0.05).connect() as feed:
+        events = feed.lifecycle_events()
+        sub = await feed.subscribe_raw(["ticker"])
+        await publish(url, core, [ticker_frame(i) for i in range(3)])
+        assert await take(sub, 3) == ids[:3]
+        await feed.ack()
+        # Redis restarted without persistence, the stream deleted, or the group destroyed, while reading.
+        if loss == "restart":
+            redis_server.restart()  # not persistent: it comes back empty
+        elif loss == "flushall":
+            await client.flushall()
+        elif loss == "del":
+            await client.delete(STREAM)
+        else:
+            await client.xgroup_destroy(STREAM, "g")
+        await publish(url, core, [ticker_frame(i) for i in range(3, 6)])
+        async with asyncio.timeout(10):
+            gap = await next_gap(events)
+        assert await take(sub, 3) == ids[3:]  # the new entries, once each
+        await feed.ack()
+    assert (gap.channel, gap.reason, gap.received) == ("ticker", "trimmed", None)  # how many: unknown
+    assert feed.gaps == 1
+    assert await pending(client) == 0
+    await client.aclose()
+
+
+async def test_a_member_does_not_claim_back_the_entries_it_still_holds(redis_server: RedisServer) -> None:
+    url = redis_server.url
+    core = new_core()
+    client = aioredis.Redis.from_url(url)
+    # claim_idle=0: every pending entry may be claimed at once, this member's own queued ones too.
+    async with RelayClient(url, group="g", consumer="a", claim_idle=0.0, start="earliest").connect() as feed:
+        sub = await feed.subscribe_raw(["ticker"])
+        await publish(url, core, [ticker_frame(i) for i in range(3)])
+        await feed.wait_for(lambda: sub.queue.qsize() >= 3)
+        reads = feed.reads
+        await feed.wait_for(lambda: feed.reads >= reads + 2)  # claims were made with the three still queued
+        await publish(url, core, [ticker_frame(3)])
+        got = await take_ids(sub, f"{core.epoch}-3")
+        await feed.ack()
+    assert got == [f"{core.epoch}-{n}" for n in range(4)]
+    assert await pending(client) == 0
+    await client.aclose()

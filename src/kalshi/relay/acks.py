@@ -4,6 +4,9 @@ An entry is acknowledged once every subscription of the member that got it has t
 an entry when its iterator is asked for the item after it (or at :meth:`RelayFeed.ack
 <kalshi.relay.client.RelayFeed.ack>`). Only entries several subscriptions got are counted; one that a single
 subscription got (the usual case) is acknowledged as soon as it is taken.
+
+Until Redis has the acknowledgement, the member holds the entry: ``XAUTOCLAIM`` gives a member its own idle
+entries too, and one it holds (queued for a slow consumer, say) must not be handed out a second time.
 """
 
 from __future__ import annotations
@@ -15,11 +18,24 @@ __all__ = ["GroupAcks"]
 
 class GroupAcks:
     """The acknowledgements of one group member: those due (sent by :meth:`flush`), and the entries several of
-    its subscriptions got, with how many of them have yet to take each."""
+    its subscriptions got, with how many of them have yet to take each, and the entries it holds (got and not
+    acknowledged in Redis yet)."""
 
     def __init__(self) -> None:
         self._due: dict[str, list[str]] = {}
         self._shared: dict[str, dict[str, int]] = {}  # stream key -> entry id -> subscriptions yet to take it
+        self._held: dict[str, set[str]] = {}  # stream key -> ids got and not acknowledged in Redis yet
+
+    def hold(self, key: str, entries: list[Any]) -> None:
+        """The member got ``entries`` (``[[id, fields], ...]``, ids as bytes) of stream ``key``: it holds them
+        until their acknowledgement is sent."""
+        if entries:
+            self._held.setdefault(key, set()).update(entry[0].decode() for entry in entries)
+
+    def holds(self, key: str, entry_id: str) -> bool:
+        """Whether the member holds entry ``entry_id`` of stream ``key`` (got it, not acknowledged yet)."""
+        held = self._held.get(key)
+        return held is not None and entry_id in held
 
     def share(self, key: str, entry_id: str, takers: int) -> None:
         """``takers`` (more than one) subscriptions got entry ``entry_id`` of stream ``key``: acknowledge it once
@@ -62,4 +78,6 @@ class GroupAcks:
                     for key, ids in pending:  # this stream's and the ones after it
                         self._due.setdefault(key, []).extend(ids)
                     raise
+                if (held := self._held.get(key)) is not None:
+                    held.difference_update(ids)
             del pending[0]

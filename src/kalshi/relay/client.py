@@ -20,7 +20,9 @@ Two ways to share a stream:
 Continuity is checked on every stream by the entry ids (see :mod:`kalshi.relay.layout`): entries trimmed away
 before this client read them, or lost by Redis, are reported as a :class:`~kalshi.ws.lifecycle.Gap`
 (``reason="trimmed"``, ``received`` = how many) and books are hidden until rebuilt. Redis going away is a
-``Disconnected``; the client reconnects with backoff and resumes after the last entry it read. An entry typed
+``Disconnected``; the client reconnects with backoff and resumes after the last entry it read. A consumer group
+that vanished (Redis restarted without persistence, the stream or the group deleted) is made again and reported
+as a ``Gap`` (``reason="trimmed"``, ``received=None``: see :mod:`kalshi.relay.group_recovery`). An entry typed
 subscriptions cannot decode is skipped for them (raw ones still get it), logged and reported as a ``Gap``
 (``reason="protocol_error"``); an unreadable checkpoint is logged and skipped (books wait for the next one); both
 count in ``RelayFeed.protocol_errors``. Should reading fail otherwise, every subscription's iterator raises
@@ -46,6 +48,7 @@ from kalshi.relay.acks import GroupAcks
 from kalshi.relay.books import BookBuilder
 from kalshi.relay.control_entries import publish_control_entry
 from kalshi.relay.feed_books import FeedBooks
+from kalshi.relay.group_recovery import GroupRecovery
 from kalshi.relay.layout import BOOK_CHANNEL, FIELD_FRAME, StreamLayout
 from kalshi.relay.reads import StreamReads
 from kalshi.relay.streams import StreamState, fields_of
@@ -161,7 +164,8 @@ class RelayFeed:
         self._streams_changed = asyncio.Event()
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._reads = StreamReads(client)
+        self._reads = StreamReads(client, self._acks)
+        self._regroup = GroupRecovery(redis, client, self._reads, self._publish)
         self._closing = False
         self._rng = random.Random()
         self.entries_read = 0
@@ -339,6 +343,7 @@ class RelayFeed:
                 await self._flush_acks()
                 await self._books.load_wanted()  # one whose load failed: before reading on
                 if self.group is not None:
+                    self.gaps += await self._regroup.restore(self._streams)
                     await self._claim()
                 replies = await self._reads.read(self._streams, self.group)
                 self.reads += 1
@@ -351,8 +356,8 @@ class RelayFeed:
                 for key, entries in replies:
                     await self._dispatch(key.decode(), entries)
             except (RedisError, OSError) as exc:
-                if self._closing:
-                    return
+                if self._closing or self._regroup.noticed(exc):  # NOGROUP: not Redis failing, restored next round
+                    continue
                 if not down:
                     down = True
                     self._publish(Disconnected(f"redis: {type(exc).__name__}: {exc}", None, True))

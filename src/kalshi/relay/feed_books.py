@@ -6,9 +6,10 @@ never moves it: the books read what lies between their checkpoint and that posit
 then follow the shared reads. A position behind the checkpoint needs nothing: the builder skips the entries it
 holds already.
 
-A checkpoint that cannot be read (a foreign key under the relay's prefix) is logged, counted and skipped: the
-books start from the stream's first entry instead, or wait for the next checkpoint to be repaired. A Redis error
-while loading one is raised: the feed's read loop reconnects and loads it again before reading on.
+A checkpoint that cannot be read (a foreign key under the relay's prefix, not a checkpoint or not even a string)
+is logged, counted and skipped: the books start from the stream's first entry instead, or wait for the next
+checkpoint to be repaired. A Redis error while loading one is raised: the feed's read loop reconnects and loads it
+again before reading on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Final
 
 import msgspec
+from redis.exceptions import ResponseError
 
 from kalshi.models.markets import Orderbook
 from kalshi.relay.books import BookBuilder
@@ -106,7 +108,7 @@ class FeedBooks:
             done = parse_id(entries[-1][0]) if entries else parse_id(upto)
 
     async def _latest(self) -> Checkpoint | None:
-        latest = await self._redis.get(self._layout.checkpoint_latest)
+        latest = await self._get(self._layout.checkpoint_latest)
         if not latest:
             return None
         try:
@@ -114,7 +116,7 @@ class FeedBooks:
         except _UNREADABLE as exc:
             self._unreadable(repr(latest), exc)
             return None
-        data = await self._redis.get(key)
+        data = await self._get(key)
         return self._decode(key, data) if data else None
 
     def add(self, sub: RelaySubscription[Orderbook]) -> None:
@@ -144,7 +146,7 @@ class FeedBooks:
         if builder is None or builder.wants_checkpoint is None:
             return
         key = builder.wants_checkpoint
-        data = await self._redis.get(key)
+        data = await self._get(key)
         checkpoint = self._decode(key, data) if data is not None else None
         if checkpoint is None:
             builder.wants_checkpoint = None  # expired or unreadable: the next checkpoint entry asks again
@@ -154,6 +156,17 @@ class FeedBooks:
                 sub._book_changed(ticker)
         for event in builder.events():
             self._publish(event)
+
+    async def _get(self, key: str) -> bytes | None:
+        """The value of ``key``; None when absent, or when it is not a string (unreadable: logged and counted)."""
+        try:
+            return await self._redis.get(key)  # type: ignore[no-any-return]
+        except ResponseError as exc:
+            # Another kind of key: no retry can make it a checkpoint.
+            if not str(exc).startswith("WRONGTYPE"):
+                raise
+            self._unreadable(key, exc)
+            return None
 
     def _decode(self, key: str, data: bytes) -> Checkpoint | None:
         try:

@@ -2,7 +2,8 @@
 
 One read covers every stream: ``XREAD`` in fan-out, ``XREADGROUP`` in a consumer group (this member's own pending
 entries first, then new ones). Reads go over their own :class:`~kalshi.relay.wire.RespConnection`, the hot path,
-and so does ``XAUTOCLAIM`` of entries other members left unacknowledged.
+and so does ``XAUTOCLAIM`` of entries other members left unacknowledged (never of those this member holds still:
+see :class:`~kalshi.relay.acks.GroupAcks`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from redis.exceptions import ResponseError
 
+from kalshi.relay.acks import GroupAcks
 from kalshi.relay.resp import pack_command
 from kalshi.relay.streams import StreamState
 from kalshi.relay.wire import RespConnection
@@ -31,10 +33,14 @@ class StreamReads:
 
     Args:
         client: the feed's :class:`~kalshi.relay.client.RelayClient`.
+        acks: a group member's acknowledgements: what it holds (every entry a group read gets, until acknowledged).
     """
 
-    def __init__(self, client: RelayClient) -> None:
+    def __init__(self, client: RelayClient, acks: GroupAcks) -> None:
         self.client = client
+        self._acks = acks
+        self.newest: dict[str, str] = {}
+        """A group member's newest entry id read per stream key (where a vanished group is made again)."""
         self._conn: RespConnection | None = None  # opened by the first read, and again after a lost one
 
     async def read(self, states: Mapping[str, StreamState], group: str | None) -> list[Any]:
@@ -53,12 +59,19 @@ class StreamReads:
         if pending:
             reply = await self._xread(head, pending, 0)
             for key, entries in reply:
+                self._acks.hold(key.decode(), entries)
                 # The next read goes on after the last pending entry read (they stay pending until acknowledged:
                 # from "0" again it would hand them out again); none left: new ones next.
                 states[key.decode()].last = entries[-1][0].decode() if entries else ">"
             if any(entries for _, entries in reply):
                 return reply
-        return await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
+        reply = await self._xread((*head, "BLOCK", block), dict.fromkeys(streams, ">"), block)
+        for key, entries in reply:
+            if entries:
+                name = key.decode()
+                self._acks.hold(name, entries)
+                self.newest[name] = entries[-1][0].decode()
+        return reply
 
     async def _xread(self, head: tuple[str | int, ...], streams: dict[str, str], block_ms: int) -> list[Any]:
         payload = pack_command(*head, "STREAMS", *streams, *streams.values())
@@ -89,7 +102,8 @@ class StreamReads:
         """Entries of stream ``key`` that members of ``group`` left unacknowledged for ``claim_idle`` seconds,
         now this member's (``XAUTOCLAIM``): ``([[id, [field, value, ...]], ...], gone)``, ``gone`` counting the
         claimed entries no longer in the stream (trimmed or deleted while pending). Those are acknowledged here:
-        no member can ever take them."""
+        no member can ever take them. Entries this member holds still are left out: claiming them only tells the
+        other members it is alive (their idle time starts again)."""
         consumer = self.client.consumer
         assert consumer is not None
         idle_ms = int(self.client.claim_idle * 1000)
@@ -98,6 +112,7 @@ class StreamReads:
         ids: list[bytes] = reply[1] if isinstance(reply, list) and len(reply) > 1 else []
         # Redis 7 takes deleted entries out of the group itself, and lists them apart.
         gone = len(reply[2]) if isinstance(reply, list) and len(reply) > 2 else 0
+        ids = [entry_id for entry_id in ids if not self._acks.holds(key, entry_id.decode())]
         if not ids:
             return [], gone
         # Read back by id rather than with the fields XAUTOCLAIM can return: Redis 6.2 claims deleted entries
@@ -110,6 +125,7 @@ class StreamReads:
             lost = [entry_id for entry_id in ids if entry_id not in present]
             await self._send(pack_command("XACK", key, group, *lost), 1, _READ_SLACK_S)
             gone += len(lost)
+        self._acks.hold(key, entries)
         return entries, gone
 
     def close(self) -> None:
