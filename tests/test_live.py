@@ -216,6 +216,39 @@ class RestingBid(Strategy):
         self.updates.append(update)
 
 
+class CancelsOnceResting(RestingBid):
+    """Rests one bid, cancels it once it rests, and cancels again when told the cancel failed."""
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        await super().on_order_update(ctx, update)
+        if update.status == "resting" and (update.reason is None or "cancel failed" in update.reason):
+            ctx.cancel_order(update.client_order_id)
+
+
+async def test_a_cancel_that_failed_is_reported_to_the_strategy(sim: Simulator) -> None:
+    # The cancel's 503 is not retried by the REST client (it may have acted): without a report the strategy would
+    # wait for ever for a cancel that never happened, its quote resting at a price it no longer wants.
+    quiet = add_quiet_market(sim)
+    rest_controls(sim).limits.enabled = False
+    rest_controls(sim).faults.fail_next(1, status=503, operation_id="CancelOrderV2")
+    auth, account = sim.create_account_auth()
+    strategy = CancelsOnceResting(quiet, 4000, 100)
+    rest = AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited(), rng=random.Random(0))
+    async with rest, KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+        runner = LiveRunner(strategy, session, rest)
+        stop = asyncio.Event()
+        task = asyncio.create_task(runner.run(stop=stop))
+        await eventually(lambda: any(u.status == "canceled" for u in strategy.updates) or task.done(), within=10)
+        assert not task.done(), task.exception()
+        stop.set()
+        await task
+    failed = [u for u in strategy.updates if u.reason is not None and u.reason.startswith("cancel failed")]
+    assert len(failed) == 1 and failed[0].status == "resting" and "503" in failed[0].reason
+    assert failed[0].remaining == 100 and failed[0].client_order_id == strategy.cid
+    assert rest_controls(sim).calls["CancelOrderV2"] == 2
+    assert sim.engine.orders(account, "resting") == [] and runner.ctx.open_orders() == []
+
+
 @pytest.mark.parametrize("rest_down", [False, True], ids=["rest-up", "rest-down-at-first"])
 async def test_fills_and_order_changes_lost_with_the_connection_are_recovered_once(
     sim: Simulator, rest_down: bool

@@ -114,3 +114,22 @@ def test_a_reducing_order_that_found_nothing_is_not_repeated_at_once() -> None:
     asyncio.run(mm.on_order_update(ctx, nothing))
     iocs = [order for op, order in sink.sent if op == "place" and order.time_in_force == "immediate_or_cancel"]
     assert len(iocs) == 1  # the same book would cancel the same IOC again
+
+
+def test_a_failed_cancel_is_sent_again_on_the_next_change() -> None:
+    mm, ctx, sink, book, _ = setup(min_quote_life_s=0)
+    asyncio.run(mm.on_book(ctx, book))
+    rest_all(ctx, sink)
+    book.apply(True, 4200, 200)  # the others' bid rises two cents: the bid quote must move
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == [4000]
+    bid = next(order for op, order in sink.sent if op == "cancel")
+    book.apply(True, 4200, 100)  # more size at the same prices: nothing to do while the cancel is on its way
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == [4000]
+    failed = OrderUpdate(bid.client_order_id, "x", "M", "bid", 4000, "resting", 100, 0, "cancel failed: HTTP 503", 0)
+    asyncio.run(mm.on_order_update(ctx, failed))
+    assert cancels(sink) == [4000]  # not at once ...
+    book.apply(True, 4300, 100)  # ... but on the next change of the others' prices
+    asyncio.run(mm.on_book(ctx, book))
+    assert cancels(sink) == [4000, 4000]

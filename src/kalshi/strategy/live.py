@@ -23,10 +23,10 @@ import time
 import uuid
 from collections import deque
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kalshi._fixed import format_count, format_price
-from kalshi.errors import KalshiAPIError, KalshiError
+from kalshi.errors import KalshiAPIError, KalshiError, KalshiNotFoundError
 from kalshi.portfolio import Portfolio
 from kalshi.rest import AsyncKalshiClient
 from kalshi.strategy.base import Strategy, overridden_hooks
@@ -242,6 +242,8 @@ class LiveRunner:
             await self._update(order_update_of(item, recv_ns))
         elif kind is OrderUpdate:  # a rejection from the REST worker
             await self._update(item)
+        elif kind is _Refused:
+            await self._refused(item)
         elif kind is TradeMessage:
             trade = trade_of(item, recv_ns)
             if trade is not None and "on_trade" in hooks:
@@ -278,6 +280,25 @@ class LiveRunner:
         self.ctx.apply_update(update)
         if "on_order_update" in self._hooks:
             await self.strategy.on_order_update(self.ctx, update)
+
+    async def _refused(self, refused: _Refused) -> None:
+        """An amend or cancel failed: report the order as it stands now, with the failure as the reason."""
+        order = self.ctx.order(refused.client_order_id)
+        if order is None or "on_order_update" not in self._hooks:
+            return
+        update = OrderUpdate(
+            order.client_order_id,
+            order.order_id,
+            order.ticker,
+            order.side,
+            order.price,
+            order.status,
+            order.remaining,
+            order.filled,
+            refused.reason,
+            time.time_ns(),
+        )
+        await self.strategy.on_order_update(self.ctx, update)
 
     def _wake_for_retry(self) -> None:
         self._retry_wake = None
@@ -401,11 +422,16 @@ class LiveRunner:
             logger.error("order %s: the feed queue is full; it is looked up after the next item", order.client_order_id)
 
     def _reject(self, op: int, order: OrderState, exc: Exception) -> None:
-        if op == 3:
-            logger.error("cancel-all failed: %s", exc)
-            return
         if op != 0 or self._stream is None:
             logger.warning("order %s: %s", order.client_order_id, exc)
+            if self._stream is not None and not isinstance(exc, StrategyError | KalshiNotFoundError):
+                # An amend or cancel that failed (a not-found cancel needs nothing: the order is done, its report
+                # comes). Tell the strategy, or it waits for ever for a cancel that never happened; when the
+                # exchange may have acted after all (a 5xx, a timeout), the order is also looked up.
+                what = "amend" if op == 1 else "cancel"
+                self._stream.inject(_Refused(order.client_order_id, f"{what} failed: {exc}"))
+                if not isinstance(exc, KalshiAPIError) or exc.status >= 500:
+                    self._disruptions.request()
             return
         update = rejected(order, str(exc), time.time_ns())
         if not self._stream.inject(update):
@@ -439,6 +465,14 @@ class LiveRunner:
 
 
 _LOOK_UP: Final = object()  # feed item: an order's fate is unknown, reconcile
+
+
+class _Refused(NamedTuple):
+    """Feed item: an amend or cancel of an order failed. The report is built when it is handled, from the order's
+    state then: fills reported meanwhile must not be undone by a snapshot taken at the failure."""
+
+    client_order_id: str
+    reason: str
 
 
 def _outcome_unknown(exc: KalshiAPIError) -> bool:

@@ -138,6 +138,11 @@ class MarketMaker(Strategy):
             await self.on_book(ctx, book)
 
     async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        if update.status not in _DONE and update.reason is not None and update.client_order_id in self._cancelling:
+            # The cancel failed and the quote still rests: decide again on the next change of the market.
+            self._cancelling.discard(update.client_order_id)
+            self._forget(update.ticker)
+            return
         if update.status in _DONE:
             cid, ticker = update.client_order_id, update.ticker
             self._cancelling.discard(cid)

@@ -95,7 +95,12 @@ class Fill:
 
 
 class OrderUpdate(NamedTuple):
-    """A change of one of the strategy's orders: accepted (``resting``), done, or ``rejected`` with a reason."""
+    """A change of one of the strategy's orders: accepted (``resting``), done, or ``rejected`` with a reason.
+
+    An amend or cancel the exchange refused or that failed on the way is reported too: the order as it stands
+    (its status unchanged, usually ``resting``) with ``reason`` saying what failed, e.g. ``"cancel failed: ..."``.
+    Send it again on a later event if it is still wanted.
+    """
 
     client_order_id: str
     order_id: str | None
