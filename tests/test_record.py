@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -591,3 +592,59 @@ def test_ctrl_c_while_closing_still_finishes_the_last_file(monkeypatch: pytest.M
     assert not alive, "close() gave up on the writer before the last file was complete"
     assert [path.name for path in tmp_path.iterdir()] == [recorder.stats.files[0].name]
     assert sql(tmp_path, "SELECT count(*) FROM rec WHERE kind = 'frame'") == [(1,)]
+
+
+@pytest.fixture
+def small_recording(tmp_path: Path) -> Path:
+    out = tmp_path / "rec"
+    with Recorder(out, batch_rows=10, max_rows_per_file=20) as recorder:
+        for seq in range(1, 50):
+            recorder.add_frame(delta(seq))
+    return out
+
+
+def test_open_names_a_file_cut_short(small_recording: Path) -> None:
+    middle = sorted(small_recording.glob("*.parquet"))[1]
+    data = middle.read_bytes()
+    middle.write_bytes(data[: len(data) // 2])  # e.g. copied while the disk filled up
+    with pytest.raises(RecordingError, match=rf"{middle.name} is not a complete Parquet file.*move it out"):
+        kalshi.record.open(small_recording)
+
+
+def test_open_names_a_file_that_is_not_a_recording(small_recording: Path) -> None:
+    pq.write_table(pa.table({"ticker": ["MKT-A"], "pnl": ["1.00"]}), small_recording / "notes.parquet")
+    with pytest.raises(RecordingError, match=r"notes.parquet is not a kalshi recording file \(no column n, kind"):
+        kalshi.record.open(small_recording)
+
+
+def test_open_refuses_a_newer_recording_format(small_recording: Path) -> None:
+    first = sorted(small_recording.glob("*.parquet"))[0]
+    table = pq.read_table(first)
+    newer = small_recording / "kalshi-newer-00000.parquet"
+    pq.write_table(table.replace_schema_metadata({b"kalshi.format": b"2"}), newer)
+    with pytest.raises(RecordingError, match=r"kalshi-newer-00000.parquet is recording format 2.*reads format 1"):
+        kalshi.record.open(small_recording)
+
+
+def test_reader_takes_files_rewritten_with_other_column_types(small_recording: Path) -> None:
+    # pandas and polars write int64 and large strings: still the same recording.
+    files = sorted(small_recording.glob("*.parquet"))
+    expected = list(Recording(small_recording).rows())
+    table = pq.read_table(files[0])
+    table = table.cast(pa.schema([pa.field(f.name, pa.int64() if f.name == "conn" else f.type) for f in table.schema]))
+    table = table.set_column(1, "kind", table.column("kind").cast(pa.large_string()))
+    pq.write_table(table, files[0])
+    rec = Recording(small_recording)
+    assert list(rec.rows()) == expected
+    assert rec.to_table().num_rows == len(expected)
+    assert rec.summary().frames == 49
+
+
+def test_open_warns_of_unfinished_files_beside_finished_ones(
+    small_recording: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (small_recording / "kalshi-crashed-00003.parquet.tmp").write_bytes(b"PAR1")  # a recorder killed mid-file
+    with caplog.at_level("WARNING", logger="kalshi.record.reader"):
+        rec = kalshi.record.open(small_recording)
+    assert rec.summary().frames == 49
+    assert "not reading 1 unfinished file(s)" in caplog.text and "kalshi-crashed-00003.parquet.tmp" in caplog.text

@@ -14,6 +14,7 @@ snapshots the recording client asked for; duplicates are skipped. A stale or nev
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
@@ -28,11 +29,13 @@ import pyarrow.parquet as pq
 from kalshi.errors import KalshiProtocolError
 from kalshi.models.markets import Orderbook
 from kalshi.record.recorder import RecordingError
-from kalshi.record.schema import CONTROL_TYPES, KIND_FRAME, SCHEMA
+from kalshi.record.schema import CONTROL_TYPES, FORMAT_VERSION, KIND_FRAME, SCHEMA
 from kalshi.ws.models import AnyMessage, OrderbookDeltaMessage, OrderbookSnapshotMessage, decode_message
 from kalshi.ws.orderbook import BookError, DeltaResult, OrderbookManager
 
 __all__ = ["BookReplayer", "RecordedMessage", "RecordedRow", "Recording", "RecordingSummary", "open_recording"]
+
+logger = logging.getLogger(__name__)
 
 _BOOK_TYPES = frozenset({"orderbook_snapshot", "orderbook_delta"})
 _COLUMNS = tuple(SCHEMA.names)
@@ -204,10 +207,20 @@ class Recording:
             files = sorted(p for p in self.path.glob("*.parquet") if p.is_file())
         else:
             raise RecordingError(f"no recording at {self.path}: the path does not exist")
+        partial = sorted(self.path.glob("*.parquet.tmp")) if self.path.is_dir() else []
         if not files:
-            partial = sorted(self.path.glob("*.parquet.tmp")) if self.path.is_dir() else []
             hint = " (only unfinished .tmp files: the recorder did not close cleanly)" if partial else ""
             raise RecordingError(f"no recording files (*.parquet) in {self.path}{hint}")
+        if partial:
+            logger.warning(
+                "%s: not reading %d unfinished file(s), still being written or left by a recorder that did not "
+                "close cleanly: %s",
+                self.path,
+                len(partial),
+                ", ".join(p.name for p in partial),
+            )
+        for file in files:
+            _check_file(file)
         self.files = files
         self.batch_size = batch_size
         self._cursor: _BookCursor | None = None
@@ -298,11 +311,16 @@ class Recording:
         Raises:
             RecordingError: a file cannot be read.
         """
-        names = list(columns) if columns is not None else None
-        try:
-            return pa.concat_tables([pq.read_table(path, columns=names) for path in self.files])
-        except (OSError, pa.ArrowException) as exc:
-            raise RecordingError(f"cannot read the recording in {self.path}: {exc}") from exc
+        names = list(columns) if columns is not None else list(_COLUMNS)
+        tables = []
+        for path in self.files:
+            try:
+                table = pq.read_table(path, columns=names)
+                # One schema for all: a file rewritten by pandas or polars may use other integer or string types.
+                tables.append(table.cast(pa.schema([SCHEMA.field(name) for name in names]), safe=True))
+            except (OSError, pa.ArrowException, KeyError) as exc:
+                raise RecordingError(f"cannot read {path}: {exc}") from exc
+        return pa.concat_tables(tables)
 
     def summary(self) -> RecordingSummary:
         """Counts, time span, channels and markets (reads only the small columns).
@@ -393,6 +411,43 @@ class Recording:
                     yield pa.Table.from_batches([batch])
             except (OSError, pa.ArrowException) as exc:
                 raise RecordingError(f"cannot read {path}: {exc}") from exc
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, naming the file and what to do, what would otherwise fail deep in pyarrow mid-read."""
+    where = path.parent
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise RecordingError(
+            f"{path.name} is not a complete Parquet file ({exc}): it was cut short (a copy in progress, a full "
+            f"disk?); move it out of {where} to read the rest of the recording"
+        ) from exc
+    missing = [name for name in _COLUMNS if name not in schema.names]
+    if missing:
+        raise RecordingError(
+            f"{path.name} is not a kalshi recording file (no column {', '.join(missing)}); move it out of {where}"
+        )
+    version = (schema.metadata or {}).get(b"kalshi.format")
+    if version is not None and version.decode(errors="replace") != FORMAT_VERSION:
+        raise RecordingError(
+            f"{path.name} is recording format {version.decode(errors='replace')}; this kalshi-kit reads format "
+            f"{FORMAT_VERSION}: upgrade kalshi-kit, or open the files of each format from their own directory"
+        )
+    for name in _COLUMNS:
+        found, wanted = schema.field(name).type, SCHEMA.field(name).type
+        if _type_family(found) != _type_family(wanted):
+            raise RecordingError(
+                f"{path.name}: column {name} is {found}, not {wanted} as in a kalshi recording; move it out of {where}"
+            )
+
+
+def _type_family(kind: pa.DataType) -> str:
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return "string"
+    return str(kind)
 
 
 def open_recording(path: str | os.PathLike[str]) -> Recording:
