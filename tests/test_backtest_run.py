@@ -166,6 +166,8 @@ def test_options_and_loader_errors() -> None:
         load_strategy("no_such_module_xyz:Thing")
     with pytest.raises(StrategyError, match=r"not a kalshi\.strategy\.Strategy"):
         load_strategy("kalshi.strategy.book:Book")
+    with pytest.raises(StrategyError, match=r"has no 'MarketMakr'; its strategies: MarketMaker$"):
+        load_strategy("kalshi.strategy.market_maker:MarketMakr")  # a typo: say what is there
     with pytest.raises(StrategyError, match="cannot create"):
         load_strategy("kalshi.strategy.market_maker:MarketMaker", '{"nope": 1}')
     assert load_strategy("kalshi.strategy.market_maker:MarketMaker", '{"size": 200}').size == 200  # type: ignore[attr-defined]

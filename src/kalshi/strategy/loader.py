@@ -27,6 +27,14 @@ def load_strategy(spec: str, params: str | dict[str, Any] | None = None) -> Stra
     except ImportError as exc:
         raise StrategyError(f"cannot import {module_name!r} (is it on PYTHONPATH?): {exc}") from exc
     cls = getattr(module, class_name, None)
+    if cls is None:
+        found = sorted(
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, Strategy) and value is not Strategy
+        )
+        hint = f"; its strategies: {', '.join(found)}" if found else ""
+        raise StrategyError(f"module {module_name!r} has no {class_name!r}{hint}")
     if not isinstance(cls, type) or not issubclass(cls, Strategy):
         raise StrategyError(f"{spec!r} is not a kalshi.strategy.Strategy subclass")
     if isinstance(params, str):
