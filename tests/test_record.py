@@ -648,3 +648,16 @@ def test_open_warns_of_unfinished_files_beside_finished_ones(
         rec = kalshi.record.open(small_recording)
     assert rec.summary().frames == 49
     assert "not reading 1 unfinished file(s)" in caplog.text and "kalshi-crashed-00003.parquet.tmp" in caplog.text
+
+
+def test_from_redis_closes_every_shard_when_one_fails(tmp_path: Path) -> None:
+    from kalshi.record.from_redis import _ShardRecorders
+
+    shards = _ShardRecorders(tmp_path, Recorder)
+    shards.frame("0.1", delta(1), None)
+    shards.frame("1.1", delta(1), None)
+    shutil.rmtree(tmp_path / "shard-0")  # shard 0 cannot write any more
+    with pytest.raises(RecordingError, match="shard-0"):
+        shards.close()
+    # Shard 1's buffered rows are written all the same.
+    assert sql(tmp_path / "shard-1", "SELECT count(*) FROM rec WHERE kind = 'frame'") == [(1,)]

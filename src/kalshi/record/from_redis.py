@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kalshi.record.recorder import Recorder, RecorderStats
+from kalshi.record.recorder import Recorder, RecorderStats, RecordingError
 
 __all__ = ["FromRedisStats", "record_from_redis"]
 
@@ -91,7 +91,18 @@ class _ShardRecorders:
             recorder.tick()
 
     def close(self) -> dict[int, RecorderStats]:
-        return {shard: recorder.close() for shard, recorder in self.recorders.items()}
+        """Close every shard's recorder, even after one failed (its rows would be lost); then raise the first error."""
+        stats: dict[int, RecorderStats] = {}
+        failure: RecordingError | KeyboardInterrupt | None = None
+        for shard, recorder in self.recorders.items():
+            try:
+                stats[shard] = recorder.close()
+            except (RecordingError, KeyboardInterrupt) as exc:
+                failure = failure or exc
+                stats[shard] = recorder.stats
+        if failure is not None:
+            raise failure
+        return stats
 
 
 async def record_from_redis(
