@@ -228,6 +228,12 @@ def test_stream_orderbook_needs_a_market(runner: CliRunner) -> None:
     assert "--market" in result.stderr
 
 
+def test_stream_an_unknown_channel_is_refused_before_connecting(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["stream", "tickr", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "unknown channel 'tickr': did you mean 'ticker'?" in result.stderr
+
+
 def test_book_json_matches_the_exchange(runner: CliRunner) -> None:
     with SimThread(seed=3, markets=2, rate=0.0, open_access=True, lifecycle=False) as st:
         st.call(lambda sim: sim.step(300))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
 import sys
 import time
@@ -220,6 +221,10 @@ def stream_command(
     options = ConnectOptions(env, url, key_id, key_path)
     config = resolve_config(options)
     markets = split_values(market)
+    if channel not in CHANNELS:
+        close = difflib.get_close_matches(channel, CHANNELS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        fail(f"unknown channel {channel!r}: {hint}channels are {', '.join(CHANNELS)}", EXIT_USAGE)
     if channel == "orderbook_delta" and not markets:
         fail("orderbook_delta needs at least one --market TICKER", EXIT_USAGE)
     if count is not None and count < 1:
