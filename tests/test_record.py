@@ -661,3 +661,31 @@ def test_from_redis_closes_every_shard_when_one_fails(tmp_path: Path) -> None:
         shards.close()
     # Shard 1's buffered rows are written all the same.
     assert sql(tmp_path / "shard-1", "SELECT count(*) FROM rec WHERE kind = 'frame'") == [(1,)]
+
+
+async def test_capture_stops_at_the_first_failed_write(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Disk full: the frame tap raised into the client, which dropped the connection and reconnected, again and
+    # again, with nothing written any more, until the next timed flush noticed.
+    def disk_full(self: WriterThread, batch: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(WriterThread, "_write", disk_full)
+    async with Simulator(seed=2, markets=1, rate=0.0, open_access=True) as sim:
+        ticker = sim.tickers[0]
+        recorder = Recorder(tmp_path, batch_rows=10, flush_interval=3600)
+        recorder.start()
+
+        async def push() -> None:
+            await wait_for_subscriber(sim)
+            await firehose(sim, ticker, frames=200)
+
+        pusher = asyncio.create_task(push())
+        with pytest.raises(RecordingError, match="No space left"):
+            await capture(
+                recorder, config=sim.config, auth=None, channels=["orderbook_delta"], markets=[ticker], duration=20
+            )
+        pusher.cancel()
+        await asyncio.gather(pusher, return_exceptions=True)
+        assert recorder.stats.reconnects == 0
+        with pytest.raises(RecordingError):
+            recorder.close()

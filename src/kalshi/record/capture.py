@@ -18,7 +18,7 @@ from typing import Any
 from kalshi.auth import KalshiAuth
 from kalshi.config import KalshiConfig
 from kalshi.errors import KalshiSubscriptionError
-from kalshi.record.recorder import Recorder, RecorderStats
+from kalshi.record.recorder import Recorder, RecorderStats, RecordingError
 from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.connection import ConnectionState
@@ -101,7 +101,8 @@ async def capture(
     """Record ``channels`` (for ``markets``) into a started ``recorder`` until a limit or ``stop``.
 
     Survives reconnects (the client reconnects and resubscribes; the recorder starts a new connection number).
-    Leaves the recorder open: the caller closes it, which writes everything.
+    Stops at the first failed write (a full disk), raising it. Leaves the recorder open: the caller closes it,
+    which writes everything.
 
     Args:
         recorder: a started Recorder.
@@ -133,16 +134,25 @@ async def capture(
     ws: KalshiWebSocket
 
     reconnects = 0
+    failure: RecordingError | None = None
 
     def tap(data: bytes, recv_ns: int) -> None:
-        nonlocal reconnects
-        # Lifecycle events are published synchronously, before the new connection's first frame: taking them here
-        # puts the connection boundary exactly between the frames of the two connections.
-        for event in events.take_nowait():
-            if isinstance(event, Reconnected):
-                reconnects += 1
-                recorder.new_connection({"reconnects": reconnects, "attempt": event.attempt})
-        recorder.add_frame(data, recv_ns)
+        nonlocal reconnects, failure
+        if failure is not None:
+            return  # stopping: the error is raised below
+        try:
+            # Lifecycle events are published synchronously, before the new connection's first frame: taking them
+            # here puts the connection boundary exactly between the frames of the two connections.
+            for event in events.take_nowait():
+                if isinstance(event, Reconnected):
+                    reconnects += 1
+                    recorder.new_connection({"reconnects": reconnects, "attempt": event.attempt})
+            recorder.add_frame(data, recv_ns)
+        except RecordingError as exc:
+            # Raised into the client, it would drop the connection and reconnect, over and over, writing nothing.
+            failure = exc
+            stop.set()
+            return
         if max_frames is not None and recorder.stats.frames >= max_frames:
             stop.set()
 
@@ -198,6 +208,8 @@ async def capture(
                 if task is not None and not task.done():
                     task.cancel()
             await asyncio.gather(ended, stopped, *([helper] if helper else []), return_exceptions=True)
+        if failure is not None:
+            raise failure
         error = None if ended.cancelled() else ended.exception()
         if error is None and helper is not None and not helper.cancelled():
             error = helper.exception()
