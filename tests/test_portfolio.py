@@ -216,3 +216,44 @@ async def test_error_25_on_a_private_channel_resubscribes_and_reconciles(sim: Si
         await eventually(lambda: portfolio.reconciliations == 2 and portfolio.settled)
         assert fills.sids and fills.sids != [old_sid]  # re-subscribed on a new sid
         assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(2)}
+
+
+async def test_an_update_queued_before_a_reconciliation_does_not_undo_its_snapshot(sim: Simulator) -> None:
+    # Updates still queued when a reconciliation starts are older than its snapshot. Applied on top of it after
+    # a reconnect, with the updates that followed them lost, they would leave a cancelled order resting.
+    quiet = add_quiet_market(sim)
+    other = add_quiet_market(sim, "KXQUIET-26-T2")
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    bid = sim.place_order(account, quiet, "bid", 6000, 1000)
+    gate, waiting = asyncio.Event(), asyncio.Event()
+    gate.set()
+    async with (
+        rest_client(sim, auth) as rest,
+        websocket(sim, auth).connect() as ws,
+        Portfolio(_GatedRest(rest, gate, waiting), ws) as portfolio,
+    ):
+        gate.clear()
+        waiting.clear()
+        held = asyncio.create_task(portfolio.reconcile())  # holds the stream updates back while it waits
+        await eventually(waiting.is_set)
+        frames = ws.frames_received
+        sim.place_order(seller, quiet, "ask", 6000, 200)
+        sim.place_order(seller, quiet, "ask", 6000, 300)  # two updates on each private channel, both held
+        await eventually(lambda: ws.frames_received >= frames + 6)
+        sim.faults.drop_all()
+        sim.cancel_order(account, bid.order_id)  # lost with the connection
+        # The reconciliation after the reconnect waits behind the held one (private state, observed only).
+        await eventually(
+            lambda: portfolio._tracker.due and portfolio._events is not None and not portfolio._events.backlog
+        )
+        gate.set()
+        await held
+        await eventually(lambda: portfolio.reconciliations == 3 and portfolio.settled)
+        # A marker on each channel: once it is applied, everything queued before it has been too.
+        marker = sim.place_order(account, other, "bid", 3000, 200)
+        sim.place_order(seller, other, "ask", 3000, 100)
+        await eventually(lambda: other in portfolio.positions)
+        await eventually(lambda: portfolio_orders(portfolio).get(marker.order_id) == Decimal(1))
+        assert portfolio_orders(portfolio) == engine_orders(sim, account) == {marker.order_id: Decimal(1)}
+        assert portfolio_positions(portfolio) == engine_positions(sim, account)

@@ -6,7 +6,8 @@ session's lifecycle events: after every reconnect, and after the server ends one
 which the client re-subscribes), once its channels are resubscribed (:class:`~kalshi.ws.lifecycle.Resubscribed`) and
 on request, it re-reads balance, positions and resting orders over REST, replaces its state, and reports each
 difference it corrected as a :class:`Correction`. Nothing polls.
-Stream updates that arrive during a reconciliation are applied after its snapshot, so none is overwritten.
+Stream updates that arrive during a reconciliation are applied after its snapshot, so none is overwritten; updates
+received before it started and still queued are dropped, as its snapshot already has them.
 
 Usage::
 
@@ -102,6 +103,10 @@ class Portfolio:
         self.reconciliations = 0
         self.corrections: list[Correction] = []
         self._fill_ids: dict[tuple[str, str], None] = {}
+        # Per subscription (client_id): messages taken from it so far, and the number of the last one received
+        # before the latest reconciliation's snapshot began (older than that snapshot: not applied).
+        self._taken: dict[int, int] = {}
+        self._older_than_snapshot: dict[int, int] = {}
         self._subs: list[Subscription[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._reconcile_lock = asyncio.Lock()
@@ -154,17 +159,21 @@ class Portfolio:
 
     # ------------------------------------------------------------------ WebSocket updates
 
-    async def _consume(self, sub: Subscription[Any], apply: Callable[[Any], None]) -> None:
+    async def _consume(self, sub: Subscription[Any], apply: Callable[[Any, bool], None]) -> None:
+        key = sub.client_id
         async for message in sub:
+            number = self._taken[key] = self._taken.get(key, 0) + 1
             # Held while a reconciliation runs: applied before its snapshot replaces local state, an update
             # newer than the snapshot would be overwritten and lost. Applied after it, messages come in order,
-            # so the last one of each channel leaves the state current.
+            # so the last one of each channel leaves the state current. One received before the snapshot began
+            # is older than it: applied on top, it would undo the snapshot, and after a reconnect the updates
+            # that superseded it may be lost for good (a cancelled order shown resting).
             async with self._reconcile_lock:
-                apply(message)
+                apply(message, number <= self._older_than_snapshot.get(key, 0))
             async with self._changed:
                 self._changed.notify_all()
 
-    def _apply_fill(self, message: FillMessage) -> None:
+    def _apply_fill(self, message: FillMessage, older_than_snapshot: bool) -> None:
         body = message.msg
         key = (body.trade_id or "", body.order_id or "")
         if key in self._fill_ids:
@@ -173,6 +182,8 @@ class Portfolio:
         if len(self._fill_ids) > _FILL_MEMORY:
             self._fill_ids.pop(next(iter(self._fill_ids)))
         self.fills_seen += 1
+        if older_than_snapshot:
+            return
         post = body.post_position
         if post is not None:
             current = self.positions.get(body.market_ticker)
@@ -182,7 +193,9 @@ class Portfolio:
             else:
                 self.positions[body.market_ticker] = replace(base, position=post)
 
-    def _apply_order(self, message: UserOrdersMessage) -> None:
+    def _apply_order(self, message: UserOrdersMessage, older_than_snapshot: bool) -> None:
+        if older_than_snapshot:
+            return
         body = message.msg
         status = (body.status or "").lower()
         remaining = body.remaining_count
@@ -199,7 +212,9 @@ class Portfolio:
             client_order_id=body.client_order_id,
         )
 
-    def _apply_position(self, message: MarketPositionsMessage) -> None:
+    def _apply_position(self, message: MarketPositionsMessage, older_than_snapshot: bool) -> None:
+        if older_than_snapshot:
+            return
         body = message.msg
         position = body.position
         if position is None:
@@ -260,16 +275,18 @@ class Portfolio:
     async def reconcile(self, *, report: bool = True) -> list[Correction]:
         """Re-read balance, positions and resting orders over REST; replace local state; return the differences.
 
-        WebSocket updates that arrive meanwhile are applied after the snapshot (so none is lost); one that the
-        snapshot already contains may then show up as a correction too.
+        WebSocket updates that arrive meanwhile are applied after the snapshot (so none is lost); updates received
+        before it started and not applied yet are dropped (the snapshot has them).
 
         Raises:
             KalshiError: a REST call failed (local state is left as it was).
         """
         async with self._reconcile_lock:
+            received = {sub.client_id: self._taken.get(sub.client_id, 0) + sub.queue.qsize() for sub in self._subs}
             balance = await self._rest.portfolio.balance()
             remote_positions = await self._fetch_positions()
             remote_orders = await self._fetch_orders()
+            self._older_than_snapshot.update(received)  # only once the snapshot replaces the state
             corrections: list[Correction] = []
             if report:
                 corrections = _diff(self.positions, remote_positions, self.orders, remote_orders)
