@@ -261,3 +261,32 @@ def test_own_sizes_in_a_shared_book_are_not_others_liquidity() -> None:
     second = h.order("bid", 5000, 100)
     assert h.ahead(first) == 300 and h.ahead(second) == 300  # our first order is not ahead of us as others are
     assert shared.others_size(True, 5000) == 300 and shared.others_mid2 == 5000 + 5100
+
+
+def test_orders_off_the_market_s_price_grid_or_fractional_where_whole_are_refused_as_the_exchange_does() -> None:
+    from kalshi.backtest.market_rules import MarketRules
+
+    h = Harness()
+    book(h, [(4000, 300)], [(5000, 300)])  # YES bid 0.40, YES ask 0.50
+    # Tapered: tenths of a cent below $0.10 and above $0.90, whole cents between (a wire price_ranges list).
+    ranges = [
+        {"start": "0.0000", "end": "0.1000", "step": "0.0010"},
+        {"start": "0.1000", "end": "0.9000", "step": "0.0100"},
+        {"start": "0.9000", "end": "1.0000", "step": "0.0010"},
+    ]
+    rules = MarketRules.from_wire(ranges, fractional=False)
+    assert rules is not None
+    h.ex.rules[T] = rules
+    inside = h.order("bid", 4050, 100)  # half a cent inside the spread: not on the whole-cent grid
+    assert h.status(inside) == "rejected"
+    assert h.updates[-1].reason is not None and h.updates[-1].reason.startswith("invalid_price: 4050 ticks")
+    assert h.status(h.order("bid", 4100, 100)) == "resting"  # a whole cent inside: fine
+    assert h.status(h.order("bid", 930, 100)) == "resting"  # $0.093: tenths of a cent in the lower band
+    assert h.status(h.order("ask", 9050, 100)) == "resting"  # $0.905 in the upper band
+    fraction = h.order("bid", 3900, 150)  # 1.5 contracts in a whole-contract market
+    assert h.status(fraction) == "rejected" and "whole contracts only" in (h.updates[-1].reason or "")
+    resting = h.order("bid", 3800, 100)
+    h.ex.amend(resting, 3850, 100)  # an amend off the grid is refused and the order keeps resting as it was
+    assert h.updates[-1].reason is not None and h.updates[-1].reason.startswith("invalid_price")
+    assert h.status(resting) == "resting" and h.ex.orders[resting.client_order_id].price == 3800
+    assert MarketRules.from_wire(None) is None and MarketRules.from_wire([{"start": "x"}]) is None

@@ -12,7 +12,7 @@ from kalshi.backtest import BacktestOptions, run
 from kalshi.backtest.synthetic import write_synthetic_recording
 from kalshi.cli.main import main
 from kalshi.record import Recorder
-from kalshi.strategy import Book, Context, MarketLifecycle, MarketMaker, Strategy, StrategyError, Trade
+from kalshi.strategy import Book, Context, MarketLifecycle, MarketMaker, OrderUpdate, Strategy, StrategyError, Trade
 from kalshi.strategy.loader import load_strategy
 
 
@@ -256,3 +256,42 @@ def test_the_request_limit_per_event_counts_each_instant_afresh(rec: Path) -> No
     strategy = Resender()
     result = run(strategy, rec, order_latency_ms=1.0)
     assert strategy.sent > 100 and result.summary.events > 6_000
+
+
+@pytest.mark.parametrize("source", ["lifecycle", "record"])
+def test_a_recorded_price_grid_refuses_orders_off_it(tmp_path: Path, source: str) -> None:
+    # A market that trades in whole cents: the exchange refuses $0.405, so the backtest must too (it would
+    # otherwise fill a half-cent-improving quote at the head of a queue no one else can join). The grid comes
+    # from a recorded listing (market_lifecycle_v2 created) or from the markets event kalshi record writes.
+    created = (
+        b'{"type":"market_lifecycle_v2","sid":2,"msg":{"market_ticker":"G","event_type":"created",'
+        b'"price_level_structure":"linear_cent","price_ranges":[{"start":"0.0000","end":"1.0000","step":"0.0100"}]}}'
+    )
+    snap = (
+        b'{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"G","yes_dollars_fp":[["0.4000","5.00"]],'
+        b'"no_dollars_fp":[["0.5000","5.00"]]}}'
+    )
+    with Recorder(tmp_path) as recorder:
+        if source == "lifecycle":
+            recorder.add_frame(created, 1_000)
+        else:
+            cents = [{"start": "0.0000", "end": "1.0000", "step": "0.0100"}]
+            recorder.add_event("markets", detail={"price_ranges": {"G": cents}})
+        recorder.add_frame(snap, 2_000)
+
+    class Improver(Strategy):
+        def __init__(self) -> None:
+            self.reasons: dict[int, str | None] = {}
+
+        async def on_book(self, ctx: Context, book: Book) -> None:
+            if not ctx.open_orders() and not self.reasons:
+                ctx.place_order("G", "bid", 4050, 100)
+                ctx.place_order("G", "bid", 4100, 100)
+
+        async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+            self.reasons[update.price] = update.reason if update.status == "rejected" else update.status
+
+    strategy = Improver()
+    run(strategy, tmp_path)
+    assert strategy.reasons[4100] == "resting"
+    assert (strategy.reasons[4050] or "").startswith("invalid_price: 4050 ticks is not on G's price grid")

@@ -19,7 +19,7 @@ import pytest
 import kalshi.strategy.paper as paper_module
 from kalshi.rest import AsyncKalshiClient, KalshiClient
 from kalshi.sim import Simulator
-from kalshi.strategy import Book, Context, Fill, MarketMaker, OrderUpdate, StrategyError
+from kalshi.strategy import Book, Context, Fill, MarketMaker, OrderUpdate, Strategy, StrategyError
 from kalshi.strategy.killswitch import KillSwitchLimits
 from kalshi.strategy.paper import PaperRunner
 from kalshi.ws import KalshiWebSocket
@@ -255,3 +255,48 @@ async def test_the_paper_kill_switch_blocks_orders_and_cancels_every_open_one() 
     assert all(o["status"] == "canceled" for o in orders)
     with pytest.raises(StrategyError, match="blocked"):
         runner.ctx.place_order(sim.tickers[0], "bid", 100, 100)
+
+
+class GridProbe(Strategy):
+    """On the first book, bids half a cent and a whole cent under the best bid; keeps the order reports."""
+
+    def __init__(self, ticker: str) -> None:
+        self.markets = (ticker,)
+        self.updates: dict[str, OrderUpdate] = {}
+        self.sent: dict[str, int] = {}
+
+    async def on_book(self, ctx: Context, book: Book) -> None:
+        if not self.sent and book.best_bid is not None and book.best_bid > 200:
+            for price in (book.best_bid - 50, book.best_bid - 100):
+                self.sent[ctx.place_order(book.ticker, "bid", price, 100)] = price
+
+    async def on_order_update(self, ctx: Context, update: OrderUpdate) -> None:
+        self.updates[update.client_order_id] = update
+
+
+async def test_paper_orders_off_the_market_s_price_grid_are_refused() -> None:
+    from kalshi.backtest.market_rules import rules_by_market
+    from kalshi.record.universe import market_price_ranges
+    from kalshi.sim.rest.controls import rest_controls
+
+    async with Simulator(seed=11, markets=3, rate=0, lifecycle=False, ping_interval=0) as sim:
+        rest_controls(sim).limits.enabled = False
+        ticker = next(t for t in sim.tickers if sim.engine.market(t).spec.price_level_structure == "linear_cent")
+        rules = rules_by_market(await market_price_ranges(sim.config, None, [ticker]))  # what kalshi paper reads
+        assert rules[ticker].bands == ((0, 10000, 100),)
+        auth, _ = sim.create_account_auth()
+        _, crowd = sim.create_account_auth()
+        sim.place_order(crowd, ticker, "bid", 4000, 500)  # a two-sided book on whole cents
+        sim.place_order(crowd, ticker, "ask", 6000, 500)
+        strategy = GridProbe(ticker)
+        async with KalshiWebSocket(auth=auth, config=sim.config).connect() as session:
+            runner = PaperRunner(strategy, session, market_rules=rules)
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(stop=stop))
+            await until(lambda: len(strategy.updates) == 2 or task.done())
+            stop.set()
+            await task
+    status = {strategy.sent[cid]: (u.status, u.reason) for cid, u in strategy.updates.items()}
+    on, off = sorted(status)  # a whole cent under the best bid, and half a cent under it
+    assert status[on] == ("resting", None)
+    assert status[off][0] == "rejected" and (status[off][1] or "").startswith(f"invalid_price: {off} ticks")

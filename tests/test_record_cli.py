@@ -31,6 +31,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[
     runner = CliRunner(env={ENV_KEY_ID: None, ENV_PRIVATE_KEY_PATH: None, ENV_PRIVATE_KEY: None})
     with SimThread(seed=5, markets=3, rate=300.0, open_access=True, lifecycle=False, faults="drop_every=0.8s") as st:
         tickers = st.call(lambda sim: sim.tickers)
+        grids = st.call(lambda sim: {t: [r.wire() for r in sim.engine.market(t).spec.ranges()] for t in sim.tickers})
         result = runner.invoke(
             app,
             [
@@ -54,7 +55,18 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[
             ],
         )
     assert result.exit_code == 0, result.output
+    (out.parent / "grids.json").write_text(json.dumps(grids))  # the exchange's truth, for the test below
     return out, result.stderr, tickers
+
+
+def test_record_writes_the_markets_price_grids_a_backtest_holds_orders_to(
+    recorded: tuple[Path, str, list[str]],
+) -> None:
+    from kalshi.backtest.replay import recorded_price_ranges
+
+    out, _, tickers = recorded
+    truth = json.loads((out.parent / "grids.json").read_text())
+    assert recorded_price_ranges(out) == {t: truth[t] for t in tickers}
 
 
 def test_record_command_survives_reconnects(recorded: tuple[Path, str, list[str]]) -> None:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from kalshi.backtest.fees import FeeSchedule, fee_numerator, fee_reserve
+from kalshi.backtest.market_rules import MarketRules
 from kalshi.strategy.book import Book
 from kalshi.strategy.context import Ledger
 from kalshi.strategy.types import PRICE_SCALE, Fill, OrderState, OrderStatus, OrderUpdate
@@ -147,6 +148,8 @@ class SimulatedExchange:
         self.account = Ledger(cash)
         self.markets: dict[str, _Market] = {}
         self.orders: dict[str, SimOrder] = {}  # every order by client order id
+        # Price grids (and whole-contract rules) of the markets whose specs are known: orders off them are refused.
+        self.rules: dict[str, MarketRules] = {}
         self.fills: list[Fill] = []
         self._seq = 0
         self._own = on_own_delta or _ignore
@@ -355,6 +358,11 @@ class SimulatedExchange:
         if market is None:
             self._reject(order, "market_not_found: no book for this market yet")
             return
+        rules = self.rules.get(order.ticker)
+        refusal = rules.refusal(order.ticker, order.price, order.remaining) if rules is not None else None
+        if refusal is not None:
+            self._reject(order, refusal)
+            return
         self._enter(market, order)
 
     def amend(self, state: OrderState, price: int, count: int) -> None:
@@ -367,6 +375,11 @@ class SimulatedExchange:
         remaining = count - order.filled
         if remaining <= 0:
             self._report_reject(state, "invalid_count: count must exceed the units already filled")
+            return
+        rules = self.rules.get(order.ticker)
+        refusal = rules.refusal(order.ticker, price, count) if rules is not None else None
+        if refusal is not None:
+            self._report_reject(state, refusal)
             return
         if price == order.price and remaining <= order.remaining:
             if remaining < order.remaining:

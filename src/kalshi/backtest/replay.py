@@ -8,6 +8,7 @@ connection, with ``recv_ns`` the clock of the replay (made non-decreasing).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -115,3 +116,28 @@ def iter_frame_batches(
                 _repeated(table.column("conn").fill_null(0)),
                 table.column("frame").to_pylist(),
             )
+
+
+def recorded_price_ranges(path: str | os.PathLike[str] | Recording) -> dict[str, list[Any]]:
+    """The markets' ``price_ranges`` that ``kalshi record`` wrote at the start of its sessions (``markets``
+    events), later sessions' over earlier ones. Reads two columns only.
+
+    Raises:
+        RecordingError: no recording there, or a file cannot be read.
+    """
+    files = path.files if isinstance(path, Recording) else Recording(Path(path)).files
+    ranges: dict[str, list[Any]] = {}
+    for file in files:
+        try:
+            table = pq.read_table(file, columns=["kind", "detail"])
+        except (OSError, pa.ArrowException) as exc:
+            raise RecordingError(f"cannot read {file}: {exc}") from exc
+        table = table.filter(pc.equal(table.column("kind"), "markets"))
+        for detail in table.column("detail").to_pylist():
+            try:
+                found = json.loads(detail or "{}").get("price_ranges", {})
+            except (ValueError, AttributeError):
+                continue  # an unreadable event: those markets' grids stay unknown
+            if isinstance(found, dict):
+                ranges.update(found)
+    return ranges

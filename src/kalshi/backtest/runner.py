@@ -28,8 +28,9 @@ from typing import Any, Final
 import msgspec
 
 from kalshi.backtest.fees import FeeSchedule
+from kalshi.backtest.market_rules import MarketRules, rules_by_market
 from kalshi.backtest.matching import AMEND, CANCEL, PLACE, CancelModel, SimulatedExchange
-from kalshi.backtest.replay import iter_frame_batches
+from kalshi.backtest.replay import iter_frame_batches, recorded_price_ranges
 from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.backtest.wire import LEAN_DECODER, LEAN_TICKER, LeanDelta, LeanTrade
 from kalshi.errors import KalshiError, KalshiProtocolError
@@ -74,6 +75,10 @@ class BacktestOptions:
         exclude_own: skip recorded deltas that carry a ``client_order_id`` (the recording account's own orders)
             as liquidity; the queue model still uses them to tell which trade volume was that account's.
         settlements: settlement value in ticks by ticker, for markets the recording does not settle.
+        market_rules: price grids by ticker (:class:`~kalshi.backtest.market_rules.MarketRules`), for markets
+            whose grid the recording does not carry; orders off a market's grid are refused as the exchange does.
+            Recorded listings (``market_lifecycle_v2`` with ``price_ranges``) and the grids ``kalshi record``
+            writes at the start of a session override these.
         sample_interval_s: spacing of the PnL/inventory timeline samples (fills are always sampled).
 
     Raises:
@@ -89,6 +94,7 @@ class BacktestOptions:
     exclude_own: bool = True
     settlements: Mapping[str, int] | None = None
     sample_interval_s: float = 1.0
+    market_rules: Mapping[str, MarketRules] | None = None
 
     def __post_init__(self) -> None:
         if self.order_latency_ms < 0 or self.data_latency_ms < 0 or self.sample_interval_s <= 0:
@@ -139,6 +145,8 @@ class BacktestRunner:
             cash=options.cash_micros,
             on_own_delta=self._own_delta,
         )
+        self.exchange.rules.update(options.market_rules or {})
+        self.exchange.rules.update(rules_by_market(recorded_price_ranges(self.recording)))
         # The strategy's books: the recorded book plus its own resting orders, as the exchange's feed shows it.
         self._books: dict[str, Book] = {}
         self.ctx = Context(self, self._clock, self._books, cash=options.cash_micros, id_prefix="bt")
@@ -357,6 +365,9 @@ class BacktestRunner:
                             await on_ticker(ctx, tick)
                     elif kind is MarketLifecycleMessage:
                         event = lifecycle_of(message, t)
+                        rules = MarketRules.from_wire(message.msg.price_ranges)
+                        if rules is not None:  # a listing or a new price grid: orders off it are refused
+                            exchange.rules[event.ticker] = rules
                         self._exchange_lifecycle(event)
                         if data_ns:
                             deliveries.append((t + data_ns, _LIFE, event))

@@ -38,6 +38,7 @@ from kalshi.errors import KalshiError
 
 if TYPE_CHECKING:
     from kalshi.auth import KalshiAuth
+    from kalshi.backtest.market_rules import MarketRules
     from kalshi.backtest.results import BacktestResult
     from kalshi.config import KalshiConfig
     from kalshi.strategy.base import Strategy
@@ -76,6 +77,7 @@ async def paper_trade(
     err_console().print(f"paper trading {', '.join(markets)} on {config.ws_url} (no orders are sent; Ctrl-C stops)")
     recorder = session_recorder(record, "kalshi paper")
     tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
+    rules = await paper_market_rules(config, markets)
     try:
         async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
             runner = PaperRunner(
@@ -86,6 +88,7 @@ async def paper_trade(
                 tap=tap,
                 order_latency_ms=order_latency_ms,
                 limits=limits,
+                market_rules=rules,
             )
             with stop_on_signals(stop):
                 result = await runner.run(stop=stop, duration=duration)
@@ -96,6 +99,27 @@ async def paper_trade(
     finally:
         if recorder is not None:
             recorder.close()
+
+
+async def paper_market_rules(config: KalshiConfig, markets: tuple[str, ...]) -> dict[str, MarketRules]:
+    """The markets' price grids from the exchange; none (with a warning) when they cannot be read."""
+    from kalshi.backtest.market_rules import rules_by_market
+    from kalshi.errors import KalshiError
+    from kalshi.record.universe import market_price_ranges
+
+    try:
+        rules = rules_by_market(await market_price_ranges(config, None, markets))
+    except KalshiError as exc:
+        rules = {}
+        err_console().print(f"[yellow]warning[/]: cannot read the markets' price grids ({exc})", highlight=False)
+    unknown = [t for t in markets if t not in rules]
+    if unknown:
+        err_console().print(
+            f"[yellow]warning[/]: no price grid for {', '.join(unknown)}: paper orders there are not checked "
+            "against it (the exchange would refuse prices off its grid)",
+            highlight=False,
+        )
+    return rules
 
 
 def paper_command(
@@ -124,7 +148,7 @@ def paper_command(
 ) -> None:
     """Paper-trade a strategy: live data from production, demo, a simulator or a relay; fills simulated by the
     backtest's queue model against the live book. Nothing reaches the exchange: the paper runner has no REST
-    client at all. The kill switch options of `kalshi live` apply to the paper account the same way.
+    client at all (the command only reads the markets' price grids at start, a public GET). The kill switch options of `kalshi live` apply to the paper account the same way.
     """
     from kalshi.strategy.loader import load_strategy
 

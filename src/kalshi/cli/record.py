@@ -27,10 +27,10 @@ from kalshi.cli.common import (
     stop_on_signals,
 )
 from kalshi.config import KalshiConfig
-from kalshi.errors import KalshiSubscriptionError
+from kalshi.errors import KalshiError, KalshiSubscriptionError
 from kalshi.record.capture import CaptureProgress, capture
 from kalshi.record.recorder import Recorder, RecorderStats
-from kalshi.record.universe import NewListings, follow_new_listings, open_market_tickers
+from kalshi.record.universe import NewListings, follow_new_listings, market_price_ranges, open_market_tickers
 from kalshi.ws.client import KalshiWebSocket
 
 __all__ = ["DEFAULT_CHANNELS", "record_command", "record_to"]
@@ -57,6 +57,20 @@ class _ProgressLine:
     def done(self) -> None:
         if self.console.is_terminal:
             self.console.file.write("\n")
+
+
+async def _record_price_grids(
+    recorder: Recorder, config: KalshiConfig, auth: KalshiAuth | None, markets: list[str], console: Console
+) -> None:
+    """Write the markets' price grids into the recording (a ``markets`` event): a backtest of it then refuses
+    orders off a market's grid, as the exchange does. Markets listed later carry theirs in their lifecycle frame."""
+    try:
+        ranges = await market_price_ranges(config, auth, markets)
+    except KalshiError as exc:
+        console.print(f"[yellow]warning[/]: cannot read the markets' price grids ({exc}); recording without them")
+        return
+    if ranges:
+        recorder.add_event("markets", detail={"price_ranges": ranges})
 
 
 async def record_to(
@@ -116,6 +130,8 @@ async def record_to(
         },
     )
     recorder.start()
+    if markets:
+        await _record_price_grids(recorder, config, auth, markets, console)
     console.print(f"recording {', '.join(channels)} from {config.ws_url} into {out}  (Ctrl-C to stop)")
     try:
         with stop_on_signals(stop):

@@ -3,7 +3,8 @@
 A recording is a directory of zstd Parquet files named ``kalshi-<session>-<index>.parquet``; sorting the names
 sorts the rows in time. Every row is either a raw WebSocket frame (``kind = 'frame'``) or an event the recorder
 noticed (``connect``, ``reconnect``, ``disconnect``, ``gap``, ``duplicate``, ``resync``, ``error``,
-``malformed``, ``start``, ``stop``). One table keeps frames and events in one total order (column ``n``), so a
+``malformed``, ``start``, ``stop``; ``markets``: the recorded markets' price grids, ``{"price_ranges": {ticker:
+[{"start", "end", "step"}, ...]}}``, written by ``kalshi record`` when it starts). One table keeps frames and events in one total order (column ``n``), so a
 reconnect sits exactly between the frames of the two connections. Query it directly::
 
     SELECT type, count(*) FROM 'rec/*.parquet' WHERE kind = 'frame' GROUP BY type;
@@ -52,7 +53,19 @@ __all__ = [
 FORMAT_VERSION: Final = "1"
 KIND_FRAME: Final = "frame"
 EVENT_KINDS: Final = frozenset(
-    {"start", "stop", "connect", "reconnect", "disconnect", "gap", "duplicate", "resync", "error", "malformed"}
+    {
+        "start",
+        "stop",
+        "connect",
+        "reconnect",
+        "disconnect",
+        "gap",
+        "duplicate",
+        "resync",
+        "error",
+        "malformed",
+        "markets",
+    }
 )
 
 SCHEMA: Final = pa.schema(

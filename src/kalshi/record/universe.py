@@ -23,7 +23,14 @@ from kalshi.rest import AsyncKalshiClient
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.models import MarketLifecycleMessage
 
-__all__ = ["LISTING_EVENTS", "MARKET_SCOPED_CHANNELS", "NewListings", "follow_new_listings", "open_market_tickers"]
+__all__ = [
+    "LISTING_EVENTS",
+    "MARKET_SCOPED_CHANNELS",
+    "NewListings",
+    "follow_new_listings",
+    "market_price_ranges",
+    "open_market_tickers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ LISTING_EVENTS: Final = frozenset({"created", "activated"})
 MARKET_SCOPED_CHANNELS: Final = frozenset({"orderbook_delta", "ticker", "trade"})
 
 _PAGE: Final = 1000
+_TICKERS_PER_REQUEST: Final = 100
 
 
 async def open_market_tickers(
@@ -47,6 +55,29 @@ async def open_market_tickers(
     async with AsyncKalshiClient(config, auth=auth, transport=transport) as client:
         pages = client.markets.iter_get_markets(status="open", limit=_PAGE)
         return list(dict.fromkeys([market.ticker async for market in pages]))
+
+
+async def market_price_ranges(
+    config: KalshiConfig, auth: KalshiAuth | None, tickers: Iterable[str]
+) -> dict[str, list[dict[str, str]]]:
+    """Each market's ``price_ranges`` as the REST listing gives them (``[{"start", "end", "step"}, ...]``, dollar
+    strings): the price grid a backtest of the recording holds its orders to. Markets not listed are left out.
+
+    Raises:
+        KalshiAPIError: the exchange refused the listing.
+        KalshiConnectionError: the exchange could not be reached.
+    """
+    wanted = list(dict.fromkeys(tickers))
+    ranges: dict[str, list[dict[str, str]]] = {}
+    async with AsyncKalshiClient(config, auth=auth) as client:
+        for first in range(0, len(wanted), _TICKERS_PER_REQUEST):
+            chunk = wanted[first : first + _TICKERS_PER_REQUEST]
+            async for market in client.markets.iter_get_markets(tickers=chunk, limit=len(chunk)):
+                if market.price_ranges:
+                    ranges[market.ticker] = [
+                        {"start": r.start, "end": r.end, "step": r.step} for r in market.price_ranges
+                    ]
+    return ranges
 
 
 class NewListings:

@@ -13,10 +13,11 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from kalshi.backtest.fees import FeeSchedule
+from kalshi.backtest.market_rules import MarketRules
 from kalshi.backtest.matching import AMEND, CANCEL, PLACE, CancelModel, SimulatedExchange
 from kalshi.backtest.results import BacktestResult, ResultCollector
 from kalshi.strategy.base import Strategy, book_version, overridden_hooks
@@ -59,6 +60,10 @@ class PaperRunner:
         limits: the kill switch of a live run (max position, max loss, max order rate), applied to the paper
             account the same way: when a limit is hit, new orders are refused and every open paper order is
             cancelled, so a strategy can be tried with the limits it will run under live.
+        market_rules: the markets' price grids (:func:`kalshi.backtest.market_rules.rules_by_market` of
+            :func:`kalshi.record.universe.market_price_ranges`): paper orders off a market's grid are refused as
+            the exchange refuses them (``kalshi paper`` reads them from the exchange at start). Lifecycle messages
+            carrying a new grid update them.
 
     Raises:
         StrategyError: no markets to trade.
@@ -78,6 +83,7 @@ class PaperRunner:
         tap: FrameTap | None = None,
         order_latency_ms: float = 0.0,
         limits: KillSwitchLimits | None = None,
+        market_rules: Mapping[str, MarketRules] | None = None,
     ) -> None:
         if order_latency_ms < 0:
             raise ValueError("order_latency_ms must be >= 0")
@@ -98,6 +104,7 @@ class PaperRunner:
             cash=cash_micros,
             on_own_delta=self._own_delta,
         )
+        self.exchange.rules.update(market_rules or {})
         self.books: dict[str, Book] = {}
         self.ctx = Context(
             self, time.time_ns, self.books, cash=cash_micros, id_prefix="paper", event_clock=self._event_number
@@ -289,6 +296,9 @@ class PaperRunner:
             if "on_ticker" in hooks:
                 await strategy.on_ticker(ctx, ticker_of(item, recv_ns))
         elif kind is MarketLifecycleMessage:
+            rules = MarketRules.from_wire(item.msg.price_ranges)
+            if rules is not None:  # a new price grid: paper orders off it are refused from now on
+                self.exchange.rules[item.msg.market_ticker] = rules
             await self._lifecycle(lifecycle_of(item, recv_ns))
         elif item == TIMER:
             self._check_limits()
