@@ -689,3 +689,25 @@ async def test_capture_stops_at_the_first_failed_write(monkeypatch: pytest.Monke
         assert recorder.stats.reconnects == 0
         with pytest.raises(RecordingError):
             recorder.close()
+
+
+def test_files_are_read_in_session_order_even_past_ten_sessions_in_one_second(tmp_path: Path) -> None:
+    from kalshi.record.reader import recording_order
+
+    source = tmp_path / "one"
+    with Recorder(source) as recorder:
+        recorder.add_frame(b'{"type":"ticker","sid":1,"msg":{"market_ticker":"A"}}', 1_000)
+    [made] = sorted(source.glob("*.parquet"))
+    names = [
+        "kalshi-20261203T093922Z-00000.parquet",
+        "kalshi-20261203T093922Z.2-00000.parquet",
+        "kalshi-20261203T093922Z.10-00000.parquet",  # text order would put it before .2
+        "kalshi-20261203T093922Z.10-100000.parquet",  # past five digits of file index
+        "kalshi-20261203T093923Z-00000.parquet",
+    ]
+    together = tmp_path / "rec"
+    together.mkdir()
+    for name in reversed(names):
+        (together / name).write_bytes(made.read_bytes())
+    assert [p.name for p in Recording(together).files] == names
+    assert sorted([Path("zzz.parquet"), Path(names[0])], key=recording_order) == [Path(names[0]), Path("zzz.parquet")]

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -204,7 +205,7 @@ class Recording:
         if self.path.is_file():
             files = [self.path]
         elif self.path.is_dir():
-            files = sorted(p for p in self.path.glob("*.parquet") if p.is_file())
+            files = sorted((p for p in self.path.glob("*.parquet") if p.is_file()), key=recording_order)
         else:
             raise RecordingError(f"no recording at {self.path}: the path does not exist")
         partial = sorted(self.path.glob("*.parquet.tmp")) if self.path.is_dir() else []
@@ -411,6 +412,20 @@ class Recording:
                     yield pa.Table.from_batches([batch])
             except (OSError, pa.ArrowException) as exc:
                 raise RecordingError(f"cannot read {path}: {exc}") from exc
+
+
+_FILE_NAME: Final = re.compile(r"^(?P<prefix>.*)-(?P<stamp>\d{8}T\d{6}Z)(?:\.(?P<again>\d+))?-(?P<index>\d+)\.parquet$")
+
+
+def recording_order(path: Path) -> tuple[int, str, int, str, int, str]:
+    """The sort key of a recording file: the session's start time, its number among the sessions started in the
+    same second (``.2``, ..., ``.10``: numbers, not text), then the file's index (more than 99,999 files too).
+    Names the recorder did not make sort after its own, by name."""
+    found = _FILE_NAME.match(path.name)
+    if found is None:
+        return (1, "", 0, "", 0, path.name)
+    again = int(found["again"] or 1)
+    return (0, found["stamp"], again, found["prefix"], int(found["index"]), path.name)
 
 
 def _check_file(path: Path) -> None:
