@@ -182,8 +182,11 @@ def test_cli_backtest_prints_the_summary_and_writes_results(
          "--report", str(tmp_path / "r.html"), "--order-latency-ms", "2"]
     )  # fmt: skip
     assert code == 0
-    text = capsys.readouterr().out
+    captured = capsys.readouterr()
+    text = captured.out
     assert "PnL" in text and "max drawdown" in text and "inventory peaks" in text
+    # The synthetic recording carries no price grids: the user is told orders there were not checked.
+    assert "no price grid known for KXSYN-00" in " ".join(captured.err.split())
     assert (out / "fills.parquet").exists() and (tmp_path / "r.html").exists()
     assert main(["backtest", str(rec), "-s", "nocolon"]) == 2
     assert main(["backtest", str(rec), "-s", "kalshi.strategy.market_maker:MarketMaker", "--cancel-model", "x"]) == 2
@@ -292,6 +295,7 @@ def test_a_recorded_price_grid_refuses_orders_off_it(tmp_path: Path, source: str
             self.reasons[update.price] = update.reason if update.status == "rejected" else update.status
 
     strategy = Improver()
-    run(strategy, tmp_path)
+    result = run(strategy, tmp_path)
+    assert result.markets_without_grid == []
     assert strategy.reasons[4100] == "resting"
     assert (strategy.reasons[4050] or "").startswith("invalid_price: 4050 ticks is not on G's price grid")

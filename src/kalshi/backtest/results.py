@@ -105,7 +105,10 @@ class ResultCollector:
 
     def result(self, events: int, ctx: Context) -> BacktestResult:
         """The final result."""
-        return BacktestResult.build(self.exchange, self._rows, events, self.peaks, ctx)
+        result = BacktestResult.build(self.exchange, self._rows, events, self.peaks, ctx)
+        traded = {order.ticker for order in self.exchange.orders.values()}
+        result.markets_without_grid = sorted(traded - self.exchange.rules.keys())
+        return result
 
 
 class BacktestResult:
@@ -117,6 +120,9 @@ class BacktestResult:
         self.fills = fills
         self.orders = orders
         self.timeline = timeline
+        self.markets_without_grid: list[str] = []
+        """Markets the strategy ordered in whose price grid was not known: orders there took any tick, where the
+        exchange refuses prices off its grid (see ``BacktestOptions.market_rules``)."""
 
     def __repr__(self) -> str:
         s = self.summary

@@ -33,6 +33,14 @@ def print_summary(result: BacktestResult, title: str) -> None:
 def finish(result: BacktestResult, out: Path | None, report: Path | None, open_report: bool, title: str) -> None:
     """Print the summary, write the Parquet results and the HTML report, open it if asked."""
     print_summary(result, title)
+    unchecked = result.markets_without_grid
+    if unchecked:
+        shown = ", ".join(unchecked[:5]) + (f" and {len(unchecked) - 5} more" if len(unchecked) > 5 else "")
+        err_console().print(
+            f"note: no price grid known for {shown}: orders there took any tick, where the exchange refuses prices "
+            "off its grid (recordings by `kalshi record` carry the grids)",
+            highlight=False,
+        )
     if out is not None:
         result.write(out)
         err_console().print(f"results in {out}/ (fills, orders, timeline .parquet; summary.json)", highlight=False)
