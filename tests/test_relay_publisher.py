@@ -133,3 +133,36 @@ async def test_a_connection_lost_with_batches_in_flight_resends_them_in_order(re
         assert await stored_ids(redis, TRADES) == list(range(200))
     finally:
         await redis.aclose()
+
+
+async def test_a_gap_on_a_quiet_stream_is_marked_once_redis_has_room(redis_server: RedisServer) -> None:
+    # Redis away, the buffer full: a trade is dropped. The trade stream then stays quiet; its consumers must
+    # still learn of the loss as soon as Redis takes entries again, not at the next trade (maybe hours later).
+    core = RelayCore(StreamLayout(), epoch=time.time_ns() // 1_000_000, maxlen=None, buffer=EntryBuffer(limit=4))
+    conn = core.connection(0, 0)
+    for i in range(4):
+        core.frame(conn, msgspec.json.encode({"type": "ticker", "sid": 1, "msg": {"n": i}}), i)
+    core.frame(conn, msgspec.json.encode({"type": "trade", "sid": 2, "msg": {"n": 4}}), 4)
+    core.frame(conn, msgspec.json.encode({"type": "trade", "sid": 2, "msg": {"n": 5}}), 5)
+    assert core.counters.dropped == 2
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        publisher = Publisher(redis_server.url, core.buffer, batch=2, on_acked=core.mark_gaps)
+        task = asyncio.create_task(publisher.run())
+        try:
+            publisher.wake()
+            await publisher.wait_until(lambda: core.counters.gaps_marked == 1, 10.0)
+            assert await publisher.drained(10.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await publisher.aclose()
+        [(entry_id, marker)] = await redis.xrange(TRADES)
+        assert parse_id(entry_id)[1] == 0  # before any later trade
+        assert marker[b"k"] == b"gap"
+        assert msgspec.json.decode(marker[b"j"]) == {"reason": "buffer_overflow", "dropped": 2, "channel": "trade"}
+        assert await stored_ids(redis, TICKERS) == [0, 1, 2, 3]
+        core.frame(conn, msgspec.json.encode({"type": "trade", "sid": 2, "msg": {"n": 6}}), 6)
+        assert core.counters.gaps_marked == 1  # marked once
+    finally:
+        await redis.aclose()

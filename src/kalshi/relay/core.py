@@ -3,8 +3,10 @@
 :class:`RelayCore` turns every frame a connection receives into one ``XADD`` of its channel's stream (see
 :mod:`kalshi.relay.layout`), reading only the envelope (``type``, ``sid``, ``seq``; the body of snapshots and
 ``subscribed`` answers). The commands go into an :class:`EntryBuffer`, bounded and counted: while Redis is away the
-buffer fills, and once it is full new entries are dropped and counted per stream; the next entry that fits is
-preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed.
+buffer fills, and once it is full new entries are dropped and counted per stream; the next entry of that stream is
+preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed. A quiet
+stream need not wait for its next entry: :meth:`RelayCore.mark_gaps` (the publisher calls it whenever Redis took a
+batch) writes its marker as soon as the buffer has room.
 
 :meth:`RelayCore.checkpoint` writes every book (as the streaming client holds it after the frames already
 buffered) next to a ``checkpoint`` control entry, so a consumer can start at that entry without the exchange.
@@ -159,6 +161,7 @@ class RelayCore:
         self.counters = RelayCounters()
         self.checkpoint_ttl_s = checkpoint_ttl_s
         self._streams: dict[str, _Stream] = {}
+        self._unmarked: dict[str, _Stream] = {}  # streams with drops no gap entry tells of yet
         self._epoch_prefix = b"%d-" % epoch
         # Where each book's snapshots come from: a gap on that (connection, sid) makes the book stale.
         self.book_source: dict[str, tuple[str, int]] = {}
@@ -201,12 +204,22 @@ class RelayCore:
         if self.buffer.full:
             stream.dropped += 1
             self.counters.dropped += 1
+            self._unmarked[channel] = stream
             return False
         if stream.dropped:
             dropped, stream.dropped = stream.dropped, 0
+            self._unmarked.pop(channel, None)
             self.counters.gaps_marked += 1
             self._put_control(stream, KIND_GAP, {"reason": "buffer_overflow", "dropped": dropped, "channel": channel})
         return True
+
+    def mark_gaps(self) -> None:
+        """Write the ``gap`` entry of every stream that lost entries, as far as the buffer has room (cheap when
+        none did: call it whenever the buffer may have emptied)."""
+        unmarked = self._unmarked
+        while unmarked and not self.buffer.full:
+            channel, stream = next(iter(unmarked.items()))
+            self._room(stream, channel)
 
     # ------------------------------------------------------------------ connections and frames
 

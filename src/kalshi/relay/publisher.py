@@ -76,6 +76,8 @@ class Publisher:
         retry_base_delay: first backoff cap in seconds (doubles per failed attempt).
         retry_max_delay: largest backoff cap.
         timeout: seconds to wait for Redis to answer a batch before reconnecting.
+        on_acked: called after Redis acknowledged commands (the buffer has room again): the relay marks the gaps
+            of streams that lost entries while it was full (:meth:`~kalshi.relay.core.RelayCore.mark_gaps`).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class Publisher:
         retry_max_delay: float = 2.0,
         timeout: float = 10.0,
         rng: random.Random | None = None,
+        on_acked: Callable[[], None] | None = None,
     ) -> None:
         if batch < 1 or window < 1:
             raise ValueError("batch and window must be >= 1")
@@ -99,6 +102,7 @@ class Publisher:
         self.retry_max_delay = retry_max_delay
         self.timeout = timeout
         self.stats = PublisherStats()
+        self._on_acked = on_acked
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -221,6 +225,8 @@ class Publisher:
         done = len(flight.commands)
         self._inflight_count -= done
         self.buffer.ack(done)
+        if self._on_acked is not None:
+            self._on_acked()
         stats = self.stats
         stats.batches += 1
         stats.commands += done
@@ -308,6 +314,8 @@ class Publisher:
         keep = [i for i in range(first, len(commands)) if marks[i] is None or not stored(marks[i])]
         landed = len(commands) - len(keep)
         self.buffer.ack(landed)
+        if self._on_acked is not None:
+            self._on_acked()
         self.stats.commands += landed
         self._retry = [commands[i] for i in keep]
         self._retry_marks = [marks[i] for i in keep]

@@ -266,7 +266,7 @@ class Relay:
         epoch = await self._choose_epoch()
         core = self.core = RelayCore(self.layout, epoch=epoch, maxlen=self.maxlen, buffer=self.buffer)
         core.declare(self.channels)
-        publisher = self.publisher = Publisher(self.redis_url, self.buffer, batch=self.batch)
+        publisher = self.publisher = Publisher(self.redis_url, self.buffer, batch=self.batch, on_acked=core.mark_gaps)
         stack.push_async_callback(publisher.aclose)
         self._tasks.append(asyncio.create_task(publisher.run(), name="kalshi-relay-publisher"))
         markets = self.markets if self.markets is not None else await self._discover()
