@@ -6,9 +6,11 @@ import asyncio
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kalshi.errors import KalshiSubscriptionError
 from kalshi.relay import Relay, RelayClient
 from kalshi.relay.layout import parse_id
 from kalshi.sim import Simulator
@@ -62,3 +64,38 @@ async def test_a_market_listed_while_relaying_is_added_and_a_settled_one_removed
             await feed.wait_for(lambda: parse_id(feed.position("orderbook_delta") or "0-0") >= last)
             for ticker in [*first[1:], NEW_TICKER]:
                 assert feed.books[ticker] == sim.book(ticker), ticker
+
+
+class _DownOnce:
+    """A shard's order book subscription whose first edit fails as it does while its connection is down."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def add_markets(self, tickers: list[str]) -> None:
+        if not self.failed:
+            self.failed += 1
+            raise KalshiSubscriptionError("the connection is down")
+        await self.real.add_markets(tickers)
+
+
+async def test_a_market_listed_while_its_shard_reconnects_is_added_once_it_can_be(redis_server: RedisServer) -> None:
+    async with Simulator(seed=12, markets=3, rate=0, open_access=True, lifecycle=False) as sim:
+        first = sorted(sim.tickers)
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=10, checkpoint_interval=60)
+        async with relay.running(), RelayClient(redis_server.url).connect() as feed:
+            await feed.orderbook([*first, NEW_TICKER])
+            down = _DownOnce(relay.shards[-1].books_sub)
+            relay.shards[-1].books_sub = down
+
+            spec = dataclasses.replace(sim.universe.markets[0], ticker=NEW_TICKER, market_id=None)
+            sim.do(lambda engine: engine.add_market(spec))
+            # The first add fails (the shard is reconnecting); the market must not be forgotten.
+            await feed.wait_for(lambda: NEW_TICKER in feed.books, within=15)
+            assert down.failed == 1
+            assert NEW_TICKER in relayed(relay)
+            assert feed.books[NEW_TICKER] == sim.book(NEW_TICKER)

@@ -3,7 +3,8 @@
 ``Relay(redis_url, config=..., auth=...).run()`` discovers every open market over REST, splits them into shards of
 ``markets_per_connection`` (one streaming connection each), subscribes the channels, and publishes every frame
 through :class:`~kalshi.relay.core.RelayCore` and :class:`~kalshi.relay.publisher.Publisher`. It follows
-``market_lifecycle_v2``: new markets are added to the last shard with room (or a new one), settled ones removed.
+``market_lifecycle_v2``: new markets are added to the last shard with room (or a new one), settled ones removed; an
+add that fails (the shard reconnecting) is retried until the market is relayed.
 Every ``checkpoint_interval`` seconds it writes every book (kept by the core from the relayed frames, see
 :class:`~kalshi.relay.books.BookBuilder`) so that consumers can start without the exchange.
 
@@ -49,6 +50,8 @@ _NEW_MARKET: Final = frozenset({"created", "activated"})
 _GONE_MARKET: Final = frozenset({"settled", "determined", "deactivated"})
 # Channels subscribed per shard with its markets when markets are given; otherwise once, for every market.
 _MARKET_CHANNELS: Final = frozenset({"ticker", "trade", "market_lifecycle_v2", "fill", "user_orders"})
+_ADD_RETRY_FIRST_S: Final = 0.5
+_ADD_RETRY_MAX_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,8 @@ class Relay:
         self._started = 0.0
         self._last_sample: tuple[float, int, int] = (0.0, 0, 0)
         self._edit_lock = asyncio.Lock()
+        self._unadded: dict[str, None] = {}  # announced markets a failed edit left out, in order
+        self._add_retry = asyncio.Event()
         self.ready = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -382,6 +387,7 @@ class Relay:
         if follow:
             lifecycle = await session.subscribe_market_lifecycle(overflow=OverflowStrategy.DROP_OLDEST, maxsize=10_000)
             self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
+            self._tasks.append(asyncio.create_task(self._retry_adds(), name="kalshi-relay-lifecycle-retries"))
 
     async def _quiet(self, session: KalshiWebSocket, channel: str, markets: list[str] | None) -> Subscription[Any]:
         """A subscription for the tap only: its frames are relayed, never decoded or queued."""
@@ -431,13 +437,42 @@ class Relay:
             ticker = getattr(body, "market_ticker", None)
             if not isinstance(ticker, str):
                 continue
-            try:
-                if kind in _NEW_MARKET:
-                    await self.add_markets([ticker])
-                elif kind in _GONE_MARKET:
+            if kind in _NEW_MARKET:
+                await self._add_followed([ticker])
+            elif kind in _GONE_MARKET:
+                self._unadded.pop(ticker, None)
+                try:
                     await self.remove_markets([ticker])
+                except KalshiError as exc:
+                    logger.warning("could not follow %s of %s: %s", kind, ticker, exc)
+
+    async def _add_followed(self, tickers: list[str]) -> None:
+        try:
+            await self.add_markets(tickers)
+        except KalshiError as exc:
+            # Most often the shard is reconnecting: its announcement will not come again, so keep the market.
+            logger.warning("could not add %s yet (retrying): %s", tickers[:5], exc)
+            self._unadded.update(dict.fromkeys(tickers))
+            self._add_retry.set()
+
+    async def _retry_adds(self) -> None:
+        """Add the announced markets a failed edit left out, with capped backoff, until they are relayed."""
+        delay = _ADD_RETRY_FIRST_S
+        while True:
+            await self._add_retry.wait()
+            await asyncio.sleep(delay)
+            tickers = list(self._unadded)
+            try:
+                await self.add_markets(tickers)
             except KalshiError as exc:
-                logger.warning("could not follow %s of %s: %s", kind, ticker, exc)
+                delay = min(delay * 2, _ADD_RETRY_MAX_S)
+                logger.warning("could not add %d market(s) yet (next try in %.1fs): %s", len(tickers), delay, exc)
+                continue
+            for ticker in tickers:
+                self._unadded.pop(ticker, None)
+            if not self._unadded:
+                self._add_retry.clear()
+                delay = _ADD_RETRY_FIRST_S
 
     # ------------------------------------------------------------------ market edits
 
