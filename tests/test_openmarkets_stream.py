@@ -431,3 +431,30 @@ async def test_the_api_key_never_shows(server: OpenMarketsServer, caplog: pytest
     text = "\n".join(shown)
     assert KEY not in text and other_secret not in text
     assert "api_key=***" in text
+
+
+async def test_commands_are_answered_while_a_full_feed_pauses_reading(server: OpenMarketsServer) -> None:
+    # A consumer that subscribes, pings or syncs from its own loop while its BLOCK feed is full: the answers
+    # arrive on the paused socket, so reading must resume for them (the feed overshoots; nothing is lost).
+    first, second = server.contest_ids[:2]
+    async with stream_for(server, command_timeout=60.0) as stream:
+        await stream.subscribe([first])
+        await stream.sync()
+        feed = stream.updates(channel="liquidity", maxsize=4)
+        server.step(60, contest_ids=[first])
+        await eventually(lambda: feed.pending >= 4)  # full: the connection stops reading
+        async with asyncio.timeout(10):  # a stalled answer would wait for command_timeout
+            await stream.ping()
+            await stream.subscribe([second], replace=False)
+        assert stream.contests() == [first, second]
+        server.step(20, contest_ids=[second])
+        received: list[LiquidityUpdate] = []
+        async with asyncio.timeout(10):
+            async for update in feed:
+                assert isinstance(update, LiquidityUpdate)
+                received.append(update)
+                if len(received) == server.events_sent:
+                    break
+        assert feed.dropped == 0
+        await stream.sync()
+        assert_tables_match(stream, server, [first, second])

@@ -3,7 +3,8 @@
 A feed is registered when it is created (not on its first ``__anext__``), so nothing that arrives in between is
 missed. The stream offers every item to every feed; the feed keeps those its filter accepts. Overflow follows
 the feed's :class:`~kalshi.ws.backpressure.OverflowStrategy`: BLOCK (the default for updates) makes the stream
-stop reading the connection until the consumer catches up, CONFLATE (table views) keeps the newest view per
+stop reading the connection until the consumer catches up (except while a subscribe, unsubscribe or ping awaits
+its answer, which comes on the same connection: the feed then holds more than its maxsize), CONFLATE (table views) keeps the newest view per
 contest, DROP_OLDEST counts what it evicts, ERROR ends this feed with KalshiBackpressureError.
 """
 

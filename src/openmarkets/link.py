@@ -117,6 +117,8 @@ class Link:
         self._greeted: asyncio.Future[ConnectedMessage] | None = None
         self._commands: deque[_Pending] = deque()
         self._pings: deque[asyncio.Future[PongMessage]] = deque()
+        self._hold = False  # the owner wants reading paused (a BLOCK feed is full)
+        self._awaiting = 0  # commands and pings awaiting their answer: reading stays on meanwhile
         self._keeper = Supervisor(
             url=settings.display_url,
             connect=self._open_once,
@@ -172,15 +174,28 @@ class Link:
 
     @property
     def paused(self) -> bool:
-        return self._conn is not None and self._conn.paused
+        """True while the owner holds reading paused (even if it is resumed for a command's answer)."""
+        return self._hold
 
     def pause_reading(self) -> None:
-        if self._conn is not None:
-            self._conn.pause_reading()
+        """Stop reading until :meth:`resume_reading`; a command or ping sent meanwhile reads until answered."""
+        self._hold = True
+        self._apply_hold()
 
     def resume_reading(self) -> None:
-        if self._conn is not None and not self._conn.closed:
-            self._conn.resume_reading()
+        self._hold = False
+        self._apply_hold()
+
+    def _apply_hold(self) -> None:
+        # The answer to a command comes on this socket, behind the updates: pausing while one is awaited
+        # would stall it until it timed out.
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        if self._hold and not self._awaiting:
+            conn.pause_reading()
+        elif conn.paused:
+            conn.resume_reading()
 
     async def wait_ready(self) -> None:
         """Wait until connected with every subscription of ``desired`` restored."""
@@ -296,6 +311,7 @@ class Link:
 
     def _on_close(self, info: CloseInfo) -> None:
         self._ready.clear()
+        self._hold = False  # the next connection starts reading; a full feed pauses it again
         logger.info("connection %d closed: code=%s reason=%s", self.number, info.code, info.reason)
         lost = OpenMarketsConnectionError(f"connection {self.number} closed before the server answered")
         greeted = self._greeted
@@ -365,6 +381,8 @@ class Link:
 
     async def _wait(self, future: asyncio.Future[T], what: str) -> T:
         timeout = self._settings.command_timeout
+        self._awaiting += 1
+        self._apply_hold()
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -372,6 +390,9 @@ class Link:
             raise OpenMarketsConnectionError(
                 f"no answer to {what} within {timeout} s on connection {self.number}"
             ) from None
+        finally:
+            self._awaiting -= 1
+            self._apply_hold()
 
     # ------------------------------------------------------------------ supervision
 

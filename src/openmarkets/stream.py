@@ -517,7 +517,8 @@ class LiquidityStream:
         """An async iterator over incoming updates (``liquidity.update``, ``contest_state.update``, unknown).
 
         Registered at once: every update from now on is kept. With the default BLOCK overflow nothing is lost;
-        a consumer that falls behind makes the stream stop reading (which delays the tables too).
+        a consumer that falls behind makes the stream stop reading (which delays the tables too), except while a
+        command (subscribe, ping, sync) awaits its answer: the feed then holds more than ``maxsize``.
 
         Args:
             channel: only this channel's updates (None: all, including unknown message types).
