@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kalshi.ws.disruptions import DisruptionTracker
-from kalshi.ws.lifecycle import Closed, Connected, Gap, Reconnected, Resubscribed
+from kalshi.ws.lifecycle import Closed, Connected, Disconnected, Gap, Reconnected, Resubscribed
 
 
 def test_a_reconnect_is_due_only_once_every_tracked_subscription_is_back() -> None:
@@ -43,3 +43,14 @@ def test_a_second_reconnect_before_reconciling_waits_for_the_second_resubscripti
     assert tracker.due
     tracker.observe(Closed("done"))
     assert tracker.closed
+
+
+def test_a_lost_connection_is_pending_at_once_not_only_once_reconnected() -> None:
+    tracker = DisruptionTracker([1])
+    tracker.observe(Disconnected("connection_lost"))
+    assert tracker.pending and not tracker.due  # updates are being lost from now on
+    tracker.observe(Reconnected("ws://x", 3, 2.0))
+    tracker.observe(Resubscribed("fill", (4,), subscription=1))
+    assert tracker.due
+    tracker.reconciled()
+    assert not tracker.pending

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 
 from kalshi.auth import KalshiAuth
+from kalshi.errors import KalshiConnectionError
 from kalshi.portfolio import Correction, OrderState, Portfolio
 from kalshi.sim import Simulator, rest_controls
 from kalshi.ws import KalshiWebSocket
+from kalshi.ws.lifecycle import Closed, Disconnected, LifecycleListener
 from simclient import eventually
 from test_sim_rest_schema import add_quiet_market, rest_client
 
@@ -257,3 +260,57 @@ async def test_an_update_queued_before_a_reconciliation_does_not_undo_its_snapsh
         await eventually(lambda: portfolio_orders(portfolio).get(marker.order_id) == Decimal(1))
         assert portfolio_orders(portfolio) == engine_orders(sim, account) == {marker.order_id: Decimal(1)}
         assert portfolio_positions(portfolio) == engine_positions(sim, account)
+
+
+async def next_event(listener: LifecycleListener, kind: type[Any]) -> Any:
+    async with asyncio.timeout(10):
+        async for event in listener:
+            if isinstance(event, kind):
+                return event
+    raise AssertionError(f"the session ended without {kind.__name__}")
+
+
+async def test_a_waiter_is_woken_by_a_lost_connection_and_by_the_reconciliation_after_it(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 5000, 1000)
+    patient = KalshiWebSocket(
+        auth=auth, config=sim.config.with_options(retry_base_delay=0.02, retry_max_delay=0.1, ws_max_retries=10_000)
+    )
+    async with rest_client(sim, auth) as rest, patient.connect() as ws, Portfolio(rest, ws) as portfolio:
+        assert portfolio.settled
+        events = ws.lifecycle_events()
+        sim.faults.refuse_handshakes(503, duration=600, now=time.monotonic())  # stays down until told
+        waiter = asyncio.create_task(portfolio.wait_for_change())
+        sim.faults.drop_all()
+        sim.place_order(seller, quiet, "ask", 5000, 300)  # a fill the stream never delivers
+        await next_event(events, Disconnected)
+        await eventually(waiter.done, what="wait_for_change() returned when the connection was lost")
+        await waiter
+        assert not portfolio.settled  # the state is stale for as long as the connection is down
+        assert portfolio_positions(portfolio) == {}
+
+        sim.faults.stop_refusing()
+        async with asyncio.timeout(10):
+            while not portfolio.settled:  # what a trader's loop does: wake on each change, trust a settled state
+                await portfolio.wait_for_change()
+        assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(3)}
+        assert portfolio.fills_seen == 0  # woken by the reconciliation, not by a stream update
+
+
+async def test_a_session_that_gives_up_ends_waiting_and_is_never_settled(sim: Simulator) -> None:
+    auth, _ = sim.create_account_auth()
+    hopeless = KalshiWebSocket(auth=auth, config=sim.config.with_options(retry_base_delay=0.01, ws_max_retries=1))
+    async with rest_client(sim, auth) as rest, hopeless.connect() as ws, Portfolio(rest, ws) as portfolio:
+        events = ws.lifecycle_events()
+        sim.faults.refuse_handshakes(503, duration=600, now=time.monotonic())
+        sim.faults.drop_all()
+        with pytest.raises(KalshiConnectionError):
+            async with asyncio.timeout(10):
+                while True:  # woken when the connection drops, then ended when the session gives up
+                    await portfolio.wait_for_change()
+        assert isinstance(await next_event(events, Closed), Closed)
+        assert not portfolio.settled
+        with pytest.raises(KalshiConnectionError):
+            await portfolio.wait_for_change()  # at once, not for ever

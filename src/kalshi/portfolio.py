@@ -27,10 +27,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final
 
-from kalshi.errors import KalshiError
+from kalshi.errors import KalshiConnectionError, KalshiError
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.disruptions import DisruptionTracker
-from kalshi.ws.lifecycle import LifecycleListener
+from kalshi.ws.lifecycle import Closed, LifecycleListener
 from kalshi.ws.models import FillMessage, MarketPositionsMessage, UserOrdersMessage
 from kalshi.ws.subscription import Subscription
 
@@ -114,6 +114,7 @@ class Portfolio:
         # By subscription, not channel: other code may subscribe the same channels.
         self._tracker = DisruptionTracker()
         self._changed = asyncio.Condition()
+        self._closed: Closed | None = None  # the session ended for good: the state is no longer followed
 
     async def __aenter__(self) -> Portfolio:
         await self.start()
@@ -170,8 +171,11 @@ class Portfolio:
             # that superseded it may be lost for good (a cancelled order shown resting).
             async with self._reconcile_lock:
                 apply(message, number <= self._older_than_snapshot.get(key, 0))
-            async with self._changed:
-                self._changed.notify_all()
+            await self._notify_change()
+
+    async def _notify_change(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     def _apply_fill(self, message: FillMessage, older_than_snapshot: bool) -> None:
         body = message.msg
@@ -230,18 +234,31 @@ class Portfolio:
         )
 
     async def wait_for_change(self) -> None:
-        """Wait until the next WebSocket update is applied (wrap in ``asyncio.timeout`` to bound it)."""
+        """Wait for the next change: a WebSocket update applied, the connection lost (:attr:`settled` turns
+        false: the state is going stale), or a reconciliation done. Wrap in ``asyncio.timeout`` to bound it.
+
+        Raises:
+            KalshiConnectionError: the session closed for good (it gave up reconnecting, or it was closed): the
+                portfolio no longer follows the exchange.
+        """
         async with self._changed:
-            await self._changed.wait()
+            if self._closed is None:
+                await self._changed.wait()
+        if self._closed is not None:
+            raise KalshiConnectionError(
+                f"the WebSocket session closed ({self._closed.cause}): the portfolio no longer follows the exchange"
+            ) from self._closed.error
 
     # ------------------------------------------------------------------ reconciliation
 
     @property
     def settled(self) -> bool:
-        """True when no reconciliation is running or due (every disruption seen so far is reconciled)."""
+        """True when the state can be trusted: connected, and no reconciliation running or due (every disruption
+        seen so far is reconciled). False from the moment the connection drops until the reconciliation after it,
+        and for good once the session has closed."""
         events = self._events
         backlog = events.backlog if events is not None else 0
-        return not backlog and not self._tracker.pending and not self._reconcile_lock.locked()
+        return self._closed is None and not backlog and not self._tracker.pending and not self._reconcile_lock.locked()
 
     async def _watch_lifecycle(self, events: LifecycleListener) -> None:
         # The private channels have no seq: reconcile once all three flow again (see kalshi.ws.disruptions).
@@ -252,13 +269,17 @@ class Portfolio:
         while True:
             for event in pending:
                 tracker.observe(event)
+                if isinstance(event, Closed):
+                    self._closed = event
+            if pending:
+                await self._notify_change()  # waiters learn that the state went stale (or ended)
             if tracker.closed:
                 return
             wait: float | None = None
             if tracker.due:
                 try:
                     await self.reconcile()
-                    tracker.reconciled()
+                    tracker.reconciled()  # before any waiter woken by the reconciliation runs: it sees settled
                 except KalshiError as exc:
                     logger.warning("reconciliation failed (%s); retrying in %s s", exc, _RETRY_SECONDS)
                     wait = _RETRY_SECONDS  # or sooner, at the next event
@@ -269,6 +290,9 @@ class Portfolio:
             except TimeoutError:
                 continue
             except StopAsyncIteration:
+                if self._closed is None:
+                    self._closed = Closed("lifecycle events ended")
+                    await self._notify_change()
                 return
             pending.extend(events.take_nowait())
 
@@ -300,7 +324,8 @@ class Portfolio:
                     logger.info("reconciled %s %s: local %s -> exchange %s", *_fields(correction))
                 if self._on_correction is not None:
                     await self._on_correction(corrections)
-            return corrections
+        await self._notify_change()
+        return corrections
 
     async def _fetch_positions(self) -> dict[str, PositionState]:
         out: dict[str, PositionState] = {}

@@ -1,6 +1,6 @@
 """When state kept from channels without sequence numbers must be re-read over REST (sans-I/O).
 
-``fill``, ``user_orders`` and ``market_positions`` carry no ``seq``: a reconnect, or the server ending one of
+``fill``, ``user_orders`` and ``market_positions`` carry no ``seq``: a lost connection, or the server ending one of
 these subscriptions (error 25, and the client re-subscribes), is the only sign that updates were lost. A
 reconciliation must wait until every affected subscription flows again, or what happens before a channel is
 back would be missed and nothing would reveal it. :class:`DisruptionTracker` follows the session's lifecycle
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kalshi.ws.lifecycle import Closed, Gap, LifecycleEvent, Reconnected, Resubscribed
+from kalshi.ws.lifecycle import Closed, Disconnected, Gap, LifecycleEvent, Reconnected, Resubscribed
 
 __all__ = ["DisruptionTracker"]
 
@@ -41,7 +41,8 @@ class DisruptionTracker:
         """Take one lifecycle event into account (anything else is ignored)."""
         if isinstance(event, Closed):
             self.closed = True
-        elif isinstance(event, Reconnected):
+        elif isinstance(event, (Disconnected, Reconnected)):
+            # Pending from the moment the link drops (updates are lost from then on), not only once it is back.
             self._awaiting.update(self._mine)
             self._due = True
         elif isinstance(event, Gap) and event.subscription in self._mine:
