@@ -314,3 +314,28 @@ async def test_a_session_that_gives_up_ends_waiting_and_is_never_settled(sim: Si
         assert not portfolio.settled
         with pytest.raises(KalshiConnectionError):
             await portfolio.wait_for_change()  # at once, not for ever
+
+
+async def test_a_failing_on_correction_callback_does_not_stop_later_reconciliations(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 5000, 1000)
+    calls: list[list[Correction]] = []
+
+    async def on_correction(corrections: list[Correction]) -> None:
+        calls.append(corrections)
+        raise RuntimeError("a bug in the trader's callback")
+
+    async with (
+        rest_client(sim, auth) as rest,
+        websocket(sim, auth).connect() as ws,
+        Portfolio(rest, ws, on_correction=on_correction) as portfolio,
+    ):
+        for expected in (Decimal(1), Decimal(3)):
+            sim.faults.drop_all()
+            sim.place_order(seller, quiet, "ask", 5000, 100 if expected == 1 else 200)  # lost with the connection
+            await eventually(
+                lambda want=expected: portfolio_positions(portfolio) == {quiet: want} and portfolio.settled
+            )
+        assert len(calls) == 2 and portfolio.reconciliations == 3

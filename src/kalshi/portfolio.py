@@ -83,7 +83,8 @@ class Portfolio:
     Args:
         rest: an ``AsyncKalshiClient`` with auth.
         ws: a connected ``KalshiWebSocket`` session (with auth: private channels).
-        on_correction: ``async fn(list[Correction])`` called after each reconciliation that changed something.
+        on_correction: ``async fn(list[Correction])`` called after each reconciliation that changed something
+            (an exception it raises is logged and does not stop the portfolio).
     """
 
     def __init__(
@@ -323,7 +324,11 @@ class Portfolio:
                 for correction in corrections:
                     logger.info("reconciled %s %s: local %s -> exchange %s", *_fields(correction))
                 if self._on_correction is not None:
-                    await self._on_correction(corrections)
+                    try:
+                        await self._on_correction(corrections)
+                    except Exception:
+                        # The state is already replaced; a bug in the callback must not stop later reconciliations.
+                        logger.exception("on_correction raised; the corrections are in Portfolio.corrections")
         await self._notify_change()
         return corrections
 
