@@ -458,3 +458,31 @@ async def test_commands_are_answered_while_a_full_feed_pauses_reading(server: Op
         assert feed.dropped == 0
         await stream.sync()
         assert_tables_match(stream, server, [first, second])
+
+
+async def test_a_subscribe_left_unanswered_is_restored_on_a_new_connection(server: OpenMarketsServer) -> None:
+    # Without command ids a late answer would be taken for the next command's, and the server's filter is
+    # unknown: the stalled connection is replaced and the subscriptions restored, so the table gets built.
+    contest = server.contest_ids[0]
+    async with stream_for(server, command_timeout=0.2) as stream:
+        server.withhold_replies("subscribed")
+        async with asyncio.timeout(10):
+            await stream.subscribe([contest])
+            await stream.sync()
+        assert stream.reconnects == 1
+        assert server.connections[0].filters == {"liquidity": [contest]}
+        assert_tables_match(stream, server, [contest])
+
+
+async def test_a_resubscribe_left_unanswered_after_a_reconnect_is_retried(server: OpenMarketsServer) -> None:
+    contests = server.contest_ids[:2]
+    async with stream_for(server, command_timeout=0.2) as stream:
+        await stream.subscribe(contests)
+        await stream.sync()
+        server.withhold_replies("subscribed")
+        await server.drop_connections()
+        server.step(30, contest_ids=contests)
+        async with asyncio.timeout(10):
+            await eventually(lambda: stream.reconnects == 2)
+            await stream.sync()
+        assert_tables_match(stream, server, contests)

@@ -57,6 +57,7 @@ T = TypeVar("T")
 
 _PING: Final = encode_command("ping")
 _CLOSE_NORMAL: Final = 1000
+_CLOSE_STALLED: Final = 4000  # a private-use code: "no answer to a command"
 
 
 class LinkOwner(Protocol):
@@ -119,6 +120,7 @@ class Link:
         self._pings: deque[asyncio.Future[PongMessage]] = deque()
         self._hold = False  # the owner wants reading paused (a BLOCK feed is full)
         self._awaiting = 0  # commands and pings awaiting their answer: reading stays on meanwhile
+        self._stalled = False  # we closed the connection because an answer never came: reconnect
         self._keeper = Supervisor(
             url=settings.display_url,
             connect=self._open_once,
@@ -130,7 +132,7 @@ class Link:
             ),
             bus=bus if bus is not None else LifecycleBus(),
             on_state=self._state_changed,
-            may_reconnect=_may_reconnect,
+            may_reconnect=self._may_reconnect,
             announce_close=False,  # one connection of several: the stream announces its own end
             rng=settings.rng,
         )
@@ -229,6 +231,7 @@ class Link:
         settings = self._settings
         where = settings.display_url
         self._ready.clear()
+        self._stalled = False
         self.greeting = None
         greeted: asyncio.Future[ConnectedMessage] = asyncio.get_running_loop().create_future()
         self._greeted = greeted
@@ -387,12 +390,25 @@ class Link:
             async with asyncio.timeout(timeout):
                 return await future
         except TimeoutError:
+            await self._drop_stalled(what)
             raise OpenMarketsConnectionError(
                 f"no answer to {what} within {timeout} s on connection {self.number}"
             ) from None
         finally:
             self._awaiting -= 1
             self._apply_hold()
+
+    async def _drop_stalled(self, what: str) -> None:
+        """Replace a connection that left a command unanswered. Answers carry no command ids, so a late one
+        would be taken for the next command's, and whether the server applied the change is unknown: a new
+        connection restores every subscription of ``desired`` (and rebuilds the tables) from a known state."""
+        conn = self._conn
+        if conn is None or conn.closed or self._closing:
+            return
+        logger.warning("connection %d: no answer to %s; reconnecting", self.number, what)
+        self._stalled = True
+        with contextlib.suppress(KalshiError, OSError):
+            await conn.close(_CLOSE_STALLED, "no answer")
 
     # ------------------------------------------------------------------ supervision
 
@@ -437,10 +453,12 @@ class Link:
     def _state_changed(self, old: ConnectionState, new: ConnectionState) -> None:
         self._owner.link_state_changed(self)
 
-
-def _may_reconnect(info: CloseInfo) -> bool:
-    # A callback error is a bug here or in user code: reconnecting would only repeat it.
-    return info.reconnectable and info.reason != REASON_CALLBACK_ERROR
+    def _may_reconnect(self, info: CloseInfo) -> bool:
+        if self._stalled:
+            self._stalled = False
+            return not self._closing
+        # A callback error is a bug here or in user code: reconnecting would only repeat it.
+        return info.reconnectable and info.reason != REASON_CALLBACK_ERROR
 
 
 def _judge_attempt(exc: BaseException, first: bool) -> Attempt:

@@ -113,7 +113,8 @@ class LiquidityStream:
         max_contests_per_connection: contests per connection (the server's limit is 200).
         maintain_tables: keep a liquidity table per ``liquidity`` contest (needs the REST API).
         connect_timeout: seconds for connecting and the ``connected`` greeting.
-        command_timeout: seconds to wait for ``subscribed``/``unsubscribed``/``pong``.
+        command_timeout: seconds to wait for ``subscribed``/``unsubscribed``/``pong``; a connection that does not
+            answer in time is replaced (reconnected, its subscriptions restored and its tables rebuilt).
         heartbeat_interval: seconds between our own WebSocket pings; 0 (default) relies on the server's 25 s
             pings, which are always answered.
         heartbeat_timeout: seconds of silence after which a connection is declared dead.
@@ -343,7 +344,8 @@ class LiquidityStream:
             InvalidChannelError: the server does not know ``channel``.
             OpenMarketsAuthError: a new connection was refused the key.
             ConnectionLimitError: a new connection was refused: the key holds its maximum of connections.
-            OpenMarketsConnectionError: the stream is closed, or the server did not answer in time.
+            OpenMarketsConnectionError: the stream is closed. (A connection that is down, or does not answer
+                within ``command_timeout`` and is replaced, gets the change when it reconnects.)
         """
         ids = check_contest_ids(contest_ids)
         self._check_open()
@@ -358,7 +360,8 @@ class LiquidityStream:
 
         Raises:
             InvalidChannelError: the server does not know ``channel``.
-            OpenMarketsConnectionError: the stream is closed, or the server did not answer in time.
+            OpenMarketsConnectionError: the stream is closed (a connection that is down or does not answer in
+                time gets the change when it reconnects).
         """
         drop = None if contest_ids is None else set(check_contest_ids(contest_ids))
         self._check_open()

@@ -19,7 +19,7 @@ Activity is synthetic and seeded: contests with quotes from partners (kalshi, po
 applied to the server's table (:meth:`OpenMarketsServer.truth`) and enqueued to subscribers synchronously, so
 what a client receives is always in the order the table changed. An entry with ``available`` 0 is a removed
 quote. Fault hooks: dropped connections, ``refresh_required`` bursts (changes applied but not streamed),
-malformed frames, unsolicited errors, failing REST answers, revoked keys.
+malformed frames, unsolicited errors, withheld answers, failing REST answers, revoked keys.
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class OpenMarketsServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._rest_failures: deque[int] = deque()
         self._rest_gate: asyncio.Event | None = None
+        self._withheld: Counter[str] = Counter()
         self.handshakes: Counter[int | str] = Counter()
         self.rest_requests = 0
         self.events_sent = 0
@@ -365,6 +366,11 @@ class OpenMarketsServer:
         if self._rest_gate is None:
             self._rest_gate = asyncio.Event()
 
+    def withhold_replies(self, reply_type: str, times: int = 1) -> None:
+        """Apply the next ``times`` commands answered by ``reply_type`` (``subscribed``, ``unsubscribed``,
+        ``pong``) but send no answer, as a stalled server would."""
+        self._withheld[reply_type] += times
+
     def release_rest(self) -> None:
         """Let held liquidity requests answer."""
         gate, self._rest_gate = self._rest_gate, None
@@ -447,7 +453,7 @@ class OpenMarketsServer:
             return
         action = data.get("action")
         if action == "ping":
-            self._enqueue(peer, self._encode({"type": "pong", "server_time": _now()}))
+            self._reply(peer, {"type": "pong", "server_time": _now()})
             return
         if action not in ("subscribe", "unsubscribe"):
             self._error(peer, "invalid_message", f"unknown action {action!r}; use subscribe, unsubscribe or ping")
@@ -470,7 +476,7 @@ class OpenMarketsServer:
             if not current:
                 peer.filters.pop(channel, None)
             reply = {"type": "unsubscribed", "channel": channel, "contest_ids": removed}
-            self._enqueue(peer, self._encode(reply))
+            self._reply(peer, reply)
 
     def _subscribe(self, peer: _Peer, channel: str, ids: list[str]) -> None:
         if ids:  # an empty array is a no-op, as the seed says
@@ -489,6 +495,12 @@ class OpenMarketsServer:
                 return
             peer.filters[channel] = wanted  # re-subscribing replaces the filter list
         reply = {"type": "subscribed", "channel": channel, "contest_ids": list(peer.filters.get(channel, {}))}
+        self._reply(peer, reply)
+
+    def _reply(self, peer: _Peer, reply: dict[str, Any]) -> None:
+        if self._withheld[reply["type"]] > 0:
+            self._withheld[reply["type"]] -= 1
+            return
         self._enqueue(peer, self._encode(reply))
 
     def _error(self, peer: _Peer, code: str, message: str) -> None:
