@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 from kalshi.errors import KalshiSubscriptionError
 from kalshi.relay import Relay, RelayClient
 from kalshi.relay.layout import parse_id
 from kalshi.sim import Simulator
+from kalshi.ws import ConnectionState
 from redis_server import RedisServer
 
 NEW_TICKER = "KXRELAYNEW-26DEC03-T50"
@@ -99,3 +101,36 @@ async def test_a_market_listed_while_its_shard_reconnects_is_added_once_it_can_b
             assert down.failed == 1
             assert NEW_TICKER in relayed(relay)
             assert feed.books[NEW_TICKER] == sim.book(NEW_TICKER)
+
+
+async def test_stopping_publishes_every_frame_received_and_ends_each_stream_with_relay_stop(
+    redis_server: RedisServer,
+) -> None:
+    async with Simulator(seed=13, markets=6, rate=2000, open_access=True, lifecycle=False) as sim:
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=3, checkpoint_interval=60)
+        receiving_at_final_drain: list[int] = []
+        async with relay.running():
+            core, publisher = relay.core, relay.publisher
+            assert core is not None and publisher is not None
+            drained = publisher.drained
+
+            async def final_drain(within: float) -> bool:
+                receiving = [s for s in relay.shards if s.ws.state is not ConnectionState.CLOSED]
+                receiving_at_final_drain.append(len(receiving))
+                return await drained(within)
+
+            publisher.drained = final_drain  # type: ignore[method-assign]
+            await publisher.wait_until(lambda: core.counters.frames > 300, 15)  # the exchange is busy
+        # Frames still arriving while the last entries are flushed would be buffered and never written.
+        assert receiving_at_final_drain == [0]
+        assert core.counters.dropped == 0
+        client = aioredis.Redis.from_url(redis_server.url)
+        try:
+            frames = 0
+            for key in core.stream_keys():
+                entries = await client.xrange(key)
+                frames += sum(1 for _, fields in entries if b"f" in fields)
+                assert entries[-1][1][b"k"] == b"relay_stop", key
+        finally:
+            await client.aclose()
+        assert frames == core.counters.frames

@@ -148,6 +148,7 @@ class Relay:
         self.learned_limit: int | None = None
         self._stack: AsyncExitStack | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._publishing: asyncio.Task[None] | None = None
         self._repair_wanted = asyncio.Event()
         self._started = 0.0
         self._last_sample: tuple[float, int, int] = (0.0, 0, 0)
@@ -174,14 +175,15 @@ class Relay:
             KalshiSubscriptionError: a channel cannot be subscribed.
         """
         async with AsyncExitStack() as stack:
-            self._stack = stack
+            shards = self._stack = AsyncExitStack()  # closed first on stop: no frame arrives after the last flush
+            stack.push_async_callback(shards.aclose)
             try:
                 await self._start(stack)
                 self.ready.set()
                 yield self
             finally:
-                await self._stop()
                 self._stack = None
+                await self._stop(shards)
 
     async def run(
         self,
@@ -273,30 +275,32 @@ class Relay:
         core.declare(self.channels)
         publisher = self.publisher = Publisher(self.redis_url, self.buffer, batch=self.batch, on_acked=core.mark_gaps)
         stack.push_async_callback(publisher.aclose)
-        self._tasks.append(asyncio.create_task(publisher.run(), name="kalshi-relay-publisher"))
+        self._publishing = asyncio.create_task(publisher.run(), name="kalshi-relay-publisher")
         markets = self.markets if self.markets is not None else await self._discover()
         core.control(None, KIND_RELAY_START, {"epoch": epoch, "channels": self.channels, "markets": len(markets)})
         publisher.wake()
         size = self.markets_per_connection
         chunks = [markets[i : i + size] for i in range(0, len(markets), size)] or [[]]
+        assert self._stack is not None
         for chunk in chunks:
-            await self._open_shard(stack, chunk)
+            await self._open_shard(self._stack, chunk)
         if BOOK_CHANNEL in self.channels:
             self._tasks.append(asyncio.create_task(self._checkpoints(), name="kalshi-relay-checkpoints"))
             self._tasks.append(asyncio.create_task(self._repairs(), name="kalshi-relay-repairs"))
 
-    async def _stop(self) -> None:
-        core = self.core
-        if core is not None and self.publisher is not None:
-            core.control(None, KIND_RELAY_STOP, {"frames": core.counters.frames})
-            if not await self.publisher.drained(5.0):
-                logger.warning("stopping with %d entries not acknowledged by Redis", self.publisher.pending)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+    async def _stop(self, shards: AsyncExitStack) -> None:
+        """Stop receiving (every connection closed), then mark the end and flush what is buffered."""
+        try:
+            await _cancel(self._tasks)
+            await shards.aclose()
+            core = self.core
+            if core is not None and self.publisher is not None:
+                core.control(None, KIND_RELAY_STOP, {"frames": core.counters.frames})
+                if not await self.publisher.drained(5.0):
+                    logger.warning("stopping with %d entries not acknowledged by Redis", self.publisher.pending)
+        finally:
+            publishing, self._publishing = self._publishing, None
+            await _cancel([publishing] if publishing is not None else [])
 
     async def _choose_epoch(self) -> int:
         """Epoch ms above every id already in the streams (entry ids must increase)."""
@@ -519,3 +523,12 @@ class Relay:
                     if sub.markets:
                         await sub.remove_markets(mine)
                 shard.markets = [t for t in shard.markets if t not in drop]
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    tasks.clear()
