@@ -339,3 +339,24 @@ async def test_a_failing_on_correction_callback_does_not_stop_later_reconciliati
                 lambda want=expected: portfolio_positions(portfolio) == {quiet: want} and portfolio.settled
             )
         assert len(calls) == 2 and portfolio.reconciliations == 3
+
+
+async def test_a_failed_reconciliation_is_retried_and_the_state_is_unsettled_meanwhile(sim: Simulator) -> None:
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    sim.place_order(account, quiet, "bid", 5000, 1000)
+    faults = rest_controls(sim).faults
+    async with (
+        rest_client(sim, auth, max_retries=0) as rest,
+        websocket(sim, auth).connect() as ws,
+        Portfolio(rest, ws) as portfolio,
+    ):
+        faults.fail_next(2, status=503, operation_id="GetPositions")
+        sim.faults.drop_all()
+        sim.place_order(seller, quiet, "ask", 5000, 200)  # lost with the connection
+        await eventually(lambda: faults.pending == 1, what="the first reconciliation failed")
+        assert not portfolio.settled and portfolio_positions(portfolio) == {}  # stale, and saying so
+        await eventually(lambda: portfolio.settled, within=10, what="retried until it succeeded")
+        assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(2)}
+        assert faults.pending == 0 and portfolio.reconciliations == 2
