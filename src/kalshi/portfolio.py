@@ -78,7 +78,10 @@ class Correction:
 
 
 class Portfolio:
-    """Positions, resting orders and balance, kept live from the WebSocket and reconciled over REST.
+    """Positions and resting orders, kept live from the WebSocket and reconciled over REST.
+
+    ``balance`` is as of the last reconciliation: no WebSocket channel carries it (fills change it); call
+    :meth:`reconcile` for a fresh one. Trust the state only while :attr:`settled` is true.
 
     Args:
         rest: an ``AsyncKalshiClient`` with auth.
