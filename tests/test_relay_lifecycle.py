@@ -134,3 +134,20 @@ async def test_stopping_publishes_every_frame_received_and_ends_each_stream_with
         finally:
             await client.aclose()
         assert frames == core.counters.frames
+
+
+async def test_a_market_listed_while_the_lifecycle_connection_is_down_is_found_after_it_reconnects(
+    redis_server: RedisServer,
+) -> None:
+    async with Simulator(seed=14, markets=3, rate=0, open_access=True, lifecycle=False) as sim:
+        first = sorted(sim.tickers)
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=10, checkpoint_interval=60)
+        async with relay.running(), RelayClient(redis_server.url).connect() as feed:
+            await feed.orderbook([*first, NEW_TICKER])
+            [conn_id] = sim.connection_ids()  # one shard: it follows market_lifecycle_v2
+            sim.drop_connection(conn_id)
+            spec = dataclasses.replace(sim.universe.markets[0], ticker=NEW_TICKER, market_id=None)
+            sim.do(lambda engine: engine.add_market(spec))  # "created" goes nowhere: the connection is gone
+            await feed.wait_for(lambda: NEW_TICKER in feed.books, within=15)
+            assert NEW_TICKER in relayed(relay)
+            assert feed.books[NEW_TICKER] == sim.book(NEW_TICKER)

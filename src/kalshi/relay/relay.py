@@ -4,7 +4,8 @@
 ``markets_per_connection`` (one streaming connection each), subscribes the channels, and publishes every frame
 through :class:`~kalshi.relay.core.RelayCore` and :class:`~kalshi.relay.publisher.Publisher`. It follows
 ``market_lifecycle_v2``: new markets are added to the last shard with room (or a new one), settled ones removed; an
-add that fails (the shard reconnecting) is retried until the market is relayed.
+add that fails (the shard reconnecting) is retried until the market is relayed, and after the connection that follows
+the channel reconnects, the open markets are listed again over REST (announcements made while it was down are lost).
 Every ``checkpoint_interval`` seconds it writes every book (kept by the core from the relayed frames, see
 :class:`~kalshi.relay.books.BookBuilder`) so that consumers can start without the exchange.
 
@@ -155,6 +156,7 @@ class Relay:
         self._edit_lock = asyncio.Lock()
         self._unadded: dict[str, None] = {}  # announced markets a failed edit left out, in order
         self._add_retry = asyncio.Event()
+        self._rediscover = asyncio.Event()  # the lifecycle follower's connection was replaced
         self.ready = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -337,6 +339,7 @@ class Relay:
         holder: list[_Shard] = []
         broken = core.books.needs_snapshot
         repair = self._repair_wanted
+        reconnected = self._rediscover if index == 0 else asyncio.Event()
 
         def tap(data: bytes, recv_ns: int) -> None:
             shard = holder[0]
@@ -344,6 +347,8 @@ class Relay:
             conn = core.connections.get(index)
             if conn is None or conn.number != number:
                 conn = core.connection(index, number)
+                if number:
+                    reconnected.set()
             core.frame(conn, data, recv_ns)
             wake()
             if broken:
@@ -392,6 +397,7 @@ class Relay:
             lifecycle = await session.subscribe_market_lifecycle(overflow=OverflowStrategy.DROP_OLDEST, maxsize=10_000)
             self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
             self._tasks.append(asyncio.create_task(self._retry_adds(), name="kalshi-relay-lifecycle-retries"))
+            self._tasks.append(asyncio.create_task(self._rediscoveries(), name="kalshi-relay-rediscovery"))
 
     async def _quiet(self, session: KalshiWebSocket, channel: str, markets: list[str] | None) -> Subscription[Any]:
         """A subscription for the tap only: its frames are relayed, never decoded or queued."""
@@ -458,6 +464,28 @@ class Relay:
             logger.warning("could not add %s yet (retrying): %s", tickers[:5], exc)
             self._unadded.update(dict.fromkeys(tickers))
             self._add_retry.set()
+
+    async def _rediscoveries(self) -> None:
+        """After the lifecycle follower's connection was replaced: the announcements made while it was down are
+        lost, so ask REST for the open markets and add those not relayed."""
+        delay = _ADD_RETRY_FIRST_S
+        while True:
+            await self._rediscover.wait()
+            self._rediscover.clear()
+            try:
+                found = await self._discover()
+            except KalshiError as exc:
+                logger.warning("could not list open markets after a reconnect (next try in %.1fs): %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _ADD_RETRY_MAX_S)
+                self._rediscover.set()
+                continue
+            delay = _ADD_RETRY_FIRST_S
+            known = {t for shard in self.shards for t in shard.markets}
+            missing = [t for t in found if t not in known]
+            if missing:
+                logger.info("%d market(s) listed while the lifecycle connection was down", len(missing))
+                await self._add_followed(missing)
 
     async def _retry_adds(self) -> None:
         """Add the announced markets a failed edit left out, with capped backoff, until they are relayed."""
