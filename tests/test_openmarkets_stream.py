@@ -140,6 +140,8 @@ async def test_subscribe_unsubscribe_and_filter_replacement(server: OpenMarketsS
         assert server.connections[0].filters == {"liquidity": [a, b]}
         await stream.subscribe([b, c])  # re-subscribing replaces the list
         assert server.connections[0].filters == {"liquidity": [b, c]}
+        await stream.subscribe([])  # an empty array is a no-op, as on the wire: it does not clear the list
+        assert server.connections[0].filters == {"liquidity": [b, c]} and stream.contests() == [b, c]
         await stream.subscribe([d], replace=False)
         assert stream.contests() == [b, c, d]
         await stream.subscribe([a], channel="contest_state")
@@ -229,6 +231,7 @@ async def test_refresh_retries_rest_failures_and_reports_unknown_contests(server
     async with stream_for(server, on_error=errors) as stream:
         server.fail_rest(503, times=2)
         await stream.subscribe([contest, "ct_missing"])
+        waiting = asyncio.create_task(stream.wait_for_table("ct_missing"))
         await stream.sync()
         assert_tables_match(stream, server, [contest])
         assert stream.table("ct_missing") is None
@@ -236,6 +239,11 @@ async def test_refresh_retries_rest_failures_and_reports_unknown_contests(server
         (failure,) = errors.of(RefreshError)
         assert isinstance(failure, RefreshError)
         assert (failure.contest_id, failure.status) == ("ct_missing", 404)
+        # Waiting for a table that cannot be fetched ends with the error, for a waiter before it and after it.
+        with pytest.raises(RefreshError, match="ct_missing"):
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(RefreshError, match="ct_missing"):
+            await asyncio.wait_for(stream.wait_for_table("ct_missing"), 5)
 
 
 async def test_updates_feed_loses_nothing_under_backpressure(server: OpenMarketsServer) -> None:

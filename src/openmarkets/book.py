@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
-from openmarkets.errors import OpenMarketsError
+from openmarkets.errors import OpenMarketsError, RefreshError
 from openmarkets.feeds import Feed, contest_filter
 from openmarkets.models import LiquidityUpdate
 from openmarkets.refresh import Refresher
@@ -35,6 +35,7 @@ class LiquidityBook:
         self._tables: dict[str, ContestTable] = {}
         self._feeds: tuple[Feed[Any], ...] = ()
         self._waiters: dict[str, list[tuple[int, asyncio.Future[LiquidityView]]]] = {}
+        self._gave_up: dict[str, RefreshError] = {}  # contests whose rebuild failed for good, until rebuilt
         self.refresher: Refresher | None = None
         self._closed = False
 
@@ -51,11 +52,20 @@ class LiquidityBook:
         return self._tables.get(contest_id)
 
     def table_rebuilt(self, table: ContestTable) -> None:
+        self._gave_up.pop(table.contest_id, None)
         if self._tables.get(table.contest_id) is table:
             self._publish(table)
 
     def report(self, error: OpenMarketsError) -> None:
         self._report(error)
+        if isinstance(error, RefreshError):
+            # The rebuild gave up (an unknown contest, retries spent): whoever waits for this table would wait
+            # for ever. They get the error (so do later waiters, until a rebuild succeeds); the table stays at its
+            # last complete version.
+            self._gave_up[error.contest_id] = error
+            for _, future in self._waiters.get(error.contest_id, ()):
+                if not future.done():
+                    future.set_exception(error)
 
     # ------------------------------------------------------------------ subscription events
 
@@ -64,6 +74,7 @@ class LiquidityBook:
         for contest in contests:
             if contest not in self._tables:
                 self._tables[contest] = ContestTable(contest)
+                self._gave_up.pop(contest, None)  # subscribed anew: its rebuild is tried again
 
     def keep_only(self, subscribed: Iterable[str]) -> None:
         """Drop the tables (and rebuilds) of contests no longer subscribed."""
@@ -128,6 +139,9 @@ class LiquidityBook:
         current = self.view(contest_id)
         if current is not None and not current.stale and current.version > after_version:
             return current
+        failed = self._gave_up.get(contest_id)
+        if failed is not None:
+            raise failed
         future: asyncio.Future[LiquidityView] = asyncio.get_running_loop().create_future()
         entry = (after_version, future)
         self._waiters.setdefault(contest_id, []).append(entry)

@@ -329,7 +329,8 @@ class LiquidityStream:
     ) -> None:
         """Subscribe contests on a channel, and wait for the server's confirmations.
 
-        As on the wire, subscribing *replaces* the channel's contest list (``replace=False`` adds instead).
+        As on the wire, subscribing *replaces* the channel's contest list (``replace=False`` adds instead), and
+        subscribing no contest changes nothing (to drop them all, :meth:`unsubscribe` the channel).
         Contests are spread over connections, at most ``max_contests_per_connection`` on each; new connections
         are opened as needed, up to ``max_connections``. On ``liquidity`` each contest gets a table, built from
         a REST snapshot (see :meth:`table`).
@@ -349,6 +350,8 @@ class LiquidityStream:
         """
         ids = check_contest_ids(contest_ids)
         self._check_open()
+        if not ids:
+            return  # the protocol's no-op, not "replace the list with nothing"
         async with self._pool.lock:
             self._check_open()
             current = dict.fromkeys(self.contests(channel))
@@ -499,6 +502,7 @@ class LiquidityStream:
         """Wait for a complete, non-stale table of a contest newer than ``after_version``.
 
         Raises:
+            RefreshError: the table could not be fetched (an unknown contest, or the retries ran out).
             OpenMarketsError: the stream ended (its terminal error).
             asyncio.CancelledError: the stream was closed while waiting.
         """
