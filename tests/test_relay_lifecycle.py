@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+import kalshi.relay.relay as relay_module
 from kalshi.errors import KalshiSubscriptionError
 from kalshi.relay import Relay, RelayClient
 from kalshi.relay.layout import parse_id
@@ -151,3 +152,30 @@ async def test_a_market_listed_while_the_lifecycle_connection_is_down_is_found_a
             await feed.wait_for(lambda: NEW_TICKER in feed.books, within=15)
             assert NEW_TICKER in relayed(relay)
             assert feed.books[NEW_TICKER] == sim.book(NEW_TICKER)
+
+
+async def test_announcements_dropped_from_a_lifecycle_backlog_are_found_again(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(relay_module, "_LIFECYCLE_QUEUE_SIZE", 2)
+    async with Simulator(seed=15, markets=3, rate=0, open_access=True, lifecycle=False) as sim:
+        new = [f"KXRELAYNEW-26DEC03-T{50 + i}" for i in range(5)]
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=10, checkpoint_interval=60)
+        async with relay.running(), RelayClient(redis_server.url).connect() as feed:
+            await feed.orderbook([*sim.tickers, *new])
+            gate = asyncio.Event()
+            add = relay.add_markets
+
+            async def slow_add(tickers: Sequence[str]) -> None:
+                await gate.wait()  # the follower is busy: announcements pile up behind it
+                await add(tickers)
+
+            relay.add_markets = slow_add  # type: ignore[method-assign]
+            for ticker in new:
+                spec = dataclasses.replace(sim.universe.markets[0], ticker=ticker, market_id=None)
+                sim.do(lambda engine, spec=spec: engine.add_market(spec))
+            await relay.settle()  # every announcement was received: the backlog overflowed (2 kept)
+            gate.set()
+            await feed.wait_for(lambda: all(t in feed.books for t in new), within=15)
+            assert set(new) <= relayed(relay)
+            assert "lifecycle announcement(s) dropped" in caplog.text  # the backlog did overflow

@@ -51,6 +51,7 @@ _NEW_MARKET: Final = frozenset({"created", "activated"})
 _GONE_MARKET: Final = frozenset({"settled", "determined", "deactivated"})
 # Channels subscribed per shard with its markets when markets are given; otherwise once, for every market.
 _MARKET_CHANNELS: Final = frozenset({"ticker", "trade", "market_lifecycle_v2", "fill", "user_orders"})
+_LIFECYCLE_QUEUE_SIZE = 10_000  # announcements waiting for the follower
 _ADD_RETRY_FIRST_S: Final = 0.5
 _ADD_RETRY_MAX_S: Final = 30.0
 
@@ -394,7 +395,9 @@ class Relay:
             elif shard.index == 0:
                 shard.subs.append(await self._quiet(session, channel, None))
         if follow:
-            lifecycle = await session.subscribe_market_lifecycle(overflow=OverflowStrategy.DROP_OLDEST, maxsize=10_000)
+            lifecycle = await session.subscribe_market_lifecycle(
+                overflow=OverflowStrategy.DROP_OLDEST, maxsize=_LIFECYCLE_QUEUE_SIZE
+            )
             self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
             self._tasks.append(asyncio.create_task(self._retry_adds(), name="kalshi-relay-lifecycle-retries"))
             self._tasks.append(asyncio.create_task(self._rediscoveries(), name="kalshi-relay-rediscovery"))
@@ -441,7 +444,14 @@ class Relay:
             await self.checkpoint()
 
     async def _follow(self, lifecycle: Subscription[Any]) -> None:
+        queue = lifecycle.queue
+        dropped = queue.dropped
         async for message in lifecycle:
+            if queue.dropped != dropped:
+                # A backlog behind slow edits lost announcements: list the open markets again.
+                logger.warning("%d lifecycle announcement(s) dropped; listing open markets", queue.dropped - dropped)
+                dropped = queue.dropped
+                self._rediscover.set()
             body = getattr(message, "msg", None)
             kind = getattr(body, "event_type", None)
             ticker = getattr(body, "market_ticker", None)
@@ -466,8 +476,8 @@ class Relay:
             self._add_retry.set()
 
     async def _rediscoveries(self) -> None:
-        """After the lifecycle follower's connection was replaced: the announcements made while it was down are
-        lost, so ask REST for the open markets and add those not relayed."""
+        """After the lifecycle follower's connection was replaced, or its backlog dropped announcements: those
+        are lost, so ask REST for the open markets and add those not relayed."""
         delay = _ADD_RETRY_FIRST_S
         while True:
             await self._rediscover.wait()
