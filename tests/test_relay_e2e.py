@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from kalshi.errors import KalshiSubscriptionError
 from kalshi.relay import Relay, RelayClient, RelayFeed
 from kalshi.relay.layout import parse_id
 from kalshi.sim import Simulator
@@ -142,6 +144,48 @@ async def test_a_book_a_bad_update_broke_is_re_snapshotted_from_the_exchange(red
                 while broken in books.needs_snapshot or books.stats.snapshots == before:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
             assert books.stats.snapshots == before + 1, "one fresh snapshot, of that market alone"
+            await sim.quiesce()
+            await relay.settle()
+            assert books.books[broken] == sim.book(broken)
+
+
+class _SnapshotFailsOnce:
+    """A shard's order book subscription whose first snapshot request fails (a command timeout, say)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def request_snapshot(self, tickers: list[str] | None = None) -> None:
+        if not self.failed:
+            self.failed += 1
+            raise KalshiSubscriptionError("no answer within the command timeout")
+        await self.real.request_snapshot(tickers)
+
+
+async def test_a_failed_re_snapshot_is_retried_until_the_book_is_mended(redis_server: RedisServer) -> None:
+    async with Simulator(seed=5, markets=4, rate=0, open_access=True, lifecycle=False) as sim:
+        relay = Relay(redis_server.url, config=sim.config, markets_per_connection=4, checkpoint_interval=60)
+        async with relay.running():
+            sim.step(50)
+            await relay.settle()
+            core = relay.core
+            assert core is not None
+            books = core.books
+            failing = _SnapshotFailsOnce(relay.shards[0].books_sub)
+            relay.shards[0].books_sub = failing
+            before = books.stats.snapshots
+            broken = sim.tickers[1]
+            books.needs_snapshot.add(broken)  # what a bad update leaves (see test_relay_core)
+            sim.step(5)  # the next frames wake the relay's repair
+            async with asyncio.timeout(10):
+                while books.stats.snapshots == before:  # noqa: ASYNC110 (the relay's own repair task: polled, bounded)
+                    await asyncio.sleep(0.01)
+            assert failing.failed == 1
+            assert broken not in books.needs_snapshot
             await sim.quiesce()
             await relay.settle()
             assert books.books[broken] == sim.book(broken)

@@ -52,7 +52,7 @@ _GONE_MARKET: Final = frozenset({"settled", "determined", "deactivated"})
 # Channels subscribed per shard with its markets when markets are given; otherwise once, for every market.
 _MARKET_CHANNELS: Final = frozenset({"ticker", "trade", "market_lifecycle_v2", "fill", "user_orders"})
 _LIFECYCLE_QUEUE_SIZE = 10_000  # announcements waiting for the follower
-_ADD_RETRY_FIRST_S: Final = 0.5
+_ADD_RETRY_FIRST_S: Final = 0.5  # backoff of subscription edits and snapshot requests that failed
 _ADD_RETRY_MAX_S: Final = 30.0
 
 
@@ -418,14 +418,18 @@ class Relay:
 
     async def _repairs(self) -> None:
         """Books a bad update broke (the relay's own books, kept from the frames): ask the exchange for fresh
-        snapshots of those markets. Their frames then reach Redis like any other, and mend every consumer."""
+        snapshots of those markets. Their frames then reach Redis like any other, and mend every consumer. A
+        request that fails is retried with capped backoff (meanwhile the book stays out of checkpoints: consumers
+        see it as stale, never as wrong)."""
         core = self.core
         assert core is not None
+        delay = _ADD_RETRY_FIRST_S
         while True:
             await self._repair_wanted.wait()
             self._repair_wanted.clear()
             broken = set(core.books.needs_snapshot)
             core.books.needs_snapshot.difference_update(broken)
+            failed = False
             for shard in self.shards:
                 mine = [t for t in shard.markets if t in broken]
                 if not mine or shard.books_sub is None:
@@ -434,9 +438,15 @@ class Relay:
                 try:
                     await shard.books_sub.request_snapshot(mine)
                 except KalshiError as exc:
-                    # The next reconnect re-snapshots every market anyway; until then the book stays out of
-                    # checkpoints (consumers see it as stale, never as wrong).
-                    logger.warning("could not re-snapshot %s: %s", mine[:5], exc)
+                    logger.warning("could not re-snapshot %s (next try in %.1fs): %s", mine[:5], delay, exc)
+                    core.books.needs_snapshot.update(mine)
+                    failed = True
+            if failed:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _ADD_RETRY_MAX_S)
+                self._repair_wanted.set()
+            else:
+                delay = _ADD_RETRY_FIRST_S
 
     async def _checkpoints(self) -> None:
         while True:
