@@ -325,12 +325,12 @@ class Relay:
     async def _discover(self) -> list[str]:
         from kalshi.rest import AsyncKalshiClient
 
-        found: list[str] = []
+        found: dict[str, None] = {}  # a listing that shifts while paged may repeat a market: subscribe it once
         async with AsyncKalshiClient(self.config, auth=self.auth) as client:
             async for market in client.markets.iter_get_markets(status="open", limit=1000):
-                found.append(market.ticker)
+                found[market.ticker] = None
         logger.info("discovered %d open markets", len(found))
-        return found
+        return list(found)
 
     async def _open_shard(self, stack: AsyncExitStack, markets: list[str]) -> _Shard:
         core = self.core
