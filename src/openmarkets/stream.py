@@ -5,8 +5,8 @@ frames synchronously and handing them here. :class:`~openmarkets.pool.LinkPool` 
 (200 per connection, 3 connections per key) and restores subscriptions after reconnects;
 :class:`~openmarkets.book.LiquidityBook` keeps one table per ``liquidity`` contest, rebuilt from REST when the
 server says ``refresh_required``, after reconnects and on first subscribe. This module is the public face: it
-routes messages, fans updates out to bounded feeds (pausing a connection when a BLOCK feed is full) and
-reports errors and states. Tasks (link supervisors, REST rebuilds, backpressure resumes) are kept by a
+routes messages, hands updates to the bounded feeds (:class:`~openmarkets.fanout.UpdateFanout`, which pauses
+a connection while a BLOCK feed is full) and reports errors and states. Tasks (link supervisors, REST rebuilds, backpressure resumes) are kept by a
 :class:`kalshi.ws.hooks.HookRunner`, which also runs the ``on_error`` and ``on_state_change`` hooks off the
 receive path.
 """
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kalshi.errors import KalshiConfigError
-from kalshi.ws.backpressure import MessageQueue, OverflowStrategy
+from kalshi.ws.backpressure import OverflowStrategy
 from kalshi.ws.connection import ConnectionState
 from kalshi.ws.hooks import HookRunner
 from kalshi.ws.lifecycle import Closed, LifecycleBus, LifecycleListener
@@ -37,10 +37,10 @@ from openmarkets.errors import (
     OpenMarketsProtocolError,
     error_for_code,
 )
-from openmarkets.feeds import Feed, contest_filter
+from openmarkets.fanout import UpdateFanout
+from openmarkets.feeds import Feed
 from openmarkets.link import Link, LinkSettings
 from openmarkets.models import (
-    CHANNEL_CONTEST_STATE,
     CHANNEL_LIQUIDITY,
     ConnectedMessage,
     ContestStateUpdate,
@@ -76,10 +76,6 @@ ErrorHook = Callable[[OpenMarketsError], Awaitable[None]]
 StateHook = Callable[[ConnectionState, ConnectionState], Awaitable[None]]
 
 _ERRORS: Final = "error"
-_CHANNEL_KINDS: Final[dict[str, tuple[type, ...]]] = {
-    CHANNEL_LIQUIDITY: (LiquidityUpdate,),
-    CHANNEL_CONTEST_STATE: (ContestStateUpdate,),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +185,7 @@ class LiquidityStream:
 
         self._book = LiquidityBook(self._report)
         self._states: dict[str, str] = {}
-        self._update_feeds: tuple[Feed[Any], ...] = ()
-        self._resume_tasks: dict[int, asyncio.Task[Any]] = {}
+        self._fanout = UpdateFanout(self._spawn)
         self._hooks: HookRunner | None = None
         self._bus = LifecycleBus()
         self._pool = LinkPool(
@@ -263,12 +258,8 @@ class LiquidityStream:
             return
         self._closing = True
         await self._pool.close_all()
-        for feed in self._update_feeds:
-            feed.close()
+        self._fanout.close()
         self._book.close()
-        for task in self._resume_tasks.values():
-            task.cancel()
-        self._resume_tasks.clear()
         self._set_state(ConnectionState.CLOSED)
         self._bus.publish(Closed("client_close" if self._terminal is None else "error", self._terminal))
         if self._hooks is not None:
@@ -390,12 +381,7 @@ class LiquidityStream:
             return
         elif cls is not UnknownMessage:
             return  # greeting, confirmations and pongs were handled by the link
-        pause = False
-        for feed in self._update_feeds:
-            if feed.offer(message):
-                pause = True
-        if pause:
-            self._pause(link)
+        self._fanout.offer(link, message)
 
     def link_protocol_error(self, link: Link, error: OpenMarketsProtocolError) -> None:
         self.protocol_errors += 1
@@ -403,9 +389,7 @@ class LiquidityStream:
 
     def link_lost(self, link: Link) -> None:
         """A link dropped: its tables go stale until a snapshot fetched after the resubscribe rebuilds them."""
-        task = self._resume_tasks.pop(link.number, None)
-        if task is not None:
-            task.cancel()
+        self._fanout.link_lost(link)
         self._book.lost(link.desired.get(CHANNEL_LIQUIDITY, {}))
 
     async def link_reconnected(self, link: Link) -> None:
@@ -419,8 +403,7 @@ class LiquidityStream:
         self._terminal = error
         logger.error("the stream ended: %s", error)
         self._report(error)
-        for feed in self._update_feeds:
-            feed.fail(error)
+        self._fanout.fail(error)
         self._book.close(error)
         self._recompute_state()
         if self._hooks is not None:
@@ -458,27 +441,6 @@ class LiquidityStream:
         logger.info("stream state %s -> %s", old.value, new.value)
         if self._hooks is not None:
             self._hooks.state(old, new)
-
-    # ------------------------------------------------------------------ backpressure
-
-    def _pause(self, link: Link) -> None:
-        """A BLOCK feed is full: stop reading this link until every full feed has drained to half."""
-        if link.paused or self._hooks is None:
-            return
-        link.pause_reading()
-        full = [
-            feed.queue
-            for feed in self._update_feeds
-            if feed.queue.is_full and feed.queue.overflow is OverflowStrategy.BLOCK
-        ]
-
-        async def resume_when_drained() -> None:
-            for queue in full:
-                await queue.wait_for_space()
-            link.resume_reading()
-            self._resume_tasks.pop(link.number, None)
-
-        self._resume_tasks[link.number] = self._hooks.spawn(resume_when_drained())
 
     # ------------------------------------------------------------------ tables
 
@@ -537,11 +499,7 @@ class LiquidityStream:
             OpenMarketsConnectionError: the stream is closed.
         """
         self._check_open()
-        kinds = _CHANNEL_KINDS.get(channel, ()) if channel is not None else None
-        queue: MessageQueue[StreamUpdate] = MessageQueue(maxsize, overflow)
-        accept = contest_filter(None if contest_ids is None else set(contest_ids), kinds)
-        feed: Feed[StreamUpdate] = Feed(queue, accept, self._detach)
-        self._update_feeds = (*self._update_feeds, feed)
+        feed: Feed[StreamUpdate] = self._fanout.open(channel, contest_ids, maxsize, overflow)
         return feed
 
     def tables(self, *, contest_ids: Iterable[str] | None = None, maxsize: int = 1000) -> Feed[LiquidityView]:
@@ -554,9 +512,6 @@ class LiquidityStream:
         """
         self._check_open()
         return self._book.feed(contest_ids, maxsize)
-
-    def _detach(self, feed: Feed[Any]) -> None:
-        self._update_feeds = tuple(f for f in self._update_feeds if f is not feed)
 
     # ------------------------------------------------------------------ round trips
 
