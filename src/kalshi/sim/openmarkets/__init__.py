@@ -4,14 +4,13 @@ See :class:`~kalshi.sim.openmarkets.server.OpenMarketsServer`.
 """
 
 from kalshi.sim.openmarkets.contests import DEFAULT_PARTNERS, LiquidityRow
+from kalshi.sim.openmarkets.serve import run_openmarkets_server, serve_openmarkets
 from kalshi.sim.openmarkets.server import (
     DEMO_API_KEY,
     REST_PREFIX,
     STREAM_PATH,
     OpenMarketsServer,
     PeerInfo,
-    run_openmarkets_server,
-    serve_openmarkets,
 )
 
 __all__ = [

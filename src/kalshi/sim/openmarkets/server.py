@@ -30,7 +30,7 @@ import hashlib
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -46,8 +46,6 @@ __all__ = [
     "STREAM_PATH",
     "OpenMarketsServer",
     "PeerInfo",
-    "run_openmarkets_server",
-    "serve_openmarkets",
 ]
 
 log = logging.getLogger(__name__)
@@ -575,45 +573,3 @@ class OpenMarketsServer:
 def _json_error(status: int, code: str, message: str) -> web.Response:
     body = _ENCODER.encode({"error": {"code": code, "message": message}})
     return web.Response(status=status, body=body, content_type="application/json")
-
-
-async def serve_openmarkets(
-    host: str = "127.0.0.1",
-    port: int = 8766,
-    seed: int = 0,
-    *,
-    contests: int = 8,
-    rate: float = 5.0,
-    echo: Callable[[str], None] = print,
-    stop: asyncio.Event | None = None,
-    started: Callable[[OpenMarketsServer], None] | None = None,
-) -> None:
-    """Run a server until ``stop`` is set (or forever), printing how to connect.
-
-    Raises:
-        OSError: the port cannot be bound.
-    """
-    async with OpenMarketsServer(seed=seed, contests=contests, rate=rate, host=host, port=port) as server:
-        echo(f"OpenMarkets server: {server.url}")
-        echo(f"REST base:          {server.rest_url}")
-        echo(f"demo api key:       {DEMO_API_KEY} (the simulator's public key)")
-        echo(f"contests:           {', '.join(server.contest_ids)}")
-        if started is not None:
-            started(server)
-        await (stop or asyncio.Event()).wait()
-
-
-def run_openmarkets_server(host: str = "127.0.0.1", port: int = 8766, seed: int = 0, **options: Any) -> None:
-    """Run the local OpenMarkets server until Ctrl-C (for ``kalshi sim --openmarkets``).
-
-    Args:
-        host: interface to bind.
-        port: TCP port.
-        seed: seeds contests and activity.
-        **options: passed to :func:`serve_openmarkets` (``contests``, ``rate``, ``echo``).
-
-    Raises:
-        OSError: the port cannot be bound.
-    """
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_openmarkets(host, port, seed, **options))
