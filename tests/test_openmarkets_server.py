@@ -216,3 +216,24 @@ async def test_activity_and_the_serve_entry_point() -> None:
     stop.set()
     await task
     assert any(server.url in line for line in lines) and any(DEMO_API_KEY in line for line in lines)
+
+
+def test_python_m_kalshi_sim_openmarkets_serves_until_interrupted() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "kalshi.sim.openmarkets", "--port", "0", "--contests", "2", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("OpenMarkets server: ws://127.0.0.1:")
+            assert first.rstrip().endswith("/flow/v1/stream")
+            assert DEMO_API_KEY in "".join(proc.stdout.readline() for _ in range(2))
+        finally:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean exit
+            assert proc.wait(timeout=20) == 0

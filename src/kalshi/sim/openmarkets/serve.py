@@ -1,4 +1,4 @@
-"""Running the local OpenMarkets server as a program (``kalshi sim --openmarkets``) or a task."""
+"""Running the local OpenMarkets server as a program (``python -m kalshi.sim.openmarkets``) or a task."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ async def serve_openmarkets(
 
 
 def run_openmarkets_server(host: str = "127.0.0.1", port: int = 8766, seed: int = 0, **options: Any) -> None:
-    """Run the local OpenMarkets server until Ctrl-C (for ``kalshi sim --openmarkets``).
+    """Run the local OpenMarkets server until Ctrl-C (``python -m kalshi.sim.openmarkets``).
 
     Args:
         host: interface to bind.
