@@ -400,7 +400,8 @@ class MessageQueue(Generic[T]):
         index = self._index
         item: T = head if index is None else index.pop(head)
         self.delivered += 1
-        if len(items) <= self._low_water and (self._pressed or self._putter is not None):
+        # Nobody waits for room in the common case: test that first, the length only then.
+        if (self._pressed or self._putter is not None) and len(items) <= self._low_water:
             self._drained()
         return item
 
@@ -461,7 +462,7 @@ class MessageQueue(Generic[T]):
         index = self._index
         item: T = head if index is None else index.pop(head)
         self.delivered += 1
-        if len(items) <= self._low_water and (self._pressed or self._putter is not None):
+        if (self._pressed or self._putter is not None) and len(items) <= self._low_water:
             self._drained()
         return item
 
