@@ -360,3 +360,20 @@ async def test_a_failed_reconciliation_is_retried_and_the_state_is_unsettled_mea
         await eventually(lambda: portfolio.settled, within=10, what="retried until it succeeded")
         assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(2)}
         assert faults.pending == 0 and portfolio.reconciliations == 2
+
+
+def test_an_order_update_that_leaves_fields_out_keeps_what_was_known() -> None:
+    from kalshi.ws.models import decode_message
+
+    portfolio = Portfolio(None, KalshiWebSocket(None))
+    full = (
+        b'{"type":"user_order","sid":1,"msg":{"order_id":"o1","ticker":"M","client_order_id":"c1","status":"resting",'
+        b'"book_side":"bid","yes_price_dollars":"0.4200","remaining_count_fp":"5.00"}}'
+    )
+    partial = b'{"type":"user_order","sid":1,"msg":{"order_id":"o1","ticker":"M","status":"resting"}}'
+    for frame in (full, partial):
+        portfolio._apply_order(decode_message(frame), False)  # type: ignore[arg-type]
+    order = portfolio.orders["o1"]
+    # Before, the partial update left it resting with 0 remaining and no price: a trader sizing from it was wrong.
+    assert order.remaining == Decimal("5.00") and order.yes_price == Decimal("0.42")
+    assert (order.book_side, order.client_order_id, order.status) == ("bid", "c1", "resting")

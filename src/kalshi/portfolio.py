@@ -210,14 +210,18 @@ class Portfolio:
         if status in _DONE_STATUSES or (remaining is not None and remaining == 0):
             self.orders.pop(body.order_id, None)
             return
+        # A field the update leaves out keeps what was known of the order (an absent count is not zero).
+        known = self.orders.get(body.order_id)
+        if remaining is None:
+            remaining = known.remaining if known is not None else _ZERO
         self.orders[body.order_id] = OrderState(
             order_id=body.order_id,
             ticker=body.market_ticker,
-            status=status or "resting",
-            remaining=remaining if remaining is not None else _ZERO,
-            yes_price=body.yes_price,
-            book_side=body.book_side,
-            client_order_id=body.client_order_id,
+            status=status or (known.status if known is not None else "resting"),
+            remaining=remaining,
+            yes_price=body.yes_price if body.yes_price is not None or known is None else known.yes_price,
+            book_side=body.book_side if body.book_side is not None or known is None else known.book_side,
+            client_order_id=body.client_order_id or (known.client_order_id if known is not None else None),
         )
 
     def _apply_position(self, message: MarketPositionsMessage, older_than_snapshot: bool) -> None:
