@@ -377,3 +377,15 @@ def test_an_order_update_that_leaves_fields_out_keeps_what_was_known() -> None:
     # Before, the partial update left it resting with 0 remaining and no price: a trader sizing from it was wrong.
     assert order.remaining == Decimal("5.00") and order.yes_price == Decimal("0.42")
     assert (order.book_side, order.client_order_id, order.status) == ("bid", "c1", "resting")
+
+
+def test_fills_without_a_trade_id_are_not_taken_for_repeats_of_each_other() -> None:
+    from kalshi.ws.models import decode_message
+
+    portfolio = Portfolio(None, KalshiWebSocket(None))
+    anonymous = b'{"type":"fill","sid":2,"msg":{"market_ticker":"M","side":"yes","post_position_fp":"%s"}}'
+    identified = b'{"type":"fill","sid":2,"msg":{"trade_id":"t1","order_id":"o1","market_ticker":"M","side":"yes"}}'
+    for frame in (anonymous % b"1.00", anonymous % b"2.00", identified, identified):
+        portfolio._apply_fill(decode_message(frame), False)  # type: ignore[arg-type]
+    assert portfolio.fills_seen == 3  # two fills without ids, and one fill delivered twice
+    assert portfolio.positions["M"].position == Decimal("2.00")

@@ -183,12 +183,13 @@ class Portfolio:
 
     def _apply_fill(self, message: FillMessage, older_than_snapshot: bool) -> None:
         body = message.msg
-        key = (body.trade_id or "", body.order_id or "")
-        if key in self._fill_ids:
-            return  # delivered twice (e.g. around a reconnect): count it once
-        self._fill_ids[key] = None
-        if len(self._fill_ids) > _FILL_MEMORY:
-            self._fill_ids.pop(next(iter(self._fill_ids)))
+        if body.trade_id:  # without one a repeat cannot be told from a new fill: each counts
+            key = (body.trade_id, body.order_id or "")
+            if key in self._fill_ids:
+                return  # delivered twice (e.g. around a reconnect): count it once
+            self._fill_ids[key] = None
+            if len(self._fill_ids) > _FILL_MEMORY:
+                self._fill_ids.pop(next(iter(self._fill_ids)))
         self.fills_seen += 1
         if older_than_snapshot:
             return
