@@ -38,6 +38,7 @@ from kalshi.relay.layout import (
     StreamLayout,
     parse_id,
 )
+from kalshi.relay.listings import RETRY_FIRST_S, RETRY_MAX_S, ListingFollower
 from kalshi.relay.publisher import Publisher
 from kalshi.ws import KalshiWebSocket, OverflowStrategy, Subscription
 
@@ -47,13 +48,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RELAY_CHANNELS: Final = ("orderbook_delta", "ticker", "trade", "market_lifecycle_v2")
 _LIFECYCLE: Final = "market_lifecycle_v2"
-_NEW_MARKET: Final = frozenset({"created", "activated"})
-_GONE_MARKET: Final = frozenset({"settled", "determined", "deactivated"})
 # Channels subscribed per shard with its markets when markets are given; otherwise once, for every market.
 _MARKET_CHANNELS: Final = frozenset({"ticker", "trade", "market_lifecycle_v2", "fill", "user_orders"})
 _LIFECYCLE_QUEUE_SIZE = 10_000  # announcements waiting for the follower
-_ADD_RETRY_FIRST_S: Final = 0.5  # backoff of subscription edits and snapshot requests that failed
-_ADD_RETRY_MAX_S: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +152,12 @@ class Relay:
         self._started = 0.0
         self._last_sample: tuple[float, int, int] = (0.0, 0, 0)
         self._edit_lock = asyncio.Lock()
-        self._unadded: dict[str, None] = {}  # announced markets a failed edit left out, in order
-        self._add_retry = asyncio.Event()
-        self._rediscover = asyncio.Event()  # the lifecycle follower's connection was replaced
+        self.listings = ListingFollower(
+            self.add_markets,
+            self.remove_markets,
+            self._discover,
+            lambda: {t for shard in self.shards for t in shard.markets},
+        )
         self.ready = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -340,7 +340,7 @@ class Relay:
         holder: list[_Shard] = []
         broken = core.books.needs_snapshot
         repair = self._repair_wanted
-        reconnected = self._rediscover if index == 0 else asyncio.Event()
+        reconnected = self.listings.relist if index == 0 else asyncio.Event()
 
         def tap(data: bytes, recv_ns: int) -> None:
             shard = holder[0]
@@ -398,9 +398,10 @@ class Relay:
             lifecycle = await session.subscribe_market_lifecycle(
                 overflow=OverflowStrategy.DROP_OLDEST, maxsize=_LIFECYCLE_QUEUE_SIZE
             )
-            self._tasks.append(asyncio.create_task(self._follow(lifecycle), name="kalshi-relay-lifecycle"))
-            self._tasks.append(asyncio.create_task(self._retry_adds(), name="kalshi-relay-lifecycle-retries"))
-            self._tasks.append(asyncio.create_task(self._rediscoveries(), name="kalshi-relay-rediscovery"))
+            listings = self.listings
+            self._tasks.append(asyncio.create_task(listings.follow(lifecycle), name="kalshi-relay-lifecycle"))
+            self._tasks.append(asyncio.create_task(listings.retries(), name="kalshi-relay-lifecycle-retries"))
+            self._tasks.append(asyncio.create_task(listings.relistings(), name="kalshi-relay-rediscovery"))
 
     async def _quiet(self, session: KalshiWebSocket, channel: str, markets: list[str] | None) -> Subscription[Any]:
         """A subscription for the tap only: its frames are relayed, never decoded or queued."""
@@ -423,7 +424,7 @@ class Relay:
         see it as stale, never as wrong)."""
         core = self.core
         assert core is not None
-        delay = _ADD_RETRY_FIRST_S
+        delay = RETRY_FIRST_S
         while True:
             await self._repair_wanted.wait()
             self._repair_wanted.clear()
@@ -443,88 +444,15 @@ class Relay:
                     failed = True
             if failed:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _ADD_RETRY_MAX_S)
+                delay = min(delay * 2, RETRY_MAX_S)
                 self._repair_wanted.set()
             else:
-                delay = _ADD_RETRY_FIRST_S
+                delay = RETRY_FIRST_S
 
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self.checkpoint_interval)
             await self.checkpoint()
-
-    async def _follow(self, lifecycle: Subscription[Any]) -> None:
-        queue = lifecycle.queue
-        dropped = queue.dropped
-        async for message in lifecycle:
-            if queue.dropped != dropped:
-                # A backlog behind slow edits lost announcements: list the open markets again.
-                logger.warning("%d lifecycle announcement(s) dropped; listing open markets", queue.dropped - dropped)
-                dropped = queue.dropped
-                self._rediscover.set()
-            body = getattr(message, "msg", None)
-            kind = getattr(body, "event_type", None)
-            ticker = getattr(body, "market_ticker", None)
-            if not isinstance(ticker, str):
-                continue
-            if kind in _NEW_MARKET:
-                await self._add_followed([ticker])
-            elif kind in _GONE_MARKET:
-                self._unadded.pop(ticker, None)
-                try:
-                    await self.remove_markets([ticker])
-                except KalshiError as exc:
-                    logger.warning("could not follow %s of %s: %s", kind, ticker, exc)
-
-    async def _add_followed(self, tickers: list[str]) -> None:
-        try:
-            await self.add_markets(tickers)
-        except KalshiError as exc:
-            # Most often the shard is reconnecting: its announcement will not come again, so keep the market.
-            logger.warning("could not add %s yet (retrying): %s", tickers[:5], exc)
-            self._unadded.update(dict.fromkeys(tickers))
-            self._add_retry.set()
-
-    async def _rediscoveries(self) -> None:
-        """After the lifecycle follower's connection was replaced, or its backlog dropped announcements: those
-        are lost, so ask REST for the open markets and add those not relayed."""
-        delay = _ADD_RETRY_FIRST_S
-        while True:
-            await self._rediscover.wait()
-            self._rediscover.clear()
-            try:
-                found = await self._discover()
-            except KalshiError as exc:
-                logger.warning("could not list open markets after a reconnect (next try in %.1fs): %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _ADD_RETRY_MAX_S)
-                self._rediscover.set()
-                continue
-            delay = _ADD_RETRY_FIRST_S
-            known = {t for shard in self.shards for t in shard.markets}
-            missing = [t for t in found if t not in known]
-            if missing:
-                logger.info("%d market(s) listed while the lifecycle connection was down", len(missing))
-                await self._add_followed(missing)
-
-    async def _retry_adds(self) -> None:
-        """Add the announced markets a failed edit left out, with capped backoff, until they are relayed."""
-        delay = _ADD_RETRY_FIRST_S
-        while True:
-            await self._add_retry.wait()
-            await asyncio.sleep(delay)
-            tickers = list(self._unadded)
-            try:
-                await self.add_markets(tickers)
-            except KalshiError as exc:
-                delay = min(delay * 2, _ADD_RETRY_MAX_S)
-                logger.warning("could not add %d market(s) yet (next try in %.1fs): %s", len(tickers), delay, exc)
-                continue
-            for ticker in tickers:
-                self._unadded.pop(ticker, None)
-            if not self._unadded:
-                self._add_retry.clear()
-                delay = _ADD_RETRY_FIRST_S
 
     # ------------------------------------------------------------------ market edits
 
