@@ -185,3 +185,77 @@ def test_cli_record_from_redis(redis_server: RedisServer, tmp_path: Path, capsys
     assert kalshi_main(["record", "--from-redis", redis_server.url, "--out", str(out), "--duration", "0.5"]) == 0
     assert "recorded 0 frames" in capsys.readouterr().err
     assert kalshi_main(["record", "--from-redis", "localhost:6379", "--out", str(out)]) == 2
+
+
+async def test_paper_trading_on_a_relay_feed_keeps_the_exchange_s_books(redis_server: RedisServer) -> None:
+    from kalshi.strategy import Book, Context, Strategy
+    from kalshi.strategy.paper import PaperRunner
+
+    class Watcher(Strategy):
+        """Rests one far-away paper bid on the first book of each market; counts the book updates."""
+
+        def __init__(self, markets: tuple[str, ...]) -> None:
+            self.markets = markets
+            self.books = 0
+
+        async def on_book(self, ctx: Context, book: Book) -> None:
+            self.books += 1
+            if not ctx.open_orders(book.ticker):
+                ctx.place_order(book.ticker, "bid", 100, 100)
+
+    url = redis_server.url
+    async with Simulator(seed=5, markets=4, rate=0, open_access=True, lifecycle=False) as sim:
+        tickers = tuple(sim.tickers[:2])
+        relay = Relay(url, config=sim.config, markets=list(tickers), checkpoint_interval=0.2)
+        async with relay.running(), RelayClient(url).connect() as feed:
+            sim.step(100)
+            await sim.quiesce()
+            await relay.settle()
+            await relay.checkpoint()  # the paper books start from a checkpoint, as a late consumer's do
+            strategy = Watcher(tickers)
+            runner = PaperRunner(strategy, feed)  # type: ignore[arg-type]  # a relay's feed, not a session
+            stop = asyncio.Event()
+            task = asyncio.create_task(runner.run(stop=stop))
+
+            def others(levels: dict[int, int], own: dict[int, int]) -> list[tuple[int, int]]:
+                return sorted((p, u - own.get(p, 0)) for p, u in levels.items() if u > own.get(p, 0))
+
+            def books_match() -> bool:  # the paper book shows our paper bid too, as the exchange's feed would
+                return all(
+                    (book := runner.books.get(t)) is not None
+                    and others(book.yes, book.own_yes) == sorted(sim.book(t).yes_ticks)
+                    and others(book.no, book.own_no) == sorted(sim.book(t).no_ticks)
+                    for t in tickers
+                )
+
+            for _ in range(3):  # changes after the start reach the paper books as level changes
+                sim.step(150)
+                await sim.quiesce()
+                await relay.settle()
+                async with asyncio.timeout(10):
+                    while not (runner.caught_up() and books_match()) and not task.done():  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                assert not task.done(), task.exception()
+            stop.set()
+            result = await task
+    assert strategy.books > 2 and result.summary.orders == 2  # one resting paper bid per market
+
+
+def test_cli_paper_from_redis(redis_server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    async def trade() -> int:
+        async with Simulator(seed=2, markets=3, rate=200, open_access=True, lifecycle=False) as sim:
+            tickers = ",".join(sim.tickers[:2])
+            relay = Relay(redis_server.url, config=sim.config, markets=sim.tickers[:2], checkpoint_interval=0.2)
+            async with relay.running():
+                await relay.settle()
+                await relay.checkpoint()
+                args = ["paper", "-s", "kalshi.strategy.market_maker:MarketMaker", "-m", tickers]
+                return await asyncio.to_thread(kalshi_main, [*args, "--from-redis", redis_server.url, "-d", "1.5"])
+
+    assert asyncio.run(trade()) == 0
+    captured = capsys.readouterr()
+    assert "paper trading" in captured.err and redis_server.url.split("//")[1] in captured.err
+    assert "PnL" in captured.out
+    mm = "kalshi.strategy.market_maker:MarketMaker"
+    assert kalshi_main(["paper", "-s", mm, "-m", "T", "--from-redis", redis_server.url, "--record", "r"]) == 2
+    assert "kalshi record --from-redis" in capsys.readouterr().err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -61,9 +63,10 @@ async def paper_trade(
     record: Path | None = None,
     order_latency_ms: float = 0.0,
     limits: KillSwitchLimits | None = None,
+    from_redis: str | None = None,
 ) -> tuple[BacktestResult, str | None]:
     """Paper-trade until ``duration`` or a stop signal; returns the paper results and the kill switch's reason
-    if it tripped.
+    if it tripped. With ``from_redis``, the market data comes from a relay (``kalshi relay``) through Redis.
 
     Raises:
         KalshiError: the exchange cannot be reached or the subscriptions failed.
@@ -72,14 +75,26 @@ async def paper_trade(
     from kalshi.strategy.stream import FrameTap
     from kalshi.ws.client import KalshiWebSocket
 
-    await preflight(config)
     stop = stop or asyncio.Event()
-    err_console().print(f"paper trading {', '.join(markets)} on {config.ws_url} (no orders are sent; Ctrl-C stops)")
-    recorder = session_recorder(record, "kalshi paper")
-    tap = FrameTap(recorder.add_frame if recorder is not None else None)  # wire order, as a backtest replays
-    rules = await paper_market_rules(config, markets)
+    source = _without_password(from_redis) if from_redis is not None else config.ws_url
+    recorder = session_recorder(record, "kalshi paper") if from_redis is None else None
+    tap = FrameTap(recorder.add_frame if recorder is not None else None) if from_redis is None else None
+    if from_redis is None:
+        await preflight(config)
+        rules = await paper_market_rules(config, markets)
+    else:
+        rules = {}  # only the relayed listings carry grids here (the exchange may not be reachable)
+    err_console().print(f"paper trading {', '.join(markets)} on {source} (no orders are sent; Ctrl-C stops)")
     try:
-        async with KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect() as session:
+        async with contextlib.AsyncExitStack() as stack:
+            if from_redis is None:
+                session: Any = await stack.enter_async_context(
+                    KalshiWebSocket(auth=auth, config=config, on_raw_frame=tap).connect()
+                )
+            else:
+                from kalshi.relay import RelayClient
+
+                session = await stack.enter_async_context(RelayClient(from_redis).connect())
             runner = PaperRunner(
                 instance,
                 session,
@@ -99,6 +114,15 @@ async def paper_trade(
     finally:
         if recorder is not None:
             recorder.close()
+
+
+def _without_password(url: str) -> str:
+    """``url`` for the terminal: a password in it is never printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=f"***@{host}" + (f":{parts.port}" if parts.port else "")))
 
 
 async def paper_market_rules(config: KalshiConfig, markets: tuple[str, ...]) -> dict[str, MarketRules]:
@@ -138,6 +162,10 @@ def paper_command(
     record: Annotated[
         Path | None, typer.Option("--record", help="Also record the session here (backtest it later).")
     ] = None,
+    from_redis: Annotated[
+        str | None,
+        typer.Option("--from-redis", metavar="URL", help="Market data from a relay (`kalshi relay`) through Redis."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write fills/orders/timeline Parquet here.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report to this file.")] = None,
     open_report: Annotated[bool, typer.Option("--open", help="Open the HTML report in a browser.")] = False,
@@ -162,7 +190,12 @@ def paper_command(
     names = tuple(split_values(markets)) or tuple(instance.markets)
     if not names:
         fail("paper trading needs --markets TICKER[,TICKER...] (or a strategy with markets)", EXIT_USAGE)
-    auth = resolve_auth(options, config, required=True)
+    if from_redis is not None and record is not None:
+        fail(
+            "--record records a session of the exchange; a relay's data is recorded with kalshi record --from-redis",
+            EXIT_USAGE,
+        )
+    auth = resolve_auth(options, config, required=from_redis is None)
     result, reason = run(
         lambda: paper_trade(
             instance,
@@ -174,6 +207,7 @@ def paper_command(
             record=record,
             order_latency_ms=order_latency_ms,
             limits=limits,
+            from_redis=from_redis,
         ),
         config=config,
     )

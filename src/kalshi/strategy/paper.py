@@ -1,6 +1,7 @@
 """Paper trading: a strategy on live market data, its orders filled by the backtest's model, none sent.
 
-:class:`PaperRunner` takes a connected streaming session (production, demo, the simulator or a relay) and
+:class:`PaperRunner` takes a connected streaming session (production, demo, the simulator) or a relay's feed
+(:class:`kalshi.relay.RelayFeed`: books from its checkpoints, see :mod:`kalshi.strategy.relay_books`) and
 nothing else: it has no REST client and this module imports none, so no order can reach an exchange. The
 strategy's orders go to a :class:`~kalshi.backtest.matching.SimulatedExchange` fed by the live book and
 trades, the same queue-position model and fees as a backtest; the strategy sees the live book with its own

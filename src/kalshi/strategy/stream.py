@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from kalshi.errors import KalshiProtocolError
 from kalshi.strategy.book import Book
+from kalshi.strategy.relay_books import RelayBookMessages
 from kalshi.ws.client import KalshiWebSocket
 from kalshi.ws.models import (
     FillMessage,
@@ -178,12 +179,21 @@ class MarketStream:
         if self._private:
             self._subs += [await session.subscribe_fill(), await session.subscribe_user_orders()]
             self.private_subscriptions = tuple(sub.client_id for sub in self._subs)
-        self._subs += [
-            await session.subscribe_market_lifecycle(self._tickers),
-            await session.subscribe_trade(self._tickers),
-            await session.subscribe_ticker(self._tickers),
-            await session.subscribe_orderbook_delta(self._tickers),
-        ]
+        if not hasattr(session, "subscribe_orderbook_delta"):  # a relay's feed: books from its checkpoints
+            relayed: Any = session
+            self._subs += [
+                await relayed.subscribe("market_lifecycle_v2", self._tickers),
+                await relayed.subscribe_trade(self._tickers),
+                await relayed.subscribe_ticker(self._tickers),
+                RelayBookMessages(await relayed.orderbook(self._tickers)),
+            ]
+        else:
+            self._subs += [
+                await session.subscribe_market_lifecycle(self._tickers),
+                await session.subscribe_trade(self._tickers),
+                await session.subscribe_ticker(self._tickers),
+                await session.subscribe_orderbook_delta(self._tickers),
+            ]
         for sub in self._subs:
             self._spawn(self._forward(sub) if tap is None else self._drain(sub, tap), "subscription")
         if self._timer:
