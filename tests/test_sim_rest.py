@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import ManualClock
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.rest import BucketLimit
 from kalshi.sim import Simulator
@@ -312,3 +313,27 @@ async def test_order_pages_hold_when_orders_leave_the_filter(sim: Simulator, htt
     second = (await call(http, sim, "GET", "/portfolio/orders", auth=auth, params=params)).json()
     assert [o["order_id"] for o in second["orders"]] == [ids[2], ids[1]]
     assert [o.order_id for o in sim.engine.orders(account, "resting")] == ids[:4]
+
+
+async def test_amend_with_expiration_time_zero_removes_the_expiry(
+    kalshi_sim_factory: Callable[..., Simulator], http: httpx.AsyncClient
+) -> None:
+    # AmendOrderV2Request.expiration_time: "Omit to preserve the current expiry, or use 0 to remove it".
+    clock = ManualClock(1_780_000_000_000)
+    async with kalshi_sim_factory(seed=5, markets=1, clock_ms=clock) as sim:
+        rest_controls(sim).limits.enabled = False
+        quiet = add_quiet_market(sim)
+        auth, _ = sim.create_account_auth()
+        body = order_body(quiet, expiration_time=clock.now // 1000 + 60)
+        created = await call(http, sim, "POST", "/portfolio/events/orders", auth=auth, json=body)
+        order_id = created.json()["order_id"]
+        amend = {"ticker": quiet, "side": "bid", "price": "0.5000", "count": "1.00"}
+        path = f"/portfolio/events/orders/{order_id}/amend"
+        assert (await call(http, sim, "POST", path, auth=auth, json=amend)).status_code == 200
+        assert sim.engine.order(order_id).expiration_ms == clock.now + 60_000  # omitted: the expiry stays
+        removed = await call(http, sim, "POST", path, auth=auth, json={**amend, "expiration_time": 0})
+        assert removed.status_code == 200, removed.json()
+        clock.now += 120_000
+        sim.do(lambda e: e.advance_time())
+        order = (await call(http, sim, "GET", f"/portfolio/orders/{order_id}", auth=auth)).json()["order"]
+        assert order["expiration_time"] is None and order["status"] == "resting"

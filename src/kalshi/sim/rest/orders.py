@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import KEEP, BookSide, EngineError, OrderView
 from kalshi.sim.engine.historical import order_archived
+from kalshi.sim.engine.orders import Keep
 from kalshi.sim.engine.types import SelfTradePrevention, TimeInForce
 from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Body, Reply, RestCall, RestError, bad_field, paginate
@@ -275,6 +276,13 @@ async def cancel_all(call: RestCall) -> Reply:
     return Reply(status=204)
 
 
+def _amended_expiry(seconds: int | None) -> int | Keep | None:
+    """Amend's ``expiration_time``: omitted keeps the expiry, 0 removes it (good-till-canceled)."""
+    if seconds is None:
+        return KEEP
+    return None if seconds == 0 else seconds * 1000
+
+
 async def amend_order(call: RestCall) -> Reply:
     sim = call.sim
     call.query.subaccount()
@@ -302,7 +310,7 @@ async def amend_order(call: RestCall) -> Reply:
             price_ticks=price,
             count_units=count,
             updated_client_order_id=new_client_order_id,
-            expiration_ms=KEEP if expiration is None else expiration * 1000,
+            expiration_ms=_amended_expiry(expiration),
         )
     )
     new = result.order
