@@ -556,6 +556,29 @@ def test_ctrl_c_while_handing_over_a_batch_keeps_it(tmp_path: Path) -> None:
     ]
 
 
+class InterruptedAfterPut(InterruptedPut):
+    """A writer queue whose first ``put`` takes the item, then Ctrl-C hits (before the caller moves on)."""
+
+    def put(self, item: object) -> None:
+        self.real.put(item)  # type: ignore[attr-defined]
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_right_after_handing_over_a_batch_writes_it_once(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path, batch_rows=10)
+    with pytest.raises(KeyboardInterrupt), recorder:
+        assert recorder._writer is not None
+        recorder._writer.queue = InterruptedAfterPut(recorder._writer.queue)  # type: ignore[assignment]
+        for seq in range(1, 31):
+            recorder.add_frame(delta(seq))
+    # Before, close() handed the same batch over again (and added the stop event to it): every row twice.
+    assert sql(tmp_path, "SELECT count(*), max(seq) FROM rec WHERE kind = 'frame'") == [(8, 8)]
+    assert sql(tmp_path, "SELECT count(*), count(DISTINCT n) FROM rec") == [(11, 11)]  # start, connect, 8, stop
+    assert sql(tmp_path, "SELECT count(*) FROM rec WHERE kind = 'stop'") == [(1,)]
+
+
 def test_ctrl_c_while_closing_still_finishes_the_last_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A second Ctrl-C while close() waits for the writer: the process would exit with the last file still .tmp
     # (no footer, every row of it unreadable), since the writer thread is a daemon.

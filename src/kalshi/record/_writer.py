@@ -200,6 +200,14 @@ class WriterThread(threading.Thread):
         self._compression_level = compression_level
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
+        self.last_first_n = -1  # first row number of the last batch taken (rows are numbered in order)
+
+    def holds(self, batch: Batch) -> bool:
+        """Whether ``batch`` was handed over already (taken, or waiting in the queue)."""
+        if batch.first_n <= self.last_first_n:
+            return True
+        with self.queue.mutex:
+            return any(item is batch for item in self.queue.queue)
 
     def run(self) -> None:
         while True:
@@ -210,6 +218,9 @@ class WriterThread(threading.Thread):
             if self.error is not None:
                 continue
             if isinstance(item, Batch):
+                if item.first_n <= self.last_first_n:
+                    continue  # handed over twice (a Ctrl-C right after the hand-over): its rows are written
+                self.last_first_n = item.first_n
                 self._safely(functools.partial(self._write, item))
             else:
                 self._safely(self._close_file)

@@ -183,6 +183,9 @@ class Recorder:
             self._closed = True
             return self.stats
         stats = self.stats
+        if writer.holds(self._batch):
+            # A Ctrl-C hit right after the hand-over, before a new batch was begun: that one is the writer's now.
+            self._new_batch()
         self.add_event(
             "stop",
             detail={"frames": stats.frames, "gaps": stats.gaps, "reconnects": stats.reconnects, **(detail or {})},
