@@ -337,3 +337,26 @@ async def test_amend_with_expiration_time_zero_removes_the_expiry(
         sim.do(lambda e: e.advance_time())
         order = (await call(http, sim, "GET", f"/portfolio/orders/{order_id}", auth=auth)).json()["order"]
         assert order["expiration_time"] is None and order["status"] == "resting"
+
+
+async def test_cancel_all_without_a_subaccount_cancels_in_every_subaccount(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    # CancelAllOrders: "If `subaccount` is omitted, matching orders may come from any subaccount. If it is
+    # provided, only orders for that subaccount are eligible."
+    quiet = add_quiet_market(sim)
+    auth, account = sim.create_account_auth()
+    number = sim.do(lambda e: e.create_subaccount(account))
+    sim.do(lambda e: e.transfer_between_subaccounts(account, "fund", 0, number, 1_000))
+    path = "/portfolio/events/orders"
+    primary = await call(http, sim, "POST", path, auth=auth, json=order_body(quiet, price="0.1000"))
+    sub = await call(http, sim, "POST", path, auth=auth, json=order_body(quiet, price="0.2000", subaccount=number))
+    assert primary.status_code == sub.status_code == 201
+    ids = [primary.json()["order_id"], sub.json()["order_id"]]
+    only_sub = await call(http, sim, "DELETE", path, auth=auth, params={"subaccount": number})
+    assert only_sub.status_code == 204
+    assert [sim.engine.order(i).status for i in ids] == ["resting", "canceled"]
+    again = await call(http, sim, "POST", path, auth=auth, json=order_body(quiet, price="0.2000", subaccount=number))
+    ids[1] = again.json()["order_id"]
+    assert (await call(http, sim, "DELETE", path, auth=auth)).status_code == 204
+    assert [sim.engine.order(i).status for i in ids] == ["canceled", "canceled"]

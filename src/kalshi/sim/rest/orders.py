@@ -13,9 +13,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from kalshi._fixed import PRICE_SCALE, format_count, format_price
-from kalshi.sim.engine import KEEP, BookSide, EngineError, OrderView
+from kalshi.sim.engine import KEEP, BookSide, Engine, EngineError, OrderView
 from kalshi.sim.engine.historical import order_archived
 from kalshi.sim.engine.orders import Keep
+from kalshi.sim.engine.subaccounts import owner_of
 from kalshi.sim.engine.types import SelfTradePrevention, TimeInForce
 from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Body, Reply, RestCall, RestError, bad_field, paginate
@@ -271,8 +272,18 @@ async def batch_cancel(call: RestCall) -> Reply:
 async def cancel_all(call: RestCall) -> Reply:
     sim = call.sim
     call.query.subaccount()
-    account = call.account
-    sim.do(lambda e: e.cancel_all(account))
+    if call.subaccount is not None:
+        accounts = [call.account]
+    else:  # SubaccountQuery: an omitted subaccount means every subaccount of the member
+        owner = owner_of(call.account)
+        subaccounts = sim.engine.subaccounts
+        accounts = [subaccounts.resolve(owner, number) for number in subaccounts.numbers(owner)]
+
+    def cancel_everywhere(engine: Engine) -> None:
+        for account in accounts:
+            engine.cancel_all(account)
+
+    sim.do(cancel_everywhere)
     return Reply(status=204)
 
 
