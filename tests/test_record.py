@@ -734,3 +734,25 @@ def test_files_are_read_in_session_order_even_past_ten_sessions_in_one_second(tm
         (together / name).write_bytes(made.read_bytes())
     assert [p.name for p in Recording(together).files] == names
     assert sorted([Path("zzz.parquet"), Path(names[0])], key=recording_order) == [Path(names[0]), Path("zzz.parquet")]
+
+
+def cut_short(path: Path) -> None:
+    """Truncate a finished file (a disk fault after the replay server checked it)."""
+    path.write_bytes(path.read_bytes()[:40])
+
+
+async def test_replay_ends_the_connection_when_a_file_turns_unreadable(tmp_path: Path) -> None:
+    with Recorder(tmp_path, max_rows_per_file=4) as recorder:
+        for data in (subscribed(), snapshot(1), *(delta(seq) for seq in range(2, 12))):
+            recorder.add_frame(data)
+    async with (
+        ReplayServer(tmp_path, speed=None) as server,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws_url) as ws,
+    ):
+        await asyncio.to_thread(cut_short, sorted(tmp_path.glob("*.parquet"))[-1])  # noqa: ASYNC240
+        await ws.send_json({"id": 1, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"]}})
+        while (message := await ws.receive(timeout=10)).type is aiohttp.WSMsgType.TEXT:
+            pass  # the frames of the readable files
+        # Before, the stream stopped without a word and the client waited for ever.
+        assert message.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1011

@@ -28,10 +28,11 @@ import os
 from typing import Any, Final
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from kalshi.config import WS_PATH, KalshiConfig
 from kalshi.record.reader import BookReplayer, RecordedRow, Recording
+from kalshi.record.recorder import RecordingError
 from kalshi.record.schema import CONTROL_TYPES
 from kalshi.ws.codes import ErrorCode
 
@@ -283,6 +284,12 @@ class _Session:
                     await asyncio.sleep(0)  # let commands in between
         except (ConnectionResetError, RuntimeError) as exc:  # the client went away mid-stream
             logger.debug("replay of sid %d stopped: %s", sub.sid, exc)
+            return
+        except RecordingError as exc:
+            # A file became unreadable mid-replay: end the connection (1011, as a failing exchange would), so the
+            # client knows its stream stopped instead of waiting on a silent one.
+            logger.error("replay of sid %d stopped: %s", sub.sid, exc)
+            await self.ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"the recording could not be read")
             return
         server.stream_finished(sent)
 
