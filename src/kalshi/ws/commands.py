@@ -26,15 +26,22 @@ __all__ = ["CommandChannel"]
 
 Unanswered = Callable[[ErrorMessage], None]
 OnSubscribed = Callable[[int], None]
+OnConfirmed = Callable[[], None]
 
 
 class _Waiter:
-    __slots__ = ("future", "on_subscribed", "responses", "snapshots")
+    __slots__ = ("future", "on_confirmed", "on_subscribed", "responses", "snapshots")
 
-    def __init__(self, future: asyncio.Future[list[Any]], on_subscribed: OnSubscribed | None) -> None:
+    def __init__(
+        self,
+        future: asyncio.Future[list[Any]],
+        on_subscribed: OnSubscribed | None,
+        on_confirmed: OnConfirmed | None = None,
+    ) -> None:
         self.future = future
         self.responses: list[Any] = []
         self.on_subscribed = on_subscribed
+        self.on_confirmed = on_confirmed
         self.snapshots: set[str] | None = None
 
 
@@ -73,13 +80,17 @@ class CommandChannel:
         conn = self._conn
         return conn is not None and not conn.closed
 
-    async def request(self, cmd_id: int, *, on_subscribed: OnSubscribed | None = None) -> list[Any]:
+    async def request(
+        self, cmd_id: int, *, on_subscribed: OnSubscribed | None = None, on_confirmed: OnConfirmed | None = None
+    ) -> list[Any]:
         """Flush the queued commands and wait for the final response to ``cmd_id``.
 
         Args:
             cmd_id: the id the protocol gave the command.
             on_subscribed: called synchronously with the sid of each ``subscribed`` answer, before the next frame
                 is processed (the snapshots that follow ``subscribed`` in the same read must find their route).
+            on_confirmed: called synchronously when the final answer confirms the command, before the next frame
+                is processed (an edit takes effect in frame order, not when the caller resumes).
 
         Returns:
             Every response to the command, in order.
@@ -88,7 +99,8 @@ class CommandChannel:
             KalshiCommandError: the server answered ``error``.
             KalshiSubscriptionError: no answer within the command timeout, or the connection is down.
         """
-        return await self._wait(cmd_id, _Waiter(asyncio.get_running_loop().create_future(), on_subscribed))
+        future = asyncio.get_running_loop().create_future()
+        return await self._wait(cmd_id, _Waiter(future, on_subscribed, on_confirmed))
 
     async def get_snapshot(self, sid: int, tickers: list[str]) -> None:
         """Send ``get_snapshot`` and wait until a snapshot of every market arrived (or an error).
@@ -149,6 +161,8 @@ class CommandChannel:
         if isinstance(message, ErrorMessage):
             future.set_exception(message.to_error())
         elif event.final and waiter.snapshots is None:
+            if waiter.on_confirmed is not None:
+                waiter.on_confirmed()
             future.set_result(waiter.responses)
 
     def snapshot_arrived(self, cmd_id: int, ticker: str) -> None:

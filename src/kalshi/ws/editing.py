@@ -9,6 +9,7 @@ unsubscribe; re-subscribe everything after a reconnect and a chunk the server en
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
@@ -245,19 +246,19 @@ class SubscriptionEditor:
         while new:
             last = state.chunks[-1] if state.chunks else None
             room = self._chunk_size - len(last.markets or []) if last is not None else 0
-            if last is not None and last.sid is not None and room > 0:
+            if last is not None and last.sid is not None and last.markets is not None and room > 0:
                 part, new = new[:room], new[room:]
                 cmd_id = self._proto.send_update_subscription(last.sid, "add_markets", market_tickers=part)
                 try:
-                    await self._commands.request(cmd_id)
+                    # The markets join the chunk as the answer is read: a gap later in the same read must hide
+                    # and repair them too (their snapshots follow the answer).
+                    await self._commands.request(cmd_id, on_confirmed=functools.partial(last.markets.extend, part))
                 except KalshiCommandError as exc:
                     if exc.code != _LIMIT:
                         raise
-                    self._chunk_size = max(1, len(last.markets or []))
+                    self._chunk_size = max(1, len(last.markets))
                     new = part + new
                     continue
-                assert last.markets is not None
-                last.markets.extend(part)
             else:
                 part, new = new[: self._chunk_size], new[self._chunk_size :]
                 chunk = Chunk(part)
@@ -279,8 +280,8 @@ class SubscriptionEditor:
                 state.chunks.remove(chunk)
             else:
                 cmd_id = self._proto.send_update_subscription(chunk.sid, "delete_markets", market_tickers=mine)
-                await self._commands.request(cmd_id)
-                chunk.markets = [t for t in chunk.markets if t not in drop]
+                # Left as the answer is read: a gap later in the same read must not re-snapshot them.
+                await self._commands.request(cmd_id, on_confirmed=_keeping(chunk, drop))
             if state.books is not None:
                 for ticker in mine:
                     state.books.remove(ticker)
@@ -329,3 +330,12 @@ class SubscriptionEditor:
     def _check_live(self, state: SubscriptionState) -> None:
         if state.client_id not in self.states:
             raise KalshiSubscriptionError("this subscription was unsubscribed or its session closed")
+
+
+def _keeping(chunk: Chunk, drop: set[str]) -> Callable[[], None]:
+    """Narrows ``chunk`` to the markets not in ``drop`` when called (a ``delete_markets`` answer)."""
+
+    def narrow() -> None:
+        chunk.markets = [t for t in chunk.markets or () if t not in drop]
+
+    return narrow
