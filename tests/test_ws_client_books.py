@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import pytest
 
@@ -443,3 +444,39 @@ async def test_a_gap_in_the_read_that_answers_add_markets_hides_the_added_market
         await settle(sim, session, drain)
         assert mismatched_books(sim, session.books, [first, added]) == []
         assert mismatched_books(sim, latest_views(drain.items), [first, added]) == []
+
+
+@pytest.mark.parametrize("edit", ["unsubscribe", "remove_markets"])
+async def test_a_repair_asked_after_its_markets_were_dropped_subscribes_nothing_again(
+    sim: Simulator, edit: str
+) -> None:
+    tickers = sim.tickers[:2]
+    async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        stream = await session.orderbook(tickers)
+        drain = Drain(stream)
+        sim.step(50)
+        await settle(sim, session, drain)
+        repairs: list[asyncio.Task[None]] = []
+        spawn = session._books._spawn
+
+        def keep(coro: Any) -> asyncio.Task[None]:
+            repairs.append(spawn(coro))
+            return repairs[-1]
+
+        session._books._spawn = keep
+        sid = stream.sids[0]
+        # The edit is sent first, then the repair's get_snapshot: the server refuses the latter (unknown sid).
+        editing = asyncio.create_task(stream.unsubscribe() if edit == "unsubscribe" else stream.remove_markets(tickers))
+        seq = (session._proto.last_seq(sid) or 0) + 3
+        session._on_frame(
+            b'{"type":"orderbook_delta","sid":%d,"seq":%d,"msg":{"market_ticker":"%s","price_dollars":"0.5000",'
+            b'"delta_fp":"1.00","side":"yes"}}' % (sid, seq, tickers[0].encode())
+        )
+        assert len(repairs) == 1
+        await editing
+        await asyncio.gather(*repairs)
+        sim.step(50)
+        await settle(sim, session, drain)
+        assert await session.list_subscriptions() == []
+        assert not set(tickers) & set(session.books)
+        assert edit == "unsubscribe" or stream.markets == []

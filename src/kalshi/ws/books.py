@@ -76,6 +76,7 @@ class BookKeeper:
         self._reissue = reissue
         self._waiters: dict[str, list[asyncio.Future[Orderbook]]] = {}
         self._closing = False
+        self._states = states
         self.view = BooksView(states)
 
     def __repr__(self) -> str:
@@ -297,6 +298,8 @@ class BookKeeper:
         except KalshiError as exc:
             if self._closing or not self._commands.connected:
                 return  # reconnecting (or closing) re-bootstraps every book anyway
+            if chunk not in state.chunks or state not in self._states:
+                return  # unsubscribed, or these markets removed, meanwhile: subscribing them again would revive them
             logger.warning("get_snapshot on sid %s failed (%s); resubscribing the chunk", sid, exc)
             with contextlib.suppress(KalshiError):
                 await self._commands.request(self._proto.send_unsubscribe([sid]))
