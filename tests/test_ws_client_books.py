@@ -480,3 +480,56 @@ async def test_a_repair_asked_after_its_markets_were_dropped_subscribes_nothing_
         assert await session.list_subscriptions() == []
         assert not set(tickers) & set(session.books)
         assert edit == "unsubscribe" or stream.markets == []
+
+
+async def test_a_chunk_resubscribed_after_a_failed_repair_hides_all_its_books_until_their_snapshots(
+    sim: Simulator,
+) -> None:
+    from kalshi.errors import KalshiError
+
+    tickers = sim.tickers[:2]
+    async with KalshiWebSocket(auth=None, config=fast_config(sim)).connect() as session:
+        stream = await session.orderbook(tickers)
+        drain = Drain(stream)
+        sim.step(50)
+        await settle(sim, session, drain)
+        assert set(tickers) <= set(session.books)
+        books = session._books
+        repairs: list[asyncio.Task[None]] = []
+        spawn = books._spawn
+
+        def keep(coro: Any) -> asyncio.Task[None]:
+            repairs.append(spawn(coro))
+            return repairs[-1]
+
+        async def refused(sid: int, markets: list[str]) -> None:
+            raise KalshiError("get_snapshot refused")
+
+        entered, release = asyncio.Event(), asyncio.Event()
+        reissue = books._reissue
+
+        async def held_reissue(state: Any, chunk: Any) -> None:
+            entered.set()
+            await release.wait()
+            await reissue(state, chunk)
+
+        books._spawn, books._reissue = keep, held_reissue  # type: ignore[method-assign]
+        real_get_snapshot = books._commands.get_snapshot
+        books._commands.get_snapshot = refused  # type: ignore[method-assign]
+        sid = stream.sids[0]
+        seq = (session._proto.last_seq(sid) or 0) + 1
+        # One market's book cannot take this delta (a level would go negative): that market alone is repaired;
+        # its get_snapshot is refused, so the whole chunk is unsubscribed and subscribed again.
+        session._on_frame(
+            b'{"type":"orderbook_delta","sid":%d,"seq":%d,"msg":{"market_ticker":"%s","price_dollars":"0.0100",'
+            b'"delta_fp":"-5.00","side":"yes"}}' % (sid, seq, tickers[0].encode())
+        )
+        await asyncio.wait_for(entered.wait(), 10)
+        # Unsubscribed: neither book follows the exchange any more, so neither may be shown as good.
+        assert not set(tickers) & set(session.books)
+        books._commands.get_snapshot = real_get_snapshot  # type: ignore[method-assign]
+        release.set()
+        await asyncio.gather(*repairs)
+        sim.step(50)
+        await settle(sim, session, drain)
+        assert mismatched_books(sim, session.books, tickers) == []

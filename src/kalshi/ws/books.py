@@ -301,6 +301,13 @@ class BookKeeper:
             if chunk not in state.chunks or state not in self._states:
                 return  # unsubscribed, or these markets removed, meanwhile: subscribing them again would revive them
             logger.warning("get_snapshot on sid %s failed (%s); resubscribing the chunk", sid, exc)
+            # Unsubscribed, the chunk's other books stop following the exchange too: hidden until their snapshots.
+            others = [t for t in chunk.markets or () if t not in tickers]
+            if others:
+                state.mark_stale(others)
+                self._bus.publish(
+                    Gap(state.channel, sid, markets=tuple(others), reason="resubscribe", subscription=state.client_id)
+                )
             with contextlib.suppress(KalshiError):
                 await self._commands.request(self._proto.send_unsubscribe([sid]))
             self._router.unbind(sid)
