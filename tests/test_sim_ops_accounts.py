@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import ManualClock
 from kalshi.auth import KalshiAuth, generate_private_key_pem
 from kalshi.errors import KalshiAPIError
 from kalshi.rest import AsyncKalshiClient
@@ -17,6 +18,8 @@ from kalshi.sim import Simulator, rest_controls
 from simclient import SimClient
 from test_sim_rest_schema import add_quiet_market, rest_client
 
+T0 = 1_767_225_600_000
+HOUR = 3_600_000
 GTC = "good_till_canceled"
 STP = "taker_at_cross"
 
@@ -94,7 +97,7 @@ async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
     primary_before = await _dollars(env.a)
     made = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.4000", "10.00", subaccount=number))
     assert [o.order_id for o in (await env.a.orders.get_orders(subaccount=number)).orders] == [made.order_id]
-    assert (await env.a.orders.get_orders()).orders == []
+    assert (await env.a.orders.get_orders(subaccount=0)).orders == []
     order = (await env.a.orders.get_orders(subaccount=number)).orders[0]
     assert order.subaccount_number == number
     # Calls on one order by id find it in whichever subaccount holds it.
@@ -104,7 +107,7 @@ async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
     await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "10.00"))
     fills = (await env.a.portfolio.get_fills(subaccount=number)).fills
     assert [(f.order_id, f.count_fp, f.subaccount_number) for f in fills] == [(made.order_id, "10.00", number)]
-    assert (await env.a.portfolio.get_fills()).fills == []
+    assert (await env.a.portfolio.get_fills(subaccount=0)).fills == []
     positions = (await env.a.portfolio.get_positions(subaccount=number)).market_positions
     assert [(p.ticker, p.position_fp) for p in positions] == [(env.ticker, "10.00")]
     assert (await env.a.portfolio.get_positions()).market_positions == []
@@ -231,3 +234,65 @@ async def test_a_subaccount_s_fills_reach_the_owner_s_websocket_tagged_with_its_
     assert [(f["order_id"], f["count_fp"], f["subaccount"]) for f in fills] == [(made.order_id, "2.00", number)]
     assert orders and all(o["subaccount_number"] == number for o in orders)
     assert [(p["position_fp"], p["subaccount"]) for p in positions] == [("2.00", number)]
+
+
+async def test_lists_without_a_subaccount_cover_every_subaccount_as_the_spec_says(
+    kalshi_sim_factory: Callable[..., Simulator],
+) -> None:
+    # SubaccountQuery ("If omitted, defaults to all subaccounts"): GetOrders, GetFills, GetSettlements,
+    # GetFillsHistorical, GetHistoricalOrders. SubaccountQueryDefaultPrimary ("Defaults to 0"): GetPositions,
+    # GetBalance, GetHistoricalPositions.
+    clock = ManualClock(T0)
+    async with kalshi_sim_factory(seed=8, markets=2, clock_ms=clock, lifecycle=False) as sim:
+        rest_controls(sim).limits.enabled = False
+        ticker = add_quiet_market(sim, "KXALLSUB-26-T1")
+        a_auth, _ = sim.create_account_auth()
+        b_auth, _ = sim.create_account_auth()
+        async with rest_client(sim, a_auth) as a, rest_client(sim, b_auth) as b:
+            number = (await a.portfolio.create_subaccount()).subaccount_number
+            await a.portfolio.apply_subaccount_transfer(
+                client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+            )
+            clock.now = T0 + 1_000
+            sub = await a.orders.create_order_v2(**_order(ticker, "bid", "0.4000", "10.00", subaccount=number))
+            clock.now = T0 + 2_000
+            primary = await a.orders.create_order_v2(**_order(ticker, "bid", "0.3000", "1.00"))
+            clock.now = T0 + 3_000
+            await b.orders.create_order_v2(**_order(ticker, "ask", "0.4000", "10.00"))
+
+            listed = (await a.orders.get_orders()).orders  # newest first, across subaccounts
+            assert [(o.order_id, o.subaccount_number) for o in listed] == [
+                (primary.order_id, 0),
+                (sub.order_id, number),
+            ]
+            assert [o.order_id for o in (await a.orders.get_orders(subaccount=0)).orders] == [primary.order_id]
+            assert [o.order_id for o in (await a.orders.get_orders(subaccount=number)).orders] == [sub.order_id]
+            first = await a.orders.get_orders(limit=1)
+            second = await a.orders.get_orders(limit=1, cursor=first.cursor)
+            assert [o.order_id for o in [*first.orders, *second.orders]] == [primary.order_id, sub.order_id]
+            assert second.cursor == ""
+            raw = await a.request("GET", "/portfolio/orders")
+            assert set(raw) == {"orders", "cursor"} and raw["cursor"] == ""
+
+            fills = (await a.portfolio.get_fills()).fills
+            assert [(f.order_id, f.subaccount_number) for f in fills] == [(sub.order_id, number)]
+            assert (await a.portfolio.get_fills(subaccount=0)).fills == []
+            assert (await a.portfolio.get_positions()).market_positions == []  # the primary's only
+            assert len((await a.portfolio.get_positions(subaccount=number)).market_positions) == 1
+
+            clock.now = T0 + 4_000
+            sim.do(lambda e: e.close_market(ticker))
+            sim.do(lambda e: e.determine_market(ticker, "yes"))
+            sim.do(lambda e: e.settle_market(ticker))
+            assert [s.ticker for s in (await a.portfolio.get_settlements()).settlements] == [ticker]
+            assert (await a.portfolio.get_settlements(subaccount=0)).settlements == []
+
+            clock.now = T0 + 4_000 + 2 * HOUR  # the cutoff passes the fills and the closed orders
+            old_fills = (await a.historical.get_fills_historical()).fills
+            assert [(f.order_id, f.subaccount_number) for f in old_fills] == [(sub.order_id, number)]
+            assert (await a.historical.get_fills_historical(subaccount=0)).fills == []
+            old_orders = {o.order_id for o in (await a.historical.get_historical_orders()).orders}
+            assert old_orders == {sub.order_id, primary.order_id}
+            only_primary = (await a.historical.get_historical_orders(subaccount=0)).orders
+            assert [o.order_id for o in only_primary] == [primary.order_id]
+            assert (await a.historical.get_historical_positions()).market_positions == []  # the primary's only

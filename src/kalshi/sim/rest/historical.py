@@ -18,6 +18,7 @@ from kalshi.sim.engine.historical import market_archived, order_archived
 from kalshi.sim.rest.archive import archived_event_tickers, cutoff_ms
 from kalshi.sim.rest.candlesticks import historical_candle_json, market_candles_of, period_of, time_range
 from kalshi.sim.rest.common import Reply, RestCall, RestError, iso, paginate
+from kalshi.sim.rest.subaccounts import listed_accounts, merged
 from kalshi.sim.rest.views import event_position_json, fill_json, market_json, order_json, position_json, trade_json
 
 __all__ = [
@@ -136,13 +137,13 @@ async def get_fills(call: RestCall) -> Reply:
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts", lo=0, hi=_INT64), q.integer("max_ts", lo=0, hi=_INT64)
     cutoff = cutoff_ms(call)
-    fills = engine.fills(call.account)
+    # SubaccountQuery: without a subaccount, the fills of every subaccount of the member
+    fills = merged(listed_accounts(call), engine.fills, lambda f: f.ts_ms)
 
     def matching() -> Iterator[tuple[tuple[int, ...], FillEvent]]:
-        for i in range(len(fills) - 1, -1, -1):
-            f = fills[i]
+        for key, f in reversed(fills):
             if f.ts_ms <= cutoff and (ticker is None or f.ticker == ticker) and _between(f.ts_ms, min_ts, max_ts):
-                yield (i,), f
+                yield key, f
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="hist-fills", descending=True)
     return Reply({"fills": [fill_json(f) for f in page], "cursor": cursor})
@@ -156,14 +157,15 @@ async def get_orders(call: RestCall) -> Reply:
     ticker = q.text("ticker")
     min_ts, max_ts = q.integer("min_ts", lo=0, hi=_INT64), q.integer("max_ts", lo=0, hi=_INT64)
     cutoff = cutoff_ms(call)
-    orders = engine.orders(call.account)
+    # SubaccountQuery: without a subaccount, the orders of every subaccount of the member
+    orders = merged(listed_accounts(call), engine.orders, lambda o: o.created_ts_ms)
 
     def matching() -> Iterator[tuple[tuple[int, ...], OrderView]]:
-        for i, o in enumerate(orders):
+        for key, o in orders:
             if not order_archived(o, cutoff):
                 continue
             if (ticker is None or o.ticker == ticker) and _between(o.created_ts_ms, min_ts, max_ts):
-                yield (i,), o
+                yield key, o
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="hist-orders")
     return Reply({"orders": [order_json(o) for o in page], "cursor": cursor})

@@ -16,10 +16,10 @@ from kalshi._fixed import PRICE_SCALE, format_count, format_price
 from kalshi.sim.engine import KEEP, BookSide, Engine, EngineError, OrderView
 from kalshi.sim.engine.historical import order_archived
 from kalshi.sim.engine.orders import Keep
-from kalshi.sim.engine.subaccounts import owner_of
 from kalshi.sim.engine.types import SelfTradePrevention, TimeInForce
 from kalshi.sim.rest.archive import cutoff_ms
 from kalshi.sim.rest.common import Body, Reply, RestCall, RestError, bad_field, paginate
+from kalshi.sim.rest.subaccounts import listed_accounts, merged
 from kalshi.sim.rest.views import order_json
 
 if TYPE_CHECKING:
@@ -150,12 +150,12 @@ async def get_orders(call: RestCall) -> Reply:
     if len(events) > _MAX_EVENT_FILTER:
         raise bad_field("event_ticker", f"at most {_MAX_EVENT_FILTER} event tickers")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
-    orders = engine.orders(call.account)
+    # SubaccountQuery: without a subaccount, the orders of every subaccount of the member
+    orders = merged(listed_accounts(call), engine.orders, lambda o: o.created_ts_ms)
     cutoff = cutoff_ms(call)  # orders closed before it are only served by GET /historical/orders
 
     def matching() -> Iterator[tuple[tuple[int, ...], OrderView]]:
-        for i in range(len(orders) - 1, -1, -1):
-            o = orders[i]
+        for key, o in reversed(orders):
             if order_archived(o, cutoff):
                 continue
             if (status is not None and o.status != status) or (ticker is not None and o.ticker != ticker):
@@ -165,7 +165,7 @@ async def get_orders(call: RestCall) -> Reply:
             seconds = o.created_ts_ms // 1000
             if (min_ts is not None and seconds < min_ts) or (max_ts is not None and seconds > max_ts):
                 continue
-            yield (i,), o
+            yield key, o
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="orders", descending=True)
     return Reply({"orders": [order_json(o) for o in page], "cursor": cursor})
@@ -272,12 +272,7 @@ async def batch_cancel(call: RestCall) -> Reply:
 async def cancel_all(call: RestCall) -> Reply:
     sim = call.sim
     call.query.subaccount()
-    if call.subaccount is not None:
-        accounts = [call.account]
-    else:  # SubaccountQuery: an omitted subaccount means every subaccount of the member
-        owner = owner_of(call.account)
-        subaccounts = sim.engine.subaccounts
-        accounts = [subaccounts.resolve(owner, number) for number in subaccounts.numbers(owner)]
+    accounts = listed_accounts(call)  # SubaccountQuery: an omitted subaccount means every subaccount
 
     def cancel_everywhere(engine: Engine) -> None:
         for account in accounts:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from kalshi.sim.engine import FillEvent, PositionView, SettlementView
 from kalshi.sim.rest.archive import archived_event_tickers, cutoff_ms
 from kalshi.sim.rest.common import Reply, RestCall, bad_field, cents, money, paginate
+from kalshi.sim.rest.subaccounts import listed_accounts, merged
 from kalshi.sim.rest.views import event_position_json, fill_json, position_json, settlement_json
 
 if TYPE_CHECKING:
@@ -101,18 +102,18 @@ async def get_fills(call: RestCall) -> Reply:
     limit = q.limit(default=100, hi=1000)
     ticker, order_id = q.text("ticker"), q.text("order_id")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
-    fills = engine.fills(call.account)
+    # SubaccountQuery: without a subaccount, the fills of every subaccount of the member
+    fills = merged(listed_accounts(call), engine.fills, lambda f: f.ts_ms)
     cutoff = cutoff_ms(call)  # older fills are only served by GET /historical/fills
 
     def matching() -> Iterator[tuple[tuple[int, ...], FillEvent]]:
-        for i in range(len(fills) - 1, -1, -1):
-            f = fills[i]
+        for key, f in reversed(fills):
             if f.ts_ms <= cutoff or (ticker is not None and f.ticker != ticker):
                 continue
             if order_id is not None and f.order_id != order_id:
                 continue
             if _between(f.ts_ms, min_ts, max_ts):
-                yield (i,), f
+                yield key, f
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="fills", descending=True)
     return Reply({"fills": [fill_json(f) for f in page], "cursor": cursor})
@@ -125,15 +126,15 @@ async def get_settlements(call: RestCall) -> Reply:
     limit = q.limit(default=100, hi=1000)
     ticker, event = q.text("ticker"), q.text("event_ticker")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
-    settlements = engine.settlements(call.account)
+    # SubaccountQuery: without a subaccount, the settlements of every subaccount of the member
+    settlements = merged(listed_accounts(call), engine.settlements, lambda s: s.settled_ts_ms)
 
     def matching() -> Iterator[tuple[tuple[int, ...], SettlementView]]:
-        for i in range(len(settlements) - 1, -1, -1):
-            s = settlements[i]
+        for key, s in reversed(settlements):
             if (ticker is not None and s.ticker != ticker) or (event is not None and s.event_ticker != event):
                 continue
             if _between(s.settled_ts_ms, min_ts, max_ts):
-                yield (i,), s
+                yield key, s
 
     page, cursor = paginate(matching(), limit=limit, cursor=q.text("cursor"), scope="settlements", descending=True)
     return Reply({"settlements": [settlement_json(s) for s in page], "cursor": cursor})

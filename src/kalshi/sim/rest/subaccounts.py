@@ -6,11 +6,17 @@ the call then acts as that subaccount's engine account, so its orders, fills, po
 subaccount's. Calls on one order by id act as the subaccount holding it. A key created for a subaccount
 acts for it by default. Subaccount numbers the account never
 created are a 400.
+
+The list operations whose ``subaccount`` is the spec's ``SubaccountQuery`` ("If omitted, defaults to all
+subaccounts": orders, fills, settlements, their historical lists, cancel-all) read every subaccount of the member
+when the call names none (:func:`listed_accounts`), merged in time order (:func:`merged`); those with
+``SubaccountQueryDefaultPrimary`` ("Defaults to 0": balance, positions, queue positions) read the primary.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
 
 from kalshi.sim.engine import EngineError
 from kalshi.sim.engine.subaccounts import SubaccountTransfer, number_of, owner_of
@@ -24,6 +30,8 @@ __all__ = [
     "get_balances",
     "get_netting",
     "get_transfers",
+    "listed_accounts",
+    "merged",
     "transfer",
     "update_netting",
 ]
@@ -113,6 +121,37 @@ async def act_for_subaccount(call: RestCall) -> None:
         return
     call.account_id = engine.subaccounts.resolve(owner, number)
     call.subaccount = number
+
+
+T = TypeVar("T")
+
+
+def listed_accounts(call: RestCall) -> list[str]:
+    """The engine accounts a ``SubaccountQuery`` operation reads: the one the call acts for when it names a
+    subaccount (or its key is bound to one), else every subaccount of the member, the primary first.
+
+    Raises:
+        RestError: 401 for an unsigned call.
+    """
+    account = call.account
+    if call.subaccount is not None:
+        return [account]
+    owner = owner_of(account)
+    subaccounts = call.sim.engine.subaccounts
+    return [subaccounts.resolve(owner, number) for number in subaccounts.numbers(owner)]
+
+
+def merged(
+    accounts: Sequence[str], rows_of: Callable[[str], Sequence[T]], ts_ms: Callable[[T], int]
+) -> list[tuple[tuple[int, ...], T]]:
+    """The rows of several accounts, oldest first, each keyed for :func:`~kalshi.sim.rest.common.paginate` by
+    ``(ts_ms, subaccount number, index in its account)``: same-millisecond rows of two subaccounts come in
+    subaccount order, as do one account's rows of the same millisecond."""
+    out: list[tuple[tuple[int, ...], T]] = [
+        ((ts_ms(row), number_of(a), i), row) for a in accounts for i, row in enumerate(rows_of(a))
+    ]
+    out.sort(key=lambda pair: pair[0])
+    return out
 
 
 def _owner(call: RestCall) -> str:
