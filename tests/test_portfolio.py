@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -389,3 +390,39 @@ def test_fills_without_a_trade_id_are_not_taken_for_repeats_of_each_other() -> N
         portfolio._apply_fill(decode_message(frame), False)  # type: ignore[arg-type]
     assert portfolio.fills_seen == 3  # two fills without ids, and one fill delivered twice
     assert portfolio.positions["M"].position == Decimal("2.00")
+
+
+async def test_a_primary_portfolio_leaves_the_subaccounts_orders_and_positions_out(sim: Simulator) -> None:
+    # GET /portfolio/orders without a subaccount lists every subaccount's orders, and the owner's private
+    # channels carry its subaccounts' fills, orders and positions (tagged with the number): a portfolio of the
+    # primary account must count neither as its own.
+    quiet, other = add_quiet_market(sim), add_quiet_market(sim, "KXQUIET-26-T2")
+    auth, account = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+
+    def order(ticker: str, price: str, count: str, **extra: object) -> dict[str, object]:
+        return {
+            "ticker": ticker, "side": "bid", "price": price, "count": count, "client_order_id": str(uuid.uuid4()),
+            "time_in_force": GTC, "self_trade_prevention_type": STP, **extra,
+        }  # fmt: skip
+
+    async with rest_client(sim, auth) as rest, websocket(sim, auth).connect() as ws:
+        number = (await rest.portfolio.create_subaccount()).subaccount_number
+        await rest.portfolio.apply_subaccount_transfer(
+            client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+        )
+        await rest.orders.create_order_v2(**order(quiet, "0.1000", "5.00", subaccount=number))
+        async with Portfolio(rest, ws) as portfolio:
+            assert portfolio.orders == {}  # the REST snapshot: the subaccount's resting order is not ours
+            await rest.orders.create_order_v2(**order(other, "0.3500", "3.00", subaccount=number))
+            sim.place_order(seller, other, "ask", 3500, 100)  # the subaccount buys 1 of `other`
+            # Then the primary's own updates, after the subaccount's on every channel.
+            mine = await rest.orders.create_order_v2(**order(quiet, "0.3000", "2.00"))
+            sim.place_order(seller, quiet, "ask", 3000, 100)
+            await eventually(lambda: portfolio_orders(portfolio).get(mine.order_id) == Decimal(1))
+            await eventually(lambda: portfolio.positions.get(quiet) is not None)
+            assert portfolio_orders(portfolio) == engine_orders(sim, account) == {mine.order_id: Decimal(1)}
+            assert portfolio_positions(portfolio) == engine_positions(sim, account) == {quiet: Decimal(1)}
+            assert portfolio.fills_seen == 1
+            assert await portfolio.reconcile() == []  # REST agrees: nothing to correct
+            assert portfolio.balance == Decimal(sim.engine.balance(account).available_micros) / 1_000_000

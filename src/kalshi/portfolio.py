@@ -83,11 +83,17 @@ class Portfolio:
     ``balance`` is as of the last reconciliation: no WebSocket channel carries it (fills change it); call
     :meth:`reconcile` for a fresh one. Trust the state only while :attr:`settled` is true.
 
+    A portfolio follows one subaccount, the primary (0) unless told otherwise: the member's private channels also
+    carry its other subaccounts' fills, orders and positions (tagged with their number), and ``GET
+    /portfolio/orders`` without a subaccount lists every subaccount's orders; those are left out.
+
     Args:
         rest: an ``AsyncKalshiClient`` with auth.
         ws: a connected ``KalshiWebSocket`` session (with auth: private channels).
         on_correction: ``async fn(list[Correction])`` called after each reconciliation that changed something
             (an exception it raises is logged and does not stop the portfolio).
+        subaccount: the subaccount to follow (0: the primary account; 1-63: a numbered subaccount). With an API key
+            bound to a subaccount, pass its number (Kalshi refuses a ``subaccount`` that does not match the key).
     """
 
     def __init__(
@@ -96,8 +102,10 @@ class Portfolio:
         ws: KalshiWebSocket,
         *,
         on_correction: Callable[[list[Correction]], Awaitable[None]] | None = None,
+        subaccount: int = 0,
     ) -> None:
         self._rest = rest
+        self.subaccount = subaccount
         self._ws = ws
         self._on_correction = on_correction
         self.positions: dict[str, PositionState] = {}
@@ -183,6 +191,8 @@ class Portfolio:
 
     def _apply_fill(self, message: FillMessage, older_than_snapshot: bool) -> None:
         body = message.msg
+        if (body.subaccount or 0) != self.subaccount:
+            return  # another subaccount's fill
         if body.trade_id:  # without one a repeat cannot be told from a new fill: each counts
             key = (body.trade_id, body.order_id or "")
             if key in self._fill_ids:
@@ -203,9 +213,9 @@ class Portfolio:
                 self.positions[body.market_ticker] = replace(base, position=post)
 
     def _apply_order(self, message: UserOrdersMessage, older_than_snapshot: bool) -> None:
-        if older_than_snapshot:
-            return
         body = message.msg
+        if older_than_snapshot or (body.subaccount_number or 0) != self.subaccount:
+            return
         status = (body.status or "").lower()
         remaining = body.remaining_count
         if status in _DONE_STATUSES or (remaining is not None and remaining == 0):
@@ -226,9 +236,9 @@ class Portfolio:
         )
 
     def _apply_position(self, message: MarketPositionsMessage, older_than_snapshot: bool) -> None:
-        if older_than_snapshot:
-            return
         body = message.msg
+        if older_than_snapshot or (body.subaccount or 0) != self.subaccount:
+            return
         position = body.position
         if position is None:
             return
@@ -316,7 +326,7 @@ class Portfolio:
         """
         async with self._reconcile_lock:
             received = {sub.client_id: self._taken.get(sub.client_id, 0) + sub.queue.qsize() for sub in self._subs}
-            balance = await self._rest.portfolio.balance()
+            balance = await self._rest.portfolio.balance(subaccount=self.subaccount)
             remote_positions = await self._fetch_positions()
             remote_orders = await self._fetch_orders()
             self._older_than_snapshot.update(received)  # only once the snapshot replaces the state
@@ -342,7 +352,7 @@ class Portfolio:
 
     async def _fetch_positions(self) -> dict[str, PositionState]:
         out: dict[str, PositionState] = {}
-        async for item in self._rest.portfolio.iter_get_positions(limit=1000):
+        async for item in self._rest.portfolio.iter_get_positions(limit=1000, subaccount=self.subaccount):
             position = Decimal(item.position_fp)
             if position == 0:
                 continue  # flat: absent, like a market never traded
@@ -356,7 +366,9 @@ class Portfolio:
 
     async def _fetch_orders(self) -> dict[str, OrderState]:
         out: dict[str, OrderState] = {}
-        async for order in self._rest.orders.iter_get_orders(status="resting", limit=1000):
+        # Without a subaccount, GET /portfolio/orders lists every subaccount's orders (SubaccountQuery).
+        orders = self._rest.orders.iter_get_orders(status="resting", limit=1000, subaccount=self.subaccount)
+        async for order in orders:
             out[order.order_id] = OrderState(
                 order_id=order.order_id,
                 ticker=order.ticker,
