@@ -173,6 +173,38 @@ async def test_contest_state_channel(server: OpenMarketsServer) -> None:
         assert stream.contest_state(contest) == "live"
 
 
+async def test_a_contest_state_from_before_an_outage_is_not_shown_as_current(server: OpenMarketsServer) -> None:
+    contest, other = server.contest_ids[:2]
+    async with stream_for(server, maintain_tables=False) as stream:
+        await stream.subscribe([contest, other], channel="contest_state")
+        server.set_contest_state(contest, "live")
+        await stream.sync()
+        assert stream.contest_state(contest) == "live"
+        seen = stream.contest_state_view(contest)
+        assert seen is not None and (seen.contest_id, seen.state, seen.stale) == (contest, "live", False)
+
+        await server.drop_connections()
+        server.set_contest_state(contest, "suspended")  # while the client is away: never streamed to it
+        await eventually(lambda: stream.reconnects == 1)
+        await stream.sync()
+        assert server.connections[0].filters == {"contest_state": [contest, other]}
+        # The server sends no state on (re)subscribe: what was seen before the outage may be out of date.
+        assert stream.contest_state(contest) is None
+        stale = stream.contest_state_view(contest)
+        assert stale is not None and (stale.state, stale.stale) == ("live", True)
+        assert stream.contest_state_view(other) is None  # never seen
+
+        server.set_contest_state(contest, "final")  # the first state after the outage is current again
+        await stream.sync()
+        assert stream.contest_state(contest) == "final"
+        fresh = stream.contest_state_view(contest)
+        assert fresh is not None and (fresh.state, fresh.stale) == ("final", False)
+        assert [v.state for v in stream.contest_states.values()] == ["final"]
+
+        await stream.unsubscribe([contest], channel="contest_state")  # no longer followed: no state
+        assert stream.contest_state(contest) is None and stream.contest_state_view(contest) is None
+
+
 # ---------------------------------------------------------------------------- tables
 
 

@@ -69,6 +69,7 @@ def test_public_api_is_locked() -> None:
             "ConnectionState",
             "ContestLimitError",
             "ContestStateUpdate",
+            "ContestStateView",
             "ErrorMessage",
             "Feed",
             "InvalidChannelError",

@@ -45,6 +45,7 @@ from openmarkets.models import (
     UnknownMessage,
     UnsubscribedMessage,
 )
+from openmarkets.states import ContestStateView
 from openmarkets.stream import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_URL,
@@ -67,6 +68,7 @@ __all__ = [
     "ConnectionState",
     "ContestLimitError",
     "ContestStateUpdate",
+    "ContestStateView",
     "ErrorMessage",
     "Feed",
     "InvalidChannelError",

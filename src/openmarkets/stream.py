@@ -41,6 +41,7 @@ from openmarkets.fanout import UpdateFanout
 from openmarkets.feeds import Feed
 from openmarkets.link import Link, LinkSettings
 from openmarkets.models import (
+    CHANNEL_CONTEST_STATE,
     CHANNEL_LIQUIDITY,
     ConnectedMessage,
     ContestStateUpdate,
@@ -54,6 +55,7 @@ from openmarkets.placement import check_contest_ids
 from openmarkets.pool import LinkPool
 from openmarkets.refresh import Refresher
 from openmarkets.rest import LiquidityRest, rest_url_for
+from openmarkets.states import ContestStates, ContestStateView
 from openmarkets.table import LiquidityView
 
 __all__ = [
@@ -184,7 +186,7 @@ class LiquidityStream:
         self._on_state_change = on_state_change
 
         self._book = LiquidityBook(self._report)
-        self._states: dict[str, str] = {}
+        self._states = ContestStates()
         self._fanout = UpdateFanout(self._spawn)
         self._hooks: HookRunner | None = None
         self._bus = LifecycleBus()
@@ -347,7 +349,7 @@ class LiquidityStream:
             self._check_open()
             current = dict.fromkeys(self.contests(channel))
             target = dict.fromkeys(ids) if replace else {**current, **dict.fromkeys(ids)}
-            await self._pool.reconcile(channel, target)
+            await self._reconcile(channel, target)
 
     async def unsubscribe(self, contest_ids: Iterable[str] | None = None, *, channel: str = CHANNEL_LIQUIDITY) -> None:
         """Unsubscribe contests from a channel (all of the channel's contests when None).
@@ -362,7 +364,14 @@ class LiquidityStream:
         async with self._pool.lock:
             self._check_open()
             target = {c: None for c in self.contests(channel) if drop is not None and c not in drop}
+            await self._reconcile(channel, target)
+
+    async def _reconcile(self, channel: str, target: dict[str, None]) -> None:
+        try:
             await self._pool.reconcile(channel, target)
+        finally:  # an unsubscribed contest's state is no longer followed
+            if channel == CHANNEL_CONTEST_STATE:
+                self._states.keep_only(self.contests(channel))
 
     # ------------------------------------------------------------------ what the links report (LinkOwner)
 
@@ -374,7 +383,7 @@ class LiquidityStream:
             self._book.on_update(message)
         elif cls is ContestStateUpdate:
             assert isinstance(message, ContestStateUpdate)
-            self._states[message.contest_id] = message.state
+            self._states.on_update(message)
         elif cls is ErrorMessage:
             assert isinstance(message, ErrorMessage)
             self._report(error_for_code(message.code, message.message))
@@ -388,9 +397,10 @@ class LiquidityStream:
         self._report(error)
 
     def link_lost(self, link: Link) -> None:
-        """A link dropped: its tables go stale until a snapshot fetched after the resubscribe rebuilds them."""
+        """A link dropped: its tables go stale until rebuilt after the resubscribe, its states until updated."""
         self._fanout.link_lost(link)
         self._book.lost(link.desired.get(CHANNEL_LIQUIDITY, {}))
+        self._states.lost(link.desired.get(CHANNEL_CONTEST_STATE, {}))
 
     async def link_reconnected(self, link: Link) -> None:
         """Restore a reconnected link's subscriptions, then rebuild its tables."""
@@ -457,8 +467,24 @@ class LiquidityStream:
         return self._book.views
 
     def contest_state(self, contest_id: str) -> str | None:
-        """The last state seen on the ``contest_state`` channel for a contest."""
-        return self._states.get(contest_id)
+        """A contest's current state on the ``contest_state`` channel (e.g. ``"live"``).
+
+        None while it is not known: before its first ``contest_state.update``, once it is unsubscribed, and from
+        the moment its connection drops until the first update after the reconnect (the server sends no state on
+        subscribe, so one that changed during the outage is only learnt from its next change).
+        :meth:`contest_state_view` has the last state seen even then, flagged ``stale``.
+        """
+        return self._states.current(contest_id)
+
+    def contest_state_view(self, contest_id: str) -> ContestStateView | None:
+        """The last state seen, ``stale=True`` after an outage until its next update (as a stale table stays
+        readable until rebuilt); None when none was seen or it is unsubscribed."""
+        return self._states.view(contest_id)
+
+    @property
+    def contest_states(self) -> Mapping[str, ContestStateView]:
+        """Every contest state seen (stale ones included), by contest id."""
+        return self._states.views
 
     async def wait_for_table(self, contest_id: str, *, after_version: int = 0) -> LiquidityView:
         """Wait for a complete, non-stale table of a contest newer than ``after_version``.
