@@ -100,10 +100,10 @@ async def test_orders_and_fills_of_a_subaccount_stay_in_it(env: Env) -> None:
     assert (await env.a.orders.get_orders(subaccount=0)).orders == []
     order = (await env.a.orders.get_orders(subaccount=number)).orders[0]
     assert order.subaccount_number == number
-    # Calls on one order by id find it in whichever subaccount holds it.
+    # GetOrder (no subaccount parameter) finds it in whichever subaccount holds it.
     assert (await env.a.orders.get_order(made.order_id)).order.subaccount_number == number
     spare = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.0500", "1.00", subaccount=number))
-    assert (await env.a.orders.cancel_order_v2(spare.order_id)).reduced_by == "1.00"
+    assert (await env.a.orders.cancel_order_v2(spare.order_id, subaccount=number)).reduced_by == "1.00"
     await env.b.orders.create_order_v2(**_order(env.ticker, "ask", "0.4000", "10.00"))
     fills = (await env.a.portfolio.get_fills(subaccount=number)).fills
     assert [(f.order_id, f.count_fp, f.subaccount_number) for f in fills] == [(made.order_id, "10.00", number)]
@@ -296,3 +296,62 @@ async def test_lists_without_a_subaccount_cover_every_subaccount_as_the_spec_say
             only_primary = (await a.historical.get_historical_orders(subaccount=0)).orders
             assert [o.order_id for o in only_primary] == [primary.order_id]
             assert (await a.historical.get_historical_positions()).market_positions == []  # the primary's only
+
+
+async def test_cancel_amend_and_decrease_without_a_subaccount_act_on_the_primary(env: Env) -> None:
+    # CancelOrderV2, AmendOrderV2, DecreaseOrderV2 take SubaccountQueryDefaultPrimary ("Defaults to 0"): a
+    # subaccount's order is not the primary's. GetOrder and GetOrderQueuePosition take no subaccount: they find it.
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+    )
+    made = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.2000", "5.00", subaccount=number))
+    order_id = made.order_id
+    amend = {"ticker": env.ticker, "side": "bid", "price": "0.2100", "count": "5.00"}
+    for attempt in (
+        lambda: env.a.orders.cancel_order_v2(order_id),
+        lambda: env.a.orders.amend_order_v2(order_id, **amend),
+        lambda: env.a.orders.decrease_order_v2(order_id, reduce_by="1.00"),
+        lambda: env.a.orders.cancel_order_v2(order_id, subaccount=0),
+    ):
+        with pytest.raises(KalshiAPIError) as not_primary:
+            await attempt()
+        assert (not_primary.value.status, not_primary.value.code) == (404, "order_not_found")
+    assert (await env.a.orders.get_order(order_id)).order.remaining_count_fp == "5.00"  # untouched
+    assert (await env.a.orders.get_order_queue_position(order_id)).queue_position_fp == "0.00"
+    amended = await env.a.orders.amend_order_v2(order_id, subaccount=number, **amend)
+    decreased = await env.a.orders.decrease_order_v2(amended.order_id, subaccount=number, reduce_by="1.00")
+    assert decreased.remaining_count == "4.00"
+    assert (await env.a.orders.cancel_order_v2(amended.order_id, subaccount=number)).reduced_by == "4.00"
+
+
+async def test_a_key_bound_to_a_subaccount_reads_and_trades_only_it(env: Env) -> None:
+    # "API keys restricted to a subaccount return only that subaccount's orders. If supplied, `subaccount` must
+    # match the key's restriction."
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+    )
+    primary = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.1000", "1.00"))
+    private_pem, public_pem = generate_private_key_pem("rsa")
+    created = await env.a.api_keys.create_api_key(
+        name="sub bot", public_key=public_pem.decode(), scopes=["read", "write"], subaccount=number
+    )
+    async with rest_client(env.sim, KalshiAuth.from_pem(created.api_key_id, private_pem)) as sub:
+        mine = await sub.orders.create_order_v2(**_order(env.ticker, "bid", "0.1500", "1.00"))
+        assert [o.order_id for o in (await sub.orders.get_orders()).orders] == [mine.order_id]
+        assert [o.order_id for o in (await sub.orders.get_orders(subaccount=number)).orders] == [mine.order_id]
+        for attempt in (
+            lambda: sub.orders.get_orders(subaccount=0),
+            lambda: sub.portfolio.get_fills(subaccount=0),
+            lambda: sub.portfolio.get_balance(subaccount=0),
+            lambda: sub.orders.create_order_v2(**_order(env.ticker, "bid", "0.1000", "1.00", subaccount=0)),
+        ):
+            with pytest.raises(KalshiAPIError) as other:
+                await attempt()
+            assert other.value.status == 400 and "subaccount" in str(other.value)
+        with pytest.raises(KalshiAPIError) as hidden:
+            await sub.orders.get_order(primary.order_id)  # the primary's order is not this key's
+        assert hidden.value.status == 404
+        assert (await sub.orders.cancel_order_v2(mine.order_id)).reduced_by == "1.00"
+    assert [o.order_id for o in (await env.a.orders.get_orders(status="resting")).orders] == [primary.order_id]

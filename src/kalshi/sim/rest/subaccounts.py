@@ -3,8 +3,11 @@
 :func:`act_for_subaccount` runs in the dispatcher before the handler: for the order and portfolio
 operations that take a ``subaccount`` (query parameter, body field, or the same one on every item of a batch),
 the call then acts as that subaccount's engine account, so its orders, fills, positions and balance are the
-subaccount's. Calls on one order by id act as the subaccount holding it. A key created for a subaccount
-acts for it by default. Subaccount numbers the account never
+subaccount's. Without one they act as the primary: cancel, amend and decrease included (their ``subaccount`` is
+``SubaccountQueryDefaultPrimary``, "Defaults to 0"), so another subaccount's order is a 404 there. The two calls
+on one order by id that take no ``subaccount`` (GetOrder, GetOrderQueuePosition) act as the subaccount holding
+it. A key created for a subaccount acts for it only: "If supplied, `subaccount` must match the key's
+restriction", else a 400, and it sees no other subaccount's order by id. Subaccount numbers the account never
 created are a 400.
 
 The list operations whose ``subaccount`` is the spec's ``SubaccountQuery`` ("If omitted, defaults to all
@@ -76,11 +79,9 @@ async def _requested(call: RestCall) -> int | None:
     return number
 
 
-# Operations on one order by id: they act as the subaccount holding the order (the spec gives them no
-# ``subaccount`` parameter).
-ORDER_SCOPED: Final = frozenset(
-    {"GetOrder", "GetOrderQueuePosition", "CancelOrderV2", "AmendOrderV2", "DecreaseOrderV2"}
-)
+# Operations on one order by id without a ``subaccount`` parameter: they act as the subaccount holding the order.
+# (CancelOrderV2, AmendOrderV2 and DecreaseOrderV2 have one, defaulting to the primary: SUBACCOUNT_SCOPED.)
+ORDER_SCOPED: Final = frozenset({"GetOrder", "GetOrderQueuePosition"})
 
 
 def _order_holder(call: RestCall, owner: str) -> str | None:
@@ -105,18 +106,22 @@ async def act_for_subaccount(call: RestCall) -> None:
         return
     engine = call.sim.engine
     owner = owner_of(call.account_id)
-    if call.op.operation_id in ORDER_SCOPED and call.query.text("subaccount") is None:
+    record = engine.api_keys.get(call.key_id) if call.key_id is not None else None
+    bound = record.subaccount if record is not None else None  # the key's restriction, if any
+    operation = call.op.operation_id
+    if operation in ORDER_SCOPED and bound is None:
         holder = _order_holder(call, owner)
         if holder is not None:
             call.account_id = holder
             call.subaccount = number_of(holder)
             return
-    if call.op.operation_id not in SUBACCOUNT_SCOPED:
+    if operation not in SUBACCOUNT_SCOPED and operation not in ORDER_SCOPED:
         return
-    number = await _requested(call)
-    if number is None and call.key_id is not None:
-        record = engine.api_keys.get(call.key_id)
-        number = record.subaccount if record is not None else None
+    number = await _requested(call) if operation in SUBACCOUNT_SCOPED else None
+    if bound is not None:
+        if number is not None and number != bound:
+            raise bad_field("subaccount", f"this API key is restricted to subaccount {bound}; omit it or pass {bound}")
+        number = bound
     if number is None:
         return
     call.account_id = engine.subaccounts.resolve(owner, number)
