@@ -360,3 +360,44 @@ async def test_cancel_all_without_a_subaccount_cancels_in_every_subaccount(
     ids[1] = again.json()["order_id"]
     assert (await call(http, sim, "DELETE", path, auth=auth)).status_code == 204
     assert [sim.engine.order(i).status for i in ids] == ["canceled", "canceled"]
+
+
+async def test_order_entry_answers_write_their_never_omitted_fields_as_null(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    # The spec marks these fields `nullable` with `x-omitempty: false`: the exchange's encoder writes them on every
+    # item, as null when unset (no fill, or the item failed), so a bot reading item["average_fill_price"] works.
+    quiet = add_quiet_market(sim)
+    auth, _ = sim.create_account_auth()
+    created = await call(
+        http, sim, "POST", "/portfolio/events/orders/batched", auth=auth,
+        json={"orders": [order_body(quiet, price="0.1000"), order_body("KXNOSUCH-26-T1")]},
+    )  # fmt: skip
+    assert created.status_code == 201
+    good, bad = created.json()["orders"]
+    assert (good["fill_count"], good["remaining_count"], good["average_fill_price"], good["average_fee_paid"]) == (
+        "0.00", "1.00", None, None,
+    )  # fmt: skip
+    assert isinstance(good["ts_ms"], int)
+    for name in ("fill_count", "remaining_count", "average_fill_price", "average_fee_paid", "ts_ms"):
+        assert name in bad and bad[name] is None, name
+    assert bad["error"]["code"]
+
+    path = f"/portfolio/events/orders/{good['order_id']}/amend"
+    amended = await call(
+        http, sim, "POST", path, auth=auth, json={"ticker": quiet, "side": "bid", "price": "0.1100", "count": "1.00"}
+    )
+    assert amended.status_code == 200
+    body = amended.json()
+    assert (body["fill_count"], body["remaining_count"], body["average_fill_price"], body["average_fee_paid"]) == (
+        "0.00", "1.00", None, None,
+    )  # fmt: skip
+
+    cancelled = await call(
+        http, sim, "DELETE", "/portfolio/events/orders/batched", auth=auth,
+        json={"orders": [{"order_id": body["order_id"]}, {"order_id": "no-such-order"}]},
+    )  # fmt: skip
+    assert cancelled.status_code == 200
+    done, missing = cancelled.json()["orders"]
+    assert isinstance(done["ts_ms"], int) and done["reduced_by"] == "1.00"
+    assert "ts_ms" in missing and missing["ts_ms"] is None and missing["error"]["code"] == "order_not_found"

@@ -46,6 +46,8 @@ _STPS: Final[tuple[SelfTradePrevention, ...]] = ("taker_at_cross", "maker")
 _STATUSES: Final = ("resting", "canceled", "executed")
 _MICRO: Final = Decimal("0.000001")
 _MAX_EVENT_FILTER: Final = 10
+# Batch-create item fields the spec marks ``nullable`` + ``x-omitempty: false``: always written, null when unset.
+_BATCH_CREATED_FIELDS: Final = ("fill_count", "remaining_count", "average_fill_price", "average_fee_paid", "ts_ms")
 
 
 def dollars(value: Decimal) -> str:
@@ -222,11 +224,16 @@ async def batch_create(call: RestCall) -> Reply:
     out: list[dict[str, Any]] = []
     for item in items:
         try:
-            out.append(_place(sim, account, item))
+            placed = _place(sim, account, item)
         except (RestError, EngineError) as exc:
             failed: dict[str, Any] = {"client_order_id": item.data.get("client_order_id")}
+            failed.update(dict.fromkeys(_BATCH_CREATED_FIELDS))
             failed["error"] = _error_item(exc)
             out.append(failed)
+        else:
+            item_out: dict[str, Any] = {k: placed[k] for k in ("order_id", "client_order_id") if k in placed}
+            item_out.update((k, placed.get(k)) for k in _BATCH_CREATED_FIELDS)
+            out.append(item_out)
     return Reply({"orders": out}, status=201)
 
 
@@ -263,6 +270,7 @@ async def batch_cancel(call: RestCall) -> Reply:
                 {
                     "order_id": order_id if isinstance(order_id, str) else "",
                     "reduced_by": format_count(0),
+                    "ts_ms": None,  # nullable, x-omitempty: false: written as null
                     "error": _error_item(exc),
                 }
             )
@@ -325,6 +333,7 @@ async def amend_order(call: RestCall) -> Reply:
         out["client_order_id"] = new.client_order_id
     out["remaining_count"] = format_count(new.remaining_units)
     out["fill_count"] = format_count(new.fill_units)
+    out["average_fill_price"] = out["average_fee_paid"] = None  # nullable, x-omitempty: false: null without fills
     if result.fills:
         units = result.fill_units
         price_sum = sum(f.yes_price_ticks * f.count_units for f in result.fills)
