@@ -355,3 +355,31 @@ async def test_a_key_bound_to_a_subaccount_reads_and_trades_only_it(env: Env) ->
         assert hidden.value.status == 404
         assert (await sub.orders.cancel_order_v2(mine.order_id)).reduced_by == "1.00"
     assert [o.order_id for o in (await env.a.orders.get_orders(status="resting")).orders] == [primary.order_id]
+
+
+async def test_a_batch_item_without_a_subaccount_is_the_primary_s_not_its_neighbours(env: Env) -> None:
+    # CreateOrderV2Request.subaccount: "The subaccount number to use for this order. 0 is the primary subaccount."
+    # An item that names none is the primary's, so a batch pairing it with a subaccount's item mixes subaccounts.
+    number = (await env.a.portfolio.create_subaccount()).subaccount_number
+    await env.a.portfolio.apply_subaccount_transfer(
+        client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=10_000
+    )
+    items = [
+        _order(env.ticker, "bid", "0.1000", "1.00", subaccount=number),
+        _order(env.ticker, "bid", "0.1100", "1.00"),
+    ]
+    with pytest.raises(KalshiAPIError) as refused:
+        await env.a.request("POST", "/portfolio/events/orders/batched", json={"orders": items})
+    assert refused.value.status == 400 and "same subaccount" in str(refused.value)
+    assert (await env.a.orders.get_orders()).orders == []  # nothing was placed, in neither subaccount
+
+    sub = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.1000", "1.00", subaccount=number))
+    primary = await env.a.orders.create_order_v2(**_order(env.ticker, "bid", "0.1100", "1.00"))
+    cancels = [{"order_id": sub.order_id, "subaccount": number}, {"order_id": primary.order_id}]
+    with pytest.raises(KalshiAPIError) as mixed:
+        await env.a.request("DELETE", "/portfolio/events/orders/batched", json={"orders": cancels})
+    assert mixed.value.status == 400 and "same subaccount" in str(mixed.value)
+    assert {o.order_id for o in (await env.a.orders.get_orders(status="resting")).orders} == {
+        sub.order_id,
+        primary.order_id,
+    }

@@ -58,7 +58,8 @@ def _number(value: object, name: str) -> int | None:
     return value
 
 
-async def _requested(call: RestCall) -> int | None:
+async def _requested(call: RestCall, default: int) -> int | None:
+    """The subaccount the call names; ``default`` is the one an item naming none belongs to."""
     number = call.query.integer("subaccount", lo=0, hi=63)
     if number is not None or not call.request.can_read_body:
         return number
@@ -71,11 +72,12 @@ async def _requested(call: RestCall) -> int | None:
             for i, item in enumerate(items)
             if isinstance(item, dict)
         }
-        found.discard(None)
-        if len(found) > 1:
+        named = found - {None}
+        if named and len(named | ({default} if None in found else set())) > 1:
+            # An item naming no subaccount is the default's (the primary's): it must not go with its neighbours.
             raise bad_field("orders", "every order of one batch must use the same subaccount")
-        if found:
-            number = found.pop()
+        if named:
+            number = named.pop()
     return number
 
 
@@ -117,7 +119,7 @@ async def act_for_subaccount(call: RestCall) -> None:
             return
     if operation not in SUBACCOUNT_SCOPED and operation not in ORDER_SCOPED:
         return
-    number = await _requested(call) if operation in SUBACCOUNT_SCOPED else None
+    number = await _requested(call, 0 if bound is None else bound) if operation in SUBACCOUNT_SCOPED else None
     if bound is not None:
         if number is not None and number != bound:
             raise bad_field("subaccount", f"this API key is restricted to subaccount {bound}; omit it or pass {bound}")
