@@ -401,3 +401,47 @@ async def test_order_entry_answers_write_their_never_omitted_fields_as_null(
     done, missing = cancelled.json()["orders"]
     assert isinstance(done["ts_ms"], int) and done["reduced_by"] == "1.00"
     assert "ts_ms" in missing and missing["ts_ms"] is None and missing["error"]["code"] == "order_not_found"
+
+
+async def test_exchange_index_minus_one_auto_routes_by_ticker_and_filters_pick_a_shard(
+    sim: Simulator, http: httpx.AsyncClient
+) -> None:
+    # Order entry: "Exchange shard index. If omitted, auto-routes when ticker is provided; otherwise defaults to 0.
+    # Use -1 to require auto-routing by ticker" (by market_ticker for decrease and cancel, which then need it).
+    # Lists: "Filter results by exchange shard. Omit to return results from all exchange shards."
+    quiet = add_quiet_market(sim)
+    auth, _ = sim.create_account_auth()
+    _, seller = sim.create_account_auth()
+    path = "/portfolio/events/orders"
+    created = await call(http, sim, "POST", path, auth=auth, json=order_body(quiet, count="5.00", exchange_index=-1))
+    assert created.status_code == 201, created.json()
+    order_id = created.json()["order_id"]
+    amend = {"ticker": quiet, "side": "bid", "price": "0.5000", "count": "5.00", "exchange_index": -1}
+    amended = await call(http, sim, "POST", f"{path}/{order_id}/amend", auth=auth, json=amend)
+    assert amended.status_code == 200, amended.json()
+
+    decrease = f"{path}/{order_id}/decrease"
+    unrouted = await call(http, sim, "POST", decrease, auth=auth, json={"reduce_by": "1.00", "exchange_index": -1})
+    assert unrouted.status_code == 400 and "market_ticker" in error_of(unrouted)["message"]
+    routed = {"reduce_by": "1.00", "exchange_index": -1, "market_ticker": quiet}
+    assert (await call(http, sim, "POST", decrease, auth=auth, json=routed)).status_code == 200
+
+    sim.place_order(seller, quiet, "ask", 5000, 100)  # one fill, one position
+    for name, key in (("orders", "orders"), ("fills", "fills"), ("positions", "market_positions")):
+        listed = await call(http, sim, "GET", f"/portfolio/{name}", auth=auth, params={"exchange_index": 0})
+        assert len(listed.json()[key]) == 1, name
+        other = await call(http, sim, "GET", f"/portfolio/{name}", auth=auth, params={"exchange_index": 1})
+        assert other.status_code == 200 and other.json()[key] == [], name
+
+    cancel = f"{path}/{order_id}"
+    for params in ({"exchange_index": -1}, {"exchange_index": 1}):
+        refused = await call(http, sim, "DELETE", cancel, auth=auth, params=params)
+        assert refused.status_code == 400, params
+    assert sim.engine.order(order_id).status == "resting"
+    batch = {"orders": [{"order_id": order_id, "exchange_index": -1}]}
+    failed = (await call(http, sim, "DELETE", f"{path}/batched", auth=auth, json=batch)).json()["orders"][0]
+    assert "market_ticker" in failed["error"]["message"]
+    routed_cancel = await call(
+        http, sim, "DELETE", cancel, auth=auth, params={"exchange_index": -1, "market_ticker": quiet}
+    )
+    assert routed_cancel.status_code == 200 and routed_cancel.json()["reduced_by"] == "3.00"

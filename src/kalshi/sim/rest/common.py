@@ -211,6 +211,15 @@ class Query:
             out.extend(part.strip() for part in raw.split(",") if part.strip())
         return out
 
+    def in_shard(self) -> bool:
+        """The list filter ``exchange_index`` ("Filter results by exchange shard"): False when it names a shard
+        other than the simulator's one (0), which holds nothing.
+
+        Raises:
+            RestError: 400 for a negative one.
+        """
+        return self.integer("exchange_index", lo=0) in (None, 0)
+
     def subaccount(self) -> None:
         """Check ``subaccount``: any one the dispatcher resolved, else only the primary subaccount (0).
 

@@ -58,10 +58,23 @@ def dollars(value: Decimal) -> str:
     return str(value.quantize(_MICRO, rounding=ROUND_HALF_EVEN))
 
 
-def _shard(body: Body) -> None:
-    index = body.integer("exchange_index")
-    if index not in (None, 0):
-        raise bad_field(body.prefix + "exchange_index", "the simulator has one exchange shard, 0")
+def _route(index: int | None, ticker: str | None, *, name: str, ticker_name: str) -> None:
+    """``exchange_index``: omitted or 0 is the one shard; -1 requires auto-routing by the market ticker, so it
+    needs one (which routes to shard 0); any other shard is a 400."""
+    if index == -1:
+        if not ticker:
+            raise bad_field(ticker_name, "is required for auto-routing (exchange_index -1)")
+    elif index not in (None, 0):
+        raise bad_field(name, "the simulator has one exchange shard, 0 (or -1 to auto-route by market ticker)")
+
+
+def _shard(body: Body, ticker_field: str = "ticker") -> None:
+    _route(
+        body.integer("exchange_index"),
+        body.text(ticker_field),
+        name=body.prefix + "exchange_index",
+        ticker_name=body.prefix + ticker_field,
+    )
     # ``subaccount`` is resolved to the acting account by the dispatcher (kalshi.sim.rest.subaccounts).
 
 
@@ -153,7 +166,7 @@ async def get_orders(call: RestCall) -> Reply:
         raise bad_field("event_ticker", f"at most {_MAX_EVENT_FILTER} event tickers")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
     # SubaccountQuery: without a subaccount, the orders of every subaccount of the member
-    orders = merged(listed_accounts(call), engine.orders, lambda o: o.created_ts_ms)
+    orders = merged(listed_accounts(call), engine.orders, lambda o: o.created_ts_ms) if q.in_shard() else []
     cutoff = cutoff_ms(call)  # orders closed before it are only served by GET /historical/orders
 
     def matching() -> Iterator[tuple[tuple[int, ...], OrderView]]:
@@ -250,7 +263,9 @@ def _cancel(sim: Simulator, account: str, order_id: str) -> dict[str, Any]:
 
 async def cancel_order(call: RestCall) -> Reply:
     sim = call.sim
-    call.query.subaccount()
+    q = call.query
+    q.subaccount()
+    _route(q.integer("exchange_index"), q.text("market_ticker"), name="exchange_index", ticker_name="market_ticker")
     return Reply(_cancel(sim, call.account, call.param("order_id")))
 
 
@@ -262,7 +277,7 @@ async def batch_cancel(call: RestCall) -> Reply:
     for item in items:
         order_id = item.data.get("order_id")
         try:
-            _shard(item)
+            _shard(item, "market_ticker")
             order_id = item.required_text("order_id")
             out.append(_cancel(sim, account, order_id))
         except (RestError, EngineError) as exc:
@@ -350,7 +365,7 @@ async def decrease_order(call: RestCall) -> Reply:
     account = call.account
     order = _own_order(sim, account, call.param("order_id"))
     b = await call.body()
-    _shard(b)
+    _shard(b, "market_ticker")
     reduce_by, reduce_to = b.count("reduce_by"), b.count("reduce_to")
     if (reduce_by is None) == (reduce_to is None):
         raise bad_field("reduce_by", "give exactly one of reduce_by or reduce_to")

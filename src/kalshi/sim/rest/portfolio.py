@@ -68,9 +68,10 @@ async def get_positions(call: RestCall) -> Reply:
         if name not in ("position", "total_traded"):
             raise bad_field("count_filter", f"{name[:40]!r} is not one of position, total_traded")
     archived = archived_event_tickers(call, cutoff_ms(call))  # whole settled events: GET /historical/positions
+    positions = engine.positions(call.account) if q.in_shard() else []
 
     def matching() -> Iterator[tuple[tuple[int, ...], PositionView]]:
-        for i, p in enumerate(engine.positions(call.account)):
+        for i, p in enumerate(positions):
             if ticker is not None and p.ticker != ticker:
                 continue
             event_ticker = _event_of(sim, p.ticker)
@@ -103,7 +104,7 @@ async def get_fills(call: RestCall) -> Reply:
     ticker, order_id = q.text("ticker"), q.text("order_id")
     min_ts, max_ts = q.integer("min_ts"), q.integer("max_ts")
     # SubaccountQuery: without a subaccount, the fills of every subaccount of the member
-    fills = merged(listed_accounts(call), engine.fills, lambda f: f.ts_ms)
+    fills = merged(listed_accounts(call), engine.fills, lambda f: f.ts_ms) if q.in_shard() else []
     cutoff = cutoff_ms(call)  # older fills are only served by GET /historical/fills
 
     def matching() -> Iterator[tuple[tuple[int, ...], FillEvent]]:
