@@ -52,7 +52,7 @@ from kalshi.relay.group_recovery import GroupRecovery
 from kalshi.relay.layout import BOOK_CHANNEL, FIELD_FRAME, StreamLayout
 from kalshi.relay.reads import StreamReads
 from kalshi.relay.streams import StreamState, fields_of
-from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entry_from_fields
+from kalshi.relay.subscription import RelayEntry, RelayRequest, RelaySubscription, entries_of_read, entry_from_fields
 from kalshi.ws.lifecycle import (
     Closed,
     Connected,
@@ -468,17 +468,10 @@ class RelayFeed:
 
     async def _hand_over(self, state: StreamState, entries: list[Any], subs: list[RelaySubscription[Any]]) -> None:
         """A fan-out read for batch subscriptions only, continuity already checked: the hot path."""
-        channel = state.channel
-        collected: list[RelayEntry] = []
-        append = collected.append
-        for raw_id, stored in entries:
-            if stored is None:
-                continue
-            fields = fields_of(stored)
-            entry = entry_from_fields(channel, raw_id.decode(), fields)
-            append(entry)
+        collected = entries_of_read(state.channel, entries)
+        for entry in collected:
             if entry.frame is None:
-                publish_control_entry(state.channel, fields, self._publish)
+                publish_control_entry(state.channel, entry.stored, self._publish)
         self.entries_read += len(collected)
         for sub in subs:
             await sub.queue.put((collected, state.key, state.last))
