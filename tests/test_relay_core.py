@@ -364,3 +364,33 @@ def test_a_bad_update_asks_for_a_snapshot_of_that_market_and_a_seq_gap_does_not(
     assert core.books.books["A"] == Orderbook.from_levels("A", [(3000, 100)])
     gapped, _ = relay([*script()[:10], delta(1, 12, "A", "0.2000", "1.00")])
     assert gapped.books.needs_snapshot == set()
+
+
+def test_books_are_hidden_at_the_gap_of_entries_redis_refused() -> None:
+    core = new_core()
+    conn = core.connection(0, 0)
+    core.frame(conn, b'{"type":"subscribed","id":1,"msg":{"channel":"orderbook_delta","sid":1}}', 1)
+    core.frame(conn, snapshot(1, 1, "A", [("0.4000", "10.00")], []), 2)
+    store = FakeRedisStore()
+    store.drain(core)
+    core.refused(BOOKS, 3)  # the publisher saw 3 entries refused, and later ones stored: lost for good
+    core.mark_gaps()
+    store.drain(core)
+    entries = [entry_from_fields("orderbook_delta", i, f) for i, f in store.streams[BOOKS]]
+    assert entries[-1].kind == "gap"
+    assert entries[-1].body == {"reason": "redis_refused", "dropped": 3, "channel": "orderbook_delta"}
+    assert core.counters.gaps_marked == 1
+    for batched in (True, False):
+        builder = BookBuilder()
+        if batched:
+            builder.apply_entries(entries[:-1])
+        else:
+            for entry in entries[:-1]:
+                builder.apply(entry.id, entry.stored)
+        assert "A" in builder.books
+        if batched:
+            builder.apply_entries(entries[-1:])
+        else:
+            builder.apply(entries[-1].id, entries[-1].stored)
+        assert "A" not in builder.books  # until repaired
+        assert [e.reason for e in builder.events() if isinstance(e, Gap)] == ["redis_refused"]

@@ -6,15 +6,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from kalshi.relay.client import RelayClient
 from kalshi.relay.core import EntryBuffer, RelayCore
 from kalshi.relay.layout import StreamLayout, parse_id
 from kalshi.relay.publisher import Publisher
+from kalshi.ws.lifecycle import Gap
 from redis_server import RedisServer
 
 TICKERS = "kalshi:stream:ticker"
@@ -164,5 +167,71 @@ async def test_a_gap_on_a_quiet_stream_is_marked_once_redis_has_room(redis_serve
         assert await stored_ids(redis, TICKERS) == [0, 1, 2, 3]
         core.frame(conn, msgspec.json.encode({"type": "trade", "sid": 2, "msg": {"n": 6}}), 6)
         assert core.counters.gaps_marked == 1  # marked once
+    finally:
+        await redis.aclose()
+
+
+async def test_entries_refused_between_stored_ones_are_counted_and_marked_as_a_gap(redis_server: RedisServer) -> None:
+    # Near maxmemory, Redis refuses some XADDs of the pipelined batches and stores later ones (memory went down
+    # meanwhile): the refused entries can never be stored after them (ids only grow). Two big entries, then two
+    # small ones, in flight at once: the big ones put Redis over maxmemory, the small ones fit.
+    redis = aioredis.Redis.from_url(redis_server.url)
+    try:
+        core = new_core()
+        conn = core.connection(0, 0)
+        big = b"x" * 1_000_000
+        for i in range(4):
+            pad = big if i < 2 else b"x"
+            core.frame(conn, b'{"type":"ticker","sid":1,"msg":{"market_ticker":"T","pad":"%b"}}' % pad, i)
+        used = int((await redis.info("memory"))["used_memory"])
+        await redis.config_set("maxmemory-policy", "noeviction")
+        await redis.config_set("maxmemory", str(used + 1_500_000))
+        publisher = Publisher(
+            redis_server.url, core.buffer, batch=2, window=4, on_acked=core.mark_gaps, on_lost=core.refused
+        )
+        task = asyncio.create_task(publisher.run())
+        try:
+            publisher.wake()
+            assert await publisher.drained(10.0)
+            await publisher.wait_until(lambda: core.counters.gaps_marked == 1, 10.0)
+            assert await publisher.drained(10.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await publisher.aclose()
+        await redis.config_set("maxmemory", "0")
+        rows = await redis.xrange(TICKERS)
+        data = [parse_id(entry_id)[1] for entry_id, fields in rows if b"f" in fields]
+        missing = sorted(set(range(4)) - set(data))
+        assert missing  # the scenario did lose entries: they were refused, and later ones stored
+        assert publisher.stats.lost == len(missing)
+        [(marker_id, marker)] = [(entry_id, fields) for entry_id, fields in rows if b"f" not in fields]
+        assert parse_id(marker_id)[1] == 4  # right after the entries buffered when the loss was seen
+        assert marker[b"k"] == b"gap"
+        assert msgspec.json.decode(marker[b"j"]) == {
+            "reason": "redis_refused",
+            "dropped": len(missing),
+            "channel": "ticker",
+        }
+        assert core.buffer.acknowledged == core.buffer.appended  # settled: nothing left to retry
+
+        # A consumer group member (no continuity check by ids there) is told, and so is a book builder.
+        events: list[Gap] = []
+        async with RelayClient(redis_server.url, group="g", consumer="a", start="earliest").connect() as feed:
+            listener = feed.lifecycle_events()
+            sub = await feed.subscribe_ticker()
+            got = 0
+            async for _ in sub:
+                got += 1
+                if got == len(data):
+                    break
+            async with asyncio.timeout(10):
+                async for event in listener:
+                    if isinstance(event, Gap):
+                        events.append(event)
+                        break
+        assert [replace(event, at_ms=0) for event in events] == [
+            Gap("ticker", None, None, len(missing), (), "redis_refused", at_ms=0)
+        ]
     finally:
         await redis.aclose()

@@ -8,7 +8,8 @@ snapshot in the stream, or the next checkpoint) and a :class:`~kalshi.ws.lifecyc
 
 * a ``seq`` jump on a sid (the relay's client repairs it with ``get_snapshot``; the snapshots follow in-stream);
 * a hole in the entry ids (``trimmed``: the consumer fell behind ``MAXLEN``; or entries lost by Redis);
-* a ``gap`` control entry (the relay's buffer overflowed while Redis was away), a new relay run
+* a ``gap`` control entry (the relay's buffer overflowed while Redis was away, or Redis refused entries and
+  stored later ones), a new relay run
   (``relay_restart``) or a new connection of a shard (``reconnect``).
 
 No asyncio and no Redis client: the glue (:mod:`kalshi.relay.client`) feeds it and fetches checkpoints when
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["BookBuilder", "BookBuilderStats", "Frame", "FrameFields", "decode_frame"]
 
 _APPLIED: Final = DeltaResult.APPLIED
+# Reasons of the relay's ``gap`` entries for entries it lost: its buffer overflowed while Redis was away, or
+# Redis refused entries while storing later ones.
+_LOST_REASONS: Final = frozenset({"buffer_overflow", "redis_refused"})
 _JSON: Final = msgspec.json.Decoder()
 
 
@@ -390,8 +394,8 @@ class BookBuilder:
             self._all_stale("relay_restart", None)
         elif kind == KIND_CONNECTION:
             self.connection_replaced(str(body.get("prev", "")))
-        elif kind == KIND_GAP and body.get("reason") == "buffer_overflow":
-            self._all_stale("buffer_overflow", None)
+        elif kind == KIND_GAP and body.get("reason") in _LOST_REASONS:
+            self._all_stale(str(body["reason"]), None)
         elif kind == KIND_CHECKPOINT and self.stale():
             key = body.get("key")
             if isinstance(key, str):

@@ -1,7 +1,7 @@
 """What a relay stream's control entries tell a consumer: the lifecycle events they carry.
 
 The relay stores its connections' events (disconnected, reconnected, resubscribed, gap, repaired) as control
-entries of each stream, and marks where messages were lost (a relay restart, its buffer overflowing).
+entries of each stream, and marks where messages were lost (a relay restart, its buffer overflowing, Redis refusing entries).
 :func:`publish_control_entry` turns one such entry into the :mod:`kalshi.ws.lifecycle` event a streaming session
 would have published.
 """
@@ -39,7 +39,8 @@ def publish_control_entry(
     unreadable one is logged at debug level and skipped)."""
     kind = fields.get(FIELD_KIND, b"").decode(errors="replace")  # a foreign entry's: never fails
     if channel != BOOK_CHANNEL and kind in (KIND_RELAY_START, KIND_GAP):
-        # Messages of this channel were lost (a relay restart, or its buffer overflowing while Redis was away);
+        # Messages of this channel were lost (a relay restart, its buffer overflowing while Redis was away, or
+        # Redis refusing entries while storing later ones);
         # the book builder reports its own, with the markets it hid.
         try:
             body = _JSON.decode(fields.get(FIELD_JSON, b"{}"))
@@ -49,7 +50,8 @@ def publish_control_entry(
             publish(Gap(channel, None, reason="relay_restart"))
             return
         if isinstance(body, dict) and "dropped" in body:
-            publish(Gap(channel, None, None, body.get("dropped"), (), "buffer_overflow"))
+            reason = "redis_refused" if body.get("reason") == "redis_refused" else "buffer_overflow"
+            publish(Gap(channel, None, None, body.get("dropped"), (), reason))
             return
     cls = _RELAYED_EVENTS.get(kind)
     if cls is None:

@@ -4,7 +4,8 @@
 :mod:`kalshi.relay.layout`), reading only the envelope (``type``, ``sid``, ``seq``; the body of snapshots and
 ``subscribed`` answers). The commands go into an :class:`EntryBuffer`, bounded and counted: while Redis is away the
 buffer fills, and once it is full new entries are dropped and counted per stream; the next entry of that stream is
-preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed. A quiet
+preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed (and so does a stream whose entries Redis refused while storing later
+ones: :meth:`RelayCore.refused`). A quiet
 stream need not wait for its next entry: :meth:`RelayCore.mark_gaps` (the publisher calls it whenever Redis took a
 batch) writes its marker as soon as the buffer has room.
 
@@ -108,6 +109,8 @@ class RelayCounters:
     controls: int = 0
     checkpoints: int = 0
     dropped: int = 0
+    refused: int = 0
+    """Entries Redis refused while storing later ones of their stream (see :meth:`RelayCore.refused`)."""
     gaps_marked: int = 0
     per_channel: dict[str, int] = field(default_factory=dict)
 
@@ -127,12 +130,13 @@ class ConnectionTag:
 
 
 class _Stream:
-    __slots__ = ("dropped", "head", "n")
+    __slots__ = ("dropped", "head", "n", "refused")
 
     def __init__(self, head: XaddHead) -> None:
         self.head = head
         self.n = 0
         self.dropped = 0
+        self.refused = 0  # entries Redis refused, with later ones stored: lost for good, no gap entry yet
 
 
 class RelayCore:
@@ -208,10 +212,26 @@ class RelayCore:
             return False
         if stream.dropped:
             dropped, stream.dropped = stream.dropped, 0
-            self._unmarked.pop(channel, None)
             self.counters.gaps_marked += 1
             self._put_control(stream, KIND_GAP, {"reason": "buffer_overflow", "dropped": dropped, "channel": channel})
+        if stream.refused:
+            refused, stream.refused = stream.refused, 0
+            self.counters.gaps_marked += 1
+            self._put_control(stream, KIND_GAP, {"reason": "redis_refused", "dropped": refused, "channel": channel})
+        self._unmarked.pop(channel, None)
         return True
+
+    def refused(self, key: str, count: int) -> None:
+        """Redis refused ``count`` entries of stream ``key`` and stored later ones (near ``maxmemory``, say): they
+        can never be stored after those (ids only grow). Their stream gets a ``gap`` entry saying so (reason
+        ``redis_refused``) as soon as the buffer has room, like entries dropped by a full buffer."""
+        for channel, stream in self._streams.items():
+            if stream.head.key == key:
+                stream.refused += count
+                self.counters.refused += count
+                self._unmarked[channel] = stream
+                self.mark_gaps()
+                return
 
     def mark_gaps(self) -> None:
         """Write the ``gap`` entry of every stream that lost entries, as far as the buffer has room (cheap when

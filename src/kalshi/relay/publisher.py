@@ -1,20 +1,23 @@
 """Publisher: the relay's pipelined writer from an :class:`~kalshi.relay.core.EntryBuffer` to Redis.
 
 One task owns one Redis connection (:class:`~kalshi.relay.wire.RespConnection`: prepacked commands out,
-hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go between
-``CLIENT REPLY OFF`` and ``CLIENT REPLY ON``. (A redis-py pipeline reads one reply per XADD, which measured 3-5x
-slower here.) Up to ``window`` such batches are in flight at once. New entries go out at the end of the event
-loop's turn that buffered them when nothing is in flight or a whole batch is ready (so Redis always has work
-queued under load), else with the answer to the batch in flight (one write per round trip for a trickle). Redis runs a connection's commands in order, so the ``OK`` to the final ``ON`` says every command was
-executed, but not that each succeeded: with replies off, an ``XADD`` Redis refuses (``OOM`` under
-``maxmemory``, ``MISCONF``, ``READONLY`` on a replica, ``WRONGTYPE``) would vanish without a word. So each batch
-ends with one ``XREVRANGE <key> + - COUNT 1`` per stream it wrote, whose replies do come back: a stream whose
-newest id is below the batch's last entry for it did not store that tail. Only what Redis holds is acknowledged (the batches after a refused one are settled too, and nothing new
-is sent meanwhile); the rest is kept, the refusal is read with replies on (it goes to ``stats.last_error`` and
-the log), and it is retried with backoff like a lost connection (the buffer meanwhile fills, bounded and
-counted). A batch re-sent after a lost connection is rejected entry by entry for ids Redis already has
-(explicit, increasing ids): re-sending is idempotent, and the check counts those entries as stored, which they
-are.
+hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go; up to
+``window`` such batches are in flight at once. (A redis-py pipeline measured 3-5x slower here; hiredis parsing one
+reply per command through :mod:`kalshi.relay.wire` costs about as much as the ``CLIENT REPLY OFF`` batches this
+used to send, and tells each command's outcome.) New entries go out at the end of the event loop's turn that
+buffered them when nothing is in flight or a whole batch is ready (so Redis always has work queued under load),
+else with the answer to the batch in flight (one write per round trip for a trickle).
+
+Every ``XADD``'s reply is read, so a refusal (``OOM`` under ``maxmemory``, ``MISCONF``, ``READONLY`` on a replica,
+``WRONGTYPE``) is seen entry by entry. Only what Redis holds is acknowledged (the batches after a refused one are
+settled too, and nothing new is sent meanwhile). A refused entry Redis stored a later entry of the same stream
+after (memory went down again between the two, say) can never be stored (ids only grow): it is counted
+(``stats.lost``), settled and reported to ``on_lost``, and the relay marks a gap in its stream
+(:meth:`~kalshi.relay.core.RelayCore.refused`) so consumers never take the books across it. The other refused
+entries are kept, the refusal goes to ``stats.last_error`` and the log, and they are retried with backoff like a
+lost connection (the buffer meanwhile fills, bounded and counted). A batch re-sent after a lost connection is
+rejected entry by entry for ids Redis already has (explicit, increasing ids): re-sending is idempotent, and those
+entries count as stored, which they are.
 
 While Redis is unreachable the batches in flight are kept (re-sent first, in order) and the buffer fills
 (bounded, counted, see :class:`~kalshi.relay.core.RelayCore`); reconnecting uses capped full-jitter backoff.
@@ -29,13 +32,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from redis.exceptions import RedisError, ResponseError
 
 from kalshi.relay.core import EntryBuffer
 from kalshi.relay.layout import parse_id
-from kalshi.relay.resp import REPLY_OFF, REPLY_ON, pack_command
 from kalshi.relay.wire import RespConnection
 
 __all__ = ["Publisher", "PublisherStats"]
@@ -59,6 +61,9 @@ class PublisherStats:
     refused: int = 0
     """Refusals of entries with replies off, counted per attempt (the entries are kept and retried, never
     acknowledged)."""
+    lost: int = 0
+    """Entries Redis refused while storing later ones of their stream: they can never be stored (ids only grow),
+    so they are settled as lost and reported (``on_lost``: the relay marks a gap in their stream)."""
 
 
 class _Refused(RedisError):
@@ -78,6 +83,8 @@ class Publisher:
         timeout: seconds to wait for Redis to answer a batch before reconnecting.
         on_acked: called after Redis acknowledged commands (the buffer has room again): the relay marks the gaps
             of streams that lost entries while it was full (:meth:`~kalshi.relay.core.RelayCore.mark_gaps`).
+        on_lost: called with ``(stream key, count)`` when Redis refused entries of a stream and stored later
+            ones: the relay marks a gap there (:meth:`~kalshi.relay.core.RelayCore.refused`).
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class Publisher:
         timeout: float = 10.0,
         rng: random.Random | None = None,
         on_acked: Callable[[], None] | None = None,
+        on_lost: Callable[[str, int], None] | None = None,
     ) -> None:
         if batch < 1 or window < 1:
             raise ValueError("batch and window must be >= 1")
@@ -103,6 +111,7 @@ class Publisher:
         self.timeout = timeout
         self.stats = PublisherStats()
         self._on_acked = on_acked
+        self._on_lost = on_lost
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -214,12 +223,10 @@ class Publisher:
         flight = self._flights[0]
         async with asyncio.timeout(self.timeout):
             replies = await flight.future
-        newest = _newest(flight, replies)
-        short = {
-            key for key, entry_id in flight.last.items() if (top := newest[key]) is None or parse_id(entry_id) > top
-        }
-        if short:
-            await self._refused_flights(conn, newest)  # raises when something is kept for a retry
+        if len(replies) != len(flight.commands):
+            raise RedisError(f"{len(replies)} replies to {len(flight.commands)} commands")
+        if set(map(type, replies)) != _BYTES_ONLY:  # an error reply (or a foreign one): see which
+            await self._refused_flights(replies)  # raises when something is kept for a retry
             return
         self._flights.popleft()
         done = len(flight.commands)
@@ -234,18 +241,13 @@ class Publisher:
         stats.max_batch = max(stats.max_batch, done)
 
     def _launch(self, conn: RespConnection, commands: list[bytes], marks: list[tuple[str, bytes] | None]) -> None:
-        last: dict[str, bytes] = {}
-        for mark in marks:
-            if mark is not None:
-                last[mark[0]] = mark[1]
-        checks = [pack_command("XREVRANGE", key, "+", "-", "COUNT", 1) for key in last]
-        payload = b"".join((REPLY_OFF, *commands, REPLY_ON, *checks))
+        payload = b"".join(commands)
         try:
-            future = conn.send(payload, 1 + len(checks))
+            future = conn.send(payload, len(commands))
         except RedisError as exc:  # lost already: the batch stays in flight, to be recalled with the rest
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
-        flight = _Flight(commands, marks, last, future, len(payload))
+        flight = _Flight(commands, marks, future, len(payload))
         self._flights.append(flight)
         self._inflight_count += len(commands)
 
@@ -266,53 +268,81 @@ class Publisher:
         self._inflight_count = 0
         self._retry, self._retry_marks = commands, marks
 
-    async def _refused_flights(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
+    async def _refused_flights(self, replies: list[Any]) -> None:
         """The oldest batch was not all stored: let the later ones land (Redis ran them too), then keep what
-        Redis does not hold of all of them, in order, and raise with Redis's reason."""
+        Redis did not store of all of them, in order, and raise with Redis's reason."""
         self._hold = True
         try:
-            await self._settle_refused(conn, newest)
+            await self._settle_refused(replies)
         finally:
             self._hold = False
 
-    async def _settle_refused(self, conn: RespConnection, newest: dict[str, tuple[int, int] | None]) -> None:
+    async def _settle_refused(self, first_replies: list[Any]) -> None:
         flights = list(self._flights)
+        answers: list[list[Any] | None] = [first_replies]
         for flight in flights[1:]:
             try:
                 async with asyncio.timeout(self.timeout):
                     replies = await flight.future
             except (RedisError, OSError, TimeoutError):
                 break  # what is unsettled is recalled whole, and re-sending is idempotent
-            newest.update(_newest(flight, replies))
-        last: dict[str, bytes] = {}
-        for flight in flights:
-            last.update(flight.last)
-        short = {key for key, entry_id in last.items() if (top := newest.get(key)) is None or parse_id(entry_id) > top}
-        commands = [c for flight in flights for c in flight.commands]
-        marks = [m for flight in flights for m in flight.marks]
+            answers.append(replies if len(replies) == len(flight.commands) else None)
+        commands: list[bytes] = []
+        marks: list[tuple[str, bytes] | None] = []
+        states: list[int] = []
+        reasons: list[str] = []
+        for i, flight in enumerate(flights):
+            answer = answers[i] if i < len(answers) else None  # None: unsettled (or garbled), sent again whole
+            commands.extend(flight.commands)
+            marks.extend(flight.marks)
+            if answer is None:
+                states.extend(_RETRY for _ in flight.commands)
+                continue
+            for reply in answer:
+                if reply.__class__ is bytes:
+                    states.append(_STORED)
+                elif isinstance(reply, ResponseError) and _ALREADY_STORED in str(reply):
+                    states.append(_STORED)  # a batch sent again: Redis has this entry (or a later one) already
+                else:
+                    states.append(_RETRY)
+                    reasons.append(f"{type(reply).__name__}: {reply}")
+        # An entry refused while a later one of its stream was stored can never be stored (ids only grow): lost.
+        newest: dict[str, tuple[int, int]] = {}
+        for mark, state in zip(marks, states, strict=True):
+            if state == _STORED and mark is not None:
+                position = parse_id(mark[1])
+                if position > newest.get(mark[0], (-1, -1)):
+                    newest[mark[0]] = position
+        for i, (mark, state) in enumerate(zip(marks, states, strict=True)):
+            top = newest.get(mark[0]) if state == _RETRY and mark is not None else None
+            if top is not None and mark is not None and parse_id(mark[1]) < top:
+                states[i] = _LOST
         self._flights.clear()
         self._inflight_count = 0
-        await self._refused(conn, commands, marks, short, newest)
+        await self._refused(commands, marks, states, reasons[0] if reasons else "no reason given")
 
     async def _refused(
-        self,
-        conn: RespConnection,
-        commands: list[bytes],
-        marks: list[tuple[str, bytes] | None],
-        short: set[str],
-        newest: dict[str, tuple[int, int] | None],
+        self, commands: list[bytes], marks: list[tuple[str, bytes] | None], states: list[int], reason: str
     ) -> None:
-        """Acknowledge what Redis holds, keep the rest for a retry, and raise with Redis's reason."""
-
-        def stored(mark: tuple[str, bytes] | None) -> bool:
-            if mark is None or mark[0] not in short:
-                return True
-            top = newest.get(mark[0])
-            return top is not None and parse_id(mark[1]) <= top
-
-        first = next((i for i, mark in enumerate(marks) if not stored(mark)), len(commands))
-        keep = [i for i in range(first, len(commands)) if marks[i] is None or not stored(marks[i])]
+        """Acknowledge what Redis holds, count as lost (and report) what it can no longer take, keep the rest for a
+        retry, and raise with Redis's reason."""
+        keep = [i for i, state in enumerate(states) if state == _RETRY]
+        lost: dict[str, int] = {}
+        for mark, state in zip(marks, states, strict=True):
+            if state == _LOST and mark is not None:
+                lost[mark[0]] = lost.get(mark[0], 0) + 1
         landed = len(commands) - len(keep)
+        if lost:
+            count = sum(lost.values())
+            self.stats.lost += count
+            self.stats.last_error = (
+                f"Redis refused {count} XADD(s) to {', '.join(lost)} ({reason}) and stored later ones: lost, "
+                "marked as a gap: check Redis (maxmemory and eviction policy)"
+            )
+            logger.error("%s", self.stats.last_error)
+            if self._on_lost is not None:
+                for key, n in lost.items():
+                    self._on_lost(key, n)
         self.buffer.ack(landed)
         if self._on_acked is not None:
             self._on_acked()
@@ -323,15 +353,6 @@ class Publisher:
         self.stats.refused += refused
         if not self._retry:
             return
-        reason = "no reason given"
-        try:  # the first refused entry again, with replies on, to learn why
-            await conn.call(self._retry[0], within=self.timeout)
-            self.buffer.ack(1)  # stored this time
-            self.stats.commands += 1
-            del self._retry[0], self._retry_marks[0]
-            reason = "stored when retried alone"
-        except ResponseError as exc:
-            reason = f"{type(exc).__name__}: {exc}"
         mark = marks[keep[0]]
         key = mark[0] if mark is not None else "?"
         raise _Refused(
@@ -365,32 +386,22 @@ class Publisher:
 class _Flight:
     """One batch written and not yet settled."""
 
-    __slots__ = ("commands", "future", "last", "marks", "size")
+    __slots__ = ("commands", "future", "marks", "size")
 
     def __init__(
         self,
         commands: list[bytes],
         marks: list[tuple[str, bytes] | None],
-        last: dict[str, bytes],
         future: asyncio.Future[list[Any]],
         size: int,
     ) -> None:
         self.commands = commands
         self.marks = marks
-        self.last = last
         self.future = future
         self.size = size
 
 
-def _newest(flight: _Flight, replies: list[Any]) -> dict[str, tuple[int, int] | None]:
-    """Each checked stream's newest id after ``flight`` ran (None: empty, or not a stream).
-
-    Raises:
-        RedisError: the replies are not what the batch asked for.
-    """
-    if not replies or replies[0] != b"OK":
-        raise RedisError(f"unexpected reply to CLIENT REPLY ON: {replies[:1]!r}")
-    newest: dict[str, tuple[int, int] | None] = {}
-    for key, top in zip(flight.last, replies[1:], strict=True):
-        newest[key] = parse_id(top[0][0]) if isinstance(top, list) and top else None
-    return newest
+_STORED, _RETRY, _LOST = 0, 1, 2
+_BYTES_ONLY: Final = {bytes}
+# Redis's answer to an XADD whose explicit id is not above the stream's newest: the entry is there already.
+_ALREADY_STORED: Final = "The ID specified in XADD is equal or smaller"

@@ -276,7 +276,9 @@ class Relay:
         epoch = await self._choose_epoch()
         core = self.core = RelayCore(self.layout, epoch=epoch, maxlen=self.maxlen, buffer=self.buffer)
         core.declare(self.channels)
-        publisher = self.publisher = Publisher(self.redis_url, self.buffer, batch=self.batch, on_acked=core.mark_gaps)
+        publisher = self.publisher = Publisher(
+            self.redis_url, self.buffer, batch=self.batch, on_acked=core.mark_gaps, on_lost=core.refused
+        )
         stack.push_async_callback(publisher.aclose)
         self._publishing = asyncio.create_task(publisher.run(), name="kalshi-relay-publisher")
         markets = self.markets if self.markets is not None else await self._discover()

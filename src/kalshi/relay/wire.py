@@ -58,17 +58,25 @@ class _Protocol(asyncio.Protocol):
         reader = self.reader
         reader.feed(data)
         pending = self.pending
+        gets = reader.gets
         try:
-            while (reply := reader.gets()) is not False:
-                if not pending:
-                    raise InvalidResponse("a reply nobody asked for")
+            while pending:  # a request's replies in one tight loop: a batch of XADDs has thousands
                 head = pending[0]
-                head.replies.append(reply)
-                head.left -= 1
-                if not head.left:
-                    pending.popleft()
-                    if not head.future.done():
-                        head.future.set_result(head.replies)
+                append = head.replies.append
+                left = head.left
+                while left:
+                    reply = gets()
+                    if reply is False:
+                        head.left = left
+                        return
+                    append(reply)
+                    left -= 1
+                head.left = 0
+                pending.popleft()
+                if not head.future.done():
+                    head.future.set_result(head.replies)
+            if gets() is not False:
+                raise InvalidResponse("a reply nobody asked for")
         except InvalidResponse as exc:
             self._fail(RedisConnectionError(f"Redis protocol error: {exc}"))
             if self.transport is not None:
