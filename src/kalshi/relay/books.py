@@ -433,6 +433,31 @@ class BookBuilder:
         return [t for t, source in self._source.items() if source == key]
 
     def _delta(self, body: FrameFields | None, key: tuple[str, int], seq: int | None) -> str | None:
+        # The usual delta (as in apply_entries): in seq order, for a book built from this sid, a price and size
+        # seen before. Anything else, or a rejected apply_delta (which changes nothing), takes the full checks.
+        if seq is not None and body is not None and self._seq.get(key, seq - 1) == seq - 1:
+            ticker = body.market_ticker
+            if ticker.__class__ is str and self._source.get(ticker) == key:
+                book = self._books.get(ticker)
+                price_text = body.price_dollars
+                size_text = body.delta_fp
+                clock = body.clock
+                if (
+                    book is not None
+                    and book.has_snapshot
+                    and price_text.__class__ is str
+                    and (price := _PRICES.get(price_text)) is not None
+                    and size_text.__class__ is str
+                    and (units := _DELTAS.get(size_text)) is not None
+                    and (clock is None or clock.__class__ is int)
+                    and book.apply_delta(body.side, price, units, seq=seq, clock=clock) is _APPLIED
+                ):
+                    self._seq[key] = seq
+                    self.stats.deltas += 1
+                    return ticker
+        return self._checked_delta(body, key, seq)
+
+    def _checked_delta(self, body: FrameFields | None, key: tuple[str, int], seq: int | None) -> str | None:
         if seq is not None:
             last = self._seq.get(key)
             if last is not None and seq != last + 1:
