@@ -66,6 +66,11 @@ def _ignore(ticker: str, on_yes: bool, price: int, delta: int) -> None:
     return None
 
 
+def _priority(order: SimOrder) -> tuple[int, int]:
+    """Price-time priority of a resting order on its book side: best price first, then arrival."""
+    return -order.book_price, order.seq
+
+
 @dataclass(slots=True, eq=False)
 class SimOrder:
     """The exchange's side of one strategy order."""
@@ -186,16 +191,15 @@ class SimulatedExchange:
         market.window = ts_ms
         book = market.book
         book.apply(on_yes, price, delta)
-        resting = market.resting
         if delta < 0:
-            for order in resting[on_yes]:
+            for order in market.resting[on_yes]:
                 if order.book_price == price:
                     self._decrease(market, on_yes, price, -delta, own=False)
                     if ts_ms is None:
                         self._flush(market)
                     break
         else:
-            opposite = resting[not on_yes]
+            opposite = market.resting[not on_yes]
             # New size on the other side: if it crosses a resting order, the incoming order traded with it.
             if opposite and opposite[0].book_price + price >= PRICE_SCALE:
                 self._cross(market, opposite, price, delta)
@@ -226,10 +230,13 @@ class SimulatedExchange:
         pending = market.pending.get(key)
         if pending is None:
             pending = market.pending[key] = _Pending()
-        explained = units if units < pending.traded else pending.traded  # a trade recorded before its delta
-        pending.traded -= explained
-        if units > explained:
-            pending.decreases.append(explained - units if own else units - explained)
+        traded = pending.traded
+        if traded:
+            explained = units if units < traded else traded  # a trade recorded before its delta
+            pending.traded = traded - explained
+            units -= explained
+        if units > 0:
+            pending.decreases.append(-units if own else units)
 
     def trade(self, ticker: str, yes_price: int, count: int, taker_yes: bool, ts_ms: int | None) -> None:
         """A public trade: ``count`` units at YES ``yes_price``; ``taker_yes`` when the taker bought YES."""
@@ -433,7 +440,8 @@ class SimulatedExchange:
         top = book.others_top_level(not order.on_yes)
         crossing: list[tuple[int, int]] = []
         if top >= floor:
-            for p in sorted((p for p in opposite if p >= max(floor, stop)), reverse=True):
+            lowest = floor if floor >= stop else stop
+            for p in sorted((p for p in opposite if p >= lowest), reverse=True):
                 others = opposite[p] - opposite_own.get(p, 0) if opposite_own else opposite[p]
                 if p == stop and own_first is not None:
                     others = min(others, own_first.ahead)
@@ -467,7 +475,8 @@ class SimulatedExchange:
             order.ahead = max(same.get(order.book_price, 0) - same_own.get(order.book_price, 0), 0)
             side = market.resting[order.on_yes]
             side.append(order)
-            side.sort(key=lambda o: (-o.book_price, o.seq))
+            if len(side) > 1:
+                side.sort(key=_priority)
             self._own(order.ticker, order.on_yes, order.book_price, order.remaining)
             self._update(order, "resting", reason)
 
@@ -514,26 +523,32 @@ class SimulatedExchange:
             self._close(market, order, "executed", None)
 
     def _flush(self, market: _Market) -> None:
-        for (on_yes, price), pending in market.pending.items():
+        pending_by_level = market.pending
+        for (on_yes, price), pending in pending_by_level.items():
             if pending.decreases:
                 self._cancels(market, on_yes, price, pending.decreases, 0)
-        market.pending.clear()
+        pending_by_level.clear()
 
     def _cancels(self, market: _Market, on_yes: bool, price: int, decreases: list[int], later: int) -> None:
         """Others' cancels at a level (the positive ``decreases``; own ones do not touch others' queue) move
         the resting orders' queue place by the cancel model; ``later`` is size removed from the level after
         them (a trade's footprint) that is already out of the book."""
-        cancelled = sum(units for units in decreases if units > 0)
+        cancelled = 0
+        for units in decreases:
+            if units > 0:
+                cancelled += units
         if cancelled <= 0:
             return
         visible = market.book.others_size(on_yes, price) + later
+        pro_rata = self.cancel_model == "pro_rata"
         for order in market.resting[on_yes]:
             if order.book_price != price:
                 continue
-            if self.cancel_model == "pro_rata":
+            if pro_rata:
                 before = visible + cancelled
                 order.ahead -= cancelled * order.ahead // before if before else order.ahead
-            order.ahead = min(order.ahead, visible)
+            if order.ahead > visible:
+                order.ahead = visible
 
     def _close(
         self, market: _Market, order: SimOrder, status: OrderStatus, reason: str | None, *, resting: bool = True

@@ -83,25 +83,37 @@ class ResultCollector:
             return
         self.next_sample_ns = now_ns + self._interval
         account = self.exchange.account
-        if not account.positions:
+        positions = account.positions
+        if not positions:
             return
+        # Called on every fill: one pass marks the markets and values the positions (as Ledger.equity does).
         marks = self._marks
-        for ticker in account.positions:
-            book = self.exchange.book(ticker)
-            mid2 = book.others_mid2 if book is not None else None
+        markets = self.exchange.markets
+        cash = account.cash
+        equity = cash
+        for ticker, held in positions.items():
+            market = markets.get(ticker)
+            mid2 = market.book.others_mid2 if market is not None else None
+            mark: int | None
             if mid2 is not None:
-                marks[ticker] = mid2 // 2
-        equity = account.equity(marks)
+                mark = marks[ticker] = mid2 // 2
+            else:
+                mark = marks.get(ticker)
+            if held and mark is not None:
+                equity += held * mark if held > 0 else -held * (PRICE_SCALE - mark)
         rows = self._rows
-        for ticker, held in account.positions.items():
-            rows["ts_ns"].append(now_ns)
-            rows["ticker"].append(ticker)
-            rows["position_units"].append(held)
-            rows["mark_ticks"].append(marks.get(ticker))
-            rows["cash_micros"].append(account.cash)
-            rows["equity_micros"].append(equity)
-            if abs(held) > self.peaks.get(ticker, 0):
-                self.peaks[ticker] = abs(held)
+        count = len(positions)
+        rows["ts_ns"].extend([now_ns] * count)
+        rows["ticker"].extend(positions)
+        rows["position_units"].extend(positions.values())
+        rows["mark_ticks"].extend([marks.get(ticker) for ticker in positions])
+        rows["cash_micros"].extend([cash] * count)
+        rows["equity_micros"].extend([equity] * count)
+        peaks = self.peaks
+        for ticker, held in positions.items():
+            size = held if held >= 0 else -held
+            if size > peaks.get(ticker, 0):
+                peaks[ticker] = size
 
     def result(self, events: int, ctx: Context) -> BacktestResult:
         """The final result."""

@@ -57,7 +57,8 @@ _NEVER: Final = 1 << 62
 DEFAULT_CASH_MICROS: Final = 100_000 * 1_000_000
 
 # Delivery kinds (small ints: compared on the hot path).
-_BOOK, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP, _OWN = range(8)
+# _BOOK and _OWN (book deltas: the common ones) come first, so "kind <= _OWN" picks them.
+_BOOK, _OWN, _TRADE, _TICKER, _LIFE, _FILL, _UPDATE, _SNAP = range(8)
 _WATCH: Final = {"all": 0, "top": 1, "quotes": 2}  # Strategy.book_updates on the hot path
 
 
@@ -101,7 +102,7 @@ class BacktestOptions:
             raise ValueError("latencies must be >= 0 ms and sample_interval_s > 0")
 
 
-def _full_delta(frame: str) -> tuple[int, int] | None:
+def _full_delta(frame: bytes | str) -> tuple[int, int] | None:
     """Price and delta of a delta frame in a legacy shape (cents, integer counts), or None if unusable."""
     try:
         message = decode_message(frame)
@@ -112,7 +113,7 @@ def _full_delta(frame: str) -> tuple[int, int] | None:
     return None
 
 
-def _full_trade(frame: str, ts_ns: int) -> Trade | None:
+def _full_trade(frame: bytes | str, ts_ns: int) -> Trade | None:
     """A trade frame in a legacy shape, or None if unusable."""
     try:
         message = decode_message(frame)
@@ -246,9 +247,10 @@ class BacktestRunner:
                     ts_ms = m.ts_ms
                     if ts_ms is not None:
                         stamp = ts_ms * _NS_PER_MS
-                        if t - stamp < offset:
-                            offset = t - stamp
-                        elif t - stamp > offset:
+                        lag = t - stamp
+                        if lag < offset:
+                            offset = lag
+                        elif lag > offset:
                             xt = stamp + offset
                 if (
                     (orders and orders[0][0] <= xt)
@@ -408,6 +410,10 @@ class BacktestRunner:
         orders, deliveries, exchange = self._orders, self._deliveries, self.exchange
         never = _NEVER
         timer_ns = self._timer_ns
+        books, on_book, watch, ctx = self._books, self._on_book, self._watch, self.ctx
+        hooks, strategy = self._hooks, self.strategy
+        on_fill = strategy.on_fill if "on_fill" in hooks else None
+        on_update = strategy.on_order_update if "on_order_update" in hooks else None
         while True:
             next_delivery = deliveries[0][0] if deliveries else never
             next_timer = self._next_timer if timer_ns else never
@@ -427,20 +433,28 @@ class BacktestRunner:
                 if next_delivery > self._now:
                     self._now = next_delivery
                 _, kind, item = deliveries.popleft()
-                if kind in (_BOOK, _OWN):  # the common deliveries: inline
-                    book = self._books.get(item[0])
+                if kind <= _OWN:  # the common deliveries: inline
+                    book = books.get(item[0])
                     if book is not None:
-                        watch = self._watch
                         before = book.quote_version if watch == 2 else book.top_version if watch else 0
                         if kind == _OWN:
                             book.apply_own(item[1], item[2], item[3])
                         else:
                             book.apply(item[1], item[2], item[3])
                         book.ts_ns = self._now
-                        if self._on_book is not None and (
+                        if on_book is not None and (
                             not watch or (book.quote_version if watch == 2 else book.top_version) != before
                         ):
-                            await self._on_book(self.ctx, book)
+                            await on_book(ctx, book)
+                elif kind == _UPDATE:  # the order reports, next most common: inline too
+                    ctx.apply_update(item)
+                    if on_update is not None:
+                        await on_update(ctx, item)
+                elif kind == _FILL:
+                    ctx.apply_fill(item)
+                    self.collector.on_fill(item)
+                    if on_fill is not None:
+                        await on_fill(ctx, item)
                 else:
                     await self._deliver(kind, item)
             else:
@@ -450,7 +464,7 @@ class BacktestRunner:
 
     async def _deliver(self, kind: int, item: Any) -> None:
         ctx, strategy, hooks = self.ctx, self.strategy, self._hooks
-        if kind in (_BOOK, _OWN):  # by far the most common delivery: tested first
+        if kind <= _OWN:  # by far the most common delivery: tested first
             ticker, is_yes, price, delta = item
             book = self._books.get(ticker)
             if book is None:

@@ -247,13 +247,16 @@ class Book:
                     self._best_yes = best = max(levels, default=0)
             own = self.own_yes
             if own:
-                # Others' size at this level decides: it may become the others' best, or stop being it.
-                if size > own.get(price, 0):
-                    if price > self._others_yes:
-                        self._others_yes = price
-                        self.quote_version += 1
-                elif price == self._others_yes:
-                    self._recompute_others(True)
+                # Others' size at this level decides: it may become the others' best, or stop being it (a level
+                # below the others' best changes neither).
+                others = self._others_yes
+                if price >= others:
+                    if size > own.get(price, 0):
+                        if price > others:
+                            self._others_yes = price
+                            self.quote_version += 1
+                    elif price == others:
+                        self._recompute_others(True)
             elif best != self._others_yes:
                 self._others_yes = best
                 self.quote_version += 1
@@ -274,13 +277,16 @@ class Book:
                 self._best_no = best = max(levels, default=0)
         own = self.own_no
         if own:
-            # Others' size at this level decides: it may become the others' best, or stop being it.
-            if size > own.get(price, 0):
-                if price > self._others_no:
-                    self._others_no = price
-                    self.quote_version += 1
-            elif price == self._others_no:
-                self._recompute_others(False)
+            # Others' size at this level decides: it may become the others' best, or stop being it (a level
+            # below the others' best changes neither).
+            others = self._others_no
+            if price >= others:
+                if size > own.get(price, 0):
+                    if price > others:
+                        self._others_no = price
+                        self.quote_version += 1
+                elif price == others:
+                    self._recompute_others(False)
         elif best != self._others_no:
             self._others_no = best
             self.quote_version += 1

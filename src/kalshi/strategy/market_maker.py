@@ -103,16 +103,18 @@ class MarketMaker(Strategy):
             return
         position = ctx.position(ticker)
         key = (book.quote_version, position)
-        if self._seen.get(ticker) == key:
+        seen = self._seen
+        if seen.get(ticker) == key:
             return  # neither the others' best prices nor the position moved
-        self._seen[ticker] = key
+        seen[ticker] = key
         # Quote off the other traders' prices: the book also holds our own quotes.
         bid, ask = book.others_best_bid, book.others_best_ask
         band = self._band(position)
         targets = (bid, ask, band)
-        if self._targets.get(ticker) == targets:
+        last_targets = self._targets
+        if last_targets.get(ticker) == targets:
             return  # the top moved, but not the prices we quote off nor the inventory band
-        self._targets[ticker] = targets
+        last_targets[ticker] = targets
         if bid is None or ask is None or bid >= ask:
             for side in ("bid", "ask"):
                 self._pull(ctx, ticker, side)
@@ -169,14 +171,15 @@ class MarketMaker(Strategy):
 
     def _quote(self, ctx: Context, ticker: str, side: Literal["bid", "ask"], price: int, wanted: bool) -> bool:
         """Bring one quote towards ``price``; False when a needed move was deferred by the minimum quote life."""
-        cid = self._quotes.get((ticker, side))
+        quote = (ticker, side)
+        cid = self._quotes.get(quote)
         order = ctx.order(cid) if cid is not None else None
         if not wanted:
             if order is not None:
                 self._cancel(ctx, order.client_order_id, order.status)
             return True
         if order is None:
-            self._quotes[(ticker, side)] = ctx.place_order(ticker, side, price, self.size, post_only=True)
+            self._quotes[quote] = ctx.place_order(ticker, side, price, self.size, post_only=True)
         elif abs(order.price - price) >= self.requote_ticks:
             if ctx.now_ns - order.created_ns < self.min_quote_life_ns:
                 return False
