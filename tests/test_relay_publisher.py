@@ -1,4 +1,5 @@
-"""The relay's publisher against a real redis-server: with replies off, a refused XADD is never acknowledged."""
+"""The relay's publisher against a real redis-server: a refused XADD is never acknowledged, and one refused while
+later entries of its stream were stored is counted and marked as a gap."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What a relay stream's control entries tell a consumer: the lifecycle events they carry.
 
 The relay stores its connections' events (disconnected, reconnected, resubscribed, gap, repaired) as control
-entries of each stream, and marks where messages were lost (a relay restart, its buffer overflowing, Redis refusing entries).
+entries of each stream, and marks where messages were lost (a relay restart, its buffer overflowing, Redis
+refusing entries).
 :func:`publish_control_entry` turns one such entry into the :mod:`kalshi.ws.lifecycle` event a streaming session
 would have published.
 """

@@ -4,8 +4,8 @@
 :mod:`kalshi.relay.layout`), reading only the envelope (``type``, ``sid``, ``seq``; the body of snapshots and
 ``subscribed`` answers). The commands go into an :class:`EntryBuffer`, bounded and counted: while Redis is away the
 buffer fills, and once it is full new entries are dropped and counted per stream; the next entry of that stream is
-preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed (and so does a stream whose entries Redis refused while storing later
-ones: :meth:`RelayCore.refused`). A quiet
+preceded by a ``gap`` control entry saying how many were lost, so consumers know exactly what they missed
+(and so does a stream whose entries Redis refused while storing later ones: :meth:`RelayCore.refused`). A quiet
 stream need not wait for its next entry: :meth:`RelayCore.mark_gaps` (the publisher calls it whenever Redis took a
 batch) writes its marker as soon as the buffer has room.
 
