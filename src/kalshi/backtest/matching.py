@@ -263,9 +263,12 @@ class SimulatedExchange:
         if not orders:
             return
         pending = market.pending.get(key)
-        if pending is None and any(order.book_price == level for order in orders):
-            # Only a level holding a resting order has its decreases recorded (the others need no pairing).
-            pending = market.pending[key] = _Pending()
+        if pending is None:
+            for order in orders:
+                if order.book_price == level:
+                    # Only a level holding a resting order has its decreases recorded (the others need no pairing).
+                    pending = market.pending[key] = _Pending()
+                    break
         if pending is not None:
             self._pair(market, pending, maker_on_yes, level, count)
         self._trade_fills(market, orders, level, count)
@@ -297,25 +300,32 @@ class SimulatedExchange:
         """A trade's volume through the resting orders of its side, in price-time priority."""
         budget = count
         consumed = 0  # others consumed at the trade's level by this trade
-        done: list[SimOrder] = []
+        done: list[SimOrder] | None = None
         for order in orders:
-            if budget <= 0 or order.book_price < level:
+            book_price = order.book_price
+            if budget <= 0 or book_price < level:
                 break
-            if order.book_price == level:
-                order.ahead = max(order.ahead - consumed, 0)
-                take = min(order.ahead, budget)
-                order.ahead -= take
+            if book_price == level:
+                ahead = order.ahead - consumed
+                if ahead < 0:
+                    ahead = 0
+                take = ahead if ahead < budget else budget
+                order.ahead = ahead - take
                 consumed += take
                 budget -= take
                 if budget <= 0:
                     break
-            units = min(order.remaining, budget)
+            remaining = order.remaining
+            units = remaining if remaining < budget else budget
             budget -= units
             self._fill(order, units, order.price, is_taker=False)
             if order.remaining == 0:
+                if done is None:
+                    done = []
                 done.append(order)
-        for order in done:
-            self._close(market, order, "executed", None)
+        if done is not None:
+            for order in done:
+                self._close(market, order, "executed", None)
 
     def settle(self, ticker: str, value: int) -> int:
         """Settle ``ticker`` at ``value`` ticks per YES unit: cancel resting orders, pay out the position.
@@ -343,22 +353,28 @@ class SimulatedExchange:
 
     def place(self, state: OrderState) -> None:
         """An order arrives at the exchange now: match, then rest / cancel the rest as its time in force says."""
-        self._seq += 1
+        self._seq = seq = self._seq + 1
         on_yes = state.side == "bid"
+        price = state.price
+        # Positional: SimOrder's fields in declaration order (a keyword call costs twice as much per order).
         order = SimOrder(
-            client_order_id=state.client_order_id,
-            order_id=f"bt-{self._seq}",
-            ticker=state.ticker,
-            side=state.side,
-            price=state.price,
-            remaining=state.count,
-            filled=0,
-            time_in_force=state.time_in_force,
-            post_only=state.post_only,
-            seq=self._seq,
-            on_yes=on_yes,
-            book_price=state.price if on_yes else PRICE_SCALE - state.price,
-            created_ns=self._clock(),
+            state.client_order_id,
+            f"bt-{seq}",
+            state.ticker,
+            state.side,
+            price,
+            state.count,
+            0,
+            state.time_in_force,
+            state.post_only,
+            seq,
+            on_yes,
+            price if on_yes else PRICE_SCALE - price,
+            0,
+            0,
+            0,
+            0,
+            self._clock(),
         )
         self.orders[order.client_order_id] = order
         market = self.markets.get(order.ticker)

@@ -223,16 +223,20 @@ class Context:
             self._next_id += 1
         elif client_order_id in self._orders:
             raise StrategyError(f"client_order_id {client_order_id!r} was already used; give a new one")
+        # Positional, in OrderState's field order (status, order_id, filled, remaining, created_ns last).
         order = OrderState(
-            client_order_id=client_order_id,
-            ticker=ticker,
-            side=side,
-            price=price,
-            count=count,
-            time_in_force=time_in_force,
-            post_only=post_only,
-            remaining=count,
-            created_ns=self._clock(),
+            client_order_id,
+            ticker,
+            side,
+            price,
+            count,
+            time_in_force,
+            post_only,
+            "pending",
+            None,
+            0,
+            count,
+            self._clock(),
         )
         self._count_request()
         self._orders[client_order_id] = self._open[client_order_id] = order
