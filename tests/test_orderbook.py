@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -402,6 +402,45 @@ def test_manager_accepts_the_real_wire_models() -> None:
     )
     assert view.yes[0] == (D("0.2200"), D("279.00"))
     assert view.best_yes_ask == (D("0.4400"), D("146.00"))
+
+
+_WIRE_PRICES = st.sampled_from(["0.0000", "0.0001", "0.0800", "0.5000", "0.9999", "1.0000", "0.08", "0.5", "x"])
+_WIRE_COUNTS = st.sampled_from(["0.00", "1.00", "300.00", "12.5", "-1.00", "7.77", "1e3"])
+
+
+@settings(max_examples=300)
+@given(
+    yes=st.lists(st.tuples(_WIRE_PRICES, _WIRE_COUNTS), max_size=6),
+    no=st.lists(st.tuples(_WIRE_PRICES, _WIRE_COUNTS), max_size=6),
+)
+def test_a_wire_snapshot_builds_the_book_the_level_by_level_path_builds(
+    yes: list[tuple[str, str]], no: list[tuple[str, str]]
+) -> None:
+    # The manager's one-pass path for wire snapshots must build (or refuse) exactly what the checked
+    # level-by-level path does, whatever the numbers, repeats and zero sizes.
+    import json
+
+    from kalshi.ws.models import MESSAGE_DECODER
+
+    body = {"market_ticker": "M", "yes_dollars_fp": [list(level) for level in yes]}
+    body["no_dollars_fp"] = [list(level) for level in no]
+    frame = json.dumps({"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": body}).encode()
+    expected: OrderbookState | None = OrderbookState("M")
+    try:
+        want_yes, want_no = MESSAGE_DECODER.decode(frame).msg.levels_ticks()
+        assert expected is not None
+        expected.apply_snapshot(want_yes, want_no, seq=1)
+    except (BookError, KalshiError):
+        expected = None
+    manager = OrderbookManager()
+    try:
+        got: OrderbookState | None = manager.apply_snapshot_message(MESSAGE_DECODER.decode(frame))
+    except (BookError, KalshiError):
+        got = None
+    if expected is None:
+        assert got is None and manager.get("M") is None
+    else:
+        assert got is not None and got.view() == expected.view() and got.last_seq == 1
 
 
 # -- purity -----------------------------------------------------------------------------------------

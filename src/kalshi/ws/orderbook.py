@@ -188,6 +188,14 @@ class OrderbookState:
         self._last_seq = seq
         self._clock = clock
 
+    def _replace_checked(self, yes: dict[int, int], no: dict[int, int], *, seq: int | None, clock: int | None) -> None:
+        # apply_snapshot for levels already validated and owned by this book (OrderbookManager's fast path).
+        self._reset(yes, no)
+        self._has_snapshot = True
+        self._stale = False
+        self._last_seq = seq
+        self._clock = clock
+
     def apply_delta(
         self,
         side: str,
@@ -429,8 +437,15 @@ class OrderbookManager:
         """
         body = message.msg
         ticker = body.market_ticker
-        yes, no = body.levels_ticks()
         book = self._books.get(ticker)
+        level_maps = None if self._yes_price_terms else getattr(body, "level_maps", None)
+        maps = level_maps() if level_maps is not None else None
+        if maps is not None:  # every level valid as it stands: no second pass
+            if book is None:
+                book = self._books[ticker] = OrderbookState(ticker)
+            book._replace_checked(maps[0], maps[1], seq=message.seq, clock=body.clock)
+            return book
+        yes, no = body.levels_ticks()
         if book is None:
             book = OrderbookState(ticker, yes_price_terms=self._yes_price_terms)
             book.apply_snapshot(yes, no, seq=message.seq, clock=body.clock)

@@ -24,6 +24,7 @@ from kalshi.ws.models._base import (
     timestamp_ms,
 )
 from kalshi.ws.models._numbers import (
+    COUNT_CACHE,
     DELTA_CACHE,
     PRICE_CACHE,
     Levels,
@@ -131,6 +132,49 @@ class OrderbookSnapshotPayload(Payload, frozen=True, kw_only=True):
             _LEVELS_MEMO.popitem(last=False)
         _LEVELS_MEMO[id(self)] = (self, yes, no)
         return list(yes), list(no)
+
+    def level_maps(self) -> tuple[dict[int, int], dict[int, int]] | None:
+        """Both sides as ``{price_ticks: count_units}`` dicts ``(yes, no)``, or None to use :meth:`levels_ticks`.
+
+        The fast path of a book: it answers only when every level is in the current fixed-point form, an exact
+        price inside $0-$1 exclusive with a positive size, each price listed once. Anything else (a bad number,
+        a zero size, a repeat, a legacy shape) returns None, and :meth:`levels_ticks` converts and reports it.
+        The dicts are the caller's own.
+
+        Raises:
+            KalshiProtocolError: the levels are not a list of string pairs.
+        """
+        prices = PRICE_CACHE
+        counts = COUNT_CACHE
+        maps: list[dict[int, int]] = []
+        for raw, dollars, cents in (
+            (self.yes_dollars_fp_raw, self.yes_dollars, self.yes_cents),
+            (self.no_dollars_fp_raw, self.no_dollars, self.no_cents),
+        ):
+            fixed = _decode_levels(raw, self.market_ticker)
+            if fixed is None:
+                if dollars is not None or cents is not None:
+                    return None
+                maps.append({})
+                continue
+            try:
+                side = {prices[price]: counts[count] for price, count in fixed}
+            except KeyError:  # a number not seen yet: parse (and cache) the new ones
+                try:
+                    side = {
+                        prices[price] if price in prices else parse_price(price): (
+                            counts[count] if count in counts else parse_count(count, signed=False)
+                        )
+                        for price, count in fixed
+                    }
+                except ValueError:
+                    return None
+            if len(side) != len(fixed):
+                return None
+            if side and (min(side) <= 0 or max(side) >= _MAX_TICKS or min(side.values()) <= 0):
+                return None
+            maps.append(side)
+        return maps[0], maps[1]
 
     @staticmethod
     def _side(
