@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -180,6 +181,29 @@ async def test_cancel_everything_checks_that_nothing_rests_after_its_cancel_all(
     calls = rest_controls(sim).calls
     assert calls["CancelAllOrders"] == 1 and calls["CancelOrderV2"] == 2
     assert sim.engine.orders(account, "resting") == []
+
+
+async def test_cancel_everything_cancels_what_rests_in_a_subaccount_too(sim: Simulator) -> None:
+    from kalshi.strategy.cancel_everything import cancel_everything
+
+    # The cancel-all did nothing (a bare 204) and one order rests in subaccount 1: it is listed with the rest
+    # (GetOrders without a subaccount covers them all) and must be cancelled in its own subaccount.
+    rest_controls(sim).limits.enabled = False
+    auth, account = sim.create_account_auth()
+    async with AsyncKalshiClient(sim.config, auth=auth, rate_limiter=RateLimiter.unlimited()) as rest:
+        number = (await rest.portfolio.create_subaccount()).subaccount_number
+        await rest.portfolio.apply_subaccount_transfer(
+            client_transfer_id=str(uuid.uuid4()), from_subaccount=0, to_subaccount=number, amount_cents=1_000
+        )
+        await rest.orders.create_order_v2(
+            ticker=sim.tickers[0], side="bid", price="0.0100", count="1.00", client_order_id=str(uuid.uuid4()),
+            time_in_force="good_till_canceled", self_trade_prevention_type="taker_at_cross", subaccount=number,
+        )  # fmt: skip
+        sim.place_order(account, sim.tickers[0], "bid", 200, 100)
+        rest_controls(sim).faults.fail_next(1, status=204, operation_id="CancelAllOrders")
+        assert await cancel_everything(rest, within_s=5.0) is None
+    assert sim.engine.orders(account, "resting") == []
+    assert all(o.status != "resting" for o in sim.engine.orders(account))
 
 
 async def test_cancel_everything_says_why_when_it_cannot_make_sure(sim: Simulator) -> None:

@@ -27,7 +27,7 @@ _MAX_PAUSE_S: Final = 1.0
 
 
 async def cancel_everything(rest: AsyncKalshiClient, *, within_s: float) -> str | None:
-    """Cancel every resting order of the account and check that none is left.
+    """Cancel every resting order of the account, in every subaccount, and check that none is left.
 
     Returns:
         None once the exchange lists no resting order; otherwise why it could not be made sure of within
@@ -43,13 +43,17 @@ async def cancel_everything(rest: AsyncKalshiClient, *, within_s: float) -> str 
             if not cancelled_all:
                 await orders.cancel_all_orders()
                 cancelled_all = True
-            left = [o.order_id async for o in orders.iter_get_orders(status="resting", limit=1000)]
+            # Without a subaccount, GetOrders lists every subaccount's orders (as the cancel-all covers them all);
+            # each is cancelled in its own subaccount, where an order id without one would not be found.
+            left = [
+                (o.order_id, o.subaccount_number) async for o in orders.iter_get_orders(status="resting", limit=1000)
+            ]
             if not left:
                 return None
             logger.error("%d orders still rest after the cancel-all; cancelling them one by one", len(left))
-            for order_id in left:
+            for order_id, subaccount in left:
                 with contextlib.suppress(KalshiNotFoundError):  # filled or cancelled meanwhile: gone either way
-                    await orders.cancel_order_v2(order_id)
+                    await orders.cancel_order_v2(order_id, subaccount=subaccount)
             failure = f"{len(left)} orders were still resting at the last look"
         except KalshiError as exc:
             failure = f"{type(exc).__name__}: {exc}"
