@@ -4,8 +4,8 @@ One task owns one Redis connection (:class:`~kalshi.relay.wire.RespConnection`: 
 hiredis-parsed replies back). It takes up to ``batch`` commands at a time and writes them in one go; up to
 ``window`` such batches are in flight at once. (A redis-py pipeline measured 3-5x slower here.) Every command's
 reply is read (hiredis, one tight loop in :mod:`kalshi.relay.wire`): that tells each entry's outcome, for about
-0.1-0.3 µs per entry here and 0.3-0.4 µs of Redis's CPU more than the ``CLIENT REPLY OFF`` batches this used to
-send, whose one check per batch could not see an entry refused between two stored ones. New entries go out at the
+0.1-0.3 µs per entry here and 0.3-0.4 µs of Redis's CPU more than ``CLIENT REPLY OFF`` batches with one check per
+batch, which cannot see an entry refused between two stored ones. New entries go out at the
 end of the event loop's turn that buffered them when nothing is in flight or a whole batch is ready (so Redis always
 has work queued under load), else with the answer to the batch in flight (one write per round trip for a trickle).
 
