@@ -62,6 +62,8 @@ class CommandChannel:
         self._unanswered = unanswered
         self._waiting: dict[int, _Waiter] = {}
         self._conn: Connection | None = None
+        self.connection_id = 0
+        """Counts the connections used so far: a server sid is valid only on the connection that gave it."""
 
     def __repr__(self) -> str:
         return f"CommandChannel(in_flight={sorted(self._waiting)})"
@@ -74,6 +76,13 @@ class CommandChannel:
     def use(self, conn: Connection | None) -> None:
         """Send on ``conn`` from now on (None: no connection)."""
         self._conn = conn
+        if conn is not None:
+            self.connection_id += 1
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for an answer."""
+        return self._timeout
 
     @property
     def connected(self) -> bool:
@@ -137,7 +146,10 @@ class CommandChannel:
         frames = self._proto.data_to_send()
         conn = self._conn
         if conn is None or conn.closed:
-            raise KalshiSubscriptionError("the connection is down; the command will be re-sent after reconnecting")
+            raise KalshiSubscriptionError(
+                "the connection is down: the command was not sent (subscriptions are restored by the reconnect;"
+                " other commands must be sent again once the session is streaming)"
+            )
         for frame in frames:
             conn.send(frame)
 

@@ -70,6 +70,8 @@ class SubscriptionEditor:
         self.ever_subscribed = False
         self.closing = True
         self.reconnecting: Reconnecting = lambda state: None
+        self._issuing: set[Chunk] = set()  # chunks whose subscribe is in flight
+        self._changed = asyncio.Event()  # pulsed when a subscribe ends or a subscription goes (edits wait on it)
 
     def __repr__(self) -> str:
         return f"SubscriptionEditor(subscriptions={len(self.states)}, chunk_size={self._chunk_size})"
@@ -145,6 +147,14 @@ class SubscriptionEditor:
 
     async def _issue(self, state: SubscriptionState, chunk: Chunk) -> None:
         """Send subscribe for one chunk; on error 26 split it in halves and retry."""
+        self._issuing.add(chunk)
+        try:
+            await self._issue_once(state, chunk)
+        finally:
+            self._issuing.discard(chunk)
+            self._pulse()
+
+    async def _issue_once(self, state: SubscriptionState, chunk: Chunk) -> None:
         params = dict(state.params)
         if chunk.markets is not None:
             params["market_tickers"] = chunk.markets
@@ -152,8 +162,14 @@ class SubscriptionEditor:
             params["send_initial_snapshot"] = True  # gap repair and reconnects rebuild from snapshots
         cmd_id = self._proto.send_subscribe([state.channel], **params)
         router = self._router
+        commands = self._commands
+
+        def bound(sid: int) -> None:
+            router.bind(sid, state, chunk)
+            chunk.connection = commands.connection_id
+
         try:
-            responses = await self._commands.request(cmd_id, on_subscribed=lambda sid: router.bind(sid, state, chunk))
+            responses = await commands.request(cmd_id, on_subscribed=bound)
         except KalshiCommandError as exc:
             if exc.code == _LIMIT and chunk.markets is not None and len(chunk.markets) > 1:
                 half = len(chunk.markets) // 2
@@ -193,6 +209,8 @@ class SubscriptionEditor:
                 continue
             self.reconnecting(state)
             for chunk in list(state.chunks):
+                if chunk not in state.chunks:
+                    continue  # removed meanwhile (remove_markets narrows a chunk awaiting its resubscribe)
                 chunk.sid = None
                 try:
                     await self._issue(state, chunk)
@@ -236,17 +254,49 @@ class SubscriptionEditor:
     # ------------------------------------------------------------------ edits
 
     async def add_markets(self, state: SubscriptionState, tickers: list[str]) -> None:
+        """Add markets; see :meth:`kalshi.ws.subscription.Subscription.add_markets` for the contract.
+
+        While the subscription is not subscribed on the current connection (the connection is down, or the
+        reconnect's resubscribe has not finished with it) the edit waits for it, at most the command timeout,
+        then asks the server on the new sids. If the connection drops while a command is in flight, what the
+        server confirmed is in the chunks (the resubscribe restores it) and the rest is asked again after it.
+
+        Raises:
+            KalshiSubscriptionError: closed, refused, or the subscription was not restored in time (the message
+                says what it covers).
+        """
         self._check_live(state)
-        known = set(state.markets)
-        new = [t for t in dict.fromkeys(tickers) if t not in known]
-        if not new:
-            return
-        if state.chunks and state.chunks[0].markets is None:
-            raise KalshiSubscriptionError("this subscription takes every market already; nothing to add")
+        deadline = asyncio.get_running_loop().time() + self._commands.timeout
+        while True:
+            known = set(state.markets)
+            new = [t for t in dict.fromkeys(tickers) if t not in known]
+            if not new:
+                return
+            if state.chunks and state.chunks[0].markets is None:
+                raise KalshiSubscriptionError("this subscription takes every market already; nothing to add")
+            try:
+                await self._wait(state, deadline, lambda: all(self._settled(c) for c in state.chunks))
+            except TimeoutError:
+                raise KalshiSubscriptionError(
+                    f"add_markets: {new} not added: the subscription was not subscribed again within"
+                    f" {self._commands.timeout} s of a reconnect; it covers {state.markets} and is resubscribed"
+                    " with exactly those; call add_markets again once it is (lifecycle Resubscribed)"
+                ) from None
+            connection = self._commands.connection_id
+            try:
+                await self._add(state, new)
+                return
+            except KalshiSubscriptionError:
+                if self._commands.connected and self._commands.connection_id == connection:
+                    raise
+                # The connection dropped meanwhile: go round (what was confirmed is kept, the rest asked again).
+
+    async def _add(self, state: SubscriptionState, new: list[str]) -> None:
         while new:
             last = state.chunks[-1] if state.chunks else None
             room = self._chunk_size - len(last.markets or []) if last is not None else 0
-            if last is not None and last.sid is not None and last.markets is not None and room > 0:
+            if last is not None and self._live(last) and last.markets is not None and room > 0:
+                assert last.sid is not None
                 part, new = new[:room], new[room:]
                 cmd_id = self._proto.send_update_subscription(last.sid, "add_markets", market_tickers=part)
                 try:
@@ -266,26 +316,104 @@ class SubscriptionEditor:
                 await self._issue(state, chunk)
 
     async def remove_markets(self, state: SubscriptionState, tickers: list[str]) -> None:
+        """Remove markets; see :meth:`kalshi.ws.subscription.Subscription.remove_markets` for the contract.
+
+        A chunk live on the current connection is edited on the server (``delete_markets``, or ``unsubscribe``
+        when it loses every market). A chunk with no server subscription on this connection (the connection is
+        down, or the reconnect has not resubscribed it yet) is narrowed here: its (re)subscribe leaves the markets
+        out. A chunk whose subscribe is in flight is waited for (at most the command timeout), then edited.
+
+        Raises:
+            KalshiSubscriptionError: closed, refused, or a subscribe in flight did not end in time.
+        """
         self._check_live(state)
         drop = set(tickers)
-        for chunk in list(state.chunks):
-            if chunk.markets is None or chunk.sid is None:
+        deadline = asyncio.get_running_loop().time() + self._commands.timeout
+        while True:
+            pending = again = False
+            for chunk in list(state.chunks):
+                if chunk.markets is None or chunk not in state.chunks:
+                    continue
+                mine = [t for t in chunk.markets if t in drop]
+                if not mine:
+                    continue
+                if chunk in self._issuing:
+                    pending = True
+                    continue
+                if self._live(chunk):
+                    try:
+                        await self._remove_live(state, chunk, mine, drop)
+                    except KalshiSubscriptionError:
+                        if self._live(chunk):
+                            raise
+                        again = True  # the connection dropped meanwhile: this chunk is narrowed locally next
+                        continue
+                else:
+                    chunk.markets = [t for t in chunk.markets if t not in drop]
+                    if not chunk.markets:
+                        state.chunks.remove(chunk)
+                if state.books is not None:
+                    for ticker in mine:
+                        state.books.remove(ticker)
+                state.stale.difference_update(mine)
+            if again:
                 continue
-            mine = [t for t in chunk.markets if t in drop]
-            if not mine:
-                continue
-            if len(mine) == len(chunk.markets):
-                await self._commands.request(self._proto.send_unsubscribe([chunk.sid]))
-                self._router.unbind(chunk.sid)
+            if not pending:
+                return
+            try:
+                await self._wait(state, deadline, lambda: not any(c in self._issuing for c in state.chunks))
+            except TimeoutError:
+                still = sorted(drop.intersection(state.markets))
+                raise KalshiSubscriptionError(
+                    f"remove_markets: {still} not removed: their server subscription was still being made after"
+                    f" {self._commands.timeout} s; the subscription covers {state.markets}"
+                ) from None
+
+    async def _remove_live(self, state: SubscriptionState, chunk: Chunk, mine: list[str], drop: set[str]) -> None:
+        assert chunk.sid is not None and chunk.markets is not None
+        if len(mine) == len(chunk.markets):
+            sid = chunk.sid
+            await self._commands.request(self._proto.send_unsubscribe([sid]))
+            self._router.unbind(sid)
+            if chunk in state.chunks:
                 state.chunks.remove(chunk)
-            else:
-                cmd_id = self._proto.send_update_subscription(chunk.sid, "delete_markets", market_tickers=mine)
-                # Left as the answer is read: a gap later in the same read must not re-snapshot them.
-                await self._commands.request(cmd_id, on_confirmed=_keeping(chunk, drop))
-            if state.books is not None:
-                for ticker in mine:
-                    state.books.remove(ticker)
-            state.stale.difference_update(mine)
+        else:
+            cmd_id = self._proto.send_update_subscription(chunk.sid, "delete_markets", market_tickers=mine)
+            # Left as the answer is read: a gap later in the same read must not re-snapshot them.
+            await self._commands.request(cmd_id, on_confirmed=_keeping(chunk, drop))
+
+    def _live(self, chunk: Chunk) -> bool:
+        """The chunk's sid is a server subscription on the current connection."""
+        commands = self._commands
+        return chunk.sid is not None and chunk.connection == commands.connection_id and commands.connected
+
+    def _settled(self, chunk: Chunk) -> bool:
+        """Nothing to wait for: the chunk is not being subscribed and is not awaiting a reconnect's resubscribe."""
+        commands = self._commands
+        return chunk not in self._issuing and commands.connected and chunk.connection == commands.connection_id
+
+    async def _wait(self, state: SubscriptionState, deadline: float, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready()`` (re-checked whenever a subscribe ends); TimeoutError at ``deadline``.
+
+        Raises:
+            KalshiSubscriptionError: the subscription or the session ended meanwhile.
+            TimeoutError: ``deadline`` (loop time) passed.
+        """
+        loop = asyncio.get_running_loop()
+        while not ready():
+            self._check_live(state)
+            if self.closing:
+                raise KalshiSubscriptionError("the session closed before the edit could be applied")
+            if loop.time() >= deadline:
+                raise TimeoutError
+            changed = self._changed
+            async with asyncio.timeout_at(deadline):
+                await changed.wait()
+        self._check_live(state)
+
+    def _pulse(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def request_snapshot(self, state: SubscriptionState, tickers: list[str] | None) -> None:
         self._check_live(state)
@@ -316,12 +444,14 @@ class SubscriptionEditor:
         self._router.forget(state)
         state.active = False
         state.queue.close()
+        self._pulse()
 
     def close_all(self) -> None:
         """The session ends: every iterator ends after what it holds."""
         self.closing = True
         for state in list(self.states.values()):
             state.queue.close()
+        self._pulse()
 
     def forget_all(self) -> None:
         for state in list(self.states.values()):

@@ -81,11 +81,12 @@ class SubscriptionStats:
 class Chunk:
     """One server subscription under a logical one: its markets and, while connected, its sid."""
 
-    __slots__ = ("markets", "sid")
+    __slots__ = ("connection", "markets", "sid")
 
     def __init__(self, markets: list[str] | None) -> None:
         self.markets = markets  # None: the channel's whole feed (no market filter)
         self.sid: int | None = None
+        self.connection = 0  # CommandChannel.connection_id of the connection that gave ``sid`` (0: none yet)
 
     def __repr__(self) -> str:
         count = "all" if self.markets is None else len(self.markets)
@@ -315,16 +316,31 @@ class Subscription(Generic[T]):
     async def add_markets(self, tickers: Sequence[str]) -> None:
         """Add markets (``update_subscription`` ``add_markets``), splitting under the per-subscription limit.
 
+        Returns once the server confirmed them. Across reconnects: while the connection is down, or the
+        reconnect's resubscribe has not yet resubscribed this subscription, the call waits for it (at most the
+        client's command timeout) and then adds the markets to the new server subscriptions. If the connection
+        drops while the command is in flight, the call goes on after the resubscribe the same way. Nothing is
+        ever silently skipped: every later reconnect subscribes exactly the markets confirmed so far.
+
         Raises:
-            KalshiSubscriptionError: the subscription is closed, or the server refused.
+            KalshiSubscriptionError: the subscription is closed, the server refused, or the subscription was not
+                resubscribed within the command timeout (nothing added; the message lists what it covers).
         """
         await self._edits.add_markets(self._state, list(tickers))
 
     async def remove_markets(self, tickers: Sequence[str]) -> None:
         """Remove markets (``update_subscription`` ``delete_markets``).
 
+        Returns once no server subscription on the current connection carries them any more, and every later
+        reconnect subscribes without them. Across reconnects: a server subscription that the connection lost
+        (down, or not yet resubscribed by the reconnect) is narrowed locally, so the resubscribe leaves the
+        markets out; one being subscribed right now is waited for (at most the client's command timeout) and
+        then edited on the server. An edit whose command was in flight when the connection dropped is applied
+        to the resubscribe the same way. Messages already queued are still delivered.
+
         Raises:
-            KalshiSubscriptionError: the subscription is closed, or the server refused.
+            KalshiSubscriptionError: the subscription is closed, the server refused, or a subscribe in flight
+                did not end within the command timeout (the message lists what the subscription covers).
         """
         await self._edits.remove_markets(self._state, list(tickers))
 
