@@ -314,64 +314,29 @@ class BookBuilder:
         self.stats.entries += len(entries)
         self._last_id = (last[0], last_n)
         changed: dict[str, None] = {}
-        # The usual delta (in seq order, for a book built from this sid, a price and size seen before) is applied
-        # inline; anything else goes through _delta, which decides the same from scratch (nothing is changed
-        # before it is called: a rejected apply_delta changes nothing).
-        seqs = self._seq
-        books = self._books
-        sources = self._source
-        prices = _PRICES
-        sizes = _DELTAS
         decode = _FRAME.decode
-        applied = 0
         key: tuple[str, int] = ("", -1)
-        try:
-            for entry in entries:
-                frame = entry.frame
-                if frame is None:
-                    self._control(entry.stored)
-                    continue
-                try:
-                    decoded = decode(frame)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    decoded = decode_frame(frame)
-                sid = decoded.sid
-                if sid is None:
-                    continue
-                conn = entry.conn or ""
-                if sid != key[1] or conn != key[0]:
-                    key = (conn, sid)
-                if decoded.type != "orderbook_delta":
-                    ticker = self.apply_decoded(decoded, frame, conn)
-                    if ticker is not None:
-                        changed[ticker] = None
-                    continue
-                seq = decoded.seq
-                body = decoded.msg
-                if (
-                    seq is not None
-                    and body is not None
-                    and seqs.get(key, seq - 1) == seq - 1
-                    and (ticker := body.market_ticker).__class__ is str
-                    and sources.get(ticker) == key
-                    and (book := books.get(ticker)) is not None
-                    and book.has_snapshot
-                    and (price_text := body.price_dollars).__class__ is str
-                    and (price := prices.get(price_text)) is not None
-                    and (size_text := body.delta_fp).__class__ is str
-                    and (units := sizes.get(size_text)) is not None
-                    and ((clock := body.clock) is None or clock.__class__ is int)
-                    and book.apply_delta(body.side, price, units, seq=seq, clock=clock) is _APPLIED
-                ):
-                    seqs[key] = seq
-                    applied += 1
-                    changed[ticker] = None
-                    continue
-                ticker = self._delta(body, key, seq)
-                if ticker is not None:
-                    changed[ticker] = None
-        finally:
-            self.stats.deltas += applied
+        for entry in entries:
+            frame = entry.frame
+            if frame is None:
+                self._control(entry.stored)
+                continue
+            try:
+                decoded = decode(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                decoded = decode_frame(frame)
+            sid = decoded.sid
+            if sid is None:
+                continue
+            conn = entry.conn or ""
+            if sid != key[1] or conn != key[0]:
+                key = (conn, sid)  # one key per run of entries of a sid
+            if decoded.type == "orderbook_delta":
+                ticker = self._delta(decoded.msg, key, decoded.seq)
+            else:
+                ticker = self.apply_decoded(decoded, frame, conn)
+            if ticker is not None:
+                changed[ticker] = None
         return list(changed)
 
     def _apply_each(self, entries: Sequence[RelayEntry]) -> list[str]:
@@ -433,8 +398,7 @@ class BookBuilder:
         return [t for t, source in self._source.items() if source == key]
 
     def _delta(self, body: FrameFields | None, key: tuple[str, int], seq: int | None) -> str | None:
-        # The usual delta (as in apply_entries): in seq order, for a book built from this sid, a price and size
-        # seen before. Anything else, or a rejected apply_delta (which changes nothing), takes the full checks.
+        # The usual delta: in seq order, for a book built from this sid, a price and size seen before. Anything else, or a rejected apply_delta (which changes nothing), takes the full checks.
         if seq is not None and body is not None and self._seq.get(key, seq - 1) == seq - 1:
             ticker = body.market_ticker
             if ticker.__class__ is str and self._source.get(ticker) == key:
